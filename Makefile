@@ -1,0 +1,47 @@
+# meshtune — `make run` and `make test` do all setup on a fresh Debian + Node 20 machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+NODE_BIN := node_modules/.bin
+APT_PKGS := clang llvm libbpf-dev bpftool iptables libelf-dev zlib1g-dev pkg-config iproute2 prometheus
+ESBUILD_NODE := --bundle --platform=node --format=esm --target=node20 --packages=external
+
+.PHONY: deps sysdeps build run test test-unit bench integration clean typecheck
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+deps: node_modules/.stamp
+
+# Debian packages the BPF build, tests and benches need; installed only when missing.
+sysdeps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing) >/tmp/meshtune-apt.log 2>&1 \
+	  || { tail -20 /tmp/meshtune-apt.log; echo "apt-get install failed:$$missing"; exit 1; }; fi
+
+build/meshtune.mjs: deps $(shell find controller -name '*.ts')
+	$(NODE_BIN)/esbuild controller/main.ts $(ESBUILD_NODE) --outfile=$@ --log-level=warning
+	chmod +x $@
+
+build: build/meshtune.mjs
+
+typecheck: deps
+	$(NODE_BIN)/tsc -p .
+
+run: build
+	node build/meshtune.mjs recommend --access-log samples/bookinfo/access.log --catalog samples/bookinfo/catalog.json
+
+build/test/.stamp: deps $(shell find controller test -name '*.ts')
+	rm -rf build/test
+	$(NODE_BIN)/esbuild $$(find test -name '*.test.ts') $(ESBUILD_NODE) --outdir=build/test --out-extension:.js=.mjs --log-level=warning
+	touch $@
+
+test-unit: build build/test/.stamp
+	$(NODE_BIN)/uvu build/test '\.test\.mjs$$'
+
+test: typecheck test-unit
+
+bench: build
+	node bench/accesslog.mjs
+
+clean:
+	rm -rf build

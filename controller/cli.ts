@@ -1,0 +1,44 @@
+// meshtune command line (kubectl/istioctl style). Exit codes: 0 ok, 1 runtime error, 2 usage error.
+import { Command, CommanderError, Option } from "commander";
+import { recommend } from "./commands/recommend.js";
+import { UserError } from "./errors.js";
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+const csv = (v: string) => v.split(",").map((s) => s.trim()).filter(Boolean);
+
+export function buildCli(): Command {
+  const program = new Command("meshtune")
+    .description("Service-mesh performance tuner for Istio")
+    .version("0.1.0")
+    .exitOverride()
+    .configureOutput({ outputError: (s, write) => write(s.split("\n")[0] + "\n") });
+
+  program.command("recommend")
+    .description("learn dependencies from access logs / filter reports and print scoped Sidecar resources")
+    .option("--access-log <file>", "Istio access log (TEXT or JSON, optionally kubectl --prefix); '-' for stdin; repeatable", collect, [])
+    .option("--reports <dir>", "directory of saved filter reports (report v1 JSON)")
+    .option("--namespace <ns>", "only generate for this namespace")
+    .option("--workload <ns/name>", "attribute unprefixed lines to this workload, and only generate for it")
+    .option("--default-namespace <ns>", "namespace for pods whose namespace cannot be inferred", "default")
+    .addOption(new Option("-o, --output <format>", "output format").choices(["yaml", "json"]).default("yaml"))
+    .option("--out-dir <dir>", "write one file per workload instead of stdout")
+    .option("--catalog <file>", "`kubectl get svc,serviceentries -A -o json` output, for the savings estimate")
+    .option("--report <file>", "write the report here instead of stderr")
+    .option("--always-include <hosts>", "egress hosts every Sidecar keeps", csv, ["istio-system/*"])
+    .option("--cluster-domain <domain>", "Kubernetes cluster domain", "cluster.local")
+    .action(async (o) => recommend({ ...o, accessLog: o.accessLog }));
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildCli().parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof UserError) { process.stderr.write(`meshtune: ${e.message}\n`); return e.exitCode; }
+    process.stderr.write(`meshtune: ${(e as Error)?.message ?? String(e)}\n`);
+    return 1;
+  }
+}

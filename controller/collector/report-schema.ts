@@ -1,0 +1,80 @@
+// Filter → collector report v1 (ARCHITECTURE.md), validated with JSON Schema (ajv).
+// Limits make hostile reports cheap to reject: bounded arrays, strings and numbers.
+import { Ajv } from "ajv";
+import { BUCKETS, BOUNDS_ID } from "../model/histogram.js";
+
+export const MAX_REPORT_BYTES = 1 << 20;
+export const MAX_EDGES = 5_000;
+
+const str = (max = 512) => ({ type: "string", maxLength: max });
+const count = { type: "integer", minimum: 0, maximum: 1e12 };
+
+export const reportSchema = {
+  type: "object",
+  required: ["v", "proxy", "window", "edges"],
+  properties: {
+    v: { const: 1 },
+    proxy: {
+      type: "object",
+      required: ["workload", "namespace"],
+      properties: {
+        workload: { type: "string", minLength: 1, maxLength: 253, pattern: "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$" },
+        namespace: { type: "string", minLength: 1, maxLength: 63, pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" },
+        pod: str(253), node: str(253), mesh: str(253),
+      },
+    },
+    window: {
+      type: "object", required: ["startMs", "endMs"],
+      properties: { startMs: count, endMs: count },
+    },
+    edges: {
+      type: "array", maxItems: MAX_EDGES,
+      items: {
+        type: "object", required: ["dir", "cluster", "count"],
+        properties: {
+          dir: { enum: ["outbound", "inbound"] },
+          cluster: str(), authority: str(), proto: str(32),
+          count, err4xx: count, err5xx: count,
+          latency: {
+            type: "object", required: ["bounds", "buckets"],
+            properties: {
+              bounds: { const: BOUNDS_ID },
+              buckets: { type: "array", minItems: BUCKETS, maxItems: BUCKETS, items: count },
+              sumUs: count,
+            },
+          },
+        },
+      },
+    },
+    unknown: {
+      type: "array", maxItems: 1_000,
+      items: {
+        type: "object", required: ["cluster", "dst", "count"],
+        properties: { cluster: { enum: ["PassthroughCluster", "BlackHoleCluster"] }, dst: str(64), authority: str(), sni: str(), count },
+      },
+    },
+    dropped: { type: "object", properties: { edges: count, reports: count } },
+  },
+} as const;
+
+export interface ReportV1 {
+  v: 1;
+  proxy: { workload: string; namespace: string; pod?: string; node?: string; mesh?: string };
+  window: { startMs: number; endMs: number };
+  edges: { dir: "outbound" | "inbound"; cluster: string; authority?: string; proto?: string; count: number; err4xx?: number; err5xx?: number;
+    latency?: { bounds: string; buckets: number[]; sumUs?: number } }[];
+  unknown?: { cluster: "PassthroughCluster" | "BlackHoleCluster"; dst: string; authority?: string; sni?: string; count: number }[];
+  dropped?: { edges?: number; reports?: number };
+}
+
+const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
+const check = ajv.compile(reportSchema);
+
+/** Reason a parsed value is not a valid v1 report ("" when valid), as a short reason code + detail. */
+export function validateReport(v: unknown): { ok: true; report: ReportV1 } | { ok: false; reason: string; detail: string } {
+  if (v && typeof v === "object" && "v" in v && (v as { v: unknown }).v !== 1)
+    return { ok: false, reason: "version", detail: `unsupported report version ${JSON.stringify((v as { v: unknown }).v)} (want 1)` };
+  if (check(v)) return { ok: true, report: v as unknown as ReportV1 };
+  const e = check.errors?.[0];
+  return { ok: false, reason: "schema", detail: `${e?.instancePath || "/"} ${e?.message ?? "invalid"}` };
+}

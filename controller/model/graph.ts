@@ -1,0 +1,116 @@
+// The dependency graph every source feeds (access logs, filter reports, Prometheus):
+// workload (namespace/name) → edges (Istio cluster, timings) and unknown destinations.
+// Bounded: hostile input cannot grow it without limit; what does not fit is counted.
+import { BUCKETS } from "./histogram.js";
+import { isEgressGatewayHost, parseCluster, stripPort } from "./cluster-name.js";
+
+export type Direction = "outbound" | "inbound";
+
+export interface Stats {
+  count: number;
+  err4xx: number;
+  err5xx: number;
+  buckets: number[]; // meshtune-v1 latency histogram
+  sumUs: number;
+  firstSeenMs: number;
+  lastSeenMs: number;
+}
+
+export interface Edge extends Stats {
+  dir: Direction;
+  cluster: string;
+  authority: string;
+  proto: string;
+}
+
+export interface UnknownDest extends Stats {
+  kind: "passthrough" | "blackhole";
+  dst: string;       // original destination ip:port
+  authority: string;
+  sni: string;
+  proto: string;
+}
+
+export interface Limits { maxWorkloads: number; maxEdgesPerWorkload: number; maxUnknownPerWorkload: number }
+export const DEFAULT_LIMITS: Limits = { maxWorkloads: 100_000, maxEdgesPerWorkload: 10_000, maxUnknownPerWorkload: 1_000 };
+
+export function emptyStats(atMs: number): Stats {
+  return { count: 0, err4xx: 0, err5xx: 0, buckets: new Array(BUCKETS).fill(0), sumUs: 0, firstSeenMs: atMs, lastSeenMs: atMs };
+}
+
+export function mergeStats(into: Stats, from: Stats): void {
+  into.count += from.count;
+  into.err4xx += from.err4xx;
+  into.err5xx += from.err5xx;
+  into.sumUs += from.sumUs;
+  for (let i = 0; i < BUCKETS; i++) into.buckets[i] += from.buckets[i] ?? 0;
+  if (from.firstSeenMs < into.firstSeenMs) into.firstSeenMs = from.firstSeenMs;
+  if (from.lastSeenMs > into.lastSeenMs) into.lastSeenMs = from.lastSeenMs;
+}
+
+export class WorkloadNode {
+  readonly edges = new Map<string, Edge>();
+  readonly unknown = new Map<string, UnknownDest>();
+  readonly pods = new Set<string>();
+  labels: Record<string, string> | null = null;
+  constructor(readonly namespace: string, readonly name: string) {}
+  get key(): string { return `${this.namespace}/${this.name}`; }
+}
+
+/** Edge identity: the cluster, plus the original authority for egress-gateway traffic. */
+export function edgeKey(dir: Direction, cluster: string, authority: string): string {
+  const c = parseCluster(cluster);
+  return c.kind === "outbound" && isEgressGatewayHost(c.host) ? `${dir}|${cluster}#${stripPort(authority)}` : `${dir}|${cluster}`;
+}
+
+export class Graph {
+  readonly nodes = new Map<string, WorkloadNode>();
+  readonly dropped = { workloads: 0, edges: 0, unknown: 0 };
+  constructor(readonly limits: Limits = DEFAULT_LIMITS) {}
+
+  node(namespace: string, name: string): WorkloadNode | null {
+    const key = `${namespace}/${name}`;
+    let n = this.nodes.get(key);
+    if (!n) {
+      if (this.nodes.size >= this.limits.maxWorkloads) { this.dropped.workloads++; return null; }
+      n = new WorkloadNode(namespace, name);
+      this.nodes.set(key, n);
+    }
+    return n;
+  }
+
+  addEdge(n: WorkloadNode, e: Omit<Edge, keyof Stats>, s: Stats): void {
+    const k = edgeKey(e.dir, e.cluster, e.authority);
+    let cur = n.edges.get(k);
+    if (!cur) {
+      if (n.edges.size >= this.limits.maxEdgesPerWorkload) { this.dropped.edges++; return; }
+      cur = { ...e, ...emptyStats(s.firstSeenMs) };
+      n.edges.set(k, cur);
+    }
+    if (!cur.authority && e.authority) cur.authority = e.authority;
+    mergeStats(cur, s);
+  }
+
+  addUnknown(n: WorkloadNode, u: Omit<UnknownDest, keyof Stats>, s: Stats): void {
+    const k = `${u.kind}|${u.dst}|${u.authority || u.sni}`;
+    let cur = n.unknown.get(k);
+    if (!cur) {
+      if (n.unknown.size >= this.limits.maxUnknownPerWorkload) { this.dropped.unknown++; return; }
+      cur = { ...u, ...emptyStats(s.firstSeenMs) };
+      n.unknown.set(k, cur);
+    }
+    mergeStats(cur, s);
+  }
+
+  /** Merge another graph (e.g. one input file) into this one. */
+  merge(other: Graph): void {
+    for (const o of other.nodes.values()) {
+      const n = this.node(o.namespace, o.name);
+      if (!n) continue;
+      for (const p of o.pods) n.pods.add(p);
+      n.labels ??= o.labels;
+      for (const e of o.edges.values()) this.addEdge(n, e, e);
+      for (const u of o.unknown.values()) this.addUnknown(n, u, u);
+    }
+  }
+}

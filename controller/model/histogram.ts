@@ -1,0 +1,28 @@
+// Latency histogram "meshtune-v1": a fixed 1-2-5 log scale in microseconds, shared
+// with the Wasm filter (filter/assembly/bounds.ts) so histograms merge bucket by bucket.
+// Bucket i counts samples <= BOUNDS_US[i]; the last bucket is the overflow.
+export const BOUNDS_ID = "meshtune-v1";
+export const BOUNDS_US = [
+  100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000,
+  1_000_000, 2_000_000, 5_000_000, 10_000_000,
+];
+export const BUCKETS = BOUNDS_US.length + 1;
+
+export function bucketOf(us: number): number {
+  let i = 0;
+  while (i < BOUNDS_US.length && us > BOUNDS_US[i]) i++;
+  return i;
+}
+
+/** Quantile estimate (upper bound of the bucket holding it), in microseconds. */
+export function quantileUs(buckets: number[], q: number): number {
+  const total = buckets.reduce((a, b) => a + b, 0);
+  if (total === 0) return 0;
+  const rank = Math.ceil(total * q);
+  let seen = 0;
+  for (let i = 0; i < buckets.length; i++) {
+    seen += buckets[i];
+    if (seen >= rank) return i < BOUNDS_US.length ? BOUNDS_US[i] : Infinity;
+  }
+  return Infinity;
+}

@@ -1,0 +1,70 @@
+// Human-readable report: what was learned, what was skipped and why, what the mesh does
+// not know, and the savings estimate. Goes to stderr or --report FILE, never to stdout.
+import { stringify } from "yaml";
+import type { GenerateResult } from "./sidecar/generate.js";
+import type { Savings, XdsSize } from "./sidecar/savings.js";
+
+export interface InputSummary { name: string; lines: number; records: number; bytes: number; skipped: Record<string, number> }
+
+export interface ReportData {
+  inputs: InputSummary[];
+  inferred: Map<string, string>;
+  result: GenerateResult;
+  savings: Savings[] | null;
+  dropped: { workloads: number; edges: number; unknown: number };
+}
+
+const fmt = (n: number) => n.toLocaleString("en-US");
+
+function sizeTotals(rows: Savings[], side: "before" | "after"): XdsSize {
+  const t: XdsSize = { clusters: 0, listeners: 0, routes: 0, virtualHosts: 0, endpoints: 0 };
+  for (const r of rows) for (const k of Object.keys(t) as (keyof XdsSize)[]) t[k] += r[side][k];
+  return t;
+}
+
+export function renderReport(d: ReportData): string {
+  const out: string[] = ["# meshtune report"];
+  for (const i of d.inputs) {
+    const sk = Object.entries(i.skipped).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${fmt(n)}`);
+    out.push(`input ${i.name}: ${fmt(i.lines)} lines, ${fmt(i.records)} access-log entries` + (sk.length ? `, skipped: ${sk.join(", ")}` : ""));
+    if (i.records === 0) out.push(`  warning: ${i.name} holds no access-log entries`);
+  }
+  if (d.dropped.workloads + d.dropped.edges + d.dropped.unknown > 0)
+    out.push(`graph limits reached, dropped: workloads ${d.dropped.workloads}, edges ${d.dropped.edges}, unknown ${d.dropped.unknown}`);
+  if (d.inferred.size) out.push(`namespaces inferred from inbound mTLS SNI: ${[...d.inferred].map(([p, ns]) => `${p}→${ns}`).join(", ")}`);
+  out.push(`sidecars generated: ${d.result.sidecars.length}`);
+  for (const g of d.result.gatewaysSkipped) out.push(`gateway skipped: ${g} (gateways ignore Sidecar resources)`);
+  const unk = d.result.unregistered;
+  if (unk.length) {
+    out.push("", "## destinations outside the mesh registry");
+    for (const u of unk) {
+      const what = u.kind === "blackhole" ? "BLOCKED (BlackHoleCluster)" : "unregistered (PassthroughCluster)";
+      out.push(`${u.workload} → ${u.dst}${u.authority ? ` authority=${u.authority}` : ""}${u.sni ? ` sni=${u.sni}` : ""}: ${what}, ${fmt(u.count)} requests/connections`);
+    }
+    const seen = new Set<string>();
+    const suggestions = unk.filter((u) => u.suggestion && !seen.has(u.suggestion.spec.hosts[0] + u.workload) && seen.add(u.suggestion.spec.hosts[0] + u.workload));
+    if (suggestions.length) {
+      out.push("", "suggested ServiceEntries (review before applying):");
+      for (const u of suggestions) out.push("---", stringify(u.suggestion).trimEnd());
+    }
+  }
+  if (d.savings) {
+    out.push("", "## savings estimate (model, see README 'Savings model'; not a measurement)");
+    out.push("workload                                  clusters        listeners      endpoints");
+    for (const s of d.savings) out.push(row(s.workload, s.before, s.after));
+    if (d.savings.length) {
+      const b = sizeTotals(d.savings, "before"), a = sizeTotals(d.savings, "after");
+      out.push(row("TOTAL (all generated sidecars)", b, a));
+    }
+  }
+  return out.join("\n") + "\n";
+}
+
+function cell(b: number, a: number): string {
+  const p = b === 0 ? 0 : (100 * (b - a)) / b;
+  return `${b}→${a} (-${p.toFixed(0)}%)`.padEnd(15);
+}
+
+function row(name: string, b: XdsSize, a: XdsSize): string {
+  return `${name.padEnd(40)}  ${cell(b.clusters, a.clusters)} ${cell(b.listeners, a.listeners)} ${cell(b.endpoints, a.endpoints)}`;
+}

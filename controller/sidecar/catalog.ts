@@ -1,0 +1,54 @@
+// Service catalog from `kubectl get svc,serviceentries[,endpoints] -A -o json`:
+// what a proxy receives by default (every visible service port) for the savings estimate.
+export interface CatalogPort { port: number; http: boolean }
+export interface CatalogService {
+  namespace: string;
+  host: string;
+  vip: boolean;          // has a cluster IP / addresses (TCP listeners are per VIP)
+  ports: CatalogPort[];
+  endpoints: number;     // per port; from Endpoints when present, else 1 (documented assumption)
+  exportTo: string[];    // [] = everywhere
+}
+
+const HTTP_PREFIX = /^(http|http2|grpc|grpc-web)(-|$)/i;
+
+function isHttp(name: string | undefined, protocol: string | undefined, appProtocol: string | undefined): boolean {
+  if (appProtocol) return /^(http|http2|grpc|grpc-web|kubernetes\.io\/h2c)$/i.test(appProtocol);
+  if (protocol && /^(HTTP|HTTP2|GRPC|GRPC-WEB)$/i.test(protocol)) return true;
+  return HTTP_PREFIX.test(name ?? "");
+}
+
+interface K8sList { items?: unknown[] }
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export function parseCatalog(json: unknown, clusterDomain = "cluster.local"): CatalogService[] {
+  const list = json as K8sList;
+  if (!list || !Array.isArray(list.items)) throw new Error("catalog is not a Kubernetes List (no items array)");
+  const endpoints = new Map<string, number>();
+  for (const it of list.items as Obj[]) {
+    if (it?.kind !== "Endpoints") continue;
+    let n = 0;
+    for (const s of it.subsets ?? []) n += (s.addresses ?? []).length;
+    endpoints.set(`${it.metadata?.namespace}/${it.metadata?.name}`, n);
+  }
+  const out: CatalogService[] = [];
+  for (const it of list.items as Obj[]) {
+    const ns = it?.metadata?.namespace ?? "default";
+    if (it?.kind === "Service") {
+      const name = it.metadata?.name;
+      if (!name) continue;
+      const ports: CatalogPort[] = (it.spec?.ports ?? []).map((p: Obj) => ({ port: Number(p.port), http: isHttp(p.name, undefined, p.appProtocol) }));
+      const exportTo = it.metadata?.annotations?.["networking.istio.io/exportTo"];
+      out.push({
+        namespace: ns, host: `${name}.${ns}.svc.${clusterDomain}`, vip: it.spec?.clusterIP !== "None", ports,
+        endpoints: endpoints.get(`${ns}/${name}`) ?? 1, exportTo: exportTo ? String(exportTo).split(",") : [],
+      });
+    } else if (it?.kind === "ServiceEntry") {
+      const ports: CatalogPort[] = (it.spec?.ports ?? []).map((p: Obj) => ({ port: Number(p.number), http: isHttp(p.name, p.protocol, undefined) }));
+      const eps = Math.max(1, (it.spec?.endpoints ?? []).length);
+      for (const h of it.spec?.hosts ?? [])
+        out.push({ namespace: ns, host: h, vip: (it.spec?.addresses ?? []).length > 0, ports, endpoints: eps, exportTo: it.spec?.exportTo ?? [] });
+    }
+  }
+  return out;
+}
