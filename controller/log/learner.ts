@@ -81,34 +81,35 @@ export class AccessLogLearner {
 
   private record(b: PodBuffer, r: AccessRecord): void {
     const at = Number.isNaN(r.startMs) ? Date.now() : r.startMs;
-    const s: Stats = emptyStats(at);
-    s.count = 1;
-    if (r.code >= 400 && r.code < 500) s.err4xx = 1;
-    else if (r.code >= 500) s.err5xx = 1;
     const us = Math.max(0, Math.round(r.durationMs * 1000));
-    s.sumUs = us;
-    s.buckets[bucketOf(us)] = 1;
     const c = parseCluster(r.cluster);
     const proto = r.protocol || "TCP";
     switch (c.kind) {
       case "outbound":
-        this.scratch.addEdge(b.node, { dir: "outbound", cluster: r.cluster, authority: r.authority, proto }, s);
+        this.scratch.observe(b.node, { dir: "outbound", cluster: r.cluster, authority: r.authority, proto }, r.code, us, at);
         return;
       case "inbound": {
         // The SNI (mTLS) or an old-style inbound cluster names the serving service: its namespace.
         const host = r.sni ? parseCluster(r.sni).host : c.host;
         const ns = host ? hostNamespace(host, this.opts.clusterDomain) : null;
         if (ns) b.nsVotes.set(ns, (b.nsVotes.get(ns) ?? 0) + 1);
-        this.scratch.addEdge(b.node, { dir: "inbound", cluster: r.cluster, authority: r.authority, proto }, s);
+        this.scratch.observe(b.node, { dir: "inbound", cluster: r.cluster, authority: r.authority, proto }, r.code, us, at);
         return;
       }
       case "passthrough":
-      case "blackhole":
+      case "blackhole": {
+        const s: Stats = emptyStats(at);
+        s.count = 1;
+        if (r.code >= 500) s.err5xx = 1;
+        else if (r.code >= 400) s.err4xx = 1;
+        s.sumUs = us;
+        s.buckets[bucketOf(us)] = 1;
         this.scratch.addUnknown(b.node, {
           kind: c.kind, dst: r.upstreamHost || r.downstreamLocal, authority: r.authority, sni: r.sni,
           proto: r.method ? "HTTP" : r.sni ? "TLS" : "TCP",
         }, s);
         return;
+      }
       default:
         this.skipped["other-cluster"]++;
     }

@@ -13,57 +13,67 @@ import { type AccessRecord, dash, num } from "./record.js";
 
 const QUOTE = 34, SPACE = 32, LBRACK = 91;
 
-interface Tok { s: string; q: boolean }
+// Token boundaries go into reused typed arrays: no per-token allocation on the hot path;
+// only the fields meshtune needs are sliced out.
+const MAX_TOK = 64;
+const ts = new Int32Array(MAX_TOK), te = new Int32Array(MAX_TOK), tq = new Uint8Array(MAX_TOK);
 
-/** Split into bare, "quoted" (may hold spaces) and [bracketed] tokens. */
-function tokenize(line: string): Tok[] | null {
-  const out: Tok[] = [];
+/** Split into bare, "quoted" (may hold spaces) and a leading [bracketed] token; returns the count or -1. */
+function tokenize(line: string): number {
   const n = line.length;
-  let i = 0;
+  let i = 0, k = 0;
   while (i < n) {
     const c = line.charCodeAt(i);
     if (c === SPACE || c === 9 || c === 13) { i++; continue; }
-    if (c === QUOTE) {
-      const end = line.indexOf('"', i + 1);
-      if (end < 0) return null;
-      out.push({ s: line.slice(i + 1, end), q: true });
-      i = end + 1;
-    } else if (c === LBRACK && out.length === 0) {
-      const end = line.indexOf("]", i + 1);
-      if (end < 0) return null;
-      out.push({ s: line.slice(i + 1, end), q: false });
+    if (k === MAX_TOK) return -1;
+    if (c === QUOTE || (c === LBRACK && k === 0)) {
+      const end = line.indexOf(c === QUOTE ? '"' : "]", i + 1);
+      if (end < 0) return -1;
+      ts[k] = i + 1; te[k] = end; tq[k] = c === QUOTE ? 1 : 0;
       i = end + 1;
     } else {
       let j = i + 1;
-      while (j < n && line.charCodeAt(j) !== SPACE && line.charCodeAt(j) !== 9 && line.charCodeAt(j) !== 13) j++;
-      out.push({ s: line.slice(i, j), q: false });
+      for (; j < n; j++) { const d = line.charCodeAt(j); if (d === SPACE || d === 9 || d === 13) break; }
+      ts[k] = i; te[k] = j; tq[k] = 0;
       i = j;
     }
+    k++;
   }
-  return out;
+  return k;
+}
+
+// Timestamps share their leading seconds with neighbouring lines: parse those once.
+let lastSec = "", lastSecMs = NaN;
+function parseTime(s: string): number {
+  // 2026-11-20T10:00:03.796Z
+  if (s.length >= 20 && s.charCodeAt(19) === 46 /* . */ && s.charCodeAt(s.length - 1) === 90 /* Z */) {
+    const sec = s.slice(0, 19);
+    if (sec !== lastSec) { lastSec = sec; lastSecMs = Date.parse(sec + "Z"); }
+    const frac = s.slice(20, s.length - 1);
+    return lastSecMs + Math.floor(Number(frac) / 10 ** (frac.length - 3));
+  }
+  return Date.parse(s);
 }
 
 /** Parse one TEXT line; null when the line is not an Istio access-log entry. */
 export function parseText(line: string): AccessRecord | null {
-  if (line.charCodeAt(0) !== LBRACK || line.charCodeAt(line.indexOf("]") + 1) !== SPACE) return null;
-  const t = tokenize(line);
-  if (!t || t.length < 14 || !t[1].q) return null;
-  const startMs = Date.parse(t[0].s);
+  if (line.charCodeAt(0) !== LBRACK) return null;
+  const n = tokenize(line);
+  if (n < 14 || tq[1] !== 1) return null;
+  const tok = (k: number) => line.slice(ts[k], te[k]);
+  const startMs = parseTime(tok(0));
   if (Number.isNaN(startMs)) return null;
-  const req = t[1].s.split(" ");
+  const req = tok(1).split(" ");
   if (req.length !== 3) return null;
-  // Find the upstream-host quote: the last quoted token.
+  // The upstream-host quote is the last quoted token; the four before it are quoted too.
   let uh = -1;
-  for (let k = t.length - 1; k > 1; k--) if (t[k].q) { uh = k; break; }
-  if (uh < 6) return null;
-  for (let k = uh - 4; k < uh; k++) if (!t[k].q) return null;
-  const tail = t.slice(uh + 1);
-  if (tail.length < 4 || tail.some((x) => x.q)) return null;
+  for (let k = n - 1; k > 1; k--) if (tq[k]) { uh = k; break; }
+  if (uh < 7 || n - uh - 1 < 4) return null;
+  for (let k = uh - 4; k < uh; k++) if (!tq[k]) return null;
   // Bare numeric fields before XFF: ... BYTES_RECEIVED BYTES_SENT DURATION UPSTREAM_SERVICE_TIME
-  const durTok = t[uh - 6];
-  if (!durTok || durTok.q) return null;
-  const codeTok = t[2];
-  const code = codeTok.s === "-" ? 0 : Number(codeTok.s);
+  if (tq[uh - 6]) return null;
+  const codeTok = tok(2);
+  const code = codeTok === "-" ? 0 : Number(codeTok);
   if (!Number.isInteger(code)) return null;
   const isTcp = req[0] === "-";
   return {
@@ -71,12 +81,12 @@ export function parseText(line: string): AccessRecord | null {
     method: isTcp ? "" : req[0],
     protocol: dash(req[2]),
     code,
-    flags: t[3] && !t[3].q ? t[3].s : "-",
-    durationMs: num(durTok.s),
-    authority: dash(t[uh - 1].s),
-    upstreamHost: dash(t[uh].s),
-    cluster: dash(tail[0].s),
-    downstreamLocal: dash(tail[2].s),
-    sni: dash(tail[4]?.s),
+    flags: tq[3] ? "-" : tok(3),
+    durationMs: num(tok(uh - 6)),
+    authority: dash(tok(uh - 1)),
+    upstreamHost: dash(tok(uh)),
+    cluster: dash(tok(uh + 1)),
+    downstreamLocal: dash(tok(uh + 3)),
+    sni: uh + 5 < n ? dash(tok(uh + 5)) : "",
   };
 }

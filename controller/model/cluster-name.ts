@@ -17,7 +17,20 @@ const SPECIAL: Record<string, ClusterKind> = {
   BlackHoleCluster: "blackhole",
 };
 
+// Cluster names repeat on nearly every line of a log: memoise, bounded.
+const memo = new Map<string, ClusterRef>();
+const MEMO_MAX = 50_000;
+
 export function parseCluster(name: string): ClusterRef {
+  let r = memo.get(name);
+  if (r) return r;
+  r = parseClusterUncached(name);
+  if (memo.size >= MEMO_MAX) memo.clear();
+  memo.set(name, r);
+  return r;
+}
+
+function parseClusterUncached(name: string): ClusterRef {
   const special = SPECIAL[name];
   if (special) return { kind: special, port: 0, subset: "", host: "" };
   let parts = name.split("|");

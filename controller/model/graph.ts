@@ -1,7 +1,7 @@
 // The dependency graph every source feeds (access logs, filter reports, Prometheus):
 // workload (namespace/name) → edges (Istio cluster, timings) and unknown destinations.
 // Bounded: hostile input cannot grow it without limit; what does not fit is counted.
-import { BUCKETS } from "./histogram.js";
+import { BUCKETS, bucketOf } from "./histogram.js";
 import { isEgressGatewayHost, parseCluster, stripPort } from "./cluster-name.js";
 
 export type Direction = "outbound" | "inbound";
@@ -89,6 +89,24 @@ export class Graph {
     }
     if (!cur.authority && e.authority) cur.authority = e.authority;
     mergeStats(cur, s);
+  }
+
+  /** One request/connection, counted in place (the hot path of the access-log learner). */
+  observe(n: WorkloadNode, e: Omit<Edge, keyof Stats>, code: number, us: number, atMs: number): void {
+    const k = edgeKey(e.dir, e.cluster, e.authority);
+    let cur = n.edges.get(k);
+    if (!cur) {
+      if (n.edges.size >= this.limits.maxEdgesPerWorkload) { this.dropped.edges++; return; }
+      cur = { ...e, ...emptyStats(atMs) };
+      n.edges.set(k, cur);
+    }
+    cur.count++;
+    if (code >= 500) cur.err5xx++;
+    else if (code >= 400) cur.err4xx++;
+    cur.sumUs += us;
+    cur.buckets[bucketOf(us)]++;
+    if (atMs < cur.firstSeenMs) cur.firstSeenMs = atMs;
+    if (atMs > cur.lastSeenMs) cur.lastSeenMs = atMs;
   }
 
   addUnknown(n: WorkloadNode, u: Omit<UnknownDest, keyof Stats>, s: Stats): void {

@@ -21,7 +21,7 @@ const pods = {
   reviews1: "reviews-v1-545db77b95-9qv2w", reviews2: "reviews-v2-7bf8c9648f-2lcgn", reviews3: "reviews-v3-84779c7bbc-m8w9s",
   ratings: "ratings-v1-7dc98c7588-zj5cz", mongodb: "mongodb-v1-6b5f67bb8d-r6tcz",
   frontend: "frontend-v1-5d8f7c9b6d-h2k4p", cart: "cart-v1-66c7d8f9b4-q7xw2", payments: "payments-v1-7c9f8d6b5c-t4mzn",
-  redis: "redis-0", gw: "istio-ingressgateway-5c8d7f6b4-abc12",
+  redis: "redis-0", gw: "istio-ingressgateway-5c8d7f6b4-x9kqz",
 };
 const ip = (n) => `10.244.1.${n}`;
 const lines = [];

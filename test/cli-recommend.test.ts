@@ -1,0 +1,107 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { mkdtempSync, writeFileSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseAllDocuments } from "yaml";
+import { meshtune } from "./helpers/cli.js";
+import * as L from "./fixtures/lines.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "meshtune-cli-"));
+const SAMPLE = ["--access-log", "samples/bookinfo/access.log"];
+
+test("bundled sample: YAML Sidecars on stdout, report on stderr", () => {
+  const r = meshtune(["recommend", ...SAMPLE, "--catalog", "samples/bookinfo/catalog.json"]);
+  assert.is(r.code, 0, r.stderr);
+  const docs = parseAllDocuments(r.stdout).map((d) => d.toJS());
+  assert.is(docs.length, 10);
+  const pp = docs.find((d) => d.metadata.name === "productpage-v1");
+  assert.equal(pp.spec.egress[0].hosts, ["bookinfo/details.bookinfo.svc.cluster.local", "bookinfo/reviews.bookinfo.svc.cluster.local", "istio-system/*"]);
+  assert.match(r.stderr, /gateway skipped: istio-system\/istio-ingressgateway/);
+  assert.match(r.stderr, /142\.250\.74\.10:443 sni=www\.googleapis\.com: unregistered/);
+  assert.match(r.stderr, /BLOCKED \(BlackHoleCluster\)/);
+  assert.match(r.stderr, /TOTAL \(all generated sidecars\)/);
+  assert.match(r.stderr, /skipped: not-access-log 13/);
+});
+
+test("-o json prints a kubectl List; --namespace filters", () => {
+  const r = meshtune(["recommend", ...SAMPLE, "-o", "json", "--namespace", "shop"]);
+  assert.is(r.code, 0, r.stderr);
+  const list = JSON.parse(r.stdout);
+  assert.is(list.kind, "List");
+  assert.equal(list.items.map((i: any) => i.metadata.name), ["cart-v1", "frontend-v1", "payments-v1"]);
+});
+
+test("--out-dir writes one file per workload; --report writes the report", () => {
+  const dir = join(tmp, "out");
+  const rep = join(tmp, "report.txt");
+  const r = meshtune(["recommend", ...SAMPLE, "--out-dir", dir, "--report", rep]);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, "");
+  assert.ok(readdirSync(dir).includes("bookinfo.productpage-v1.yaml"));
+  assert.is(readdirSync(dir).length, 10);
+  assert.match(readFileSync(rep, "utf8"), /sidecars generated: 10/);
+});
+
+test("stdin with --workload attribution", () => {
+  const r = meshtune(["recommend", "--access-log", "-", "--workload", "bookinfo/productpage-v1"], [L.TEXT_1_9, L.TEXT_TCP, ""].join("\n"));
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /bookinfo\/details\.bookinfo\.svc\.cluster\.local/);
+  assert.match(r.stdout, /bookinfo\/mongodb\.bookinfo\.svc\.cluster\.local/);
+});
+
+const oneLine = (s: string) => s.trim().split("\n").length === 1 && !/\n\s+at /.test(s);
+
+test("missing file: exit 1, one line naming it", () => {
+  const r = meshtune(["recommend", "--access-log", "/nonexistent/x.log"]);
+  assert.is(r.code, 1);
+  assert.is(r.stderr.trim(), "meshtune: --access-log /nonexistent/x.log: no such file");
+});
+
+test("unreadable path (a directory): one line", () => {
+  const r = meshtune(["recommend", "--access-log", tmp]);
+  assert.is(r.code, 1);
+  assert.ok(oneLine(r.stderr), r.stderr);
+  assert.match(r.stderr, /is a directory/);
+});
+
+test("empty file: one line, exit 1, no stack", () => {
+  const f = join(tmp, "empty.log");
+  writeFileSync(f, "");
+  const r = meshtune(["recommend", "--access-log", f]);
+  assert.is(r.code, 1);
+  assert.ok(oneLine(r.stderr), r.stderr);
+  assert.match(r.stderr, /no access-log entries or reports found in .*empty\.log/);
+});
+
+test("binary garbage, a 10 MB line and truncated JSON beside good lines: good lines kept", () => {
+  const f = join(tmp, "mixed.log");
+  const garbage = Buffer.from(Array.from({ length: 8192 }, (_, i) => (i * 31 + 7) % 256));
+  writeFileSync(f, Buffer.concat([
+    Buffer.from(L.prefixed("productpage-v1-6987489c74-6fgz8", L.TEXT_1_9) + "\n"), garbage, Buffer.from("\n"),
+    Buffer.alloc(10 << 20, 0x41), Buffer.from("\n"),
+    Buffer.from(L.prefixed("cart-v1-66c7d8f9b4-q7xw2", L.JSON_LINE) + "\n"),
+    Buffer.from(L.prefixed("cart-v1-66c7d8f9b4-q7xw2", L.JSON_LINE.slice(0, 70))),
+  ]));
+  const r = meshtune(["recommend", "--access-log", f, "-o", "json"]);
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).items.map((i: any) => i.metadata.name), ["cart-v1", "productpage-v1"]);
+  assert.match(r.stderr, /too-long 1/);
+  assert.match(r.stderr, /malformed-json 1/);
+});
+
+test("usage errors exit 2 with one line", () => {
+  const r = meshtune(["recommend"]);
+  assert.is(r.code, 2);
+  assert.ok(oneLine(r.stderr), r.stderr);
+  const b = meshtune(["recommend", "--access-log", "x", "-o", "xml"]);
+  assert.is(b.code, 2);
+  assert.match(b.stderr, /xml/);
+  assert.ok(oneLine(b.stderr));
+  const c = meshtune(["recommend", "--access-log", "samples/bookinfo/access.log", "--catalog", "samples/bookinfo/access.log"]);
+  assert.is(c.code, 1);
+  assert.match(c.stderr, /^meshtune: --catalog samples\/bookinfo\/access.log: /);
+  assert.ok(oneLine(c.stderr));
+});
+
+test.run();
