@@ -22,7 +22,15 @@ build/meshtune.mjs: deps $(shell find controller -name '*.ts')
 	$(NODE_BIN)/esbuild controller/main.ts $(ESBUILD_NODE) --outfile=$@ --log-level=warning
 	chmod +x $@
 
-build: build/meshtune.mjs
+# The Wasm filter (AssemblyScript 0.14 + proxy-runtime 0.1.8), its sha256 for the WasmPlugin,
+# and a no-op filter on the same runtime as the bench baseline.
+build/meshtune-filter.wasm: deps asconfig.json $(wildcard filter/assembly/*.ts)
+	$(NODE_BIN)/asc filter/assembly/index.ts --target release 2>&1 | { grep -E "ERROR|error" -A4 && exit 1 || true; }
+	sha256sum $@ | cut -d' ' -f1 > $@.sha256
+build/noop-filter.wasm: deps asconfig.json filter/noop/index.ts
+	$(NODE_BIN)/asc filter/noop/index.ts --target noop 2>&1 | { grep -E "ERROR|error" -A4 && exit 1 || true; }
+
+build: build/meshtune.mjs build/meshtune-filter.wasm build/noop-filter.wasm
 
 typecheck: deps
 	$(NODE_BIN)/tsc -p .

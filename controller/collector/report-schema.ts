@@ -8,6 +8,7 @@ export const MAX_EDGES = 5_000;
 
 const str = (max = 512) => ({ type: "string", maxLength: max });
 const count = { type: "integer", minimum: 0, maximum: 1e12 };
+const epochMs = { type: "integer", minimum: 0, maximum: 1e13 };
 
 export const reportSchema = {
   type: "object",
@@ -25,7 +26,7 @@ export const reportSchema = {
     },
     window: {
       type: "object", required: ["startMs", "endMs"],
-      properties: { startMs: count, endMs: count },
+      properties: { startMs: epochMs, endMs: epochMs },
     },
     edges: {
       type: "array", maxItems: MAX_EDGES,
@@ -34,7 +35,7 @@ export const reportSchema = {
         properties: {
           dir: { enum: ["outbound", "inbound"] },
           cluster: str(), authority: str(), proto: str(32),
-          count, err4xx: count, err5xx: count,
+          count, err4xx: count, err5xx: count, flagged: count,
           latency: {
             type: "object", required: ["bounds", "buckets"],
             properties: {
@@ -61,7 +62,7 @@ export interface ReportV1 {
   v: 1;
   proxy: { workload: string; namespace: string; pod?: string; node?: string; mesh?: string };
   window: { startMs: number; endMs: number };
-  edges: { dir: "outbound" | "inbound"; cluster: string; authority?: string; proto?: string; count: number; err4xx?: number; err5xx?: number;
+  edges: { dir: "outbound" | "inbound"; cluster: string; authority?: string; proto?: string; count: number; err4xx?: number; err5xx?: number; flagged?: number;
     latency?: { bounds: string; buckets: number[]; sumUs?: number } }[];
   unknown?: { cluster: "PassthroughCluster" | "BlackHoleCluster"; dst: string; authority?: string; sni?: string; count: number }[];
   dropped?: { edges?: number; reports?: number };

@@ -1,0 +1,69 @@
+// Collector: POST /v1/reports from the filters, merged into the shared graph. A bad report
+// gets a 4xx with a one-line reason and is counted by reason; it never touches the graph.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { Counter, Registry } from "prom-client";
+import type { Graph } from "../model/graph.js";
+import { MAX_REPORT_BYTES, validateReport } from "./report-schema.js";
+import { mergeReport } from "./merge-report.js";
+
+export type RejectReason = "method" | "content-type" | "oversize" | "malformed-json" | "version" | "schema";
+
+export class Collector {
+  readonly received: Counter;
+  readonly rejected: Counter<"reason">;
+  constructor(readonly graph: Graph, readonly registry: Registry = new Registry(), readonly maxBytes = MAX_REPORT_BYTES) {
+    this.received = new Counter({ name: "meshtune_reports_received_total", help: "Filter reports accepted into the graph", registers: [registry] });
+    this.rejected = new Counter({ name: "meshtune_reports_rejected_total", help: "Filter reports rejected, by reason", labelNames: ["reason"], registers: [registry] });
+  }
+
+  /** Validate and merge one report body; returns null on success or [status, reason, detail]. */
+  ingest(body: string): [number, RejectReason, string] | null {
+    let v: unknown;
+    try { v = JSON.parse(body); } catch (e) { return [400, "malformed-json", `malformed JSON: ${(e as Error).message}`]; }
+    const r = validateReport(v);
+    if (!r.ok) return [400, r.reason as RejectReason, r.detail];
+    mergeReport(this.graph, r.report);
+    return null;
+  }
+
+  handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = req.url ?? "/";
+    if (url === "/metrics" && req.method === "GET") {
+      this.registry.metrics().then((m) => { res.writeHead(200, { "content-type": this.registry.contentType }); res.end(m); });
+      return;
+    }
+    if (url !== "/v1/reports") { res.writeHead(404).end("not found\n"); return; }
+    if (req.method !== "POST") return this.reject(res, 405, "method", `method ${req.method} not allowed; use POST`);
+    if (!/^application\/json\b/.test(req.headers["content-type"] ?? "")) return this.reject(res, 415, "content-type", "content-type must be application/json");
+    const declared = Number(req.headers["content-length"] ?? 0);
+    if (declared > this.maxBytes) { req.resume(); return this.reject(res, 413, "oversize", `report of ${declared} bytes exceeds ${this.maxBytes}`); }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on("data", (c: Buffer) => {
+      if (done) return;
+      size += c.length;
+      if (size > this.maxBytes) { done = true; chunks.length = 0; req.resume(); this.reject(res, 413, "oversize", `report exceeds ${this.maxBytes} bytes`); return; }
+      chunks.push(c);
+    });
+    req.on("end", () => {
+      if (done) return;
+      done = true;
+      const err = this.ingest(Buffer.concat(chunks).toString("utf8"));
+      if (err) return this.reject(res, err[0], err[1], err[2]);
+      this.received.inc();
+      res.writeHead(202, { "content-type": "application/json" }).end('{"accepted":true}\n');
+    });
+    req.on("error", () => { done = true; });
+  };
+
+  private reject(res: ServerResponse, status: number, reason: RejectReason, detail: string): void {
+    this.rejected.inc({ reason });
+    if (!res.headersSent) res.writeHead(status, { "content-type": "text/plain", connection: "close" }).end(`${reason}: ${detail.split("\n")[0]}\n`);
+  }
+
+  listen(port: number, host = "0.0.0.0"): Promise<Server> {
+    const s = createServer(this.handle);
+    return new Promise((resolve, reject) => { s.once("error", reject); s.listen(port, host, () => resolve(s)); });
+  }
+}

@@ -1,0 +1,184 @@
+// meshtune HTTP filter: on every request's log phase, fold (cluster, code, duration) into
+// the root context's edge table; on tick, POST a report to the collector. Every hook returns
+// Continue: the filter never pauses, delays or fails a request.
+import {
+  RootContext, Context, Counter, Headers, HeaderPair, LogLevelValues, WasmResultValues, log,
+} from "@solo-io/proxy-runtime";
+import { set_tick_period_milliseconds } from "@solo-io/proxy-runtime/runtime";
+import { Config, parseConfig } from "./config";
+import { Edge, Table, Unknown } from "./edges";
+import { Identity, renderReport } from "./report";
+import { headerValue, nowMs, path2, path3, pluginConfig, propInt, propString } from "./host";
+
+// Property paths (Envoy attributes), encoded once.
+const P_CLUSTER = path2("xds", "cluster_name");
+const P_CODE = path2("response", "code");
+const P_FLAGS = path2("response", "flags");
+const P_DURATION = path2("request", "duration");
+const P_HOST = path2("request", "host");
+const P_PROTOCOL = path2("request", "protocol");
+const P_UPSTREAM = path2("upstream", "address");
+const P_DESTINATION = path2("destination", "address");
+const P_WORKLOAD = path3("node", "metadata", "WORKLOAD_NAME");
+const P_NAMESPACE = path3("node", "metadata", "NAMESPACE");
+const P_POD = path3("node", "metadata", "NAME");
+const P_NODE = path3("node", "metadata", "NODE_NAME");
+const P_MESH = path3("node", "metadata", "MESH_ID");
+const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
+const MAX_BACKOFF_TICKS: u32 = 32;
+
+export class MeshtuneRoot extends RootContext {
+  config: Config = new Config();
+  table: Table = new Table();
+  inflight: Table | null = null;
+  id: Identity | null = null;
+  droppedEdges: u64 = 0;
+  failedReports: u64 = 0;
+  backoff: u32 = 0;   // ticks to wait after a failure, doubling up to MAX_BACKOFF_TICKS
+  skip: u32 = 0;
+  sent: Counter = new Counter("meshtune_reports_sent");
+  failed: Counter = new Counter("meshtune_reports_failed");
+  dropped: Counter = new Counter("meshtune_edges_dropped");
+
+  createContext(context_id: u32): Context { return new MeshtuneStream(context_id, this); }
+
+  onConfigure(configuration_size: u32): bool {
+    const r = parseConfig(pluginConfig(configuration_size));
+    if (r.error != "") log(LogLevelValues.error, "meshtune: invalid pluginConfig, using defaults: " + r.error);
+    this.config = r.config;
+    set_tick_period_milliseconds(this.config.flushIntervalMs);
+    return true; // never reject: the defaults keep the proxy serving
+  }
+
+  record(cluster: string, code: i64, us: u64, flagged: bool): void {
+    const t = this.table;
+    if (t.size == 0) t.startMs = nowMs();
+    if (cluster == "PassthroughCluster" || cluster == "BlackHoleCluster") {
+      // AS 0.14's reference counting mishandles string-valued ternaries: plain ifs throughout.
+      let dst = "";
+      if (cluster == "PassthroughCluster") dst = propString(P_UPSTREAM);
+      if (dst == "") dst = propString(P_DESTINATION);
+      const authority = propString(P_HOST);
+      const k = cluster + "|" + dst + "|" + authority;
+      if (t.unknown.has(k)) { t.unknown.get(k).count++; return; }
+      if (t.size >= this.config.maxEdges) { this.drop(); return; }
+      const u = new Unknown(cluster, dst, authority);
+      u.count = 1;
+      t.unknown.set(k, u);
+      t.unknownKeys.push(k);
+      return;
+    }
+    // Egress-gateway edges are kept per original authority: the Sidecar needs that host too.
+    let k = cluster;
+    let authority = "";
+    if (cluster.includes("istio-egressgateway")) { authority = propString(P_HOST); k = cluster + "#" + authority; }
+    if (t.edges.has(k)) { t.edges.get(k).observe(code, us, flagged); return; }
+    if (t.size >= this.config.maxEdges) { this.drop(); return; }
+    if (authority == "") authority = propString(P_HOST);
+    let dir = "outbound";
+    if (cluster.startsWith("inbound")) dir = "inbound";
+    const e = new Edge(dir, cluster, authority, propString(P_PROTOCOL));
+    e.observe(code, us, flagged);
+    t.edges.set(k, e);
+    t.keys.push(k);
+  }
+
+  drop(): void { this.droppedEdges++; this.dropped.increment(1); }
+
+  identity(): Identity | null {
+    if (this.id === null) {
+      const id = new Identity();
+      id.workload = propString(P_WORKLOAD);
+      id.pod = propString(P_POD);
+      if (id.workload == "") id.workload = id.pod;
+      id.namespace = propString(P_NAMESPACE);
+      id.node = propString(P_NODE);
+      id.mesh = propString(P_MESH);
+      if (id.mesh == "") id.mesh = "cluster.local";
+      if (id.workload == "" || id.namespace == "") {
+        log(LogLevelValues.error, "meshtune: node metadata lacks WORKLOAD_NAME/NAME or NAMESPACE; not reporting");
+        return null;
+      }
+      this.id = id;
+    }
+    return this.id;
+  }
+
+  onTick(): void {
+    if (this.inflight !== null) return;          // one report at a time; the host times it out
+    if (this.skip > 0) { this.skip--; return; }  // backing off after a failure
+    if (this.table.size == 0 && this.droppedEdges == 0) return;
+    const id = this.identity();
+    if (id === null) return;
+    const body = String.UTF8.encode(renderReport(id, this.table, nowMs(), this.droppedEdges, this.failedReports));
+    const headers: Headers = [];
+    headers.push(new HeaderPair(String.UTF8.encode(":method"), String.UTF8.encode("POST")));
+    headers.push(new HeaderPair(String.UTF8.encode(":path"), String.UTF8.encode("/v1/reports")));
+    headers.push(new HeaderPair(String.UTF8.encode(":authority"), String.UTF8.encode(this.config.collectorAuthority)));
+    headers.push(new HeaderPair(String.UTF8.encode("content-type"), String.UTF8.encode("application/json")));
+    this.inflight = this.table;
+    this.table = new Table();
+    const r = this.httpCall(this.config.collectorCluster, headers, body, [], this.config.timeoutMs, this, onReportResponse);
+    if (r != WasmResultValues.Ok) this.settle(false);
+  }
+
+  /** Success drops the in-flight data; failure folds it back (bounded) and backs off. */
+  settle(ok: bool): void {
+    const f = this.inflight;
+    this.inflight = null;
+    if (f === null) return;
+    if (ok) {
+      this.sent.increment(1);
+      this.droppedEdges = 0;
+      this.failedReports = 0;
+      this.backoff = 0;
+      return;
+    }
+    this.failed.increment(1);
+    this.failedReports++;
+    this.backoff = this.backoff == 0 ? 1 : (this.backoff * 2 > MAX_BACKOFF_TICKS ? MAX_BACKOFF_TICKS : this.backoff * 2);
+    this.skip = this.backoff;
+    const t = this.table;
+    if (f.startMs < t.startMs || t.size == 0) t.startMs = f.startMs;
+    for (let i = 0; i < f.keys.length; i++) {
+      const k = f.keys[i];
+      const e = f.edges.get(k);
+      if (t.edges.has(k)) t.edges.get(k).add(e);
+      else if (t.size < this.config.maxEdges) { t.edges.set(k, e); t.keys.push(k); }
+      else this.drop();
+    }
+    for (let i = 0; i < f.unknownKeys.length; i++) {
+      const k = f.unknownKeys[i];
+      const u = f.unknown.get(k);
+      if (t.unknown.has(k)) t.unknown.get(k).count += u.count;
+      else if (t.size < this.config.maxEdges) { t.unknown.set(k, u); t.unknownKeys.push(k); }
+      else this.drop();
+    }
+  }
+}
+
+function onReportResponse(origin: Context, headers: u32, body_size: usize, trailers: u32): void {
+  const root = changetype<MeshtuneRoot>(origin);
+  let status = "";
+  if (headers != 0) status = headerValue(HTTP_CALL_RESPONSE_HEADERS, ":status");
+  const ok = status.length == 3 && status.charCodeAt(0) == 50; // 2xx
+  if (!ok) {
+    let why = " (no response)";
+    if (status != "") why = " (status " + status + ")";
+    log(LogLevelValues.warn, "meshtune: report to collector failed" + why);
+  }
+  root.settle(ok);
+}
+
+export class MeshtuneStream extends Context {
+  constructor(context_id: u32, root: MeshtuneRoot) { super(context_id, root); }
+
+  onLog(): void {
+    const cluster = propString(P_CLUSTER);
+    if (cluster == "") return; // local reply with no upstream: nothing to learn
+    const code = propInt(P_CODE, 0);
+    const ns = propInt(P_DURATION, 0);
+    const flags = propInt(P_FLAGS, 0);
+    changetype<MeshtuneRoot>(this.root_context).record(cluster, code, <u64>(ns < 0 ? 0 : ns / 1000), flags != 0);
+  }
+}

@@ -1,0 +1,34 @@
+// Drive the real filter (.wasm built by asc) through the proxy-wasm test host.
+import { join } from "node:path";
+import { HostBuilder, type ProxyHost } from "../proxywasm/host.js";
+import type { PropValue } from "../proxywasm/abi.js";
+import { ROOT } from "./cli.js";
+
+export const FILTER_WASM = join(ROOT, "build", "meshtune-filter.wasm");
+export const NOOP_WASM = join(ROOT, "build", "noop-filter.wasm");
+
+export const PRODUCTPAGE = { WORKLOAD_NAME: "productpage-v1", NAMESPACE: "bookinfo", NAME: "productpage-v1-6987489c74-6fgz8", NODE_NAME: "node-a", MESH_ID: "cluster.local" };
+
+export function filterHost(config: object | string = {}, md: Record<string, string> = PRODUCTPAGE, wasm = FILTER_WASM): ProxyHost {
+  const h = new HostBuilder().wasmFile(wasm).nodeMetadata(md).pluginConfig(config).build();
+  h.start();
+  return h;
+}
+
+/** One request as Envoy would present it at log time. */
+export function request(cluster: string, o: { code?: number; ms?: number; host?: string; proto?: string; upstream?: string; destination?: string; flags?: number; grpc?: boolean } = {}) {
+  const properties: Record<string, PropValue> = {
+    "xds.cluster_name": cluster,
+    "response.code": o.code ?? 200,
+    "response.flags": o.flags ?? 0,
+    "request.duration": BigInt(Math.round((o.ms ?? 3) * 1e6)),
+    "request.host": o.host ?? "",
+    "request.protocol": o.proto ?? "HTTP/1.1",
+  };
+  if (o.upstream) properties["upstream.address"] = o.upstream;
+  if (o.destination) properties["destination.address"] = o.destination;
+  const ct = o.grpc ? "application/grpc" : "application/json";
+  return { properties, requestHeaders: [[":method", o.grpc ? "POST" : "GET"], [":path", "/"], [":authority", o.host ?? ""], ["content-type", ct]] as [string, string][], responseHeaders: [[":status", String(o.code ?? 200)], ["content-type", ct]] as [string, string][] };
+}
+
+export const bodyOf = (h: ProxyHost, i = -1) => JSON.parse(new TextDecoder().decode(h.callouts.at(i)!.body));
