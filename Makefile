@@ -18,16 +18,16 @@ sysdeps:
 	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing) >/tmp/meshtune-apt.log 2>&1 \
 	  || { tail -20 /tmp/meshtune-apt.log; echo "apt-get install failed:$$missing"; exit 1; }; fi
 
-build/meshtune.mjs: deps $(shell find controller -name '*.ts')
+build/meshtune.mjs: $(shell find controller -name '*.ts') | node_modules/.stamp
 	$(NODE_BIN)/esbuild controller/main.ts $(ESBUILD_NODE) --outfile=$@ --log-level=warning
 	chmod +x $@
 
 # The Wasm filter (AssemblyScript 0.14 + proxy-runtime 0.1.8), its sha256 for the WasmPlugin,
 # and a no-op filter on the same runtime as the bench baseline.
-build/meshtune-filter.wasm: deps asconfig.json $(wildcard filter/assembly/*.ts)
+build/meshtune-filter.wasm: asconfig.json $(wildcard filter/assembly/*.ts) | node_modules/.stamp
 	$(NODE_BIN)/asc filter/assembly/index.ts --target release 2>&1 | { grep -E "ERROR|error" -A4 && exit 1 || true; }
 	sha256sum $@ | cut -d' ' -f1 > $@.sha256
-build/noop-filter.wasm: deps asconfig.json filter/noop/index.ts
+build/noop-filter.wasm: asconfig.json filter/noop/index.ts | node_modules/.stamp
 	$(NODE_BIN)/asc filter/noop/index.ts --target noop 2>&1 | { grep -E "ERROR|error" -A4 && exit 1 || true; }
 
 build: build/meshtune.mjs build/meshtune-filter.wasm build/noop-filter.wasm
@@ -38,7 +38,7 @@ typecheck: deps
 run: build
 	node build/meshtune.mjs recommend --access-log samples/bookinfo/access.log --catalog samples/bookinfo/catalog.json
 
-build/test/.stamp: deps $(shell find controller test -name '*.ts')
+build/test/.stamp: $(shell find controller test -name '*.ts') | node_modules/.stamp
 	rm -rf build/test
 	$(NODE_BIN)/esbuild $$(find test -name '*.test.ts') $(ESBUILD_NODE) --outdir=build/test --out-extension:.js=.mjs --log-level=warning
 	touch $@
@@ -49,6 +49,8 @@ test-unit: build build/test/.stamp
 test: typecheck test-unit
 
 bench: build
+	$(NODE_BIN)/esbuild bench/filter.ts $(ESBUILD_NODE) --outfile=build/bench/filter.mjs --log-level=warning
+	node build/bench/filter.mjs
 	node bench/accesslog.mjs
 
 clean:

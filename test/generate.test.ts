@@ -28,8 +28,9 @@ test("workload name from pod name", () => {
 });
 
 test("cluster names: pipe form, SNI form, specials", () => {
-  assert.equal(parseCluster("outbound|9080|v1|reviews.default.svc.cluster.local"), { kind: "outbound", port: 9080, subset: "v1", host: "reviews.default.svc.cluster.local" });
-  assert.equal(parseCluster("outbound_.9080_.v1_.reviews.default.svc.cluster.local"), { kind: "outbound", port: 9080, subset: "v1", host: "reviews.default.svc.cluster.local" });
+  assert.equal(parseCluster("outbound|9080|v1|reviews.default.svc.cluster.local"), { kind: "outbound", port: 9080, subset: "v1", host: "reviews.default.svc.cluster.local", egressGateway: false });
+  assert.equal(parseCluster("outbound_.9080_.v1_.reviews.default.svc.cluster.local"), { kind: "outbound", port: 9080, subset: "v1", host: "reviews.default.svc.cluster.local", egressGateway: false });
+  assert.ok(parseCluster("outbound|443||istio-egressgateway.istio-system.svc.cluster.local").egressGateway);
   assert.is(parseCluster("inbound|9080||").kind, "inbound");
   assert.is(parseCluster("InboundPassthroughClusterIpv4").kind, "inbound");
   assert.is(parseCluster("PassthroughCluster").kind, "passthrough");

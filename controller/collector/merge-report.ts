@@ -1,7 +1,6 @@
 // Merge a validated report into the shared dependency graph.
 import type { ReportV1 } from "./report-schema.js";
 import { type Graph, emptyStats } from "../model/graph.js";
-import { BUCKETS } from "../model/histogram.js";
 
 export function mergeReport(g: Graph, r: ReportV1): void {
   const n = g.node(r.proxy.namespace, r.proxy.workload);
@@ -14,7 +13,7 @@ export function mergeReport(g: Graph, r: ReportV1): void {
     s.count = e.count;
     s.err4xx = e.err4xx ?? 0;
     s.err5xx = e.err5xx ?? 0;
-    if (e.latency) { s.buckets = e.latency.buckets.slice(0, BUCKETS); s.sumUs = e.latency.sumUs ?? 0; }
+    if (e.latency) { s.buckets = e.latency.buckets; s.sumUs = e.latency.sumUs ?? 0; } // schema: exactly BUCKETS
     g.addEdge(n, { dir: e.dir, cluster: e.cluster, authority: e.authority ?? "", proto: e.proto ?? "" }, s);
   }
   for (const u of r.unknown ?? []) {

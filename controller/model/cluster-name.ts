@@ -7,6 +7,7 @@ export interface ClusterRef {
   port: number;   // 0 when unknown
   subset: string;
   host: string;   // "" for inbound/specials
+  egressGateway: boolean; // outbound to an Istio egress gateway
 }
 
 const SPECIAL: Record<string, ClusterKind> = {
@@ -16,6 +17,8 @@ const SPECIAL: Record<string, ClusterKind> = {
   InboundPassthroughClusterIpv6: "inbound",
   BlackHoleCluster: "blackhole",
 };
+
+const OTHER: ClusterRef = { kind: "other", port: 0, subset: "", host: "", egressGateway: false };
 
 // Cluster names repeat on nearly every line of a log: memoise, bounded.
 const memo = new Map<string, ClusterRef>();
@@ -32,19 +35,19 @@ export function parseCluster(name: string): ClusterRef {
 
 function parseClusterUncached(name: string): ClusterRef {
   const special = SPECIAL[name];
-  if (special) return { kind: special, port: 0, subset: "", host: "" };
+  if (special) return { kind: special, port: 0, subset: "", host: "", egressGateway: false };
   let parts = name.split("|");
   if (parts.length !== 4) {
     // SNI form: outbound_.PORT_.SUBSET_.HOST
     const m = /^(outbound|inbound)_\.(\d+)_\.([^_]*)_\.(.+)$/.exec(name);
-    if (!m) return { kind: "other", port: 0, subset: "", host: "" };
+    if (!m) return OTHER;
     parts = [m[1], m[2], m[3], m[4]];
   }
   const [dir, port, subset, host] = parts;
   const p = Number(port);
   if ((dir !== "outbound" && dir !== "inbound") || !Number.isInteger(p) || p < 0 || p > 65535)
-    return { kind: "other", port: 0, subset: "", host: "" };
-  return { kind: dir, port: p, subset, host };
+    return OTHER;
+  return { kind: dir, port: p, subset, host, egressGateway: dir === "outbound" && isEgressGatewayHost(host) };
 }
 
 /** Namespace of a Kubernetes service host ("reviews.bookinfo.svc.cluster.local" → "bookinfo"), or null. */

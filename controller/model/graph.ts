@@ -2,7 +2,7 @@
 // workload (namespace/name) → edges (Istio cluster, timings) and unknown destinations.
 // Bounded: hostile input cannot grow it without limit; what does not fit is counted.
 import { BUCKETS, bucketOf } from "./histogram.js";
-import { isEgressGatewayHost, parseCluster, stripPort } from "./cluster-name.js";
+import { parseCluster, stripPort } from "./cluster-name.js";
 
 export type Direction = "outbound" | "inbound";
 
@@ -34,8 +34,24 @@ export interface UnknownDest extends Stats {
 export interface Limits { maxWorkloads: number; maxEdgesPerWorkload: number; maxUnknownPerWorkload: number }
 export const DEFAULT_LIMITS: Limits = { maxWorkloads: 100_000, maxEdgesPerWorkload: 10_000, maxUnknownPerWorkload: 1_000 };
 
+function zeros(): number[] {
+  const a: number[] = [];
+  for (let i = 0; i < BUCKETS; i++) a.push(0);
+  return a;
+}
+
 export function emptyStats(atMs: number): Stats {
-  return { count: 0, err4xx: 0, err5xx: 0, buckets: new Array(BUCKETS).fill(0), sumUs: 0, firstSeenMs: atMs, lastSeenMs: atMs };
+  return { count: 0, err4xx: 0, err5xx: 0, buckets: zeros(), sumUs: 0, firstSeenMs: atMs, lastSeenMs: atMs };
+}
+
+// Edges and unknown destinations are built with one fixed property order so the merge
+// code stays monomorphic (a spread-built object gets a different hidden class per site).
+function newEdge(e: Omit<Edge, keyof Stats>, atMs: number): Edge {
+  return { dir: e.dir, cluster: e.cluster, authority: e.authority, proto: e.proto, count: 0, err4xx: 0, err5xx: 0, buckets: zeros(), sumUs: 0, firstSeenMs: atMs, lastSeenMs: atMs };
+}
+
+function newUnknown(u: Omit<UnknownDest, keyof Stats>, atMs: number): UnknownDest {
+  return { kind: u.kind, dst: u.dst, authority: u.authority, sni: u.sni, proto: u.proto, count: 0, err4xx: 0, err5xx: 0, buckets: zeros(), sumUs: 0, firstSeenMs: atMs, lastSeenMs: atMs };
 }
 
 export function mergeStats(into: Stats, from: Stats): void {
@@ -43,7 +59,8 @@ export function mergeStats(into: Stats, from: Stats): void {
   into.err4xx += from.err4xx;
   into.err5xx += from.err5xx;
   into.sumUs += from.sumUs;
-  for (let i = 0; i < BUCKETS; i++) into.buckets[i] += from.buckets[i] ?? 0;
+  const a = into.buckets, b = from.buckets;
+  for (let i = 0; i < BUCKETS; i++) a[i] += b[i];
   if (from.firstSeenMs < into.firstSeenMs) into.firstSeenMs = from.firstSeenMs;
   if (from.lastSeenMs > into.lastSeenMs) into.lastSeenMs = from.lastSeenMs;
 }
@@ -57,10 +74,15 @@ export class WorkloadNode {
   get key(): string { return `${this.namespace}/${this.name}`; }
 }
 
-/** Edge identity: the cluster, plus the original authority for egress-gateway traffic. */
+/**
+ * Edge identity: the cluster name (it already encodes the direction: "inbound|…"/"outbound|…"),
+ * plus the original authority for egress-gateway traffic. Using the name itself as the key
+ * avoids building a string per observation on the hot paths.
+ */
 export function edgeKey(dir: Direction, cluster: string, authority: string): string {
   const c = parseCluster(cluster);
-  return c.kind === "outbound" && isEgressGatewayHost(c.host) ? `${dir}|${cluster}#${stripPort(authority)}` : `${dir}|${cluster}`;
+  if (c.egressGateway) return `${cluster}#${stripPort(authority)}`;
+  return c.kind === dir ? cluster : `${dir}>${cluster}`;
 }
 
 export class Graph {
@@ -84,7 +106,7 @@ export class Graph {
     let cur = n.edges.get(k);
     if (!cur) {
       if (n.edges.size >= this.limits.maxEdgesPerWorkload) { this.dropped.edges++; return; }
-      cur = { ...e, ...emptyStats(s.firstSeenMs) };
+      cur = newEdge(e, s.firstSeenMs);
       n.edges.set(k, cur);
     }
     if (!cur.authority && e.authority) cur.authority = e.authority;
@@ -97,7 +119,7 @@ export class Graph {
     let cur = n.edges.get(k);
     if (!cur) {
       if (n.edges.size >= this.limits.maxEdgesPerWorkload) { this.dropped.edges++; return; }
-      cur = { ...e, ...emptyStats(atMs) };
+      cur = newEdge(e, atMs);
       n.edges.set(k, cur);
     }
     cur.count++;
@@ -114,7 +136,7 @@ export class Graph {
     let cur = n.unknown.get(k);
     if (!cur) {
       if (n.unknown.size >= this.limits.maxUnknownPerWorkload) { this.dropped.unknown++; return; }
-      cur = { ...u, ...emptyStats(s.firstSeenMs) };
+      cur = newUnknown(u, s.firstSeenMs);
       n.unknown.set(k, cur);
     }
     mergeStats(cur, s);

@@ -37,11 +37,14 @@ export class HostBuilder {
   property(path: string | string[], v: PropValue): this { this.props.set(propertyPath(Array.isArray(path) ? path : path.split(".")), encodeProperty(v)); return this; }
   nodeMetadata(md: Record<string, string>): this { for (const [k, v] of Object.entries(md)) this.property(["node", "metadata", k], v); return this; }
   clockMs(ms: number): this { this.startMs = ms; return this; }
+  /** Like Envoy's --component-log-level wasm:LEVEL: lower levels are dropped unread (default: record all). */
+  logLevel(level: LogLevelName): this { this.minLevel = LOG_LEVELS.indexOf(level); return this; }
+  private minLevel = 0;
 
   build(): ProxyHost {
     if (!this.module) throw new Error("HostBuilder: no wasm module");
     this.props.set(propertyPath(["plugin_root_id"]), encodeProperty(this.rootId));
-    return new ProxyHost(this.module, this.plugin, this.vm, this.props, this.startMs);
+    return new ProxyHost(this.module, this.plugin, this.vm, this.props, this.startMs, this.minLevel);
   }
 }
 
@@ -66,16 +69,13 @@ export class ProxyHost {
   /** Count of host calls by name, for tests of the harness itself and for benches. */
   readonly calls = new Map<string, number>();
 
-  constructor(module: WebAssembly.Module, private plugin: string, private vm: string, private props: Map<string, Uint8Array>, startMs: number) {
+  constructor(module: WebAssembly.Module, private plugin: string, private vm: string, private props: Map<string, Uint8Array>, startMs: number, private minLevel: number) {
     this.nowNs = BigInt(startMs) * 1_000_000n;
-    const env = this.env;
-    for (const imp of WebAssembly.Module.imports(module)) {
-      if (imp.kind !== "function") continue;
-      const impl = (this.hostFunctions() as Record<string, Function>)[imp.name];
-      if (imp.module === "env") env[imp.name] = impl ?? (() => WasmResult.Unimplemented);
-    }
+    const fns = this.hostFunctions() as Record<string, Function>;
+    for (const imp of WebAssembly.Module.imports(module))
+      if (imp.kind === "function" && imp.module === "env") this.env[imp.name] = fns[imp.name] ?? (() => WasmResult.Unimplemented);
     this.instance = new WebAssembly.Instance(module, {
-      env,
+      env: this.env,
       wasi_unstable: { proc_exit: (code: number) => { throw new Error(`wasm called proc_exit(${code}): ${this.logs.at(-1)?.message ?? ""}`); } },
       wasi_snapshot_preview1: { proc_exit: (code: number) => { throw new Error(`wasm called proc_exit(${code})`); } },
     });
@@ -96,6 +96,21 @@ export class ProxyHost {
   private get mem(): DataView { return new DataView((this.exports.memory as WebAssembly.Memory).buffer); }
   private bytes(ptr: number, len: number): Uint8Array { return new Uint8Array((this.exports.memory as WebAssembly.Memory).buffer, ptr, len); }
   private str(ptr: number, len: number): string { return this.dec.decode(this.bytes(ptr, len)); }
+  /** Property paths come from the same few module buffers on every request: memoise by address, verified by content. */
+  private pathCache = new Map<number, { bytes: Uint8Array; path: string }>();
+  private pathAt(ptr: number, len: number): string {
+    const b = this.bytes(ptr, len);
+    const hit = this.pathCache.get(ptr * 4096 + len);
+    if (hit) {
+      let same = true;
+      for (let i = 0; i < len; i++) if (hit.bytes[i] !== b[i]) { same = false; break; }
+      if (same) return hit.path;
+    }
+    const path = this.dec.decode(b);
+    if (this.pathCache.size > 1024) this.pathCache.clear();
+    this.pathCache.set(ptr * 4096 + len, { bytes: b.slice(), path });
+    return path;
+  }
   /** Copy data into a module-allocated buffer (malloc / proxy_on_memory_allocate) and return it via two out-pointers. */
   private give(data: Uint8Array, ptrPtr: number, lenPtr: number): WasmResult {
     const alloc = this.exports.proxy_on_memory_allocate ?? this.exports.malloc;
@@ -116,6 +131,7 @@ export class ProxyHost {
   private hostFunctions() {
     return {
       proxy_log: (level: number, ptr: number, len: number) => {
+        if (level < this.minLevel) return WasmResult.Ok;
         this.logs.push({ level: LOG_LEVELS[level] ?? "critical", message: this.str(ptr, len) });
         return WasmResult.Ok;
       },
@@ -123,7 +139,7 @@ export class ProxyHost {
       proxy_set_tick_period_milliseconds: (ms: number) => { this.tickPeriodMs = ms; return WasmResult.Ok; },
       proxy_get_property: (pathPtr: number, pathLen: number, ptrPtr: number, lenPtr: number) => {
         this.count("proxy_get_property");
-        const path = this.str(pathPtr, pathLen);
+        const path = this.pathAt(pathPtr, pathLen);
         const v = this.streamProps.get(this.effective)?.get(path) ?? this.props.get(path);
         return v ? this.give(v, ptrPtr, lenPtr) : WasmResult.NotFound;
       },
