@@ -32,6 +32,29 @@ build/noop-filter.wasm: asconfig.json filter/noop/index.ts | node_modules/.stamp
 
 build: build/meshtune.mjs build/meshtune-filter.wasm build/noop-filter.wasm
 
+# eBPF datapath: CO-RE object with vmlinux.h generated from this kernel's BTF, skeleton loader,
+# and the C test/bench tools. Needs the Debian toolchain (sysdeps).
+BPF_OUT := bpf/.output
+BPF_CFLAGS := -g -O2 -Wall -target bpf -D__TARGET_ARCH_x86 -I$(BPF_OUT)
+$(BPF_OUT)/vmlinux.h: | sysdeps
+	@mkdir -p $(BPF_OUT)
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+$(BPF_OUT)/meshtune.bpf.o: bpf/meshtune.bpf.c bpf/meshtune.h $(BPF_OUT)/vmlinux.h
+	clang $(BPF_CFLAGS) -c $< -o $@
+$(BPF_OUT)/meshtune.skel.h: $(BPF_OUT)/meshtune.bpf.o
+	bpftool gen skeleton $< > $@.tmp && mv $@.tmp $@
+build/meshtune-bpf: bpf/loader.c bpf/meshtune.h $(BPF_OUT)/meshtune.skel.h
+	@mkdir -p build
+	gcc -O2 -Wall -Wno-format-truncation -I$(BPF_OUT) -Ibpf $< -o $@ -lbpf -lelf -lz
+build/mtproxy: bpf/tools/mtproxy.c | sysdeps
+	@mkdir -p build
+	gcc -O2 -Wall -pthread $< -o $@
+build/mtnet: bpf/tools/mtnet.c | sysdeps
+	@mkdir -p build
+	gcc -O2 -Wall -pthread $< -o $@
+bpf: build/meshtune-bpf build/mtproxy build/mtnet
+.PHONY: bpf
+
 typecheck: deps
 	$(NODE_BIN)/tsc -p .
 
@@ -43,7 +66,7 @@ build/test/.stamp: $(shell find controller test -name '*.ts') | node_modules/.st
 	$(NODE_BIN)/esbuild $$(find test -name '*.test.ts') $(ESBUILD_NODE) --outdir=build/test --out-extension:.js=.mjs --log-level=warning
 	touch $@
 
-test-unit: build build/test/.stamp
+test-unit: build bpf build/test/.stamp
 	$(NODE_BIN)/uvu build/test '\.test\.mjs$$'
 
 test: typecheck test-unit

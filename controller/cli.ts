@@ -1,6 +1,7 @@
 // meshtune command line (kubectl/istioctl style). Exit codes: 0 ok, 1 runtime error, 2 usage error.
 import { Command, CommanderError, Option } from "commander";
 import { recommend } from "./commands/recommend.js";
+import { bpfCommand } from "./commands/bpf.js";
 import { UserError } from "./errors.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -27,6 +28,22 @@ export function buildCli(): Command {
     .option("--always-include <hosts>", "egress hosts every Sidecar keeps", csv, ["istio-system/*"])
     .option("--cluster-domain <domain>", "Kubernetes cluster domain", "cluster.local")
     .action(async (o) => recommend({ ...o, accessLog: o.accessLog }));
+
+  const bpf = program.command("bpf").description("node eBPF datapath: iptables-free redirect + sockmap splice");
+  bpf.command("load")
+    .description("load and attach to a cgroup v2 (refuses unsupported kernels and the root cgroup)")
+    .requiredOption("--cgroup <path>", "cgroup v2 directory to attach to")
+    .option("--proxy-port <n>", "sidecar outbound port", "15001")
+    .option("--proxy-uid <n>", "uid of the proxy (its own traffic is not redirected)", "1337")
+    .option("--exclude-port <n>", "destination port never redirected; repeatable", collect, [])
+    .option("--exclude-cidr <cidr>", "destination CIDR never redirected; repeatable", collect, [])
+    .action((o) => bpfCommand("load", [
+      "--cgroup", o.cgroup, "--proxy-port", o.proxyPort, "--proxy-uid", o.proxyUid,
+      ...o.excludePort.flatMap((p: string) => ["--exclude-port", p]), ...o.excludeCidr.flatMap((c: string) => ["--exclude-cidr", c]),
+    ]));
+  bpf.command("unload").description("detach and unpin; established connections keep working").action(() => bpfCommand("unload", []));
+  bpf.command("status").description("programs, attach points and per-reason counters (JSON)").action(() => bpfCommand("status", []));
+  bpf.command("probe").description("check kernel support").option("--cgroup <path>").action((o) => bpfCommand("probe", o.cgroup ? ["--cgroup", o.cgroup] : []));
 
   return program;
 }

@@ -1,0 +1,396 @@
+// SPDX-License-Identifier: GPL-2.0
+/* meshtune-bpf: load | unload | status | probe for the meshtune datapath.
+ * Programs attach to one cgroup v2 through bpf links pinned under MT_PIN_DIR, so they outlive
+ * this process and `unload` detaches exactly what `load` attached. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/utsname.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "meshtune.h"
+#include "meshtune.skel.h"
+
+static const char *reason_names[MT_REASON_MAX] = {
+	"redirected", "skipped_uid", "skipped_loopback", "skipped_excluded_port", "skipped_excluded_cidr",
+	"skipped_proxy_port", "skipped_not_tcp", "origdst_saved", "origdst_answered", "origdst_miss",
+	"sockmap_inserted", "sockmap_insert_failed", "sockmap_redirected", "sockmap_miss",
+};
+
+/* Pinned links, in attach order; the sk_msg verdict is held by the sockhash itself. */
+static const char *link_names[] = { "link_connect4", "link_connect6", "link_getsockopt", "link_sockops" };
+static const char *map_names[] = { "counters", "meta", "sock_pairs", "origdst_by_cookie", "origdst_by_peer", "excluded_ports", "excluded_cidrs" };
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static int fail(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("meshtune-bpf: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+static int silent(enum libbpf_print_level l, const char *f, va_list a) { (void)l; (void)f; (void)a; return 0; }
+
+static void pin_path(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", MT_PIN_DIR, name); }
+
+/* One-line refusal on nodes that cannot run the datapath; 0 when everything is there. */
+static int probe(const char *cgroup)
+{
+	struct utsname u;
+	struct statfs fs;
+	int major = 0, minor = 0;
+	char p[512];
+
+	if (uname(&u) == 0 && sscanf(u.release, "%d.%d", &major, &minor) == 2 && (major < 5 || (major == 5 && minor < 10)))
+		return fail("unsupported kernel %s: need >= 5.10 (cgroup getsockopt, sockhash, sk_msg)", u.release);
+	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+		return fail("unsupported kernel: no BTF at /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF)");
+	struct { enum bpf_prog_type t; const char *n; } progs[] = {
+		{ BPF_PROG_TYPE_CGROUP_SOCK_ADDR, "cgroup_sock_addr" }, { BPF_PROG_TYPE_CGROUP_SOCKOPT, "cgroup_sockopt" },
+		{ BPF_PROG_TYPE_SOCK_OPS, "sock_ops" }, { BPF_PROG_TYPE_SK_MSG, "sk_msg" },
+	};
+	for (size_t i = 0; i < N(progs); i++)
+		if (libbpf_probe_bpf_prog_type(progs[i].t, NULL) != 1)
+			return fail("unsupported kernel: BPF program type %s not available", progs[i].n);
+	struct { enum bpf_map_type t; const char *n; } maps[] = {
+		{ BPF_MAP_TYPE_SOCKHASH, "sockhash" }, { BPF_MAP_TYPE_LRU_HASH, "lru_hash" },
+		{ BPF_MAP_TYPE_LPM_TRIE, "lpm_trie" }, { BPF_MAP_TYPE_PERCPU_ARRAY, "percpu_array" },
+	};
+	for (size_t i = 0; i < N(maps); i++)
+		if (libbpf_probe_bpf_map_type(maps[i].t, NULL) != 1)
+			return fail("unsupported kernel: BPF map type %s not available", maps[i].n);
+	if (!cgroup)
+		return 0;
+	if (statfs(cgroup, &fs) != 0)
+		return fail("cgroup %s: %s", cgroup, strerror(errno));
+	if (fs.f_type != CGROUP2_SUPER_MAGIC)
+		return fail("cgroup %s is not on a cgroup v2 filesystem", cgroup);
+	/* Only non-root cgroups have cgroup.events: never attach to the root of the hierarchy. */
+	snprintf(p, sizeof(p), "%s/cgroup.events", cgroup);
+	if (access(p, F_OK) != 0)
+		return fail("refusing to attach to the root cgroup %s: pass a child cgroup", cgroup);
+	return 0;
+}
+
+static int parse_cidr(const char *s, __u32 ip[4], __u32 *plen)
+{
+	char a[64];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	int bits;
+	if (n >= sizeof(a))
+		return -1;
+	memcpy(a, s, n);
+	a[n] = 0;
+	memset(ip, 0, 16);
+	if (inet_pton(AF_INET, a, &ip[3]) == 1) {
+		ip[2] = htonl(0xffff); /* v4-mapped, as the BPF side looks it up */
+		bits = slash ? atoi(slash + 1) : 32;
+		if (bits < 0 || bits > 32)
+			return -1;
+		*plen = 96 + bits;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, a, ip) == 1) {
+		bits = slash ? atoi(slash + 1) : 128;
+		if (bits < 0 || bits > 128)
+			return -1;
+		*plen = bits;
+		return 0;
+	}
+	return -1;
+}
+
+static void unpin_all(void)
+{
+	char p[256];
+	for (size_t i = 0; i < N(link_names); i++) {
+		pin_path(p, sizeof(p), link_names[i]);
+		int fd = bpf_obj_get(p);
+		if (fd >= 0) {
+			bpf_link_detach(fd);
+			close(fd);
+		}
+		unlink(p);
+	}
+	for (size_t i = 0; i < N(map_names); i++) {
+		pin_path(p, sizeof(p), map_names[i]);
+		unlink(p);
+	}
+	pin_path(p, sizeof(p), "prog_sk_msg");
+	unlink(p);
+	rmdir(MT_PIN_DIR);
+}
+
+/* Pins need a bpffs at /sys/fs/bpf; mount one when the node has none (as Cilium does). */
+static int ensure_bpffs(void)
+{
+	struct statfs fs;
+	if (statfs("/sys/fs/bpf", &fs) == 0 && fs.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
+		return fail("/sys/fs/bpf is not a bpffs and mounting one failed: %s", strerror(errno));
+	return 0;
+}
+
+static int read_meta(struct mt_meta *m)
+{
+	char p[256];
+	__u32 k = 0;
+	pin_path(p, sizeof(p), "meta");
+	int fd = bpf_obj_get(p);
+	if (fd < 0)
+		return -1;
+	int r = bpf_map_lookup_elem(fd, &k, m);
+	close(fd);
+	return r;
+}
+
+struct load_opts {
+	const char *cgroup;
+	int proxy_port, proxy_uid;
+	int n_ports, n_cidrs;
+	int ports[64];
+	const char *cidrs[64];
+};
+
+static int cmd_load(struct load_opts *o)
+{
+	struct meshtune_bpf *skel = NULL;
+	struct bpf_link *links[4] = {};
+	struct mt_meta meta = {};
+	char real[PATH_MAX], p[256];
+	_Static_assert(MT_MAX_CGROUP_PATH == 256, "meta.cgroup size");
+	int cg = -1, err = 1;
+
+	if (!o->cgroup)
+		return fail("load needs --cgroup PATH");
+	if (!realpath(o->cgroup, real))
+		return fail("cgroup %s: %s", o->cgroup, strerror(errno));
+	if (probe(real))
+		return 1;
+	if (read_meta(&meta) == 0) {
+		if (strcmp(meta.cgroup, real) == 0) {
+			printf("{\"loaded\":true,\"already\":true,\"cgroup\":\"%s\"}\n", real);
+			return 0; /* idempotent */
+		}
+		return fail("already loaded on cgroup %s; unload first", meta.cgroup);
+	}
+	if (!getenv("MESHTUNE_BPF_DEBUG"))
+		libbpf_set_print(silent);
+	skel = meshtune_bpf__open();
+	if (!skel) {
+		fail("open BPF object: %s", strerror(errno));
+		goto out;
+	}
+	skel->rodata->proxy_port = o->proxy_port;
+	skel->rodata->proxy_uid = o->proxy_uid;
+	if (meshtune_bpf__load(skel)) {
+		fail("load BPF programs: %s (set MESHTUNE_BPF_DEBUG=1 for the verifier log)", strerror(errno));
+		goto out;
+	}
+	for (int i = 0; i < o->n_ports; i++) {
+		__u16 port = o->ports[i];
+		__u8 one = 1;
+		bpf_map__update_elem(skel->maps.excluded_ports, &port, sizeof(port), &one, 1, BPF_ANY);
+	}
+	for (int i = 0; i < o->n_cidrs; i++) {
+		struct { __u32 plen; __u32 ip[4]; } k;
+		__u8 one = 1;
+		if (parse_cidr(o->cidrs[i], k.ip, &k.plen)) {
+			fail("--exclude-cidr %s: not an IPv4/IPv6 CIDR", o->cidrs[i]);
+			goto out;
+		}
+		bpf_map__update_elem(skel->maps.excluded_cidrs, &k, sizeof(k), &one, 1, BPF_ANY);
+	}
+	snprintf(meta.cgroup, sizeof(meta.cgroup), "%s", real);
+	meta.proxy_port = o->proxy_port;
+	meta.proxy_uid = o->proxy_uid;
+	__u32 zero = 0;
+	bpf_map__update_elem(skel->maps.meta, &zero, sizeof(zero), &meta, sizeof(meta), BPF_ANY);
+
+	if (ensure_bpffs())
+		goto out;
+	if (mkdir(MT_PIN_DIR, 0700) && errno != EEXIST) {
+		fail("%s: %s (is bpffs mounted at /sys/fs/bpf?)", MT_PIN_DIR, strerror(errno));
+		goto out;
+	}
+	cg = open(real, O_RDONLY | O_DIRECTORY);
+	if (cg < 0) {
+		fail("cgroup %s: %s", real, strerror(errno));
+		goto out;
+	}
+	/* The splice verdict hangs off the sockhash; attach it before sockops fills the map. */
+	if (bpf_prog_attach(bpf_program__fd(skel->progs.mt_sk_msg), bpf_map__fd(skel->maps.sock_pairs), BPF_SK_MSG_VERDICT, 0)) {
+		fail("attach sk_msg to sockhash: %s", strerror(errno));
+		goto out;
+	}
+	struct bpf_program *progs[4] = { skel->progs.mt_connect4, skel->progs.mt_connect6, skel->progs.mt_getsockopt, skel->progs.mt_sockops };
+	for (int i = 0; i < 4; i++) {
+		links[i] = bpf_program__attach_cgroup(progs[i], cg);
+		if (!links[i]) {
+			fail("attach %s to %s: %s", bpf_program__name(progs[i]), real, strerror(errno));
+			goto out;
+		}
+		pin_path(p, sizeof(p), link_names[i]);
+		if (bpf_link__pin(links[i], p)) {
+			fail("pin %s: %s", p, strerror(errno));
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < N(map_names); i++) {
+		pin_path(p, sizeof(p), map_names[i]);
+		if (bpf_map__pin(bpf_object__find_map_by_name(skel->obj, map_names[i]), p)) {
+			fail("pin %s: %s", p, strerror(errno));
+			goto out;
+		}
+	}
+	printf("{\"loaded\":true,\"already\":false,\"cgroup\":\"%s\",\"proxyPort\":%d,\"proxyUid\":%d}\n", real, o->proxy_port, o->proxy_uid);
+	err = 0;
+out:
+	/* One cleanup path: on failure undo every pin; on success the pins keep everything alive. */
+	for (int i = 0; i < 4; i++)
+		if (links[i])
+			bpf_link__destroy(links[i]);
+	if (err && skel)
+		unpin_all();
+	if (cg >= 0)
+		close(cg);
+	meshtune_bpf__destroy(skel);
+	return err;
+}
+
+static int cmd_unload(void)
+{
+	struct stat st;
+	if (stat(MT_PIN_DIR, &st) != 0) {
+		printf("{\"loaded\":false}\n");
+		return 0;
+	}
+	unpin_all();
+	if (stat(MT_PIN_DIR, &st) == 0)
+		return fail("%s still exists after unload (unknown pins?)", MT_PIN_DIR);
+	printf("{\"loaded\":false,\"unloaded\":true}\n");
+	return 0;
+}
+
+static int cmd_status(void)
+{
+	struct mt_meta meta = {};
+	char p[256];
+	if (read_meta(&meta)) {
+		printf("{\"loaded\":false}\n");
+		return 0;
+	}
+	printf("{\"loaded\":true,\"cgroup\":\"%s\",\"proxyPort\":%u,\"proxyUid\":%u,\"programs\":[", meta.cgroup, meta.proxy_port, meta.proxy_uid);
+	for (size_t i = 0; i < N(link_names); i++) {
+		struct bpf_link_info li = {};
+		struct bpf_prog_info pi = {};
+		__u32 ll = sizeof(li), pl = sizeof(pi);
+		pin_path(p, sizeof(p), link_names[i]);
+		int fd = bpf_obj_get(p);
+		if (fd < 0 || bpf_obj_get_info_by_fd(fd, &li, &ll)) {
+			printf("%s{\"link\":\"%s\",\"attached\":false}", i ? "," : "", link_names[i]);
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		int pfd = bpf_prog_get_fd_by_id(li.prog_id);
+		if (pfd >= 0) {
+			bpf_obj_get_info_by_fd(pfd, &pi, &pl);
+			close(pfd);
+		}
+		printf("%s{\"link\":\"%s\",\"attached\":true,\"program\":\"%s\",\"progId\":%u,\"attachType\":%u,\"cgroupId\":%llu}", i ? "," : "",
+		       link_names[i], pi.name, li.prog_id, li.cgroup.attach_type, (unsigned long long)li.cgroup.cgroup_id);
+		close(fd);
+	}
+	printf("],\"counters\":{");
+	pin_path(p, sizeof(p), "counters");
+	int cfd = bpf_obj_get(p);
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *vals = calloc(ncpu > 0 ? ncpu : 1, sizeof(__u64));
+	for (__u32 r = 0; r < MT_REASON_MAX; r++) {
+		__u64 sum = 0;
+		if (cfd >= 0 && vals && bpf_map_lookup_elem(cfd, &r, vals) == 0)
+			for (int c = 0; c < ncpu; c++)
+				sum += vals[c];
+		printf("%s\"%s\":%llu", r ? "," : "", reason_names[r], (unsigned long long)sum);
+	}
+	free(vals);
+	if (cfd >= 0)
+		close(cfd);
+	printf("}}\n");
+	return 0;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: meshtune-bpf load --cgroup PATH [--proxy-port N] [--proxy-uid N] [--exclude-port N]... [--exclude-cidr CIDR]...\n"
+			"       meshtune-bpf unload | status | probe\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct load_opts o = { .proxy_port = 15001, .proxy_uid = 1337 };
+	static struct option opts[] = {
+		{ "cgroup", required_argument, 0, 'c' }, { "proxy-port", required_argument, 0, 'p' },
+		{ "proxy-uid", required_argument, 0, 'u' }, { "exclude-port", required_argument, 0, 'e' },
+		{ "exclude-cidr", required_argument, 0, 'x' }, { 0, 0, 0, 0 },
+	};
+	int c;
+	char *end;
+	if (argc < 2) {
+		usage();
+		return 2;
+	}
+	const char *cmd = argv[1];
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		long v;
+		switch (c) {
+		case 'c': o.cgroup = optarg; break;
+		case 'p': case 'u': case 'e':
+			v = strtol(optarg, &end, 10);
+			if (*end || v < 0 || (c != 'u' && (v < 1 || v > 65535))) {
+				fail("--%s %s: not a valid number", c == 'p' ? "proxy-port" : c == 'u' ? "proxy-uid" : "exclude-port", optarg);
+				return 2;
+			}
+			if (c == 'p') o.proxy_port = v;
+			else if (c == 'u') o.proxy_uid = v;
+			else if (o.n_ports < 64) o.ports[o.n_ports++] = v;
+			break;
+		case 'x':
+			if (o.n_cidrs < 64) o.cidrs[o.n_cidrs++] = optarg;
+			break;
+		default: usage(); return 2;
+		}
+	}
+	if (geteuid() != 0 && strcmp(cmd, "probe") != 0)
+		return fail("must run as root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)");
+	if (!strcmp(cmd, "load")) return cmd_load(&o);
+	if (!strcmp(cmd, "unload")) return cmd_unload();
+	if (!strcmp(cmd, "status")) return cmd_status();
+	if (!strcmp(cmd, "probe")) {
+		int r = probe(o.cgroup);
+		if (!r)
+			printf("{\"supported\":true}\n");
+		return r;
+	}
+	usage();
+	return 2;
+}

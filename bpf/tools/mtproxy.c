@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Test/bench sidecar stand-in: accepts redirected connections on 127.0.0.1 and [::1]:PORT, asks
+ * the kernel for the original destination (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST), connects
+ * there as UID (skipped by the redirect, so no loop) and relays both ways with half-close.
+ * Prints "origdst ADDR:PORT" per connection on stdout. Usage: mtproxy PORT UID */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define SO_ORIGINAL_DST 80
+#define IP6T_SO_ORIGINAL_DST 80
+
+static int listen_on(int family, int port)
+{
+	int fd = socket(family, SOCK_STREAM, 0), one = 1;
+	struct sockaddr_storage ss = {};
+	socklen_t len;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET) {
+		struct sockaddr_in *a = (void *)&ss;
+		a->sin_family = AF_INET;
+		a->sin_port = htons(port);
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		len = sizeof(*a);
+	} else {
+		struct sockaddr_in6 *a = (void *)&ss;
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(port);
+		a->sin6_addr = in6addr_loopback;
+		len = sizeof(*a);
+	}
+	if (bind(fd, (void *)&ss, len) || listen(fd, 1024)) {
+		perror("mtproxy: bind/listen");
+		exit(1);
+	}
+	return fd;
+}
+
+/* Copy until EOF on both sides, forwarding each EOF as a half-close. */
+static void relay(int a, int b)
+{
+	char buf[65536];
+	struct pollfd p[2] = { { a, POLLIN, 0 }, { b, POLLIN, 0 } };
+	int open_in[2] = { 1, 1 };
+	while (open_in[0] || open_in[1]) {
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < 2; i++) {
+			if (!open_in[i] || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			ssize_t n = read(p[i].fd, buf, sizeof(buf));
+			/* A spliced (sockmap) socket can report readable and then return EAGAIN. */
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (n <= 0) {
+				open_in[i] = 0;
+				p[i].fd = -1;
+				shutdown(p[!i].fd == -1 ? (i ? a : b) : p[!i].fd, SHUT_WR);
+				continue;
+			}
+			for (ssize_t off = 0; off < n;) {
+				ssize_t w = write(i ? a : b, buf + off, n - off);
+				if (w <= 0)
+					return;
+				off += w;
+			}
+		}
+	}
+}
+
+static void *serve(void *arg)
+{
+	int c = (int)(long)arg, up = -1;
+	struct sockaddr_storage local = {}, orig = {};
+	socklen_t ll = sizeof(local), ol = sizeof(orig);
+	char host[64];
+	getsockname(c, (void *)&local, &ll);
+	int v6 = local.ss_family == AF_INET6;
+	if (getsockopt(c, v6 ? SOL_IPV6 : SOL_IP, v6 ? IP6T_SO_ORIGINAL_DST : SO_ORIGINAL_DST, &orig, &ol)) {
+		printf("no-origdst %s\n", strerror(errno));
+		fflush(stdout);
+		close(c);
+		return NULL;
+	}
+	if (orig.ss_family == AF_INET) {
+		struct sockaddr_in *o = (void *)&orig;
+		inet_ntop(AF_INET, &o->sin_addr, host, sizeof(host));
+		printf("origdst %s:%d\n", host, ntohs(o->sin_port));
+	} else {
+		struct sockaddr_in6 *o = (void *)&orig;
+		inet_ntop(AF_INET6, &o->sin6_addr, host, sizeof(host));
+		printf("origdst [%s]:%d\n", host, ntohs(o->sin6_port));
+	}
+	fflush(stdout);
+	up = socket(orig.ss_family, SOCK_STREAM, 0);
+	if (connect(up, (void *)&orig, orig.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) == 0)
+		relay(c, up);
+	close(up);
+	close(c);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: mtproxy PORT UID\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	struct pollfd l[2] = { { listen_on(AF_INET, atoi(argv[1])), POLLIN, 0 }, { listen_on(AF_INET6, atoi(argv[1])), POLLIN, 0 } };
+	if (setgid(atoi(argv[2])) || setuid(atoi(argv[2]))) {
+		perror("mtproxy: setuid");
+		return 1;
+	}
+	printf("ready\n");
+	fflush(stdout);
+	for (;;) {
+		if (poll(l, 2, -1) < 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			if (!(l[i].revents & POLLIN))
+				continue;
+			int c = accept(l[i].fd, NULL, NULL);
+			if (c < 0)
+				continue;
+			pthread_t t;
+			pthread_create(&t, NULL, serve, (void *)(long)c);
+			pthread_detach(t);
+		}
+	}
+}

@@ -1,0 +1,29 @@
+// `meshtune bpf load|unload|status|probe`: a thin wrapper over the C loader (build/meshtune-bpf),
+// which owns the libbpf skeleton, the feature probe and the pins under /sys/fs/bpf/meshtune.
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { UserError } from "../errors.js";
+
+export function loaderPath(): string {
+  const env = process.env.MESHTUNE_BPF_LOADER;
+  if (env) return env;
+  // build/meshtune.mjs → build/meshtune-bpf
+  return join(dirname(fileURLToPath(import.meta.url)), "meshtune-bpf");
+}
+
+export function runLoader(args: string[]): { code: number; stdout: string; stderr: string } {
+  const bin = loaderPath();
+  if (!existsSync(bin)) throw new UserError(`BPF loader ${bin} not found: run 'make bpf' (or set MESHTUNE_BPF_LOADER)`);
+  const r = spawnSync(bin, args, { encoding: "utf8" });
+  if (r.error) throw new UserError(`BPF loader ${bin}: ${r.error.message}`);
+  return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Pass the loader's JSON through; its one-line error becomes ours. */
+export function bpfCommand(sub: string, args: string[]): void {
+  const r = runLoader([sub, ...args]);
+  process.stdout.write(r.stdout);
+  if (r.code !== 0) throw new UserError((r.stderr.trim().split("\n").pop() ?? "").replace(/^meshtune-bpf: /, "bpf: "), r.code === 2 ? 2 : 1);
+}
