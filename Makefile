@@ -71,7 +71,8 @@ test-unit: build bpf build/test/.stamp
 
 test: typecheck test-unit
 
-bench: build
+bench: build bpf
+	bench/datapath.sh
 	$(NODE_BIN)/esbuild bench/filter.ts $(ESBUILD_NODE) --outfile=build/bench/filter.mjs --log-level=warning
 	node build/bench/filter.mjs
 	node bench/accesslog.mjs

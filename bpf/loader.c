@@ -163,7 +163,7 @@ static int read_meta(struct mt_meta *m)
 
 struct load_opts {
 	const char *cgroup;
-	int proxy_port, proxy_uid;
+	int proxy_port, proxy_uid, no_splice;
 	int n_ports, n_cidrs;
 	int ports[64];
 	const char *cidrs[64];
@@ -200,6 +200,7 @@ static int cmd_load(struct load_opts *o)
 	}
 	skel->rodata->proxy_port = o->proxy_port;
 	skel->rodata->proxy_uid = o->proxy_uid;
+	skel->rodata->splice = !o->no_splice;
 	if (meshtune_bpf__load(skel)) {
 		fail("load BPF programs: %s (set MESHTUNE_BPF_DEBUG=1 for the verifier log)", strerror(errno));
 		goto out;
@@ -340,7 +341,7 @@ static int cmd_status(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: meshtune-bpf load --cgroup PATH [--proxy-port N] [--proxy-uid N] [--exclude-port N]... [--exclude-cidr CIDR]...\n"
+	fprintf(stderr, "usage: meshtune-bpf load --cgroup PATH [--proxy-port N] [--proxy-uid N] [--exclude-port N]... [--exclude-cidr CIDR]... [--no-splice]\n"
 			"       meshtune-bpf unload | status | probe\n");
 }
 
@@ -350,7 +351,7 @@ int main(int argc, char **argv)
 	static struct option opts[] = {
 		{ "cgroup", required_argument, 0, 'c' }, { "proxy-port", required_argument, 0, 'p' },
 		{ "proxy-uid", required_argument, 0, 'u' }, { "exclude-port", required_argument, 0, 'e' },
-		{ "exclude-cidr", required_argument, 0, 'x' }, { 0, 0, 0, 0 },
+		{ "exclude-cidr", required_argument, 0, 'x' }, { "no-splice", no_argument, 0, 'n' }, { 0, 0, 0, 0 },
 	};
 	int c;
 	char *end;
@@ -374,6 +375,7 @@ int main(int argc, char **argv)
 			else if (c == 'u') o.proxy_uid = v;
 			else if (o.n_ports < 64) o.ports[o.n_ports++] = v;
 			break;
+		case 'n': o.no_splice = 1; break;
 		case 'x':
 			if (o.n_cidrs < 64) o.cidrs[o.n_cidrs++] = optarg;
 			break;

@@ -24,6 +24,7 @@
 /* Set by the loader before load. */
 const volatile __u16 proxy_port = 15001;
 const volatile __u32 proxy_uid = 1337;
+const volatile __u8 splice = 1; /* 0: redirect only (no sockhash inserts) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -230,7 +231,7 @@ int mt_sockops(struct bpf_sock_ops *s)
 			count(MT_ORIGDST_SAVED);
 		}
 	}
-	if (is_local_pair(&p)) {
+	if (splice && is_local_pair(&p)) {
 		if (bpf_sock_hash_update(s, &sock_pairs, &p, BPF_NOEXIST) == 0)
 			count(MT_SOCKMAP_INSERTED);
 		else

@@ -28,4 +28,13 @@ test("the shipped pluginConfig is accepted by the filter without errors", () => 
   assert.is(h.tickPeriodMs, wp.spec.pluginConfig.flushIntervalMs);
 });
 
+test("node DaemonSet: privileged, mounts bpffs/cgroup/proc, unloads in preStop", () => {
+  const ds = parse(readFileSync(join(ROOT, "manifests/node-daemonset.yaml"), "utf8"));
+  const c = ds.spec.template.spec.containers[0];
+  assert.is(c.securityContext.privileged, true);
+  assert.equal(c.volumeMounts.map((m: { mountPath: string }) => m.mountPath).sort(), ["/host/proc", "/sys/fs/bpf", "/sys/fs/cgroup"]);
+  assert.equal(c.lifecycle.preStop.exec.command, ["meshtune", "bpf", "unload"]);
+  assert.not.match(c.args.join(" "), /--cgroup \/sys\/fs\/cgroup(\s|$)/, "never the root cgroup");
+});
+
 test.run();
