@@ -4,7 +4,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { join } from "node:path";
 import { bpfUnavailable, counters, loader, waitFor, withFixture, MTNET, MTPROXY, CGROUP_ROOT } from "./helpers/bpf.js";
-import { ROOT } from "./helpers/cli.js";
+import { ROOT, meshtune } from "./helpers/cli.js";
 
 const why = bpfUnavailable();
 const PROXY_PORT = "15901";
@@ -23,6 +23,16 @@ if (why && process.env.CI !== "true") {
     assert.is(r.stderr.trim(), `meshtune-bpf: refusing to attach to the root cgroup ${CGROUP_ROOT}: pass a child cgroup`);
     assert.is(loader("status").json.loaded, false);
     assert.is(loader("probe").code, 0);
+  });
+
+  test("meshtune bpf wraps the loader: one-line errors, JSON status", () => {
+    const r = meshtune(["bpf", "load", "--cgroup", CGROUP_ROOT]);
+    assert.is(r.code, 1);
+    assert.is(r.stderr.trim(), `meshtune: bpf: refusing to attach to the root cgroup ${CGROUP_ROOT}: pass a child cgroup`);
+    const s = meshtune(["bpf", "status"]);
+    assert.is(s.code, 0);
+    assert.equal(JSON.parse(s.stdout), { loaded: false });
+    assert.is(meshtune(["bpf", "load"]).code, 2, "missing --cgroup is a usage error");
   });
 
   for (const family of ["IPv4", "IPv6"] as const) {
