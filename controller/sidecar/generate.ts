@@ -1,6 +1,6 @@
 // Sidecar generation, per ARCHITECTURE.md "Sidecar generation rules". Pure: graph in,
 // Sidecar objects plus report notes out, in a stable order.
-import { type Graph, type WorkloadNode, type UnknownDest } from "../model/graph.js";
+import { type Edge, type Graph, type WorkloadNode, type UnknownDest } from "../model/graph.js";
 import { hostNamespace, isEgressGatewayHost, parseCluster, stripPort } from "../model/cluster-name.js";
 import { defaultLabels, isGatewayWorkload } from "../model/workload.js";
 import { suggestServiceEntry, type ServiceEntryObj } from "./service-entry.js";
@@ -39,17 +39,21 @@ export interface GenerateResult {
   unregistered: UnregisteredNote[];
 }
 
+/** The Sidecar egress hosts one learned edge needs (none for inbound/specials). */
+export function hostsOfEdge(e: Edge, clusterDomain: string): string[] {
+  if (e.dir !== "outbound") return [];
+  const c = parseCluster(e.cluster);
+  if (c.kind !== "outbound" || !c.host) return [];
+  const out = [scoped(c.host, clusterDomain)];
+  // Through an egress gateway the proxy also needs the original (ServiceEntry) host.
+  if (isEgressGatewayHost(c.host) && e.authority) out.push(scoped(stripPort(e.authority), clusterDomain));
+  return out;
+}
+
 /** Egress hosts for one workload's learned outbound edges. */
 export function egressHosts(n: WorkloadNode, opts: GenerateOptions): string[] {
   const hosts = new Set(opts.alwaysInclude);
-  for (const e of n.edges.values()) {
-    if (e.dir !== "outbound") continue;
-    const c = parseCluster(e.cluster);
-    if (c.kind !== "outbound" || !c.host) continue;
-    hosts.add(scoped(c.host, opts.clusterDomain));
-    // Through an egress gateway the proxy also needs the original (ServiceEntry) host.
-    if (isEgressGatewayHost(c.host) && e.authority) hosts.add(scoped(stripPort(e.authority), opts.clusterDomain));
-  }
+  for (const e of n.edges.values()) for (const h of hostsOfEdge(e, opts.clusterDomain)) hosts.add(h);
   return [...hosts].sort();
 }
 
@@ -76,14 +80,17 @@ export function generateSidecars(graph: Graph, opts: GenerateOptions = DEFAULT_G
 }
 
 export function sidecarFor(n: WorkloadNode, opts: GenerateOptions): SidecarObj {
-  const labels = opts.labels?.(n) ?? n.labels ?? defaultLabels(n.name);
+  return buildSidecar(n.namespace, n.name, opts.labels?.(n) ?? n.labels ?? defaultLabels(n.name), egressHosts(n, opts), opts.egressProxy);
+}
+
+export function buildSidecar(namespace: string, name: string, selector: Record<string, string>, hosts: string[], egressProxy?: { host: string; port: number }): SidecarObj {
   const sc: SidecarObj = {
     apiVersion: SIDECAR_API,
     kind: "Sidecar",
-    metadata: { name: n.name, namespace: n.namespace, labels: { ...MANAGED_BY } },
-    spec: { workloadSelector: { labels: { ...labels } }, egress: [{ hosts: egressHosts(n, opts) }] },
+    metadata: { name, namespace, labels: { ...MANAGED_BY } },
+    spec: { workloadSelector: { labels: { ...selector } }, egress: [{ hosts }] },
   };
-  if (opts.egressProxy)
-    sc.spec.outboundTrafficPolicy = { mode: "ALLOW_ANY", egressProxy: { host: opts.egressProxy.host, port: { number: opts.egressProxy.port } } };
+  if (egressProxy)
+    sc.spec.outboundTrafficPolicy = { mode: "ALLOW_ANY", egressProxy: { host: egressProxy.host, port: { number: egressProxy.port } } };
   return sc;
 }

@@ -1,0 +1,68 @@
+// The controller's per-workload decision, pure so it can be tested rule by rule:
+// opt-in, ownership, minimum observation window, retention (never shrink by a recently seen
+// dependency), delete on opt-out, and the egressProxy fallback on every generated Sidecar.
+import { buildSidecar, MANAGED_BY, type SidecarObj } from "../sidecar/generate.js";
+
+export const MANAGED_LABEL = "app.kubernetes.io/managed-by";
+export const ANNOTATION = "meshtune.io/";
+
+export interface HostSeen { firstSeenMs: number; lastSeenMs: number }
+
+export interface WorkloadView {
+  namespace: string;
+  name: string;
+  selector: Record<string, string>;
+  enabled: boolean;        // opt-in resolved (workload annotation > namespace label > mesh default)
+  gateway: boolean;
+  observedSinceMs: number | null; // first time meshtune saw this workload's traffic
+  learned: Map<string, HostSeen>; // Sidecar host ("ns/host") → when it was seen
+}
+
+/** A Sidecar already in the cluster that could concern this workload. */
+export interface ExistingSidecar {
+  name: string;
+  managed: boolean;
+  hosts: string[];
+  selector: Record<string, string> | null; // null: namespace-wide default Sidecar
+}
+
+export interface DecideOptions {
+  mode: "apply" | "recommend";
+  minWindowMs: number;
+  retentionMs: number;
+  alwaysInclude: string[];
+  fallback: { host: string; port: number };
+}
+
+export type Decision =
+  | { action: "apply"; sidecar: SidecarObj; dropped: string[] }
+  | { action: "recommend"; sidecar: SidecarObj; dropped: string[] }
+  | { action: "delete"; name: string; reason: string }
+  | { action: "skip"; reason: string };
+
+const selects = (sel: Record<string, string>, labels: Record<string, string>) => Object.entries(sel).every(([k, v]) => labels[k] === v);
+
+export function decide(w: WorkloadView, existing: ExistingSidecar[], o: DecideOptions, nowMs: number): Decision {
+  const own = existing.find((s) => s.name === w.name);
+  const mine = own?.managed ? own : undefined;
+  if (!w.enabled) return mine ? { action: "delete", name: mine.name, reason: "meshtune disabled for this workload" } : { action: "skip", reason: "not enabled" };
+  if (w.gateway) return mine ? { action: "delete", name: mine.name, reason: "gateways ignore Sidecar resources" } : { action: "skip", reason: "gateway: Sidecar does not apply" };
+  if (own && !own.managed) return { action: "skip", reason: `Sidecar ${w.namespace}/${own.name} is user-owned` };
+  const userSel = existing.find((s) => !s.managed && s.selector && selects(s.selector, w.selector));
+  if (userSel) return { action: "skip", reason: `user-owned Sidecar ${w.namespace}/${userSel.name} already selects this workload` };
+  if (!mine && (w.observedSinceMs === null || nowMs - w.observedSinceMs < o.minWindowMs))
+    return { action: "skip", reason: "observing: minimum window not reached" };
+
+  const hosts = new Set(o.alwaysInclude);
+  const dropped: string[] = [];
+  for (const [h, seen] of w.learned) {
+    if (nowMs - seen.lastSeenMs <= o.retentionMs) hosts.add(h);
+    else dropped.push(h);
+  }
+  // Never shrink by something we have no record of: keep hosts of unknown age.
+  for (const h of mine?.hosts ?? []) if (!w.learned.has(h)) hosts.add(h);
+  const sidecar = buildSidecar(w.namespace, w.name, w.selector, [...hosts].sort(), o.fallback);
+  sidecar.metadata.labels = { ...MANAGED_BY };
+  sidecar.metadata.annotations = { [`${ANNOTATION}learned-hosts`]: String(w.learned.size) };
+  return { action: o.mode === "apply" ? "apply" : "recommend", sidecar, dropped: dropped.sort() };
+}

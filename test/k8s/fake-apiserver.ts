@@ -1,0 +1,169 @@
+// TEST DOUBLE: an in-memory Kubernetes API server over HTTP, so the controller's real
+// @kubernetes/client-node code (discovery, list, watch, server-side apply, optimistic
+// concurrency on Leases) is exercised end to end. It implements only what meshtune uses, with
+// the API server's semantics for those: resourceVersion conflicts (409), AlreadyExists (409),
+// NotFound (404), SSA with fieldManager + dryRun=All, and newline-delimited watch events.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { parse as parseYaml } from "yaml";
+
+interface Kind { group: string; version: string; plural: string; kind: string; namespaced: boolean }
+const KINDS: Kind[] = [
+  { group: "", version: "v1", plural: "namespaces", kind: "Namespace", namespaced: false },
+  { group: "", version: "v1", plural: "pods", kind: "Pod", namespaced: true },
+  { group: "", version: "v1", plural: "services", kind: "Service", namespaced: true },
+  { group: "", version: "v1", plural: "configmaps", kind: "ConfigMap", namespaced: true },
+  { group: "", version: "v1", plural: "events", kind: "Event", namespaced: true },
+  { group: "networking.istio.io", version: "v1beta1", plural: "sidecars", kind: "Sidecar", namespaced: true },
+  { group: "networking.istio.io", version: "v1beta1", plural: "serviceentries", kind: "ServiceEntry", namespaced: true },
+  { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true },
+];
+
+type Obj = { apiVersion?: string; kind?: string; metadata: Record<string, any>; [k: string]: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+export interface Request { method: string; path: string; query: URLSearchParams; contentType: string }
+
+export class FakeApiServer {
+  private objects = new Map<string, Obj>(); // "plural/ns/name"
+  private rv = 100;
+  private watchers = new Set<{ plural: string; ns: string | null; res: ServerResponse }>();
+  readonly requests: Request[] = [];
+  /** Inject a failure: return this status for the next matching request. */
+  failNext: { method: string; pathIncludes: string; status: number } | null = null;
+  server: Server | null = null;
+  url = "";
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => this.handle(req, res));
+    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    for (const w of this.watchers) w.res.end();
+    this.watchers.clear();
+    await new Promise((r) => this.server?.close(r));
+  }
+
+  /** Kubeconfig (YAML) pointing the client here. */
+  kubeconfig(): string {
+    return `apiVersion: v1\nkind: Config\nclusters: [{name: fake, cluster: {server: "${this.url}"}}]\nusers: [{name: fake, user: {token: fake-token}}]\ncontexts: [{name: fake, context: {cluster: fake, user: fake}}]\ncurrent-context: fake\n`;
+  }
+
+  get(plural: string, ns: string | null, name: string): Obj | undefined { return this.objects.get(`${plural}/${ns ?? ""}/${name}`); }
+  list(plural: string, ns?: string): Obj[] { return [...this.objects.entries()].filter(([k]) => k.startsWith(`${plural}/${ns === undefined ? "" : ns + "/"}`)).map(([, o]) => o); }
+
+  /** Seed or change an object directly (as another client would). */
+  put(plural: string, o: Obj): Obj {
+    const k = KINDS.find((x) => x.plural === plural)!;
+    const ns = k.namespaced ? o.metadata.namespace ?? "default" : null;
+    const key = `${plural}/${ns ?? ""}/${o.metadata.name}`;
+    const existed = this.objects.has(key);
+    const obj: Obj = { apiVersion: k.group ? `${k.group}/${k.version}` : k.version, kind: k.kind, ...o, metadata: { ...o.metadata, ...(ns ? { namespace: ns } : {}), resourceVersion: String(++this.rv), uid: o.metadata.uid ?? `uid-${this.rv}` } };
+    this.objects.set(key, obj);
+    this.emit(plural, ns, existed ? "MODIFIED" : "ADDED", obj);
+    return obj;
+  }
+
+  remove(plural: string, ns: string | null, name: string): boolean {
+    const key = `${plural}/${ns ?? ""}/${name}`;
+    const o = this.objects.get(key);
+    if (!o) return false;
+    this.objects.delete(key);
+    this.emit(plural, ns, "DELETED", o);
+    return true;
+  }
+
+  private emit(plural: string, ns: string | null, type: string, object: Obj) {
+    for (const w of this.watchers) if (w.plural === plural && (w.ns === null || w.ns === ns)) w.res.write(JSON.stringify({ type, object }) + "\n");
+  }
+
+  private send(res: ServerResponse, status: number, body: unknown) {
+    res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+  }
+
+  private status(res: ServerResponse, code: number, reason: string, message: string) {
+    this.send(res, code, { kind: "Status", apiVersion: "v1", status: "Failure", reason, message, code });
+  }
+
+  private async body(req: IncomingMessage): Promise<Obj> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const text = Buffer.concat(chunks).toString("utf8");
+    return (req.headers["content-type"]?.includes("yaml") ? parseYaml(text) : JSON.parse(text)) as Obj;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const u = new URL(req.url ?? "/", "http://x");
+    const method = req.method ?? "GET";
+    this.requests.push({ method, path: u.pathname, query: u.searchParams, contentType: String(req.headers["content-type"] ?? "") });
+    if (this.failNext && method === this.failNext.method && u.pathname.includes(this.failNext.pathIncludes)) {
+      const f = this.failNext;
+      this.failNext = null;
+      return this.status(res, f.status, "InternalError", "injected failure");
+    }
+    // Discovery
+    const disc = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))$/.exec(u.pathname);
+    if (disc && method === "GET") {
+      const group = disc[1] ? "" : disc[2], version = disc[1] ?? disc[3];
+      return this.send(res, 200, {
+        kind: "APIResourceList", apiVersion: "v1", groupVersion: group ? `${group}/${version}` : version,
+        resources: KINDS.filter((k) => k.group === group && k.version === version).map((k) => ({ name: k.plural, singularName: k.kind.toLowerCase(), namespaced: k.namespaced, kind: k.kind, verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] })),
+      });
+    }
+    const m = /^\/(?:api\/v1|apis\/([^/]+)\/([^/]+))(?:\/namespaces\/([^/]+))?\/([^/]+)(?:\/([^/]+))?$/.exec(u.pathname);
+    // /api/v1/namespaces/NAME is the Namespace object itself
+    let [group, , ns, plural, name] = m ? [m[1] ?? "", m[2], m[3] ?? null, m[4], m[5]] : [];
+    if (m && !m[4] && m[3]) { plural = "namespaces"; name = m[3]; ns = null; }
+    if (u.pathname.startsWith("/api/v1/namespaces/") && u.pathname.split("/").length === 5) { plural = "namespaces"; name = u.pathname.split("/")[4]; ns = null; }
+    const kind = KINDS.find((k) => k.plural === plural && k.group === (group ?? ""));
+    if (!m || !kind) return this.status(res, 404, "NotFound", `no route ${method} ${u.pathname}`);
+    const scopeNs = kind.namespaced ? ns : null;
+
+    if (method === "GET" && !name) {
+      if (u.searchParams.get("watch") === "true" || u.searchParams.get("watch") === "1") {
+        res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
+        const w = { plural: plural!, ns: scopeNs, res };
+        this.watchers.add(w);
+        req.on("close", () => this.watchers.delete(w));
+        return;
+      }
+      const items = this.list(plural!, scopeNs ?? undefined);
+      const sel = u.searchParams.get("labelSelector");
+      const filtered = sel ? items.filter((o) => sel.split(",").every((t) => { const [k, v] = t.split("="); return o.metadata.labels?.[k] === v; })) : items;
+      return this.send(res, 200, { kind: `${kind.kind}List`, apiVersion: kind.group ? `${kind.group}/${kind.version}` : "v1", metadata: { resourceVersion: String(this.rv) }, items: filtered });
+    }
+    const existing = name ? this.get(plural!, scopeNs, name) : undefined;
+    if (method === "GET") return existing ? this.send(res, 200, existing) : this.status(res, 404, "NotFound", `${plural} "${name}" not found`);
+    if (method === "DELETE") {
+      if (!existing) return this.status(res, 404, "NotFound", `${plural} "${name}" not found`);
+      if (u.searchParams.get("dryRun") !== "All") this.remove(plural!, scopeNs, name!);
+      return this.send(res, 200, { kind: "Status", apiVersion: "v1", status: "Success" });
+    }
+    const body = await this.body(req);
+    const dry = u.searchParams.get("dryRun") === "All";
+    if (method === "POST") {
+      if (this.get(plural!, scopeNs, body.metadata.name)) return this.status(res, 409, "AlreadyExists", `${plural} "${body.metadata.name}" already exists`);
+      return this.send(res, 201, dry ? body : this.put(plural!, { ...body, metadata: { ...body.metadata, namespace: scopeNs ?? undefined } }));
+    }
+    if (method === "PUT") {
+      if (!existing) return this.status(res, 404, "NotFound", `${plural} "${name}" not found`);
+      if (body.metadata.resourceVersion && body.metadata.resourceVersion !== existing.metadata.resourceVersion)
+        return this.status(res, 409, "Conflict", `Operation cannot be fulfilled on ${plural} "${name}": the object has been modified`);
+      return this.send(res, 200, dry ? body : this.put(plural!, { ...body, metadata: { ...body.metadata, uid: existing.metadata.uid } }));
+    }
+    if (method === "PATCH") {
+      if (!req.headers["content-type"]?.startsWith("application/apply-patch")) return this.status(res, 415, "UnsupportedMediaType", "only server-side apply is implemented");
+      const manager = u.searchParams.get("fieldManager");
+      if (!manager) return this.status(res, 422, "Invalid", "fieldManager is required for apply patch");
+      const managers = existing?.metadata.managedFields?.map((f: { manager: string }) => f.manager) ?? [];
+      if (existing && !managers.includes(manager) && u.searchParams.get("force") !== "true")
+        return this.status(res, 409, "Conflict", `Apply failed with 1 conflict: conflict with "${managers[0] ?? "unknown"}"`);
+      const merged: Obj = { ...(existing ?? {}), ...body, metadata: { ...(existing?.metadata ?? {}), ...body.metadata, namespace: scopeNs ?? undefined,
+        managedFields: [...new Set([...managers, manager])].map((mgr) => ({ manager: mgr, operation: "Apply" })) } };
+      if (dry) return this.send(res, 200, { ...merged, metadata: { ...merged.metadata, resourceVersion: existing?.metadata.resourceVersion ?? "0" } });
+      return this.send(res, existing ? 200 : 201, this.put(plural!, merged));
+    }
+    return this.status(res, 405, "MethodNotAllowed", method);
+  }
+}
