@@ -111,46 +111,47 @@ export class FakeApiServer {
         resources: KINDS.filter((k) => k.group === group && k.version === version).map((k) => ({ name: k.plural, singularName: k.kind.toLowerCase(), namespaced: k.namespaced, kind: k.kind, verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] })),
       });
     }
-    const m = /^\/(?:api\/v1|apis\/([^/]+)\/([^/]+))(?:\/namespaces\/([^/]+))?\/([^/]+)(?:\/([^/]+))?$/.exec(u.pathname);
-    // /api/v1/namespaces/NAME is the Namespace object itself
-    let [group, , ns, plural, name] = m ? [m[1] ?? "", m[2], m[3] ?? null, m[4], m[5]] : [];
-    if (m && !m[4] && m[3]) { plural = "namespaces"; name = m[3]; ns = null; }
-    if (u.pathname.startsWith("/api/v1/namespaces/") && u.pathname.split("/").length === 5) { plural = "namespaces"; name = u.pathname.split("/")[4]; ns = null; }
-    const kind = KINDS.find((k) => k.plural === plural && k.group === (group ?? ""));
-    if (!m || !kind) return this.status(res, 404, "NotFound", `no route ${method} ${u.pathname}`);
+    // /api/v1/... or /apis/GROUP/VERSION/...; then [namespaces/NS/]PLURAL[/NAME] or namespaces[/NAME]
+    const core = /^\/api\/v1\/(.+)$/.exec(u.pathname), named = /^\/apis\/([^/]+)\/[^/]+\/(.+)$/.exec(u.pathname);
+    const group = named ? named[1] : "";
+    const parts = (core ? core[1] : named ? named[2] : "").split("/");
+    let ns: string | null = null, plural = parts[0], name: string | undefined = parts[1];
+    if (parts[0] === "namespaces" && parts.length >= 3) [ns, plural, name] = [parts[1], parts[2], parts[3]];
+    const kind = KINDS.find((k) => k.plural === plural && k.group === group);
+    if (!kind) return this.status(res, 404, "NotFound", `no route ${method} ${u.pathname}`);
     const scopeNs = kind.namespaced ? ns : null;
 
     if (method === "GET" && !name) {
       if (u.searchParams.get("watch") === "true" || u.searchParams.get("watch") === "1") {
         res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
-        const w = { plural: plural!, ns: scopeNs, res };
+        const w = { plural: plural, ns: scopeNs, res };
         this.watchers.add(w);
         req.on("close", () => this.watchers.delete(w));
         return;
       }
-      const items = this.list(plural!, scopeNs ?? undefined);
+      const items = this.list(plural, scopeNs ?? undefined);
       const sel = u.searchParams.get("labelSelector");
       const filtered = sel ? items.filter((o) => sel.split(",").every((t) => { const [k, v] = t.split("="); return o.metadata.labels?.[k] === v; })) : items;
       return this.send(res, 200, { kind: `${kind.kind}List`, apiVersion: kind.group ? `${kind.group}/${kind.version}` : "v1", metadata: { resourceVersion: String(this.rv) }, items: filtered });
     }
-    const existing = name ? this.get(plural!, scopeNs, name) : undefined;
+    const existing = name ? this.get(plural, scopeNs, name) : undefined;
     if (method === "GET") return existing ? this.send(res, 200, existing) : this.status(res, 404, "NotFound", `${plural} "${name}" not found`);
     if (method === "DELETE") {
       if (!existing) return this.status(res, 404, "NotFound", `${plural} "${name}" not found`);
-      if (u.searchParams.get("dryRun") !== "All") this.remove(plural!, scopeNs, name!);
+      if (u.searchParams.get("dryRun") !== "All") this.remove(plural, scopeNs, name);
       return this.send(res, 200, { kind: "Status", apiVersion: "v1", status: "Success" });
     }
     const body = await this.body(req);
     const dry = u.searchParams.get("dryRun") === "All";
     if (method === "POST") {
-      if (this.get(plural!, scopeNs, body.metadata.name)) return this.status(res, 409, "AlreadyExists", `${plural} "${body.metadata.name}" already exists`);
-      return this.send(res, 201, dry ? body : this.put(plural!, { ...body, metadata: { ...body.metadata, namespace: scopeNs ?? undefined } }));
+      if (this.get(plural, scopeNs, body.metadata.name)) return this.status(res, 409, "AlreadyExists", `${plural} "${body.metadata.name}" already exists`);
+      return this.send(res, 201, dry ? body : this.put(plural, { ...body, metadata: { ...body.metadata, namespace: scopeNs ?? undefined } }));
     }
     if (method === "PUT") {
       if (!existing) return this.status(res, 404, "NotFound", `${plural} "${name}" not found`);
       if (body.metadata.resourceVersion && body.metadata.resourceVersion !== existing.metadata.resourceVersion)
         return this.status(res, 409, "Conflict", `Operation cannot be fulfilled on ${plural} "${name}": the object has been modified`);
-      return this.send(res, 200, dry ? body : this.put(plural!, { ...body, metadata: { ...body.metadata, uid: existing.metadata.uid } }));
+      return this.send(res, 200, dry ? body : this.put(plural, { ...body, metadata: { ...body.metadata, uid: existing.metadata.uid } }));
     }
     if (method === "PATCH") {
       if (!req.headers["content-type"]?.startsWith("application/apply-patch")) return this.status(res, 415, "UnsupportedMediaType", "only server-side apply is implemented");
@@ -162,7 +163,7 @@ export class FakeApiServer {
       const merged: Obj = { ...(existing ?? {}), ...body, metadata: { ...(existing?.metadata ?? {}), ...body.metadata, namespace: scopeNs ?? undefined,
         managedFields: [...new Set([...managers, manager])].map((mgr) => ({ manager: mgr, operation: "Apply" })) } };
       if (dry) return this.send(res, 200, { ...merged, metadata: { ...merged.metadata, resourceVersion: existing?.metadata.resourceVersion ?? "0" } });
-      return this.send(res, existing ? 200 : 201, this.put(plural!, merged));
+      return this.send(res, existing ? 200 : 201, this.put(plural, merged));
     }
     return this.status(res, 405, "MethodNotAllowed", method);
   }
