@@ -42,12 +42,13 @@ export class FakeApiServer {
   async stop(): Promise<void> {
     for (const w of this.watchers) w.res.end();
     this.watchers.clear();
+    this.server?.closeAllConnections(); // keep-alive client sockets would hold close() open
     await new Promise((r) => this.server?.close(r));
   }
 
   /** Kubeconfig (YAML) pointing the client here. */
   kubeconfig(): string {
-    return `apiVersion: v1\nkind: Config\nclusters: [{name: fake, cluster: {server: "${this.url}"}}]\nusers: [{name: fake, user: {token: fake-token}}]\ncontexts: [{name: fake, context: {cluster: fake, user: fake}}]\ncurrent-context: fake\n`;
+    return `apiVersion: v1\nkind: Config\nclusters: [{name: fake, cluster: {server: "${this.url}", insecure-skip-tls-verify: true}}]\nusers: [{name: fake, user: {token: fake-token}}]\ncontexts: [{name: fake, context: {cluster: fake, user: fake}}]\ncurrent-context: fake\n`;
   }
 
   get(plural: string, ns: string | null, name: string): Obj | undefined { return this.objects.get(`${plural}/${ns ?? ""}/${name}`); }
@@ -124,6 +125,7 @@ export class FakeApiServer {
     if (method === "GET" && !name) {
       if (u.searchParams.get("watch") === "true" || u.searchParams.get("watch") === "1") {
         res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
+        res.flushHeaders(); // the client waits for the headers before it counts the watch as started
         const w = { plural: plural, ns: scopeNs, res };
         this.watchers.add(w);
         req.on("close", () => this.watchers.delete(w));

@@ -1,0 +1,191 @@
+// The in-cluster loop: informers on Pods, Namespaces, Sidecars (+ Services/ServiceEntries for
+// readiness of the catalog), a keyed queue per namespace/workload, decisions from decide.ts,
+// Sidecars written by server-side apply (field manager "meshtune"), learned state persisted.
+import { makeInformer, type KubeConfig, type KubernetesObject, type KubernetesObjectApi, type V1Namespace, type V1Pod, type Informer } from "@kubernetes/client-node";
+import { Counter, Gauge, type Registry } from "prom-client";
+import type { Graph } from "../model/graph.js";
+import { workloadFromPod, isGatewayWorkload } from "../model/workload.js";
+import { hostsOfEdge, type SidecarObj } from "../sidecar/generate.js";
+import { validateSidecar } from "../sidecar/validate.js";
+import { decide, MANAGED_LABEL, type DecideOptions, type ExistingSidecar, type HostSeen, type Decision } from "./decide.js";
+import { WorkQueue } from "./queue.js";
+import { apply, FIELD_MANAGER, isNotFound } from "../k8s/kube.js";
+import { LearnedStore } from "../k8s/learned-store.js";
+import type { Logger } from "../log.js";
+
+export const ENABLED = "meshtune.io/enabled";
+
+export interface ControllerOptions extends DecideOptions {
+  defaultEnabled: boolean;
+  dryRun: boolean;
+  clusterDomain: string;
+  now?: () => number;
+}
+
+type Obj = KubernetesObject & { spec?: any; data?: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export class MeshController {
+  readonly pods = new Map<string, V1Pod>();
+  readonly namespaces = new Map<string, V1Namespace>();
+  readonly sidecars = new Map<string, Obj>();
+  readonly queue: WorkQueue;
+  readonly decisions = new Map<string, Decision>(); // last decision per workload (status / recommend-only report)
+  ready = false;
+  private stopped = false;
+  private informers: Informer<KubernetesObject>[] = [];
+  private readonly applied: Counter<"action">;
+  private readonly errors: Counter;
+  private readonly workloads: Gauge;
+
+  constructor(private readonly kc: KubeConfig, private readonly api: KubernetesObjectApi, readonly graph: Graph, readonly store: LearnedStore,
+    private readonly o: ControllerOptions, private readonly log: Logger, registry: Registry) {
+    this.queue = new WorkQueue((k) => this.reconcile(k), (k, e) => { this.errors.inc(); this.log("error", "reconcile failed; will retry", { workload: k, error: (e as Error).message }); });
+    this.applied = new Counter({ name: "meshtune_reconcile_total", help: "Reconcile outcomes", labelNames: ["action"], registers: [registry] });
+    this.errors = new Counter({ name: "meshtune_reconcile_errors_total", help: "Reconcile failures (retried)", registers: [registry] });
+    this.workloads = new Gauge({ name: "meshtune_workloads", help: "Workloads known from pods", registers: [registry], collect: () => this.workloads.set(this.workloadKeys().length) });
+  }
+
+  private now() { return this.o.now?.() ?? Date.now(); }
+
+  workloadKeys(): string[] {
+    const keys = new Set<string>();
+    for (const p of this.pods.values()) keys.add(`${p.metadata?.namespace}/${workloadFromPod(p.metadata?.name ?? "")}`);
+    return [...keys];
+  }
+
+  /** Start informers; ready once each has listed and persisted state is loaded. */
+  async start(): Promise<void> {
+    // Ready means every informer has listed once: the informer's own start() resolves even when
+    // its list failed (it reports that as an error event), so track first successful lists.
+    const watch = <T extends KubernetesObject>(path: string, list: () => Promise<{ items: T[] }>, on: (type: "add" | "update" | "delete", o: T) => void) => {
+      let synced!: () => void;
+      const firstList = new Promise<void>((r) => (synced = r));
+      const listed = async () => { const l = await list(); synced(); return l; };
+      const inf = makeInformer<T>(this.kc, path, listed as never);
+      inf.on("add", (o) => on("add", o));
+      inf.on("update", (o) => on("update", o));
+      inf.on("delete", (o) => on("delete", o));
+      inf.on("error", (e) => {
+        if (this.stopped) return;
+        this.log("warn", "watch error; restarting", { path, error: String((e as Error)?.message ?? e) });
+        setTimeout(() => { if (!this.stopped) inf.start().catch(() => {}); }, 1000);
+      });
+      this.informers.push(inf as unknown as Informer<KubernetesObject>);
+      return inf.start().then(() => firstList);
+    };
+    const key = (o: KubernetesObject) => `${o.metadata?.namespace}/${o.metadata?.name}`;
+    await Promise.all([
+      watch<V1Namespace>("/api/v1/namespaces", () => this.api.list("v1", "Namespace"), (t, o) => {
+        if (t === "delete") this.namespaces.delete(o.metadata!.name!); else this.namespaces.set(o.metadata!.name!, o);
+        for (const k of this.workloadKeys()) if (k.startsWith(`${o.metadata!.name}/`)) this.queue.add(k);
+      }),
+      watch<V1Pod>("/api/v1/pods", () => this.api.list("v1", "Pod"), (t, o) => {
+        if (t === "delete") this.pods.delete(key(o)); else this.pods.set(key(o), o);
+        this.queue.add(`${o.metadata!.namespace}/${workloadFromPod(o.metadata!.name!)}`);
+      }),
+      watch<Obj>("/apis/networking.istio.io/v1beta1/sidecars", () => this.api.list("networking.istio.io/v1beta1", "Sidecar"), (t, o) => {
+        if (t === "delete") this.sidecars.delete(key(o)); else this.sidecars.set(key(o), o);
+        // A user Sidecar can block several workloads of its namespace: recheck them all.
+        for (const k of this.workloadKeys()) if (k.startsWith(`${o.metadata!.namespace}/`)) this.queue.add(k);
+      }),
+    ]);
+    for (const ns of this.namespaces.keys()) await this.store.load(ns).catch((e) => this.log("warn", "could not load learned state", { namespace: ns, error: (e as Error).message }));
+    this.ready = true;
+    for (const k of this.workloadKeys()) this.queue.add(k);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.queue.stop();
+    for (const i of this.informers) await (i as unknown as { stop(): Promise<void> }).stop();
+  }
+
+  /** A report (or Prometheus scrape) touched this workload. */
+  touched(ns: string, workload: string): void { if (this.ready) this.queue.add(`${ns}/${workload}`); }
+
+  private enabled(ns: string, pods: V1Pod[]): boolean {
+    for (const p of pods) { const a = p.metadata?.annotations?.[ENABLED]; if (a === "true" || a === "false") return a === "true"; }
+    const l = this.namespaces.get(ns)?.metadata?.labels?.[ENABLED];
+    if (l === "true" || l === "false") return l === "true";
+    return this.o.defaultEnabled;
+  }
+
+  private learnedHosts(ns: string, name: string): { since: number | null; hosts: Map<string, HostSeen> } {
+    const hosts = new Map<string, HostSeen>();
+    let since: number | null = null;
+    const n = this.graph.nodes.get(`${ns}/${name}`);
+    for (const e of n?.edges.values() ?? []) {
+      since = since === null ? e.firstSeenMs : Math.min(since, e.firstSeenMs);
+      for (const h of hostsOfEdge(e, this.o.clusterDomain)) {
+        const c = hosts.get(h);
+        hosts.set(h, c ? { firstSeenMs: Math.min(c.firstSeenMs, e.firstSeenMs), lastSeenMs: Math.max(c.lastSeenMs, e.lastSeenMs) } : { firstSeenMs: e.firstSeenMs, lastSeenMs: e.lastSeenMs });
+      }
+    }
+    if (since !== null) this.store.merge(ns, name, since, hosts);
+    const stored = this.store.get(ns, name);
+    return { since: stored?.observedSinceMs ?? since, hosts: stored?.hosts ?? hosts };
+  }
+
+  async reconcile(key: string): Promise<void> {
+    const [ns, name] = key.split("/");
+    const pods = [...this.pods.values()].filter((p) => p.metadata?.namespace === ns && workloadFromPod(p.metadata?.name ?? "") === name);
+    const existing: ExistingSidecar[] = [...this.sidecars.values()].filter((s) => s.metadata?.namespace === ns).map((s) => ({
+      name: s.metadata!.name!, managed: s.metadata?.labels?.[MANAGED_LABEL] === FIELD_MANAGER,
+      hosts: s.spec?.egress?.[0]?.hosts ?? [], selector: s.spec?.workloadSelector?.labels ?? null,
+    }));
+    if (pods.length === 0) {
+      // Workload gone: clean up what we generated for it.
+      const mine = existing.find((s) => s.name === name && s.managed);
+      if (mine) await this.act(ns, { action: "delete", name, reason: "workload has no pods" });
+      return;
+    }
+    const labels = pods[0].metadata?.labels ?? {};
+    const selector = labels.app ? { app: labels.app, ...(labels.version ? { version: labels.version } : {}) } : Object.fromEntries(Object.entries(labels).filter(([k]) => k !== "pod-template-hash"));
+    const learned = this.learnedHosts(ns, name);
+    const d = decide({ namespace: ns, name, selector, enabled: this.enabled(ns, pods), gateway: isGatewayWorkload(name) || labels.istio === "ingressgateway" || labels.istio === "egressgateway",
+      observedSinceMs: learned.since, learned: learned.hosts }, existing, this.o, this.now());
+    await this.act(ns, d);
+    await this.store.saveDirty();
+  }
+
+  private async act(ns: string, d: Decision): Promise<void> {
+    const key = `${ns}/${d.action === "skip" ? "" : d.action === "delete" ? d.name : d.sidecar.metadata.name}`;
+    const prev = this.decisions.get(key);
+    this.applied.inc({ action: d.action });
+    if (d.action === "apply") {
+      validateSidecar(d.sidecar);
+      const cur = this.sidecars.get(key);
+      const same = cur && JSON.stringify(cur.spec) === JSON.stringify(d.sidecar.spec);
+      if (!same || this.o.dryRun) {
+        const res = await apply(this.api, d.sidecar as unknown as KubernetesObject, this.o.dryRun);
+        if (!this.o.dryRun) this.sidecars.set(key, res as Obj);
+        this.log("info", this.o.dryRun ? "dry-run: Sidecar would be applied" : "Sidecar applied", { sidecar: key, hosts: d.sidecar.spec.egress[0].hosts.length, dropped: d.dropped });
+        if (!this.o.dryRun) await this.event(ns, d.sidecar.metadata.name, "Applied", `meshtune applied Sidecar with ${d.sidecar.spec.egress[0].hosts.length} egress hosts`, "Normal");
+      }
+    } else if (d.action === "delete") {
+      if (!this.o.dryRun) {
+        try { await this.api.delete({ apiVersion: "networking.istio.io/v1beta1", kind: "Sidecar", metadata: { name: d.name, namespace: ns } }); }
+        catch (e) { if (!isNotFound(e)) throw e; }
+        this.sidecars.delete(key);
+      }
+      this.log("info", "Sidecar deleted", { sidecar: key, reason: d.reason, dryRun: this.o.dryRun });
+    } else if (d.action === "skip" && /user-owned/.test(d.reason) && prev?.action !== "skip") {
+      this.log("info", "workload skipped", { workload: key, reason: d.reason });
+    }
+    this.decisions.set(key, d);
+  }
+
+  private async event(ns: string, name: string, reason: string, message: string, type: "Normal" | "Warning"): Promise<void> {
+    const now = new Date(this.now()).toISOString();
+    try {
+      await this.api.create({ apiVersion: "v1", kind: "Event", metadata: { generateName: `${name}.`, name: `${name}.${this.now().toString(36)}`, namespace: ns },
+        involvedObject: { apiVersion: "networking.istio.io/v1beta1", kind: "Sidecar", name, namespace: ns }, reason, message, type,
+        source: { component: "meshtune-controller" }, firstTimestamp: now, lastTimestamp: now, count: 1 } as KubernetesObject);
+    } catch (e) { this.log("warn", "could not record event", { error: (e as Error).message }); }
+  }
+
+  /** Recommend-only report: what would be applied, per workload. */
+  recommendations(): SidecarObj[] {
+    return [...this.decisions.values()].flatMap((d) => (d.action === "recommend" || d.action === "apply" ? [d.sidecar] : []));
+  }
+}
