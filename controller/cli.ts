@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { recommend } from "./commands/recommend.js";
 import { bpfCommand } from "./commands/bpf.js";
+import { runController } from "./commands/controller.js";
 import { UserError } from "./errors.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -28,6 +29,24 @@ export function buildCli(): Command {
     .option("--always-include <hosts>", "egress hosts every Sidecar keeps", csv, ["istio-system/*"])
     .option("--cluster-domain <domain>", "Kubernetes cluster domain", "cluster.local")
     .action(async (o) => recommend({ ...o, accessLog: o.accessLog }));
+
+  program.command("controller")
+    .description("in-cluster: collect filter reports, learn dependencies, apply scoped Sidecars (leader-elected)")
+    .option("--port <n>", "collector, /healthz, /readyz and /metrics", "8080")
+    .option("--kubeconfig <file>", "kubeconfig (default: in-cluster service account)")
+    .option("--mode <mode>", "apply | recommend (recommend-only writes nothing)", "apply")
+    .option("--dry-run", "server-side dry run (dryRun=All): validate, write nothing")
+    .option("--default-enabled", "manage workloads without a meshtune.io/enabled label/annotation")
+    .option("--min-window <d>", "observation window before a workload's first Sidecar", "1h")
+    .option("--retention <d>", "never drop a dependency seen within this window", "7d")
+    .option("--fallback-host <host>", "egressProxy for destinations not learned yet", "meshtune-fallback.meshtune-system.svc.cluster.local")
+    .option("--fallback-port <n>", "fallback gateway port", "80")
+    .option("--always-include <hosts>", "egress hosts every Sidecar keeps", csv, ["istio-system/*"])
+    .option("--lease-namespace <ns>", "namespace of the leader-election Lease", "meshtune-system")
+    .option("--prometheus <url>", "also learn from istio_requests_total / istio_tcp_connections_opened_total")
+    .option("--prometheus-interval <d>", "Prometheus poll interval", "1m")
+    .option("--cluster-domain <domain>", "Kubernetes cluster domain", "cluster.local")
+    .action((o) => runController(o));
 
   const bpf = program.command("bpf").description("node eBPF datapath: iptables-free redirect + sockmap splice");
   bpf.command("load")

@@ -10,6 +10,8 @@ export type RejectReason = "method" | "content-type" | "oversize" | "malformed-j
 
 export class Collector {
   readonly received: Counter;
+  /** Called with each merged report's workload (the controller queues it for reconcile). */
+  onMerged: (namespace: string, workload: string) => void = () => {};
   readonly rejected: Counter<"reason">;
   constructor(readonly graph: Graph, readonly registry: Registry = new Registry(), readonly maxBytes = MAX_REPORT_BYTES) {
     this.received = new Counter({ name: "meshtune_reports_received_total", help: "Filter reports accepted into the graph", registers: [registry] });
@@ -23,6 +25,7 @@ export class Collector {
     const r = validateReport(v);
     if (!r.ok) return [400, r.reason as RejectReason, r.detail];
     mergeReport(this.graph, r.report);
+    this.onMerged(r.report.proxy.namespace, r.report.proxy.workload);
     return null;
   }
 

@@ -1,0 +1,64 @@
+// `meshtune controller` as a process, against the fake API server (test double):
+// /healthz, /readyz only after initial sync, the collector, /metrics, JSON logs, clean SIGTERM.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FakeApiServer } from "./k8s/fake-apiserver.js";
+import { CLI } from "./helpers/cli.js";
+import { report } from "./fixtures/report.js";
+
+test("controller process: readiness after sync, reports accepted, Sidecar applied, metrics, JSON logs", async () => {
+  const fake = await new FakeApiServer().start();
+  fake.put("namespaces", { metadata: { name: "bookinfo", labels: { "meshtune.io/enabled": "true" } } });
+  fake.put("pods", { metadata: { name: "reviews-v2-7bf8c9648f-2lcgn", namespace: "bookinfo", labels: { app: "reviews", version: "v2" } } });
+  const kc = join(mkdtempSync(join(tmpdir(), "meshtune-kc-")), "config");
+  writeFileSync(kc, fake.kubeconfig());
+  const port = 19800 + Math.floor(Math.random() * 100);
+  const p = spawn(process.execPath, [CLI, "controller", "--kubeconfig", kc, "--port", String(port), "--min-window", "1s"], { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  p.stderr.on("data", (d) => (err += d));
+  const url = (path: string) => `http://127.0.0.1:${port}${path}`;
+  try {
+    let ready = 0;
+    for (let i = 0; i < 100 && ready !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      ready = await fetch(url("/readyz")).then((r) => r.status, () => 0);
+    }
+    assert.is(ready, 200, err);
+    assert.is((await fetch(url("/healthz"))).status, 200);
+    const now = Date.now();
+    const r = await fetch(url("/v1/reports"), { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(report({ window: { startMs: now - 60_000, endMs: now } })) });
+    assert.is(r.status, 202);
+    for (let i = 0; i < 50 && !fake.get("sidecars", "bookinfo", "reviews-v2"); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(fake.get("sidecars", "bookinfo", "reviews-v2"), err);
+    assert.ok(fake.get("leases", "meshtune-system", "meshtune-controller")?.spec.holderIdentity);
+    const metrics = await (await fetch(url("/metrics"))).text();
+    assert.match(metrics, /meshtune_reports_received_total 1/);
+    assert.match(metrics, /meshtune_reconcile_total\{action="apply"\} \d+/);
+    assert.match(metrics, /meshtune_process_cpu_seconds_total/);
+    const lines = err.trim().split("\n");
+    assert.ok(lines.every((l) => { try { return typeof JSON.parse(l).msg === "string"; } catch { return false; } }), err);
+    assert.not.match(err, /fake-token/, "never log secrets");
+    p.kill("SIGTERM");
+    const code = await new Promise((r) => p.once("exit", r));
+    assert.is(code, 0);
+    assert.is(fake.get("leases", "meshtune-system", "meshtune-controller")!.spec.holderIdentity, undefined, "lease released on shutdown");
+  } finally {
+    if (p.exitCode === null) p.kill("SIGKILL");
+    await fake.stop();
+  }
+});
+
+test("bad flags are one-line usage errors", async () => {
+  const p = spawn(process.execPath, [CLI, "controller", "--retention", "forever"], { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  p.stderr.on("data", (d) => (err += d));
+  const code = await new Promise((r) => p.once("exit", r));
+  assert.is(code, 2);
+  assert.is(err.trim(), "meshtune: --retention forever: expected a duration like 30s, 15m, 2h or 7d");
+});
+
+test.run();
