@@ -1,8 +1,8 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parse } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import { WasmPlugin } from "@kubernetes-models/istio/extensions.istio.io/v1alpha1/WasmPlugin";
 import { ROOT } from "./helpers/cli.js";
 import { HostBuilder } from "./proxywasm/host.js";
@@ -35,6 +35,43 @@ test("node DaemonSet: privileged, mounts bpffs/cgroup/proc, unloads in preStop",
   assert.equal(c.volumeMounts.map((m: { mountPath: string }) => m.mountPath).sort(), ["/host/proc", "/sys/fs/bpf", "/sys/fs/cgroup"]);
   assert.equal(c.lifecycle.preStop.exec.command, ["meshtune", "bpf", "unload"]);
   assert.not.match(c.args.join(" "), /--cgroup \/sys\/fs\/cgroup(\s|$)/, "never the root cgroup");
+});
+
+const docs = (f: string) => parseAllDocuments(readFileSync(join(ROOT, "manifests", f), "utf8")).map((d) => d.toJS());
+
+test("kustomize base lists every manifest, and each parses", () => {
+  const k = parse(readFileSync(join(ROOT, "manifests/kustomization.yaml"), "utf8"));
+  const files = readdirSync(join(ROOT, "manifests")).filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml").sort();
+  assert.equal([...k.resources].sort(), files);
+  for (const f of files) for (const d of docs(f)) assert.ok(d.kind && d.metadata?.name, `${f}: ${JSON.stringify(d).slice(0, 80)}`);
+});
+
+test("RBAC is least privilege: no wildcards, no secrets, Sidecars are the only mesh objects written", () => {
+  const rules = docs("rbac.yaml").flatMap((d) => d.rules ?? []);
+  for (const r of rules) {
+    assert.not.ok([...r.verbs, ...r.resources, ...r.apiGroups].includes("*"), JSON.stringify(r));
+    assert.not.ok(r.resources.includes("secrets"));
+  }
+  const writes = rules.filter((r: { verbs: string[] }) => r.verbs.some((v) => ["create", "patch", "update", "delete"].includes(v))).flatMap((r: { resources: string[] }) => r.resources);
+  assert.equal([...new Set(writes)].sort(), ["configmaps", "events", "leases", "sidecars"]);
+});
+
+test("controller Deployment: probes on /healthz and /readyz, non-root; Service port matches the filter's collector cluster", () => {
+  const [dep, svc] = docs("controller.yaml");
+  const c = dep.spec.template.spec.containers[0];
+  assert.is(c.readinessProbe.httpGet.path, "/readyz");
+  assert.is(c.livenessProbe.httpGet.path, "/healthz");
+  assert.is(dep.spec.template.spec.securityContext.runAsNonRoot, true);
+  const port = svc.spec.ports[0].port;
+  assert.is(wp.spec.pluginConfig.collectorCluster, `outbound|${port}||${svc.metadata.name}.${svc.metadata.namespace}.svc.cluster.local`);
+});
+
+test("fallback gateway: Service matches the controller's default egressProxy; Gateway validates", async () => {
+  const [, svc, gw] = docs("fallback-gateway.yaml");
+  assert.is(`${svc.metadata.name}.${svc.metadata.namespace}.svc.cluster.local`, "meshtune-fallback.meshtune-system.svc.cluster.local");
+  assert.ok(svc.spec.ports.some((p: { port: number }) => p.port === 80));
+  const { Gateway } = await import("@kubernetes-models/istio/networking.istio.io/v1beta1/Gateway");
+  new Gateway(gw).validate();
 });
 
 test.run();
