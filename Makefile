@@ -77,5 +77,9 @@ bench: build bpf
 	node build/bench/filter.mjs
 	node bench/accesslog.mjs
 
+# kind + Istio + Bookinfo end to end; needs a Docker engine (a developer laptop), not part of make test.
+integration:
+	integration/run.sh
+
 clean:
 	rm -rf build

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# make integration — end to end on kind + Istio + Bookinfo (needs Docker, kind, kubectl, istioctl;
+# cannot run on the CI machines of this repo, which have no Docker engine).
+#  1. kind cluster, Istio (demo profile, access logs on), Bookinfo in an opted-in namespace
+#  2. baseline: per-proxy config size (/config_dump bytes, cluster count) and memory
+#  3. meshtune installed (kubectl apply -k manifests/), filter module served in-cluster
+#  4. traffic driven during learning; every request's status recorded: none may fail
+#  5. Sidecars must appear with exactly the expected hosts; config size and memory measured again
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CLUSTER=${CLUSTER:-meshtune-it}
+ISTIO_VERSION=${ISTIO_VERSION:-1.27.1}
+NS=bookinfo
+OUT=${OUT:-build/integration}
+mkdir -p "$OUT"
+need() { command -v "$1" >/dev/null || { echo "integration: $1 not found (needs: docker kind kubectl istioctl)"; exit 1; }; }
+for t in docker kind kubectl istioctl; do need $t; done
+docker info >/dev/null 2>&1 || { echo "integration: no Docker engine running"; exit 1; }
+
+cleanup() { [ "${KEEP:-}" = 1 ] || kind delete cluster --name "$CLUSTER" >/dev/null 2>&1; }
+trap cleanup EXIT
+kind create cluster --name "$CLUSTER" --wait 120s
+istioctl install -y --set profile=demo --set meshConfig.accessLogFile=/dev/stdout
+kubectl create namespace $NS
+kubectl label namespace $NS istio-injection=enabled meshtune.io/enabled=true
+kubectl apply -n $NS -f "https://raw.githubusercontent.com/istio/istio/${ISTIO_VERSION%.*}/samples/bookinfo/platform/kube/bookinfo.yaml"
+kubectl apply -n $NS -f "https://raw.githubusercontent.com/istio/istio/${ISTIO_VERSION%.*}/samples/sleep/sleep.yaml"
+kubectl -n $NS wait --for=condition=available deploy --all --timeout=300s
+
+proxy_stats() { # label → one line per pod: pod config_dump_bytes clusters rss_bytes
+  for pod in $(kubectl -n $NS get pod -l 'app in (productpage,reviews,ratings,details)' -o name); do
+    bytes=$(kubectl -n $NS exec "$pod" -c istio-proxy -- pilot-agent request GET config_dump | wc -c)
+    clusters=$(kubectl -n $NS exec "$pod" -c istio-proxy -- pilot-agent request GET clusters | grep -c '::observability_name::' || true)
+    rss=$(kubectl -n $NS exec "$pod" -c istio-proxy -- pilot-agent request GET memory | python3 -c 'import json,sys; print(json.load(sys.stdin)["allocated"])')
+    echo "$1 ${pod#pod/} $bytes $clusters $rss"
+  done
+}
+# Many unrelated services make the default scope realistic.
+for i in $(seq 1 60); do kubectl create namespace team-$((i % 6)) --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  kubectl -n team-$((i % 6)) create service clusterip svc-$i --tcp=8080:8080 >/dev/null; done
+sleep 20
+proxy_stats before | tee "$OUT/before.txt"
+
+make build bpf
+docker build -t meshtune:dev .
+kind load docker-image meshtune:dev --name "$CLUSTER"
+kubectl apply -k manifests/
+# Serve the module from the cluster for the test (production: an OCI registry, see README).
+kubectl -n meshtune-system create configmap meshtune-filter --from-file=build/meshtune-filter.wasm
+kubectl apply -f - <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: meshtune-filter, namespace: meshtune-system }
+spec:
+  selector: { matchLabels: { app: meshtune-filter } }
+  template:
+    metadata: { labels: { app: meshtune-filter } }
+    spec:
+      containers:
+        - { name: http, image: python:3.12-alpine, command: [python3, -m, http.server, "8000", -d, /srv], volumeMounts: [{ name: wasm, mountPath: /srv }] }
+      volumes: [{ name: wasm, configMap: { name: meshtune-filter } }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: meshtune-filter, namespace: meshtune-system }
+spec: { selector: { app: meshtune-filter }, ports: [{ name: http, port: 80, targetPort: 8000 }] }
+YAML
+kubectl -n istio-system patch wasmplugin meshtune --type merge -p "{\"spec\":{\"url\":\"http://meshtune-filter.meshtune-system.svc/meshtune-filter.wasm\",\"sha256\":\"$(cat build/meshtune-filter.wasm.sha256)\"}}"
+kubectl -n meshtune-system patch deploy meshtune-controller --type json -p '[
+  {"op":"replace","path":"/spec/template/spec/containers/0/image","value":"meshtune:dev"},
+  {"op":"replace","path":"/spec/template/spec/containers/0/args","value":["controller","--port=8080","--min-window=1m"]}]'
+kubectl -n meshtune-system rollout status deploy/meshtune-controller --timeout=180s
+kubectl -n meshtune-system delete daemonset meshtune-node # the eBPF datapath is tested on the host, not inside kind
+
+# Drive traffic for the learning window and beyond; record every status code.
+kubectl -n $NS exec deploy/sleep -- sh -c 'for i in $(seq 1 600); do curl -s -o /dev/null -w "%{http_code}\n" http://productpage:9080/productpage; sleep 0.2; done' > "$OUT/statuses.txt"
+failed=$(grep -vc '^200$' "$OUT/statuses.txt" || true)
+[ "$failed" = 0 ] || { echo "integration: $failed requests failed during learning"; exit 1; }
+
+expect_hosts() { # workload hosts...
+  got=$(kubectl -n $NS get sidecar "$1" -o jsonpath='{.spec.egress[0].hosts}' | tr -d '[]"' | tr , '\n' | sort | tr '\n' ' ')
+  want=$(printf '%s\n' "${@:2}" | sort | tr '\n' ' ')
+  [ "$got" = "$want" ] || { echo "integration: sidecar $1 hosts '$got', want '$want'"; exit 1; }
+}
+expect_hosts productpage-v1 istio-system/* $NS/details.$NS.svc.cluster.local $NS/reviews.$NS.svc.cluster.local
+expect_hosts reviews-v2 istio-system/* $NS/ratings.$NS.svc.cluster.local
+expect_hosts reviews-v3 istio-system/* $NS/ratings.$NS.svc.cluster.local
+expect_hosts details-v1 istio-system/*
+sleep 20
+proxy_stats after | tee "$OUT/after.txt"
+python3 - "$OUT/before.txt" "$OUT/after.txt" <<'PY'
+import sys
+def load(p): return {l.split()[1]: list(map(int, l.split()[2:])) for l in open(p)}
+b, a = load(sys.argv[1]), load(sys.argv[2])
+for pod in sorted(b):
+    if pod in a:
+        (bb, bc, bm), (ab, ac, am) = b[pod], a[pod]
+        print(f"{pod:45} config_dump {bb}->{ab} ({100*(bb-ab)/bb:.0f}% less)  clusters {bc}->{ac}  heap {bm>>20}->{am>>20} MiB")
+PY
+echo "integration: OK"
