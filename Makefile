@@ -73,8 +73,9 @@ test: typecheck test-unit
 
 bench: build bpf
 	bench/datapath.sh
-	$(NODE_BIN)/esbuild bench/filter.ts $(ESBUILD_NODE) --outfile=build/bench/filter.mjs --log-level=warning
+	$(NODE_BIN)/esbuild bench/filter.ts bench/reconcile.ts $(ESBUILD_NODE) --outdir=build/bench --out-extension:.js=.mjs --log-level=warning
 	node build/bench/filter.mjs
+	node build/bench/reconcile.mjs
 	node bench/accesslog.mjs
 
 # kind + Istio + Bookinfo end to end; needs a Docker engine (a developer laptop), not part of make test.

@@ -31,7 +31,7 @@ async function setup(o: { dryRun?: boolean; mode?: "apply" | "recommend"; now?: 
   let now = o.now ?? NOW;
   const ctl = new MeshController(kc, api, graph, store, {
     mode: o.mode ?? "apply", minWindowMs: H, retentionMs: 7 * 24 * H, alwaysInclude: ["istio-system/*"], fallback: FALLBACK,
-    defaultEnabled: false, dryRun: o.dryRun ?? false, clusterDomain: "cluster.local", now: () => now,
+    defaultEnabled: false, dryRun: o.dryRun ?? false, clusterDomain: "cluster.local", now: () => now, flushDelayMs: 10,
   }, quiet, new Registry());
   const col = new Collector(graph);
   const send = (over: Record<string, unknown>) => { const p = over.proxy as { namespace: string; workload: string }; assert.is(col.ingest(JSON.stringify(report(over))), null); ctl.touched(p.namespace, p.workload); };
@@ -71,7 +71,7 @@ test("minimum window: too-recent traffic does not produce a Sidecar", async () =
     t.send(reviewsReport(NOW - 5 * 60_000));
     await settle(t.ctl);
     assert.is(t.fake.get("sidecars", "bookinfo", "reviews-v2"), undefined);
-    assert.match((t.ctl.decisions.get("bookinfo/") as { reason: string }).reason, /minimum window/);
+    assert.match((t.ctl.decisions.get("bookinfo/reviews-v2") as { reason: string }).reason, /minimum window/);
   } finally { await t.close(); }
 });
 

@@ -19,15 +19,17 @@ export interface ControllerOptions extends DecideOptions {
   defaultEnabled: boolean;
   dryRun: boolean;
   clusterDomain: string;
+  flushDelayMs?: number; // batch window for learned-state writes (default 2 s)
   now?: () => number;
 }
 
 type Obj = KubernetesObject & { spec?: any; data?: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 export class MeshController {
-  readonly pods = new Map<string, V1Pod>();
+  /** Indexed for reconcile: pods by "ns/workload" then pod name; Sidecars by namespace then name. */
+  readonly pods = new Map<string, Map<string, V1Pod>>();
   readonly namespaces = new Map<string, V1Namespace>();
-  readonly sidecars = new Map<string, Obj>();
+  readonly sidecars = new Map<string, Map<string, Obj>>();
   readonly queue: WorkQueue;
   readonly decisions = new Map<string, Decision>(); // last decision per workload (status / recommend-only report)
   ready = false;
@@ -47,11 +49,16 @@ export class MeshController {
 
   private now() { return this.o.now?.() ?? Date.now(); }
 
-  workloadKeys(): string[] {
-    const keys = new Set<string>();
-    for (const p of this.pods.values()) keys.add(`${p.metadata?.namespace}/${workloadFromPod(p.metadata?.name ?? "")}`);
-    return [...keys];
+  workloadKeys(): string[] { return [...this.pods.keys()]; }
+
+  private index<T extends KubernetesObject>(m: Map<string, Map<string, T>>, outer: string, inner: string, o: T | null): void {
+    let g = m.get(outer);
+    if (!g) m.set(outer, (g = new Map()));
+    if (o) g.set(inner, o);
+    else { g.delete(inner); if (g.size === 0) m.delete(outer); }
   }
+
+  private sidecar(ns: string, name: string): Obj | undefined { return this.sidecars.get(ns)?.get(name); }
 
   /** Start informers; ready once each has listed and persisted state is loaded. */
   async start(): Promise<void> {
@@ -73,18 +80,18 @@ export class MeshController {
       this.informers.push(inf as unknown as Informer<KubernetesObject>);
       return inf.start().then(() => firstList);
     };
-    const key = (o: KubernetesObject) => `${o.metadata?.namespace}/${o.metadata?.name}`;
     await Promise.all([
       watch<V1Namespace>("/api/v1/namespaces", () => this.api.list("v1", "Namespace"), (t, o) => {
         if (t === "delete") this.namespaces.delete(o.metadata!.name!); else this.namespaces.set(o.metadata!.name!, o);
         for (const k of this.workloadKeys()) if (k.startsWith(`${o.metadata!.name}/`)) this.queue.add(k);
       }),
       watch<V1Pod>("/api/v1/pods", () => this.api.list("v1", "Pod"), (t, o) => {
-        if (t === "delete") this.pods.delete(key(o)); else this.pods.set(key(o), o);
-        this.queue.add(`${o.metadata!.namespace}/${workloadFromPod(o.metadata!.name!)}`);
+        const k = `${o.metadata!.namespace}/${workloadFromPod(o.metadata!.name!)}`;
+        this.index(this.pods, k, o.metadata!.name!, t === "delete" ? null : o);
+        this.queue.add(k);
       }),
       watch<Obj>("/apis/networking.istio.io/v1beta1/sidecars", () => this.api.list("networking.istio.io/v1beta1", "Sidecar"), (t, o) => {
-        if (t === "delete") this.sidecars.delete(key(o)); else this.sidecars.set(key(o), o);
+        this.index(this.sidecars, o.metadata!.namespace!, o.metadata!.name!, t === "delete" ? null : o);
         // A user Sidecar can block several workloads of its namespace: recheck them all.
         for (const k of this.workloadKeys()) if (k.startsWith(`${o.metadata!.namespace}/`)) this.queue.add(k);
       }),
@@ -97,6 +104,8 @@ export class MeshController {
   async stop(): Promise<void> {
     this.stopped = true;
     this.queue.stop();
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    await this.flush().catch(() => {});
     for (const i of this.informers) await (i as unknown as { stop(): Promise<void> }).stop();
   }
 
@@ -128,15 +137,15 @@ export class MeshController {
 
   async reconcile(key: string): Promise<void> {
     const [ns, name] = key.split("/");
-    const pods = [...this.pods.values()].filter((p) => p.metadata?.namespace === ns && workloadFromPod(p.metadata?.name ?? "") === name);
-    const existing: ExistingSidecar[] = [...this.sidecars.values()].filter((s) => s.metadata?.namespace === ns).map((s) => ({
+    const pods = [...(this.pods.get(key)?.values() ?? [])];
+    const existing: ExistingSidecar[] = [...(this.sidecars.get(ns)?.values() ?? [])].map((s) => ({
       name: s.metadata!.name!, managed: s.metadata?.labels?.[MANAGED_LABEL] === FIELD_MANAGER,
       hosts: s.spec?.egress?.[0]?.hosts ?? [], selector: s.spec?.workloadSelector?.labels ?? null,
     }));
     if (pods.length === 0) {
       // Workload gone: clean up what we generated for it.
       const mine = existing.find((s) => s.name === name && s.managed);
-      if (mine) await this.act(ns, { action: "delete", name, reason: "workload has no pods" });
+      if (mine) await this.act(ns, name, { action: "delete", name, reason: "workload has no pods" });
       return;
     }
     const labels = pods[0].metadata?.labels ?? {};
@@ -144,21 +153,33 @@ export class MeshController {
     const learned = this.learnedHosts(ns, name);
     const d = decide({ namespace: ns, name, selector, enabled: this.enabled(ns, pods), gateway: isGatewayWorkload(name) || labels.istio === "ingressgateway" || labels.istio === "egressgateway",
       observedSinceMs: learned.since, learned: learned.hosts }, existing, this.o, this.now());
-    await this.act(ns, d);
+    await this.act(ns, name, d);
+    this.scheduleFlush();
+  }
+
+  /** Persist learned state in batches (one write per dirty namespace), not once per reconcile. */
+  private flushTimer: NodeJS.Timeout | null = null;
+  private scheduleFlush(): void {
+    if (this.flushTimer || this.stopped) return;
+    this.flushTimer = setTimeout(() => { this.flushTimer = null; this.flush().catch((e) => this.log("warn", "could not save learned state; will retry", { error: (e as Error).message })); }, this.o.flushDelayMs ?? 2000);
+  }
+
+  async flush(): Promise<void> {
     await this.store.saveDirty();
   }
 
-  private async act(ns: string, d: Decision): Promise<void> {
-    const key = `${ns}/${d.action === "skip" ? "" : d.action === "delete" ? d.name : d.sidecar.metadata.name}`;
+  /** Carry out a decision for workload ns/name (its Sidecar has the workload's name). */
+  private async act(ns: string, name: string, d: Decision): Promise<void> {
+    const key = `${ns}/${name}`;
     const prev = this.decisions.get(key);
     this.applied.inc({ action: d.action });
     if (d.action === "apply") {
       validateSidecar(d.sidecar);
-      const cur = this.sidecars.get(key);
+      const cur = this.sidecar(ns, name);
       const same = cur && JSON.stringify(cur.spec) === JSON.stringify(d.sidecar.spec);
       if (!same || this.o.dryRun) {
         const res = await apply(this.api, d.sidecar as unknown as KubernetesObject, this.o.dryRun);
-        if (!this.o.dryRun) this.sidecars.set(key, res as Obj);
+        if (!this.o.dryRun) this.index(this.sidecars, ns, name, res as Obj);
         this.log("info", this.o.dryRun ? "dry-run: Sidecar would be applied" : "Sidecar applied", { sidecar: key, hosts: d.sidecar.spec.egress[0].hosts.length, dropped: d.dropped });
         if (!this.o.dryRun) await this.event(ns, d.sidecar.metadata.name, "Applied", `meshtune applied Sidecar with ${d.sidecar.spec.egress[0].hosts.length} egress hosts`, "Normal");
       }
@@ -166,7 +187,7 @@ export class MeshController {
       if (!this.o.dryRun) {
         try { await this.api.delete({ apiVersion: "networking.istio.io/v1beta1", kind: "Sidecar", metadata: { name: d.name, namespace: ns } }); }
         catch (e) { if (!isNotFound(e)) throw e; }
-        this.sidecars.delete(key);
+        this.index(this.sidecars, ns, name, null);
       }
       this.log("info", "Sidecar deleted", { sidecar: key, reason: d.reason, dryRun: this.o.dryRun });
     } else if (d.action === "skip" && /user-owned/.test(d.reason) && prev?.action !== "skip") {
