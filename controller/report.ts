@@ -41,11 +41,12 @@ export function renderReport(d: ReportData): string {
       const what = u.kind === "blackhole" ? "BLOCKED (BlackHoleCluster)" : "unregistered (PassthroughCluster)";
       out.push(`${u.workload} → ${u.dst}${u.authority ? ` authority=${u.authority}` : ""}${u.sni ? ` sni=${u.sni}` : ""}: ${what}, ${fmt(u.count)} requests/connections`);
     }
-    const seen = new Set<string>();
-    const suggestions = unk.filter((u) => u.suggestion && !seen.has(u.suggestion.spec.hosts[0] + u.workload) && seen.add(u.suggestion.spec.hosts[0] + u.workload));
-    if (suggestions.length) {
+    // One suggestion per (workload namespace, host): several workloads may hit the same one.
+    const suggestions = new Map<string, object>();
+    for (const u of unk) if (u.suggestion) suggestions.set(`${u.suggestion.metadata.namespace}/${u.suggestion.spec.hosts[0]}`, u.suggestion);
+    if (suggestions.size) {
       out.push("", "suggested ServiceEntries (review before applying):");
-      for (const u of suggestions) out.push("---", stringify(u.suggestion).trimEnd());
+      for (const se of suggestions.values()) out.push("---", stringify(se).trimEnd());
     }
   }
   if (d.savings) {

@@ -20,7 +20,6 @@ export function apply<T extends KubernetesObject>(api: KubernetesObjectApi, obj:
 }
 
 export function isNotFound(e: unknown): boolean { return statusCode(e) === 404; }
-export function isConflict(e: unknown): boolean { return statusCode(e) === 409; }
 export function statusCode(e: unknown): number | undefined {
   const x = e as { code?: number; statusCode?: number; body?: { code?: number } };
   return x?.code ?? x?.statusCode ?? x?.body?.code;

@@ -1,7 +1,7 @@
 // Leader election on a coordination.k8s.io/v1 Lease, client-go style: acquire when free or
 // expired, renew before it expires, optimistic concurrency (resourceVersion) decides races.
 import type { KubernetesObjectApi, V1Lease } from "@kubernetes/client-node";
-import { isConflict, isNotFound } from "./kube.js";
+import { isNotFound } from "./kube.js";
 
 export interface LeaderOptions { namespace: string; name: string; identity: string; leaseDurationMs: number; now?: () => number }
 
@@ -36,8 +36,8 @@ export class LeaderElector {
       const next = { ...spec, acquireTime: holder === this.o.identity ? s.acquireTime : spec.acquireTime, leaseTransitions: (s.leaseTransitions ?? 0) + (holder === this.o.identity ? 0 : 1) };
       await this.api.replace<V1Lease>({ ...ref, metadata: { ...ref.metadata, resourceVersion: lease.metadata?.resourceVersion }, spec: next });
       return this.won();
-    } catch (e) {
-      if (isConflict(e)) return this.lost(); // someone else moved first
+    } catch {
+      // 409: another candidate moved first. Anything else: we cannot prove we hold it.
       return this.lost();
     }
   }

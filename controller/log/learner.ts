@@ -32,13 +32,12 @@ export class AccessLogLearner {
   /** Per-pod buffers; the namespace is decided at the end from inbound SNI/cluster hosts. */
   private readonly pods = new Map<string, PodBuffer>();
   private readonly scratch = new Graph();
-  private readonly fixed: WorkloadNode | null;
+  private readonly fixed: PodBuffer | null; // --workload: every unprefixed line belongs to it
 
   constructor(readonly opts: LearnOptions) {
-    if (opts.workload) {
-      const [ns, name] = opts.workload.split("/");
-      this.fixed = this.scratch.node(ns, name);
-    } else this.fixed = null;
+    const [ns, name] = opts.workload?.split("/") ?? [];
+    const node = opts.workload ? this.scratch.node(ns, name) : null;
+    this.fixed = node ? { node, nsVotes: new Map() } : null;
   }
 
   async learnStream(input: Readable): Promise<void> {
@@ -67,7 +66,7 @@ export class AccessLogLearner {
   }
 
   private bufferFor(pod: string): PodBuffer | null {
-    if (!pod) return this.fixed ? { node: this.fixed, nsVotes: new Map() } : null;
+    if (!pod) return this.fixed;
     let b = this.pods.get(pod);
     if (!b) {
       const node = this.scratch.node("?" + pod, workloadFromPod(pod));
@@ -118,7 +117,7 @@ export class AccessLogLearner {
   /** Resolve namespaces and return the learned graph. */
   finish(into: Graph = new Graph()): { graph: Graph; inferred: Map<string, string> } {
     const inferred = new Map<string, string>();
-    if (this.fixed) into.merge(graphOf(this.fixed, this.fixed.namespace));
+    if (this.fixed) into.merge(graphOf(this.fixed.node, this.fixed.node.namespace));
     for (const [pod, b] of this.pods) {
       // Gateways serve no mTLS inbound to infer from; Istio installs them in istio-system.
       let ns = isGatewayWorkload(b.node.name) ? "istio-system" : this.opts.defaultNamespace, best = 0;

@@ -1,7 +1,7 @@
 // The controller's per-workload decision, pure so it can be tested rule by rule:
 // opt-in, ownership, minimum observation window, retention (never shrink by a recently seen
 // dependency), delete on opt-out, and the egressProxy fallback on every generated Sidecar.
-import { buildSidecar, MANAGED_BY, type SidecarObj } from "../sidecar/generate.js";
+import { buildSidecar, type SidecarObj } from "../sidecar/generate.js";
 
 export const MANAGED_LABEL = "app.kubernetes.io/managed-by";
 export const ANNOTATION = "meshtune.io/";
@@ -62,7 +62,6 @@ export function decide(w: WorkloadView, existing: ExistingSidecar[], o: DecideOp
   // Never shrink by something we have no record of: keep hosts of unknown age.
   for (const h of mine?.hosts ?? []) if (!w.learned.has(h)) hosts.add(h);
   const sidecar = buildSidecar(w.namespace, w.name, w.selector, [...hosts].sort(), o.fallback);
-  sidecar.metadata.labels = { ...MANAGED_BY };
   sidecar.metadata.annotations = { [`${ANNOTATION}learned-hosts`]: String(w.learned.size) };
   return { action: o.mode === "apply" ? "apply" : "recommend", sidecar, dropped: dropped.sort() };
 }
