@@ -35,6 +35,8 @@ test("controller process: readiness after sync, reports accepted, Sidecar applie
     for (let i = 0; i < 50 && !fake.get("sidecars", "bookinfo", "reviews-v2"); i++) await new Promise((r) => setTimeout(r, 100));
     assert.ok(fake.get("sidecars", "bookinfo", "reviews-v2"), err);
     assert.ok(fake.get("leases", "meshtune-system", "meshtune-controller")?.spec.holderIdentity);
+    const rec = (await (await fetch(url("/recommendations"))).json()) as { mode: string; workloads: { workload: string; action: string }[] };
+    assert.equal(rec.workloads.map((w) => `${w.workload} ${w.action}`), ["bookinfo/reviews-v2 apply"]);
     const metrics = await (await fetch(url("/metrics"))).text();
     assert.match(metrics, /meshtune_reports_received_total 1/);
     assert.match(metrics, /meshtune_reconcile_total\{action="apply"\} \d+/);

@@ -7,7 +7,7 @@ import { FakeApiServer } from "./k8s/fake-apiserver.js";
 import { loadKubeConfig, objectApi } from "../controller/k8s/kube.js";
 import { LearnedStore, STORE_NAME, decode, encode } from "../controller/k8s/learned-store.js";
 import { LeaderElector } from "../controller/k8s/leader.js";
-import { MeshController } from "../controller/reconcile/controller.js";
+import { MeshController, hostDiff } from "../controller/reconcile/controller.js";
 import { Graph } from "../controller/model/graph.js";
 import { Collector } from "../controller/collector/server.js";
 import { report } from "./fixtures/report.js";
@@ -84,6 +84,9 @@ test("user-owned Sidecars are never touched; opt-out deletes what meshtune gener
     t.send({ ...reviewsReport(NOW - 2 * H), proxy: { workload: "productpage-v1", namespace: "bookinfo" } });
     await settle(t.ctl);
     assert.equal(t.fake.get("sidecars", "bookinfo", "productpage-v1")!.spec.egress[0].hosts, ["./*"], "user Sidecar unchanged");
+    const skipped = t.fake.list("events", "bookinfo").filter((e) => e.reason === "Skipped");
+    assert.is(skipped.length, 1, "one Warning event, not one per reconcile");
+    assert.is(skipped[0].type, "Warning");
     assert.ok(!t.fake.requests.some((r) => r.method !== "GET" && r.path.endsWith("/sidecars/productpage-v1")));
     assert.ok(t.fake.get("sidecars", "bookinfo", "reviews-v2"));
     // opt out the namespace: the managed Sidecar goes away
@@ -114,6 +117,10 @@ test("recommend-only mode applies nothing but reports the Sidecar", async () => 
     await settle(t.ctl);
     assert.is(t.fake.list("sidecars").length, 0);
     assert.equal(t.ctl.recommendations().map((s) => s.metadata.name), ["reviews-v2"]);
+    const st = Object.fromEntries(t.ctl.status().map((x) => [x.workload, x]));
+    assert.is(st["bookinfo/reviews-v2"].action, "recommend");
+    assert.match(st["bookinfo/productpage-v1"].reason!, /minimum window/);
+    assert.match(st["legacy/old-app"].reason!, /not enabled/);
   } finally { await t.close(); }
 });
 
@@ -168,6 +175,10 @@ test("leader election on a Lease: one leader; takeover only after expiry; releas
     now += 1_000;
     assert.is(await a.tick(), false);
   } finally { await fake.stop(); }
+});
+
+test("dry-run diff: hosts added and removed", () => {
+  assert.equal(hostDiff(["a", "b"], ["b", "c"]), { added: ["c"], removed: ["a"] });
 });
 
 test.run();

@@ -47,6 +47,8 @@ export async function runController(f: ControllerFlags): Promise<void> {
   const server: Server = createServer((req, res) => {
     if (req.url === "/healthz") return void res.writeHead(200).end("ok\n");
     if (req.url === "/readyz") return void res.writeHead(ctl.ready ? 200 : 503).end(ctl.ready ? "ready\n" : "waiting for initial sync\n");
+    // The recommend-only / dry-run report: each workload's decision, and the Sidecar it would get.
+    if (req.url === "/recommendations" && req.method === "GET") return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ mode: opts.mode, dryRun: opts.dryRun, workloads: ctl.status() }, null, 2));
     collector.handle(req, res);
   });
   await new Promise<void>((r) => server.listen(Number(f.port), "0.0.0.0", r));

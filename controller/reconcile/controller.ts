@@ -15,6 +15,12 @@ import type { Logger } from "../log.js";
 
 export const ENABLED = "meshtune.io/enabled";
 
+/** What a Sidecar change does to its host list (dry-run diff and apply logs). */
+export function hostDiff(before: string[], after: string[]): { added: string[]; removed: string[] } {
+  const b = new Set(before), a = new Set(after);
+  return { added: after.filter((h) => !b.has(h)), removed: before.filter((h) => !a.has(h)) };
+}
+
 export interface ControllerOptions extends DecideOptions {
   defaultEnabled: boolean;
   dryRun: boolean;
@@ -180,7 +186,8 @@ export class MeshController {
       if (!same || this.o.dryRun) {
         const res = await apply(this.api, d.sidecar as unknown as KubernetesObject, this.o.dryRun);
         if (!this.o.dryRun) this.index(this.sidecars, ns, name, res as Obj);
-        this.log("info", this.o.dryRun ? "dry-run: Sidecar would be applied" : "Sidecar applied", { sidecar: key, hosts: d.sidecar.spec.egress[0].hosts.length, dropped: d.dropped });
+        const diff = hostDiff(cur?.spec?.egress?.[0]?.hosts ?? [], d.sidecar.spec.egress[0].hosts);
+        this.log("info", this.o.dryRun ? "dry-run: Sidecar would be applied" : "Sidecar applied", { sidecar: key, created: !cur, ...diff, expired: d.dropped });
         if (!this.o.dryRun) await this.event(ns, d.sidecar.metadata.name, "Applied", `meshtune applied Sidecar with ${d.sidecar.spec.egress[0].hosts.length} egress hosts`, "Normal");
       }
     } else if (d.action === "delete") {
@@ -190,8 +197,10 @@ export class MeshController {
         this.index(this.sidecars, ns, name, null);
       }
       this.log("info", "Sidecar deleted", { sidecar: key, reason: d.reason, dryRun: this.o.dryRun });
-    } else if (d.action === "skip" && /user-owned/.test(d.reason) && prev?.action !== "skip") {
+    } else if (d.action === "skip" && /user-owned/.test(d.reason) && (prev?.action !== "skip" || prev.reason !== d.reason)) {
+      // Once per change of reason, not on every reconcile.
       this.log("info", "workload skipped", { workload: key, reason: d.reason });
+      if (!this.o.dryRun) await this.event(ns, name, "Skipped", `meshtune left ${key} alone: ${d.reason}`, "Warning");
     }
     this.decisions.set(key, d);
   }
@@ -208,5 +217,11 @@ export class MeshController {
   /** Recommend-only report: what would be applied, per workload. */
   recommendations(): SidecarObj[] {
     return [...this.decisions.values()].flatMap((d) => (d.action === "recommend" || d.action === "apply" ? [d.sidecar] : []));
+  }
+
+  /** Status report served on /recommendations: every workload's last decision and why. */
+  status(): { workload: string; action: string; reason?: string; sidecar?: SidecarObj; expired?: string[] }[] {
+    return [...this.decisions].sort(([a], [b]) => (a < b ? -1 : 1)).map(([workload, d]) =>
+      d.action === "skip" || d.action === "delete" ? { workload, action: d.action, reason: d.reason } : { workload, action: d.action, sidecar: d.sidecar, expired: d.dropped });
   }
 }
