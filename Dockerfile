@@ -6,6 +6,7 @@ WORKDIR /opt/meshtune
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY build/meshtune.mjs build/meshtune-bpf build/meshtune-filter.wasm build/meshtune-filter.wasm.sha256 ./build/
+COPY build/chunks ./build/chunks
 RUN ln -s /opt/meshtune/build/meshtune.mjs /usr/local/bin/meshtune && ln -s /opt/meshtune/build/meshtune-bpf /usr/local/bin/meshtune-bpf
 USER 65532
 ENTRYPOINT ["meshtune"]

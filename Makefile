@@ -19,7 +19,7 @@ sysdeps:
 	  || { tail -20 /tmp/meshtune-apt.log; echo "apt-get install failed:$$missing"; exit 1; }; fi
 
 build/meshtune.mjs: $(shell find controller -name '*.ts') | node_modules/.stamp
-	$(NODE_BIN)/esbuild controller/main.ts $(ESBUILD_NODE) --outfile=$@ --log-level=warning
+	$(NODE_BIN)/esbuild controller/main.ts $(ESBUILD_NODE) --splitting --outdir=build --entry-names=meshtune --chunk-names=chunks/[name]-[hash] --out-extension:.js=.mjs --log-level=warning
 	chmod +x $@
 
 # The Wasm filter (AssemblyScript 0.14 + proxy-runtime 0.1.8), its sha256 for the WasmPlugin,

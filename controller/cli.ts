@@ -1,8 +1,9 @@
 // meshtune command line (kubectl/istioctl style). Exit codes: 0 ok, 1 runtime error, 2 usage error.
 import { Command, CommanderError, Option } from "commander";
-import { recommend } from "./commands/recommend.js";
-import { bpfCommand } from "./commands/bpf.js";
-import { runController } from "./commands/controller.js";
+// Commands load on demand: `recommend` should not pay for the Kubernetes client's start-up.
+const recommend = async (o: Parameters<typeof import("./commands/recommend.js").recommend>[0]) => (await import("./commands/recommend.js")).recommend(o);
+const runController = async (o: import("./commands/controller.js").ControllerFlags) => (await import("./commands/controller.js")).runController(o);
+const bpfCommand = async (sub: string, args: string[]) => (await import("./commands/bpf.js")).bpfCommand(sub, args);
 import { UserError } from "./errors.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];

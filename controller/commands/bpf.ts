@@ -1,16 +1,15 @@
 // `meshtune bpf load|unload|status|probe`: a thin wrapper over the C loader (build/meshtune-bpf),
 // which owns the libbpf skeleton, the feature probe and the pins under /sys/fs/bpf/meshtune.
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { UserError } from "../errors.js";
 
 export function loaderPath(): string {
   const env = process.env.MESHTUNE_BPF_LOADER;
   if (env) return env;
-  // build/meshtune.mjs → build/meshtune-bpf
-  return join(dirname(fileURLToPath(import.meta.url)), "meshtune-bpf");
+  // Next to the CLI entry (build/meshtune.mjs → build/meshtune-bpf), through any npx/bin symlink.
+  return join(dirname(realpathSync(process.argv[1])), "meshtune-bpf");
 }
 
 export function runLoader(args: string[]): { code: number; stdout: string; stderr: string } {

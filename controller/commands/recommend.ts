@@ -1,8 +1,9 @@
 // `meshtune recommend`: inputs → graph → Sidecars on stdout (or --out-dir), report on stderr.
-import { createReadStream, promises as fs } from "node:fs";
+import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { AccessLogLearner } from "../log/learner.js";
+import { fileChunks } from "../log/lines.js";
 import { Graph } from "../model/graph.js";
 import { generateSidecars, type SidecarObj, DEFAULT_GENERATE } from "../sidecar/generate.js";
 import { validateSidecar } from "../sidecar/validate.js";
@@ -40,7 +41,7 @@ export async function learnAccessLogs(paths: string[], opts: Pick<RecommendOptio
   const inferred = new Map<string, string>();
   for (const p of paths) {
     const l = new AccessLogLearner({ workload: opts.workload, defaultNamespace: opts.defaultNamespace, clusterDomain: opts.clusterDomain });
-    const stream = p === "-" ? process.stdin : createReadStream(p, { highWaterMark: 1 << 20 });
+    const stream = p === "-" ? process.stdin : fileChunks(p);
     try { await l.learnStream(stream); } catch (e) { throw new UserError(`--access-log ${describeFsError(p === "-" ? "stdin" : p, e)}`); }
     const r = l.finish(graph);
     for (const [k, v] of r.inferred) inferred.set(k, v);

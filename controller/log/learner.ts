@@ -1,8 +1,7 @@
 // Streaming access-log learner: lines in, graph out, constant memory in the input size
 // (only distinct pods × edges are kept). Every line that is not a usable access-log entry
 // is skipped and counted by reason; nothing learned from good lines is ever dropped.
-import type { Readable } from "node:stream";
-import { readLines } from "./lines.js";
+import { readLineBatches } from "./lines.js";
 import { parseText } from "./text-format.js";
 import { parseJson } from "./json-format.js";
 import { splitPrefix } from "./kubectl-prefix.js";
@@ -40,13 +39,14 @@ export class AccessLogLearner {
     this.fixed = node ? { node, nsVotes: new Map() } : null;
   }
 
-  async learnStream(input: Readable): Promise<void> {
-    for await (const l of readLines(input)) {
-      this.lines++;
-      if ("tooLong" in l) { this.skipped["too-long"]++; this.bytes += l.tooLong + 1; continue; }
-      this.bytes += l.text.length + 1;
-      this.learnLine(l.text);
-    }
+  async learnStream(input: AsyncIterable<Buffer>): Promise<void> {
+    for await (const batch of readLineBatches(input))
+      for (const l of batch) {
+        this.lines++;
+        if ("tooLong" in l) { this.skipped["too-long"]++; this.bytes += l.tooLong + 1; continue; }
+        this.bytes += l.text.length + 1;
+        this.learnLine(l.text);
+      }
   }
 
   learnLine(raw: string): void {

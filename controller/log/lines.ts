@@ -1,32 +1,35 @@
 // Streaming line splitter with a hard cap on line length, so memory stays
 // constant whatever the input: an over-long line is skipped while it streams
 // past, never buffered whole.
-import type { Readable } from "node:stream";
+import { promises as fs } from "node:fs";
 
 export const MAX_LINE_BYTES = 64 * 1024;
 
 export type Line = { text: string } | { tooLong: number };
 
-export async function* readLines(input: Readable, maxBytes = MAX_LINE_BYTES): AsyncGenerator<Line> {
+/** Lines in batches, one batch per input chunk: one await per chunk rather than per line keeps
+ * millions of short-lived objects from surviving across awaits (speed, and a flat RSS). */
+export async function* readLineBatches(input: AsyncIterable<Buffer>, maxBytes = MAX_LINE_BYTES): AsyncGenerator<Line[]> {
   let carry: Buffer | null = null; // partial line from the previous chunk
   let skipping = 0;                // > 0 while discarding an over-long line
-  for await (const chunk of input as AsyncIterable<Buffer>) {
+  for await (const chunk of input) {
+    const batch: Line[] = [];
     let start = 0;
     for (;;) {
       const nl = chunk.indexOf(10, start);
       if (nl < 0) break;
       if (skipping > 0) {
-        yield { tooLong: skipping + nl - start };
+        batch.push({ tooLong: skipping + nl - start });
         skipping = 0;
       } else if (carry) {
         const total = carry.length + nl - start;
-        if (total > maxBytes) yield { tooLong: total };
-        else yield { text: Buffer.concat([carry, chunk.subarray(start, nl)]).toString("utf8") };
+        if (total > maxBytes) batch.push({ tooLong: total });
+        else batch.push({ text: Buffer.concat([carry, chunk.subarray(start, nl)]).toString("utf8") });
         carry = null;
       } else if (nl - start > maxBytes) {
-        yield { tooLong: nl - start };
+        batch.push({ tooLong: nl - start });
       } else {
-        yield { text: chunk.toString("utf8", start, nl) };
+        batch.push({ text: chunk.toString("utf8", start, nl) });
       }
       start = nl + 1;
     }
@@ -38,7 +41,32 @@ export async function* readLines(input: Readable, maxBytes = MAX_LINE_BYTES): As
         carry = null;
       } else carry = carry ? Buffer.concat([carry, chunk.subarray(start)]) : Buffer.from(chunk.subarray(start));
     }
+    if (batch.length) yield batch;
   }
-  if (skipping > 0) yield { tooLong: skipping };
-  else if (carry && carry.length > 0) yield { text: carry.toString("utf8") };
+  if (skipping > 0) yield [{ tooLong: skipping }];
+  else if (carry && carry.length > 0) yield [{ text: carry.toString("utf8") }];
+}
+
+/** One line at a time (tests, small inputs). */
+export async function* readLines(input: AsyncIterable<Buffer>, maxBytes = MAX_LINE_BYTES): AsyncGenerator<Line> {
+  for await (const batch of readLineBatches(input, maxBytes)) yield* batch;
+}
+
+/**
+ * A file's bytes through one reused buffer: no per-chunk garbage, so RSS stays flat instead of
+ * waiting for the GC to free a fresh 1 MB buffer per read. Safe because readLineBatches copies
+ * everything it keeps (strings, carry) before asking for the next chunk.
+ */
+export async function* fileChunks(path: string, size = 1 << 20): AsyncGenerator<Buffer> {
+  const fh = await fs.open(path, "r");
+  try {
+    const buf = Buffer.allocUnsafe(size);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, size, null);
+      if (bytesRead === 0) return;
+      yield buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
 }

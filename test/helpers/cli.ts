@@ -7,6 +7,6 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const CLI = join(ROOT, "build", "meshtune.mjs");
 
 export function meshtune(args: string[], input?: string | Buffer) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { input, cwd: ROOT, maxBuffer: 64 << 20, env: { ...process.env, MESHTUNE_BPF_LOADER: join(ROOT, "build", "meshtune-bpf") } });
+  const r = spawnSync(process.execPath, [CLI, ...args], { input, cwd: ROOT, maxBuffer: 64 << 20 });
   return { code: r.status ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
 }
