@@ -23,6 +23,12 @@ if (why && process.env.CI !== "true") {
     assert.is(r.stderr.trim(), `meshtune-bpf: refusing to attach to the root cgroup ${CGROUP_ROOT}: pass a child cgroup`);
     assert.is(loader("status").json.loaded, false);
     assert.is(loader("probe").code, 0);
+    const notV2 = loader("probe", "--cgroup", "/tmp");
+    assert.is(notV2.code, 1);
+    assert.is(notV2.stderr.trim(), "meshtune-bpf: cgroup /tmp is not on a cgroup v2 filesystem");
+    const missing = loader("load", "--cgroup", "/sys/fs/cgroup/unified/meshtune-test-missing");
+    assert.is(missing.code, 1);
+    assert.match(missing.stderr.trim(), /^meshtune-bpf: cgroup \/sys\/fs\/cgroup\/unified\/meshtune-test-missing: No such file or directory$/);
   });
 
   test("meshtune bpf wraps the loader: one-line errors, JSON status", () => {

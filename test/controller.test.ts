@@ -21,6 +21,8 @@ async function setup(o: { dryRun?: boolean; mode?: "apply" | "recommend"; now?: 
   const fake = await new FakeApiServer().start();
   fake.put("namespaces", { metadata: { name: "bookinfo", labels: { "meshtune.io/enabled": "true" } } });
   fake.put("namespaces", { metadata: { name: "legacy" } });
+  for (const svc of ["ratings", "details", "reviews", "productpage"]) fake.put("services", { metadata: { name: svc, namespace: "bookinfo" }, spec: { clusterIP: "10.96.0.10", ports: [{ name: "http", port: 9080 }] } });
+  fake.put("serviceentries", { metadata: { name: "stripe", namespace: "shop" }, spec: { hosts: ["api.stripe.com"], ports: [{ number: 443, name: "tls", protocol: "TLS" }] } });
   fake.put("pods", { metadata: { name: "reviews-v2-7bf8c9648f-2lcgn", namespace: "bookinfo", labels: { app: "reviews", version: "v2", "pod-template-hash": "7bf8c9648f" } } });
   fake.put("pods", { metadata: { name: "productpage-v1-6987489c74-6fgz8", namespace: "bookinfo", labels: { app: "productpage", version: "v1" } } });
   fake.put("pods", { metadata: { name: "old-app-6c7d8f9b4-q7xw2", namespace: "legacy", labels: { app: "old-app" } } });
@@ -55,6 +57,8 @@ test("opt-in namespace + window reached: Sidecar applied by SSA (field manager m
     assert.equal(sc.spec.workloadSelector.labels, { app: "reviews", version: "v2" });
     assert.equal(sc.spec.outboundTrafficPolicy.egressProxy, { host: FALLBACK.host, port: { number: 80 } });
     assert.is(sc.metadata.labels["app.kubernetes.io/managed-by"], "meshtune");
+    // 5 service ports in the live catalog (informers on Services + ServiceEntries); ratings kept
+    assert.is(sc.metadata.annotations["meshtune.io/estimated-savings"], "clusters 11->7 (-36.4%), endpoints 5->1 (-80%)");
     const patch = t.fake.requests.find((r) => r.method === "PATCH" && r.path.endsWith("/sidecars/reviews-v2"))!;
     assert.is(patch.contentType, "application/apply-patch+yaml");
     assert.is(patch.query.get("fieldManager"), "meshtune");

@@ -1,5 +1,5 @@
-// The in-cluster loop: informers on Pods, Namespaces, Sidecars (+ Services/ServiceEntries for
-// readiness of the catalog), a keyed queue per namespace/workload, decisions from decide.ts,
+// The in-cluster loop: informers on Namespaces, Pods, Sidecars, Services and ServiceEntries
+// (the live catalog for each Sidecar's savings estimate), a keyed queue per namespace/workload, decisions from decide.ts,
 // Sidecars written by server-side apply (field manager "meshtune"), learned state persisted.
 import { makeInformer, type KubeConfig, type KubernetesObject, type KubernetesObjectApi, type V1Namespace, type V1Pod, type Informer } from "@kubernetes/client-node";
 import { Counter, Gauge, type Registry } from "prom-client";
@@ -7,7 +7,9 @@ import type { Graph } from "../model/graph.js";
 import { workloadFromPod, isGatewayWorkload } from "../model/workload.js";
 import { hostsOfEdge, type SidecarObj } from "../sidecar/generate.js";
 import { validateSidecar } from "../sidecar/validate.js";
-import { decide, MANAGED_LABEL, type DecideOptions, type ExistingSidecar, type HostSeen, type Decision } from "./decide.js";
+import { decide, ANNOTATION, MANAGED_LABEL, type DecideOptions, type ExistingSidecar, type HostSeen, type Decision } from "./decide.js";
+import { parseCatalog, type CatalogService } from "../sidecar/catalog.js";
+import { estimateSavings } from "../sidecar/savings.js";
 import { WorkQueue } from "./queue.js";
 import { apply, FIELD_MANAGER, isNotFound } from "../k8s/kube.js";
 import { LearnedStore } from "../k8s/learned-store.js";
@@ -36,6 +38,9 @@ export class MeshController {
   readonly pods = new Map<string, Map<string, V1Pod>>();
   readonly namespaces = new Map<string, V1Namespace>();
   readonly sidecars = new Map<string, Map<string, Obj>>();
+  /** Services and ServiceEntries: the live catalog behind each Sidecar's savings estimate. */
+  readonly catalogObjects = new Map<string, Obj>();
+  private catalog: CatalogService[] | null = null;
   readonly queue: WorkQueue;
   readonly decisions = new Map<string, Decision>(); // last decision per workload (status / recommend-only report)
   ready = false;
@@ -101,10 +106,24 @@ export class MeshController {
         // A user Sidecar can block several workloads of its namespace: recheck them all.
         for (const k of this.workloadKeys()) if (k.startsWith(`${o.metadata!.namespace}/`)) this.queue.add(k);
       }),
+      watch<Obj>("/api/v1/services", () => this.api.list("v1", "Service"), (t, o) => this.catalogChanged(t, o)),
+      watch<Obj>("/apis/networking.istio.io/v1beta1/serviceentries", () => this.api.list("networking.istio.io/v1beta1", "ServiceEntry"), (t, o) => this.catalogChanged(t, o)),
     ]);
     for (const ns of this.namespaces.keys()) await this.store.load(ns).catch((e) => this.log("warn", "could not load learned state", { namespace: ns, error: (e as Error).message }));
     this.ready = true;
     for (const k of this.workloadKeys()) this.queue.add(k);
+  }
+
+  private catalogChanged(t: "add" | "update" | "delete", o: Obj): void {
+    const k = `${o.kind}/${o.metadata?.namespace}/${o.metadata?.name}`;
+    if (t === "delete") this.catalogObjects.delete(k); else this.catalogObjects.set(k, o);
+    this.catalog = null; // rebuilt lazily on the next apply
+  }
+
+  private savings(sc: SidecarObj): string {
+    this.catalog ??= parseCatalog({ items: [...this.catalogObjects.values()] }, this.o.clusterDomain);
+    const s = estimateSavings(sc, this.catalog);
+    return `clusters ${s.before.clusters}->${s.after.clusters} (-${s.savedPct.clusters}%), endpoints ${s.before.endpoints}->${s.after.endpoints} (-${s.savedPct.endpoints}%)`;
   }
 
   async stop(): Promise<void> {
@@ -180,6 +199,7 @@ export class MeshController {
     const prev = this.decisions.get(key);
     this.applied.inc({ action: d.action });
     if (d.action === "apply") {
+      d.sidecar.metadata.annotations = { ...d.sidecar.metadata.annotations, [`${ANNOTATION}estimated-savings`]: this.savings(d.sidecar) };
       validateSidecar(d.sidecar);
       const cur = this.sidecar(ns, name);
       const same = cur && JSON.stringify(cur.spec) === JSON.stringify(d.sidecar.spec);
