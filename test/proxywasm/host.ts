@@ -93,8 +93,16 @@ export class ProxyHost {
   u32(ptr: number): number { return this.mem.getUint32(ptr, true); }
 
   // ---- memory helpers ----
-  private get mem(): DataView { return new DataView((this.exports.memory as WebAssembly.Memory).buffer); }
-  private bytes(ptr: number, len: number): Uint8Array { return new Uint8Array((this.exports.memory as WebAssembly.Memory).buffer, ptr, len); }
+  // Views over linear memory, rebuilt only when memory.grow replaced the buffer.
+  private viewBuf: ArrayBuffer | null = null;
+  private dv!: DataView;
+  private u8!: Uint8Array;
+  private refresh(): void {
+    const b = (this.exports.memory as WebAssembly.Memory).buffer;
+    if (b !== this.viewBuf) { this.viewBuf = b; this.dv = new DataView(b); this.u8 = new Uint8Array(b); }
+  }
+  private get mem(): DataView { this.refresh(); return this.dv; }
+  private bytes(ptr: number, len: number): Uint8Array { this.refresh(); return this.u8.subarray(ptr, ptr + len); }
   private str(ptr: number, len: number): string { return this.dec.decode(this.bytes(ptr, len)); }
   /** Property paths come from the same few module buffers on every request: memoise by address, verified by content. */
   private pathCache = new Map<number, { bytes: Uint8Array; path: string }>();
