@@ -15,15 +15,21 @@ function fetch(p: ArrayBuffer): bool {
   return imports.proxy_get_property(changetype<usize>(p), p.byteLength, changetype<usize>(retPtr), changetype<usize>(retLen)) == OK;
 }
 
+/** The string the host just handed back through retPtr/retLen, freed after decoding; "" if none. */
+function takeString(): string {
+  const ptr = load<usize>(changetype<usize>(retPtr));
+  const len = load<usize>(changetype<usize>(retLen));
+  if (ptr == 0) return "";
+  let s = "";
+  if (len != 0) s = String.UTF8.decodeUnsafe(ptr, len);
+  free(ptr);
+  return s;
+}
+
 /** String property, "" when absent. */
 export function propString(p: ArrayBuffer): string {
   if (!fetch(p)) return "";
-  const ptr = load<usize>(changetype<usize>(retPtr));
-  const len = load<usize>(changetype<usize>(retLen));
-  if (ptr == 0 || len == 0) return "";
-  const s = String.UTF8.decodeUnsafe(ptr, len);
-  free(ptr);
-  return s;
+  return takeString();
 }
 
 /** Integer/duration/timestamp property (8-byte little-endian), `dflt` when absent or malformed. */
@@ -41,24 +47,14 @@ export function propInt(p: ArrayBuffer, dflt: i64): i64 {
 export function headerValue(typ: u32, key: string): string {
   const k = String.UTF8.encode(key);
   if (imports.proxy_get_header_map_value(typ, changetype<usize>(k), k.byteLength, changetype<usize>(retPtr), changetype<usize>(retLen)) != OK) return "";
-  const ptr = load<usize>(changetype<usize>(retPtr));
-  const len = load<usize>(changetype<usize>(retLen));
-  if (ptr == 0 || len == 0) return "";
-  const s = String.UTF8.decodeUnsafe(ptr, len);
-  free(ptr);
-  return s;
+  return takeString();
 }
 
 /** Plugin configuration bytes (the runtime's own onConfigure passes a size where a pointer belongs). */
 export function pluginConfig(size: u32): string {
   if (size == 0) return "";
   if (imports.proxy_get_buffer_bytes(7 /* PluginConfiguration */, 0, size, changetype<usize>(retPtr), changetype<usize>(retLen)) != OK) return "";
-  const ptr = load<usize>(changetype<usize>(retPtr));
-  const len = load<usize>(changetype<usize>(retLen));
-  if (ptr == 0 || len == 0) return "";
-  const s = String.UTF8.decodeUnsafe(ptr, len);
-  free(ptr);
-  return s;
+  return takeString();
 }
 
 export function nowMs(): u64 {
