@@ -117,23 +117,14 @@ export class AccessLogLearner {
   /** Resolve namespaces and return the learned graph. */
   finish(into: Graph = new Graph()): { graph: Graph; inferred: Map<string, string> } {
     const inferred = new Map<string, string>();
-    if (this.fixed) into.merge(graphOf(this.fixed.node, this.fixed.node.namespace));
+    if (this.fixed) into.mergeNode(this.fixed.node, this.fixed.node.namespace);
     for (const [pod, b] of this.pods) {
       // Gateways serve no mTLS inbound to infer from; Istio installs them in istio-system.
       let ns = isGatewayWorkload(b.node.name) ? "istio-system" : this.opts.defaultNamespace, best = 0;
       for (const [v, n] of b.nsVotes) if (n > best) { ns = v; best = n; }
       if (best > 0) inferred.set(pod, ns);
-      into.merge(graphOf(b.node, ns));
+      into.mergeNode(b.node, ns);
     }
     return { graph: into, inferred };
   }
-}
-
-function graphOf(n: WorkloadNode, ns: string): Graph {
-  const g = new Graph();
-  const m = g.node(ns, n.name)!;
-  for (const p of n.pods) m.pods.add(p);
-  for (const [k, e] of n.edges) m.edges.set(k, e);
-  for (const [k, u] of n.unknown) m.unknown.set(k, u);
-  return g;
 }

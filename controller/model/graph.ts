@@ -101,27 +101,29 @@ export class Graph {
     return n;
   }
 
-  addEdge(n: WorkloadNode, e: Omit<Edge, keyof Stats>, s: Stats): void {
+  /** The edge for `e`, created on first sight; null (and counted) when the workload is full. */
+  private edgeFor(n: WorkloadNode, e: Omit<Edge, keyof Stats>, atMs: number): Edge | null {
     const k = edgeKey(e.dir, e.cluster, e.authority);
     let cur = n.edges.get(k);
     if (!cur) {
-      if (n.edges.size >= this.limits.maxEdgesPerWorkload) { this.dropped.edges++; return; }
-      cur = newEdge(e, s.firstSeenMs);
+      if (n.edges.size >= this.limits.maxEdgesPerWorkload) { this.dropped.edges++; return null; }
+      cur = newEdge(e, atMs);
       n.edges.set(k, cur);
     }
+    return cur;
+  }
+
+  addEdge(n: WorkloadNode, e: Omit<Edge, keyof Stats>, s: Stats): void {
+    const cur = this.edgeFor(n, e, s.firstSeenMs);
+    if (!cur) return;
     if (!cur.authority && e.authority) cur.authority = e.authority;
     mergeStats(cur, s);
   }
 
   /** One request/connection, counted in place (the hot path of the access-log learner). */
   observe(n: WorkloadNode, e: Omit<Edge, keyof Stats>, code: number, us: number, atMs: number): void {
-    const k = edgeKey(e.dir, e.cluster, e.authority);
-    let cur = n.edges.get(k);
-    if (!cur) {
-      if (n.edges.size >= this.limits.maxEdgesPerWorkload) { this.dropped.edges++; return; }
-      cur = newEdge(e, atMs);
-      n.edges.set(k, cur);
-    }
+    const cur = this.edgeFor(n, e, atMs);
+    if (!cur) return;
     cur.count++;
     if (code >= 500) cur.err5xx++;
     else if (code >= 400) cur.err4xx++;
@@ -144,13 +146,16 @@ export class Graph {
 
   /** Merge another graph (e.g. one input file) into this one. */
   merge(other: Graph): void {
-    for (const o of other.nodes.values()) {
-      const n = this.node(o.namespace, o.name);
-      if (!n) continue;
-      for (const p of o.pods) n.pods.add(p);
-      n.labels ??= o.labels;
-      for (const e of o.edges.values()) this.addEdge(n, e, e);
-      for (const u of o.unknown.values()) this.addUnknown(n, u, u);
-    }
+    for (const o of other.nodes.values()) this.mergeNode(o, o.namespace);
+  }
+
+  /** Merge one workload's observations, placed in `namespace` (the learner decides it late). */
+  mergeNode(o: WorkloadNode, namespace: string): void {
+    const n = this.node(namespace, o.name);
+    if (!n) return;
+    for (const p of o.pods) n.pods.add(p);
+    n.labels ??= o.labels;
+    for (const e of o.edges.values()) this.addEdge(n, e, e);
+    for (const u of o.unknown.values()) this.addUnknown(n, u, u);
   }
 }

@@ -69,6 +69,10 @@ export class MeshController {
     else { g.delete(inner); if (g.size === 0) m.delete(outer); }
   }
 
+  private enqueueNamespace(ns: string): void {
+    for (const k of this.workloadKeys()) if (k.startsWith(`${ns}/`)) this.queue.add(k);
+  }
+
   private sidecar(ns: string, name: string): Obj | undefined { return this.sidecars.get(ns)?.get(name); }
 
   /** Start informers; ready once each has listed and persisted state is loaded. */
@@ -94,7 +98,7 @@ export class MeshController {
     await Promise.all([
       watch<V1Namespace>("/api/v1/namespaces", () => this.api.list("v1", "Namespace"), (t, o) => {
         if (t === "delete") this.namespaces.delete(o.metadata!.name!); else this.namespaces.set(o.metadata!.name!, o);
-        for (const k of this.workloadKeys()) if (k.startsWith(`${o.metadata!.name}/`)) this.queue.add(k);
+        this.enqueueNamespace(o.metadata!.name!);
       }),
       watch<V1Pod>("/api/v1/pods", () => this.api.list("v1", "Pod"), (t, o) => {
         const k = `${o.metadata!.namespace}/${workloadFromPod(o.metadata!.name!)}`;
@@ -104,7 +108,7 @@ export class MeshController {
       watch<Obj>("/apis/networking.istio.io/v1beta1/sidecars", () => this.api.list("networking.istio.io/v1beta1", "Sidecar"), (t, o) => {
         this.index(this.sidecars, o.metadata!.namespace!, o.metadata!.name!, t === "delete" ? null : o);
         // A user Sidecar can block several workloads of its namespace: recheck them all.
-        for (const k of this.workloadKeys()) if (k.startsWith(`${o.metadata!.namespace}/`)) this.queue.add(k);
+        this.enqueueNamespace(o.metadata!.namespace!);
       }),
       watch<Obj>("/api/v1/services", () => this.api.list("v1", "Service"), (t, o) => this.catalogChanged(t, o)),
       watch<Obj>("/apis/networking.istio.io/v1beta1/serviceentries", () => this.api.list("networking.istio.io/v1beta1", "ServiceEntry"), (t, o) => this.catalogChanged(t, o)),
