@@ -2,7 +2,9 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { filterHost, request, bodyOf, PRODUCTPAGE } from "./helpers/filter.js";
+import { filterHost, request, bodyOf, PRODUCTPAGE, FILTER_WASM } from "./helpers/filter.js";
+import { HostBuilder } from "./proxywasm/host.js";
+import { EnvoyWorkers } from "./proxywasm/workers.js";
 import { ROOT } from "./helpers/cli.js";
 import { BOUNDS_US, BUCKETS, bucketOf } from "../controller/model/histogram.js";
 import { Collector } from "../controller/collector/server.js";
@@ -131,12 +133,12 @@ test("collector down (reset/timeout): data kept, backoff, next report carries it
 
 test("unknown collector cluster: dispatch fails synchronously, data kept", () => {
   const h = filterHost({ collectorCluster: "outbound|1||nowhere" });
-  h.unknownClusters.add("outbound|1||nowhere");
+  h.clusters = (c) => c !== "outbound|1||nowhere";
   h.http(request(REVIEWS));
   h.tick();
   assert.is(h.callouts.length, 0);
   assert.is(h.metric("meshtune_reports_failed"), 1n);
-  h.unknownClusters.clear();
+  h.clusters = null;
   h.tick(); h.tick();
   assert.is(bodyOf(h).edges[0].count, 1);
 });
@@ -185,6 +187,59 @@ test("workload falls back to the pod name when WORKLOAD_NAME is absent", () => {
   h.http(request(RATINGS_GRPC));
   h.tick();
   assert.is(bodyOf(h).proxy.workload, "reviews-v2-7bf8c9648f-2lcgn");
+});
+
+test("identity from xds.node.metadata on Envoy ≥ 1.33; node.metadata only on older Envoy", () => {
+  for (const envoy of ["1.33", "1.36"]) {
+    const h = new HostBuilder().wasmFile(FILTER_WASM).envoy(envoy).nodeMetadata(PRODUCTPAGE).build();
+    h.start();
+    h.http(request(REVIEWS));
+    h.tick();
+    assert.is(h.callouts.length, 1, `Envoy ${envoy} reports`);
+    assert.is(bodyOf(h).proxy.workload, "productpage-v1");
+  }
+  const old = new HostBuilder().wasmFile(FILTER_WASM).envoy("1.32").nodeMetadata(PRODUCTPAGE).build();
+  old.start();
+  old.http(request(REVIEWS));
+  old.tick();
+  assert.equal(bodyOf(old).proxy, { workload: "productpage-v1", namespace: "bookinfo", pod: PRODUCTPAGE.NAME, node: "node-a", mesh: "cluster.local" });
+  // Both present (a host serving both): the xds path wins.
+  const both = new HostBuilder().wasmFile(FILTER_WASM).nodeMetadata(PRODUCTPAGE).property(["node", "metadata", "WORKLOAD_NAME"], "stale").build();
+  both.start();
+  both.http(request(REVIEWS));
+  both.tick();
+  assert.is(bodyOf(both).proxy.workload, "productpage-v1");
+});
+
+test("one VM per worker: each reports its own streams on its own tick; totals add up", () => {
+  const w = new EnvoyWorkers(() => new HostBuilder().wasmFile(FILTER_WASM).nodeMetadata(PRODUCTPAGE).pluginConfig({ flushIntervalMs: 1000 }), 2);
+  for (let i = 0; i < 7; i++) w.http(request(REVIEWS, { host: "reviews:9080" }));
+  w.tick();
+  const p = w.pending();
+  assert.is(p.length, 2, "one report per worker");
+  const counts = p.map(({ c }) => JSON.parse(new TextDecoder().decode(c.body)).edges[0].count).sort();
+  assert.equal(counts, [3, 4]);
+});
+
+test("outbound edges keep each requested authority (VirtualService hosts routed to one cluster)", () => {
+  const h = filterHost();
+  h.http(request(REVIEWS, { host: "reviews:9080" }));
+  h.http(request(REVIEWS, { host: "reviews.bookinfo.example.com" }));
+  h.http(request(REVIEWS, { host: "reviews:9080" }));
+  h.tick();
+  assert.equal(bodyOf(h).edges.map((e: any) => `${e.authority} ${e.count}`), ["reviews:9080 2", "reviews.bookinfo.example.com 1"]);
+});
+
+test("counters: the host rejects increments ≤ 0 as Envoy does; the filter never sends one", () => {
+  const h = filterHost();
+  const env = h.env as Record<string, (...a: any[]) => number>;
+  const id = [...h.metrics].find(([, m]) => m.name === "meshtune_reports_sent")![0];
+  assert.is(env.proxy_increment_metric(id, 0n), 2);
+  assert.is(env.proxy_increment_metric(id, -1n), 2);
+  h.http(request(REVIEWS));
+  h.tick();
+  h.respond(h.callouts[0], { status: 202 });
+  assert.is(h.metric("meshtune_reports_sent"), 1n);
 });
 
 test.run();

@@ -8,22 +8,11 @@ import { set_tick_period_milliseconds } from "@solo-io/proxy-runtime/runtime";
 import { Config, parseConfig } from "./config";
 import { Edge, Table, Unknown } from "./edges";
 import { Identity, renderReport } from "./report";
-import { headerValue, nowMs, path2, path3, pluginConfig, propInt, propString } from "./host";
-
-// Property paths (Envoy attributes), encoded once.
-const P_CLUSTER = path2("xds", "cluster_name");
-const P_CODE = path2("response", "code");
-const P_FLAGS = path2("response", "flags");
-const P_DURATION = path2("request", "duration");
-const P_HOST = path2("request", "host");
-const P_PROTOCOL = path2("request", "protocol");
-const P_UPSTREAM = path2("upstream", "address");
-const P_DESTINATION = path2("destination", "address");
-const P_WORKLOAD = path3("node", "metadata", "WORKLOAD_NAME");
-const P_NAMESPACE = path3("node", "metadata", "NAMESPACE");
-const P_POD = path3("node", "metadata", "NAME");
-const P_NODE = path3("node", "metadata", "NODE_NAME");
-const P_MESH = path3("node", "metadata", "MESH_ID");
+import { headerValue, nowMs, pluginConfig, propInt, propString } from "./host";
+import {
+  P_CLUSTER, P_CODE, P_FLAGS, P_DURATION, P_HOST, P_PROTOCOL, P_UPSTREAM, P_DESTINATION,
+  K_WORKLOAD, K_NAMESPACE, K_POD, K_NODE, K_MESH, nodeMetadata,
+} from "./properties";
 const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 const MAX_BACKOFF_TICKS: u32 = 32;
 
@@ -68,15 +57,17 @@ export class MeshtuneRoot extends RootContext {
       t.unknownKeys.push(k);
       return;
     }
-    // Egress-gateway edges are kept per original authority: the Sidecar needs that host too.
-    let k = cluster;
-    let authority = "";
-    if (cluster.includes("istio-egressgateway")) { authority = propString(P_HOST); k = cluster + "#" + authority; }
-    if (t.edges.has(k)) { t.edges.get(k).observe(code, us, flagged); return; }
-    if (t.size >= this.config.maxEdges) { this.drop(); return; }
-    if (authority == "") authority = propString(P_HOST);
+    // Outbound edges are kept per requested authority as well as per cluster: the Sidecar must
+    // import the requested host (a VirtualService may route it to another host's cluster, and
+    // egress-gateway traffic needs the original ServiceEntry host). Inbound: per cluster.
     let dir = "outbound";
     if (cluster.startsWith("inbound")) dir = "inbound";
+    let k = cluster;
+    let authority = "";
+    if (dir == "outbound") { authority = propString(P_HOST); k = cluster + "#" + authority; }
+    if (t.edges.has(k)) { t.edges.get(k).observe(code, us, flagged); return; }
+    if (t.size >= this.config.maxEdges) { this.drop(); return; }
+    if (dir == "inbound") authority = propString(P_HOST);
     const e = new Edge(dir, cluster, authority, propString(P_PROTOCOL));
     e.observe(code, us, flagged);
     t.edges.set(k, e);
@@ -88,12 +79,12 @@ export class MeshtuneRoot extends RootContext {
   identity(): Identity | null {
     if (this.id === null) {
       const id = new Identity();
-      id.workload = propString(P_WORKLOAD);
-      id.pod = propString(P_POD);
+      id.workload = nodeMetadata(K_WORKLOAD);
+      id.pod = nodeMetadata(K_POD);
       if (id.workload == "") id.workload = id.pod;
-      id.namespace = propString(P_NAMESPACE);
-      id.node = propString(P_NODE);
-      id.mesh = propString(P_MESH);
+      id.namespace = nodeMetadata(K_NAMESPACE);
+      id.node = nodeMetadata(K_NODE);
+      id.mesh = nodeMetadata(K_MESH);
       if (id.mesh == "") id.mesh = "cluster.local";
       if (id.workload == "" || id.namespace == "") {
         log(LogLevelValues.error, "meshtune: node metadata lacks WORKLOAD_NAME/NAME or NAMESPACE; not reporting");

@@ -10,6 +10,7 @@ const retLen = new ArrayBuffer(8);
 /** A property path, NUL-separated per the ABI, encoded once. */
 export function path2(a: string, b: string): ArrayBuffer { return String.UTF8.encode(a + "\0" + b); }
 export function path3(a: string, b: string, c: string): ArrayBuffer { return String.UTF8.encode(a + "\0" + b + "\0" + c); }
+export function path4(a: string, b: string, c: string, d: string): ArrayBuffer { return String.UTF8.encode(a + "\0" + b + "\0" + c + "\0" + d); }
 
 function fetch(p: ArrayBuffer): bool {
   return imports.proxy_get_property(changetype<usize>(p), p.byteLength, changetype<usize>(retPtr), changetype<usize>(retLen)) == OK;

@@ -1,7 +1,10 @@
-// A proxy-wasm host for tests, modelled on the Go SDK's proxytest emulator: a builder for
-// properties and configuration; recorded logs, metrics and http callouts; the root/stream
-// context lifecycle driven the way Envoy drives it. Host functions follow ABI 0.2.x and
-// Envoy's semantics; anything not implemented answers WasmResult.Unimplemented.
+// TEST DOUBLE: a proxy-wasm host (one Envoy worker's Wasm VM), modelled on the Go SDK's
+// proxytest emulator: a builder for properties and configuration; recorded logs, metrics and
+// http callouts; the root/stream context lifecycle driven the way Envoy drives it. Host
+// functions follow ABI 0.2.x and Envoy's semantics, each cited below from Envoy's
+// source/extensions/common/wasm/context.cc (commit b40935ac); anything not implemented
+// answers WasmResult.Unimplemented. Not modelled: body/trailer hooks, network filters, gRPC
+// calls, shared data/queues; one VM per worker is in ./workers.ts.
 import { readFileSync } from "node:fs";
 import {
   BufferType, MapType, MetricType, WasmResult, LOG_LEVELS, type LogLevelName, type Pairs, type PropValue,
@@ -35,7 +38,17 @@ export class HostBuilder {
   pluginRootId(id: string): this { this.rootId = id; return this; }
   /** A property by path: "a.b.c" or ["a","b","c"] (use the array form when a segment holds a dot). */
   property(path: string | string[], v: PropValue): this { this.props.set(propertyPath(Array.isArray(path) ? path : path.split(".")), encodeProperty(v)); return this; }
-  nodeMetadata(md: Record<string, string>): this { for (const [k, v] of Object.entries(md)) this.property(["node", "metadata", k], v); return this; }
+  /**
+   * Node metadata as the given Envoy version serves it. Envoy ≥ 1.33 removed the Wasm-only
+   * top-level `node` token (context.cc PROPERTY_TOKENS holds only plugin_name, plugin_root_id,
+   * plugin_vm_id, connection_id); the CEL `xds.node` attribute (expr/context.h XdsWrapper) is the
+   * only path. Older Envoy: `node.metadata.*` (and, conservatively, no `xds.node`).
+   */
+  nodeMetadata(md: Record<string, string>): this { this.md = md; return this; }
+  /** Envoy version the host behaves as (default 1.36, what Istio 1.27 ships). */
+  envoy(version: string): this { this.envoyVersion = version; return this; }
+  private md: Record<string, string> = {};
+  private envoyVersion = "1.36";
   clockMs(ms: number): this { this.startMs = ms; return this; }
   /** Like Envoy's --component-log-level wasm:LEVEL: lower levels are dropped unread (default: record all). */
   logLevel(level: LogLevelName): this { this.minLevel = LOG_LEVELS.indexOf(level); return this; }
@@ -44,6 +57,9 @@ export class HostBuilder {
   build(): ProxyHost {
     if (!this.module) throw new Error("HostBuilder: no wasm module");
     this.props.set(propertyPath(["plugin_root_id"]), encodeProperty(this.rootId));
+    const [maj, min] = this.envoyVersion.split(".").map(Number);
+    const modern = maj > 1 || min >= 33;
+    for (const [k, v] of Object.entries(this.md)) this.property(modern ? ["xds", "node", "metadata", k] : ["node", "metadata", k], v);
     return new ProxyHost(this.module, this.plugin, this.vm, this.props, this.startMs, this.minLevel);
   }
 }
@@ -221,10 +237,12 @@ export class ProxyHost {
       proxy_http_call: (uPtr: number, uLen: number, hPtr: number, hLen: number, bPtr: number, bLen: number, _tPtr: number, _tLen: number, timeoutMs: number, tokenPtr: number) => {
         const upstream = this.str(uPtr, uLen);
         const headers = deserializePairs(this.bytes(hPtr, hLen).slice());
-        // Envoy rejects a call without :method, :path and :authority, and to an unknown cluster.
+        // Envoy httpCall: BadArgument when getThreadLocalCluster(cluster) is null (the proxy has no
+        // such cluster: e.g. a Sidecar scope that does not import it), or without :path, :method, host.
+        if (timeoutMs < 0) return WasmResult.BadArgument;
+        if (this.clusters && !this.clusters(upstream)) return WasmResult.BadArgument;
         const has = (k: string) => headers.some(([h]) => h === k);
         if (!has(":method") || !has(":path") || !has(":authority")) return WasmResult.BadArgument;
-        if (this.unknownClusters.has(upstream)) return WasmResult.BadArgument;
         const token = this.nextToken++;
         this.callouts.push({ token, upstream, headers, body: this.bytes(bPtr, bLen).slice(), timeoutMs, answered: false });
         this.mem.setUint32(tokenPtr, token, true);
@@ -242,6 +260,8 @@ export class ProxyHost {
         const m = this.metrics.get(id);
         if (!m) return WasmResult.NotFound;
         if (m.type === MetricType.Histogram) return WasmResult.BadArgument;
+        // Envoy incrementMetric: a counter takes only offset > 0, else BadArgument; gauges go both ways.
+        if (m.type === MetricType.Counter && BigInt(offset) <= 0n) return WasmResult.BadArgument;
         m.value += BigInt(offset);
         return WasmResult.Ok;
       },
@@ -268,8 +288,8 @@ export class ProxyHost {
     };
   }
 
-  /** Clusters Envoy would not know: http calls to them fail synchronously with BadArgument. */
-  readonly unknownClusters = new Set<string>();
+  /** The clusters this proxy has (e.g. from the Istio scope model); null: every cluster exists. */
+  clusters: ((name: string) => boolean) | null = null;
 
   private call(fn: string, ctx: number, ...args: number[]): number {
     const f = this.exports[fn];
@@ -292,7 +312,11 @@ export class ProxyHost {
 
   tick(): void { this.advance(this.tickPeriodMs); this.call("proxy_on_tick", ROOT_ID); }
 
-  /** One HTTP stream through the filter chain: headers, response, done, log, delete. Returns the header statuses. */
+  /**
+   * One HTTP stream: request headers, response headers, then, as Envoy ends a stream, the access
+   * log phase (Context::log → proxy_on_log, once the request is complete) followed by filter
+   * destruction (Context::onDestroy → proxy_on_done, proxy_on_delete).
+   */
   http(x: HttpExchange): { request: number; response: number } {
     const id = this.nextContextId++;
     const props = new Map<string, Uint8Array>();
@@ -303,8 +327,8 @@ export class ProxyHost {
       this.call("proxy_on_context_create", id, ROOT_ID);
       const request = this.call("proxy_on_request_headers", id, (x.requestHeaders ?? []).length, 1);
       const response = this.call("proxy_on_response_headers", id, (x.responseHeaders ?? []).length, 1);
-      this.call("proxy_on_done", id);
       this.call("proxy_on_log", id);
+      this.call("proxy_on_done", id);
       this.call("proxy_on_delete", id);
       return { request, response };
     } finally {
