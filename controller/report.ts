@@ -3,13 +3,16 @@
 import { stringify } from "yaml";
 import type { GenerateResult } from "./sidecar/generate.js";
 import type { Savings, XdsSize } from "./sidecar/savings.js";
+import type { Placement } from "./log/learner.js";
+import type { MeshConfig } from "./istio/mesh-config.js";
 
 export interface InputSummary { name: string; lines: number; records: number; bytes: number; skipped: Record<string, number> }
 
 export interface ReportData {
   inputs: InputSummary[];
-  inferred: Map<string, string>;
+  placements: Placement[];
   result: GenerateResult;
+  mesh?: MeshConfig;
   savings: Savings[] | null;
   dropped: { workloads: number; edges: number; unknown: number };
 }
@@ -31,9 +34,20 @@ export function renderReport(d: ReportData): string {
   }
   if (d.dropped.workloads + d.dropped.edges + d.dropped.unknown > 0)
     out.push(`graph limits reached, dropped: workloads ${d.dropped.workloads}, edges ${d.dropped.edges}, unknown ${d.dropped.unknown}`);
-  if (d.inferred.size) out.push(`namespaces inferred from inbound mTLS SNI: ${[...d.inferred].map(([p, ns]) => `${p}→${ns}`).join(", ")}`);
+  const by = (how: Placement["how"]) => d.placements.filter((p) => p.how === how);
+  if (by("catalog").length) out.push(`pods placed from the pod catalog: ${by("catalog").length}`);
+  if (by("inferred").length) out.push(`namespaces inferred from inbound mTLS SNI: ${by("inferred").map((p) => `${p.pod}→${p.namespace}`).join(", ")}`);
+  if (by("defaulted").length) out.push(`namespace DEFAULTED (no catalog entry, no inbound mTLS to infer from; check them): ${by("defaulted").map((p) => `${p.pod}→${p.namespace}`).join(", ")}`);
+  if (by("ambiguous").length) out.push(`pod name in several catalog namespaces, guessed: ${by("ambiguous").map((p) => `${p.pod}→${p.namespace}`).join(", ")}`);
+  const guessed = d.placements.filter((p) => p.how !== "catalog");
+  if (guessed.length) out.push(`workload names guessed from pod names (give --catalog with pods to be exact): ${guessed.length} pods`);
+  if (d.mesh) out.push(`mesh outbound policy: ${d.mesh.outboundMode}${d.mesh.providers.length ? `; extension providers kept in scope: ${d.mesh.providers.map((p) => p.provider).join(", ")}` : ""}`);
   out.push(`sidecars generated: ${d.result.sidecars.length}`);
-  for (const g of d.result.gatewaysSkipped) out.push(`gateway skipped: ${g} (gateways ignore Sidecar resources)`);
+  for (const g of d.result.proxiesSkipped) out.push(`${g.kind} skipped: ${g.workload} (${g.why}; Sidecar resources do not apply)`);
+  if (d.result.rejected.length) {
+    out.push("", "## rejected by Istio validation (never emitted)");
+    for (const r of d.result.rejected) out.push(`${r.workload}: ${JSON.stringify(r.candidate)} from ${r.source}: ${r.reason}`);
+  }
   const unk = d.result.unregistered;
   if (unk.length) {
     out.push("", "## destinations outside the mesh registry");

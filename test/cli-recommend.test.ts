@@ -16,7 +16,7 @@ test("bundled sample: YAML Sidecars on stdout, report on stderr", () => {
   const docs = parseAllDocuments(r.stdout).map((d) => d.toJS());
   assert.is(docs.length, 10);
   const pp = docs.find((d) => d.metadata.name === "productpage-v1");
-  assert.equal(pp.spec.egress[0].hosts, ["bookinfo/details.bookinfo.svc.cluster.local", "bookinfo/reviews.bookinfo.svc.cluster.local", "istio-system/*"]);
+  assert.equal(pp.spec.egress[0].hosts, ["bookinfo/details.bookinfo.svc.cluster.local", "bookinfo/reviews.bookinfo.svc.cluster.local", "istio-system/*", "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local"]);
   assert.match(r.stderr, /gateway skipped: istio-system\/istio-ingressgateway/);
   assert.match(r.stderr, /142\.250\.74\.10:443 sni=www\.googleapis\.com: unregistered/);
   assert.match(r.stderr, /BLOCKED \(BlackHoleCluster\)/);

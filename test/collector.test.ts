@@ -88,7 +88,7 @@ test("recommend --reports DIR reads saved reports; bad ones are skipped with a l
   writeFileSync(join(dir, "c.json"), "{trunc");
   const r = meshtune(["recommend", "--reports", dir, "-o", "json"]);
   assert.is(r.code, 0, r.stderr);
-  assert.equal(JSON.parse(r.stdout).items[0].spec.egress[0].hosts, ["bookinfo/ratings.bookinfo.svc.cluster.local", "istio-system/*"]);
+  assert.equal(JSON.parse(r.stdout).items[0].spec.egress[0].hosts, ["bookinfo/ratings.bookinfo.svc.cluster.local", "istio-system/*", "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local"]);
   assert.match(r.stderr, /b\.json: unsupported report version 9/);
   assert.match(r.stderr, /c\.json: .*JSON/);
   assert.match(r.stderr, /skipped: version 1, malformed-json 1/);

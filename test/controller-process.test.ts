@@ -9,11 +9,12 @@ import { join } from "node:path";
 import { FakeApiServer } from "./k8s/fake-apiserver.js";
 import { CLI } from "./helpers/cli.js";
 import { report } from "./fixtures/report.js";
+import { deploymentPod } from "./fixtures/pods.js";
 
 test("controller process: readiness after sync, reports accepted, Sidecar applied, metrics, JSON logs", async () => {
   const fake = await new FakeApiServer().start();
   fake.put("namespaces", { metadata: { name: "bookinfo", labels: { "meshtune.io/enabled": "true" } } });
-  fake.put("pods", { metadata: { name: "reviews-v2-7bf8c9648f-2lcgn", namespace: "bookinfo", labels: { app: "reviews", version: "v2" } } });
+  fake.put("pods", deploymentPod("bookinfo", "reviews-v2", "7bf8c9648f", "2lcgn", { app: "reviews", version: "v2" }));
   const kc = join(mkdtempSync(join(tmpdir(), "meshtune-kc-")), "config");
   writeFileSync(kc, fake.kubeconfig());
   const port = 19800 + Math.floor(Math.random() * 100);

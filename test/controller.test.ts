@@ -11,11 +11,15 @@ import { MeshController, hostDiff } from "../controller/reconcile/controller.js"
 import { Graph } from "../controller/model/graph.js";
 import { Collector } from "../controller/collector/server.js";
 import { report } from "./fixtures/report.js";
+import { deploymentPod } from "./fixtures/pods.js";
+import { DEFAULT_SCOPE, DEFAULT_COLLECTOR_HOST } from "../controller/sidecar/scope.js";
 
 const H = 3600_000;
 const NOW = Date.parse("2026-11-21T12:00:00Z");
 const FALLBACK = { host: "meshtune-fallback.meshtune-system.svc.cluster.local", port: 80 };
 const quiet = () => {};
+// Every applied Sidecar keeps meshtune's own services in scope (collector; egressProxy target).
+const MESHTUNE_IMPORTS = ["meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local", "meshtune-system/meshtune-fallback.meshtune-system.svc.cluster.local"];
 
 async function setup(o: { dryRun?: boolean; mode?: "apply" | "recommend"; now?: number } = {}) {
   const fake = await new FakeApiServer().start();
@@ -23,18 +27,19 @@ async function setup(o: { dryRun?: boolean; mode?: "apply" | "recommend"; now?: 
   fake.put("namespaces", { metadata: { name: "legacy" } });
   for (const svc of ["ratings", "details", "reviews", "productpage"]) fake.put("services", { metadata: { name: svc, namespace: "bookinfo" }, spec: { clusterIP: "10.96.0.10", ports: [{ name: "http", port: 9080 }] } });
   fake.put("serviceentries", { metadata: { name: "stripe", namespace: "shop" }, spec: { hosts: ["api.stripe.com"], ports: [{ number: 443, name: "tls", protocol: "TLS" }] } });
-  fake.put("pods", { metadata: { name: "reviews-v2-7bf8c9648f-2lcgn", namespace: "bookinfo", labels: { app: "reviews", version: "v2", "pod-template-hash": "7bf8c9648f" } } });
-  fake.put("pods", { metadata: { name: "productpage-v1-6987489c74-6fgz8", namespace: "bookinfo", labels: { app: "productpage", version: "v1" } } });
-  fake.put("pods", { metadata: { name: "old-app-6c7d8f9b4-q7xw2", namespace: "legacy", labels: { app: "old-app" } } });
+  fake.put("pods", deploymentPod("bookinfo", "reviews-v2", "7bf8c9648f", "2lcgn", { app: "reviews", version: "v2" }));
+  fake.put("pods", deploymentPod("bookinfo", "productpage-v1", "6987489c74", "6fgz8", { app: "productpage", version: "v1" }));
+  fake.put("pods", deploymentPod("legacy", "old-app", "6c7d8f9b4", "q7xw2", { app: "old-app" }));
   const kc = loadKubeConfig({ yaml: fake.kubeconfig() });
   const api = objectApi(kc);
   const graph = new Graph();
   const store = new LearnedStore(api, quiet);
   let now = o.now ?? NOW;
   const ctl = new MeshController(kc, api, graph, store, {
-    mode: o.mode ?? "apply", minWindowMs: H, retentionMs: 7 * 24 * H, alwaysInclude: ["istio-system/*"], fallback: FALLBACK,
+    mode: o.mode ?? "apply", minWindowMs: H, retentionMs: 7 * 24 * H, fallback: FALLBACK, scope: { ...DEFAULT_SCOPE, meshtuneHosts: [DEFAULT_COLLECTOR_HOST, FALLBACK.host] },
     defaultEnabled: false, dryRun: o.dryRun ?? false, clusterDomain: "cluster.local", now: () => now, flushDelayMs: 10,
   }, quiet, new Registry());
+  ctl.leading = true; // these tests drive one replica as the leader; HA is tested in controller-ha.test.ts
   const col = new Collector(graph);
   const send = (over: Record<string, unknown>) => { const p = over.proxy as { namespace: string; workload: string }; assert.is(col.ingest(JSON.stringify(report(over))), null); ctl.touched(p.namespace, p.workload); };
   return { fake, api, graph, store, ctl, send, setNow: (t: number) => { now = t; }, close: async () => { await ctl.stop(); await fake.stop(); } };
@@ -53,7 +58,7 @@ test("opt-in namespace + window reached: Sidecar applied by SSA (field manager m
     await settle(t.ctl);
     const sc = t.fake.get("sidecars", "bookinfo", "reviews-v2")!;
     assert.ok(sc, "Sidecar created");
-    assert.equal(sc.spec.egress[0].hosts, ["bookinfo/ratings.bookinfo.svc.cluster.local", "istio-system/*"]);
+    assert.equal(sc.spec.egress[0].hosts, ["bookinfo/ratings.bookinfo.svc.cluster.local", "istio-system/*", ...MESHTUNE_IMPORTS]);
     assert.equal(sc.spec.workloadSelector.labels, { app: "reviews", version: "v2" });
     assert.equal(sc.spec.outboundTrafficPolicy.egressProxy, { host: FALLBACK.host, port: { number: 80 } });
     assert.is(sc.metadata.labels["app.kubernetes.io/managed-by"], "meshtune");
@@ -148,10 +153,11 @@ test("persistence: learned edges survive a controller restart (ConfigMap round-t
     await t.ctl.stop();
     t.fake.remove("sidecars", "bookinfo", "reviews-v2");
     const kc = loadKubeConfig({ yaml: t.fake.kubeconfig() });
-    const ctl2 = new MeshController(kc, objectApi(kc), new Graph(), store2, { mode: "apply", minWindowMs: H, retentionMs: 7 * 24 * H, alwaysInclude: ["istio-system/*"], fallback: FALLBACK, defaultEnabled: false, dryRun: false, clusterDomain: "cluster.local", now: () => NOW + 5 * 24 * H }, quiet, new Registry());
+    const ctl2 = new MeshController(kc, objectApi(kc), new Graph(), store2, { mode: "apply", minWindowMs: H, retentionMs: 7 * 24 * H, fallback: FALLBACK, scope: { ...DEFAULT_SCOPE, meshtuneHosts: [DEFAULT_COLLECTOR_HOST, FALLBACK.host] }, defaultEnabled: false, dryRun: false, clusterDomain: "cluster.local", now: () => NOW + 5 * 24 * H }, quiet, new Registry());
+    ctl2.leading = true;
     await ctl2.start();
     await settle(ctl2);
-    assert.equal(t.fake.get("sidecars", "bookinfo", "reviews-v2")!.spec.egress[0].hosts, ["bookinfo/ratings.bookinfo.svc.cluster.local", "istio-system/*"]);
+    assert.equal(t.fake.get("sidecars", "bookinfo", "reviews-v2")!.spec.egress[0].hosts, ["bookinfo/ratings.bookinfo.svc.cluster.local", "istio-system/*", ...MESHTUNE_IMPORTS]);
     await ctl2.stop();
   } finally { await t.fake.stop(); }
 });
@@ -174,10 +180,19 @@ test("leader election on a Lease: one leader; takeover only after expiry; releas
     assert.is(fake.get("leases", "meshtune-system", "meshtune-controller")!.spec.leaseTransitions, 1);
     await b.release();
     assert.is(await a.tick(), true, "released lease is free at once");
-    // optimistic concurrency: a stale update loses with 409
+    // client-go semantics: a failed renewal (409, 500) does not depose the leader before its renew deadline
     fake.failNext = { method: "PUT", pathIncludes: "/leases/", status: 409 };
     now += 1_000;
-    assert.is(await a.tick(), false);
+    assert.is(await a.tick(), true, "one 409 tolerated");
+    fake.failNext = { method: "GET", pathIncludes: "/leases/", status: 500 };
+    now += 1_000;
+    assert.is(await a.tick(), true, "one 500 tolerated");
+    assert.is(await a.tick(), true, "renewed again");
+    // failures for longer than the renew deadline (default 2/3 of the lease): leadership ends
+    const lastOk = now;
+    for (now = lastOk + 2_000; now < lastOk + 11_000; now += 2_000) { fake.failNext = { method: "GET", pathIncludes: "/leases/", status: 500 }; await a.tick(); }
+    fake.failNext = { method: "GET", pathIncludes: "/leases/", status: 500 };
+    assert.is(await a.tick(), false, "renew deadline passed");
   } finally { await fake.stop(); }
 });
 

@@ -50,7 +50,7 @@ test("ns/host for svc hosts, */host otherwise, always-included defaults, sorted 
   const { hosts } = one(g);
   assert.equal(hosts, [
     "*/api.github.com", "bookinfo/details.bookinfo.svc.cluster.local", "bookinfo/reviews.bookinfo.svc.cluster.local",
-    "data/db.data.svc.cluster.local", "istio-system/*",
+    "data/db.data.svc.cluster.local", "istio-system/*", "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local",
   ]);
 });
 
@@ -60,7 +60,7 @@ test("egress gateway adds the original authority host", () => {
   edge(g, n, "outbound|80||istio-egressgateway.istio-system.svc.cluster.local", "api.stripe.com");
   edge(g, n, "outbound|80||istio-egressgateway.istio-system.svc.cluster.local", "hooks.slack.com:80");
   const { hosts } = one(g);
-  assert.equal(hosts, ["*/api.stripe.com", "*/hooks.slack.com", "istio-system/*", "istio-system/istio-egressgateway.istio-system.svc.cluster.local"]);
+  assert.equal(hosts, ["*/api.stripe.com", "*/hooks.slack.com", "istio-system/*", "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local"]);
 });
 
 test("inbound, Passthrough and BlackHole never become hosts but are reported with a ServiceEntry", () => {
@@ -72,7 +72,7 @@ test("inbound, Passthrough and BlackHole never become hosts but are reported wit
   g.addUnknown(n, { kind: "passthrough", dst: "142.250.74.10:443", authority: "", sni: "www.googleapis.com", proto: "TLS" }, s);
   g.addUnknown(n, { kind: "blackhole", dst: "10.50.0.9:5432", authority: "", sni: "", proto: "TCP" }, s);
   const { r, hosts } = one(g);
-  assert.equal(hosts, ["istio-system/*"]);
+  assert.equal(hosts, ["istio-system/*", "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local"]);
   assert.is(r.unregistered.length, 2);
   const se = r.unregistered.find((u) => u.kind === "passthrough")!.suggestion!;
   assert.equal(se.spec.hosts, ["www.googleapis.com"]);
@@ -87,11 +87,12 @@ test("gateways are skipped with a note; ordering is stable; filters apply", () =
   const g = new Graph();
   for (const [ns, w] of [["shop", "cart-v1"], ["istio-system", "istio-ingressgateway"], ["bookinfo", "ratings-v1"], ["bookinfo", "details-v1"]]) {
     const n = g.node(ns, w)!;
+    if (w.includes("gateway")) n.proxy = { kind: "gateway", why: "annotation inject.istio.io/templates=gateway" };
     edge(g, n, "outbound|9080||ratings.bookinfo.svc.cluster.local");
   }
   const r = generateSidecars(g, DEFAULT_GENERATE);
   assert.equal(r.sidecars.map((s) => `${s.metadata.namespace}/${s.metadata.name}`), ["bookinfo/details-v1", "bookinfo/ratings-v1", "shop/cart-v1"]);
-  assert.equal(r.gatewaysSkipped, ["istio-system/istio-ingressgateway"]);
+  assert.equal(r.proxiesSkipped.map((p) => `${p.kind} ${p.workload}`), ["gateway istio-system/istio-ingressgateway"]);
   assert.is(generateSidecars(g, { ...DEFAULT_GENERATE, namespace: "shop" }).sidecars.length, 1);
   assert.is(generateSidecars(g, { ...DEFAULT_GENERATE, workload: "bookinfo/ratings-v1" }).sidecars[0].metadata.name, "ratings-v1");
 });

@@ -14,8 +14,8 @@ test("per-pod attribution via kubectl --prefix; namespace inferred from inbound 
     L.prefixed("details-v1-79f774bdb9-kx7lq", L.TEXT_INBOUND),
     L.prefixed("details-v1-79f774bdb9-kx7lq", L.TEXT_PASSTHROUGH_TLS),
   ]);
-  const { graph, inferred } = l.finish();
-  assert.is(inferred.get("details-v1-79f774bdb9-kx7lq"), "bookinfo");
+  const { graph, placements } = l.finish();
+  assert.equal(placements.find((p) => p.pod === "details-v1-79f774bdb9-kx7lq"), { pod: "details-v1-79f774bdb9-kx7lq", namespace: "bookinfo", workload: "details-v1", how: "inferred", proxy: placements.find((p) => p.pod === "details-v1-79f774bdb9-kx7lq")!.proxy });
   // productpage has no inbound line here: default namespace
   const pp = graph.nodes.get("default/productpage-v1")!;
   assert.ok(pp, "productpage attributed");

@@ -68,8 +68,8 @@ if (hasProm) {
     assert.equal([...g.nodes.keys()].sort(), ["bookinfo/productpage-v1", "bookinfo/ratings-v1", "bookinfo/reviews-v2"]);
     assert.ok([...g.nodes.get("bookinfo/productpage-v1")!.edges.values()][0].count > 0);
     const hosts = Object.fromEntries(generateSidecars(g, DEFAULT_GENERATE).sidecars.map((s) => [s.metadata.name, s.spec.egress[0].hosts]));
-    assert.equal(hosts["productpage-v1"], ["bookinfo/reviews.bookinfo.svc.cluster.local", "istio-system/*"], "destination-reported series ignored");
-    assert.equal(hosts["ratings-v1"], ["bookinfo/mongodb.bookinfo.svc.cluster.local", "istio-system/*"]);
+    assert.equal(hosts["productpage-v1"], ["bookinfo/reviews.bookinfo.svc.cluster.local", "istio-system/*", "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local"], "destination-reported series ignored");
+    assert.equal(hosts["ratings-v1"], ["bookinfo/mongodb.bookinfo.svc.cluster.local", "istio-system/*", "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local"]);
     assert.equal(touched.sort(), ["bookinfo/productpage-v1", "bookinfo/ratings-v1", "bookinfo/reviews-v2"]);
   });
 

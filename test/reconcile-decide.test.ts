@@ -2,11 +2,12 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { decide, type WorkloadView, type DecideOptions } from "../controller/reconcile/decide.js";
 import { validateSidecar } from "../controller/sidecar/validate.js";
+import { DEFAULT_SCOPE } from "../controller/sidecar/scope.js";
 
 const H = 3600_000, D = 24 * H, NOW = Date.parse("2026-11-21T12:00:00Z");
-const O: DecideOptions = { mode: "apply", minWindowMs: H, retentionMs: 7 * D, alwaysInclude: ["istio-system/*"], fallback: { host: "meshtune-fallback.meshtune-system.svc.cluster.local", port: 80 } };
+const O: DecideOptions = { mode: "apply", minWindowMs: H, retentionMs: 7 * D, fallback: { host: "meshtune-fallback.meshtune-system.svc.cluster.local", port: 80 }, scope: { ...DEFAULT_SCOPE, meshtuneHosts: [] } };
 const w = (over: Partial<WorkloadView> = {}): WorkloadView => ({
-  namespace: "bookinfo", name: "reviews-v2", selector: { app: "reviews", version: "v2" }, enabled: true, gateway: false,
+  namespace: "bookinfo", name: "reviews-v2", selector: { app: "reviews", version: "v2" }, enabled: true,
   observedSinceMs: NOW - 2 * H,
   learned: new Map([["bookinfo/ratings.bookinfo.svc.cluster.local", { firstSeenMs: NOW - 2 * H, lastSeenMs: NOW - 60_000 }]]),
   ...over,
@@ -65,8 +66,8 @@ test("fallback present on every generated Sidecar; recommend-only mode writes no
 });
 
 test("gateways: skipped, and a stale managed Sidecar for one is deleted", () => {
-  assert.is(decide(w({ gateway: true }), [], O, NOW).action, "skip");
-  assert.is(decide(w({ gateway: true }), [{ name: "reviews-v2", managed: true, hosts: [], selector: null }], O, NOW).action, "delete");
+  assert.is(decide(w({ nonSidecar: "gateway" }), [], O, NOW).action, "skip");
+  assert.is(decide(w({ nonSidecar: "gateway" }), [{ name: "reviews-v2", managed: true, hosts: [], selector: null }], O, NOW).action, "delete");
 });
 
 test.run();

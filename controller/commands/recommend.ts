@@ -5,13 +5,18 @@ import { stringify } from "yaml";
 import { AccessLogLearner } from "../log/learner.js";
 import { fileChunks } from "../log/lines.js";
 import { Graph } from "../model/graph.js";
-import { generateSidecars, type SidecarObj, DEFAULT_GENERATE } from "../sidecar/generate.js";
+import { generateSidecars, type SidecarObj, DEFAULT_GENERATE, type GenerateOptions } from "../sidecar/generate.js";
 import { validateSidecar } from "../sidecar/validate.js";
-import { parseCatalog } from "../sidecar/catalog.js";
+import { catalogItems, parseCatalog, type CatalogService } from "../sidecar/catalog.js";
+import { PodCatalog } from "../sidecar/pod-catalog.js";
 import { estimateSavings } from "../sidecar/savings.js";
 import { renderReport, type InputSummary } from "../report.js";
 import { UserError, describeFsError } from "../errors.js";
 import { loadReportDir } from "../collector/report-dir.js";
+import { HostIndex } from "../istio/hosts.js";
+import { DEFAULT_MESH, parseMeshConfig, type MeshConfig } from "../istio/mesh-config.js";
+import { virtualServiceRef, type VirtualServiceRef } from "../istio/virtual-services.js";
+import { egressHostError, fqdnError } from "../istio/validate.js";
 
 export interface RecommendOptions {
   accessLog: string[];
@@ -22,6 +27,10 @@ export interface RecommendOptions {
   output: "yaml" | "json";
   outDir?: string;
   catalog?: string;
+  meshConfig?: string;
+  collectorHost: string;
+  fallbackHost?: string;
+  fallbackPort: string;
   report?: string;
   alwaysInclude: string[];
   clusterDomain: string;
@@ -36,18 +45,20 @@ async function checkReadable(path: string): Promise<void> {
   } catch (e) { throw new UserError(`--access-log ${describeFsError(path, e)}`); }
 }
 
-export async function learnAccessLogs(paths: string[], opts: Pick<RecommendOptions, "workload" | "defaultNamespace" | "clusterDomain">, graph: Graph) {
+/** All files through one learner: a pod's namespace is inferred from every input, so one pod is one workload. */
+export async function learnAccessLogs(paths: string[], opts: Pick<RecommendOptions, "workload" | "defaultNamespace" | "clusterDomain"> & { pods?: PodCatalog }, graph: Graph) {
   const inputs: InputSummary[] = [];
-  const inferred = new Map<string, string>();
+  const l = new AccessLogLearner({ workload: opts.workload, defaultNamespace: opts.defaultNamespace, clusterDomain: opts.clusterDomain, pods: opts.pods });
   for (const p of paths) {
-    const l = new AccessLogLearner({ workload: opts.workload, defaultNamespace: opts.defaultNamespace, clusterDomain: opts.clusterDomain });
+    const before = { lines: l.lines, records: l.records, bytes: l.bytes, skipped: { ...l.skipped } };
     const stream = p === "-" ? process.stdin : fileChunks(p);
     try { await l.learnStream(stream); } catch (e) { throw new UserError(`--access-log ${describeFsError(p === "-" ? "stdin" : p, e)}`); }
-    const r = l.finish(graph);
-    for (const [k, v] of r.inferred) inferred.set(k, v);
-    inputs.push({ name: p === "-" ? "stdin" : p, lines: l.lines, records: l.records, bytes: l.bytes, skipped: { ...l.skipped } });
+    const skipped: Record<string, number> = {};
+    for (const [k, v] of Object.entries(l.skipped)) skipped[k] = v - (before.skipped[k as keyof typeof before.skipped] ?? 0);
+    inputs.push({ name: p === "-" ? "stdin" : p, lines: l.lines - before.lines, records: l.records - before.records, bytes: l.bytes - before.bytes, skipped });
   }
-  return { inputs, inferred };
+  const { placements } = l.finish(graph);
+  return { inputs, placements };
 }
 
 export function renderSidecars(items: SidecarObj[], output: "yaml" | "json"): string {
@@ -55,25 +66,54 @@ export function renderSidecars(items: SidecarObj[], output: "yaml" | "json"): st
   return items.map((s) => stringify(s)).join("---\n");
 }
 
+interface Catalog { services: CatalogService[]; pods: PodCatalog; virtualServices: VirtualServiceRef[] }
+
+async function loadCatalog(path: string, domain: string): Promise<Catalog> {
+  let raw: string;
+  try { raw = await fs.readFile(path, "utf8"); } catch (e) { throw new UserError(`--catalog ${describeFsError(path, e)}`); }
+  try {
+    const items = catalogItems(raw);
+    return {
+      services: parseCatalog({ items }, domain), pods: new PodCatalog(items),
+      virtualServices: items.filter((o) => o?.kind === "VirtualService").map((o) => virtualServiceRef(o, domain)).filter((v): v is VirtualServiceRef => v !== null),
+    };
+  } catch (e) { throw new UserError(`--catalog ${path}: ${(e as Error).message}`); }
+}
+
+async function loadMesh(path: string): Promise<MeshConfig> {
+  let raw: string;
+  try { raw = await fs.readFile(path, "utf8"); } catch (e) { throw new UserError(`--mesh-config ${describeFsError(path, e)}`); }
+  try { return parseMeshConfig(raw); } catch (e) { throw new UserError(`--mesh-config ${path}: ${(e as Error).message}`); }
+}
+
 export async function recommend(o: RecommendOptions): Promise<void> {
   if (o.accessLog.length === 0 && !o.reports) throw new UserError("recommend needs --access-log FILE|- or --reports DIR", 2);
   if (o.workload && !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(o.workload)) throw new UserError(`--workload ${o.workload}: expected NAMESPACE/NAME`, 2);
-  for (const p of o.accessLog) await checkReadable(p);
-  let catalog = null;
-  if (o.catalog) {
-    let raw: string;
-    try { raw = await fs.readFile(o.catalog, "utf8"); } catch (e) { throw new UserError(`--catalog ${describeFsError(o.catalog, e)}`); }
-    try { catalog = parseCatalog(JSON.parse(raw), o.clusterDomain); } catch (e) { throw new UserError(`--catalog ${o.catalog}: ${(e as Error).message}`); }
+  for (const h of o.alwaysInclude) { const e = egressHostError(h); if (e) throw new UserError(`--always-include ${h}: ${e}`, 2); }
+  for (const [flag, h] of [["--collector-host", o.collectorHost], ["--fallback-host", o.fallbackHost]] as const) {
+    const e = h ? fqdnError(h) : null;
+    if (e) throw new UserError(`${flag} ${h}: ${e}`, 2);
   }
+  const fallbackPort = Number(o.fallbackPort);
+  if (!Number.isInteger(fallbackPort) || fallbackPort < 1 || fallbackPort > 65535) throw new UserError(`--fallback-port ${o.fallbackPort}: expected 1-65535`, 2);
+  for (const p of o.accessLog) await checkReadable(p);
+  const catalog = o.catalog ? await loadCatalog(o.catalog, o.clusterDomain) : null;
+  const mesh = o.meshConfig ? await loadMesh(o.meshConfig) : DEFAULT_MESH;
 
   const graph = new Graph();
-  const { inputs, inferred } = await learnAccessLogs(o.accessLog, o, graph);
+  const { inputs, placements } = await learnAccessLogs(o.accessLog, { ...o, pods: catalog?.pods.size ? catalog.pods : undefined }, graph);
   if (o.reports) inputs.push(await loadReportDir(o.reports, graph));
   if (graph.nodes.size === 0) throw new UserError(`no access-log entries or reports found in ${inputs.map((i) => i.name).join(", ")}`);
 
-  const result = generateSidecars(graph, { ...DEFAULT_GENERATE, alwaysInclude: o.alwaysInclude, clusterDomain: o.clusterDomain, namespace: o.namespace, workload: o.workload });
+  const gen: GenerateOptions = {
+    ...DEFAULT_GENERATE, alwaysInclude: o.alwaysInclude, clusterDomain: o.clusterDomain, namespace: o.namespace, workload: o.workload, mesh,
+    meshtuneHosts: [o.collectorHost, ...(o.fallbackHost && mesh.outboundMode === "ALLOW_ANY" ? [o.fallbackHost] : [])],
+    egressProxy: o.fallbackHost ? { host: o.fallbackHost, port: fallbackPort } : undefined,
+    index: new HostIndex(catalog?.services ?? []), virtualServices: catalog?.virtualServices ?? [],
+  };
+  const result = generateSidecars(graph, gen);
   for (const s of result.sidecars) validateSidecar(s);
-  const savings = catalog ? result.sidecars.map((s) => estimateSavings(s, catalog)) : null;
+  const savings = catalog ? result.sidecars.map((s) => estimateSavings(s, catalog.services)) : null;
 
   if (o.outDir) {
     await fs.mkdir(o.outDir, { recursive: true });
@@ -81,7 +121,7 @@ export async function recommend(o: RecommendOptions): Promise<void> {
       await fs.writeFile(join(o.outDir, `${s.metadata.namespace}.${s.metadata.name}.${o.output}`), renderSidecars([s], o.output));
   } else process.stdout.write(renderSidecars(result.sidecars, o.output));
 
-  const text = renderReport({ inputs, inferred, result, savings, dropped: graph.dropped });
+  const text = renderReport({ inputs, placements, result, savings, dropped: graph.dropped, mesh });
   if (o.report) await fs.writeFile(o.report, text);
   else process.stderr.write(text);
 }

@@ -1,15 +1,24 @@
-// Leader election on a coordination.k8s.io/v1 Lease, client-go style: acquire when free or
-// expired, renew before it expires, optimistic concurrency (resourceVersion) decides races.
+// Leader election on a coordination.k8s.io/v1 Lease, client-go style (k8s.io/client-go
+// tools/leaderelection): acquire when free or expired, renew every retry period, optimistic
+// concurrency (resourceVersion) decides races, and a leader whose renewals fail keeps leading
+// until its renew deadline has passed since the last successful renewal (transient API errors
+// and conflicts do not depose it). The leader also publishes where its collector listens
+// (annotation meshtune.io/collector-url), so standbys can forward reports to it.
 import type { KubernetesObjectApi, V1Lease } from "@kubernetes/client-node";
 import { isNotFound } from "./kube.js";
 
-export interface LeaderOptions { namespace: string; name: string; identity: string; leaseDurationMs: number; now?: () => number }
+export interface LeaderOptions { namespace: string; name: string; identity: string; leaseDurationMs: number; renewDeadlineMs?: number; collectorUrl?: string; now?: () => number }
+
+export const COLLECTOR_URL = "meshtune.io/collector-url";
 
 const micro = (ms: number) => new Date(ms).toISOString().replace("Z", "000Z");
 
 export class LeaderElector {
   leader = false;
   transitions = 0;
+  /** The current holder's collector URL (from the Lease), for forwarding; null when unknown or expired. */
+  leaderUrl: string | null = null;
+  private lastRenewMs = 0;
   constructor(private readonly api: KubernetesObjectApi, private readonly o: LeaderOptions) {}
   private now() { return this.o.now?.() ?? Date.now(); }
 
@@ -18,32 +27,42 @@ export class LeaderElector {
     const ref = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: this.o.name, namespace: this.o.namespace } };
     const now = this.now();
     let lease: V1Lease | null = null;
-    try { lease = await this.api.read<V1Lease>(ref); } catch (e) { if (!isNotFound(e)) return this.lost(); }
+    try { lease = await this.api.read<V1Lease>(ref); } catch (e) { if (!isNotFound(e)) return this.failed(now); }
     const spec = {
       holderIdentity: this.o.identity, leaseDurationSeconds: Math.ceil(this.o.leaseDurationMs / 1000),
       renewTime: micro(now) as unknown as Date, acquireTime: micro(now) as unknown as Date, leaseTransitions: 0,
     };
     try {
       if (!lease) {
-        await this.api.create<V1Lease>({ ...ref, spec });
-        return this.won();
+        await this.api.create<V1Lease>({ ...ref, metadata: { ...ref.metadata, annotations: this.annotations() }, spec });
+        return this.won(now);
       }
       const s = lease.spec ?? {};
       const holder = s.holderIdentity;
       const renewed = s.renewTime ? new Date(s.renewTime as unknown as string).getTime() : 0;
       const expired = renewed + (s.leaseDurationSeconds ?? 0) * 1000 < now;
-      if (holder && holder !== this.o.identity && !expired) return this.lost();
+      if (holder && holder !== this.o.identity && !expired) {
+        this.leaderUrl = lease.metadata?.annotations?.[COLLECTOR_URL] ?? null;
+        return this.lost();
+      }
       const next = { ...spec, acquireTime: holder === this.o.identity ? s.acquireTime : spec.acquireTime, leaseTransitions: (s.leaseTransitions ?? 0) + (holder === this.o.identity ? 0 : 1) };
-      await this.api.replace<V1Lease>({ ...ref, metadata: { ...ref.metadata, resourceVersion: lease.metadata?.resourceVersion }, spec: next });
-      return this.won();
+      await this.api.replace<V1Lease>({ ...ref, metadata: { ...ref.metadata, annotations: this.annotations(), resourceVersion: lease.metadata?.resourceVersion }, spec: next });
+      return this.won(now);
     } catch {
-      // 409: another candidate moved first. Anything else: we cannot prove we hold it.
-      return this.lost();
+      // 409: another candidate moved first, or our read was stale; anything else: transient.
+      // Either way only the renew deadline decides that we lost it.
+      return this.failed(now);
     }
   }
 
-  private won() { if (!this.leader) this.transitions++; this.leader = true; return true; }
+  private annotations() { return this.o.collectorUrl ? { [COLLECTOR_URL]: this.o.collectorUrl } : undefined; }
+  private won(now: number) { if (!this.leader) this.transitions++; this.leader = true; this.lastRenewMs = now; this.leaderUrl = this.o.collectorUrl ?? null; return true; }
   private lost() { this.leader = false; return false; }
+  private failed(now: number) {
+    const deadline = this.o.renewDeadlineMs ?? Math.round(this.o.leaseDurationMs * 2 / 3);
+    if (this.leader && now - this.lastRenewMs < deadline) return true;
+    return this.lost();
+  }
 
   /** Give the lease up (shutdown): the next candidate need not wait for expiry. */
   async release(): Promise<void> {

@@ -6,12 +6,20 @@ import { parseText } from "./text-format.js";
 import { parseJson } from "./json-format.js";
 import { splitPrefix } from "./kubectl-prefix.js";
 import type { AccessRecord } from "./record.js";
-import { Graph, type Stats, emptyStats, type WorkloadNode } from "../model/graph.js";
+import { Graph, type Stats, emptyStats, WorkloadNode } from "../model/graph.js";
 import { bucketOf } from "../model/histogram.js";
 import { hostNamespace, parseCluster } from "../model/cluster-name.js";
-import { isGatewayWorkload, workloadFromPod } from "../model/workload.js";
+import { looksLikeGateway, workloadFromPod } from "../model/workload.js";
+import type { PodCatalog } from "../sidecar/pod-catalog.js";
+import type { ProxyInfo } from "../model/identity.js";
 
-export type SkipReason = "not-access-log" | "malformed-json" | "too-long" | "unattributed" | "other-cluster";
+export type SkipReason = "not-access-log" | "malformed-json" | "too-long" | "unattributed" | "other-cluster" | "not-proxy-container" | "ztunnel-log" | "waypoint-cluster";
+
+// ztunnel's access log (istio/ztunnel src/proxy/metrics.rs, tracing "access" target):
+// "<time>\tinfo\taccess\tconnection complete\tsrc.addr=… dst.service=…". Never a sidecar.
+const ZTUNNEL = /^\S+\s+\w+\s+access\s+connection (?:opened|complete)\s/;
+// Clusters only a waypoint has (pilot/pkg/networking/core/waypoint.go): inbound-vip|…, connect_originate, main_internal, encap.
+const WAYPOINT_CLUSTER = /^(inbound-vip\||connect_originate$|main_internal$|encap$)/;
 
 export interface LearnOptions {
   /** Attribute unprefixed lines to this workload ("ns/name"). */
@@ -19,12 +27,17 @@ export interface LearnOptions {
   /** Namespace for pods whose namespace cannot be inferred. */
   defaultNamespace: string;
   clusterDomain: string;
+  /** Pods from the catalog: when present they decide namespace, workload, labels and proxy kind. */
+  pods?: PodCatalog;
 }
 
-interface PodBuffer { node: WorkloadNode; nsVotes: Map<string, number> }
+interface PodBuffer { node: WorkloadNode; nsVotes: Map<string, number>; shape: ProxyInfo | null }
+
+/** How each pod was placed, for the report. */
+export interface Placement { pod: string; namespace: string; workload: string; how: "catalog" | "inferred" | "defaulted" | "ambiguous"; proxy: ProxyInfo }
 
 export class AccessLogLearner {
-  readonly skipped: Record<SkipReason, number> = { "not-access-log": 0, "malformed-json": 0, "too-long": 0, unattributed: 0, "other-cluster": 0 };
+  readonly skipped: Record<SkipReason, number> = { "not-access-log": 0, "malformed-json": 0, "too-long": 0, unattributed: 0, "other-cluster": 0, "not-proxy-container": 0, "ztunnel-log": 0, "waypoint-cluster": 0 };
   lines = 0;
   records = 0;
   bytes = 0;
@@ -36,7 +49,7 @@ export class AccessLogLearner {
   constructor(readonly opts: LearnOptions) {
     const [ns, name] = opts.workload?.split("/") ?? [];
     const node = opts.workload ? this.scratch.node(ns, name) : null;
-    this.fixed = node ? { node, nsVotes: new Map() } : null;
+    this.fixed = node ? { node, nsVotes: new Map(), shape: null } : null;
   }
 
   async learnStream(input: AsyncIterable<Buffer>): Promise<void> {
@@ -53,7 +66,16 @@ export class AccessLogLearner {
     let line = raw;
     let pod = "";
     const p = splitPrefix(line);
-    if (p) { pod = p.pod; line = p.rest; }
+    if (p) {
+      // Only the proxy's own container writes Envoy access logs; an app's lines are not traffic.
+      if (p.container !== "istio-proxy") { this.skipped["not-proxy-container"]++; return; }
+      pod = p.pod; line = p.rest;
+    }
+    if (ZTUNNEL.test(line)) {
+      this.skipped["ztunnel-log"]++;
+      if (pod) this.shapeOf(pod, { kind: "ztunnel", why: "ztunnel access-log lines" });
+      return;
+    }
     let rec: AccessRecord | null;
     if (line.charCodeAt(0) === 123 /* { */) {
       try { rec = parseJson(line); } catch { this.skipped["malformed-json"]++; return; }
@@ -69,13 +91,19 @@ export class AccessLogLearner {
     if (!pod) return this.fixed;
     let b = this.pods.get(pod);
     if (!b) {
-      const node = this.scratch.node("?" + pod, workloadFromPod(pod));
+      // Keyed by pod name only: pods are placed in namespaces (and merged into workloads) at finish().
+      const node = this.scratch.node("?", pod);
       if (!node) return null;
       node.pods.add(pod);
-      b = { node, nsVotes: new Map() };
+      b = { node, nsVotes: new Map(), shape: null };
       this.pods.set(pod, b);
     }
     return b;
+  }
+
+  private shapeOf(pod: string, p: ProxyInfo): void {
+    const b = this.bufferFor(pod);
+    if (b && !b.shape) b.shape = p;
   }
 
   private record(b: PodBuffer, r: AccessRecord): void {
@@ -110,21 +138,45 @@ export class AccessLogLearner {
         return;
       }
       default:
+        if (WAYPOINT_CLUSTER.test(r.cluster)) { this.skipped["waypoint-cluster"]++; b.shape ??= { kind: "waypoint", why: `waypoint-only cluster ${r.cluster.split("|")[0]}` }; return; }
         this.skipped["other-cluster"]++;
     }
   }
 
-  /** Resolve namespaces and return the learned graph. */
-  finish(into: Graph = new Graph()): { graph: Graph; inferred: Map<string, string> } {
-    const inferred = new Map<string, string>();
+  /**
+   * Place every pod (namespace, workload, proxy kind) and return the learned graph. With a pod
+   * catalog, the catalog decides; without one, the namespace is the one inbound mTLS SNI votes
+   * for across all inputs (this learner sees them all), else --default-namespace, and the
+   * workload and gateway-ness are guesses from the pod name: every such pod is listed.
+   */
+  finish(into: Graph = new Graph()): { graph: Graph; placements: Placement[] } {
+    const placements: Placement[] = [];
     if (this.fixed) into.mergeNode(this.fixed.node, this.fixed.node.namespace);
     for (const [pod, b] of this.pods) {
-      // Gateways serve no mTLS inbound to infer from; Istio installs them in istio-system.
-      let ns = isGatewayWorkload(b.node.name) ? "istio-system" : this.opts.defaultNamespace, best = 0;
-      for (const [v, n] of b.nsVotes) if (n > best) { ns = v; best = n; }
-      if (best > 0) inferred.set(pod, ns);
-      into.mergeNode(b.node, ns);
+      let best = "", votes = 0;
+      for (const [v, n] of b.nsVotes) if (n > votes) { best = v; votes = n; }
+      const cat = this.opts.pods?.lookup(pod, best || null);
+      let ns: string, workload: string, how: Placement["how"], proxy: ProxyInfo;
+      if (cat && !("ambiguous" in cat)) {
+        ({ namespace: ns, workload } = cat);
+        how = "catalog";
+        proxy = b.shape && cat.proxy.kind === "unknown" ? b.shape : cat.proxy;
+        b.node.labels = cat.labels;
+      } else {
+        workload = workloadFromPod(pod);
+        proxy = b.shape ?? (looksLikeGateway(workload) ? { kind: "gateway", why: "guessed from the pod name (no pod catalog)" } : { kind: "sidecar", why: "guessed: istio-proxy lines with no gateway/waypoint shape" });
+        ns = best || (proxy.kind === "gateway" ? "istio-system" : this.opts.defaultNamespace);
+        how = cat ? "ambiguous" : best ? "inferred" : "defaulted";
+      }
+      const node = new WorkloadNode(ns, workload);
+      for (const p of b.node.pods) node.pods.add(p);
+      node.labels = b.node.labels;
+      node.proxy = proxy;
+      for (const [k, e] of b.node.edges) node.edges.set(k, e);
+      for (const [k, u] of b.node.unknown) node.unknown.set(k, u);
+      into.mergeNode(node, ns);
+      placements.push({ pod, namespace: ns, workload, how, proxy });
     }
-    return { graph: into, inferred };
+    return { graph: into, placements };
   }
 }

@@ -3,6 +3,7 @@
 // Bounded: hostile input cannot grow it without limit; what does not fit is counted.
 import { BUCKETS, bucketOf } from "./histogram.js";
 import { parseCluster, stripPort } from "./cluster-name.js";
+import type { ProxyInfo } from "./identity.js";
 
 export type Direction = "outbound" | "inbound";
 
@@ -70,18 +71,20 @@ export class WorkloadNode {
   readonly unknown = new Map<string, UnknownDest>();
   readonly pods = new Set<string>();
   labels: Record<string, string> | null = null;
+  /** What kind of proxy this workload runs; only "sidecar" gets a Sidecar. Offline guesses say so in `why`. */
+  proxy: ProxyInfo = { kind: "sidecar", why: "reports/logs from a sidecar" };
   constructor(readonly namespace: string, readonly name: string) {}
   get key(): string { return `${this.namespace}/${this.name}`; }
 }
 
 /**
  * Edge identity: the cluster name (it already encodes the direction: "inbound|…"/"outbound|…"),
- * plus the original authority for egress-gateway traffic. Using the name itself as the key
- * avoids building a string per observation on the hot paths.
+ * plus, outbound, the requested authority: one cluster may serve several requested hosts (a
+ * VirtualService routing another host to it; an egress gateway), and each must be imported.
  */
 export function edgeKey(dir: Direction, cluster: string, authority: string): string {
   const c = parseCluster(cluster);
-  if (c.egressGateway) return `${cluster}#${stripPort(authority)}`;
+  if (c.kind === "outbound" && dir === "outbound" && authority) return `${cluster}#${stripPort(authority).toLowerCase()}`;
   return c.kind === dir ? cluster : `${dir}>${cluster}`;
 }
 
@@ -155,6 +158,7 @@ export class Graph {
     if (!n) return;
     for (const p of o.pods) n.pods.add(p);
     n.labels ??= o.labels;
+    if (o.proxy.kind !== "sidecar") n.proxy = o.proxy;
     for (const e of o.edges.values()) this.addEdge(n, e, e);
     for (const u of o.unknown.values()) this.addUnknown(n, u, u);
   }

@@ -1,4 +1,5 @@
-// Workload identity: Istio's WORKLOAD_NAME, derived offline from pod names.
+// Offline guesses, used only when no pod catalog is given (model/identity.ts is the real rule,
+// from Pod objects); the report names every pod whose identity was guessed this way.
 
 // Kubernetes generated suffixes use this vowel-free alphabet (apimachinery rand.SafeEncodeString),
 // which keeps real words like "exporter" from being mistaken for a hash.
@@ -17,6 +18,7 @@ export function defaultLabels(workload: string): Record<string, string> {
   return m ? { app: m[1], version: m[2] } : { app: workload };
 }
 
-export function isGatewayWorkload(name: string): boolean {
-  return /(^|-)(ingress|egress)?gateway(-|$)/.test(name);
+/** Name guess for gateways (Helm: istio-ingress, istio-ingressgateway, istio-egressgateway, *-gateway). */
+export function looksLikeGateway(name: string): boolean {
+  return /(^|-)(ingress|egress)(gateway)?(-|$)|(^|-)gateway(-|$)/.test(name);
 }

@@ -1,11 +1,18 @@
-// The in-cluster loop: informers on Namespaces, Pods, Sidecars, Services and ServiceEntries
-// (the live catalog for each Sidecar's savings estimate), a keyed queue per namespace/workload, decisions from decide.ts,
-// Sidecars written by server-side apply (field manager "meshtune"), learned state persisted.
+// The in-cluster loop: informers on Namespaces, Pods, Sidecars, Services, ServiceEntries,
+// VirtualServices and the mesh config, run on every replica (each is Ready after its own sync);
+// a keyed queue per namespace/workload whose work runs only while this replica leads (Istio's
+// leaderelection AddRunFunction semantics: leadership starts/stops the work, never the process);
+// decisions from decide.ts; Sidecars written by server-side apply (field manager "meshtune").
 import { makeInformer, type KubeConfig, type KubernetesObject, type KubernetesObjectApi, type V1Namespace, type V1Pod, type Informer } from "@kubernetes/client-node";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Graph } from "../model/graph.js";
-import { workloadFromPod, isGatewayWorkload } from "../model/workload.js";
-import { hostsOfEdge, type SidecarObj } from "../sidecar/generate.js";
+import { proxyOfPod, selectorOfPod, workloadOfPod } from "../model/identity.js";
+import type { SidecarObj } from "../sidecar/generate.js";
+import { hostsOfEdge } from "../sidecar/scope.js";
+import { HostIndex } from "../istio/hosts.js";
+import { meshFromObject } from "../istio/mesh-config.js";
+import { virtualServiceRef, type VirtualServiceRef } from "../istio/virtual-services.js";
+import { parse as parseYaml } from "yaml";
 import { validateSidecar } from "../sidecar/validate.js";
 import { decide, ANNOTATION, MANAGED_LABEL, type DecideOptions, type ExistingSidecar, type HostSeen, type Decision } from "./decide.js";
 import { parseCatalog, type CatalogService } from "../sidecar/catalog.js";
@@ -28,6 +35,8 @@ export interface ControllerOptions extends DecideOptions {
   dryRun: boolean;
   clusterDomain: string;
   flushDelayMs?: number; // batch window for learned-state writes (default 2 s)
+  /** The mesh config ConfigMap ("istio-system/istio"; key `mesh`). */
+  meshConfigMap?: string;
   now?: () => number;
 }
 
@@ -41,6 +50,9 @@ export class MeshController {
   /** Services and ServiceEntries: the live catalog behind each Sidecar's savings estimate. */
   readonly catalogObjects = new Map<string, Obj>();
   private catalog: CatalogService[] | null = null;
+  readonly virtualServices = new Map<string, VirtualServiceRef>();
+  /** Whether this replica holds the lease: only then does queued work run. */
+  leading = false;
   readonly queue: WorkQueue;
   readonly decisions = new Map<string, Decision>(); // last decision per workload (status / recommend-only report)
   ready = false;
@@ -49,12 +61,15 @@ export class MeshController {
   private readonly applied: Counter<"action">;
   private readonly errors: Counter;
   private readonly workloads: Gauge;
+  private readonly rejectedHosts: Counter;
+  private readonly rejectedSeen = new Map<string, string>();
 
   constructor(private readonly kc: KubeConfig, private readonly api: KubernetesObjectApi, readonly graph: Graph, readonly store: LearnedStore,
     private readonly o: ControllerOptions, private readonly log: Logger, registry: Registry) {
     this.queue = new WorkQueue((k) => this.reconcile(k), (k, e) => { this.errors.inc(); this.log("error", "reconcile failed; will retry", { workload: k, error: (e as Error).message }); });
     this.applied = new Counter({ name: "meshtune_reconcile_total", help: "Reconcile outcomes", labelNames: ["action"], registers: [registry] });
     this.errors = new Counter({ name: "meshtune_reconcile_errors_total", help: "Reconcile failures (retried)", registers: [registry] });
+    this.rejectedHosts = new Counter({ name: "meshtune_hosts_rejected_total", help: "Candidate Sidecar hosts that failed Istio validation (never applied)", registers: [registry] });
     this.workloads = new Gauge({ name: "meshtune_workloads", help: "Workloads known from pods", registers: [registry], collect: () => this.workloads.set(this.workloadKeys().length) });
   }
 
@@ -62,7 +77,7 @@ export class MeshController {
 
   workloadKeys(): string[] { return [...this.pods.keys()]; }
 
-  private index<T extends KubernetesObject>(m: Map<string, Map<string, T>>, outer: string, inner: string, o: T | null): void {
+  private indexObj<T extends KubernetesObject>(m: Map<string, Map<string, T>>, outer: string, inner: string, o: T | null): void {
     let g = m.get(outer);
     if (!g) m.set(outer, (g = new Map()));
     if (o) g.set(inner, o);
@@ -101,32 +116,81 @@ export class MeshController {
         this.enqueueNamespace(o.metadata!.name!);
       }),
       watch<V1Pod>("/api/v1/pods", () => this.api.list("v1", "Pod"), (t, o) => {
-        const k = `${o.metadata!.namespace}/${workloadFromPod(o.metadata!.name!)}`;
-        this.index(this.pods, k, o.metadata!.name!, t === "delete" ? null : o);
+        const k = `${o.metadata!.namespace}/${workloadOfPod(o)}`;
+        this.indexObj(this.pods, k, o.metadata!.name!, t === "delete" ? null : o);
         this.queue.add(k);
       }),
       watch<Obj>("/apis/networking.istio.io/v1beta1/sidecars", () => this.api.list("networking.istio.io/v1beta1", "Sidecar"), (t, o) => {
-        this.index(this.sidecars, o.metadata!.namespace!, o.metadata!.name!, t === "delete" ? null : o);
+        this.indexObj(this.sidecars, o.metadata!.namespace!, o.metadata!.name!, t === "delete" ? null : o);
         // A user Sidecar can block several workloads of its namespace: recheck them all.
         this.enqueueNamespace(o.metadata!.namespace!);
       }),
       watch<Obj>("/api/v1/services", () => this.api.list("v1", "Service"), (t, o) => this.catalogChanged(t, o)),
       watch<Obj>("/apis/networking.istio.io/v1beta1/serviceentries", () => this.api.list("networking.istio.io/v1beta1", "ServiceEntry"), (t, o) => this.catalogChanged(t, o)),
+      watch<Obj>("/apis/networking.istio.io/v1beta1/virtualservices", () => this.api.list("networking.istio.io/v1beta1", "VirtualService"), (t, o) => {
+        const k = `${o.metadata?.namespace}/${o.metadata?.name}`;
+        const ref = t === "delete" ? null : virtualServiceRef(o, this.o.clusterDomain);
+        if (ref) this.virtualServices.set(k, ref); else this.virtualServices.delete(k);
+        this.enqueueAll(); // any workload may route through it
+      }),
+      watch<Obj>(`/api/v1/namespaces/${this.meshCm[0]}/configmaps`, () => this.api.list("v1", "ConfigMap", this.meshCm[0]), (t, o) => {
+        if (o.metadata?.name !== this.meshCm[1]) return;
+        this.meshChanged(t === "delete" ? null : o);
+      }),
     ]);
-    for (const ns of this.namespaces.keys()) await this.store.load(ns).catch((e) => this.log("warn", "could not load learned state", { namespace: ns, error: (e as Error).message }));
+    await this.loadStore();
     this.ready = true;
-    for (const k of this.workloadKeys()) this.queue.add(k);
+    if (this.leading) this.enqueueAll();
+  }
+
+  private async loadStore(): Promise<void> {
+    for (const ns of this.namespaces.keys()) await this.store.load(ns).catch((e) => this.log("warn", "could not load learned state", { namespace: ns, error: (e as Error).message }));
+  }
+
+  private enqueueAll(): void { if (this.ready && this.leading) for (const k of this.workloadKeys()) this.queue.add(k); }
+
+  /** Leadership gained: resume from what the previous leader persisted, then reconcile everything. */
+  async startLeading(): Promise<void> {
+    this.leading = true;
+    if (!this.ready) return; // start() enqueues after its sync
+    await this.loadStore();
+    this.enqueueAll();
+  }
+
+  /** Leadership lost: stop writing; keep serving, collecting and watching. */
+  stopLeading(): void { this.leading = false; }
+
+  private get meshCm(): [string, string] {
+    const [ns, name] = (this.o.meshConfigMap ?? "istio-system/istio").split("/");
+    return [ns, name];
+  }
+
+  private meshChanged(cm: Obj | null): void {
+    try {
+      const mesh = meshFromObject(cm?.data?.mesh ? parseYaml(cm.data.mesh) : null);
+      this.o.scope = { ...this.o.scope, mesh };
+    } catch (e) { this.log("warn", "ignoring invalid mesh config; keeping the previous one", { configMap: this.o.meshConfigMap ?? "istio-system/istio", error: (e as Error).message }); }
+    this.enqueueAll();
   }
 
   private catalogChanged(t: "add" | "update" | "delete", o: Obj): void {
     const k = `${o.kind}/${o.metadata?.namespace}/${o.metadata?.name}`;
     if (t === "delete") this.catalogObjects.delete(k); else this.catalogObjects.set(k, o);
     this.catalog = null; // rebuilt lazily on the next apply
+    this.index = null;
+  }
+
+  private index: HostIndex | null = null;
+  /** The scope context as of now: live catalog index, VirtualServices, mesh config. */
+  private scope() {
+    this.catalog ??= parseCatalog({ items: [...this.catalogObjects.values()] }, this.o.clusterDomain);
+    this.index ??= new HostIndex(this.catalog);
+    return { ...this.o.scope, index: this.index, virtualServices: [...this.virtualServices.values()] };
   }
 
   private savings(sc: SidecarObj): string {
-    this.catalog ??= parseCatalog({ items: [...this.catalogObjects.values()] }, this.o.clusterDomain);
-    const s = estimateSavings(sc, this.catalog);
+    this.scope();
+    const s = estimateSavings(sc, this.catalog!);
     return `clusters ${s.before.clusters}->${s.after.clusters} (-${s.savedPct.clusters}%), endpoints ${s.before.endpoints}->${s.after.endpoints} (-${s.savedPct.endpoints}%)`;
   }
 
@@ -139,7 +203,7 @@ export class MeshController {
   }
 
   /** A report (or Prometheus scrape) touched this workload. */
-  touched(ns: string, workload: string): void { if (this.ready) this.queue.add(`${ns}/${workload}`); }
+  touched(ns: string, workload: string): void { if (this.ready && this.leading) this.queue.add(`${ns}/${workload}`); }
 
   private enabled(ns: string, pods: V1Pod[]): boolean {
     for (const p of pods) { const a = p.metadata?.annotations?.[ENABLED]; if (a === "true" || a === "false") return a === "true"; }
@@ -148,13 +212,13 @@ export class MeshController {
     return this.o.defaultEnabled;
   }
 
-  private learnedHosts(ns: string, name: string): { since: number | null; hosts: Map<string, HostSeen> } {
+  private learnedHosts(ns: string, name: string, scope: ReturnType<MeshController["scope"]>): { since: number | null; hosts: Map<string, HostSeen> } {
     const hosts = new Map<string, HostSeen>();
     let since: number | null = null;
     const n = this.graph.nodes.get(`${ns}/${name}`);
     for (const e of n?.edges.values() ?? []) {
       since = since === null ? e.firstSeenMs : Math.min(since, e.firstSeenMs);
-      for (const h of hostsOfEdge(e, this.o.clusterDomain)) {
+      for (const h of hostsOfEdge(e, ns, scope)) {
         const c = hosts.get(h);
         hosts.set(h, c ? { firstSeenMs: Math.min(c.firstSeenMs, e.firstSeenMs), lastSeenMs: Math.max(c.lastSeenMs, e.lastSeenMs) } : { firstSeenMs: e.firstSeenMs, lastSeenMs: e.lastSeenMs });
       }
@@ -165,6 +229,7 @@ export class MeshController {
   }
 
   async reconcile(key: string): Promise<void> {
+    if (!this.leading) return; // a standby watches and collects; only the leader decides and writes
     const [ns, name] = key.split("/");
     const pods = [...(this.pods.get(key)?.values() ?? [])];
     const existing: ExistingSidecar[] = [...(this.sidecars.get(ns)?.values() ?? [])].map((s) => ({
@@ -177,11 +242,15 @@ export class MeshController {
       if (mine) await this.act(ns, name, { action: "delete", name, reason: "workload has no pods" });
       return;
     }
-    const labels = pods[0].metadata?.labels ?? {};
-    const selector = labels.app ? { app: labels.app, ...(labels.version ? { version: labels.version } : {}) } : Object.fromEntries(Object.entries(labels).filter(([k]) => k !== "pod-template-hash"));
-    const learned = this.learnedHosts(ns, name);
-    const d = decide({ namespace: ns, name, selector, enabled: this.enabled(ns, pods), gateway: isGatewayWorkload(name) || labels.istio === "ingressgateway" || labels.istio === "egressgateway",
-      observedSinceMs: learned.since, learned: learned.hosts }, existing, this.o, this.now());
+    // Selector: the pod template's labels common to every pod of the workload (a rollout may differ).
+    const sels = pods.map((p) => selectorOfPod(p));
+    const selector = Object.fromEntries(Object.entries(sels[0]).filter(([k, v]) => sels.every((s) => s[k] === v)));
+    const proxy = proxyOfPod(pods[0]);
+    const scope = this.scope();
+    const learned = this.learnedHosts(ns, name, scope);
+    const d = decide({ namespace: ns, name, selector, podLabels: pods[0].metadata?.labels ?? {}, enabled: this.enabled(ns, pods),
+      nonSidecar: proxy.kind === "sidecar" ? undefined : `${proxy.kind} (${proxy.why})`,
+      observedSinceMs: learned.since, learned: learned.hosts }, existing, { ...this.o, scope }, this.now());
     await this.act(ns, name, d);
     this.scheduleFlush();
   }
@@ -202,6 +271,14 @@ export class MeshController {
     const key = `${ns}/${name}`;
     const prev = this.decisions.get(key);
     this.applied.inc({ action: d.action });
+    if ((d.action === "apply" || d.action === "recommend" || d.action === "skip") && d.rejected?.length) {
+      this.rejectedHosts.inc(d.rejected.length);
+      const sig = d.rejected.map((r) => r.candidate).join(",");
+      if (this.rejectedSeen.get(key) !== sig) {
+        this.rejectedSeen.set(key, sig);
+        this.log("warn", "hosts rejected by Istio validation; not applied", { workload: key, rejected: d.rejected.map((r) => `${r.candidate} (${r.source}): ${r.reason}`) });
+      }
+    }
     if (d.action === "apply") {
       d.sidecar.metadata.annotations = { ...d.sidecar.metadata.annotations, [`${ANNOTATION}estimated-savings`]: this.savings(d.sidecar) };
       validateSidecar(d.sidecar);
@@ -209,7 +286,8 @@ export class MeshController {
       const same = cur && JSON.stringify(cur.spec) === JSON.stringify(d.sidecar.spec);
       if (!same || this.o.dryRun) {
         const res = await apply(this.api, d.sidecar as unknown as KubernetesObject, this.o.dryRun);
-        if (!this.o.dryRun) this.index(this.sidecars, ns, name, res as Obj);
+        if (!this.o.dryRun) this.indexObj(this.sidecars, ns, name, res as Obj);
+        this.decisions.set(key, d); // what is applied is reported at once, not after the Event round trip
         const diff = hostDiff(cur?.spec?.egress?.[0]?.hosts ?? [], d.sidecar.spec.egress[0].hosts);
         this.log("info", this.o.dryRun ? "dry-run: Sidecar would be applied" : "Sidecar applied", { sidecar: key, created: !cur, ...diff, expired: d.dropped });
         if (!this.o.dryRun) await this.event(ns, d.sidecar.metadata.name, "Applied", `meshtune applied Sidecar with ${d.sidecar.spec.egress[0].hosts.length} egress hosts`, "Normal");
@@ -218,7 +296,7 @@ export class MeshController {
       if (!this.o.dryRun) {
         try { await this.api.delete({ apiVersion: "networking.istio.io/v1beta1", kind: "Sidecar", metadata: { name: d.name, namespace: ns } }); }
         catch (e) { if (!isNotFound(e)) throw e; }
-        this.index(this.sidecars, ns, name, null);
+        this.indexObj(this.sidecars, ns, name, null);
       }
       this.log("info", "Sidecar deleted", { sidecar: key, reason: d.reason, dryRun: this.o.dryRun });
     } else if (d.action === "skip" && /user-owned/.test(d.reason) && (prev?.action !== "skip" || prev.reason !== d.reason)) {

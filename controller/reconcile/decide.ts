@@ -1,7 +1,9 @@
 // The controller's per-workload decision, pure so it can be tested rule by rule:
 // opt-in, ownership, minimum observation window, retention (never shrink by a recently seen
-// dependency), delete on opt-out, and the egressProxy fallback on every generated Sidecar.
+// dependency), delete on opt-out, the egressProxy fallback (ALLOW_ANY meshes only), and a scope
+// that keeps the proxy whole (sidecar/scope.ts: collector, fallback, providers, VS namespaces).
 import { buildSidecar, type SidecarObj } from "../sidecar/generate.js";
+import { scopeHosts, type Rejected, type ScopeContext } from "../sidecar/scope.js";
 
 export const MANAGED_LABEL = "app.kubernetes.io/managed-by";
 export const ANNOTATION = "meshtune.io/";
@@ -12,8 +14,11 @@ export interface WorkloadView {
   namespace: string;
   name: string;
   selector: Record<string, string>;
+  /** Labels of the workload's pods: what another Sidecar's workloadSelector is matched against. */
+  podLabels?: Record<string, string>;
   enabled: boolean;        // opt-in resolved (workload annotation > namespace label > mesh default)
-  gateway: boolean;
+  /** Why this is not a sidecar proxy (gateway, waypoint, ztunnel, not injected); undefined for sidecars. */
+  nonSidecar?: string;
   observedSinceMs: number | null; // first time meshtune saw this workload's traffic
   learned: Map<string, HostSeen>; // Sidecar host ("ns/host") → when it was seen
 }
@@ -30,15 +35,15 @@ export interface DecideOptions {
   mode: "apply" | "recommend";
   minWindowMs: number;
   retentionMs: number;
-  alwaysInclude: string[];
   fallback: { host: string; port: number };
+  scope: ScopeContext;
 }
 
 export type Decision =
-  | { action: "apply"; sidecar: SidecarObj; dropped: string[] }
-  | { action: "recommend"; sidecar: SidecarObj; dropped: string[] }
+  | { action: "apply"; sidecar: SidecarObj; dropped: string[]; rejected: Rejected[] }
+  | { action: "recommend"; sidecar: SidecarObj; dropped: string[]; rejected: Rejected[] }
   | { action: "delete"; name: string; reason: string }
-  | { action: "skip"; reason: string };
+  | { action: "skip"; reason: string; rejected?: Rejected[] };
 
 const selects = (sel: Record<string, string>, labels: Record<string, string>) => Object.entries(sel).every(([k, v]) => labels[k] === v);
 
@@ -46,22 +51,25 @@ export function decide(w: WorkloadView, existing: ExistingSidecar[], o: DecideOp
   const own = existing.find((s) => s.name === w.name);
   const mine = own?.managed ? own : undefined;
   if (!w.enabled) return mine ? { action: "delete", name: mine.name, reason: "meshtune disabled for this workload" } : { action: "skip", reason: "not enabled" };
-  if (w.gateway) return mine ? { action: "delete", name: mine.name, reason: "gateways ignore Sidecar resources" } : { action: "skip", reason: "gateway: Sidecar does not apply" };
+  if (w.nonSidecar) return mine ? { action: "delete", name: mine.name, reason: `${w.nonSidecar}: Sidecar resources do not apply` } : { action: "skip", reason: `${w.nonSidecar}: Sidecar does not apply` };
   if (own && !own.managed) return { action: "skip", reason: `Sidecar ${w.namespace}/${own.name} is user-owned` };
-  const userSel = existing.find((s) => !s.managed && s.selector && selects(s.selector, w.selector));
+  const userSel = existing.find((s) => !s.managed && s.selector && selects(s.selector, w.podLabels ?? w.selector));
   if (userSel) return { action: "skip", reason: `user-owned Sidecar ${w.namespace}/${userSel.name} already selects this workload` };
   if (!mine && (w.observedSinceMs === null || nowMs - w.observedSinceMs < o.minWindowMs))
     return { action: "skip", reason: "observing: minimum window not reached" };
 
-  const hosts = new Set(o.alwaysInclude);
+  const learned = new Set<string>();
   const dropped: string[] = [];
   for (const [h, seen] of w.learned) {
-    if (nowMs - seen.lastSeenMs <= o.retentionMs) hosts.add(h);
+    if (nowMs - seen.lastSeenMs <= o.retentionMs) learned.add(h);
     else dropped.push(h);
   }
   // Never shrink by something we have no record of: keep hosts of unknown age.
-  for (const h of mine?.hosts ?? []) if (!w.learned.has(h)) hosts.add(h);
-  const sidecar = buildSidecar(w.namespace, w.name, w.selector, [...hosts].sort(), o.fallback);
+  const kept = (mine?.hosts ?? []).filter((h) => !w.learned.has(h));
+  const rejected: Rejected[] = [];
+  const hosts = scopeHosts(learned, w.namespace, o.scope, rejected, kept);
+  const sidecar = buildSidecar(w.namespace, w.name, w.selector, hosts, o.fallback, o.scope.mesh.outboundMode);
+  if (typeof sidecar === "string") return { action: "skip", reason: `invalid Sidecar: ${sidecar}`, rejected };
   sidecar.metadata.annotations = { [`${ANNOTATION}learned-hosts`]: String(w.learned.size) };
-  return { action: o.mode === "apply" ? "apply" : "recommend", sidecar, dropped: dropped.sort() };
+  return { action: o.mode === "apply" ? "apply" : "recommend", sidecar, dropped: dropped.sort(), rejected };
 }

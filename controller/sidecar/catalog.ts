@@ -1,5 +1,6 @@
 // Service catalog from `kubectl get svc,serviceentries[,endpoints] -A -o json`:
 // what a proxy receives by default (every visible service port) for the savings estimate.
+import { parseAllDocuments } from "yaml";
 export interface CatalogPort { port: number; http: boolean }
 export interface CatalogService {
   namespace: string;
@@ -21,15 +22,40 @@ function isHttp(name: string | undefined, protocol: string | undefined, appProto
 interface K8sList { items?: unknown[] }
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
+/** Catalog objects from JSON (a List) or YAML (a List, or several documents, each an object or a List). */
+export function catalogItems(text: string): Obj[] {
+  let docs: unknown[];
+  try { docs = [JSON.parse(text)]; } catch {
+    try { docs = parseAllDocuments(text).map((d) => { if (d.errors.length) throw d.errors[0]; return d.toJS(); }); }
+    catch (e) { throw new Error(`neither JSON nor YAML: ${(e as Error).message.split("\n")[0]}`); }
+  }
+  const items: Obj[] = [];
+  for (const d of docs as Obj[]) {
+    if (!d || typeof d !== "object") continue;
+    if (Array.isArray(d.items)) items.push(...d.items);
+    else if (typeof d.kind === "string") items.push(d);
+  }
+  if (items.length === 0) throw new Error("catalog holds no Kubernetes objects (no List items)");
+  return items;
+}
+
 export function parseCatalog(json: unknown, clusterDomain = "cluster.local"): CatalogService[] {
   const list = json as K8sList;
   if (!list || !Array.isArray(list.items)) throw new Error("catalog is not a Kubernetes List (no items array)");
   const endpoints = new Map<string, number>();
   for (const it of list.items as Obj[]) {
-    if (it?.kind !== "Endpoints") continue;
-    let n = 0;
-    for (const s of it.subsets ?? []) n += (s.addresses ?? []).length;
-    endpoints.set(`${it.metadata?.namespace}/${it.metadata?.name}`, n);
+    if (it?.kind === "Endpoints") {
+      let n = 0;
+      for (const s of it.subsets ?? []) n += (s.addresses ?? []).length;
+      endpoints.set(`${it.metadata?.namespace}/${it.metadata?.name}`, n);
+    } else if (it?.kind === "EndpointSlice") {
+      // discovery.k8s.io/v1: one Service's endpoints may span several slices (label kubernetes.io/service-name).
+      const svc = it.metadata?.labels?.["kubernetes.io/service-name"];
+      if (!svc) continue;
+      const k = `${it.metadata?.namespace}/${svc}`;
+      const ready = (it.endpoints ?? []).filter((e: Obj) => e?.conditions?.ready !== false).length;
+      endpoints.set(k, (endpoints.get(k) ?? 0) + ready);
+    }
   }
   const out: CatalogService[] = [];
   for (const it of list.items as Obj[]) {

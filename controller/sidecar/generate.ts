@@ -1,24 +1,24 @@
-// Sidecar generation, per ARCHITECTURE.md "Sidecar generation rules". Pure: graph in,
-// Sidecar objects plus report notes out, in a stable order.
-import { type Edge, type Graph, type WorkloadNode, type UnknownDest } from "../model/graph.js";
-import { hostNamespace, isEgressGatewayHost, parseCluster, stripPort } from "../model/cluster-name.js";
-import { defaultLabels, isGatewayWorkload } from "../model/workload.js";
+// Sidecar generation, per ARCHITECTURE.md "Sidecar rules". Pure: graph in, Sidecar objects plus
+// report notes out, in a stable order. Scope (what each proxy must import) is scope.ts; names
+// and labels pass Kubernetes' validation before anything is emitted.
+import { type Graph, type WorkloadNode, type UnknownDest } from "../model/graph.js";
+import { defaultLabels } from "../model/workload.js";
 import { suggestServiceEntry, type ServiceEntryObj } from "./service-entry.js";
+import { DEFAULT_SCOPE, hostsOfEdge, scopeHosts, type Rejected, type ScopeContext } from "./scope.js";
+import { labelError, namespaceError, objectNameError, fqdnError } from "../istio/validate.js";
 
 export const MANAGED_BY = { "app.kubernetes.io/managed-by": "meshtune" };
 export const SIDECAR_API = "networking.istio.io/v1beta1";
 
-export interface GenerateOptions {
-  alwaysInclude: string[];          // default ["istio-system/*"]
-  clusterDomain: string;            // default "cluster.local"
+export interface GenerateOptions extends ScopeContext {
   namespace?: string;               // only this namespace
   workload?: string;                // only this ns/name
-  /** In-cluster fallback for unlearned destinations (ARCHITECTURE.md); offline: none. */
+  /** Fallback for unlearned destinations (ALLOW_ANY meshes only; never in REGISTRY_ONLY). */
   egressProxy?: { host: string; port: number };
   labels?: (n: WorkloadNode) => Record<string, string>;
 }
 
-export const DEFAULT_GENERATE: GenerateOptions = { alwaysInclude: ["istio-system/*"], clusterDomain: "cluster.local" };
+export const DEFAULT_GENERATE: GenerateOptions = { ...DEFAULT_SCOPE };
 
 export interface SidecarObj {
   apiVersion: string;
@@ -32,37 +32,25 @@ export interface SidecarObj {
 }
 
 export interface UnregisteredNote { workload: string; kind: UnknownDest["kind"]; dst: string; authority: string; sni: string; count: number; suggestion: ServiceEntryObj | null }
+export interface RejectedNote extends Rejected { workload: string }
 
 export interface GenerateResult {
   sidecars: SidecarObj[];
-  gatewaysSkipped: string[];
+  /** Non-sidecar proxies (gateways, waypoints, ztunnel) and why they were recognised. */
+  proxiesSkipped: { workload: string; kind: string; why: string }[];
   unregistered: UnregisteredNote[];
+  rejected: RejectedNote[];
 }
 
-/** The Sidecar egress hosts one learned edge needs (none for inbound/specials). */
-export function hostsOfEdge(e: Edge, clusterDomain: string): string[] {
-  if (e.dir !== "outbound") return [];
-  const c = parseCluster(e.cluster);
-  if (c.kind !== "outbound" || !c.host) return [];
-  const out = [scoped(c.host, clusterDomain)];
-  // Through an egress gateway the proxy also needs the original (ServiceEntry) host.
-  if (isEgressGatewayHost(c.host) && e.authority) out.push(scoped(stripPort(e.authority), clusterDomain));
-  return out;
-}
-
-/** Egress hosts for one workload's learned outbound edges. */
-export function egressHosts(n: WorkloadNode, opts: GenerateOptions): string[] {
-  const hosts = new Set(opts.alwaysInclude);
-  for (const e of n.edges.values()) for (const h of hostsOfEdge(e, opts.clusterDomain)) hosts.add(h);
-  return [...hosts].sort();
-}
-
-function scoped(host: string, domain: string): string {
-  return `${hostNamespace(host, domain) ?? "*"}/${host}`;
+/** Learned imports of one workload (every outbound edge's hosts). */
+export function learnedImports(n: WorkloadNode, ctx: ScopeContext, rejected: Rejected[] = []): string[] {
+  const hosts = new Set<string>();
+  for (const e of n.edges.values()) for (const h of hostsOfEdge(e, n.namespace, ctx, rejected)) hosts.add(h);
+  return [...hosts];
 }
 
 export function generateSidecars(graph: Graph, opts: GenerateOptions = DEFAULT_GENERATE): GenerateResult {
-  const res: GenerateResult = { sidecars: [], gatewaysSkipped: [], unregistered: [] };
+  const res: GenerateResult = { sidecars: [], proxiesSkipped: [], unregistered: [], rejected: [] };
   const nodes = [...graph.nodes.values()]
     .filter((n) => (!opts.namespace || n.namespace === opts.namespace) && (!opts.workload || n.key === opts.workload))
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -72,25 +60,39 @@ export function generateSidecars(graph: Graph, opts: GenerateOptions = DEFAULT_G
         workload: n.key, kind: u.kind, dst: u.dst, authority: u.authority, sni: u.sni, count: u.count,
         suggestion: suggestServiceEntry(u, n.namespace),
       });
-    if (isGatewayWorkload(n.name)) { res.gatewaysSkipped.push(n.key); continue; }
+    if (n.proxy.kind !== "sidecar") { res.proxiesSkipped.push({ workload: n.key, kind: n.proxy.kind, why: n.proxy.why }); continue; }
+    const rejected: Rejected[] = [];
+    const sc = sidecarFor(n, opts, rejected);
+    for (const r of rejected) res.rejected.push({ workload: n.key, ...r });
     // A workload that only serves still gets a Sidecar: it needs nothing beyond the defaults.
-    res.sidecars.push(sidecarFor(n, opts));
+    if (typeof sc === "string") res.rejected.push({ workload: n.key, candidate: `Sidecar ${n.key}`, reason: sc, source: "workload identity" });
+    else res.sidecars.push(sc);
   }
   return res;
 }
 
-export function sidecarFor(n: WorkloadNode, opts: GenerateOptions): SidecarObj {
-  return buildSidecar(n.namespace, n.name, opts.labels?.(n) ?? n.labels ?? defaultLabels(n.name), egressHosts(n, opts), opts.egressProxy);
+/** The Sidecar for one workload, or the reason none can be emitted (invalid name/labels). */
+export function sidecarFor(n: WorkloadNode, opts: GenerateOptions, rejected: Rejected[] = []): SidecarObj | string {
+  const hosts = scopeHosts(learnedImports(n, opts, rejected), n.namespace, opts, rejected);
+  return buildSidecar(n.namespace, n.name, opts.labels?.(n) ?? n.labels ?? defaultLabels(n.name), hosts, opts.egressProxy, opts.mesh.outboundMode);
 }
 
-export function buildSidecar(namespace: string, name: string, selector: Record<string, string>, hosts: string[], egressProxy?: { host: string; port: number }): SidecarObj {
+/** A validated Sidecar, or a one-line reason it cannot exist. Never sets a policy the mesh forbids. */
+export function buildSidecar(namespace: string, name: string, selector: Record<string, string>, hosts: string[],
+  egressProxy?: { host: string; port: number }, meshMode: "ALLOW_ANY" | "REGISTRY_ONLY" = "ALLOW_ANY"): SidecarObj | string {
+  const bad = namespaceError(namespace) ?? objectNameError(name) ?? Object.entries(selector).map(([k, v]) => labelError(k, v)).find(Boolean) ??
+    (Object.keys(selector).length === 0 ? "empty workload selector would select the whole namespace" : null) ??
+    (egressProxy ? fqdnError(egressProxy.host) : null);
+  if (bad) return bad;
   const sc: SidecarObj = {
     apiVersion: SIDECAR_API,
     kind: "Sidecar",
     metadata: { name, namespace, labels: { ...MANAGED_BY } },
     spec: { workloadSelector: { labels: { ...selector } }, egress: [{ hosts }] },
   };
-  if (egressProxy)
+  // A Sidecar's own outboundTrafficPolicy replaces the mesh's (sidecar.go initSidecarScopeInternalIndexes):
+  // only ALLOW_ANY meshes get the egressProxy fallback; REGISTRY_ONLY stays inherited.
+  if (egressProxy && meshMode === "ALLOW_ANY")
     sc.spec.outboundTrafficPolicy = { mode: "ALLOW_ANY", egressProxy: { host: egressProxy.host, port: { number: egressProxy.port } } };
   return sc;
 }

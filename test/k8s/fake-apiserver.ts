@@ -16,6 +16,7 @@ const KINDS: Kind[] = [
   { group: "", version: "v1", plural: "events", kind: "Event", namespaced: true },
   { group: "networking.istio.io", version: "v1beta1", plural: "sidecars", kind: "Sidecar", namespaced: true },
   { group: "networking.istio.io", version: "v1beta1", plural: "serviceentries", kind: "ServiceEntry", namespaced: true },
+  { group: "networking.istio.io", version: "v1beta1", plural: "virtualservices", kind: "VirtualService", namespaced: true },
   { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true },
 ];
 

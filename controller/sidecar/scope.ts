@@ -1,0 +1,89 @@
+// What a scoped proxy must import to stay whole. Istio builds a sidecar's clusters, routes and
+// DNS table only from the Sidecar's imported egress hosts (pilot/pkg/model/sidecar.go
+// convertIstioListenerToWrapper → selectServices, collectImportedServices), so beyond the learned
+// destinations the list needs:
+//  - meshtune's own services: the filter's proxy_http_call to the collector cluster fails with
+//    BadArgument once the cluster is gone (Envoy context.cc httpCall), and an egressProxy host
+//    must be imported ("the specified egress host must be imported in the egress section",
+//    Istio Sidecar API, OutboundTrafficPolicy.egress_proxy);
+//  - extension-provider services (tracing, ext_authz, access-log sinks): LookupCluster resolves
+//    them in the proxy's scope (pilot/pkg/model/telemetry_logging.go);
+//  - the namespaces of VirtualServices that route a learned host (SelectVirtualServices);
+//  - the requested host as well as the destination cluster's host (a VirtualService may route
+//    one to the other; the DNS proxy answers only in-scope names).
+// Every candidate passes Istio's own host validation; what fails is reported, never emitted.
+import type { Edge } from "../model/graph.js";
+import { parseCluster } from "../model/cluster-name.js";
+import { HostIndex, compactHosts, importOf, requestedFqdn } from "../istio/hosts.js";
+import { egressHostError } from "../istio/validate.js";
+import { DEFAULT_MESH, type MeshConfig } from "../istio/mesh-config.js";
+import { virtualServiceImports, type VirtualServiceRef } from "../istio/virtual-services.js";
+
+export const DEFAULT_COLLECTOR_HOST = "meshtune-controller.meshtune-system.svc.cluster.local";
+
+export interface ScopeContext {
+  clusterDomain: string;
+  alwaysInclude: string[];
+  /** FQDNs of meshtune's own services every Sidecar keeps (collector; fallback when egressProxy is set). */
+  meshtuneHosts: string[];
+  mesh: MeshConfig;
+  index: HostIndex;
+  virtualServices: VirtualServiceRef[];
+}
+
+export const DEFAULT_SCOPE: ScopeContext = {
+  clusterDomain: "cluster.local", alwaysInclude: ["istio-system/*"], meshtuneHosts: [DEFAULT_COLLECTOR_HOST],
+  mesh: DEFAULT_MESH, index: new HostIndex(), virtualServices: [],
+};
+
+export interface Rejected { candidate: string; reason: string; source: string }
+
+/** Validate one candidate; wildcards only from configuration (a VirtualService host), never from traffic. */
+function accept(candidate: string, source: string, out: Set<string>, rejected: Rejected[], wildcardOk = false): void {
+  const why = !wildcardOk && candidate.slice(candidate.indexOf("/") + 1).includes("*") ? "wildcard from observed traffic (never widened automatically)" : egressHostError(candidate);
+  if (why) rejected.push({ candidate, reason: why, source });
+  else out.add(candidate);
+}
+
+/** The imports one learned outbound edge needs: the destination cluster's host and the requested host. */
+export function hostsOfEdge(e: Edge, callerNs: string, ctx: ScopeContext, rejected: Rejected[] = []): string[] {
+  if (e.dir !== "outbound") return [];
+  const c = parseCluster(e.cluster);
+  if (c.kind !== "outbound" || !c.host) return [];
+  const out = new Set<string>();
+  const src = `cluster ${e.cluster}${e.authority ? ` authority ${e.authority}` : ""}`;
+  const clusterHost = c.host.toLowerCase();
+  accept(importOf(clusterHost, ctx.clusterDomain, ctx.index), src, out, rejected);
+  const req = e.authority ? requestedFqdn(e.authority, callerNs, ctx.clusterDomain, ctx.index) : null;
+  // The same service under its short name ("reviews", "reviews.bookinfo") adds nothing.
+  if (req && req !== clusterHost && !clusterHost.startsWith(`${req}.`)) accept(importOf(serviceOfPodName(req, ctx), ctx.clusterDomain, ctx.index), src, out, rejected);
+  return [...out];
+}
+
+/** "mysql-0.mysql.db.svc.cluster.local" (a headless service's pod name) → its service's host, when known. */
+function serviceOfPodName(h: string, ctx: ScopeContext): string {
+  if (ctx.index.has(h)) return h;
+  const rest = h.slice(h.indexOf(".") + 1);
+  return ctx.index.has(rest) ? rest : h;
+}
+
+/** The import for a provider/meshtune service host (explicit namespace wins). */
+function serviceImport(host: string, ns: string | null, ctx: ScopeContext): string {
+  return ns ? `${ns}/${host}` : importOf(host, ctx.clusterDomain, ctx.index);
+}
+
+/**
+ * The whole egress list for a workload in `callerNs` given its learned imports, plus `kept`:
+ * hosts already in an applied Sidecar that meshtune has no record of (never shrunk; may be wildcards).
+ */
+export function scopeHosts(learned: Iterable<string>, callerNs: string, ctx: ScopeContext, rejected: Rejected[] = [], kept: string[] = []): string[] {
+  const out = new Set<string>(ctx.alwaysInclude);
+  const learnedList = [...learned];
+  for (const h of learnedList) accept(h, "learned", out, rejected);
+  for (const h of kept) accept(h, "applied Sidecar", out, rejected, true);
+  for (const h of ctx.meshtuneHosts) accept(serviceImport(h, null, ctx), "meshtune service", out, rejected);
+  for (const p of ctx.mesh.providers) accept(serviceImport(p.host, p.namespace, ctx), `extension provider ${p.provider}`, out, rejected);
+  const fqdns = learnedList.map((h) => h.slice(h.indexOf("/") + 1));
+  for (const v of virtualServiceImports(fqdns, callerNs, ctx.virtualServices)) accept(v.host, `VirtualService ${v.vs}`, out, rejected, true);
+  return compactHosts(out);
+}
