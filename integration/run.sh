@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make integration — end to end on kind + Istio + Bookinfo (needs Docker, kind, kubectl, istioctl;
-# cannot run on the CI machines of this repo, which have no Docker engine).
+# written for a developer laptop; NOT run here: the CI machines of this repo have no Docker engine).
+# The same scenario runs in `make test` through the doubles (test/closed-loop.test.ts).
 #  1. kind cluster, Istio (demo profile, access logs on), Bookinfo in an opted-in namespace
 #  2. baseline: per-proxy config size (/config_dump bytes, cluster count) and memory
 #  3. meshtune installed (kubectl apply -k manifests/), filter module served in-cluster
@@ -23,8 +24,10 @@ kind create cluster --name "$CLUSTER" --wait 120s
 istioctl install -y --set profile=demo --set meshConfig.accessLogFile=/dev/stdout
 kubectl create namespace $NS
 kubectl label namespace $NS istio-injection=enabled meshtune.io/enabled=true
-kubectl apply -n $NS -f "https://raw.githubusercontent.com/istio/istio/${ISTIO_VERSION%.*}/samples/bookinfo/platform/kube/bookinfo.yaml"
-kubectl apply -n $NS -f "https://raw.githubusercontent.com/istio/istio/${ISTIO_VERSION%.*}/samples/sleep/sleep.yaml"
+# A git ref: the release tag itself (e.g. 1.27.1); "1.27" alone is not a ref (branches are release-1.27).
+SAMPLES="https://raw.githubusercontent.com/istio/istio/${ISTIO_VERSION}/samples"
+kubectl apply -n $NS -f "$SAMPLES/bookinfo/platform/kube/bookinfo.yaml"
+kubectl apply -n $NS -f "$SAMPLES/curl/curl.yaml"
 kubectl -n $NS wait --for=condition=available deploy --all --timeout=300s
 
 proxy_stats() { # label → one line per pod: pod config_dump_bytes clusters rss_bytes
@@ -65,15 +68,19 @@ kind: Service
 metadata: { name: meshtune-filter, namespace: meshtune-system }
 spec: { selector: { app: meshtune-filter }, ports: [{ name: http, port: 80, targetPort: 8000 }] }
 YAML
+# The module server must be Ready before the WasmPlugin points at it (Istio fetches once; FAIL_OPEN would skip the filter).
+kubectl -n meshtune-system rollout status deploy/meshtune-filter --timeout=180s
 kubectl -n istio-system patch wasmplugin meshtune --type merge -p "{\"spec\":{\"url\":\"http://meshtune-filter.meshtune-system.svc/meshtune-filter.wasm\",\"sha256\":\"$(cat build/meshtune-filter.wasm.sha256)\"}}"
 kubectl -n meshtune-system patch deploy meshtune-controller --type json -p '[
   {"op":"replace","path":"/spec/template/spec/containers/0/image","value":"meshtune:dev"},
   {"op":"replace","path":"/spec/template/spec/containers/0/args","value":["controller","--port=8080","--min-window=1m"]}]'
+# Two replicas: both must become Ready (each after its own informer sync), not only the leader.
 kubectl -n meshtune-system rollout status deploy/meshtune-controller --timeout=180s
+[ "$(kubectl -n meshtune-system get deploy meshtune-controller -o jsonpath='{.status.readyReplicas}')" = 2 ] || { echo "integration: both controller replicas must be Ready"; exit 1; }
 kubectl -n meshtune-system delete daemonset meshtune-node # the eBPF datapath is tested on the host, not inside kind
 
 # Drive traffic for the learning window and beyond; record every status code.
-kubectl -n $NS exec deploy/sleep -- sh -c 'for i in $(seq 1 600); do curl -s -o /dev/null -w "%{http_code}\n" http://productpage:9080/productpage; sleep 0.2; done' > "$OUT/statuses.txt"
+kubectl -n $NS exec deploy/curl -- sh -c 'for i in $(seq 1 600); do curl -s -o /dev/null -w "%{http_code}\n" http://productpage:9080/productpage; sleep 0.2; done' > "$OUT/statuses.txt"
 failed=$(grep -vc '^200$' "$OUT/statuses.txt" || true)
 [ "$failed" = 0 ] || { echo "integration: $failed requests failed during learning"; exit 1; }
 
@@ -82,10 +89,18 @@ expect_hosts() { # workload hosts...
   want=$(printf '%s\n' "${@:2}" | sort | tr '\n' ' ')
   [ "$got" = "$want" ] || { echo "integration: sidecar $1 hosts '$got', want '$want'"; exit 1; }
 }
-expect_hosts productpage-v1 istio-system/* $NS/details.$NS.svc.cluster.local $NS/reviews.$NS.svc.cluster.local
-expect_hosts reviews-v2 istio-system/* $NS/ratings.$NS.svc.cluster.local
-expect_hosts reviews-v3 istio-system/* $NS/ratings.$NS.svc.cluster.local
-expect_hosts details-v1 istio-system/*
+MT="meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local meshtune-system/meshtune-fallback.meshtune-system.svc.cluster.local"
+expect_hosts productpage-v1 istio-system/* $MT $NS/details.$NS.svc.cluster.local $NS/reviews.$NS.svc.cluster.local
+expect_hosts reviews-v2 istio-system/* $MT $NS/ratings.$NS.svc.cluster.local
+expect_hosts reviews-v3 istio-system/* $MT $NS/ratings.$NS.svc.cluster.local
+expect_hosts details-v1 istio-system/* $MT
+# After the apply the loop must stay closed: traffic still all 200, and reports still reach the collector.
+before=$(kubectl -n meshtune-system exec deploy/meshtune-controller -- wget -qO- localhost:8080/metrics | awk '/^meshtune_reports_received_total/{print $2}')
+kubectl -n $NS exec deploy/curl -- sh -c 'for i in $(seq 1 150); do curl -s -o /dev/null -w "%{http_code}\n" http://productpage:9080/productpage; sleep 0.2; done' > "$OUT/statuses-after.txt"
+failed=$(grep -vc '^200$' "$OUT/statuses-after.txt" || true)
+[ "$failed" = 0 ] || { echo "integration: $failed requests failed after Sidecars were applied"; exit 1; }
+after=$(kubectl -n meshtune-system exec deploy/meshtune-controller -- wget -qO- localhost:8080/metrics | awk '/^meshtune_reports_received_total/{print $2}')
+python3 -c "import sys; sys.exit(0 if float('${after:-0}') > float('${before:-0}') else 1)" || { echo "integration: collector stopped receiving reports after the apply"; exit 1; }
 sleep 20
 proxy_stats after | tee "$OUT/after.txt"
 python3 - "$OUT/before.txt" "$OUT/after.txt" <<'PY'
