@@ -33,9 +33,14 @@ export class Collector {
   ingest(body: string): [number, RejectReason, string] | null {
     const r = this.check(body);
     if (!r.ok) return r.err;
-    mergeReport(this.graph, r.report);
-    this.onMerged(r.report.proxy.namespace, r.report.proxy.workload);
+    this.merge(r.report);
     return null;
+  }
+
+  /** Merge a report that already passed check(). */
+  private merge(report: ReportV1): void {
+    mergeReport(this.graph, report);
+    this.onMerged(report.proxy.namespace, report.proxy.workload);
   }
 
   private check(body: string): { ok: true; report: ReportV1 } | { ok: false; err: [number, RejectReason, string] } {
@@ -72,8 +77,7 @@ export class Collector {
       const c = this.check(body);
       if (!c.ok) return this.reject(res, c.err[0], c.err[1], c.err[2]);
       const merge = () => {
-        const err = this.ingest(body);
-        if (err) return this.reject(res, err[0], err[1], err[2]);
+        this.merge(c.report); // validated once, above
         this.received.inc();
         res.writeHead(202, { "content-type": "application/json" }).end('{"accepted":true}\n');
       };

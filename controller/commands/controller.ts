@@ -17,7 +17,7 @@ import { PrometheusSource } from "../sources/prometheus.js";
 import { jsonLogger as log } from "../log.js";
 import { UserError } from "../errors.js";
 import { DEFAULT_SCOPE } from "../sidecar/scope.js";
-import { egressHostError, fqdnError } from "../istio/validate.js";
+import { checkScopeFlags } from "./scope-flags.js";
 
 export interface ControllerFlags {
   port: string; kubeconfig?: string; mode: string; dryRun?: boolean; defaultEnabled?: boolean;
@@ -41,8 +41,7 @@ export async function runController(f: ControllerFlags): Promise<void> {
     fallback: { host: f.fallbackHost, port: Number(f.fallbackPort) }, meshConfigMap: f.meshConfigMap,
     scope: { ...DEFAULT_SCOPE, alwaysInclude: f.alwaysInclude, clusterDomain: f.clusterDomain, meshtuneHosts: [f.collectorHost, f.fallbackHost] },
   };
-  for (const h of f.alwaysInclude) { const e = egressHostError(h); if (e) throw new UserError(`--always-include ${h}: ${e}`, 2); }
-  for (const [flag, h] of [["--collector-host", f.collectorHost], ["--fallback-host", f.fallbackHost]] as const) { const e = fqdnError(h); if (e) throw new UserError(`${flag} ${h}: ${e}`, 2); }
+  checkScopeFlags(f.alwaysInclude, [["--collector-host", f.collectorHost], ["--fallback-host", f.fallbackHost]]);
   const leaseMs = duration("--lease-duration", f.leaseDuration), renewMs = duration("--renew-deadline", f.renewDeadline), retryMs = duration("--retry-period", f.retryPeriod);
   if (!(retryMs < renewMs && renewMs < leaseMs)) throw new UserError("leader election needs --retry-period < --renew-deadline < --lease-duration", 2);
   const registry = new Registry();

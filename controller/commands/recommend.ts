@@ -16,7 +16,7 @@ import { loadReportDir } from "../collector/report-dir.js";
 import { HostIndex } from "../istio/hosts.js";
 import { DEFAULT_MESH, parseMeshConfig, type MeshConfig } from "../istio/mesh-config.js";
 import { virtualServiceRef, type VirtualServiceRef } from "../istio/virtual-services.js";
-import { egressHostError, fqdnError } from "../istio/validate.js";
+import { checkScopeFlags } from "./scope-flags.js";
 
 export interface RecommendOptions {
   accessLog: string[];
@@ -89,11 +89,7 @@ async function loadMesh(path: string): Promise<MeshConfig> {
 export async function recommend(o: RecommendOptions): Promise<void> {
   if (o.accessLog.length === 0 && !o.reports) throw new UserError("recommend needs --access-log FILE|- or --reports DIR", 2);
   if (o.workload && !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(o.workload)) throw new UserError(`--workload ${o.workload}: expected NAMESPACE/NAME`, 2);
-  for (const h of o.alwaysInclude) { const e = egressHostError(h); if (e) throw new UserError(`--always-include ${h}: ${e}`, 2); }
-  for (const [flag, h] of [["--collector-host", o.collectorHost], ["--fallback-host", o.fallbackHost]] as const) {
-    const e = h ? fqdnError(h) : null;
-    if (e) throw new UserError(`${flag} ${h}: ${e}`, 2);
-  }
+  checkScopeFlags(o.alwaysInclude, [["--collector-host", o.collectorHost], ["--fallback-host", o.fallbackHost]]);
   const fallbackPort = Number(o.fallbackPort);
   if (!Number.isInteger(fallbackPort) || fallbackPort < 1 || fallbackPort > 65535) throw new UserError(`--fallback-port ${o.fallbackPort}: expected 1-65535`, 2);
   for (const p of o.accessLog) await checkReadable(p);

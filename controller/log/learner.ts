@@ -6,7 +6,7 @@ import { parseText } from "./text-format.js";
 import { parseJson } from "./json-format.js";
 import { splitPrefix } from "./kubectl-prefix.js";
 import type { AccessRecord } from "./record.js";
-import { Graph, type Stats, emptyStats, WorkloadNode } from "../model/graph.js";
+import { Graph, type Stats, emptyStats, type WorkloadNode } from "../model/graph.js";
 import { bucketOf } from "../model/histogram.js";
 import { hostNamespace, parseCluster } from "../model/cluster-name.js";
 import { looksLikeGateway, workloadFromPod } from "../model/workload.js";
@@ -15,10 +15,12 @@ import type { ProxyInfo } from "../model/identity.js";
 
 export type SkipReason = "not-access-log" | "malformed-json" | "too-long" | "unattributed" | "other-cluster" | "not-proxy-container" | "ztunnel-log" | "waypoint-cluster";
 
-// ztunnel's access log (istio/ztunnel src/proxy/metrics.rs, tracing "access" target):
+// ztunnel's access log (its "access" log target, as `kubectl logs` of a ztunnel pod shows it;
+// the shape is not checked against ztunnel's source here):
 // "<time>\tinfo\taccess\tconnection complete\tsrc.addr=… dst.service=…". Never a sidecar.
 const ZTUNNEL = /^\S+\s+\w+\s+access\s+connection (?:opened|complete)\s/;
-// Clusters only a waypoint has (pilot/pkg/networking/core/waypoint.go): inbound-vip|…, connect_originate, main_internal, encap.
+// Clusters only a waypoint has (pilot/pkg/networking/core/cluster_waypoint.go, waypoint.go):
+// inbound-vip|…, connect_originate, main_internal, encap.
 const WAYPOINT_CLUSTER = /^(inbound-vip\||connect_originate$|main_internal$|encap$)/;
 
 export interface LearnOptions {
@@ -168,13 +170,8 @@ export class AccessLogLearner {
         ns = best || (proxy.kind === "gateway" ? "istio-system" : this.opts.defaultNamespace);
         how = cat ? "ambiguous" : best ? "inferred" : "defaulted";
       }
-      const node = new WorkloadNode(ns, workload);
-      for (const p of b.node.pods) node.pods.add(p);
-      node.labels = b.node.labels;
-      node.proxy = proxy;
-      for (const [k, e] of b.node.edges) node.edges.set(k, e);
-      for (const [k, u] of b.node.unknown) node.unknown.set(k, u);
-      into.mergeNode(node, ns);
+      b.node.proxy = proxy;
+      into.mergeNode(b.node, ns, workload);
       placements.push({ pod, namespace: ns, workload, how, proxy });
     }
     return { graph: into, placements };

@@ -152,9 +152,9 @@ export class Graph {
     for (const o of other.nodes.values()) this.mergeNode(o, o.namespace);
   }
 
-  /** Merge one workload's observations, placed in `namespace` (the learner decides it late). */
-  mergeNode(o: WorkloadNode, namespace: string): void {
-    const n = this.node(namespace, o.name);
+  /** Merge one workload's observations as `namespace/name` (the learner decides both late). */
+  mergeNode(o: WorkloadNode, namespace: string, name = o.name): void {
+    const n = this.node(namespace, name);
     if (!n) return;
     for (const p of o.pods) n.pods.add(p);
     n.labels ??= o.labels;

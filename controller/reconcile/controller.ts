@@ -8,7 +8,7 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import type { Graph } from "../model/graph.js";
 import { proxyOfPod, selectorOfPod, workloadOfPod } from "../model/identity.js";
 import type { SidecarObj } from "../sidecar/generate.js";
-import { hostsOfEdge } from "../sidecar/scope.js";
+import { hostsOfEdge, type ScopeContext } from "../sidecar/scope.js";
 import { HostIndex } from "../istio/hosts.js";
 import { meshFromObject } from "../istio/mesh-config.js";
 import { virtualServiceRef, type VirtualServiceRef } from "../istio/virtual-services.js";
@@ -131,6 +131,7 @@ export class MeshController {
         const k = `${o.metadata?.namespace}/${o.metadata?.name}`;
         const ref = t === "delete" ? null : virtualServiceRef(o, this.o.clusterDomain);
         if (ref) this.virtualServices.set(k, ref); else this.virtualServices.delete(k);
+        this.scopeNow = null;
         this.enqueueAll(); // any workload may route through it
       }),
       watch<Obj>(`/api/v1/namespaces/${this.meshCm[0]}/configmaps`, () => this.api.list("v1", "ConfigMap", this.meshCm[0]), (t, o) => {
@@ -169,6 +170,7 @@ export class MeshController {
     try {
       const mesh = meshFromObject(cm?.data?.mesh ? parseYaml(cm.data.mesh) : null);
       this.o.scope = { ...this.o.scope, mesh };
+      this.scopeNow = null;
     } catch (e) { this.log("warn", "ignoring invalid mesh config; keeping the previous one", { configMap: this.o.meshConfigMap ?? "istio-system/istio", error: (e as Error).message }); }
     this.enqueueAll();
   }
@@ -178,19 +180,26 @@ export class MeshController {
     if (t === "delete") this.catalogObjects.delete(k); else this.catalogObjects.set(k, o);
     this.catalog = null; // rebuilt lazily on the next apply
     this.index = null;
+    this.scopeNow = null;
   }
 
+  /** The live catalog and its host index, rebuilt lazily after a Service/ServiceEntry change. */
   private index: HostIndex | null = null;
-  /** The scope context as of now: live catalog index, VirtualServices, mesh config. */
-  private scope() {
+  private catalogNow(): CatalogService[] {
     this.catalog ??= parseCatalog({ items: [...this.catalogObjects.values()] }, this.o.clusterDomain);
-    this.index ??= new HostIndex(this.catalog);
-    return { ...this.o.scope, index: this.index, virtualServices: [...this.virtualServices.values()] };
+    return this.catalog;
+  }
+
+  /** The scope context as of now (catalog index, VirtualServices, mesh config); cached until one of them changes. */
+  private scopeNow: ScopeContext | null = null;
+  private scope(): ScopeContext {
+    this.index ??= new HostIndex(this.catalogNow());
+    this.scopeNow ??= { ...this.o.scope, index: this.index, virtualServices: [...this.virtualServices.values()] };
+    return this.scopeNow;
   }
 
   private savings(sc: SidecarObj): string {
-    this.scope();
-    const s = estimateSavings(sc, this.catalog!);
+    const s = estimateSavings(sc, this.catalogNow());
     return `clusters ${s.before.clusters}->${s.after.clusters} (-${s.savedPct.clusters}%), endpoints ${s.before.endpoints}->${s.after.endpoints} (-${s.savedPct.endpoints}%)`;
   }
 
@@ -212,7 +221,7 @@ export class MeshController {
     return this.o.defaultEnabled;
   }
 
-  private learnedHosts(ns: string, name: string, scope: ReturnType<MeshController["scope"]>): { since: number | null; hosts: Map<string, HostSeen> } {
+  private learnedHosts(ns: string, name: string, scope: ScopeContext): { since: number | null; hosts: Map<string, HostSeen> } {
     const hosts = new Map<string, HostSeen>();
     let since: number | null = null;
     const n = this.graph.nodes.get(`${ns}/${name}`);
