@@ -33,6 +33,7 @@ export function buildCli(): Command {
     .option("--report <file>", "write the report here instead of stderr")
     .option("--always-include <hosts>", "egress hosts every Sidecar keeps", csv, ["istio-system/*"])
     .option("--cluster-domain <domain>", "Kubernetes cluster domain", "cluster.local")
+    .option("--strict", "exit 3 when any limit was hit (data dropped or evicted)")
     .action(async (o) => recommend({ ...o, accessLog: o.accessLog }));
 
   program.command("controller")
@@ -57,6 +58,12 @@ export function buildCli(): Command {
     .option("--prometheus <url>", "also learn from istio_requests_total / istio_tcp_connections_opened_total")
     .option("--prometheus-interval <d>", "Prometheus poll interval", "1m")
     .option("--cluster-domain <domain>", "Kubernetes cluster domain", "cluster.local")
+    .option("--token-port <n>", "second listener for callers off the mesh (Kubernetes bearer tokens); exclude it from sidecar capture; 0 disables", "8081")
+    .option("--self <ns/sa>", "this controller's service account (default: $POD_NAMESPACE/$SERVICE_ACCOUNT)")
+    .option("--identity <id>", "leader-election identity (default: $POD_NAME)")
+    .option("--report-rate <n>", "reports per second per caller identity (burst 2x)", "50")
+    .option("--flush-delay <d>", "learned-state write batching; a SIGKILL can lose what was learned within this window", "2s")
+    .option("--insecure-collector", "TESTS ONLY: accept reports and reads without identity")
     .action((o) => runController(o));
 
   const bpf = program.command("bpf").description("node eBPF datapath: iptables-free redirect + sockmap splice");

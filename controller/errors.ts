@@ -1,6 +1,6 @@
 // Errors the CLI reports as one line (no stack): usage errors exit 2, the rest 1.
 export class UserError extends Error {
-  constructor(message: string, readonly exitCode: 1 | 2 = 1) { super(message); }
+  constructor(message: string, readonly exitCode: 1 | 2 | 3 = 1) { super(message); }
 }
 
 export function describeFsError(path: string, e: unknown): string {

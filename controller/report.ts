@@ -14,7 +14,16 @@ export interface ReportData {
   result: GenerateResult;
   mesh?: MeshConfig;
   savings: Savings[] | null;
-  dropped: { workloads: number; edges: number; unknown: number };
+  /** The graph's drops and evictions (limits hit). */
+  limits: { dropped: Record<string, number>; evicted: { unbacked: number; idle: number } };
+}
+
+/** One line naming every limit that was hit, or null. */
+export function limitsLine(l: ReportData["limits"]): string | null {
+  const parts = Object.entries(l.dropped).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${fmt(n)}`);
+  if (l.evicted.unbacked) parts.push(`evicted (no pod behind them) ${fmt(l.evicted.unbacked)} workloads/pods`);
+  if (l.evicted.idle) parts.push(`evicted (least recently seen) ${fmt(l.evicted.idle)} workloads/pods`);
+  return parts.length ? `LIMITS HIT, data was dropped: ${parts.join(", ")}` : null;
 }
 
 const fmt = (n: number) => n.toLocaleString("en-US");
@@ -32,8 +41,8 @@ export function renderReport(d: ReportData): string {
     out.push(`input ${i.name}: ${fmt(i.lines)} lines, ${fmt(i.records)} access-log entries` + (sk.length ? `, skipped: ${sk.join(", ")}` : ""));
     if (i.records === 0) out.push(`  warning: ${i.name} holds no access-log entries`);
   }
-  if (d.dropped.workloads + d.dropped.edges + d.dropped.unknown > 0)
-    out.push(`graph limits reached, dropped: workloads ${d.dropped.workloads}, edges ${d.dropped.edges}, unknown ${d.dropped.unknown}`);
+  const lim = limitsLine(d.limits);
+  if (lim) out.push(lim);
   const by = (how: Placement["how"]) => d.placements.filter((p) => p.how === how);
   if (by("catalog").length) out.push(`pods placed from the pod catalog: ${by("catalog").length}`);
   if (by("inferred").length) out.push(`namespaces inferred from inbound mTLS SNI: ${by("inferred").map((p) => `${p.pod}→${p.namespace}`).join(", ")}`);

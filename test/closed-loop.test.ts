@@ -68,7 +68,7 @@ test("closed loop: reports → Sidecars → scoped proxies keep working and keep
     ctlStop.push(() => ctl.stop());
     ctl.leading = true;
     await ctl.start();
-    const collector = new Collector(graph);
+    const collector = new Collector(graph, undefined, { auth: null, now: () => now });
     collector.onMerged = (ns, w) => ctl.touched(ns, w);
 
     // One Envoy (2 workers) per workload, identity from xds.node.metadata as Istio ≥ 1.25 serves it.

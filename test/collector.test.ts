@@ -11,7 +11,7 @@ import { report } from "./fixtures/report.js";
 import { meshtune } from "./helpers/cli.js";
 
 const graph = new Graph();
-const col = new Collector(graph);
+const col = new Collector(graph, undefined, { auth: null, now: () => 1795168810000 });
 const server = await col.listen(0, "127.0.0.1");
 const port = (server.address() as AddressInfo).port;
 

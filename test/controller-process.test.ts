@@ -10,6 +10,7 @@ import { FakeApiServer } from "./k8s/fake-apiserver.js";
 import { CLI } from "./helpers/cli.js";
 import { report } from "./fixtures/report.js";
 import { deploymentPod } from "./fixtures/pods.js";
+import { InboundProxy } from "./istio/inbound-proxy.js";
 
 test("controller process: readiness after sync, reports accepted, Sidecar applied, metrics, JSON logs", async () => {
   const fake = await new FakeApiServer().start();
@@ -18,7 +19,12 @@ test("controller process: readiness after sync, reports accepted, Sidecar applie
   const kc = join(mkdtempSync(join(tmpdir(), "meshtune-kc-")), "config");
   writeFileSync(kc, fake.kubeconfig());
   const port = 19800 + Math.floor(Math.random() * 100);
-  const p = spawn(process.execPath, [CLI, "controller", "--kubeconfig", kc, "--port", String(port), "--min-window", "1s"], { stdio: ["ignore", "pipe", "pipe"] });
+  const p = spawn(process.execPath, [CLI, "controller", "--kubeconfig", kc, "--port", String(port), "--token-port", "0", "--min-window", "1s", "--self", "meshtune-system/meshtune-controller"], { stdio: ["ignore", "pipe", "pipe"] });
+  // The controller's own sidecar, for mTLS callers holding the reviews workload's certificate.
+  const sidecar = await new InboundProxy({ appPort: port, self: "meshtune-system/meshtune-controller", peer: "bookinfo/bookinfo-reviews" }).start();
+  fake.tokens.set("alice-token", { username: "alice", groups: ["system:authenticated"] });
+  fake.tokens.set("bob-token", { username: "bob", groups: ["system:authenticated"] });
+  fake.grants.add("alice|get|/recommendations");
   let err = "";
   p.stderr.on("data", (d) => (err += d));
   const url = (path: string) => `http://127.0.0.1:${port}${path}`;
@@ -31,26 +37,34 @@ test("controller process: readiness after sync, reports accepted, Sidecar applie
     assert.is(ready, 200, err);
     assert.is((await fetch(url("/healthz"))).status, 200);
     const now = Date.now();
-    const r = await fetch(url("/v1/reports"), { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(report({ window: { startMs: now - 60_000, endMs: now } })) });
-    assert.is(r.status, 202);
+    const body = JSON.stringify(report({ window: { startMs: now - 60_000, endMs: now } }));
+    const direct = await fetch(url("/v1/reports"), { method: "POST", headers: { "content-type": "application/json", "x-forwarded-client-cert": "By=spiffe://cluster.local/ns/meshtune-system/sa/meshtune-controller;URI=spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews" }, body });
+    assert.is(direct.status, 401, "XFCC not from the sidecar's 127.0.0.6 connection is not trusted");
+    const r = await fetch(`${sidecar.url}/v1/reports`, { method: "POST", headers: { "content-type": "application/json" }, body });
+    assert.is(r.status, 202, await r.text());
     for (let i = 0; i < 50 && !fake.get("sidecars", "bookinfo", "reviews-v2"); i++) await new Promise((r) => setTimeout(r, 100));
     assert.ok(fake.get("sidecars", "bookinfo", "reviews-v2"), err);
     assert.ok(fake.get("leases", "meshtune-system", "meshtune-controller")?.spec.holderIdentity);
-    const rec = (await (await fetch(url("/recommendations"))).json()) as { mode: string; workloads: { workload: string; action: string }[] };
+    assert.is((await fetch(url("/recommendations"))).status, 401, "reads need an identity");
+    assert.is((await fetch(url("/recommendations"), { headers: { authorization: "Bearer bob-token" } })).status, 403, "and RBAC");
+    assert.is((await fetch(url("/recommendations"), { headers: { authorization: "Bearer nobody" } })).status, 401);
+    const rec = (await (await fetch(url("/recommendations"), { headers: { authorization: "Bearer alice-token" } })).json()) as { mode: string; workloads: { workload: string; action: string }[] };
     assert.equal(rec.workloads.map((w) => `${w.workload} ${w.action}`), ["bookinfo/reviews-v2 apply"]);
     const metrics = await (await fetch(url("/metrics"))).text();
     assert.match(metrics, /meshtune_reports_received_total 1/);
     assert.match(metrics, /meshtune_reconcile_total\{action="apply"\} \d+/);
     assert.match(metrics, /meshtune_process_cpu_seconds_total/);
+    assert.not.match(metrics, /svc\.cluster\.local|reviews|bookinfo/, "/metrics is open, so it names no host or workload");
     const lines = err.trim().split("\n");
     assert.ok(lines.every((l) => { try { return typeof JSON.parse(l).msg === "string"; } catch { return false; } }), err);
-    assert.not.match(err, /fake-token/, "never log secrets");
+    assert.not.match(err, /fake-token|alice-token|bob-token/, "never log secrets");
     p.kill("SIGTERM");
     const code = await new Promise((r) => p.once("exit", r));
     assert.is(code, 0);
     assert.is(fake.get("leases", "meshtune-system", "meshtune-controller")!.spec.holderIdentity, undefined, "lease released on shutdown");
   } finally {
     if (p.exitCode === null) p.kill("SIGKILL");
+    await sidecar.stop();
     await fake.stop();
   }
 });

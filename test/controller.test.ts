@@ -40,8 +40,15 @@ async function setup(o: { dryRun?: boolean; mode?: "apply" | "recommend"; now?: 
     defaultEnabled: false, dryRun: o.dryRun ?? false, clusterDomain: "cluster.local", now: () => now, flushDelayMs: 10,
   }, quiet, new Registry());
   ctl.leading = true; // these tests drive one replica as the leader; HA is tested in controller-ha.test.ts
-  const col = new Collector(graph);
-  const send = (over: Record<string, unknown>) => { const p = over.proxy as { namespace: string; workload: string }; assert.is(col.ingest(JSON.stringify(report(over))), null); ctl.touched(p.namespace, p.workload); };
+  // Simulated history: each report is received (collector clock) at the end of its window.
+  let receivedAt = now;
+  const col = new Collector(graph, undefined, { auth: null, now: () => receivedAt });
+  const send = (over: Record<string, unknown>) => {
+    const p = over.proxy as { namespace: string; workload: string };
+    receivedAt = (over.window as { endMs?: number } | undefined)?.endMs ?? now;
+    assert.is(col.ingest(JSON.stringify(report(over))), null);
+    ctl.touched(p.namespace, p.workload);
+  };
   return { fake, api, graph, store, ctl, send, setNow: (t: number) => { now = t; }, close: async () => { await ctl.stop(); await fake.stop(); } };
 }
 
@@ -142,7 +149,7 @@ test("persistence: learned edges survive a controller restart (ConfigMap round-t
     const cm = t.fake.get("configmaps", "bookinfo", STORE_NAME)!;
     const saved = decode(cm.data["reviews-v2"]);
     assert.equal([...saved.hosts.keys()], ["bookinfo/ratings.bookinfo.svc.cluster.local"]);
-    assert.is(saved.observedSinceMs, NOW - 2 * H);
+    assert.is(saved.observedSinceMs, NOW - 2 * H + 10_000, "first seen = received (collector clock)");
     cm.data["bad-one"] = "{not json";
     t.fake.put("configmaps", cm);
     // a new controller (new graph: nothing in memory) restores from the ConfigMap

@@ -1,28 +1,45 @@
-// Merge a validated report into the shared dependency graph.
+// Merge a validated report into the shared dependency graph. First/last seen come from the
+// receiver's clock (`atMs`): a proxy's clock, or a forged window, can neither skip the minimum
+// observation window nor keep a host past retention. Offline (saved reports, no receiver) the
+// window is used, clamped to [0, now].
 import type { ReportV1 } from "./report-schema.js";
-import { type Graph, emptyStats } from "../model/graph.js";
+import { type DropReason, type Graph, emptyStats } from "../model/graph.js";
 
-export function mergeReport(g: Graph, r: ReportV1): void {
+export interface MergeResult { merged: number; dropped: number; reasons: Partial<Record<DropReason, number>> }
+
+export function mergeReport(g: Graph, r: ReportV1, atMs?: number): MergeResult {
+  const out: MergeResult = { merged: 0, dropped: 0, reasons: {} };
+  const before = { ...g.dropped };
+  const count = () => {
+    for (const [k, v] of Object.entries(g.dropped) as [DropReason, number][]) if (v > before[k]) out.reasons[k] = v - before[k];
+    out.dropped = Object.values(out.reasons).reduce((a, b) => a + (b ?? 0), 0);
+    return out;
+  };
   const n = g.node(r.proxy.namespace, r.proxy.workload);
-  if (!n) return;
+  if (!n) { out.dropped = r.edges.length + (r.unknown?.length ?? 0); out.reasons["workload-cap"] = out.dropped; return out; }
   if (r.proxy.pod && n.pods.size < 100) n.pods.add(r.proxy.pod);
-  const { startMs, endMs } = r.window;
+  const now = Date.now();
+  const first = atMs ?? Math.min(Math.max(0, r.window.startMs), now);
+  const last = atMs ?? Math.min(Math.max(first, r.window.endMs), now);
+  const source = r.proxy.pod ?? "";
   for (const e of r.edges) {
-    const s = emptyStats(startMs);
-    s.lastSeenMs = Math.max(startMs, endMs);
+    const s = emptyStats(first);
+    s.lastSeenMs = last;
     s.count = e.count;
     s.err4xx = e.err4xx ?? 0;
     s.err5xx = e.err5xx ?? 0;
     if (e.latency) { s.buckets = e.latency.buckets; s.sumUs = e.latency.sumUs ?? 0; } // schema: exactly BUCKETS
-    g.addEdge(n, { dir: e.dir, cluster: e.cluster, authority: e.authority ?? "", proto: e.proto ?? "" }, s);
+    if (g.addEdge(n, { dir: e.dir, cluster: e.cluster, authority: e.authority ?? "", proto: e.proto ?? "" }, s, source)) out.merged++;
   }
   for (const u of r.unknown ?? []) {
-    const s = emptyStats(startMs);
-    s.lastSeenMs = Math.max(startMs, endMs);
+    const s = emptyStats(first);
+    s.lastSeenMs = last;
     s.count = u.count;
-    g.addUnknown(n, {
+    const ok = g.addUnknown(n, {
       kind: u.cluster === "BlackHoleCluster" ? "blackhole" : "passthrough", dst: u.dst, authority: u.authority ?? "", sni: u.sni ?? "",
       proto: u.authority ? "HTTP" : u.sni ? "TLS" : "TCP",
     }, s);
+    if (ok) out.merged++;
   }
+  return count();
 }

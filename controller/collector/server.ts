@@ -1,104 +1,212 @@
-// Collector: POST /v1/reports from the filters, merged into the shared graph. A bad report
-// gets a 4xx with a one-line reason and is counted by reason; it never touches the graph.
+// Collector: POST /v1/reports from the filters, merged into the shared graph.
+// Order of checks, cheapest first and before any body is buffered: method, content type, size,
+// caller identity (collector/caller.ts), per-identity rate, in-flight byte budget; then JSON,
+// schema, content (collector/report-content.ts) and the caller's right to speak for the
+// report's workload. 202 only when the whole report is in the graph; a report a cap cut short
+// is answered 507 with the counts (the filter does not resend it); everything refused is
+// counted by reason in meshtune_reports_rejected_total.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { Counter, Registry } from "prom-client";
 import type { Graph } from "../model/graph.js";
-import { MAX_REPORT_BYTES, validateReport } from "./report-schema.js";
+import type { HostIndex } from "../istio/hosts.js";
+import type { AccessReviewer } from "../k8s/access-review.js";
+import { MAX_REPORT_BYTES, validateReport, type ReportV1 } from "./report-schema.js";
+import { reportContentError } from "./report-content.js";
 import { mergeReport } from "./merge-report.js";
-import type { ReportV1 } from "./report-schema.js";
+import { identify, type Caller, type Identity } from "./caller.js";
+import { applyServerLimits, DEFAULT_SERVER_LIMITS, InflightBudget, RateLimiter, serverOptions, type ServerLimits } from "./limits.js";
 
 /** Header a standby adds when it forwards a report: the receiver never forwards it again. */
 export const FORWARDED = "x-meshtune-forwarded-by";
+/** The original caller ("ns/sa") of a forwarded report; trusted only from another replica. */
+export const FORWARDED_CALLER = "x-meshtune-caller";
 
-export type RejectReason = "method" | "content-type" | "oversize" | "malformed-json" | "version" | "schema" | "no-leader";
+export type RejectReason = "method" | "content-type" | "oversize" | "malformed-json" | "version" | "schema" | "no-leader"
+  | "unauthenticated" | "auth-unavailable" | "forbidden" | "identity-mismatch" | "unknown-workload" | "not-ready" | "rate-limited" | "busy"
+  | "invalid-cluster" | "invalid-host" | "invalid-authority" | "invalid-address" | "unreachable-host" | "graph-full" | "timeout" | "connections" | "bad-request";
+
+/** Why a caller may not report for a workload, or null when it may. */
+export type Binder = (caller: Caller, namespace: string, workload: string) => { status: 403 | 503; reason: "identity-mismatch" | "unknown-workload" | "not-ready"; detail: string } | null;
 
 /** Where a valid report goes when this replica does not merge it itself (a standby forwards to the leader). */
-export type Relay = (body: string, forwarded: boolean) => Promise<{ status: number; text: string } | null>;
+export type Relay = (body: string, caller: Caller | null, forwarded: boolean) => Promise<{ status: number; text: string } | null>;
+
+export interface CollectorOptions {
+  /** This controller's identity and the token reviewer; null = --insecure-collector (no identity checks). */
+  auth: { self: Identity; reviewer: AccessReviewer | null } | null;
+  bind?: Binder;
+  /** The live catalog, for exportTo checks of reported hosts. */
+  index?: () => HostIndex | null;
+  clusterDomain?: string;
+  limits?: Partial<ServerLimits>;
+  maxBytes?: number;
+  now?: () => number;
+}
+
+type Fail = [number, RejectReason, string];
 
 export class Collector {
   readonly received: Counter;
+  readonly rejected: Counter<"reason">;
+  readonly forwarded: Counter;
+  readonly edgesDropped: Counter<"reason">;
   /** Called with each merged report's workload (the controller queues it for reconcile). */
   onMerged: (namespace: string, workload: string) => void = () => {};
   /** Set on HA replicas: returns the answer to send instead of merging locally, or null to merge here. */
   relay: Relay | null = null;
-  readonly rejected: Counter<"reason">;
-  readonly forwarded: Counter;
-  constructor(readonly graph: Graph, readonly registry: Registry = new Registry(), readonly maxBytes = MAX_REPORT_BYTES) {
+  readonly limits: ServerLimits;
+  readonly maxBytes: number;
+  private readonly rate: RateLimiter;
+  readonly inflight: InflightBudget;
+
+  constructor(readonly graph: Graph, readonly registry: Registry = new Registry(), readonly o: CollectorOptions = { auth: null }) {
+    this.limits = { ...DEFAULT_SERVER_LIMITS, ...o.limits };
+    this.maxBytes = o.maxBytes ?? MAX_REPORT_BYTES;
+    this.rate = new RateLimiter(this.limits.ratePerSecond, this.limits.burst, 50_000, o.now);
+    this.inflight = new InflightBudget(this.limits.maxInflightBytes);
     this.forwarded = new Counter({ name: "meshtune_reports_forwarded_total", help: "Reports a standby forwarded to the leader and the leader accepted", registers: [registry] });
     this.received = new Counter({ name: "meshtune_reports_received_total", help: "Filter reports accepted into the graph", registers: [registry] });
-    this.rejected = new Counter({ name: "meshtune_reports_rejected_total", help: "Filter reports rejected, by reason", labelNames: ["reason"], registers: [registry] });
+    this.rejected = new Counter({ name: "meshtune_reports_rejected_total", help: "Reports (or connections) refused, by reason", labelNames: ["reason"], registers: [registry] });
+    this.edgesDropped = new Counter({ name: "meshtune_edges_dropped_total", help: "Edges of accepted reports that a graph cap refused, by reason", labelNames: ["reason"], registers: [registry] });
   }
 
-  /** Validate and merge one report body; returns null on success or [status, reason, detail]. */
-  ingest(body: string): [number, RejectReason, string] | null {
-    const r = this.check(body);
+  private now() { return this.o.now?.() ?? Date.now(); }
+
+  /** Validate one body as `caller` and merge it; null on success or the refusal. Also used offline and in benches. */
+  ingest(body: string, caller: Caller | null = null): Fail | null {
+    const r = this.check(body, caller);
     if (!r.ok) return r.err;
-    this.merge(r.report);
+    const m = this.merge(r.report);
+    return m;
+  }
+
+  private merge(report: ReportV1): Fail | null {
+    const m = mergeReport(this.graph, report, this.now());
+    for (const [reason, n] of Object.entries(m.reasons)) this.edgesDropped.inc({ reason }, n);
+    if (m.merged > 0) this.onMerged(report.proxy.namespace, report.proxy.workload);
+    if (m.dropped > 0) return [507, "graph-full", `merged ${m.merged}, dropped ${m.dropped} (${Object.entries(m.reasons).map(([k, v]) => `${k} ${v}`).join(", ")}); not resendable`];
     return null;
   }
 
-  /** Merge a report that already passed check(). */
-  private merge(report: ReportV1): void {
-    mergeReport(this.graph, report);
-    this.onMerged(report.proxy.namespace, report.proxy.workload);
-  }
-
-  private check(body: string): { ok: true; report: ReportV1 } | { ok: false; err: [number, RejectReason, string] } {
+  private check(body: string, caller: Caller | null): { ok: true; report: ReportV1 } | { ok: false; err: Fail } {
     let v: unknown;
     try { v = JSON.parse(body); } catch (e) { return { ok: false, err: [400, "malformed-json", `malformed JSON: ${(e as Error).message}`] }; }
     const r = validateReport(v);
-    return r.ok ? r : { ok: false, err: [400, r.reason as RejectReason, r.detail] };
+    if (!r.ok) return { ok: false, err: [400, r.reason as RejectReason, r.detail] };
+    const ns = r.report.proxy.namespace;
+    if (caller && this.o.bind) {
+      const b = this.o.bind(caller, ns, r.report.proxy.workload);
+      if (b) return { ok: false, err: [b.status, b.reason, b.detail] };
+    }
+    const c = reportContentError(r.report, ns, this.o.clusterDomain ?? "cluster.local", this.o.index?.() ?? null);
+    if (c) return { ok: false, err: [c.status, c.reason, c.detail] };
+    return r;
+  }
+
+  /** Count a refusal made outside a request (timeouts, dropped connections). */
+  count(reason: RejectReason): void { this.rejected.inc({ reason }); }
+
+  /** Authenticate a caller; in insecure mode everyone is an anonymous caller. */
+  async caller(req: IncomingMessage): Promise<{ ok: true; caller: Caller | null } | { ok: false; err: Fail }> {
+    if (!this.o.auth) return { ok: true, caller: null };
+    const r = await identify(req, this.o.auth.self, this.o.auth.reviewer);
+    if (!r.ok) return { ok: false, err: [r.status, r.reason, r.detail] };
+    let caller = r.caller;
+    // A report forwarded by another replica of this controller carries its original caller.
+    const fwd = req.headers[FORWARDED_CALLER];
+    if (typeof fwd === "string" && caller.namespace === this.o.auth.self.namespace && caller.serviceAccount === this.o.auth.self.serviceAccount) {
+      const m = /^([a-z0-9-]{1,63})\/([a-z0-9.-]{1,253})$/.exec(fwd);
+      if (!m) return { ok: false, err: [400, "schema", `bad ${FORWARDED_CALLER} header`] };
+      caller = { ...caller, namespace: m[1], serviceAccount: m[2] };
+    }
+    return { ok: true, caller };
+  }
+
+  /** May this request read graph-derived data (/recommendations, UI data)? null when yes. */
+  async authorizeRead(req: IncomingMessage, path: string): Promise<Fail | null> {
+    if (!this.o.auth) return null;
+    const c = await this.caller(req);
+    if (!c.ok) return c.err;
+    const reviewer = this.o.auth.reviewer;
+    if (!reviewer || !c.caller) return [403, "forbidden", "no SubjectAccessReview available to authorise reads"];
+    try {
+      if (await reviewer.allowed(c.caller.user, "get", path)) return null;
+    } catch (e) { return [503, "auth-unavailable", `SubjectAccessReview failed: ${(e as Error).message.split("\n")[0]}`]; }
+    return [403, "forbidden", `${c.caller.user.username} may not get ${path}`];
   }
 
   handle = (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? "/";
     if (url === "/metrics" && req.method === "GET") {
+      // Open for scraping: counters only, no host or workload names.
       this.registry.metrics().then((m) => { res.writeHead(200, { "content-type": this.registry.contentType }); res.end(m); });
       return;
     }
     if (url !== "/v1/reports") { res.writeHead(404).end("not found\n"); return; }
-    if (req.method !== "POST") return this.reject(res, 405, "method", `method ${req.method} not allowed; use POST`);
-    if (!/^application\/json\b/.test(req.headers["content-type"] ?? "")) return this.reject(res, 415, "content-type", "content-type must be application/json");
-    const declared = Number(req.headers["content-length"] ?? 0);
-    if (declared > this.maxBytes) { req.resume(); return this.reject(res, 413, "oversize", `report of ${declared} bytes exceeds ${this.maxBytes}`); }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on("data", (c: Buffer) => {
-      if (done) return;
-      size += c.length;
-      if (size > this.maxBytes) { done = true; chunks.length = 0; req.resume(); this.reject(res, 413, "oversize", `report exceeds ${this.maxBytes} bytes`); return; }
-      chunks.push(c);
-    });
-    req.on("end", () => {
-      if (done) return;
-      done = true;
-      const body = Buffer.concat(chunks).toString("utf8");
-      const c = this.check(body);
-      if (!c.ok) return this.reject(res, c.err[0], c.err[1], c.err[2]);
-      const merge = () => {
-        this.merge(c.report); // validated once, above
-        this.received.inc();
-        res.writeHead(202, { "content-type": "application/json" }).end('{"accepted":true}\n');
-      };
-      if (!this.relay) return merge();
-      // 202 only once the report sits in the leader's graph; otherwise 503 and the filter keeps and retries it.
-      this.relay(body, req.headers[FORWARDED] !== undefined).then((r) => {
-        if (!r) return merge();
-        if (r.status === 202) { this.forwarded.inc(); res.writeHead(202, { "content-type": "application/json" }).end(r.text); }
-        else this.reject(res, r.status === 503 ? 503 : r.status, r.status === 503 ? "no-leader" : "schema", r.text.trim());
-      }, (e) => this.reject(res, 503, "no-leader", `leader unreachable: ${(e as Error).message}`));
-    });
-    req.on("error", () => { done = true; });
+    this.report(req, res).catch((e) => this.reject(req, res, 500, "bad-request", `internal error: ${(e as Error).message}`));
   };
 
-  private reject(res: ServerResponse, status: number, reason: RejectReason, detail: string): void {
-    this.rejected.inc({ reason });
-    if (!res.headersSent) res.writeHead(status, { "content-type": "text/plain", connection: "close" }).end(`${reason}: ${detail.split("\n")[0]}\n`);
+  private async report(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== "POST") return this.reject(req, res, 405, "method", `method ${req.method} not allowed; use POST`);
+    if (!/^application\/json\b/.test(req.headers["content-type"] ?? "")) return this.reject(req, res, 415, "content-type", "content-type must be application/json");
+    const declared = Number(req.headers["content-length"] ?? NaN);
+    if (declared > this.maxBytes) return this.reject(req, res, 413, "oversize", `report of ${declared} bytes exceeds ${this.maxBytes}`);
+    const who = await this.caller(req);
+    if (!who.ok) return this.reject(req, res, ...who.err);
+    const key = who.caller ? `${who.caller.namespace}/${who.caller.serviceAccount}` : `ip:${req.socket.remoteAddress}`;
+    const wait = this.rate.take(key);
+    if (wait > 0) return this.reject(req, res, 429, "rate-limited", `more than ${this.limits.ratePerSecond} reports/s from ${key}; retry in ${wait}s`, { "retry-after": String(wait) });
+    const reserve = Number.isFinite(declared) ? declared : this.maxBytes;
+    if (!this.inflight.reserve(reserve)) return this.reject(req, res, 503, "busy", `collector is receiving ${this.inflight.used} bytes already; retry`, { "retry-after": "1" });
+    let body: string | null;
+    try { body = await this.readBody(req, res); } finally { this.inflight.release(reserve); }
+    if (body === null) return;
+    const c = this.check(body, who.caller);
+    if (!c.ok) return this.reject(req, res, ...c.err);
+    if (this.relay) {
+      // 202 only once the report sits in the leader's graph; otherwise 503 and the filter keeps and retries it.
+      let r: { status: number; text: string } | null;
+      try { r = await this.relay(body, who.caller, req.headers[FORWARDED] !== undefined); }
+      catch (e) { return this.reject(req, res, 503, "no-leader", `leader unreachable: ${(e as Error).message}`); }
+      if (r) {
+        if (r.status === 202) { this.forwarded.inc(); res.writeHead(202, { "content-type": "application/json" }).end(r.text); return; }
+        return this.reject(req, res, r.status, r.status === 503 ? "no-leader" : (/^([a-z-]+):/.exec(r.text)?.[1] as RejectReason) ?? "schema", r.text.trim().replace(/^[a-z-]+: /, ""));
+      }
+    }
+    const m = this.merge(c.report);
+    if (m) return this.reject(req, res, ...m);
+    this.received.inc();
+    res.writeHead(202, { "content-type": "application/json" }).end('{"accepted":true}\n');
   }
 
+  /** The body, or null when it was refused (oversize) or the client went away. */
+  private readBody(req: IncomingMessage, res: ServerResponse): Promise<string | null> {
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on("data", (c: Buffer) => {
+        size += c.length;
+        if (size > this.maxBytes) { chunks.length = 0; req.removeAllListeners("data"); this.reject(req, res, 413, "oversize", `report exceeds ${this.maxBytes} bytes`); resolve(null); return; }
+        chunks.push(c);
+      });
+      req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+      req.on("error", () => resolve(null));
+      req.on("close", () => { if (!req.complete) resolve(null); });
+    });
+  }
+
+  /** One-line refusal; the connection is closed so an unread body is never read. */
+  private reject(req: IncomingMessage, res: ServerResponse, status: number, reason: RejectReason, detail: string, headers: Record<string, string> = {}): void {
+    this.rejected.inc({ reason });
+    if (res.headersSent) return;
+    res.writeHead(status, { "content-type": "text/plain", connection: "close", ...headers }).end(`${reason}: ${detail.split("\n")[0]}\n`);
+    if (!req.complete) res.on("finish", () => req.socket.destroySoon());
+  }
+
+  /** An HTTP server for this collector alone (the controller serves it beside its own routes). */
   listen(port: number, host = "0.0.0.0"): Promise<Server> {
-    const s = createServer(this.handle);
+    const s = createServer(serverOptions, this.handle);
+    applyServerLimits(s, this.limits, (r) => this.count(r));
     return new Promise((resolve, reject) => { s.once("error", reject); s.listen(port, host, () => resolve(s)); });
   }
 }

@@ -4,11 +4,14 @@
 // with the leader's answer: 202 means the report is in the leader's graph; 503 when no leader
 // is reachable, so the filter keeps the data and retries. Losing the lease stops the work,
 // never the process (Istio pilot/pkg/leaderelection AddRunFunction semantics).
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { hostname } from "node:os";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { Graph } from "../model/graph.js";
-import { Collector, FORWARDED } from "../collector/server.js";
+import { Collector, FORWARDED, FORWARDED_CALLER } from "../collector/server.js";
+import { applyServerLimits, serverOptions } from "../collector/limits.js";
+import { KubeAccessReviewer } from "../k8s/access-review.js";
+import type { Identity } from "../collector/caller.js";
 import { loadKubeConfig, objectApi } from "../k8s/kube.js";
 import { LearnedStore } from "../k8s/learned-store.js";
 import { LeaderElector } from "../k8s/leader.js";
@@ -24,6 +27,7 @@ export interface ControllerFlags {
   minWindow: string; retention: string; fallbackHost: string; fallbackPort: string; alwaysInclude: string[];
   leaseNamespace: string; prometheus?: string; prometheusInterval: string; clusterDomain: string;
   collectorHost: string; meshConfigMap: string; advertiseUrl?: string; leaseDuration: string; renewDeadline: string; retryPeriod: string;
+  identity?: string; tokenPort: string; insecureCollector?: boolean; self?: string; reportRate: string; flushDelay: string;
 }
 
 /** "90s", "15m", "2h", "7d" → ms. */
@@ -31,6 +35,14 @@ export function duration(flag: string, v: string): number {
   const m = /^(\d+)(ms|s|m|h|d)$/.exec(v);
   if (!m) throw new UserError(`${flag} ${v}: expected a duration like 30s, 15m, 2h or 7d`, 2);
   return Number(m[1]) * { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2] as "ms"];
+}
+
+/** This controller's own mesh identity: --self, else the downward-API env (POD_NAMESPACE, SERVICE_ACCOUNT). */
+function selfIdentity(f: ControllerFlags): Identity {
+  const v = f.self ?? (process.env.POD_NAMESPACE && process.env.SERVICE_ACCOUNT ? `${process.env.POD_NAMESPACE}/${process.env.SERVICE_ACCOUNT}` : "meshtune-system/meshtune-controller");
+  const m = /^([a-z0-9-]{1,63})\/([a-z0-9.-]{1,253})$/.exec(v);
+  if (!m) throw new UserError(`--self ${v}: expected NAMESPACE/SERVICEACCOUNT`, 2);
+  return { namespace: m[1], serviceAccount: m[2] };
 }
 
 export async function runController(f: ControllerFlags): Promise<void> {
@@ -49,29 +61,62 @@ export async function runController(f: ControllerFlags): Promise<void> {
   const kc = loadKubeConfig({ file: f.kubeconfig });
   const api = objectApi(kc);
   const graph = new Graph();
-  const collector = new Collector(graph, registry);
-  const ctl = new MeshController(kc, api, graph, new LearnedStore(api, (m, x) => log("warn", m, x)), opts, log, registry);
+  const self = selfIdentity(f);
+  if (f.insecureCollector) log("warn", "INSECURE COLLECTOR: reports and reads are accepted from anyone, unauthenticated (--insecure-collector is for tests only)", {});
+  const reportRate = Number(f.reportRate);
+  if (!(reportRate > 0)) throw new UserError(`--report-rate ${f.reportRate}: expected reports per second per identity (> 0)`, 2);
+  // The controller must be known before the collector can bind callers to workloads.
+  let ctl!: MeshController;
+  const collector = new Collector(graph, registry, {
+    auth: f.insecureCollector ? null : { self, reviewer: new KubeAccessReviewer(kc) },
+    bind: (c, ns, w) => ctl.bindCaller(c, ns, w), index: () => ctl.hostIndex(), clusterDomain: f.clusterDomain,
+    limits: { ratePerSecond: reportRate, burst: Math.max(1, Math.ceil(reportRate * 2)) },
+  });
+  ctl = new MeshController(kc, api, graph, new LearnedStore(api, (m, x) => log("warn", m, x)), { ...opts, flushDelayMs: duration("--flush-delay", f.flushDelay) }, log, registry);
   collector.onMerged = (ns, w) => ctl.touched(ns, w);
-  const identity = `${hostname()}-${process.pid}`;
+  // A full graph evicts workloads no live pod backs (after the informers synced).
+  graph.backed = (key) => !ctl.ready || ctl.pods.has(key);
+  // Stable across container restarts (the pod name), so a restarted leader re-acquires its own
+  // lease at once instead of waiting for it to expire.
+  const identity = f.identity ?? process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
   const advertise = f.advertiseUrl ?? (process.env.POD_IP ? `http://${process.env.POD_IP}:${f.port}` : `http://127.0.0.1:${f.port}`);
   const elector = new LeaderElector(api, { namespace: f.leaseNamespace, name: "meshtune-controller", identity, leaseDurationMs: leaseMs, renewDeadlineMs: renewMs, collectorUrl: advertise });
-  collector.relay = async (body, forwarded) => {
+  collector.relay = async (body, caller, forwarded) => {
     if (elector.leader) return null; // merge here
     if (forwarded || !elector.leaderUrl) return { status: 503, text: "no leader to accept the report; retry" };
-    const r = await fetch(`${elector.leaderUrl}/v1/reports`, { method: "POST", headers: { "content-type": "application/json", [FORWARDED]: identity }, body, signal: AbortSignal.timeout(5000) });
+    // Through this pod's sidecar (mTLS): the leader sees this replica's identity and trusts the caller header from it.
+    const headers: Record<string, string> = { "content-type": "application/json", [FORWARDED]: identity };
+    if (caller) headers[FORWARDED_CALLER] = `${caller.namespace}/${caller.serviceAccount}`;
+    const r = await fetch(`${elector.leaderUrl}/v1/reports`, { method: "POST", headers, body, signal: AbortSignal.timeout(5000) });
     return { status: r.status, text: await r.text() };
   };
 
-  const server: Server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     if (req.url === "/healthz") return void res.writeHead(200).end("ok\n");
     // Ready after this replica's own informer sync, leader or not (a 2-replica rollout completes).
     if (req.url === "/readyz") return void res.writeHead(ctl.ready ? 200 : 503).end(ctl.ready ? "ready\n" : "waiting for initial sync\n");
-    // The recommend-only / dry-run report: each workload's decision, and the Sidecar it would get.
-    if (req.url === "/recommendations" && req.method === "GET") return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ mode: opts.mode, dryRun: opts.dryRun, workloads: ctl.status() }, null, 2));
+    // The recommend-only / dry-run report: each workload's decision and its Sidecar. It is the
+    // dependency map, so it needs an authorised reader (mesh identity or token, then RBAC).
+    if (req.url === "/recommendations" && req.method === "GET") {
+      collector.authorizeRead(req, "/recommendations").then((deny) => {
+        if (deny) { collector.count(deny[1]); return void res.writeHead(deny[0], { "content-type": "text/plain" }).end(`${deny[1]}: ${deny[2]}\n`); }
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ mode: opts.mode, dryRun: opts.dryRun, workloads: ctl.status() }, null, 2));
+      }, (e) => res.writeHead(500).end(`${(e as Error).message}\n`));
+      return;
+    }
     collector.handle(req, res);
-  });
-  await new Promise<void>((r) => server.listen(Number(f.port), "0.0.0.0", r));
-  log("info", "meshtune controller listening", { port: Number(f.port), mode: opts.mode, dryRun: opts.dryRun, identity });
+  };
+  // Two listeners, one handler: --port behind the sidecar (mesh identities), --token-port
+  // excluded from interception (traffic.sidecar.istio.io/excludeInboundPorts) for callers off
+  // the mesh with Kubernetes tokens (node agents on the host network, port-forwards).
+  const servers: Server[] = [];
+  for (const port of [f.port, f.tokenPort].filter((p, i, a) => Number(p) > 0 && a.indexOf(p) === i)) {
+    const s = createServer(serverOptions, handler);
+    applyServerLimits(s, collector.limits, (r) => collector.count(r));
+    await new Promise<void>((r, j) => { s.once("error", j); s.listen(Number(port), "0.0.0.0", r); });
+    servers.push(s);
+  }
+  log("info", "meshtune controller listening", { port: Number(f.port), tokenPort: Number(f.tokenPort), mode: opts.mode, dryRun: opts.dryRun, identity, self: `${self.namespace}/${self.serviceAccount}` });
 
   const prom = f.prometheus ? new PrometheusSource(f.prometheus, graph, (ns, w) => ctl.touched(ns, w), log) : null;
   let promTimer: NodeJS.Timeout | null = null;
@@ -100,9 +145,9 @@ export async function runController(f: ControllerFlags): Promise<void> {
   const shutdown = async () => {
     clearInterval(timer);
     if (promTimer) clearInterval(promTimer);
-    await ctl.stop();
-    await elector.release();
-    server.close();
+    await ctl.stop(); // flushes learned state while still leader
+    await elector.release(); // hand over now: the next replica need not wait for expiry
+    for (const s of servers) s.close();
     process.exit(0);
   };
   process.once("SIGTERM", shutdown);

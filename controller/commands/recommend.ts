@@ -10,7 +10,7 @@ import { validateSidecar } from "../sidecar/validate.js";
 import { catalogItems, parseCatalog, type CatalogService } from "../sidecar/catalog.js";
 import { PodCatalog } from "../sidecar/pod-catalog.js";
 import { estimateSavings } from "../sidecar/savings.js";
-import { renderReport, type InputSummary } from "../report.js";
+import { limitsLine, renderReport, type InputSummary } from "../report.js";
 import { UserError, describeFsError } from "../errors.js";
 import { loadReportDir } from "../collector/report-dir.js";
 import { HostIndex } from "../istio/hosts.js";
@@ -34,6 +34,7 @@ export interface RecommendOptions {
   report?: string;
   alwaysInclude: string[];
   clusterDomain: string;
+  strict?: boolean;
 }
 
 async function checkReadable(path: string): Promise<void> {
@@ -117,7 +118,12 @@ export async function recommend(o: RecommendOptions): Promise<void> {
       await fs.writeFile(join(o.outDir, `${s.metadata.namespace}.${s.metadata.name}.${o.output}`), renderSidecars([s], o.output));
   } else process.stdout.write(renderSidecars(result.sidecars, o.output));
 
-  const text = renderReport({ inputs, placements, result, savings, dropped: graph.dropped, mesh });
+  const limits = { dropped: graph.dropped, evicted: graph.evicted };
+  const text = renderReport({ inputs, placements, result, savings, limits, mesh });
   if (o.report) await fs.writeFile(o.report, text);
   else process.stderr.write(text);
+  // A hit limit is always said on stderr, even when the report goes to a file.
+  const lim = limitsLine(limits);
+  if (lim && o.report) process.stderr.write(`meshtune: ${lim}\n`);
+  if (lim && o.strict) throw new UserError(`--strict: ${lim}`, 3);
 }

@@ -6,12 +6,27 @@ import type { CatalogService } from "../sidecar/catalog.js";
 /** Which namespace owns a host, from the catalog (Services by name, ServiceEntries by their namespace). */
 export class HostIndex {
   private readonly ns = new Map<string, Set<string>>();
+  private readonly exports = new Map<string, { namespace: string; exportTo: string[] }[]>();
   constructor(services: CatalogService[] = []) {
     for (const s of services) {
       let set = this.ns.get(s.host);
       if (!set) this.ns.set(s.host, (set = new Set()));
       set.add(s.namespace);
+      const e = this.exports.get(s.host) ?? [];
+      e.push({ namespace: s.namespace, exportTo: s.exportTo });
+      this.exports.set(s.host, e);
     }
+  }
+  /**
+   * Whether any definition of `host` is visible from namespace `from` (Istio exportTo: empty =
+   * mesh default, taken as "*"; "." = own namespace; "~" = none; else namespace names), or null
+   * when the catalog does not define the host. Istio's rule: pilot/pkg/model/push_context.go
+   * IsServiceVisible (Public, or Private and same namespace, or the namespace listed).
+   */
+  exportedTo(host: string, from: string): boolean | null {
+    const defs = this.exports.get(host);
+    if (!defs) return null;
+    return defs.some((d) => d.exportTo.length === 0 || d.exportTo.some((x) => x === "*" || x === from || (x === "." && d.namespace === from)));
   }
   has(host: string): boolean { return this.ns.has(host); }
   /** The single namespace that defines `host`, or null (unknown, or defined in several: import with "*"). */

@@ -22,8 +22,27 @@ export class LeaderElector {
   constructor(private readonly api: KubernetesObjectApi, private readonly o: LeaderOptions) {}
   private now() { return this.o.now?.() ?? Date.now(); }
 
-  /** One acquire-or-renew round; returns whether we hold the lease afterwards. */
+  /**
+   * One acquire-or-renew round; returns whether we hold the lease afterwards. The round is
+   * bounded by the renew deadline (client-go runs tryAcquireOrRenew under a RenewDeadline
+   * context): a hung API call counts as a failed renewal, never as holding the lease.
+   */
   async tick(): Promise<boolean> {
+    const deadline = this.o.renewDeadlineMs ?? Math.round(this.o.leaseDurationMs * 2 / 3);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<"timeout">((r) => { timer = setTimeout(() => r("timeout"), deadline); });
+    const gen = ++this.gen;
+    const round = this.round(gen);
+    try {
+      const r = await Promise.race([round, timedOut]);
+      if (r !== "timeout") return r;
+      this.gen++; // the late answer of this round must not change our state
+      return this.failed(this.now());
+    } finally { clearTimeout(timer); }
+  }
+
+  private gen = 0;
+  private async round(gen: number): Promise<boolean> {
     const ref = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: this.o.name, namespace: this.o.namespace } };
     const now = this.now();
     let lease: V1Lease | null = null;
@@ -35,19 +54,20 @@ export class LeaderElector {
     try {
       if (!lease) {
         await this.api.create<V1Lease>({ ...ref, metadata: { ...ref.metadata, annotations: this.annotations() }, spec });
-        return this.won(now);
+        return gen === this.gen ? this.won(now) : this.leader;
       }
       const s = lease.spec ?? {};
       const holder = s.holderIdentity;
       const renewed = s.renewTime ? new Date(s.renewTime as unknown as string).getTime() : 0;
       const expired = renewed + (s.leaseDurationSeconds ?? 0) * 1000 < now;
       if (holder && holder !== this.o.identity && !expired) {
+        if (gen !== this.gen) return this.leader;
         this.leaderUrl = lease.metadata?.annotations?.[COLLECTOR_URL] ?? null;
         return this.lost();
       }
       const next = { ...spec, acquireTime: holder === this.o.identity ? s.acquireTime : spec.acquireTime, leaseTransitions: (s.leaseTransitions ?? 0) + (holder === this.o.identity ? 0 : 1) };
       await this.api.replace<V1Lease>({ ...ref, metadata: { ...ref.metadata, annotations: this.annotations(), resourceVersion: lease.metadata?.resourceVersion }, spec: next });
-      return this.won(now);
+      return gen === this.gen ? this.won(now) : this.leader;
     } catch {
       // 409: another candidate moved first, or our read was stale; anything else: transient.
       // Either way only the renew deadline decides that we lost it.

@@ -34,6 +34,7 @@ export class LearnedStore {
   constructor(private readonly api: KubernetesObjectApi, private readonly log: (msg: string, f?: object) => void = () => {}) {}
 
   get(ns: string, name: string): Learned | undefined { return this.state.get(ns)?.get(name); }
+  hasDirty(): boolean { return this.dirty.size > 0; }
 
   /** Fold new observations in; marks the namespace for saving when anything changed. */
   merge(ns: string, name: string, observedSinceMs: number, hosts: Map<string, HostSeen>): void {
@@ -87,8 +88,11 @@ export class LearnedStore {
         data[name] = s;
         bytes += s.length;
       }
-      await apply(this.api, { apiVersion: "v1", kind: "ConfigMap", metadata: { name: STORE_NAME, namespace: ns, labels: { ...MANAGED_BY } }, data });
+      // Clean before the write: what is merged while it is in flight marks the namespace again.
       this.dirty.delete(ns);
+      try {
+        await apply(this.api, { apiVersion: "v1", kind: "ConfigMap", metadata: { name: STORE_NAME, namespace: ns, labels: { ...MANAGED_BY } }, data });
+      } catch (e) { this.dirty.add(ns); throw e; }
     }
   }
 }

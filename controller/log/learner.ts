@@ -6,14 +6,14 @@ import { parseText } from "./text-format.js";
 import { parseJson } from "./json-format.js";
 import { splitPrefix } from "./kubectl-prefix.js";
 import type { AccessRecord } from "./record.js";
-import { Graph, type Stats, emptyStats, type WorkloadNode } from "../model/graph.js";
+import { DEFAULT_LIMITS, DROP_REASONS, Graph, type Stats, emptyStats, type WorkloadNode } from "../model/graph.js";
 import { bucketOf } from "../model/histogram.js";
 import { hostNamespace, parseCluster } from "../model/cluster-name.js";
 import { looksLikeGateway, workloadFromPod } from "../model/workload.js";
 import type { PodCatalog } from "../sidecar/pod-catalog.js";
 import type { ProxyInfo } from "../model/identity.js";
 
-export type SkipReason = "not-access-log" | "malformed-json" | "too-long" | "unattributed" | "other-cluster" | "not-proxy-container" | "ztunnel-log" | "waypoint-cluster";
+export type SkipReason = "not-access-log" | "malformed-json" | "too-long" | "unattributed" | "other-cluster" | "not-proxy-container" | "ztunnel-log" | "waypoint-cluster" | "graph-full";
 
 // ztunnel's access log (its "access" log target, as `kubectl logs` of a ztunnel pod shows it;
 // the shape is not checked against ztunnel's source here):
@@ -39,16 +39,20 @@ interface PodBuffer { node: WorkloadNode; nsVotes: Map<string, number>; shape: P
 export interface Placement { pod: string; namespace: string; workload: string; how: "catalog" | "inferred" | "defaulted" | "ambiguous"; proxy: ProxyInfo }
 
 export class AccessLogLearner {
-  readonly skipped: Record<SkipReason, number> = { "not-access-log": 0, "malformed-json": 0, "too-long": 0, unattributed: 0, "other-cluster": 0, "not-proxy-container": 0, "ztunnel-log": 0, "waypoint-cluster": 0 };
+  readonly skipped: Record<SkipReason, number> = { "not-access-log": 0, "malformed-json": 0, "too-long": 0, unattributed: 0, "other-cluster": 0, "not-proxy-container": 0, "ztunnel-log": 0, "waypoint-cluster": 0, "graph-full": 0 };
   lines = 0;
   records = 0;
   bytes = 0;
   /** Per-pod buffers; the namespace is decided at the end from inbound SNI/cluster hosts. */
   private readonly pods = new Map<string, PodBuffer>();
-  private readonly scratch = new Graph();
+  /** Keyed "?/pod" until finish(); up to 100k pods, evicting pods the catalog does not know (or the idlest). */
+  private readonly scratch = new Graph({ ...DEFAULT_LIMITS, maxWorkloads: 100_000 });
   private readonly fixed: PodBuffer | null; // --workload: every unprefixed line belongs to it
 
   constructor(readonly opts: LearnOptions) {
+    const pods = opts.pods;
+    if (pods?.size) this.scratch.backed = (k) => k.startsWith("?/") ? pods.lookup(k.slice(2), null) !== null : true;
+    this.scratch.onEvict = (n) => { for (const p of n.pods) this.pods.delete(p); };
     const [ns, name] = opts.workload?.split("/") ?? [];
     const node = opts.workload ? this.scratch.node(ns, name) : null;
     this.fixed = node ? { node, nsVotes: new Map(), shape: null } : null;
@@ -84,7 +88,7 @@ export class AccessLogLearner {
     } else rec = parseText(line);
     if (!rec) { this.skipped["not-access-log"]++; return; }
     const buf = this.bufferFor(pod);
-    if (!buf) { this.skipped.unattributed++; return; }
+    if (!buf) { this.skipped[pod ? "graph-full" : "unattributed"]++; return; }
     this.records++;
     this.record(buf, rec);
   }
@@ -174,6 +178,10 @@ export class AccessLogLearner {
       into.mergeNode(b.node, ns, workload);
       placements.push({ pod, namespace: ns, workload, how, proxy });
     }
+    // What the per-pod stage had to drop or evict is the result's too.
+    for (const r of DROP_REASONS) into.dropped[r] += this.scratch.dropped[r];
+    into.evicted.unbacked += this.scratch.evicted.unbacked;
+    into.evicted.idle += this.scratch.evicted.idle;
     return { graph: into, placements };
   }
 }

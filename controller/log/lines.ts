@@ -12,11 +12,17 @@ export type Line = { text: string } | { tooLong: number };
 export async function* readLineBatches(input: AsyncIterable<Buffer>, maxBytes = MAX_LINE_BYTES): AsyncGenerator<Line[]> {
   let carry: Buffer | null = null; // partial line from the previous chunk
   let skipping = 0;                // > 0 while discarding an over-long line
+  let lastWasCR = false;           // a CR ended the previous chunk: a leading LF completes that CRLF
   for await (const chunk of input) {
     const batch: Line[] = [];
-    let start = 0;
+    let start = lastWasCR && chunk[0] === 10 ? 1 : 0;
+    lastWasCR = false;
+    // Line ends: LF, CRLF, or a lone CR (old Mac-style files). CR is rare: look for it only if present.
+    let cr = chunk.indexOf(13, start);
     for (;;) {
-      const nl = chunk.indexOf(10, start);
+      let nl = chunk.indexOf(10, start);
+      if (cr >= 0 && cr < start) cr = chunk.indexOf(13, start);
+      if (cr >= 0 && (nl < 0 || cr < nl)) nl = cr;
       if (nl < 0) break;
       if (skipping > 0) {
         batch.push({ tooLong: skipping + nl - start });
@@ -31,7 +37,10 @@ export async function* readLineBatches(input: AsyncIterable<Buffer>, maxBytes = 
       } else {
         batch.push({ text: chunk.toString("utf8", start, nl) });
       }
-      start = nl + 1;
+      if (chunk[nl] === 13) {
+        if (nl + 1 === chunk.length) lastWasCR = true;
+        start = chunk[nl + 1] === 10 ? nl + 2 : nl + 1;
+      } else start = nl + 1;
     }
     if (start < chunk.length) {
       const rest = chunk.length - start;

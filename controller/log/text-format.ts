@@ -6,40 +6,50 @@
 //   "%AUTHORITY%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER% %UPSTREAM_LOCAL% %DOWNSTREAM_LOCAL%
 //   %DOWNSTREAM_REMOTE% %REQUESTED_SERVER_NAME% %ROUTE_NAME%
 // Older releases differ in the middle and may lack the trailing SNI/route fields, so the
-// parser anchors on the structure instead of positions: request line first, then the
-// last five quoted fields (XFF, UA, request id, authority, upstream host), then the
-// bare fields after them.
+// parser anchors on structure, not positions. Envoy's TEXT formatter does not escape quotes,
+// so XFF, User-Agent and request id (client-controlled) may hold `"` or `" "`; the parser
+// never reads them. From the left it takes the request line and the bare fields up to XFF:
+// the first quoted token after four bare ones that follow another quoted field (1.9+:
+// "transport failure reason"; older: it or the mixer status). From the right it takes the
+// bare fields after the last quote, the upstream host and the authority, which Envoy only
+// accepts without quotes (HeaderUtility::authorityIsValid) and which never hold one.
 import { type AccessRecord, dash, num } from "./record.js";
 
 const QUOTE = 34, SPACE = 32, LBRACK = 91;
+const isSpace = (c: number) => c === SPACE || c === 9 || c === 13;
 
-// Token boundaries go into reused typed arrays: no per-token allocation on the hot path;
-// only the fields meshtune needs are sliced out.
-const MAX_TOK = 64;
+// Head token boundaries go into reused typed arrays: no per-token allocation on the hot path.
+const MAX_TOK = 32;
 const ts = new Int32Array(MAX_TOK), te = new Int32Array(MAX_TOK), tq = new Uint8Array(MAX_TOK);
+// The request line ends at the quote followed by the response code ("- - -" for TCP), even if the path holds a quote.
+const REQ_END = /" (?:\d{1,3}|-) /g;
 
-/** Split into bare, "quoted" (may hold spaces) and a leading [bracketed] token; returns the count or -1. */
-function tokenize(line: string): number {
+/** Tokenize the head up to and including XFF's opening quote; returns XFF's token index or -1. */
+function headTokens(line: string): number {
   const n = line.length;
   let i = 0, k = 0;
   while (i < n) {
     const c = line.charCodeAt(i);
-    if (c === SPACE || c === 9 || c === 13) { i++; continue; }
+    if (isSpace(c)) { i++; continue; }
     if (k === MAX_TOK) return -1;
     if (c === QUOTE || (c === LBRACK && k === 0)) {
-      const end = line.indexOf(c === QUOTE ? '"' : "]", i + 1);
+      let end: number;
+      if (c === LBRACK) end = line.indexOf("]", i + 1);
+      else if (k === 1) { REQ_END.lastIndex = i + 1; const m = REQ_END.exec(line); end = m ? m.index : -1; }
+      else end = line.indexOf('"', i + 1);
       if (end < 0) return -1;
       ts[k] = i + 1; te[k] = end; tq[k] = c === QUOTE ? 1 : 0;
+      if (tq[k] && k >= 7 && tq[k - 5] && !tq[k - 4] && !tq[k - 3] && !tq[k - 2] && !tq[k - 1]) return k;
       i = end + 1;
     } else {
       let j = i + 1;
-      for (; j < n; j++) { const d = line.charCodeAt(j); if (d === SPACE || d === 9 || d === 13) break; }
+      while (j < n && !isSpace(line.charCodeAt(j))) j++;
       ts[k] = i; te[k] = j; tq[k] = 0;
       i = j;
     }
     k++;
   }
-  return k;
+  return -1;
 }
 
 // Timestamps share their leading seconds with neighbouring lines: parse those once.
@@ -58,20 +68,23 @@ function parseTime(s: string): number {
 /** Parse one TEXT line; null when the line is not an Istio access-log entry. */
 export function parseText(line: string): AccessRecord | null {
   if (line.charCodeAt(0) !== LBRACK) return null;
-  const n = tokenize(line);
-  if (n < 14 || tq[1] !== 1) return null;
+  const xff = headTokens(line);
+  if (xff < 0 || tq[1] !== 1) return null;
   const tok = (k: number) => line.slice(ts[k], te[k]);
   const startMs = parseTime(tok(0));
   if (Number.isNaN(startMs)) return null;
   const req = tok(1).split(" ");
   if (req.length !== 3) return null;
-  // The upstream-host quote is the last quoted token; the four before it are quoted too.
-  let uh = -1;
-  for (let k = n - 1; k > 1; k--) if (tq[k]) { uh = k; break; }
-  if (uh < 7 || n - uh - 1 < 4) return null;
-  for (let k = uh - 4; k < uh; k++) if (!tq[k]) return null;
-  // Bare numeric fields before XFF: ... BYTES_RECEIVED BYTES_SENT DURATION UPSTREAM_SERVICE_TIME
-  if (tq[uh - 6]) return null;
+  // Tail, from the right: bare fields, then "authority" "upstream host".
+  let end = line.length;
+  while (end > 0 && isSpace(line.charCodeAt(end - 1))) end--;
+  const uh2 = line.lastIndexOf('"', end - 1);
+  const uh1 = uh2 > 0 ? line.lastIndexOf('"', uh2 - 1) : -1;
+  if (uh1 < 2 || line.charCodeAt(uh1 - 1) !== SPACE || line.charCodeAt(uh1 - 2) !== QUOTE) return null;
+  const au2 = uh1 - 2, au1 = line.lastIndexOf('"', au2 - 1);
+  if (au1 < te[xff]) return null; // the authority must come after XFF's opening quote
+  const tail = line.slice(uh2 + 1, end).trim().split(/[ \t]+/);
+  if (tail.length < 4) return null;
   const codeTok = tok(2);
   const code = codeTok === "-" ? 0 : Number(codeTok);
   if (!Number.isInteger(code)) return null;
@@ -82,11 +95,11 @@ export function parseText(line: string): AccessRecord | null {
     protocol: dash(req[2]),
     code,
     flags: tq[3] ? "-" : tok(3),
-    durationMs: num(tok(uh - 6)),
-    authority: dash(tok(uh - 1)),
-    upstreamHost: dash(tok(uh)),
-    cluster: dash(tok(uh + 1)),
-    downstreamLocal: dash(tok(uh + 3)),
-    sni: uh + 5 < n ? dash(tok(uh + 5)) : "",
+    durationMs: num(tok(xff - 2)),
+    authority: dash(line.slice(au1 + 1, au2)),
+    upstreamHost: dash(line.slice(uh1 + 1, uh2)),
+    cluster: dash(tail[0]),
+    downstreamLocal: dash(tail[2]),
+    sni: tail.length > 4 ? dash(tail[4]) : "",
   };
 }

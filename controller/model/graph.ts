@@ -1,6 +1,9 @@
 // The dependency graph every source feeds (access logs, filter reports, Prometheus):
 // workload (namespace/name) → edges (Istio cluster, timings) and unknown destinations.
-// Bounded: hostile input cannot grow it without limit; what does not fit is counted.
+// Bounded: hostile input cannot grow it without limit. Caps are per direction (junk inbound
+// edges can never crowd out outbound ones), per source (one pod cannot fill its workload's
+// share), and global; a full graph evicts workloads no pod backs (then the least recently
+// seen) instead of refusing new ones. Every drop and eviction is counted by reason.
 import { BUCKETS, bucketOf } from "./histogram.js";
 import { parseCluster, stripPort } from "./cluster-name.js";
 import type { ProxyInfo } from "./identity.js";
@@ -32,8 +35,23 @@ export interface UnknownDest extends Stats {
   proto: string;
 }
 
-export interface Limits { maxWorkloads: number; maxEdgesPerWorkload: number; maxUnknownPerWorkload: number }
-export const DEFAULT_LIMITS: Limits = { maxWorkloads: 100_000, maxEdgesPerWorkload: 10_000, maxUnknownPerWorkload: 1_000 };
+export interface Limits {
+  maxWorkloads: number;
+  maxOutboundPerWorkload: number;
+  maxInboundPerWorkload: number;
+  maxUnknownPerWorkload: number;
+  /** All edges and unknown destinations of the graph: the memory bound (~1 KB each). */
+  maxEdgesTotal: number;
+  /** Share of a workload's per-direction cap that one source (pod) may create. */
+  sourceShare: number;
+}
+export const DEFAULT_LIMITS: Limits = {
+  maxWorkloads: 20_000, maxOutboundPerWorkload: 5_000, maxInboundPerWorkload: 256, maxUnknownPerWorkload: 1_000,
+  maxEdgesTotal: 200_000, sourceShare: 0.5,
+};
+
+export type DropReason = "workload-cap" | "outbound-cap" | "inbound-cap" | "unknown-cap" | "total-cap" | "source-share";
+export const DROP_REASONS: DropReason[] = ["workload-cap", "outbound-cap", "inbound-cap", "unknown-cap", "total-cap", "source-share"];
 
 function zeros(): number[] {
   const a: number[] = [];
@@ -73,6 +91,12 @@ export class WorkloadNode {
   labels: Record<string, string> | null = null;
   /** What kind of proxy this workload runs; only "sidecar" gets a Sidecar. Offline guesses say so in `why`. */
   proxy: ProxyInfo = { kind: "sidecar", why: "reports/logs from a sidecar" };
+  /** Graph tick of the last observation (eviction order). */
+  touched = 0;
+  /** Edges created per source (pod) and direction, for per-source fairness. */
+  readonly bySource = new Map<string, number>();
+  outbound = 0;
+  inbound = 0;
   constructor(readonly namespace: string, readonly name: string) {}
   get key(): string { return `${this.namespace}/${this.name}`; }
 }
@@ -90,43 +114,94 @@ export function edgeKey(dir: Direction, cluster: string, authority: string): str
 
 export class Graph {
   readonly nodes = new Map<string, WorkloadNode>();
-  readonly dropped = { workloads: 0, edges: 0, unknown: 0 };
+  readonly dropped: Record<DropReason, number> = { "workload-cap": 0, "outbound-cap": 0, "inbound-cap": 0, "unknown-cap": 0, "total-cap": 0, "source-share": 0 };
+  /** Workloads removed to make room: `unbacked` had no pod behind them; `idle` were the least recently seen. */
+  readonly evicted = { unbacked: 0, idle: 0 };
+  /** Edges + unknown destinations held now. */
+  size = 0;
+  private tick = 0;
+  /** Whether a live pod backs this workload key ("ns/name"); null: nothing knows (offline without a catalog). */
+  backed: ((key: string) => boolean) | null = null;
+  /** Called for each evicted workload (so owners of per-workload state can drop theirs). */
+  onEvict: (n: WorkloadNode) => void = () => {};
   constructor(readonly limits: Limits = DEFAULT_LIMITS) {}
+
+  /** Total drops (not evictions) since start. */
+  droppedTotal(): number { let t = 0; for (const r of DROP_REASONS) t += this.dropped[r]; return t; }
 
   node(namespace: string, name: string): WorkloadNode | null {
     const key = `${namespace}/${name}`;
     let n = this.nodes.get(key);
     if (!n) {
-      if (this.nodes.size >= this.limits.maxWorkloads) { this.dropped.workloads++; return null; }
+      if (this.nodes.size >= this.limits.maxWorkloads && !this.evict(key)) { this.dropped["workload-cap"]++; return null; }
       n = new WorkloadNode(namespace, name);
       this.nodes.set(key, n);
     }
+    n.touched = ++this.tick;
     return n;
   }
 
-  /** The edge for `e`, created on first sight; null (and counted) when the workload is full. */
-  private edgeFor(n: WorkloadNode, e: Omit<Edge, keyof Stats>, atMs: number): Edge | null {
+  /** Forget a workload (its pods are gone, or eviction). */
+  remove(key: string): void {
+    const n = this.nodes.get(key);
+    if (!n) return;
+    this.size -= n.edges.size + n.unknown.size;
+    this.nodes.delete(key);
+    this.onEvict(n);
+  }
+
+  /**
+   * Make room for `incoming`: evict a tenth of the cap at once (amortised O(1) per insert), first
+   * workloads no pod backs, then, if a backing oracle exists, never a backed one; without one
+   * (offline, no catalog), the least recently seen. False when nothing may be evicted.
+   */
+  private evict(incoming: string): boolean {
+    const want = Math.max(1, Math.floor(this.limits.maxWorkloads / 10));
+    const backed = this.backed;
+    if (backed && !backed(incoming)) return false; // an unbacked newcomer never displaces anyone
+    const victims = [...this.nodes.values()].filter((n) => !backed || !backed(n.key)).sort((a, b) => a.touched - b.touched).slice(0, want);
+    for (const v of victims) { this.remove(v.key); if (backed) this.evicted.unbacked++; else this.evicted.idle++; }
+    return victims.length > 0;
+  }
+
+  /** The edge for `e`, created on first sight; null (and counted by reason) when a cap is hit. */
+  private edgeFor(n: WorkloadNode, e: Omit<Edge, keyof Stats>, atMs: number, source: string): Edge | null {
     const k = edgeKey(e.dir, e.cluster, e.authority);
     let cur = n.edges.get(k);
     if (!cur) {
-      if (n.edges.size >= this.limits.maxEdgesPerWorkload) { this.dropped.edges++; return null; }
+      const out = e.dir === "outbound";
+      const cap = out ? this.limits.maxOutboundPerWorkload : this.limits.maxInboundPerWorkload;
+      if ((out ? n.outbound : n.inbound) >= cap) { this.dropped[out ? "outbound-cap" : "inbound-cap"]++; return null; }
+      if (this.size >= this.limits.maxEdgesTotal) { this.dropped["total-cap"]++; return null; }
+      if (source) {
+        const sk = `${e.dir}|${source}`;
+        const made = n.bySource.get(sk) ?? 0;
+        if (made >= Math.max(1, Math.floor(cap * this.limits.sourceShare))) { this.dropped["source-share"]++; return null; }
+        n.bySource.set(sk, made + 1);
+      }
       cur = newEdge(e, atMs);
       n.edges.set(k, cur);
+      if (out) n.outbound++; else n.inbound++;
+      this.size++;
     }
     return cur;
   }
 
-  addEdge(n: WorkloadNode, e: Omit<Edge, keyof Stats>, s: Stats): void {
-    const cur = this.edgeFor(n, e, s.firstSeenMs);
-    if (!cur) return;
+  /** Merge stats into an edge; false when a cap refused it. `source` (a pod) enables per-source fairness. */
+  addEdge(n: WorkloadNode, e: Omit<Edge, keyof Stats>, s: Stats, source = ""): boolean {
+    const cur = this.edgeFor(n, e, s.firstSeenMs, source);
+    if (!cur) return false;
+    n.touched = ++this.tick;
     if (!cur.authority && e.authority) cur.authority = e.authority;
     mergeStats(cur, s);
+    return true;
   }
 
   /** One request/connection, counted in place (the hot path of the access-log learner). */
   observe(n: WorkloadNode, e: Omit<Edge, keyof Stats>, code: number, us: number, atMs: number): void {
-    const cur = this.edgeFor(n, e, atMs);
+    const cur = this.edgeFor(n, e, atMs, "");
     if (!cur) return;
+    n.touched = ++this.tick;
     cur.count++;
     if (code >= 500) cur.err5xx++;
     else if (code >= 400) cur.err4xx++;
@@ -136,15 +211,19 @@ export class Graph {
     if (atMs > cur.lastSeenMs) cur.lastSeenMs = atMs;
   }
 
-  addUnknown(n: WorkloadNode, u: Omit<UnknownDest, keyof Stats>, s: Stats): void {
+  addUnknown(n: WorkloadNode, u: Omit<UnknownDest, keyof Stats>, s: Stats): boolean {
     const k = `${u.kind}|${u.dst}|${u.authority || u.sni}`;
     let cur = n.unknown.get(k);
     if (!cur) {
-      if (n.unknown.size >= this.limits.maxUnknownPerWorkload) { this.dropped.unknown++; return; }
+      if (n.unknown.size >= this.limits.maxUnknownPerWorkload) { this.dropped["unknown-cap"]++; return false; }
+      if (this.size >= this.limits.maxEdgesTotal) { this.dropped["total-cap"]++; return false; }
       cur = newUnknown(u, s.firstSeenMs);
       n.unknown.set(k, cur);
+      this.size++;
     }
+    n.touched = ++this.tick;
     mergeStats(cur, s);
+    return true;
   }
 
   /** Merge another graph (e.g. one input file) into this one. */

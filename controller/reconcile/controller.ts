@@ -21,6 +21,7 @@ import { WorkQueue } from "./queue.js";
 import { apply, FIELD_MANAGER, isNotFound } from "../k8s/kube.js";
 import { LearnedStore } from "../k8s/learned-store.js";
 import type { Logger } from "../log.js";
+import type { Binder } from "../collector/server.js";
 
 export const ENABLED = "meshtune.io/enabled";
 
@@ -35,6 +36,7 @@ export interface ControllerOptions extends DecideOptions {
   dryRun: boolean;
   clusterDomain: string;
   flushDelayMs?: number; // batch window for learned-state writes (default 2 s)
+  resyncMs?: number;     // every workload is reconciled at least this often while leading (default 5 min)
   /** The mesh config ConfigMap ("istio-system/istio"; key `mesh`). */
   meshConfigMap?: string;
   now?: () => number;
@@ -62,6 +64,7 @@ export class MeshController {
   private readonly errors: Counter;
   private readonly workloads: Gauge;
   private readonly rejectedHosts: Counter;
+  private readonly saveErrors: Counter;
   private readonly rejectedSeen = new Map<string, string>();
 
   constructor(private readonly kc: KubeConfig, private readonly api: KubernetesObjectApi, readonly graph: Graph, readonly store: LearnedStore,
@@ -69,6 +72,7 @@ export class MeshController {
     this.queue = new WorkQueue((k) => this.reconcile(k), (k, e) => { this.errors.inc(); this.log("error", "reconcile failed; will retry", { workload: k, error: (e as Error).message }); });
     this.applied = new Counter({ name: "meshtune_reconcile_total", help: "Reconcile outcomes", labelNames: ["action"], registers: [registry] });
     this.errors = new Counter({ name: "meshtune_reconcile_errors_total", help: "Reconcile failures (retried)", registers: [registry] });
+    this.saveErrors = new Counter({ name: "meshtune_learned_save_errors_total", help: "Failed learned-state saves (each is retried with backoff)", registers: [registry] });
     this.rejectedHosts = new Counter({ name: "meshtune_hosts_rejected_total", help: "Candidate Sidecar hosts that failed Istio validation (never applied)", registers: [registry] });
     this.workloads = new Gauge({ name: "meshtune_workloads", help: "Workloads known from pods", registers: [registry], collect: () => this.workloads.set(this.workloadKeys().length) });
   }
@@ -153,13 +157,16 @@ export class MeshController {
   /** Leadership gained: resume from what the previous leader persisted, then reconcile everything. */
   async startLeading(): Promise<void> {
     this.leading = true;
+    // Periodic resync (client-go resync period): dependencies age out of retention with no event.
+    this.resync ??= setInterval(() => this.enqueueAll(), this.o.resyncMs ?? 5 * 60_000);
     if (!this.ready) return; // start() enqueues after its sync
     await this.loadStore();
     this.enqueueAll();
   }
 
   /** Leadership lost: stop writing; keep serving, collecting and watching. */
-  stopLeading(): void { this.leading = false; }
+  stopLeading(): void { this.leading = false; if (this.resync) clearInterval(this.resync); this.resync = null; }
+  private resync: NodeJS.Timeout | null = null;
 
   private get meshCm(): [string, string] {
     const [ns, name] = (this.o.meshConfigMap ?? "istio-system/istio").split("/");
@@ -192,9 +199,10 @@ export class MeshController {
 
   /** The scope context as of now (catalog index, VirtualServices, mesh config); cached until one of them changes. */
   private scopeNow: ScopeContext | null = null;
+  /** The live catalog's host index (exportTo checks of reported hosts). */
+  hostIndex(): HostIndex { return (this.index ??= new HostIndex(this.catalogNow())); }
   private scope(): ScopeContext {
-    this.index ??= new HostIndex(this.catalogNow());
-    this.scopeNow ??= { ...this.o.scope, index: this.index, virtualServices: [...this.virtualServices.values()] };
+    this.scopeNow ??= { ...this.o.scope, index: this.hostIndex(), virtualServices: [...this.virtualServices.values()] };
     return this.scopeNow;
   }
 
@@ -205,11 +213,25 @@ export class MeshController {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.resync) clearInterval(this.resync);
     this.queue.stop();
     if (this.flushTimer) clearTimeout(this.flushTimer);
-    await this.flush().catch(() => {});
+    await this.flush().catch((e) => this.log("error", "could not save learned state at shutdown", { error: (e as Error).message }));
     for (const i of this.informers) await (i as unknown as { stop(): Promise<void> }).stop();
   }
+
+  /**
+   * May `caller` report for ns/workload? Its SPIFFE namespace must be `ns`, and a pod of that
+   * workload must run as its service account (a SPIFFE ID names ns + service account only).
+   */
+  bindCaller: Binder = (caller, ns, workload) => {
+    if (!this.ready) return { status: 503, reason: "not-ready", detail: "collector has not synced pods yet; retry" };
+    if (caller.namespace !== ns) return { status: 403, reason: "identity-mismatch", detail: `caller ${caller.namespace}/${caller.serviceAccount} may not report for namespace ${ns}` };
+    const pods = this.pods.get(`${ns}/${workload}`);
+    if (!pods?.size) return { status: 403, reason: "unknown-workload", detail: `no pod of workload ${ns}/${workload}` };
+    for (const p of pods.values()) if ((p.spec?.serviceAccountName ?? "default") === caller.serviceAccount) return null;
+    return { status: 403, reason: "identity-mismatch", detail: `no pod of ${ns}/${workload} runs as service account ${caller.serviceAccount}` };
+  };
 
   /** A report (or Prometheus scrape) touched this workload. */
   touched(ns: string, workload: string): void { if (this.ready && this.leading) this.queue.add(`${ns}/${workload}`); }
@@ -261,18 +283,42 @@ export class MeshController {
       nonSidecar: proxy.kind === "sidecar" ? undefined : `${proxy.kind} (${proxy.why})`,
       observedSinceMs: learned.since, learned: learned.hosts }, existing, { ...this.o, scope }, this.now());
     await this.act(ns, name, d);
+    // Come back when the observation window will have passed (first-seen is the collector's clock).
+    if (d.action === "skip" && d.reason.startsWith("observing") && learned.since !== null) this.queue.addAfter(key, learned.since + this.o.minWindowMs - this.now() + 100);
     this.scheduleFlush();
   }
 
-  /** Persist learned state in batches (one write per dirty namespace), not once per reconcile. */
+  /**
+   * Persist learned state in batches (one write per dirty namespace), not once per reconcile. A
+   * failed save is retried with backoff (1 s doubling to 30 s) until it succeeds, whether or not
+   * anything else happens. Bound on loss: a SIGKILL loses at most what was learned in the last
+   * flushDelayMs plus one save (the next reports re-teach it); SIGTERM flushes first.
+   */
   private flushTimer: NodeJS.Timeout | null = null;
-  private scheduleFlush(): void {
+  private flushing: Promise<void> | null = null;
+  private flushFailures = 0;
+  private scheduleFlush(delayMs = this.o.flushDelayMs ?? 2000): void {
     if (this.flushTimer || this.stopped) return;
-    this.flushTimer = setTimeout(() => { this.flushTimer = null; this.flush().catch((e) => this.log("warn", "could not save learned state; will retry", { error: (e as Error).message })); }, this.o.flushDelayMs ?? 2000);
+    this.flushTimer = setTimeout(() => {
+      this.flush().then(() => {
+        this.flushTimer = null;
+        this.flushFailures = 0;
+        if (this.store.hasDirty()) this.scheduleFlush(); // learned more while saving
+      }, (e) => {
+        this.flushTimer = null;
+        const retryMs = Math.min(30_000, 1000 * 2 ** this.flushFailures++);
+        this.saveErrors.inc();
+        this.log("warn", "could not save learned state; retrying", { error: (e as Error).message.split("\n")[0], retryInMs: retryMs, failures: this.flushFailures });
+        this.scheduleFlush(retryMs);
+      });
+    }, delayMs);
   }
 
+  /** Save what is dirty now; one save at a time. */
   async flush(): Promise<void> {
-    await this.store.saveDirty();
+    while (this.flushing) await this.flushing.catch(() => {});
+    this.flushing = this.store.saveDirty();
+    try { await this.flushing; } finally { this.flushing = null; }
   }
 
   /** Carry out a decision for workload ns/name (its Sidecar has the workload's name). */
@@ -308,6 +354,7 @@ export class MeshController {
         this.indexObj(this.sidecars, ns, name, null);
       }
       this.log("info", "Sidecar deleted", { sidecar: key, reason: d.reason, dryRun: this.o.dryRun });
+      if (!this.o.dryRun) await this.event(ns, name, "Deleted", `meshtune deleted its Sidecar ${key}: ${d.reason}`, "Warning");
     } else if (d.action === "skip" && /user-owned/.test(d.reason) && (prev?.action !== "skip" || prev.reason !== d.reason)) {
       // Once per change of reason, not on every reconcile.
       this.log("info", "workload skipped", { workload: key, reason: d.reason });

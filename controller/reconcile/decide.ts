@@ -54,7 +54,11 @@ export function decide(w: WorkloadView, existing: ExistingSidecar[], o: DecideOp
   if (w.nonSidecar) return mine ? { action: "delete", name: mine.name, reason: `${w.nonSidecar}: Sidecar resources do not apply` } : { action: "skip", reason: `${w.nonSidecar}: Sidecar does not apply` };
   if (own && !own.managed) return { action: "skip", reason: `Sidecar ${w.namespace}/${own.name} is user-owned` };
   const userSel = existing.find((s) => !s.managed && s.selector && selects(s.selector, w.podLabels ?? w.selector));
-  if (userSel) return { action: "skip", reason: `user-owned Sidecar ${w.namespace}/${userSel.name} already selects this workload` };
+  // Two Sidecars selecting one pod is undefined behaviour (Istio analyzer IST0110,
+  // ConflictingSidecarWorkloadSelectors, pkg/config/analysis/msg/messages.yaml): the user's wins.
+  if (userSel) return mine
+    ? { action: "delete", name: mine.name, reason: `user-owned Sidecar ${w.namespace}/${userSel.name} now selects this workload (two Sidecars on one pod: IST0110)` }
+    : { action: "skip", reason: `user-owned Sidecar ${w.namespace}/${userSel.name} already selects this workload` };
   if (!mine && (w.observedSinceMs === null || nowMs - w.observedSinceMs < o.minWindowMs))
     return { action: "skip", reason: "observing: minimum window not reached" };
 

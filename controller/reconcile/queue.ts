@@ -20,6 +20,15 @@ export class WorkQueue {
     queueMicrotask(() => this.run(key));
   }
 
+  private readonly later = new Map<string, NodeJS.Timeout>();
+  /** Queue `key` after `ms` (client-go AddAfter); the earliest pending time wins. */
+  addAfter(key: string, ms: number): void {
+    if (this.stopped || this.later.has(key)) return;
+    const t = setTimeout(() => { this.later.delete(key); this.timers.delete(t); this.add(key); }, Math.max(0, ms));
+    this.later.set(key, t);
+    this.timers.add(t);
+  }
+
   private async run(key: string): Promise<void> {
     if (!this.waiting.delete(key) || this.stopped) return this.settle();
     this.active.add(key);
@@ -49,5 +58,5 @@ export class WorkQueue {
     return new Promise((r) => this.idle.push(r));
   }
 
-  stop(): void { this.stopped = true; for (const t of this.timers) clearTimeout(t); this.timers.clear(); }
+  stop(): void { this.stopped = true; for (const t of this.timers) clearTimeout(t); this.timers.clear(); this.later.clear(); }
 }

@@ -3,6 +3,11 @@
 // concurrency on Leases) is exercised end to end. It implements only what meshtune uses, with
 // the API server's semantics for those: resourceVersion conflicts (409), AlreadyExists (409),
 // NotFound (404), SSA with fieldManager + dryRun=All, and newline-delimited watch events.
+// Fault rules make it behave like a flaky API server: a status (500, 409, 410 Gone…), a delay
+// before answering, for N requests matching a method and path; dropWatches() ends every open
+// watch the way an API server restart or a load-balancer idle timeout does. TokenReview and
+// SubjectAccessReview answer from tokens and grants registered here (authentication.k8s.io/v1,
+// authorization.k8s.io/v1 semantics: status.authenticated/user, status.allowed).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parse as parseYaml } from "yaml";
@@ -22,6 +27,7 @@ const KINDS: Kind[] = [
 
 type Obj = { apiVersion?: string; kind?: string; metadata: Record<string, any>; [k: string]: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
 export interface Request { method: string; path: string; query: URLSearchParams; contentType: string }
+export interface Fault { method?: string; path: string | RegExp; status?: number; delayMs?: number; times?: number; watch?: boolean }
 
 export class FakeApiServer {
   private objects = new Map<string, Obj>(); // "plural/ns/name"
@@ -29,7 +35,19 @@ export class FakeApiServer {
   private watchers = new Set<{ plural: string; ns: string | null; res: ServerResponse }>();
   readonly requests: Request[] = [];
   /** Inject a failure: return this status for the next matching request. */
-  failNext: { method: string; pathIncludes: string; status: number } | null = null;
+  set failNext(f: { method: string; pathIncludes: string; status: number } | null) { if (f) this.fault({ method: f.method, path: f.pathIncludes, status: f.status, times: 1 }); }
+  private readonly faults: (Fault & { left: number })[] = [];
+  /** Add a fault rule (default: once). Returns a function that removes it. */
+  fault(f: Fault): () => void {
+    const r = { ...f, left: f.times ?? 1 };
+    this.faults.push(r);
+    return () => { const i = this.faults.indexOf(r); if (i >= 0) this.faults.splice(i, 1); };
+  }
+  /** End every open watch stream (clients must re-list/re-watch). */
+  dropWatches(): number { const n = this.watchers.size; for (const w of this.watchers) w.res.end(); this.watchers.clear(); return n; }
+  readonly tokens = new Map<string, { username: string; groups: string[] }>();
+  /** Non-resource grants "user|verb|path" (RBAC nonResourceURLs). */
+  readonly grants = new Set<string>();
   server: Server | null = null;
   url = "";
 
@@ -99,10 +117,24 @@ export class FakeApiServer {
     const u = new URL(req.url ?? "/", "http://x");
     const method = req.method ?? "GET";
     this.requests.push({ method, path: u.pathname, query: u.searchParams, contentType: String(req.headers["content-type"] ?? "") });
-    if (this.failNext && method === this.failNext.method && u.pathname.includes(this.failNext.pathIncludes)) {
-      const f = this.failNext;
-      this.failNext = null;
-      return this.status(res, f.status, "InternalError", "injected failure");
+    const isWatch = u.searchParams.get("watch") === "true" || u.searchParams.get("watch") === "1";
+    const f = this.faults.find((x) => x.left > 0 && (!x.method || x.method === method) && (x.watch === undefined || x.watch === isWatch) &&
+      (typeof x.path === "string" ? u.pathname.includes(x.path) : x.path.test(u.pathname)));
+    if (f) {
+      f.left--;
+      if (f.delayMs) await new Promise((r) => setTimeout(r, f.delayMs));
+      if (f.status) return this.status(res, f.status, f.status === 409 ? "Conflict" : f.status === 410 ? "Expired" : "InternalError", "injected failure");
+    }
+    if (method === "POST" && u.pathname === "/apis/authentication.k8s.io/v1/tokenreviews") {
+      const b = await this.body(req);
+      const user = this.tokens.get(b.spec?.token);
+      return this.send(res, 201, { ...b, status: user ? { authenticated: true, user } : { authenticated: false, error: "invalid bearer token" } });
+    }
+    if (method === "POST" && u.pathname === "/apis/authorization.k8s.io/v1/subjectaccessreviews") {
+      const b = await this.body(req);
+      const a = b.spec?.nonResourceAttributes;
+      const allowed = !!a && this.grants.has(`${b.spec.user}|${a.verb}|${a.path}`);
+      return this.send(res, 201, { ...b, status: { allowed, reason: allowed ? "granted" : "" } });
     }
     // Discovery
     const disc = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))$/.exec(u.pathname);

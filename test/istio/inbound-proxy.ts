@@ -1,0 +1,49 @@
+// TEST DOUBLE: the inbound half of an Istio sidecar in front of an app, as far as the app can
+// observe it. Each listener stands for mTLS connections from one peer identity (the double does
+// no TLS; the identity is what the peer's certificate would carry). Behaviour followed:
+//  - forward_client_cert_details APPEND_FORWARD with URI (istio pilot/pkg/networking/util/
+//    proxy_headers.go): with a client certificate, Envoy appends its own element to whatever
+//    XFCC the client sent: "By=<local SPIFFE>;Hash=<digest>;Subject=\"\";URI=<peer SPIFFE>"
+//    (envoy source/common/http/conn_manager_utility.cc mutateXfccRequestHeader); without one
+//    (plaintext under PERMISSIVE), it removes XFCC (mode `plaintext` here);
+//  - the connection to the app comes from 127.0.0.6 (istio core/listener_address.go
+//    InboundPassthroughBindIpv4; core/cluster_builder.go upstream_bind_config).
+// Not modelled: TLS itself, authorization policies, HTTP/2, retries.
+import { createServer, request, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface InboundProxyOptions { appPort: number; self: string; peer: string | null; trustDomain?: string }
+
+export class InboundProxy {
+  server: Server | null = null;
+  url = "";
+  constructor(readonly o: InboundProxyOptions) {}
+
+  async start(): Promise<this> {
+    const td = this.o.trustDomain ?? "cluster.local";
+    const spiffe = (id: string) => { const [ns, sa] = id.split("/"); return `spiffe://${td}/ns/${ns}/sa/${sa}`; };
+    this.server = createServer((req, res) => {
+      const headers = { ...req.headers };
+      delete headers["x-forwarded-client-cert"];
+      if (this.o.peer) {
+        const mine = `By=${spiffe(this.o.self)};Hash=0a1b2c;Subject="";URI=${spiffe(this.o.peer)}`;
+        const sent = req.headers["x-forwarded-client-cert"];
+        headers["x-forwarded-client-cert"] = typeof sent === "string" && sent ? `${sent},${mine}` : mine;
+      }
+      const up = request({ host: "127.0.0.1", port: this.o.appPort, localAddress: "127.0.0.6", method: req.method, path: req.url, headers }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      });
+      up.on("error", (e) => { if (!res.headersSent) res.writeHead(503).end(`upstream connect error: ${e.message}\n`); });
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise((r) => this.server?.close(r));
+  }
+}
