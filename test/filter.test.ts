@@ -113,7 +113,7 @@ test("collector down (reset/timeout): data kept, backoff, next report carries it
   assert.is(h.callouts.length, 1, "one report in flight at a time");
   h.fail(h.callouts[0]);
   assert.is(h.metric("meshtune_reports_failed"), 1n);
-  assert.match(h.logsAt("warn").join("\n"), /report to collector failed \(no response\)/);
+  assert.match(h.logsAt("warn").join("\n"), /report to collector failed, will retry \(no response\)/);
   h.tick(); // backing off
   assert.is(h.callouts.length, 1);
   h.tick();
@@ -129,6 +129,21 @@ test("collector down (reset/timeout): data kept, backoff, next report carries it
   h.tick();
   assert.is(h.callouts.length, 3);
   assert.is(bodyOf(h).edges[0].count, 4);
+});
+
+test("collector refusal (403/400/507) is final: not resent, counted; 429 is retried", () => {
+  for (const [status, resent] of [[403, false], [400, false], [507, false], [429, true]] as const) {
+    const h = filterHost();
+    h.http(request(REVIEWS));
+    h.tick();
+    h.respond(h.callouts[0], { status });
+    assert.match(h.logsAt("warn").join("\n"), resent ? /failed, will retry \(status 429\)/ : new RegExp(`refused, not resent \\(status ${status}\\)`));
+    assert.is(h.metric("meshtune_reports_refused"), resent ? 0n : 1n, `status ${status}`);
+    h.http(request(DETAILS));
+    for (let i = 0; i < 3; i++) h.tick();
+    const clusters = bodyOf(h).edges.map((e: any) => e.cluster).sort();
+    assert.equal(clusters, resent ? [DETAILS, REVIEWS].sort() : [DETAILS], `status ${status}`);
+  }
 });
 
 test("unknown collector cluster: dispatch fails synchronously, data kept", () => {

@@ -28,6 +28,7 @@ export class MeshtuneRoot extends RootContext {
   sent: Counter = new Counter("meshtune_reports_sent");
   failed: Counter = new Counter("meshtune_reports_failed");
   dropped: Counter = new Counter("meshtune_edges_dropped");
+  refused: Counter = new Counter("meshtune_reports_refused"); // 4xx/507: not resendable
 
   createContext(context_id: u32): Context { return new MeshtuneStream(context_id, this); }
 
@@ -113,11 +114,21 @@ export class MeshtuneRoot extends RootContext {
     if (r != WasmResultValues.Ok) this.settle(false);
   }
 
-  /** Success drops the in-flight data; failure folds it back (bounded) and backs off. */
-  settle(ok: bool): void {
+  /**
+   * Success drops the in-flight data; a retryable failure (no answer, 429, 5xx but 507) folds it
+   * back (bounded) and backs off. A refusal that resending cannot change (4xx: the report is
+   * invalid or not ours to send; 507: the collector merged what fit and dropped the rest) is
+   * dropped and counted: resending would only double-count what was merged.
+   */
+  settle(ok: bool, final: bool = false): void {
     const f = this.inflight;
     this.inflight = null;
     if (f === null) return;
+    if (final) {
+      this.refused.increment(1);
+      this.backoff = 0;
+      return;
+    }
     if (ok) {
       this.sent.increment(1);
       this.droppedEdges = 0;
@@ -153,12 +164,13 @@ function onReportResponse(origin: Context, headers: u32, body_size: usize, trail
   let status = "";
   if (headers != 0) status = headerValue(HTTP_CALL_RESPONSE_HEADERS, ":status");
   const ok = status.length == 3 && status.charCodeAt(0) == 50; // 2xx
+  const final = status == "507" || (status.length == 3 && status.charCodeAt(0) == 52 && status != "429" && status != "408"); // 4xx but 408/429, 507
   if (!ok) {
     let why = " (no response)";
     if (status != "") why = " (status " + status + ")";
-    log(LogLevelValues.warn, "meshtune: report to collector failed" + why);
+    log(LogLevelValues.warn, "meshtune: report to collector " + (final ? "refused, not resent" : "failed, will retry") + why);
   }
-  root.settle(ok);
+  root.settle(ok, final);
 }
 
 export class MeshtuneStream extends Context {
