@@ -42,7 +42,7 @@ export interface Limits {
   maxUnknownPerWorkload: number;
   /** All edges and unknown destinations of the graph: the memory bound (~1 KB each). */
   maxEdgesTotal: number;
-  /** Share of a workload's per-direction cap that one source (pod) may create. */
+  /** Share of a workload's outbound cap that one source (pod) may create. */
   sourceShare: number;
 }
 export const DEFAULT_LIMITS: Limits = {
@@ -173,7 +173,7 @@ export class Graph {
       const cap = out ? this.limits.maxOutboundPerWorkload : this.limits.maxInboundPerWorkload;
       if ((out ? n.outbound : n.inbound) >= cap) { this.dropped[out ? "outbound-cap" : "inbound-cap"]++; return null; }
       if (this.size >= this.limits.maxEdgesTotal) { this.dropped["total-cap"]++; return null; }
-      if (source) {
+      if (source && out) { // fairness among a workload's pods; inbound edges are the workload's own ports
         const sk = `${e.dir}|${source}`;
         const made = n.bySource.get(sk) ?? 0;
         if (made >= Math.max(1, Math.floor(cap * this.limits.sourceShare))) { this.dropped["source-share"]++; return null; }
