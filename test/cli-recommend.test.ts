@@ -90,6 +90,22 @@ test("binary garbage, a 10 MB line and truncated JSON beside good lines: good li
   assert.match(r.stderr, /malformed-json 1/);
 });
 
+test("a log that starts with 100,000 fake pods: real Sidecars kept, the limit said, --strict exits 3", () => {
+  const dir = mkdtempSync(join(tmpdir(), "meshtune-flood-"));
+  const fake = Array.from({ length: 100_000 }, (_, i) => L.prefixed(`junk-${i}-5d8f7c9b4-x${i % 10}q2z`, L.TEXT_1_9)).join("\n");
+  const real = Array.from({ length: 50 }, () => L.prefixed("reviews-v2-7bf8c9648f-2lcgn", L.TEXT_1_9)).join("\n");
+  const log = join(dir, "access.log");
+  writeFileSync(log, fake + "\n" + real + "\n");
+  const r = meshtune(["recommend", "--access-log", log, "--default-namespace", "bookinfo", "-o", "json"]);
+  assert.is(r.code, 0, r.stderr.slice(0, 500));
+  const names = (JSON.parse(r.stdout).items as { metadata: { name: string } }[]).map((s) => s.metadata.name);
+  assert.ok(names.includes("reviews-v2"), "the real workload survives the flood");
+  assert.match(r.stderr, /LIMITS HIT, data was dropped: .*evicted \(least recently seen\) [\d,]+ workloads\/pods/);
+  const strict = meshtune(["recommend", "--access-log", log, "--default-namespace", "bookinfo", "-o", "json", "--strict"]);
+  assert.is(strict.code, 3);
+  assert.match(strict.stderr, /^meshtune: --strict: LIMITS HIT/m);
+});
+
 test("usage errors exit 2 with one line", () => {
   const r = meshtune(["recommend"]);
   assert.is(r.code, 2);
