@@ -47,13 +47,17 @@ test("kustomize base lists every manifest, and each parses", () => {
 });
 
 test("RBAC is least privilege: no wildcards, no secrets, Sidecars are the only mesh objects written", () => {
-  const rules = docs("rbac.yaml").flatMap((d) => d.rules ?? []);
+  const all = docs("rbac.yaml").flatMap((d) => d.rules ?? []);
+  const rules = all.filter((r: { resources?: string[] }) => r.resources);
   for (const r of rules) {
     assert.not.ok([...r.verbs, ...r.resources, ...r.apiGroups].includes("*"), JSON.stringify(r));
     assert.not.ok(r.resources.includes("secrets"));
   }
+  // The reader role grants GET on meshtune's own read URLs only.
+  for (const r of all.filter((x: { nonResourceURLs?: string[] }) => x.nonResourceURLs)) assert.equal(r.verbs, ["get"]);
   const writes = rules.filter((r: { verbs: string[] }) => r.verbs.some((v) => ["create", "patch", "update", "delete"].includes(v))).flatMap((r: { resources: string[] }) => r.resources);
-  assert.equal([...new Set(writes)].sort(), ["configmaps", "events", "leases", "sidecars"]);
+  // tokenreviews/subjectaccessreviews are "create" but store nothing: they are questions to the API server.
+  assert.equal([...new Set(writes)].sort(), ["configmaps", "events", "leases", "sidecars", "subjectaccessreviews", "tokenreviews"]);
 });
 
 test("controller Deployment: probes on /healthz and /readyz, non-root; Service port matches the filter's collector cluster", () => {
