@@ -69,6 +69,43 @@ test("controller process: readiness after sync, reports accepted, Sidecar applie
   }
 });
 
+test("SIGKILL loses at most --flush-delay of learning; a restarted leader with the same identity resumes at once", async () => {
+  const fake = await new FakeApiServer().start();
+  fake.put("namespaces", { metadata: { name: "bookinfo", labels: { "meshtune.io/enabled": "true" } } });
+  fake.put("pods", deploymentPod("bookinfo", "reviews-v2", "7bf8c9648f", "2lcgn", { app: "reviews", version: "v2" }));
+  const kc = join(mkdtempSync(join(tmpdir(), "meshtune-kill-")), "config");
+  writeFileSync(kc, fake.kubeconfig());
+  const port = 19700 + Math.floor(Math.random() * 100);
+  const args = [CLI, "controller", "--kubeconfig", kc, "--port", String(port), "--token-port", "0", "--min-window", "1s", "--flush-delay", "1s", "--identity", "meshtune-controller-0", "--self", "meshtune-system/meshtune-controller"];
+  const sidecar = await new InboundProxy({ appPort: port, self: "meshtune-system/meshtune-controller", peer: "bookinfo/bookinfo-reviews" }).start();
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  let p = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
+  try {
+    for (let i = 0; i < 100 && (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status, () => 0)) !== 200; i++) await sleep(100);
+    const r = await fetch(`${sidecar.url}/v1/reports`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(report({ unknown: [] })) });
+    assert.is(r.status, 202, await r.text());
+    const accepted = Date.now();
+    // The documented bound: learned state is in the ConfigMap within --flush-delay (+ one save).
+    for (let i = 0; i < 40 && !/ratings/.test(fake.get("configmaps", "bookinfo", "meshtune-learned")?.data?.["reviews-v2"] ?? ""); i++) await sleep(50);
+    assert.match(fake.get("configmaps", "bookinfo", "meshtune-learned")?.data?.["reviews-v2"] ?? "", /ratings\.bookinfo\.svc\.cluster\.local/);
+    assert.ok(Date.now() - accepted < 2000, `persisted ${Date.now() - accepted} ms after 202 (bound: flush delay 1 s + one save)`);
+    p.kill("SIGKILL");
+    await new Promise((r) => p.once("exit", r));
+    fake.remove("sidecars", "bookinfo", "reviews-v2");
+    const t0 = Date.now();
+    p = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
+    for (let i = 0; i < 100 && !fake.get("sidecars", "bookinfo", "reviews-v2"); i++) await sleep(100);
+    const sc = fake.get("sidecars", "bookinfo", "reviews-v2");
+    assert.ok(sc, "re-applied from persisted state, with no new report");
+    assert.ok(sc!.spec.egress[0].hosts.includes("bookinfo/ratings.bookinfo.svc.cluster.local"));
+    assert.ok(Date.now() - t0 < 5000, `resumed in ${Date.now() - t0} ms: its own lease, no expiry wait`);
+  } finally {
+    if (p.exitCode === null) p.kill("SIGKILL");
+    await sidecar.stop();
+    await fake.stop();
+  }
+});
+
 test("bad flags are one-line usage errors", async () => {
   const p = spawn(process.execPath, [CLI, "controller", "--retention", "forever"], { stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
