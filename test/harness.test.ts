@@ -48,7 +48,7 @@ test("lifecycle: root configure, stream hooks, tick period, metrics defined", ()
   const h = new HostBuilder().wasmFile(FILTER_WASM).pluginConfig({ flushIntervalMs: 250 }).build();
   assert.ok(h.start());
   assert.is(h.tickPeriodMs, 250);
-  assert.equal([...h.metrics.values()].map((m) => m.name).sort(), ["meshtune_edges_dropped", "meshtune_reports_failed", "meshtune_reports_sent"]);
+  assert.equal([...h.metrics.values()].map((m) => m.name).sort(), ["meshtune_edges_dropped", "meshtune_reports_failed", "meshtune_reports_refused", "meshtune_reports_sent"]);
   assert.equal(h.http({ properties: { "xds.cluster_name": "outbound|80||a.b.svc.cluster.local" } }), { request: 0, response: 0 });
   assert.ok((h.calls.get("proxy_get_property") ?? 0) > 0);
 });
