@@ -96,9 +96,9 @@ test("forged edges (issue 10's nine and more) are refused whole, before the grap
     [edge("outbound|80||*.example.com"), 400, /not a known ServiceEntry host/],
   ];
   for (const [e, status, re] of forged) {
-    const r = await post(fromReviews.url, report({ edges: [edge("outbound|9080||ratings.bookinfo.svc.cluster.local"), e].map((x, i) => i === 1 ? x : x).slice(1), unknown: [] }));
+    const r = await post(fromReviews.url, report({ edges: [e], unknown: [] }));
     assert.is(r.status, status, `${JSON.stringify(e)}: ${r.text}`);
-    assert.match(r.text.replace(/^([a-z-]+): edge \d+/, "$1: edge 0"), re);
+    assert.match(r.text, re);
   }
   const u = await post(fromReviews.url, report({ unknown: [{ cluster: "PassthroughCluster", dst: "evil host", count: 1 }] }));
   assert.is(u.status, 400);

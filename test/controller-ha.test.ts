@@ -7,24 +7,17 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { FakeApiServer } from "./k8s/fake-apiserver.js";
 import { CLI } from "./helpers/cli.js";
 import { report } from "./fixtures/report.js";
 import { deploymentPod } from "./fixtures/pods.js";
 import { InboundProxy } from "./istio/inbound-proxy.js";
+import { fakeBookinfo } from "./helpers/fake-cluster.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test("HA: both replicas Ready; standby forwards to the leader; takeover after the leader dies", async () => {
-  const fake = await new FakeApiServer().start();
-  fake.put("namespaces", { metadata: { name: "bookinfo", labels: { "meshtune.io/enabled": "true" } } });
-  fake.put("pods", deploymentPod("bookinfo", "reviews-v2", "7bf8c9648f", "2lcgn", { app: "reviews", version: "v2" }));
+  const { fake, kubeconfig: kc } = await fakeBookinfo();
   fake.put("pods", deploymentPod("bookinfo", "details-v1", "79f774bdb9", "kx7lq", { app: "details", version: "v1" }));
-  const kc = join(mkdtempSync(join(tmpdir(), "meshtune-ha-")), "config");
-  writeFileSync(kc, fake.kubeconfig());
   const base = 19900 + Math.floor(Math.random() * 50) * 2;
   const procs: ChildProcess[] = [];
   const logs = ["", ""];

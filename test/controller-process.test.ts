@@ -3,21 +3,13 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { FakeApiServer } from "./k8s/fake-apiserver.js";
 import { CLI } from "./helpers/cli.js";
 import { report } from "./fixtures/report.js";
-import { deploymentPod } from "./fixtures/pods.js";
 import { InboundProxy } from "./istio/inbound-proxy.js";
+import { fakeBookinfo } from "./helpers/fake-cluster.js";
 
 test("controller process: readiness after sync, reports accepted, Sidecar applied, metrics, JSON logs", async () => {
-  const fake = await new FakeApiServer().start();
-  fake.put("namespaces", { metadata: { name: "bookinfo", labels: { "meshtune.io/enabled": "true" } } });
-  fake.put("pods", deploymentPod("bookinfo", "reviews-v2", "7bf8c9648f", "2lcgn", { app: "reviews", version: "v2" }));
-  const kc = join(mkdtempSync(join(tmpdir(), "meshtune-kc-")), "config");
-  writeFileSync(kc, fake.kubeconfig());
+  const { fake, kubeconfig: kc } = await fakeBookinfo();
   const port = 19800 + Math.floor(Math.random() * 100);
   const p = spawn(process.execPath, [CLI, "controller", "--kubeconfig", kc, "--port", String(port), "--token-port", "0", "--min-window", "1s", "--self", "meshtune-system/meshtune-controller"], { stdio: ["ignore", "pipe", "pipe"] });
   // The controller's own sidecar, for mTLS callers holding the reviews workload's certificate.
@@ -70,11 +62,7 @@ test("controller process: readiness after sync, reports accepted, Sidecar applie
 });
 
 test("SIGKILL loses at most --flush-delay of learning; a restarted leader with the same identity resumes at once", async () => {
-  const fake = await new FakeApiServer().start();
-  fake.put("namespaces", { metadata: { name: "bookinfo", labels: { "meshtune.io/enabled": "true" } } });
-  fake.put("pods", deploymentPod("bookinfo", "reviews-v2", "7bf8c9648f", "2lcgn", { app: "reviews", version: "v2" }));
-  const kc = join(mkdtempSync(join(tmpdir(), "meshtune-kill-")), "config");
-  writeFileSync(kc, fake.kubeconfig());
+  const { fake, kubeconfig: kc } = await fakeBookinfo();
   const port = 19700 + Math.floor(Math.random() * 100);
   const args = [CLI, "controller", "--kubeconfig", kc, "--port", String(port), "--token-port", "0", "--min-window", "1s", "--flush-delay", "1s", "--identity", "meshtune-controller-0", "--self", "meshtune-system/meshtune-controller"];
   const sidecar = await new InboundProxy({ appPort: port, self: "meshtune-system/meshtune-controller", peer: "bookinfo/bookinfo-reviews" }).start();

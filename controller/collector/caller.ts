@@ -12,14 +12,21 @@
 //     127.0.0.1, a pod on an excluded port) could have written the header itself.
 //  2. A Kubernetes bearer token (node agents on the host network; people), via TokenReview.
 import type { IncomingMessage } from "node:http";
-import { parseServiceAccountUser, serviceAccountUser, type AccessReviewer, type UserInfo } from "../k8s/access-review.js";
+import { NS_RE, SA_RE, parseServiceAccountUser, serviceAccountUser, type AccessReviewer, type UserInfo } from "../k8s/access-review.js";
 
 export interface Caller { namespace: string; serviceAccount: string; user: UserInfo; via: "mesh" | "token" | "insecure" }
 
 export interface Identity { namespace: string; serviceAccount: string }
 
+const IDENTITY = new RegExp(`^(${NS_RE})/(${SA_RE})$`);
+/** "NAMESPACE/SERVICEACCOUNT" → Identity; null when malformed. */
+export function parseIdentity(s: string): Identity | null {
+  const m = IDENTITY.exec(s);
+  return m ? { namespace: m[1], serviceAccount: m[2] } : null;
+}
+
 const PROXY_PEERS = new Set(["127.0.0.6", "::6", "::ffff:127.0.0.6"]);
-const SPIFFE = /^spiffe:\/\/[^/]+\/ns\/([a-z0-9-]{1,63})\/sa\/([a-z0-9.-]{1,253})$/;
+const SPIFFE = new RegExp(`^spiffe://[^/]+/ns/(${NS_RE})/sa/(${SA_RE})$`);
 
 /** Split an XFCC value into elements (",") and key=value pairs (";"), honouring quoted values. */
 export function parseXfcc(v: string): Record<string, string>[] {

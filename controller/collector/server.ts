@@ -13,7 +13,7 @@ import type { AccessReviewer } from "../k8s/access-review.js";
 import { MAX_REPORT_BYTES, validateReport, type ReportV1 } from "./report-schema.js";
 import { reportContentError } from "./report-content.js";
 import { mergeReport } from "./merge-report.js";
-import { identify, type Caller, type Identity } from "./caller.js";
+import { identify, parseIdentity, type Caller, type Identity } from "./caller.js";
 import { applyServerLimits, DEFAULT_SERVER_LIMITS, InflightBudget, RateLimiter, serverOptions, type ServerLimits } from "./limits.js";
 
 /** Header a standby adds when it forwards a report: the receiver never forwards it again. */
@@ -76,8 +76,7 @@ export class Collector {
   ingest(body: string, caller: Caller | null = null): Fail | null {
     const r = this.check(body, caller);
     if (!r.ok) return r.err;
-    const m = this.merge(r.report);
-    return m;
+    return this.merge(r.report);
   }
 
   private merge(report: ReportV1): Fail | null {
@@ -115,9 +114,9 @@ export class Collector {
     // A report forwarded by another replica of this controller carries its original caller.
     const fwd = req.headers[FORWARDED_CALLER];
     if (typeof fwd === "string" && caller.namespace === this.o.auth.self.namespace && caller.serviceAccount === this.o.auth.self.serviceAccount) {
-      const m = /^([a-z0-9-]{1,63})\/([a-z0-9.-]{1,253})$/.exec(fwd);
-      if (!m) return { ok: false, err: [400, "schema", `bad ${FORWARDED_CALLER} header`] };
-      caller = { ...caller, namespace: m[1], serviceAccount: m[2] };
+      const id = parseIdentity(fwd);
+      if (!id) return { ok: false, err: [400, "schema", `bad ${FORWARDED_CALLER} header`] };
+      caller = { ...caller, ...id };
     }
     return { ok: true, caller };
   }

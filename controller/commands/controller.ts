@@ -11,7 +11,7 @@ import { Graph } from "../model/graph.js";
 import { Collector, FORWARDED, FORWARDED_CALLER } from "../collector/server.js";
 import { applyServerLimits, serverOptions } from "../collector/limits.js";
 import { KubeAccessReviewer } from "../k8s/access-review.js";
-import type { Identity } from "../collector/caller.js";
+import { parseIdentity, type Identity } from "../collector/caller.js";
 import { loadKubeConfig, objectApi } from "../k8s/kube.js";
 import { LearnedStore } from "../k8s/learned-store.js";
 import { LeaderElector } from "../k8s/leader.js";
@@ -40,9 +40,9 @@ export function duration(flag: string, v: string): number {
 /** This controller's own mesh identity: --self, else the downward-API env (POD_NAMESPACE, SERVICE_ACCOUNT). */
 function selfIdentity(f: ControllerFlags): Identity {
   const v = f.self ?? (process.env.POD_NAMESPACE && process.env.SERVICE_ACCOUNT ? `${process.env.POD_NAMESPACE}/${process.env.SERVICE_ACCOUNT}` : "meshtune-system/meshtune-controller");
-  const m = /^([a-z0-9-]{1,63})\/([a-z0-9.-]{1,253})$/.exec(v);
-  if (!m) throw new UserError(`--self ${v}: expected NAMESPACE/SERVICEACCOUNT`, 2);
-  return { namespace: m[1], serviceAccount: m[2] };
+  const id = parseIdentity(v);
+  if (!id) throw new UserError(`--self ${v}: expected NAMESPACE/SERVICEACCOUNT`, 2);
+  return id;
 }
 
 export async function runController(f: ControllerFlags): Promise<void> {

@@ -67,8 +67,12 @@ export function serviceAccountUser(ns: string, sa: string): UserInfo {
   return { username: `system:serviceaccount:${ns}:${sa}`, groups: ["system:serviceaccounts", `system:serviceaccounts:${ns}`, "system:authenticated"] };
 }
 
+/** Regex sources for a namespace (DNS-1123 label) and a service account name (DNS-1123 subdomain). */
+export const NS_RE = "[a-z0-9-]{1,63}", SA_RE = "[a-z0-9.-]{1,253}";
+const SA_USER = new RegExp(`^system:serviceaccount:(${NS_RE}):(${SA_RE})$`);
+
 /** "system:serviceaccount:NS:SA" → [NS, SA]; null for other users. */
 export function parseServiceAccountUser(username: string): [string, string] | null {
-  const m = /^system:serviceaccount:([a-z0-9-]{1,63}):([a-z0-9.-]{1,253})$/.exec(username);
+  const m = SA_USER.exec(username);
   return m ? [m[1], m[2]] : null;
 }

@@ -21,14 +21,17 @@ export class LeaderElector {
   private lastRenewMs = 0;
   constructor(private readonly api: KubernetesObjectApi, private readonly o: LeaderOptions) {}
   private now() { return this.o.now?.() ?? Date.now(); }
+  /** client-go's RenewDeadline; default two thirds of the lease duration. */
+  private get renewDeadlineMs(): number { return this.o.renewDeadlineMs ?? Math.round(this.o.leaseDurationMs * 2 / 3); }
 
   /**
    * One acquire-or-renew round; returns whether we hold the lease afterwards. The round is
-   * bounded by the renew deadline (client-go runs tryAcquireOrRenew under a RenewDeadline
-   * context): a hung API call counts as a failed renewal, never as holding the lease.
+   * bounded by the renew deadline, as client-go's renew() runs tryAcquireOrRenew under
+   * context.WithTimeout(ctx, RenewDeadline) (client-go tools/leaderelection/leaderelection.go):
+   * a hung API call counts as a failed renewal, never as holding the lease.
    */
   async tick(): Promise<boolean> {
-    const deadline = this.o.renewDeadlineMs ?? Math.round(this.o.leaseDurationMs * 2 / 3);
+    const deadline = this.renewDeadlineMs;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<"timeout">((r) => { timer = setTimeout(() => r("timeout"), deadline); });
     const gen = ++this.gen;
@@ -79,8 +82,7 @@ export class LeaderElector {
   private won(now: number) { if (!this.leader) this.transitions++; this.leader = true; this.lastRenewMs = now; this.leaderUrl = this.o.collectorUrl ?? null; return true; }
   private lost() { this.leader = false; return false; }
   private failed(now: number) {
-    const deadline = this.o.renewDeadlineMs ?? Math.round(this.o.leaseDurationMs * 2 / 3);
-    if (this.leader && now - this.lastRenewMs < deadline) return true;
+    if (this.leader && now - this.lastRenewMs < this.renewDeadlineMs) return true;
     return this.lost();
   }
 

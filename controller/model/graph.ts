@@ -93,7 +93,7 @@ export class WorkloadNode {
   proxy: ProxyInfo = { kind: "sidecar", why: "reports/logs from a sidecar" };
   /** Graph tick of the last observation (eviction order). */
   touched = 0;
-  /** Edges created per source (pod) and direction, for per-source fairness. */
+  /** Outbound edges created per source (pod), for per-source fairness. */
   readonly bySource = new Map<string, number>();
   outbound = 0;
   inbound = 0;
@@ -114,7 +114,7 @@ export function edgeKey(dir: Direction, cluster: string, authority: string): str
 
 export class Graph {
   readonly nodes = new Map<string, WorkloadNode>();
-  readonly dropped: Record<DropReason, number> = { "workload-cap": 0, "outbound-cap": 0, "inbound-cap": 0, "unknown-cap": 0, "total-cap": 0, "source-share": 0 };
+  readonly dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
   /** Workloads removed to make room: `unbacked` had no pod behind them; `idle` were the least recently seen. */
   readonly evicted = { unbacked: 0, idle: 0 };
   /** Edges + unknown destinations held now. */
@@ -125,9 +125,6 @@ export class Graph {
   /** Called for each evicted workload (so owners of per-workload state can drop theirs). */
   onEvict: (n: WorkloadNode) => void = () => {};
   constructor(readonly limits: Limits = DEFAULT_LIMITS) {}
-
-  /** Total drops (not evictions) since start. */
-  droppedTotal(): number { let t = 0; for (const r of DROP_REASONS) t += this.dropped[r]; return t; }
 
   node(namespace: string, name: string): WorkloadNode | null {
     const key = `${namespace}/${name}`;
@@ -174,10 +171,9 @@ export class Graph {
       if ((out ? n.outbound : n.inbound) >= cap) { this.dropped[out ? "outbound-cap" : "inbound-cap"]++; return null; }
       if (this.size >= this.limits.maxEdgesTotal) { this.dropped["total-cap"]++; return null; }
       if (source && out) { // fairness among a workload's pods; inbound edges are the workload's own ports
-        const sk = `${e.dir}|${source}`;
-        const made = n.bySource.get(sk) ?? 0;
+        const made = n.bySource.get(source) ?? 0;
         if (made >= Math.max(1, Math.floor(cap * this.limits.sourceShare))) { this.dropped["source-share"]++; return null; }
-        n.bySource.set(sk, made + 1);
+        n.bySource.set(source, made + 1);
       }
       cur = newEdge(e, atMs);
       n.edges.set(k, cur);

@@ -7,7 +7,9 @@
 // before answering, for N requests matching a method and path; dropWatches() ends every open
 // watch the way an API server restart or a load-balancer idle timeout does. TokenReview and
 // SubjectAccessReview answer from tokens and grants registered here (authentication.k8s.io/v1,
-// authorization.k8s.io/v1 semantics: status.authenticated/user, status.allowed).
+// authorization.k8s.io/v1: status.authenticated/user, status.allowed, as the k8s.io/api types
+// TokenReviewStatus and SubjectAccessReviewStatus define them; RBAC's nonResourceURLs match by
+// exact path here, without the trailing-"*" prefix rule the real authorizer also applies).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parse as parseYaml } from "yaml";
