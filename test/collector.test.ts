@@ -44,7 +44,7 @@ test("valid report: 202, merged into the graph, counted", async () => {
 test("hostile and bad reports: 4xx with a one-line reason; graph untouched", async () => {
   const before = snapshot();
   const cases: [string | Buffer, number, RegExp, Record<string, string>?, boolean?][] = [
-    [JSON.stringify(report({ v: 2 })), 400, /^version: unsupported report version 2 \(want 1\)\n$/],
+    [JSON.stringify(report({ v: 3 })), 400, /^version: unsupported report version 3 \(want 1 or 2\)\n$/],
     [JSON.stringify(report({ edges: [{ dir: "sideways", cluster: "x", count: 1 }] })), 400, /^schema: \/edges\/0\/dir /],
     [JSON.stringify(report({ edges: [{ dir: "outbound", cluster: "x", count: "12" }] })), 400, /^schema: \/edges\/0\/count must be integer/],
     [JSON.stringify(report({ edges: [{ dir: "outbound", cluster: "x", count: -1 }] })), 400, /^schema: /],

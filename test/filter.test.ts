@@ -36,7 +36,7 @@ test("latency bounds are identical in the filter and the controller", () => {
   assert.is(Number(/BUCKETS: i32 = (\d+)/.exec(src)![1]), BUCKETS);
 });
 
-test("Bookinfo traffic → report v1 content", () => {
+test("Bookinfo traffic → report v2 content", () => {
   const h = filterHost({ flushIntervalMs: 5000 });
   assert.is(h.tickPeriodMs, 5000);
   const statuses = bookinfoTraffic(h);
@@ -49,7 +49,7 @@ test("Bookinfo traffic → report v1 content", () => {
   assert.ok(c.headers.some(([k, v]) => k === ":path" && v === "/v1/reports"));
   assert.ok(c.headers.some(([k, v]) => k === "content-type" && v === "application/json"));
   const r = bodyOf(h);
-  assert.is(r.v, 1);
+  assert.is(r.v, 2);
   assert.equal(r.proxy, { workload: "productpage-v1", namespace: "bookinfo", pod: PRODUCTPAGE.NAME, node: "node-a", mesh: "cluster.local" });
   assert.ok(r.window.endMs >= r.window.startMs);
   const byCluster = Object.fromEntries(r.edges.map((e: any) => [e.cluster + (e.cluster === EGRESS ? "#" + e.authority : ""), e]));
@@ -65,8 +65,8 @@ test("Bookinfo traffic → report v1 content", () => {
   assert.is(byCluster["inbound|9080||"].dir, "inbound");
   assert.is(byCluster[EGRESS + "#api.stripe.com"].count, 1);
   assert.equal(r.unknown, [
-    { cluster: "PassthroughCluster", dst: "203.0.113.7:80", authority: "telemetry.example.net", count: 1 },
-    { cluster: "BlackHoleCluster", dst: "10.50.0.9:5432", authority: "", count: 1 },
+    { cluster: "PassthroughCluster", dst: "203.0.113.7:80", authority: "telemetry.example.net", sni: "", count: 1 },
+    { cluster: "BlackHoleCluster", dst: "10.50.0.9:5432", authority: "", sni: "", count: 1 },
   ]);
   assert.equal(r.dropped, { edges: 0, reports: 0 });
 });

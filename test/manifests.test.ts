@@ -8,13 +8,18 @@ import { ROOT } from "./helpers/cli.js";
 import { HostBuilder } from "./proxywasm/host.js";
 import { FILTER_WASM } from "./helpers/filter.js";
 
-const wp = parse(readFileSync(join(ROOT, "manifests/wasmplugin.yaml"), "utf8"));
+const plugins = parseAllDocuments(readFileSync(join(ROOT, "manifests/wasmplugin.yaml"), "utf8")).map((d) => d.toJS());
+const wp = plugins[0];
 
-test("WasmPlugin validates against Istio's schema; STATS, both modes, FAIL_OPEN", () => {
-  new WasmPlugin(wp).validate();
-  assert.is(wp.spec.phase, "STATS");
-  assert.is(wp.spec.failStrategy, "FAIL_OPEN");
-  assert.equal(wp.spec.match, [{ mode: "CLIENT_AND_SERVER" }]);
+test("WasmPlugins validate against Istio's schema; HTTP and NETWORK, STATS, both modes, FAIL_OPEN, one module", () => {
+  assert.equal(plugins.map((p) => p.spec.type ?? "HTTP"), ["HTTP", "NETWORK"]);
+  for (const p of plugins) {
+    new WasmPlugin(p).validate();
+    assert.is(p.spec.phase, "STATS");
+    assert.is(p.spec.failStrategy, "FAIL_OPEN");
+    assert.equal(p.spec.match, [{ mode: "CLIENT_AND_SERVER" }]);
+    assert.equal([p.spec.url, p.spec.sha256, p.spec.pluginConfig], [wp.spec.url, wp.spec.sha256, wp.spec.pluginConfig]);
+  }
 });
 
 test("WasmPlugin sha256 pins the module that make build produced", () => {

@@ -1,4 +1,6 @@
-// Filter → collector report v1 (ARCHITECTURE.md), validated with JSON Schema (ajv).
+// Filter → collector reports v1 and v2 (ARCHITECTURE.md), validated with JSON Schema (ajv). v2 adds
+// per-edge `bytes` (TCP edges from the network filter) and `route` on unknown destinations
+// ("block_all": a request Istio's REGISTRY_ONLY catch-all refused).
 // Limits make hostile reports cheap to reject: bounded arrays, strings and numbers.
 import { Ajv } from "ajv";
 import { BUCKETS, BOUNDS_ID } from "../model/histogram.js";
@@ -14,7 +16,7 @@ export const reportSchema = {
   type: "object",
   required: ["v", "proxy", "window", "edges"],
   properties: {
-    v: { const: 1 },
+    v: { enum: [1, 2] },
     proxy: {
       type: "object",
       required: ["workload", "namespace"],
@@ -36,6 +38,7 @@ export const reportSchema = {
           dir: { enum: ["outbound", "inbound"] },
           cluster: str(), authority: str(), proto: str(32),
           count, err4xx: count, err5xx: count, flagged: count,
+          bytes: { type: "object", properties: { tx: count, rx: count } },
           latency: {
             type: "object", required: ["bounds", "buckets"],
             properties: {
@@ -51,7 +54,7 @@ export const reportSchema = {
       type: "array", maxItems: 1_000,
       items: {
         type: "object", required: ["cluster", "dst", "count"],
-        properties: { cluster: { enum: ["PassthroughCluster", "BlackHoleCluster"] }, dst: str(64), authority: str(), sni: str(), count },
+        properties: { cluster: { enum: ["PassthroughCluster", "BlackHoleCluster"] }, dst: str(64), authority: str(), sni: str(), route: { enum: ["block_all"] }, count },
       },
     },
     dropped: { type: "object", properties: { edges: count, reports: count } },
@@ -59,12 +62,12 @@ export const reportSchema = {
 } as const;
 
 export interface ReportV1 {
-  v: 1;
+  v: 1 | 2;
   proxy: { workload: string; namespace: string; pod?: string; node?: string; mesh?: string };
   window: { startMs: number; endMs: number };
-  edges: { dir: "outbound" | "inbound"; cluster: string; authority?: string; proto?: string; count: number; err4xx?: number; err5xx?: number; flagged?: number;
+  edges: { dir: "outbound" | "inbound"; cluster: string; authority?: string; proto?: string; count: number; err4xx?: number; err5xx?: number; flagged?: number; bytes?: { tx?: number; rx?: number };
     latency?: { bounds: string; buckets: number[]; sumUs?: number } }[];
-  unknown?: { cluster: "PassthroughCluster" | "BlackHoleCluster"; dst: string; authority?: string; sni?: string; count: number }[];
+  unknown?: { cluster: "PassthroughCluster" | "BlackHoleCluster"; dst: string; authority?: string; sni?: string; route?: "block_all"; count: number }[];
   dropped?: { edges?: number; reports?: number };
 }
 
@@ -73,8 +76,8 @@ const check = ajv.compile(reportSchema);
 
 /** Reason a parsed value is not a valid v1 report ("" when valid), as a short reason code + detail. */
 export function validateReport(v: unknown): { ok: true; report: ReportV1 } | { ok: false; reason: string; detail: string } {
-  if (v && typeof v === "object" && "v" in v && (v as { v: unknown }).v !== 1)
-    return { ok: false, reason: "version", detail: `unsupported report version ${JSON.stringify((v as { v: unknown }).v)} (want 1)` };
+  if (v && typeof v === "object" && "v" in v && (v as { v: unknown }).v !== 1 && (v as { v: unknown }).v !== 2)
+    return { ok: false, reason: "version", detail: `unsupported report version ${JSON.stringify((v as { v: unknown }).v)} (want 1 or 2)` };
   if (check(v)) return { ok: true, report: v as unknown as ReportV1 };
   const e = check.errors?.[0];
   return { ok: false, reason: "schema", detail: `${e?.instancePath || "/"} ${e?.message ?? "invalid"}` };

@@ -51,7 +51,7 @@ export async function runController(f: ControllerFlags): Promise<void> {
     mode: f.mode, dryRun: !!f.dryRun, defaultEnabled: !!f.defaultEnabled, clusterDomain: f.clusterDomain,
     minWindowMs: duration("--min-window", f.minWindow), retentionMs: duration("--retention", f.retention),
     fallback: { host: f.fallbackHost, port: Number(f.fallbackPort) }, meshConfigMap: f.meshConfigMap,
-    scope: { ...DEFAULT_SCOPE, alwaysInclude: f.alwaysInclude, clusterDomain: f.clusterDomain, meshtuneHosts: [f.collectorHost, f.fallbackHost] },
+    scope: { ...DEFAULT_SCOPE, alwaysInclude: f.alwaysInclude, clusterDomain: f.clusterDomain, meshtuneHosts: [f.collectorHost, f.fallbackHost], fallbackHosts: [f.fallbackHost] },
   };
   checkScopeFlags(f.alwaysInclude, [["--collector-host", f.collectorHost], ["--fallback-host", f.fallbackHost]]);
   const leaseMs = duration("--lease-duration", f.leaseDuration), renewMs = duration("--renew-deadline", f.renewDeadline), retryMs = duration("--retry-period", f.retryPeriod);

@@ -106,6 +106,7 @@ export async function recommend(o: RecommendOptions): Promise<void> {
     ...DEFAULT_GENERATE, alwaysInclude: o.alwaysInclude, clusterDomain: o.clusterDomain, namespace: o.namespace, workload: o.workload, mesh,
     meshtuneHosts: [o.collectorHost, ...(o.fallbackHost && mesh.outboundMode === "ALLOW_ANY" ? [o.fallbackHost] : [])],
     egressProxy: o.fallbackHost ? { host: o.fallbackHost, port: fallbackPort } : undefined,
+    fallbackHosts: o.fallbackHost ? [o.fallbackHost] : DEFAULT_GENERATE.fallbackHosts,
     index: new HostIndex(catalog?.services ?? []), virtualServices: catalog?.virtualServices ?? [],
   };
   const result = generateSidecars(graph, gen);

@@ -7,8 +7,17 @@ import type { CatalogService } from "../sidecar/catalog.js";
 export class HostIndex {
   private readonly ns = new Map<string, Set<string>>();
   private readonly exports = new Map<string, { namespace: string; exportTo: string[] }[]>();
+  /** "ip:port" and "ip" → host: what a Passthrough/BlackHole record's original destination names. */
+  private readonly byAddr = new Map<string, string>();
+  private readonly ports = new Map<string, number[]>();
   constructor(services: CatalogService[] = []) {
     for (const s of services) {
+      this.ports.set(s.host, [...new Set([...(this.ports.get(s.host) ?? []), ...s.ports.map((p) => p.port)])]);
+      for (const a of s.addresses ?? []) {
+        const ip = a.toLowerCase();
+        if (!this.byAddr.has(ip)) this.byAddr.set(ip, s.host);
+        for (const p of s.ports) this.byAddr.set(`${ip}:${p.port}`, s.host);
+      }
       let set = this.ns.get(s.host);
       if (!set) this.ns.set(s.host, (set = new Set()));
       set.add(s.namespace);
@@ -29,6 +38,18 @@ export class HostIndex {
     return defs.some((d) => d.exportTo.length === 0 || d.exportTo.some((x) => x === "*" || x === from || (x === "." && d.namespace === from)));
   }
   has(host: string): boolean { return this.ns.has(host); }
+  /** Ports the catalog defines for `host` (every definition), [] when unknown. */
+  portsOf(host: string): number[] { return this.ports.get(host) ?? []; }
+  /**
+   * The host behind an original destination "ip:port" ("[v6]:port" too): a ClusterIP or a
+   * ServiceEntry address with that port, else that address on any port; null when unknown.
+   */
+  hostOfAddress(dst: string): string | null {
+    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(dst.trim());
+    if (!m) return null;
+    const ip = m[1].toLowerCase();
+    return this.byAddr.get(`${ip}:${m[2]}`) ?? this.byAddr.get(ip) ?? null;
+  }
   /** The single namespace that defines `host`, or null (unknown, or defined in several: import with "*"). */
   namespaceOf(host: string): string | null {
     const s = this.ns.get(host);

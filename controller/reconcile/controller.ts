@@ -5,10 +5,10 @@
 // decisions from decide.ts; Sidecars written by server-side apply (field manager "meshtune").
 import { makeInformer, type KubeConfig, type KubernetesObject, type KubernetesObjectApi, type V1Namespace, type V1Pod, type Informer } from "@kubernetes/client-node";
 import { Counter, Gauge, type Registry } from "prom-client";
-import type { Graph } from "../model/graph.js";
+import type { Graph, Stats } from "../model/graph.js";
 import { proxyOfPod, selectorOfPod, workloadOfPod } from "../model/identity.js";
 import type { SidecarObj } from "../sidecar/generate.js";
-import { hostsOfEdge, type ScopeContext } from "../sidecar/scope.js";
+import { hostsOfEdge, hostsOfUnknown, type ScopeContext } from "../sidecar/scope.js";
 import { HostIndex } from "../istio/hosts.js";
 import { meshFromObject } from "../istio/mesh-config.js";
 import { virtualServiceRef, type VirtualServiceRef } from "../istio/virtual-services.js";
@@ -247,9 +247,12 @@ export class MeshController {
     const hosts = new Map<string, HostSeen>();
     let since: number | null = null;
     const n = this.graph.nodes.get(`${ns}/${name}`);
-    for (const e of n?.edges.values() ?? []) {
+    const seen: [Stats, string[]][] = [];
+    for (const e of n?.edges.values() ?? []) seen.push([e, hostsOfEdge(e, ns, scope)]);
+    for (const u of n?.unknown.values() ?? []) seen.push([u, hostsOfUnknown(u, ns, scope)]);
+    for (const [e, hs] of seen) {
       since = since === null ? e.firstSeenMs : Math.min(since, e.firstSeenMs);
-      for (const h of hostsOfEdge(e, ns, scope)) {
+      for (const h of hs) {
         const c = hosts.get(h);
         hosts.set(h, c ? { firstSeenMs: Math.min(c.firstSeenMs, e.firstSeenMs), lastSeenMs: Math.max(c.lastSeenMs, e.lastSeenMs) } : { firstSeenMs: e.firstSeenMs, lastSeenMs: e.lastSeenMs });
       }

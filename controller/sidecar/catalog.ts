@@ -9,6 +9,8 @@ export interface CatalogService {
   ports: CatalogPort[];
   endpoints: number;     // per port; from Endpoints when present, else 1 (documented assumption)
   exportTo: string[];    // [] = everywhere
+  /** Addresses a connection to this service is made to: ClusterIPs, ServiceEntry addresses (IPs, not CIDRs). */
+  addresses?: string[];
 }
 
 const HTTP_PREFIX = /^(http|http2|grpc|grpc-web)(-|$)/i;
@@ -65,15 +67,19 @@ export function parseCatalog(json: unknown, clusterDomain = "cluster.local"): Ca
       if (!name) continue;
       const ports: CatalogPort[] = (it.spec?.ports ?? []).map((p: Obj) => ({ port: Number(p.port), http: isHttp(p.name, undefined, p.appProtocol) }));
       const exportTo = it.metadata?.annotations?.["networking.istio.io/exportTo"];
+      // spec.clusterIPs (dual-stack, core/v1 ServiceSpec) supersedes clusterIP; "None" = headless.
+      const ips: string[] = (Array.isArray(it.spec?.clusterIPs) ? it.spec.clusterIPs : [it.spec?.clusterIP]).filter((ip: unknown) => typeof ip === "string" && ip && ip !== "None");
       out.push({
         namespace: ns, host: `${name}.${ns}.svc.${clusterDomain}`, vip: it.spec?.clusterIP !== "None", ports,
-        endpoints: endpoints.get(`${ns}/${name}`) ?? 1, exportTo: exportTo ? String(exportTo).split(",") : [],
+        endpoints: endpoints.get(`${ns}/${name}`) ?? 1, exportTo: exportTo ? String(exportTo).split(",") : [], addresses: ips,
       });
     } else if (it?.kind === "ServiceEntry") {
       const ports: CatalogPort[] = (it.spec?.ports ?? []).map((p: Obj) => ({ port: Number(p.number), http: isHttp(p.name, p.protocol, undefined) }));
       const eps = Math.max(1, (it.spec?.endpoints ?? []).length);
+      // ServiceEntry addresses may be CIDRs; only single addresses ("/32", "/128" or bare) name one destination.
+      const addrs: string[] = (it.spec?.addresses ?? []).map((a: unknown) => String(a)).filter((a: string) => !a.includes("/") || /\/(32|128)$/.test(a)).map((a: string) => a.replace(/\/(32|128)$/, ""));
       for (const h of it.spec?.hosts ?? [])
-        out.push({ namespace: ns, host: h, vip: (it.spec?.addresses ?? []).length > 0, ports, endpoints: eps, exportTo: it.spec?.exportTo ?? [] });
+        out.push({ namespace: ns, host: h, vip: (it.spec?.addresses ?? []).length > 0, ports, endpoints: eps, exportTo: it.spec?.exportTo ?? [], addresses: addrs });
     }
   }
   return out;

@@ -4,7 +4,7 @@
 import { type Graph, type WorkloadNode, type UnknownDest } from "../model/graph.js";
 import { defaultLabels } from "../model/workload.js";
 import { suggestServiceEntry, type ServiceEntryObj } from "./service-entry.js";
-import { DEFAULT_SCOPE, hostsOfEdge, scopeHosts, type Rejected, type ScopeContext } from "./scope.js";
+import { DEFAULT_SCOPE, hostsOfEdge, hostsOfUnknown, scopeHosts, type Rejected, type ScopeContext } from "./scope.js";
 import { labelError, namespaceError, objectNameError, fqdnError } from "../istio/validate.js";
 
 export const MANAGED_BY = { "app.kubernetes.io/managed-by": "meshtune" };
@@ -42,10 +42,11 @@ export interface GenerateResult {
   rejected: RejectedNote[];
 }
 
-/** Learned imports of one workload (every outbound edge's hosts). */
+/** Learned imports of one workload: every outbound edge's hosts, and registered hosts behind Passthrough/BlackHole records. */
 export function learnedImports(n: WorkloadNode, ctx: ScopeContext, rejected: Rejected[] = []): string[] {
   const hosts = new Set<string>();
   for (const e of n.edges.values()) for (const h of hostsOfEdge(e, n.namespace, ctx, rejected)) hosts.add(h);
+  for (const u of n.unknown.values()) for (const h of hostsOfUnknown(u, n.namespace, ctx)) hosts.add(h);
   return [...hosts];
 }
 
@@ -55,11 +56,13 @@ export function generateSidecars(graph: Graph, opts: GenerateOptions = DEFAULT_G
     .filter((n) => (!opts.namespace || n.namespace === opts.namespace) && (!opts.workload || n.key === opts.workload))
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (const n of nodes) {
-    for (const u of [...n.unknown.values()].sort((a, b) => b.count - a.count || (a.dst < b.dst ? -1 : 1)))
+    for (const u of [...n.unknown.values()].sort((a, b) => b.count - a.count || (a.dst < b.dst ? -1 : 1))) {
+      if (hostsOfUnknown(u, n.namespace, opts).length) continue; // a registered host: learned, not unregistered
       res.unregistered.push({
         workload: n.key, kind: u.kind, dst: u.dst, authority: u.authority, sni: u.sni, count: u.count,
         suggestion: suggestServiceEntry(u, n.namespace),
       });
+    }
     if (n.proxy.kind !== "sidecar") { res.proxiesSkipped.push({ workload: n.key, kind: n.proxy.kind, why: n.proxy.why }); continue; }
     const rejected: Rejected[] = [];
     const sc = sidecarFor(n, opts, rejected);

@@ -12,7 +12,7 @@
 //  - the requested host as well as the destination cluster's host (a VirtualService may route
 //    one to the other; the DNS proxy answers only in-scope names).
 // Every candidate passes Istio's own host validation; what fails is reported, never emitted.
-import type { Edge } from "../model/graph.js";
+import type { Edge, UnknownDest } from "../model/graph.js";
 import { parseCluster } from "../model/cluster-name.js";
 import { HostIndex, compactHosts, importOf, requestedFqdn } from "../istio/hosts.js";
 import { egressHostError } from "../istio/validate.js";
@@ -20,12 +20,15 @@ import { DEFAULT_MESH, type MeshConfig } from "../istio/mesh-config.js";
 import { virtualServiceImports, type VirtualServiceRef } from "../istio/virtual-services.js";
 
 export const DEFAULT_COLLECTOR_HOST = "meshtune-controller.meshtune-system.svc.cluster.local";
+export const DEFAULT_FALLBACK_HOST = "meshtune-fallback.meshtune-system.svc.cluster.local";
 
 export interface ScopeContext {
   clusterDomain: string;
   alwaysInclude: string[];
   /** FQDNs of meshtune's own services every Sidecar keeps (collector; fallback when egressProxy is set). */
   meshtuneHosts: string[];
+  /** Hosts of fallback proxies for unlearned destinations (meshtune's; Slime's global-sidecar is recognised by its name). */
+  fallbackHosts: string[];
   mesh: MeshConfig;
   index: HostIndex;
   virtualServices: VirtualServiceRef[];
@@ -33,7 +36,7 @@ export interface ScopeContext {
 
 export const DEFAULT_SCOPE: ScopeContext = {
   clusterDomain: "cluster.local", alwaysInclude: ["istio-system/*"], meshtuneHosts: [DEFAULT_COLLECTOR_HOST],
-  mesh: DEFAULT_MESH, index: new HostIndex(), virtualServices: [],
+  fallbackHosts: [DEFAULT_FALLBACK_HOST], mesh: DEFAULT_MESH, index: new HostIndex(), virtualServices: [],
 };
 
 export interface Rejected { candidate: string; reason: string; source: string }
@@ -45,6 +48,33 @@ function accept(candidate: string, source: string, out: Set<string>, rejected: R
   else out.add(candidate);
 }
 
+/**
+ * A fallback proxy's host: requests sent there went to a destination the caller's Sidecar lacked,
+ * so the edge names the requested host, not a dependency on the fallback. meshtune's own fallback
+ * (ctx.fallbackHosts), and Slime lazyload's global-sidecar, which Slime's ServiceFence Sidecars
+ * import as `*\/global-sidecar.<ns>.svc.cluster.local` (slime-io/slime lazyload README).
+ */
+export function isFallbackHost(host: string, ctx: ScopeContext): boolean {
+  const h = host.toLowerCase();
+  return ctx.fallbackHosts.includes(h) || (h.startsWith("global-sidecar.") && h.endsWith(`.svc.${ctx.clusterDomain}`));
+}
+
+/** A requested host through a fallback or a Passthrough/BlackHole record: imported only when the registry defines it. */
+function registered(fqdn: string | null, callerNs: string, src: string, ctx: ScopeContext, out: Set<string>, rejected: Rejected[]): boolean {
+  if (!fqdn) return false;
+  const host = serviceOfPodName(fqdn, ctx);
+  if (!ctx.index.has(host)) {
+    rejected.push({ candidate: fqdn, reason: "not in the service registry (no Service or ServiceEntry): see the suggested ServiceEntry", source: src });
+    return false;
+  }
+  if (ctx.index.exportedTo(host, callerNs) === false) {
+    rejected.push({ candidate: host, reason: `not exported to namespace ${callerNs}`, source: src });
+    return false;
+  }
+  accept(importOf(host, ctx.clusterDomain, ctx.index), src, out, rejected);
+  return true;
+}
+
 /** The imports one learned outbound edge needs: the destination cluster's host and the requested host. */
 export function hostsOfEdge(e: Edge, callerNs: string, ctx: ScopeContext, rejected: Rejected[] = []): string[] {
   if (e.dir !== "outbound") return [];
@@ -53,10 +83,34 @@ export function hostsOfEdge(e: Edge, callerNs: string, ctx: ScopeContext, reject
   const out = new Set<string>();
   const src = `cluster ${e.cluster}${e.authority ? ` authority ${e.authority}` : ""}`;
   const clusterHost = c.host.toLowerCase();
+  if (isFallbackHost(clusterHost, ctx)) {
+    // The caller's own egressProxy route keeps the request's Host (httproute.go buildCatchAllVirtualHost).
+    if (e.authority) registered(requestedFqdn(e.authority, callerNs, ctx.clusterDomain, ctx.index), callerNs, src, ctx, out, rejected);
+    return [...out];
+  }
   accept(importOf(clusterHost, ctx.clusterDomain, ctx.index), src, out, rejected);
   const req = e.authority ? requestedFqdn(e.authority, callerNs, ctx.clusterDomain, ctx.index) : null;
   // The same service under its short name ("reviews", "reviews.bookinfo") adds nothing.
   if (req && req !== clusterHost && !clusterHost.startsWith(`${req}.`)) accept(importOf(serviceOfPodName(req, ctx), ctx.clusterDomain, ctx.index), src, out, rejected);
+  return [...out];
+}
+
+/**
+ * The import a Passthrough/BlackHole record teaches: the registered host it names by HTTP Host,
+ * TLS SNI, or original destination address (ClusterIP, ServiceEntry address). A destination the
+ * registry does not define teaches nothing: it stays an unregistered note with a suggested
+ * ServiceEntry (meshtune never creates one unasked).
+ */
+export function hostsOfUnknown(u: UnknownDest, callerNs: string, ctx: ScopeContext, rejected: Rejected[] = []): string[] {
+  const out = new Set<string>();
+  const src = `${u.kind === "blackhole" ? "blocked" : "passthrough"} ${u.dst}${u.authority ? ` authority ${u.authority}` : ""}${u.sni ? ` sni ${u.sni}` : ""}`;
+  const quiet: Rejected[] = [];
+  for (const name of [u.authority, u.sni]) {
+    const fq = name ? requestedFqdn(name, callerNs, ctx.clusterDomain, ctx.index) : null;
+    if (fq && registered(fq, callerNs, src, ctx, out, quiet)) return [...out];
+  }
+  const byAddr = ctx.index.hostOfAddress(u.dst);
+  if (byAddr) registered(byAddr, callerNs, src, ctx, out, rejected);
   return [...out];
 }
 

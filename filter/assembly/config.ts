@@ -6,6 +6,10 @@ export class Config {
   flushIntervalMs: u32 = 10000;
   maxEdges: i32 = 1000;
   timeoutMs: u32 = 5000;
+  /** Host of the fallback for unlearned destinations: its edges are reported at once (fast path). */
+  fallbackHost: string = "meshtune-fallback.meshtune-system.svc.cluster.local";
+  /** Earliest report after a new unlearned/blocked/fallback destination appears. */
+  fastFlushMs: u32 = 1000;
 }
 
 export class ConfigResult { config: Config = new Config(); error: string = ""; }
@@ -60,10 +64,14 @@ export function parseConfig(json: string): ConfigResult {
       const key = sc.str();
       if (key === null || !sc.eat(58)) { r.error = "pluginConfig is not valid JSON near offset " + sc.i.toString(); return r; }
       let err = "";
-      if (key == "collectorCluster" || key == "collectorAuthority") {
+      if (key == "collectorCluster" || key == "collectorAuthority" || key == "fallbackHost") {
         const v = sc.str();
         if (v === null || v.length == 0 || v.length > 253) err = key + " must be a non-empty string";
-        else if (key == "collectorCluster") c.collectorCluster = v; else c.collectorAuthority = v;
+        else if (key == "collectorCluster") c.collectorCluster = v;
+        else if (key == "collectorAuthority") c.collectorAuthority = v;
+        else c.fallbackHost = v;
+      } else if (key == "fastFlushMs") {
+        const v = sc.num(); err = intField(key, v, 100, 3600000); if (err == "") c.fastFlushMs = <u32>v;
       } else if (key == "flushIntervalMs") {
         const v = sc.num(); err = intField(key, v, 100, 3600000); if (err == "") c.flushIntervalMs = <u32>v;
       } else if (key == "maxEdges") {

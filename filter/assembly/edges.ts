@@ -8,6 +8,8 @@ export class Edge {
   flagged: u64 = 0;      // requests with any Envoy response flag (UF, UH, URX, ...)
   sumUs: u64 = 0;
   buckets: u64[] = new Array<u64>(BUCKETS);
+  txBytes: u64 = 0;      // TCP edges: bytes the downstream sent (onDownstreamData)
+  rxBytes: u64 = 0;      // TCP edges: bytes sent back (onUpstreamData)
   constructor(public dir: string, public cluster: string, public authority: string, public proto: string) {
     for (let i = 0; i < BUCKETS; i++) this.buckets[i] = 0;
   }
@@ -20,14 +22,15 @@ export class Edge {
   }
   add(o: Edge): void {
     this.count += o.count; this.err4xx += o.err4xx; this.err5xx += o.err5xx; this.flagged += o.flagged; this.sumUs += o.sumUs;
+    this.txBytes += o.txBytes; this.rxBytes += o.rxBytes;
     for (let i = 0; i < BUCKETS; i++) this.buckets[i] += o.buckets[i];
   }
 }
 
-/** Passthrough/BlackHole traffic with its original destination. */
+/** Passthrough/BlackHole traffic (and requests Istio's `block_all` route refused) with its original destination. */
 export class Unknown {
   count: u64 = 0;
-  constructor(public cluster: string, public dst: string, public authority: string) {}
+  constructor(public cluster: string, public dst: string, public authority: string, public sni: string, public route: string) {}
 }
 
 export class Table {

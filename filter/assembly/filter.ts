@@ -1,8 +1,10 @@
-// meshtune HTTP filter: on every request's log phase, fold (cluster, code, duration) into
-// the root context's edge table; on tick, POST a report to the collector. Every hook returns
-// Continue: the filter never pauses, delays or fails a request.
+// meshtune filter, HTTP and network: on every request's (or TCP connection's) log phase, fold
+// (cluster, code, duration) into the root context's edge table; on tick, POST a report to the
+// collector. Every hook returns Continue: the filter never pauses, delays or fails traffic.
+// A new destination the proxy did not know (Passthrough, BlackHole, Istio's block_all route,
+// the fallback's cluster) is reported within fastFlushMs instead of the flush interval.
 import {
-  RootContext, Context, Counter, Headers, HeaderPair, LogLevelValues, WasmResultValues, log,
+  RootContext, Context, Counter, Headers, HeaderPair, LogLevelValues, WasmResultValues, FilterStatusValues, log,
 } from "@solo-io/proxy-runtime";
 import { set_tick_period_milliseconds } from "@solo-io/proxy-runtime/runtime";
 import { Config, parseConfig } from "./config";
@@ -10,11 +12,14 @@ import { Edge, Table, Unknown } from "./edges";
 import { Identity, renderReport } from "./report";
 import { headerValue, nowMs, pluginConfig, propInt, propString } from "./host";
 import {
-  P_CLUSTER, P_CODE, P_FLAGS, P_DURATION, P_HOST, P_PROTOCOL, P_UPSTREAM, P_DESTINATION,
+  P_CLUSTER, P_CODE, P_FLAGS, P_DURATION, P_HOST, P_PROTOCOL, P_UPSTREAM, P_DESTINATION, P_ROUTE, P_SNI,
   K_WORKLOAD, K_NAMESPACE, K_POD, K_NODE, K_MESH, nodeMetadata,
 } from "./properties";
 const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 const MAX_BACKOFF_TICKS: u32 = 32;
+// Istio's REGISTRY_ONLY catch-all route (pilot/pkg/networking/util/util.go BlackHole = "block_all";
+// httproute.go buildCatchAllVirtualHost: a DirectResponse 502, so no upstream cluster is set).
+const BLOCK_ALL = "block_all";
 
 export class MeshtuneRoot extends RootContext {
   config: Config = new Config();
@@ -25,6 +30,7 @@ export class MeshtuneRoot extends RootContext {
   failedReports: u64 = 0;
   backoff: u32 = 0;   // ticks to wait after a failure, doubling up to MAX_BACKOFF_TICKS
   skip: u32 = 0;
+  urgent: bool = false; // a new unlearned destination is waiting: the tick runs at fastFlushMs
   sent: Counter = new Counter("meshtune_reports_sent");
   failed: Counter = new Counter("meshtune_reports_failed");
   dropped: Counter = new Counter("meshtune_edges_dropped");
@@ -48,14 +54,7 @@ export class MeshtuneRoot extends RootContext {
       let dst = "";
       if (cluster == "PassthroughCluster") dst = propString(P_UPSTREAM);
       if (dst == "") dst = propString(P_DESTINATION);
-      const authority = propString(P_HOST);
-      const k = cluster + "|" + dst + "|" + authority;
-      if (t.unknown.has(k)) { t.unknown.get(k).count++; return; }
-      if (t.size >= this.config.maxEdges) { this.drop(); return; }
-      const u = new Unknown(cluster, dst, authority);
-      u.count = 1;
-      t.unknown.set(k, u);
-      t.unknownKeys.push(k);
+      this.unknown(cluster, dst, propString(P_HOST), "", "");
       return;
     }
     // Outbound edges are kept per requested authority as well as per cluster: the Sidecar must
@@ -73,6 +72,68 @@ export class MeshtuneRoot extends RootContext {
     e.observe(code, us, flagged);
     t.edges.set(k, e);
     t.keys.push(k);
+    if (dir == "outbound" && this.isFallback(cluster)) this.hurry();
+  }
+
+  /** A request Istio's block_all route refused (REGISTRY_ONLY): the requested host is what to learn. */
+  recordBlocked(route: string): void {
+    const t = this.table;
+    if (t.size == 0) t.startMs = nowMs();
+    this.unknown("BlackHoleCluster", propString(P_DESTINATION), propString(P_HOST), "", route);
+  }
+
+  /**
+   * A TCP connection's log phase (network filter: Envoy context.cc onCloseTCP → onDone, onLog).
+   * tcp_proxy sets the cluster on the connection's StreamInfo (tcp_proxy.cc
+   * establishUpstreamConnection: setUpstreamClusterInfo); HTTP connections have none here (the
+   * HTTP filter reports their requests). TLS edges are kept per SNI, the host to import.
+   */
+  recordTcp(cluster: string, us: u64, flagged: bool, tx: u64, rx: u64): void {
+    const t = this.table;
+    if (t.size == 0) t.startMs = nowMs();
+    const sni = propString(P_SNI);
+    if (cluster == "PassthroughCluster" || cluster == "BlackHoleCluster") {
+      let dst = "";
+      if (cluster == "PassthroughCluster") dst = propString(P_UPSTREAM);
+      if (dst == "") dst = propString(P_DESTINATION);
+      this.unknown(cluster, dst, "", sni, "");
+      return;
+    }
+    let dir = "outbound";
+    if (cluster.startsWith("inbound")) dir = "inbound";
+    let proto = "TCP";
+    if (sni != "") proto = "TLS";
+    const k = cluster + "#" + sni;
+    let e: Edge;
+    if (t.edges.has(k)) e = t.edges.get(k);
+    else {
+      if (t.size >= this.config.maxEdges) { this.drop(); return; }
+      e = new Edge(dir, cluster, sni, proto);
+      t.edges.set(k, e);
+      t.keys.push(k);
+      if (dir == "outbound" && this.isFallback(cluster)) this.hurry();
+    }
+    e.observe(0, us, flagged);
+    e.txBytes += tx;
+    e.rxBytes += rx;
+  }
+
+  unknown(cluster: string, dst: string, authority: string, sni: string, route: string): void {
+    const t = this.table;
+    const k = cluster + "|" + dst + "|" + authority + "|" + sni + "|" + route;
+    if (t.unknown.has(k)) { t.unknown.get(k).count++; return; }
+    if (t.size >= this.config.maxEdges) { this.drop(); return; }
+    const u = new Unknown(cluster, dst, authority, sni, route);
+    u.count = 1;
+    t.unknown.set(k, u);
+    t.unknownKeys.push(k);
+    this.hurry();
+  }
+
+  /** outbound|PORT||<fallbackHost>, or Slime's global-sidecar (see controller/sidecar/scope.ts isFallbackHost). */
+  isFallback(cluster: string): bool {
+    if (cluster.endsWith("||" + this.config.fallbackHost)) return true;
+    return cluster.indexOf("||global-sidecar.") > 0;
   }
 
   drop(): void { this.droppedEdges++; this.dropped.increment(1); }
@@ -96,10 +157,23 @@ export class MeshtuneRoot extends RootContext {
     return this.id;
   }
 
+  /**
+   * Report a new unlearned destination soon: shorten the tick to fastFlushMs once; the next tick
+   * restores the flush interval. Envoy re-arms the root's timer on every period change
+   * (source/extensions/common/wasm/wasm.cc Wasm::setTickPeriod).
+   */
+  hurry(): void {
+    if (this.urgent || this.config.fastFlushMs >= this.config.flushIntervalMs) return;
+    this.urgent = true;
+    set_tick_period_milliseconds(this.config.fastFlushMs);
+  }
+
   onTick(): void {
+    if (this.urgent) { this.urgent = false; set_tick_period_milliseconds(this.config.flushIntervalMs); }
     if (this.inflight !== null) return;          // one report at a time; the host times it out
     if (this.skip > 0) { this.skip--; return; }  // backing off after a failure
     if (this.table.size == 0 && this.droppedEdges == 0) return;
+
     const id = this.identity();
     if (id === null) return;
     const body = String.UTF8.encode(renderReport(id, this.table, nowMs(), this.droppedEdges, this.failedReports));
@@ -174,14 +248,35 @@ function onReportResponse(origin: Context, headers: u32, body_size: usize, trail
 }
 
 export class MeshtuneStream extends Context {
+  tcp: bool = false;
+  startMs: u64 = 0;
+  tx: u64 = 0;
+  rx: u64 = 0;
   constructor(context_id: u32, root: MeshtuneRoot) { super(context_id, root); }
 
+  // Network filter hooks (WasmPlugin type NETWORK; exported in network.ts): mark the context
+  // as a TCP connection and count bytes. Never a host call on the data path.
+  onNewConnection(): FilterStatusValues { this.tcp = true; this.startMs = nowMs(); return FilterStatusValues.Continue; }
+  onDownstreamData(size: usize, end: bool): FilterStatusValues { this.tx += <u64>size; return FilterStatusValues.Continue; }
+  onUpstreamData(size: usize, end: bool): FilterStatusValues { this.rx += <u64>size; return FilterStatusValues.Continue; }
+
   onLog(): void {
+    const root = changetype<MeshtuneRoot>(this.root_context);
     const cluster = propString(P_CLUSTER);
-    if (cluster == "") return; // local reply with no upstream: nothing to learn
+    if (this.tcp) {
+      if (cluster == "") return; // an HTTP connection (its requests are the HTTP filter's) or no upstream
+      root.recordTcp(cluster, (nowMs() - this.startMs) * 1000, propInt(P_FLAGS, 0) != 0, this.tx, this.rx);
+      return;
+    }
+    if (cluster == "") {
+      // A local reply with no upstream. Only Istio's block_all refusal teaches something.
+      const route = propString(P_ROUTE);
+      if (route == BLOCK_ALL) root.recordBlocked(route);
+      return;
+    }
     const code = propInt(P_CODE, 0);
     const ns = propInt(P_DURATION, 0);
     const flags = propInt(P_FLAGS, 0);
-    changetype<MeshtuneRoot>(this.root_context).record(cluster, code, <u64>(ns < 0 ? 0 : ns / 1000), flags != 0);
+    root.record(cluster, code, <u64>(ns < 0 ? 0 : ns / 1000), flags != 0);
   }
 }

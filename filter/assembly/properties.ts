@@ -19,6 +19,8 @@ export const P_HOST = path2("request", "host");             // the :authority as
 export const P_PROTOCOL = path2("request", "protocol");     // "HTTP/1.1", "HTTP/2", ...
 export const P_UPSTREAM = path2("upstream", "address");     // "ip:port" of the upstream host
 export const P_DESTINATION = path2("destination", "address"); // original downstream destination
+// Connection attributes (expr/context.h ConnectionWrapper): the SNI the tls_inspector read.
+export const P_SNI = path2("connection", "requested_server_name");
 
 // Node metadata keys Istio's injector sets (pkg/model/proxy metadata: WORKLOAD_NAME, NAMESPACE, NAME, NODE_NAME, MESH_ID).
 export class NodeKey {

@@ -1,5 +1,6 @@
-// Report v1 JSON (ARCHITECTURE.md "Filter → collector report").
-import { Table } from "./edges";
+// Report v2 JSON (ARCHITECTURE.md "Reports"): v1 plus per-edge `sni` and `bytes` (TCP), and
+// `sni`/`route` on unknown destinations; the collector accepts v1 and v2.
+import { Edge, Table } from "./edges";
 import { BOUNDS_ID } from "./bounds";
 
 export class Identity { workload: string = ""; namespace: string = ""; pod: string = ""; node: string = ""; mesh: string = ""; }
@@ -15,9 +16,19 @@ function q(s: string): string {
   return out + "\"";
 }
 
+// AS 0.14 mishandles string-valued ternaries (reference counting): plain ifs.
+function bytesOf(e: Edge): string {
+  if (e.proto != "TCP" && e.proto != "TLS") return "";
+  return ",\"bytes\":{\"tx\":" + e.txBytes.toString() + ",\"rx\":" + e.rxBytes.toString() + "}";
+}
+function routeOf(r: string): string {
+  if (r == "") return "";
+  return ",\"route\":" + q(r);
+}
+
 export function renderReport(id: Identity, t: Table, endMs: u64, droppedEdges: u64, droppedReports: u64): string {
   const parts: string[] = [];
-  parts.push("{\"v\":1,\"proxy\":{\"workload\":" + q(id.workload) + ",\"namespace\":" + q(id.namespace) + ",\"pod\":" + q(id.pod) +
+  parts.push("{\"v\":2,\"proxy\":{\"workload\":" + q(id.workload) + ",\"namespace\":" + q(id.namespace) + ",\"pod\":" + q(id.pod) +
     ",\"node\":" + q(id.node) + ",\"mesh\":" + q(id.mesh) + "},\"window\":{\"startMs\":" + t.startMs.toString() + ",\"endMs\":" + endMs.toString() + "},\"edges\":[");
   for (let i = 0; i < t.keys.length; i++) {
     const e = t.edges.get(t.keys[i]);
@@ -25,14 +36,15 @@ export function renderReport(id: Identity, t: Table, endMs: u64, droppedEdges: u
     for (let k = 0; k < e.buckets.length; k++) b.push(e.buckets[k].toString());
     if (i > 0) parts.push(",");
     parts.push("{\"dir\":\"" + e.dir + "\",\"cluster\":" + q(e.cluster) + ",\"authority\":" + q(e.authority) + ",\"proto\":" + q(e.proto) +
-      ",\"count\":" + e.count.toString() + ",\"err4xx\":" + e.err4xx.toString() + ",\"err5xx\":" + e.err5xx.toString() + ",\"flagged\":" + e.flagged.toString() +
+      bytesOf(e) + ",\"count\":" + e.count.toString() + ",\"err4xx\":" + e.err4xx.toString() + ",\"err5xx\":" + e.err5xx.toString() + ",\"flagged\":" + e.flagged.toString() +
       ",\"latency\":{\"bounds\":\"" + BOUNDS_ID + "\",\"buckets\":[" + b.join(",") + "],\"sumUs\":" + e.sumUs.toString() + "}}");
   }
   parts.push("],\"unknown\":[");
   for (let i = 0; i < t.unknownKeys.length; i++) {
     const u = t.unknown.get(t.unknownKeys[i]);
     if (i > 0) parts.push(",");
-    parts.push("{\"cluster\":" + q(u.cluster) + ",\"dst\":" + q(u.dst) + ",\"authority\":" + q(u.authority) + ",\"count\":" + u.count.toString() + "}");
+    parts.push("{\"cluster\":" + q(u.cluster) + ",\"dst\":" + q(u.dst) + ",\"authority\":" + q(u.authority) + ",\"sni\":" + q(u.sni) +
+      routeOf(u.route) + ",\"count\":" + u.count.toString() + "}");
   }
   parts.push("],\"dropped\":{\"edges\":" + droppedEdges.toString() + ",\"reports\":" + droppedReports.toString() + "}}");
   return parts.join("");

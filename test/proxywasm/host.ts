@@ -3,8 +3,11 @@
 // http callouts; the root/stream context lifecycle driven the way Envoy drives it. Host
 // functions follow ABI 0.2.x and Envoy's semantics, each cited below from Envoy's
 // source/extensions/common/wasm/context.cc (commit b40935ac); anything not implemented
-// answers WasmResult.Unimplemented. Not modelled: body/trailer hooks, network filters, gRPC
-// calls, shared data/queues; one VM per worker is in ./workers.ts.
+// answers WasmResult.Unimplemented. Network filters follow Envoy's Context (context.cc at
+// 031fa2b5: onNewConnection → onCreate + proxy_on_new_connection; onData/onWrite →
+// proxy_on_downstream_data/proxy_on_upstream_data; close → onCloseTCP: proxy_on_done,
+// proxy_on_log, proxy_on_delete) with the connection's StreamInfo as the property source.
+// Not modelled: body/trailer hooks, gRPC calls, shared data/queues; one VM per worker is in ./workers.ts.
 import { readFileSync } from "node:fs";
 import {
   BufferType, MapType, MetricType, WasmResult, LOG_LEVELS, type LogLevelName, type Pairs, type PropValue,
@@ -334,6 +337,31 @@ export class ProxyHost {
     } finally {
       this.streamProps.delete(id);
       this.maps.delete(id);
+    }
+  }
+
+  /**
+   * One TCP connection through a network filter: new connection, data both ways (chunk sizes),
+   * then the close sequence onCloseTCP runs (done, log, delete). `properties` are the
+   * connection StreamInfo's at close (xds.cluster_name from tcp_proxy, upstream.address, ...).
+   */
+  tcp(x: { properties?: Record<string, PropValue>; sent?: number[]; received?: number[]; ms?: number }): void {
+    const id = this.nextContextId++;
+    const props = new Map<string, Uint8Array>();
+    for (const [k, v] of Object.entries(x.properties ?? {})) props.set(propertyPath(k.split(".")), encodeProperty(v));
+    this.streamProps.set(id, props);
+    try {
+      this.call("proxy_on_context_create", id, ROOT_ID);
+      this.call("proxy_on_new_connection", id);
+      for (const n of x.sent ?? []) this.call("proxy_on_downstream_data", id, n, 0);
+      for (const n of x.received ?? []) this.call("proxy_on_upstream_data", id, n, 0);
+      this.advance(x.ms ?? 0);
+      this.call("proxy_on_downstream_connection_close", id, 1);
+      this.call("proxy_on_done", id);
+      this.call("proxy_on_log", id);
+      this.call("proxy_on_delete", id);
+    } finally {
+      this.streamProps.delete(id);
     }
   }
 
