@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from "commander";
 // Commands load on demand: `recommend` should not pay for the Kubernetes client's start-up.
 const recommend = async (o: Parameters<typeof import("./commands/recommend.js").recommend>[0]) => (await import("./commands/recommend.js")).recommend(o);
 const runController = async (o: import("./commands/controller.js").ControllerFlags) => (await import("./commands/controller.js")).runController(o);
+const runFallback = async (o: import("./commands/fallback.js").FallbackFlags) => (await import("./commands/fallback.js")).runFallback(o);
 const bpfCommand = async (sub: string, args: string[]) => (await import("./commands/bpf.js")).bpfCommand(sub, args);
 import { UserError } from "./errors.js";
 
@@ -63,8 +64,25 @@ export function buildCli(): Command {
     .option("--identity <id>", "leader-election identity (default: $POD_NAME)")
     .option("--report-rate <n>", "reports per second per caller identity (burst 2x)", "50")
     .option("--flush-delay <d>", "learned-state write batching; a SIGKILL can lose what was learned within this window", "2s")
+    .option("--fallback-identity <ns/sa>", "the fallback's service account: the only sender of fallback reports", "meshtune-system/meshtune-fallback")
     .option("--insecure-collector", "TESTS ONLY: accept reports and reads without identity")
     .action((o) => runController(o));
+
+  program.command("fallback")
+    .description("serve destinations scoped Sidecars do not list yet (their egressProxy): HTTP by Host, TLS by SNI; report each caller's edge at once")
+    .option("--port <n>", "listener for the callers' egressProxy traffic (HTTP and TLS on one port)", "8080")
+    .option("--metrics-port <n>", "/healthz, /readyz and /metrics", "9090")
+    .option("--kubeconfig <file>", "kubeconfig (default: in-cluster service account)")
+    .option("--collector <url>", "collector reports URL", "http://meshtune-controller.meshtune-system.svc.cluster.local:8080/v1/reports")
+    .option("--token-file <file>", "bearer token for the collector (off the mesh; in-cluster the sidecar's mTLS identifies this pod)")
+    .option("--self <ns/sa>", "this pod's service account: its sidecar's XFCC element must say By=<this> (default: $POD_NAMESPACE/$SERVICE_ACCOUNT)")
+    .option("--cluster-domain <domain>", "Kubernetes cluster domain", "cluster.local")
+    .option("--resolve <host:port=addr:port>", "connect to addr:port for host:port instead of resolving it (like curl --resolve); repeatable", collect, [])
+    .option("--max-connections <n>", "concurrent connections; more are refused and counted", "4096")
+    .option("--idle-timeout <d>", "close a forwarded connection idle this long", "5m")
+    .option("--connect-timeout <d>", "give up connecting upstream after this long", "5s")
+    .option("--report-delay <d>", "coalesce learned edges this long before reporting", "200ms")
+    .action((o) => runFallback(o));
 
   const bpf = program.command("bpf").description("node eBPF datapath: iptables-free redirect + sockmap splice");
   bpf.command("load")

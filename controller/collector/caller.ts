@@ -58,18 +58,28 @@ export type CallerResult = { ok: true; caller: Caller } | { ok: false; status: 4
  * Identify the caller of `req`. `self` is this controller's own identity: the proxy's element
  * must say By=<self>, so an element a client wrote cannot pass for the proxy's.
  */
+/**
+ * The mesh peer as this pod's own inbound proxy vouches for it: the last XFCC element, on a
+ * connection from the proxy's bind address, written By=<self>. null: not through the proxy (no
+ * header or another source); a string: why the header cannot be trusted.
+ */
+export function proxyPeer(xfcc: string | string[] | undefined, peer: string, self: Identity): Identity | string | null {
+  if (typeof xfcc !== "string" || !PROXY_PEERS.has(peer)) return null;
+  const els = parseXfcc(xfcc);
+  const last = els[els.length - 1];
+  const by = SPIFFE.exec(last.By ?? ""), uri = SPIFFE.exec(last.URI ?? "");
+  if (!by || by[1] !== self.namespace || by[2] !== self.serviceAccount) return "x-forwarded-client-cert was not set by this pod's proxy";
+  if (!uri) return "peer certificate has no SPIFFE URI";
+  return { namespace: uri[1], serviceAccount: uri[2] };
+}
+
+/** Whether `peer` is the inbound proxy's bind address (REDIRECT mode: the caller's address is not seen). */
+export function isProxyPeer(peer: string): boolean { return PROXY_PEERS.has(peer); }
+
 export async function identify(req: IncomingMessage, self: Identity, reviewer: AccessReviewer | null): Promise<CallerResult> {
-  const xfcc = req.headers["x-forwarded-client-cert"];
-  const peer = req.socket.remoteAddress ?? "";
-  if (typeof xfcc === "string" && PROXY_PEERS.has(peer)) {
-    const els = parseXfcc(xfcc);
-    const last = els[els.length - 1];
-    const by = SPIFFE.exec(last.By ?? ""), uri = SPIFFE.exec(last.URI ?? "");
-    if (!by || by[1] !== self.namespace || by[2] !== self.serviceAccount)
-      return { ok: false, status: 401, reason: "unauthenticated", detail: "x-forwarded-client-cert was not set by this pod's proxy" };
-    if (!uri) return { ok: false, status: 401, reason: "unauthenticated", detail: "peer certificate has no SPIFFE URI" };
-    return { ok: true, caller: { namespace: uri[1], serviceAccount: uri[2], user: serviceAccountUser(uri[1], uri[2]), via: "mesh" } };
-  }
+  const mesh = proxyPeer(req.headers["x-forwarded-client-cert"], req.socket.remoteAddress ?? "", self);
+  if (typeof mesh === "string") return { ok: false, status: 401, reason: "unauthenticated", detail: mesh };
+  if (mesh) return { ok: true, caller: { ...mesh, user: serviceAccountUser(mesh.namespace, mesh.serviceAccount), via: "mesh" } };
   const auth = req.headers.authorization;
   const m = typeof auth === "string" ? /^Bearer ([A-Za-z0-9._~+/=-]{1,8192})$/.exec(auth) : null;
   if (m && reviewer) {

@@ -14,6 +14,7 @@ import { MAX_REPORT_BYTES, validateReport, type ReportV1 } from "./report-schema
 import { reportContentError } from "./report-content.js";
 import { mergeReport } from "./merge-report.js";
 import { identify, parseIdentity, type Caller, type Identity } from "./caller.js";
+import { validateFallbackReport, type FallbackReport } from "./fallback-report.js";
 import { applyServerLimits, DEFAULT_SERVER_LIMITS, InflightBudget, RateLimiter, serverOptions, type ServerLimits } from "./limits.js";
 
 /** Header a standby adds when it forwards a report: the receiver never forwards it again. */
@@ -41,9 +42,14 @@ export interface CollectorOptions {
   limits?: Partial<ServerLimits>;
   maxBytes?: number;
   now?: () => number;
+  /** The fallback's identity: the only caller whose `kind: "fallback"` reports are accepted. */
+  fallbackIdentity?: Identity;
+  /** Merges a fallback report (the controller resolves each caller through its pod informer). */
+  mergeFallback?: (r: FallbackReport) => Fail | null;
 }
 
-type Fail = [number, RejectReason, string];
+export type Fail = [number, RejectReason, string];
+type Checked = { ok: true; report: ReportV1; fallback?: undefined } | { ok: true; fallback: FallbackReport; report?: undefined } | { ok: false; err: Fail };
 
 export class Collector {
   readonly received: Counter;
@@ -76,10 +82,12 @@ export class Collector {
   ingest(body: string, caller: Caller | null = null): Fail | null {
     const r = this.check(body, caller);
     if (!r.ok) return r.err;
-    return this.merge(r.report);
+    return this.merge(r);
   }
 
-  private merge(report: ReportV1): Fail | null {
+  private merge(c: Checked & { ok: true }): Fail | null {
+    if (c.fallback) return this.o.mergeFallback ? this.o.mergeFallback(c.fallback) : [503, "not-ready", "this collector does not merge fallback reports"];
+    const report = c.report;
     const m = mergeReport(this.graph, report, this.now());
     for (const [reason, n] of Object.entries(m.reasons)) this.edgesDropped.inc({ reason }, n);
     if (m.merged > 0) this.onMerged(report.proxy.namespace, report.proxy.workload);
@@ -87,9 +95,16 @@ export class Collector {
     return null;
   }
 
-  private check(body: string, caller: Caller | null): { ok: true; report: ReportV1 } | { ok: false; err: Fail } {
+  private check(body: string, caller: Caller | null): Checked {
     let v: unknown;
     try { v = JSON.parse(body); } catch (e) { return { ok: false, err: [400, "malformed-json", `malformed JSON: ${(e as Error).message}`] }; }
+    if (v && typeof v === "object" && (v as { kind?: unknown }).kind === "fallback") {
+      const fb = this.o.fallbackIdentity;
+      if (this.o.auth && (!caller || !fb || caller.namespace !== fb.namespace || caller.serviceAccount !== fb.serviceAccount))
+        return { ok: false, err: [403, "identity-mismatch", `only the fallback (${fb ? `${fb.namespace}/${fb.serviceAccount}` : "none configured"}) may send fallback reports`] };
+      const f = validateFallbackReport(v);
+      return f.ok ? { ok: true, fallback: f.report } : { ok: false, err: [400, "schema", f.detail] };
+    }
     const r = validateReport(v);
     if (!r.ok) return { ok: false, err: [400, r.reason as RejectReason, r.detail] };
     const ns = r.report.proxy.namespace;
@@ -172,7 +187,7 @@ export class Collector {
         return this.reject(req, res, r.status, r.status === 503 ? "no-leader" : (/^([a-z-]+):/.exec(r.text)?.[1] as RejectReason) ?? "schema", r.text.trim().replace(/^[a-z-]+: /, ""));
       }
     }
-    const m = this.merge(c.report);
+    const m = this.merge(c);
     if (m) return this.reject(req, res, ...m);
     this.received.inc();
     res.writeHead(202, { "content-type": "application/json" }).end('{"accepted":true}\n');

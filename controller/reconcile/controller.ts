@@ -3,7 +3,8 @@
 // a keyed queue per namespace/workload whose work runs only while this replica leads (Istio's
 // leaderelection AddRunFunction semantics: leadership starts/stops the work, never the process);
 // decisions from decide.ts; Sidecars written by server-side apply (field manager "meshtune").
-import { makeInformer, type KubeConfig, type KubernetesObject, type KubernetesObjectApi, type V1Namespace, type V1Pod, type Informer } from "@kubernetes/client-node";
+import { watchResource, type WatchEvent } from "../k8s/informer.js";
+import { type KubeConfig, type KubernetesObject, type KubernetesObjectApi, type V1Namespace, type V1Pod, type Informer } from "@kubernetes/client-node";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Graph, Stats } from "../model/graph.js";
 import { proxyOfPod, selectorOfPod, workloadOfPod } from "../model/identity.js";
@@ -21,7 +22,10 @@ import { WorkQueue } from "./queue.js";
 import { apply, FIELD_MANAGER, isNotFound } from "../k8s/kube.js";
 import { LearnedStore } from "../k8s/learned-store.js";
 import type { Logger } from "../log.js";
-import type { Binder } from "../collector/server.js";
+import type { Binder, Fail } from "../collector/server.js";
+import type { FallbackReport } from "../collector/fallback-report.js";
+import { fqdnError } from "../istio/validate.js";
+import { emptyStats } from "../model/graph.js";
 
 export const ENABLED = "meshtune.io/enabled";
 
@@ -47,6 +51,8 @@ type Obj = KubernetesObject & { spec?: any; data?: any }; // eslint-disable-line
 export class MeshController {
   /** Indexed for reconcile: pods by "ns/workload" then pod name; Sidecars by namespace then name. */
   readonly pods = new Map<string, Map<string, V1Pod>>();
+  /** Pods by address (status.podIPs; host-network pods share the node's and are left out): who a fallback's caller is. */
+  readonly podsByIp = new Map<string, V1Pod>();
   readonly namespaces = new Map<string, V1Namespace>();
   readonly sidecars = new Map<string, Map<string, Obj>>();
   /** Services and ServiceEntries: the live catalog behind each Sidecar's savings estimate. */
@@ -96,23 +102,11 @@ export class MeshController {
 
   /** Start informers; ready once each has listed and persisted state is loaded. */
   async start(): Promise<void> {
-    // Ready means every informer has listed once: the informer's own start() resolves even when
-    // its list failed (it reports that as an error event), so track first successful lists.
-    const watch = <T extends KubernetesObject>(path: string, list: () => Promise<{ items: T[] }>, on: (type: "add" | "update" | "delete", o: T) => void) => {
-      let synced!: () => void;
-      const firstList = new Promise<void>((r) => (synced = r));
-      const listed = async () => { const l = await list(); synced(); return l; };
-      const inf = makeInformer<T>(this.kc, path, listed as never);
-      inf.on("add", (o) => on("add", o));
-      inf.on("update", (o) => on("update", o));
-      inf.on("delete", (o) => on("delete", o));
-      inf.on("error", (e) => {
-        if (this.stopped) return;
-        this.log("warn", "watch error; restarting", { path, error: String((e as Error)?.message ?? e) });
-        setTimeout(() => { if (!this.stopped) inf.start().catch(() => {}); }, 1000);
-      });
-      this.informers.push(inf as unknown as Informer<KubernetesObject>);
-      return inf.start().then(() => firstList);
+    // Ready means every informer has listed once (k8s/informer.ts).
+    const watch = <T extends KubernetesObject>(path: string, list: () => Promise<{ items: T[] }>, on: (type: WatchEvent, o: T) => void) => {
+      const w = watchResource<T>(this.kc, path, list, on, this.log, () => this.stopped);
+      this.informers.push(w.informer as unknown as Informer<KubernetesObject>);
+      return w.synced;
     };
     await Promise.all([
       watch<V1Namespace>("/api/v1/namespaces", () => this.api.list("v1", "Namespace"), (t, o) => {
@@ -122,6 +116,11 @@ export class MeshController {
       watch<V1Pod>("/api/v1/pods", () => this.api.list("v1", "Pod"), (t, o) => {
         const k = `${o.metadata!.namespace}/${workloadOfPod(o)}`;
         this.indexObj(this.pods, k, o.metadata!.name!, t === "delete" ? null : o);
+        if (!o.spec?.hostNetwork) for (const ip of [o.status?.podIP, ...(o.status?.podIPs ?? []).map((p) => p.ip)]) {
+          if (!ip) continue;
+          if (t === "delete") { if (this.podsByIp.get(ip)?.metadata?.uid === o.metadata?.uid) this.podsByIp.delete(ip); }
+          else this.podsByIp.set(ip, o);
+        }
         this.queue.add(k);
       }),
       watch<Obj>("/apis/networking.istio.io/v1beta1/sidecars", () => this.api.list("networking.istio.io/v1beta1", "Sidecar"), (t, o) => {
@@ -129,8 +128,9 @@ export class MeshController {
         // A user Sidecar can block several workloads of its namespace: recheck them all.
         this.enqueueNamespace(o.metadata!.namespace!);
       }),
-      watch<Obj>("/api/v1/services", () => this.api.list("v1", "Service"), (t, o) => this.catalogChanged(t, o)),
-      watch<Obj>("/apis/networking.istio.io/v1beta1/serviceentries", () => this.api.list("networking.istio.io/v1beta1", "ServiceEntry"), (t, o) => this.catalogChanged(t, o)),
+      // List items carry no kind (only watch events do: apimachinery's List encodes items bare), so set it.
+      watch<Obj>("/api/v1/services", () => this.api.list("v1", "Service"), (t, o) => this.catalogChanged(t, { ...o, kind: "Service" })),
+      watch<Obj>("/apis/networking.istio.io/v1beta1/serviceentries", () => this.api.list("networking.istio.io/v1beta1", "ServiceEntry"), (t, o) => this.catalogChanged(t, { ...o, kind: "ServiceEntry" })),
       watch<Obj>("/apis/networking.istio.io/v1beta1/virtualservices", () => this.api.list("networking.istio.io/v1beta1", "VirtualService"), (t, o) => {
         const k = `${o.metadata?.namespace}/${o.metadata?.name}`;
         const ref = t === "delete" ? null : virtualServiceRef(o, this.o.clusterDomain);
@@ -231,6 +231,63 @@ export class MeshController {
     if (!pods?.size) return { status: 403, reason: "unknown-workload", detail: `no pod of workload ${ns}/${workload}` };
     for (const p of pods.values()) if ((p.spec?.serviceAccountName ?? "default") === caller.serviceAccount) return null;
     return { status: 403, reason: "identity-mismatch", detail: `no pod of ${ns}/${workload} runs as service account ${caller.serviceAccount}` };
+  };
+
+  /**
+   * The workloads a fallback's caller evidence names: the pod at its address (TPROXY keeps it),
+   * checked against the mesh identity when both are known; else every workload of the namespace
+   * whose pods run as the service account (a SPIFFE ID names no more: over-inclusion only widens
+   * a Sidecar). [] when nothing matches.
+   */
+  callerWorkloads(c: FallbackReport["edges"][number]["caller"]): string[] | string {
+    if (c.podIp) {
+      const p = this.podsByIp.get(c.podIp);
+      if (!p) return `no pod at ${c.podIp}`;
+      if (c.namespace && p.metadata?.namespace !== c.namespace) return `pod at ${c.podIp} is not in namespace ${c.namespace}`;
+      if (c.serviceAccount && (p.spec?.serviceAccountName ?? "default") !== c.serviceAccount) return `pod at ${c.podIp} does not run as ${c.serviceAccount}`;
+      return [`${p.metadata!.namespace}/${workloadOfPod(p)}`];
+    }
+    if (!c.namespace || !c.serviceAccount) return "caller has neither a pod address nor a mesh identity";
+    const out: string[] = [];
+    for (const [k, pods] of this.pods) {
+      if (!k.startsWith(`${c.namespace}/`)) continue;
+      for (const p of pods.values()) if ((p.spec?.serviceAccountName ?? "default") === c.serviceAccount) { out.push(k); break; }
+    }
+    return out.length ? out : `no pod of namespace ${c.namespace} runs as ${c.serviceAccount}`;
+  }
+
+  /**
+   * Merge what the fallback forwarded as edges of each caller workload: a registered host becomes
+   * an outbound edge (imported at the next reconcile, queued now); an unregistered one an unknown
+   * destination (reported with a suggested ServiceEntry, never imported).
+   */
+  mergeFallback = (r: FallbackReport): Fail | null => {
+    if (!this.ready) return [503, "not-ready", "collector has not synced pods yet; retry"];
+    const index = this.hostIndex();
+    let merged = 0;
+    const problems: string[] = [];
+    for (const e of r.edges) {
+      const host = e.host.toLowerCase();
+      const bad = fqdnError(host);
+      if (bad) { problems.push(`${host}: ${bad}`); continue; }
+      const who = this.callerWorkloads(e.caller);
+      if (typeof who === "string") { problems.push(who); continue; }
+      for (const key of who) {
+        const [ns, name] = key.split("/");
+        if (index.exportedTo(host, ns) === false) { problems.push(`${host} is not exported to ${ns}`); continue; }
+        const n = this.graph.node(ns, name);
+        if (!n) { problems.push("graph full"); continue; }
+        const s = emptyStats(this.now());
+        s.count = e.count;
+        const ok = index.has(host)
+          ? this.graph.addEdge(n, { dir: "outbound", cluster: `outbound|${e.port}||${host}`, authority: host, proto: e.proto === "HTTP" ? "HTTP/1.1" : "TLS" }, s, "fallback")
+          : this.graph.addUnknown(n, { kind: "passthrough", dst: "", authority: e.proto === "HTTP" ? host : "", sni: e.proto === "TLS" ? host : "", proto: e.proto }, s);
+        if (ok) { merged++; this.touched(ns, name); }
+      }
+    }
+    if (problems.length) this.log("warn", "fallback report entries not merged", { count: problems.length, first: problems[0] });
+    if (merged === 0 && problems.length) return [403, "unknown-workload", problems[0]];
+    return null;
   };
 
   /** A report (or Prometheus scrape) touched this workload. */

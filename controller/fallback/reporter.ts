@@ -1,0 +1,79 @@
+// The fallback's fast path: what it forwarded is reported to the collector within `delayMs`
+// (coalesced per caller, host, port and protocol), so the caller's Sidecar gains the host at the
+// next reconcile — seconds, not a filter flush interval. Bounded: at most `maxPending` distinct
+// entries wait; more are dropped and counted. A failed POST keeps its entries (bounded) and is
+// retried with backoff; a refusal (4xx) drops them, counted: resending would not change it.
+import { Counter, type Registry } from "prom-client";
+import type { Learned } from "./server.js";
+import type { FallbackReport } from "../collector/fallback-report.js";
+
+export interface ReporterOptions {
+  url: string;
+  /** Extra request headers (a bearer token off the mesh). */
+  headers?: () => Record<string, string>;
+  delayMs?: number;
+  maxPending?: number;
+  timeoutMs?: number;
+}
+
+export class LearnReporter {
+  private pending = new Map<string, FallbackReport["edges"][number]>();
+  private timer: NodeJS.Timeout | null = null;
+  private sending = false;
+  private backoffMs = 0;
+  readonly sent: Counter<"outcome">;
+  readonly dropped: Counter<"reason">;
+
+  constructor(private readonly o: ReporterOptions, registry: Registry, private readonly log: (msg: string) => void = () => {}) {
+    this.sent = new Counter({ name: "meshtune_fallback_reports_total", help: "Fast-path reports to the collector, by outcome", labelNames: ["outcome"], registers: [registry] });
+    this.dropped = new Counter({ name: "meshtune_fallback_learned_dropped_total", help: "Learned entries not reported, by reason", labelNames: ["reason"], registers: [registry] });
+  }
+
+  add(l: Learned): void {
+    const k = JSON.stringify([l.caller.namespace, l.caller.serviceAccount, l.caller.podIp, l.host, l.port, l.proto]);
+    const cur = this.pending.get(k);
+    if (cur) cur.count++;
+    else if (this.pending.size >= (this.o.maxPending ?? 1000)) { this.dropped.inc({ reason: "pending-full" }); return; }
+    else this.pending.set(k, { caller: { ...l.caller }, host: l.host, port: l.port, proto: l.proto, count: 1 });
+    this.schedule(this.o.delayMs ?? 200);
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer || this.sending) return;
+    this.timer = setTimeout(() => { this.timer = null; void this.flush(); }, ms);
+  }
+
+  async flush(): Promise<void> {
+    if (this.sending || this.pending.size === 0) return;
+    this.sending = true;
+    const batch = [...this.pending.values()];
+    this.pending.clear();
+    const body: FallbackReport = { v: 2, kind: "fallback", edges: batch };
+    let retry = false;
+    try {
+      const r = await fetch(this.o.url, {
+        method: "POST", headers: { "content-type": "application/json", ...this.o.headers?.() }, body: JSON.stringify(body),
+        signal: AbortSignal.timeout(this.o.timeoutMs ?? 5000),
+      });
+      const text = (await r.text()).trim();
+      if (r.status === 202) { this.sent.inc({ outcome: "accepted" }); this.backoffMs = 0; }
+      else if (r.status >= 400 && r.status < 500 && r.status !== 408 && r.status !== 429) { this.sent.inc({ outcome: "refused" }); this.dropped.inc({ reason: "refused" }, batch.length); this.log(`collector refused a fallback report: ${r.status} ${text}`); }
+      else { retry = true; this.log(`collector answered ${r.status} ${text}; will retry`); }
+    } catch (e) { retry = true; this.log(`collector unreachable: ${(e as Error).message}; will retry`); }
+    if (retry) {
+      this.sent.inc({ outcome: "failed" });
+      for (const e of batch) {
+        const k = JSON.stringify([e.caller.namespace, e.caller.serviceAccount, e.caller.podIp, e.host, e.port, e.proto]);
+        const cur = this.pending.get(k);
+        if (cur) cur.count += e.count;
+        else if (this.pending.size < (this.o.maxPending ?? 1000)) this.pending.set(k, e);
+        else this.dropped.inc({ reason: "pending-full" });
+      }
+      this.backoffMs = Math.min(30_000, Math.max(500, this.backoffMs * 2));
+    }
+    this.sending = false;
+    if (this.pending.size) this.schedule(retry ? this.backoffMs : (this.o.delayMs ?? 200));
+  }
+
+  stop(): void { if (this.timer) clearTimeout(this.timer); this.timer = null; }
+}
