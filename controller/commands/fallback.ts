@@ -80,7 +80,7 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
     res.writeHead(404).end("not found\n");
   });
   await new Promise<void>((r, j) => { admin.once("error", j); admin.listen(Number(f.metricsPort), "0.0.0.0", r); });
-  log("info", "meshtune fallback listening", { port, metricsPort: Number(f.metricsPort), self: `${self.namespace}/${self.serviceAccount}`, collector: f.collector });
+  log("info", "meshtune fallback listening", { port, metricsPort: (admin.address() as { port: number }).port, self: `${self.namespace}/${self.serviceAccount}`, collector: f.collector });
   const shutdown = async () => {
     stopped = true;
     await reporter.flush();

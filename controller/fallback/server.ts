@@ -101,7 +101,9 @@ export class FallbackServer {
   /** The caller as far as this connection shows it: the sidecar's XFCC (HTTP), the source address (TPROXY). */
   private caller(s: Socket, xfcc: string | string[] | undefined): CallerEvidence | string {
     const peer = (s.remoteAddress ?? "").replace(/^::ffff:/, "");
-    const loopback = /^127\./.test(peer) || peer === "::1";
+    // In a pod only the proxy reaches the app over loopback: from 127.0.0.6 (inbound bind) or
+    // 127.0.0.1/::1 (in-pod callers). Any other source is the caller's own address.
+    const loopback = peer === "127.0.0.1" || peer === "::1";
     const ev: CallerEvidence = {};
     // Under TPROXY interception the inbound listener keeps the caller's address (listener_inbound.go
     // populateListenerFilters adds original_src); under REDIRECT it is the bind address 127.0.0.6.
