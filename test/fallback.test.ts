@@ -155,7 +155,7 @@ test("ALLOW_ANY: an unlearned HTTP request and a TLS connection are served throu
     // TLS by SNI, passthrough: the caller's sidecar connects from the pod's address (TPROXY keeps it).
     const t1 = Date.now();
     const text = await new Promise<string>((resolve, reject) => {
-      const s = tlsConnect({ host: "127.0.0.1", port: fbPort, localAddress: "127.0.0.3", servername: "api.example.com", ca: cert }, () => {
+      const s = tlsConnect({ socket: netConnect({ host: "127.0.0.1", port: fbPort, localAddress: "127.0.0.3" }), servername: "api.example.com", ca: cert }, () => {
         assert.is(s.getPeerCertificate().subject.CN, "api.example.com", "end-to-end TLS: the fallback never terminates it");
       });
       let b = ""; s.on("data", (d) => (b += d)); s.on("end", () => resolve(b)); s.on("error", reject);

@@ -32,5 +32,6 @@ export function parseJson(line: string): AccessRecord | null {
     cluster: str(j.upstream_cluster),
     downstreamLocal: str(j.downstream_local_address),
     sni: str(j.requested_server_name),
+    route: str(j.route_name),
   };
 }

@@ -144,6 +144,15 @@ export class AccessLogLearner {
         return;
       }
       default:
+        // A REGISTRY_ONLY refusal: no upstream cluster, route "block_all" (Istio httproute.go
+        // buildCatchAllVirtualHost, DirectResponse 502). The requested host is what to learn.
+        if (!r.cluster && r.route === "block_all") {
+          const s: Stats = emptyStats(at);
+          s.count = 1;
+          s.err5xx = 1;
+          this.scratch.addUnknown(b.node, { kind: "blackhole", dst: r.downstreamLocal, authority: r.authority, sni: r.sni, proto: "HTTP" }, s);
+          return;
+        }
         if (WAYPOINT_CLUSTER.test(r.cluster)) { this.skipped["waypoint-cluster"]++; b.shape ??= { kind: "waypoint", why: `waypoint-only cluster ${r.cluster.split("|")[0]}` }; return; }
         this.skipped["other-cluster"]++;
     }

@@ -11,6 +11,7 @@ export interface AccessRecord {
   cluster: string;        // Istio cluster name, "" when absent
   downstreamLocal: string;
   sni: string;            // requested server name, "" when absent
+  route: string;          // route name ("block_all": Istio's REGISTRY_ONLY refusal), "" when absent
 }
 
 /** Envoy prints "-" for empty values; normalise to "". */

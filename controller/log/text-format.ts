@@ -101,5 +101,6 @@ export function parseText(line: string): AccessRecord | null {
     cluster: dash(tail[0]),
     downstreamLocal: dash(tail[2]),
     sni: tail.length > 4 ? dash(tail[4]) : "",
+    route: tail.length > 5 ? dash(tail[5]) : "",
   };
 }
