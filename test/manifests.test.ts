@@ -75,12 +75,19 @@ test("controller Deployment: probes on /healthz and /readyz, non-root; Service p
   assert.is(wp.spec.pluginConfig.collectorCluster, `outbound|${port}||${svc.metadata.name}.${svc.metadata.namespace}.svc.cluster.local`);
 });
 
-test("fallback gateway: Service matches the controller's default egressProxy; Gateway validates", async () => {
-  const [, svc, gw] = docs("fallback-gateway.yaml");
+test("fallback: injected by label, full scope, TPROXY, one sniffed port matching the egressProxy every Sidecar gets", () => {
+  const all = docs("fallback.yaml");
+  const dep = all.find((d) => d.kind === "Deployment"), svc = all.find((d) => d.kind === "Service");
+  const t = dep.spec.template;
+  assert.is(t.metadata.labels["sidecar.istio.io/inject"], "true", "the namespace has no injection label: the object selector injects it");
+  assert.is(t.metadata.annotations["meshtune.io/enabled"], "false", "meshtune never scopes the fallback");
+  assert.is(t.metadata.annotations["sidecar.istio.io/interceptionMode"], "TPROXY", "keeps the caller's address for TLS callers");
+  assert.equal(t.spec.containers[0].args.slice(0, 2), ["fallback", "--port=8080"]);
   assert.is(`${svc.metadata.name}.${svc.metadata.namespace}.svc.cluster.local`, "meshtune-fallback.meshtune-system.svc.cluster.local");
-  assert.ok(svc.spec.ports.some((p: { port: number }) => p.port === 80));
-  const { Gateway } = await import("@kubernetes-models/istio/networking.istio.io/v1beta1/Gateway");
-  new Gateway(gw).validate();
+  assert.equal(svc.spec.ports.map((p: { port: number; targetPort: number; name: string; appProtocol?: string }) => [p.port, p.targetPort, /^(http|https|tcp|tls|grpc)/.test(p.name) || !!p.appProtocol]), [[80, 8080, false]], "one port, protocol sniffed (egressProxy has one port)");
+  assert.is(t.spec.serviceAccountName, "meshtune-fallback", "the identity the collector accepts fallback reports from (--fallback-identity default)");
+  const kust = parse(readFileSync(join(ROOT, "manifests/kustomization.yaml"), "utf8"));
+  assert.ok(kust.resources.includes("fallback.yaml"));
 });
 
 test.run();
