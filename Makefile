@@ -73,10 +73,11 @@ test: typecheck test-unit
 
 bench: build bpf
 	bench/datapath.sh
-	$(NODE_BIN)/esbuild bench/filter.ts bench/reconcile.ts bench/collector.ts $(ESBUILD_NODE) --outdir=build/bench --out-extension:.js=.mjs --log-level=warning
+	$(NODE_BIN)/esbuild bench/filter.ts bench/reconcile.ts bench/collector.ts bench/fallback.ts $(ESBUILD_NODE) --outdir=build/bench --out-extension:.js=.mjs --log-level=warning
 	node build/bench/filter.mjs
 	node build/bench/reconcile.mjs
 	taskset -c 1 node --max-old-space-size=320 build/bench/collector.mjs # the heap cap the controller manifest sets
+	taskset -c 0 node build/bench/fallback.mjs
 	node bench/accesslog.mjs
 
 # kind + Istio + Bookinfo end to end; needs a Docker engine (a developer laptop), not part of make test.

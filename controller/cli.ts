@@ -73,6 +73,7 @@ export function buildCli(): Command {
     .option("--port <n>", "listener for the callers' egressProxy traffic (HTTP and TLS on one port)", "8080")
     .option("--metrics-port <n>", "/healthz, /readyz and /metrics", "9090")
     .option("--kubeconfig <file>", "kubeconfig (default: in-cluster service account)")
+    .option("--catalog <file>", "a fixed catalog (kubectl get svc,serviceentries -A -o json) instead of watching the API server")
     .option("--collector <url>", "collector reports URL", "http://meshtune-controller.meshtune-system.svc.cluster.local:8080/v1/reports")
     .option("--token-file <file>", "bearer token for the collector (off the mesh; in-cluster the sidecar's mTLS identifies this pod)")
     .option("--self <ns/sa>", "this pod's service account: its sidecar's XFCC element must say By=<this> (default: $POD_NAMESPACE/$SERVICE_ACCOUNT)")

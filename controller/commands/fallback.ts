@@ -10,7 +10,7 @@ import { FallbackServer } from "../fallback/server.js";
 import { LearnReporter } from "../fallback/reporter.js";
 import { parseIdentity } from "../collector/caller.js";
 import { HostIndex } from "../istio/hosts.js";
-import { parseCatalog } from "../sidecar/catalog.js";
+import { catalogItems, parseCatalog } from "../sidecar/catalog.js";
 import { loadKubeConfig, objectApi } from "../k8s/kube.js";
 import { watchResource } from "../k8s/informer.js";
 import { jsonLogger as log } from "../log.js";
@@ -19,7 +19,7 @@ import { duration } from "./controller.js";
 
 export interface FallbackFlags {
   port: string; metricsPort: string; kubeconfig?: string; collector: string; tokenFile?: string; self?: string; clusterDomain: string;
-  resolve: string[]; maxConnections: string; idleTimeout: string; connectTimeout: string; reportDelay: string;
+  resolve: string[]; maxConnections: string; idleTimeout: string; connectTimeout: string; reportDelay: string; catalog?: string;
 }
 
 /** --resolve "host:port=addr:port" (curl's --resolve, for tests and debugging). */
@@ -44,24 +44,35 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "meshtune_" });
 
-  // The catalog: Services and ServiceEntries, the index rebuilt lazily after each change.
-  const kc = loadKubeConfig({ file: f.kubeconfig });
-  const api = objectApi(kc);
+  // The catalog: Services and ServiceEntries, the index rebuilt lazily after each change; or a
+  // fixed catalog file (--catalog: debugging and benches, no API server).
   const objects = new Map<string, KubernetesObject>();
   let index: HostIndex | null = null;
   let stopped = false;
+  let ready = false;
+  if (f.catalog) {
+    let text: string;
+    try { text = readFileSync(f.catalog, "utf8"); } catch (e) { throw new UserError(`--catalog ${f.catalog}: ${(e as Error).message}`); }
+    let items: KubernetesObject[];
+    try { items = catalogItems(text) as KubernetesObject[]; } catch (e) { throw new UserError(`--catalog ${f.catalog}: ${(e as Error).message}`); }
+    items.forEach((o, i) => objects.set(String(i), o));
+    ready = true;
+  }
+  const kc = f.catalog ? null : loadKubeConfig({ file: f.kubeconfig });
+  const api = kc ? objectApi(kc) : null;
   const changed = (t: string, o: KubernetesObject) => {
     const k = `${o.kind}/${o.metadata?.namespace}/${o.metadata?.name}`;
     if (t === "delete") objects.delete(k); else objects.set(k, o);
     index = null;
   };
   const withKind = (kind: string, on: typeof changed) => (t: string, o: KubernetesObject) => on(t, { ...o, kind });
-  const watches = [
-    watchResource(kc, "/api/v1/services", () => api.list("v1", "Service"), withKind("Service", changed), log, () => stopped),
-    watchResource(kc, "/apis/networking.istio.io/v1beta1/serviceentries", () => api.list("networking.istio.io/v1beta1", "ServiceEntry"), withKind("ServiceEntry", changed), log, () => stopped),
-  ];
-  let ready = false;
-  Promise.all(watches.map((w) => w.synced)).then(() => { ready = true; log("info", "catalog synced; ready", {}); });
+  if (kc && api) {
+    const watches = [
+      watchResource(kc, "/api/v1/services", () => api.list("v1", "Service"), withKind("Service", changed), log, () => stopped),
+      watchResource(kc, "/apis/networking.istio.io/v1beta1/serviceentries", () => api.list("networking.istio.io/v1beta1", "ServiceEntry"), withKind("ServiceEntry", changed), log, () => stopped),
+    ];
+    Promise.all(watches.map((w) => w.synced)).then(() => { ready = true; log("info", "catalog synced; ready", {}); });
+  }
 
   const reporter = new LearnReporter({ url: f.collector, headers: (): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {}), delayMs: duration("--report-delay", f.reportDelay) },
     registry, (m) => log("warn", m, {}));
