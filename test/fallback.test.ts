@@ -131,7 +131,7 @@ test("ALLOW_ANY: an unlearned HTTP request and a TLS connection are served throu
     let logs = "";
     fb.stdout!.on("data", (d) => (logs += d));
     fb.stderr!.on("data", (d) => (logs += d));
-    await until("fallback listening", () => /meshtune fallback listening/.test(logs), 10_000).catch((e) => { throw new Error(`${e.message}\n${logs}`); });
+    await until("fallback listening and its catalog synced", () => /meshtune fallback listening/.test(logs) && /catalog synced; ready/.test(logs), 10_000).catch((e) => { throw new Error(`${e.message}\n${logs}`); });
     // Its inbound sidecar: mTLS from productpage's identity, XFCC appended, connecting from 127.0.0.6.
     const inbound = await new InboundProxy({ appPort: fbPort, self: "meshtune-system/meshtune-fallback", peer: "bookinfo/bookinfo-productpage" }).start();
     closers.push(() => void inbound.stop());

@@ -80,7 +80,7 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
     self, clusterDomain: f.clusterDomain,
     index: () => (index ??= new HostIndex(parseCatalog({ items: [...objects.values()] }, f.clusterDomain))),
     connect: (host, port) => { const p = pinned.get(`${host}:${port}`); return p ? connect(p.port, p.host) : connect(port, host); },
-    learn: (l) => reporter.add(l),
+    learn: (l) => reporter.add(l), ready: () => ready,
     maxConnections, idleTimeoutMs: duration("--idle-timeout", f.idleTimeout), connectTimeoutMs: duration("--connect-timeout", f.connectTimeout),
   }, registry);
   const port = await server.listen(Number(f.port));

@@ -27,13 +27,15 @@ export interface FallbackOptions {
   /** Open a connection to host:port through this pod's sidecar (default: DNS + connect). */
   connect?: (host: string, port: number) => Socket;
   learn: (l: Learned) => void;
+  /** False until the catalog synced: a Host resolved against an empty catalog could go astray. */
+  ready?: () => boolean;
   maxConnections?: number;
   sniffTimeoutMs?: number;
   idleTimeoutMs?: number;
   connectTimeoutMs?: number;
 }
 
-export type FallbackReason = "sniff-timeout" | "unroutable-tcp" | "bad-tls" | "no-sni" | "bad-host" | "untrusted-caller" | "upstream-error" | "connections" | "idle-timeout";
+export type FallbackReason = "not-ready" | "sniff-timeout" | "unroutable-tcp" | "bad-tls" | "no-sni" | "bad-host" | "untrusted-caller" | "upstream-error" | "connections" | "idle-timeout";
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and headers that claim an identity: never forwarded.
 const DROP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "host",
@@ -44,7 +46,7 @@ export class FallbackServer {
   readonly refused: Counter<"reason">;
   private readonly net: NetServer;
   private readonly http: HttpServer;
-  private readonly o: Required<Omit<FallbackOptions, "connect">> & Pick<FallbackOptions, "connect">;
+  private readonly o: Required<Omit<FallbackOptions, "connect" | "ready">> & Pick<FallbackOptions, "connect" | "ready">;
 
   constructor(opts: FallbackOptions, registry: Registry) {
     this.o = { maxConnections: 4096, sniffTimeoutMs: 10_000, idleTimeoutMs: 300_000, connectTimeoutMs: 5_000, ...opts };
@@ -124,6 +126,7 @@ export class FallbackServer {
       if (!res.headersSent) res.writeHead(status, { "content-type": "text/plain", "x-meshtune-fallback": reason }).end(`meshtune fallback: ${detail}\n`);
       else res.destroy();
     };
+    if (this.o.ready && !this.o.ready()) return fail(503, "not-ready", "service catalog not synced yet; retry");
     const caller = this.caller(req.socket, req.headers["x-forwarded-client-cert"]);
     if (typeof caller === "string") return fail(403, "untrusted-caller", caller);
     const t = resolveTarget(req.headers.host ?? "", caller.namespace ?? null, "HTTP", this.o.index(), this.o.clusterDomain);
@@ -159,6 +162,7 @@ export class FallbackServer {
   }
 
   private passTls(s: Socket, sni: string, hello: Buffer): void {
+    if (this.o.ready && !this.o.ready()) { this.refused.inc({ reason: "not-ready" }); s.destroy(); return; }
     const caller = this.caller(s, undefined);
     const ev = typeof caller === "string" ? {} : caller;
     const t = resolveTarget(sni, ev.namespace ?? null, "TLS", this.o.index(), this.o.clusterDomain);

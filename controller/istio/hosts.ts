@@ -38,6 +38,8 @@ export class HostIndex {
     return defs.some((d) => d.exportTo.length === 0 || d.exportTo.some((x) => x === "*" || x === from || (x === "." && d.namespace === from)));
   }
   has(host: string): boolean { return this.ns.has(host); }
+  /** No catalog at all (offline without --catalog): registration cannot be checked. */
+  get empty(): boolean { return this.ns.size === 0; }
   /** Ports the catalog defines for `host` (every definition), [] when unknown. */
   portsOf(host: string): number[] { return this.ports.get(host) ?? []; }
   /**

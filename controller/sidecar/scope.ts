@@ -60,10 +60,10 @@ export function isFallbackHost(host: string, ctx: ScopeContext): boolean {
 }
 
 /** A requested host through a fallback or a Passthrough/BlackHole record: imported only when the registry defines it. */
-function registered(fqdn: string | null, callerNs: string, src: string, ctx: ScopeContext, out: Set<string>, rejected: Rejected[]): boolean {
+function registered(fqdn: string | null, callerNs: string, src: string, ctx: ScopeContext, out: Set<string>, rejected: Rejected[], lenient = false): boolean {
   if (!fqdn) return false;
   const host = serviceOfPodName(fqdn, ctx);
-  if (!ctx.index.has(host)) {
+  if (!ctx.index.has(host) && !(lenient && ctx.index.empty)) {
     rejected.push({ candidate: fqdn, reason: "not in the service registry (no Service or ServiceEntry): see the suggested ServiceEntry", source: src });
     return false;
   }
@@ -85,7 +85,9 @@ export function hostsOfEdge(e: Edge, callerNs: string, ctx: ScopeContext, reject
   const clusterHost = c.host.toLowerCase();
   if (isFallbackHost(clusterHost, ctx)) {
     // The caller's own egressProxy route keeps the request's Host (httproute.go buildCatchAllVirtualHost).
-    if (e.authority) registered(requestedFqdn(e.authority, callerNs, ctx.clusterDomain, ctx.index), callerNs, src, ctx, out, rejected);
+    // Offline without a catalog the registry is unknown: the requested host is imported as the
+    // hop's target (Istio ignores an egress host no service defines).
+    if (e.authority) registered(requestedFqdn(e.authority, callerNs, ctx.clusterDomain, ctx.index), callerNs, src, ctx, out, rejected, true);
     return [...out];
   }
   accept(importOf(clusterHost, ctx.clusterDomain, ctx.index), src, out, rejected);
