@@ -86,8 +86,17 @@ async function cluster(outbound: "ALLOW_ANY" | "REGISTRY_ONLY") {
   const collectorUrl = `http://127.0.0.1:${(cs.address() as AddressInfo).port}/v1/reports`;
   const post = (body: string, token = "productpage-token") => fetch(collectorUrl, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body });
   const sidecar = () => fake.get("sidecars", "bookinfo", "productpage-v1") as unknown as SidecarObj | undefined;
+  /** productpage's first Sidecar, from its filter's report (reviews only); the filter host for later reports. */
+  const firstSidecar = async () => {
+    const h = filterHost();
+    h.http(request("outbound|9080||reviews.bookinfo.svc.cluster.local", { host: "reviews:9080" }));
+    h.tick();
+    assert.is((await post(new TextDecoder().decode(h.callouts[0].body))).status, 202);
+    h.respond(h.callouts[0], { status: 202 });
+    return { h, first: await until("productpage's first Sidecar", () => sidecar()) };
+  };
   const stop = async () => { await ctl.stop(); cs.closeAllConnections(); cs.close(); await fake.stop(); };
-  return { fake, ctl, collectorUrl, post, sidecar, stop };
+  return { fake, ctl, collectorUrl, post, sidecar, firstSidecar, stop };
 }
 
 test("ALLOW_ANY: an unlearned HTTP request and a TLS connection are served through the real fallback, and the caller's Sidecar gains each host in < 5 s", async () => {
@@ -96,13 +105,7 @@ test("ALLOW_ANY: an unlearned HTTP request and a TLS connection are served throu
   const closers: (() => void)[] = [];
   let fb: ChildProcess | null = null;
   try {
-    // productpage's first Sidecar, from its filter's report (reviews only).
-    const h = filterHost();
-    h.http(request("outbound|9080||reviews.bookinfo.svc.cluster.local", { host: "reviews:9080" }));
-    h.tick();
-    assert.is((await c.post(new TextDecoder().decode(h.callouts[0].body))).status, 202);
-    h.respond(h.callouts[0], { status: 202 });
-    const first = await until("productpage's first Sidecar", () => c.sidecar());
+    const { first } = await c.firstSidecar();
     assert.equal(first.spec.outboundTrafficPolicy, { mode: "ALLOW_ANY", egressProxy: { host: DEFAULT_FALLBACK_HOST, port: { number: 80 } } });
     const before = new ProxyScope("bookinfo", first, MESH);
     const viaFallback = before.route("ratings.bookinfo", 9080);
@@ -152,7 +155,8 @@ test("ALLOW_ANY: an unlearned HTTP request and a TLS connection are served throu
     assert.not.ok(hostsOf(grown).some((x) => x.startsWith("evil/")), "forged XFCC element ignored");
     assert.equal(new ProxyScope("bookinfo", grown, MESH).route("ratings.bookinfo", 9080), { cluster: `outbound|9080||${fq("ratings")}` }, "after the apply: direct");
 
-    // TLS by SNI, passthrough: the caller's sidecar connects from the pod's address (TPROXY keeps it).
+    // TLS by SNI, passthrough: the caller's sidecar connects from the pod's address, as the
+    // fallback's TPROXY inbound listener keeps it (istio listener_inbound.go populateListenerFilters: original_src).
     const t1 = Date.now();
     const text = await new Promise<string>((resolve, reject) => {
       const s = tlsConnect({ socket: netConnect({ host: "127.0.0.1", port: fbPort, localAddress: "127.0.0.3" }), servername: "api.example.com", ca: cert }, () => {
@@ -191,24 +195,13 @@ test("ALLOW_ANY: an unlearned HTTP request and a TLS connection are served throu
 test("REGISTRY_ONLY: the mesh policy is kept; a blocked in-mesh host and a Passthrough TCP ClusterIP are learned, an external one is only suggested", async () => {
   const c = await cluster("REGISTRY_ONLY");
   try {
-    const h = filterHost();
-    h.http(request("outbound|9080||reviews.bookinfo.svc.cluster.local", { host: "reviews:9080" }));
-    h.tick();
-    assert.is((await c.post(new TextDecoder().decode(h.callouts[0].body))).status, 202);
-    h.respond(h.callouts[0], { status: 202 });
-    const first = await until("first Sidecar", () => c.sidecar());
+    const { h, first } = await c.firstSidecar();
     assert.is(first.spec.outboundTrafficPolicy, undefined, "REGISTRY_ONLY is inherited, never overridden");
     const scope = new ProxyScope("bookinfo", first, { ...MESH, outbound: "REGISTRY_ONLY" });
     assert.equal(scope.route("ratings.bookinfo", 9080), { cluster: null, code: 502, flag: "block_all" });
     // The filter sees the block_all refusal; a Passthrough TCP record (an Istio that filters the catch-all chain, or a gateway) names a ClusterIP.
-    const r = request("", { code: 502, host: "ratings.bookinfo:9080", destination: "10.96.0.20:9080" });
-    r.properties["xds.route_name"] = "block_all";
-    delete (r.properties as Record<string, unknown>)["xds.cluster_name"];
-    h.http(r);
-    const blockedExternal = request("", { code: 502, host: "unknown.example.org", destination: "198.51.100.7:80" });
-    blockedExternal.properties["xds.route_name"] = "block_all";
-    delete (blockedExternal.properties as Record<string, unknown>)["xds.cluster_name"];
-    h.http(blockedExternal);
+    h.http(request("", { code: 502, host: "ratings.bookinfo:9080", destination: "10.96.0.20:9080", route: "block_all" }));
+    h.http(request("", { code: 502, host: "unknown.example.org", destination: "198.51.100.7:80", route: "block_all" }));
     h.tick();
     const body = bodyOf(h);
     assert.is(body.unknown.length, 2);

@@ -10,15 +10,9 @@ const FALLBACK = "outbound|80||meshtune-fallback.meshtune-system.svc.cluster.loc
 test("block_all refusal (no cluster, route block_all) is recorded with the requested host and reported fast", () => {
   const h = filterHost({ flushIntervalMs: 10_000, fastFlushMs: 1000 });
   // Istio httproute.go buildCatchAllVirtualHost: REGISTRY_ONLY → DirectResponse 502, route "block_all", no upstream cluster.
-  const r = request("", { code: 502, host: "ratings.bookinfo:9080", destination: "10.96.3.4:9080" });
-  r.properties["xds.route_name"] = "block_all";
-  delete (r.properties as Record<string, unknown>)["xds.cluster_name"];
-  h.http(r);
+  h.http(request("", { code: 502, host: "ratings.bookinfo:9080", destination: "10.96.3.4:9080", route: "block_all" }));
   // A local reply on another route (e.g. a fault-injection abort) teaches nothing.
-  const other = request("", { code: 503, host: "x" });
-  other.properties["xds.route_name"] = "default";
-  delete (other.properties as Record<string, unknown>)["xds.cluster_name"];
-  h.http(other);
+  h.http(request("", { code: 503, host: "x", route: "default" }));
   assert.is(h.tickPeriodMs, 1000, "fast path: the tick shortened to fastFlushMs");
   h.tick();
   assert.is(h.callouts.length, 1, "reported after 1 s, not 10 s");

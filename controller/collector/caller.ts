@@ -64,7 +64,13 @@ export type CallerResult = { ok: true; caller: Caller } | { ok: false; status: 4
  * header or another source); a string: why the header cannot be trusted.
  */
 export function proxyPeer(xfcc: string | string[] | undefined, peer: string, self: Identity): Identity | string | null {
-  if (typeof xfcc !== "string" || !PROXY_PEERS.has(peer)) return null;
+  if (!PROXY_PEERS.has(peer)) return null;
+  return xfccPeer(xfcc, self);
+}
+
+/** The peer named by the last XFCC element if this pod's proxy wrote it (By=<self>); the caller decides whether the source may be trusted. */
+export function xfccPeer(xfcc: string | string[] | undefined, self: Identity): Identity | string | null {
+  if (typeof xfcc !== "string") return null;
   const els = parseXfcc(xfcc);
   const last = els[els.length - 1];
   const by = SPIFFE.exec(last.By ?? ""), uri = SPIFFE.exec(last.URI ?? "");

@@ -37,9 +37,9 @@ export function duration(flag: string, v: string): number {
   return Number(m[1]) * { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2] as "ms"];
 }
 
-/** This controller's own mesh identity: --self, else the downward-API env (POD_NAMESPACE, SERVICE_ACCOUNT). */
-function selfIdentity(f: ControllerFlags): Identity {
-  const v = f.self ?? (process.env.POD_NAMESPACE && process.env.SERVICE_ACCOUNT ? `${process.env.POD_NAMESPACE}/${process.env.SERVICE_ACCOUNT}` : "meshtune-system/meshtune-controller");
+/** This pod's own mesh identity: --self, else the downward-API env (POD_NAMESPACE, SERVICE_ACCOUNT), else `dflt`. */
+export function selfIdentity(self: string | undefined, dflt: string): Identity {
+  const v = self ?? (process.env.POD_NAMESPACE && process.env.SERVICE_ACCOUNT ? `${process.env.POD_NAMESPACE}/${process.env.SERVICE_ACCOUNT}` : dflt);
   const id = parseIdentity(v);
   if (!id) throw new UserError(`--self ${v}: expected NAMESPACE/SERVICEACCOUNT`, 2);
   return id;
@@ -61,7 +61,7 @@ export async function runController(f: ControllerFlags): Promise<void> {
   const kc = loadKubeConfig({ file: f.kubeconfig });
   const api = objectApi(kc);
   const graph = new Graph();
-  const self = selfIdentity(f);
+  const self = selfIdentity(f.self, "meshtune-system/meshtune-controller");
   if (f.insecureCollector) log("warn", "INSECURE COLLECTOR: reports and reads are accepted from anyone, unauthenticated (--insecure-collector is for tests only)", {});
   const reportRate = Number(f.reportRate);
   if (!(reportRate > 0)) throw new UserError(`--report-rate ${f.reportRate}: expected reports per second per identity (> 0)`, 2);

@@ -8,14 +8,13 @@ import { Registry, collectDefaultMetrics } from "prom-client";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { FallbackServer } from "../fallback/server.js";
 import { LearnReporter } from "../fallback/reporter.js";
-import { parseIdentity } from "../collector/caller.js";
 import { HostIndex } from "../istio/hosts.js";
 import { catalogItems, parseCatalog } from "../sidecar/catalog.js";
 import { loadKubeConfig, objectApi } from "../k8s/kube.js";
 import { watchResource } from "../k8s/informer.js";
 import { jsonLogger as log } from "../log.js";
 import { UserError } from "../errors.js";
-import { duration } from "./controller.js";
+import { duration, selfIdentity } from "./controller.js";
 
 export interface FallbackFlags {
   port: string; metricsPort: string; kubeconfig?: string; collector: string; tokenFile?: string; self?: string; clusterDomain: string;
@@ -34,9 +33,7 @@ function resolveMap(entries: string[]): Map<string, { host: string; port: number
 }
 
 export async function runFallback(f: FallbackFlags): Promise<void> {
-  const selfStr = f.self ?? (process.env.POD_NAMESPACE && process.env.SERVICE_ACCOUNT ? `${process.env.POD_NAMESPACE}/${process.env.SERVICE_ACCOUNT}` : "meshtune-system/meshtune-fallback");
-  const self = parseIdentity(selfStr);
-  if (!self) throw new UserError(`--self ${selfStr}: expected NAMESPACE/SERVICEACCOUNT`, 2);
+  const self = selfIdentity(f.self, "meshtune-system/meshtune-fallback");
   const maxConnections = Number(f.maxConnections);
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new UserError(`--max-connections ${f.maxConnections}: expected a positive integer`, 2);
   const pinned = resolveMap(f.resolve);
@@ -65,11 +62,10 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
     if (t === "delete") objects.delete(k); else objects.set(k, o);
     index = null;
   };
-  const withKind = (kind: string, on: typeof changed) => (t: string, o: KubernetesObject) => on(t, { ...o, kind });
   if (kc && api) {
     const watches = [
-      watchResource(kc, "/api/v1/services", () => api.list("v1", "Service"), withKind("Service", changed), log, () => stopped),
-      watchResource(kc, "/apis/networking.istio.io/v1beta1/serviceentries", () => api.list("networking.istio.io/v1beta1", "ServiceEntry"), withKind("ServiceEntry", changed), log, () => stopped),
+      watchResource(kc, "/api/v1/services", () => api.list("v1", "Service"), changed, log, () => stopped, "Service"),
+      watchResource(kc, "/apis/networking.istio.io/v1beta1/serviceentries", () => api.list("networking.istio.io/v1beta1", "ServiceEntry"), changed, log, () => stopped, "ServiceEntry"),
     ];
     Promise.all(watches.map((w) => w.synced)).then(() => { ready = true; log("info", "catalog synced; ready", {}); });
   }

@@ -16,8 +16,11 @@ export interface ReporterOptions {
   timeoutMs?: number;
 }
 
+type Entry = FallbackReport["edges"][number];
+const keyOf = (e: Pick<Entry, "caller" | "host" | "port" | "proto">) => JSON.stringify([e.caller.namespace, e.caller.serviceAccount, e.caller.podIp, e.host, e.port, e.proto]);
+
 export class LearnReporter {
-  private pending = new Map<string, FallbackReport["edges"][number]>();
+  private pending = new Map<string, Entry>();
   private timer: NodeJS.Timeout | null = null;
   private sending = false;
   private backoffMs = 0;
@@ -30,7 +33,7 @@ export class LearnReporter {
   }
 
   add(l: Learned): void {
-    const k = JSON.stringify([l.caller.namespace, l.caller.serviceAccount, l.caller.podIp, l.host, l.port, l.proto]);
+    const k = keyOf(l);
     const cur = this.pending.get(k);
     if (cur) cur.count++;
     else if (this.pending.size >= (this.o.maxPending ?? 1000)) { this.dropped.inc({ reason: "pending-full" }); return; }
@@ -63,7 +66,7 @@ export class LearnReporter {
     if (retry) {
       this.sent.inc({ outcome: "failed" });
       for (const e of batch) {
-        const k = JSON.stringify([e.caller.namespace, e.caller.serviceAccount, e.caller.podIp, e.host, e.port, e.proto]);
+        const k = keyOf(e);
         const cur = this.pending.get(k);
         if (cur) cur.count += e.count;
         else if (this.pending.size < (this.o.maxPending ?? 1000)) this.pending.set(k, e);

@@ -11,9 +11,9 @@
 import { createServer as createNetServer, connect as netConnect, type Server as NetServer, type Socket } from "node:net";
 import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type ServerResponse, type Server as HttpServer } from "node:http";
 import { Counter, type Registry } from "prom-client";
-import { parseClientHelloSni, looksLikeTls, MAX_HELLO } from "./sni.js";
+import { parseClientHelloSni, looksLikeTls } from "./sni.js";
 import { resolveTarget, type Target } from "./resolve.js";
-import { proxyPeer, isProxyPeer, type Identity } from "../collector/caller.js";
+import { xfccPeer, isProxyPeer, type Identity } from "../collector/caller.js";
 import type { HostIndex } from "../istio/hosts.js";
 
 /** What is known of the caller: its mesh identity (XFCC) and/or its pod address (TPROXY keeps it). */
@@ -91,7 +91,7 @@ export class FallbackServer {
         return;
       }
       const r = parseClientHelloSni(buf);
-      if (r.kind === "need-more") { if (buf.length > MAX_HELLO) { done(); s.destroy(); } return; }
+      if (r.kind === "need-more") return; // the parser refuses anything past MAX_HELLO
       done();
       if (r.kind !== "sni") { this.refused.inc({ reason: r.kind === "no-sni" ? "no-sni" : "bad-tls" }); s.destroy(); return; }
       this.passTls(s, r.name, buf);
@@ -110,10 +110,10 @@ export class FallbackServer {
     // Under TPROXY interception the inbound listener keeps the caller's address (listener_inbound.go
     // populateListenerFilters adds original_src); under REDIRECT it is the bind address 127.0.0.6.
     if (!isProxyPeer(peer) && !loopback && peer) ev.podIp = peer;
-    if (xfcc !== undefined) {
-      // The proxy's element is trusted from the proxy's bind address, or from a non-loopback
-      // source under TPROXY (only the sidecar reaches this port from outside the pod).
-      const id = proxyPeer(xfcc, isProxyPeer(peer) || ev.podIp ? "127.0.0.6" : peer, this.o.self);
+    // The proxy's element is trusted from the proxy's bind address, or from a non-loopback
+    // source under TPROXY (only the sidecar reaches this port from outside the pod).
+    if (xfcc !== undefined && (isProxyPeer(peer) || ev.podIp)) {
+      const id = xfccPeer(xfcc, this.o.self);
       if (typeof id === "string") return id;
       if (id) { ev.namespace = id.namespace; ev.serviceAccount = id.serviceAccount; }
     }

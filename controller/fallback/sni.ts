@@ -66,7 +66,7 @@ function serverName(b: Buffer): string | { kind: "malformed"; why: string } {
     if (p + len > end) return bad("extension overruns the extensions block");
     if (type === 0) {
       let q = p + 2;
-      const listEnd = q + (len >= 2 ? b.readUInt16BE(p) : 0) - 0;
+      const listEnd = q + (len >= 2 ? b.readUInt16BE(p) : 0);
       if (len < 2 || listEnd > p + len) return bad("malformed server_name list");
       while (q + 3 <= listEnd) {
         const nt = b[q], nl = b.readUInt16BE(q + 1);

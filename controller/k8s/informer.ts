@@ -1,20 +1,23 @@
 // One watched resource: client-node's informer, restarted after errors, with a promise that
 // resolves on its first successful list. The informer's own start() resolves even when its list
 // failed (it reports that as an error event), so readiness tracks the first list instead.
+// List items carry no kind (apimachinery encodes a List's items bare; only watch events name
+// it), so handlers that tell objects apart by kind get it set here.
 import { makeInformer, type KubeConfig, type KubernetesObject, type Informer } from "@kubernetes/client-node";
 import type { Logger } from "../log.js";
 
 export type WatchEvent = "add" | "update" | "delete";
 
 export function watchResource<T extends KubernetesObject>(kc: KubeConfig, path: string, list: () => Promise<{ items: T[] }>,
-  on: (type: WatchEvent, o: T) => void, log: Logger, stopped: () => boolean): { informer: Informer<T>; synced: Promise<void> } {
+  on: (type: WatchEvent, o: T) => void, log: Logger, stopped: () => boolean, kind?: string): { informer: Informer<T>; synced: Promise<void> } {
   let synced!: () => void;
   const firstList = new Promise<void>((r) => (synced = r));
   const listed = async () => { const l = await list(); synced(); return l; };
   const inf = makeInformer<T>(kc, path, listed as never);
-  inf.on("add", (o) => on("add", o));
-  inf.on("update", (o) => on("update", o));
-  inf.on("delete", (o) => on("delete", o));
+  const stamp = (o: T): T => (kind && o.kind !== kind ? { ...o, kind } : o);
+  inf.on("add", (o) => on("add", stamp(o)));
+  inf.on("update", (o) => on("update", stamp(o)));
+  inf.on("delete", (o) => on("delete", stamp(o)));
   inf.on("error", (e) => {
     if (stopped()) return;
     log("warn", "watch error; restarting", { path, error: String((e as Error)?.message ?? e) });

@@ -103,8 +103,8 @@ export class MeshController {
   /** Start informers; ready once each has listed and persisted state is loaded. */
   async start(): Promise<void> {
     // Ready means every informer has listed once (k8s/informer.ts).
-    const watch = <T extends KubernetesObject>(path: string, list: () => Promise<{ items: T[] }>, on: (type: WatchEvent, o: T) => void) => {
-      const w = watchResource<T>(this.kc, path, list, on, this.log, () => this.stopped);
+    const watch = <T extends KubernetesObject>(path: string, list: () => Promise<{ items: T[] }>, on: (type: WatchEvent, o: T) => void, kind?: string) => {
+      const w = watchResource<T>(this.kc, path, list, on, this.log, () => this.stopped, kind);
       this.informers.push(w.informer as unknown as Informer<KubernetesObject>);
       return w.synced;
     };
@@ -128,9 +128,8 @@ export class MeshController {
         // A user Sidecar can block several workloads of its namespace: recheck them all.
         this.enqueueNamespace(o.metadata!.namespace!);
       }),
-      // List items carry no kind (only watch events do: apimachinery's List encodes items bare), so set it.
-      watch<Obj>("/api/v1/services", () => this.api.list("v1", "Service"), (t, o) => this.catalogChanged(t, { ...o, kind: "Service" })),
-      watch<Obj>("/apis/networking.istio.io/v1beta1/serviceentries", () => this.api.list("networking.istio.io/v1beta1", "ServiceEntry"), (t, o) => this.catalogChanged(t, { ...o, kind: "ServiceEntry" })),
+      watch<Obj>("/api/v1/services", () => this.api.list("v1", "Service"), (t, o) => this.catalogChanged(t, o), "Service"),
+      watch<Obj>("/apis/networking.istio.io/v1beta1/serviceentries", () => this.api.list("networking.istio.io/v1beta1", "ServiceEntry"), (t, o) => this.catalogChanged(t, o), "ServiceEntry"),
       watch<Obj>("/apis/networking.istio.io/v1beta1/virtualservices", () => this.api.list("networking.istio.io/v1beta1", "VirtualService"), (t, o) => {
         const k = `${o.metadata?.namespace}/${o.metadata?.name}`;
         const ref = t === "delete" ? null : virtualServiceRef(o, this.o.clusterDomain);

@@ -50,11 +50,7 @@ export class MeshtuneRoot extends RootContext {
     const t = this.table;
     if (t.size == 0) t.startMs = nowMs();
     if (cluster == "PassthroughCluster" || cluster == "BlackHoleCluster") {
-      // AS 0.14's reference counting mishandles string-valued ternaries: plain ifs throughout.
-      let dst = "";
-      if (cluster == "PassthroughCluster") dst = propString(P_UPSTREAM);
-      if (dst == "") dst = propString(P_DESTINATION);
-      this.unknown(cluster, dst, propString(P_HOST), "", "");
+      this.unknown(cluster, originalDst(cluster), propString(P_HOST), "", "");
       return;
     }
     // Outbound edges are kept per requested authority as well as per cluster: the Sidecar must
@@ -93,10 +89,7 @@ export class MeshtuneRoot extends RootContext {
     if (t.size == 0) t.startMs = nowMs();
     const sni = propString(P_SNI);
     if (cluster == "PassthroughCluster" || cluster == "BlackHoleCluster") {
-      let dst = "";
-      if (cluster == "PassthroughCluster") dst = propString(P_UPSTREAM);
-      if (dst == "") dst = propString(P_DESTINATION);
-      this.unknown(cluster, dst, "", sni, "");
+      this.unknown(cluster, originalDst(cluster), "", sni, "");
       return;
     }
     let dir = "outbound";
@@ -231,6 +224,15 @@ export class MeshtuneRoot extends RootContext {
       else this.drop();
     }
   }
+}
+
+/** Where a Passthrough/BlackHole connection was headed: the upstream Passthrough dialled, else the original destination. */
+function originalDst(cluster: string): string {
+  // AS 0.14's reference counting mishandles string-valued ternaries: plain ifs.
+  let dst = "";
+  if (cluster == "PassthroughCluster") dst = propString(P_UPSTREAM);
+  if (dst == "") dst = propString(P_DESTINATION);
+  return dst;
 }
 
 function onReportResponse(origin: Context, headers: u32, body_size: usize, trailers: u32): void {

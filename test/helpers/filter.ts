@@ -16,15 +16,18 @@ export function filterHost(config: object | string = {}, md: Record<string, stri
 }
 
 /** One request as Envoy would present it at log time. */
-export function request(cluster: string, o: { code?: number; ms?: number; host?: string; proto?: string; upstream?: string; destination?: string; flags?: number; grpc?: boolean } = {}) {
+export function request(cluster: string, o: { code?: number; ms?: number; host?: string; proto?: string; upstream?: string; destination?: string; flags?: number; grpc?: boolean; route?: string } = {}) {
   const properties: Record<string, PropValue> = {
-    "xds.cluster_name": cluster,
     "response.code": o.code ?? 200,
     "response.flags": o.flags ?? 0,
     "request.duration": BigInt(Math.round((o.ms ?? 3) * 1e6)),
     "request.host": o.host ?? "",
     "request.protocol": o.proto ?? "HTTP/1.1",
   };
+  // A local reply (no route to a cluster, or a direct response like Istio's block_all) has no
+  // upstream cluster: the attribute is absent, not empty (expr/context.cc XdsWrapper cluster_name).
+  if (cluster) properties["xds.cluster_name"] = cluster;
+  if (o.route) properties["xds.route_name"] = o.route;
   if (o.upstream) properties["upstream.address"] = o.upstream;
   if (o.destination) properties["destination.address"] = o.destination;
   const ct = o.grpc ? "application/grpc" : "application/json";
