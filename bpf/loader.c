@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* meshtune-bpf: load | unload | status | probe for the meshtune datapath.
- * Programs attach to one cgroup v2 through bpf links pinned under MT_PIN_DIR, so they outlive
- * this process and `unload` detaches exactly what `load` attached. */
+/* meshtune-bpf: load | unload | status | probe | pods for the meshtune datapath.
+ * Programs attach to one cgroup v2 (the node's kubepods cgroup, never the root) through bpf links
+ * pinned under MT_PIN_DIR, so they outlive this process and `unload` detaches exactly what `load`
+ * attached. `pods` is the agent's line protocol over the pinned maps (pods_cmd.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -21,19 +22,25 @@
 #include <bpf/libbpf.h>
 #include "meshtune.h"
 #include "meshtune.skel.h"
+#include "pods.h"
 
 static const char *reason_names[MT_REASON_MAX] = {
 	"redirected", "skipped_uid", "skipped_loopback", "skipped_excluded_port", "skipped_excluded_cidr",
 	"skipped_proxy_port", "skipped_not_tcp", "origdst_saved", "origdst_answered", "origdst_miss",
 	"sockmap_inserted", "sockmap_insert_failed", "sockmap_redirected", "sockmap_miss",
+	"skipped_not_meshed", "skipped_not_included", "redirected_inbound", "skipped_inbound_excluded",
+	"inbound_delivery", "l4_edge_failed", "skb_verdict",
 };
+_Static_assert(sizeof(reason_names) / sizeof(reason_names[0]) == MT_REASON_MAX, "a name per reason");
 
 /* Pinned links, in attach order; the sk_msg verdict is held by the sockhash itself. */
 static const char *link_names[] = { "link_connect4", "link_connect6", "link_getsockopt", "link_sockops" };
-static const char *map_names[] = { "counters", "meta", "sock_pairs", "origdst_by_cookie", "origdst_by_peer", "excluded_ports", "excluded_cidrs" };
+static const char *map_names[] = { "counters", "meta", "sock_pairs", "origdst_by_cookie", "origdst_by_peer", "origdst_sk",
+				   "excluded_ports", "excluded_cidrs", "pods", "pod_ips", "pod_ports", "pod_cidrs_exclude",
+				   "pod_cidrs_include", "l4_edges" };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static int fail(const char *fmt, ...)
+int fail(const char *fmt, ...)
 {
 	va_list ap;
 	fputs("meshtune-bpf: ", stderr);
@@ -46,12 +53,12 @@ static int fail(const char *fmt, ...)
 
 static int silent(enum libbpf_print_level l, const char *f, va_list a) { (void)l; (void)f; (void)a; return 0; }
 
-static void pin_path(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", MT_PIN_DIR, name); }
+void pin_path(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", MT_PIN_DIR, name); }
 
 /* One-line refusal on nodes that cannot run the datapath; 0 when everything is there. */
 static int probe(const char *cgroup)
 {
-	struct utsname u;
+	struct utsname u = {};
 	struct statfs fs;
 	int major = 0, minor = 0;
 	char p[512];
@@ -74,6 +81,18 @@ static int probe(const char *cgroup)
 	for (size_t i = 0; i < N(maps); i++)
 		if (libbpf_probe_bpf_map_type(maps[i].t, NULL) != 1)
 			return fail("unsupported kernel: BPF map type %s not available", maps[i].n);
+	/* Per-pod keys need the netns cookie where the pair is seen, and the accepted socket's
+	 * storage (both 5.15+); the pod lookup needs the caller's ancestor cgroup. */
+	struct { enum bpf_prog_type t; enum bpf_func_id f; const char *n; } helpers[] = {
+		{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie, "bpf_get_netns_cookie in sock_ops" },
+		{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_get_netns_cookie, "bpf_get_netns_cookie in sk_msg" },
+		{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get in sock_ops" },
+		{ BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get in cgroup getsockopt" },
+		{ BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_get_current_ancestor_cgroup_id, "bpf_get_current_ancestor_cgroup_id in cgroup connect" },
+	};
+	for (size_t i = 0; i < N(helpers); i++)
+		if (libbpf_probe_bpf_helper(helpers[i].t, helpers[i].f, NULL) != 1)
+			return fail("unsupported kernel %s: %s not available", u.release, helpers[i].n);
 	if (!cgroup)
 		return 0;
 	if (statfs(cgroup, &fs) != 0)
@@ -87,7 +106,39 @@ static int probe(const char *cgroup)
 	return 0;
 }
 
-static int parse_cidr(const char *s, __u32 ip[4], __u32 *plen)
+/* Kernels carrying 929e30f93125 lose receive wakeups for sockmap sockets that have no verdict
+ * program until 04af4efde58a; it reached stable 6.6.128, 6.12.75, 6.18.14 and mainline 6.19.
+ * Which releases carry the fix is not known here, so every release from those on counts as
+ * affected and gets the no-op SK_SKB verdict (the workaround others ship). */
+int wakeup_hazard(const char *release)
+{
+	int a = 0, b = 0, c = 0;
+	if (sscanf(release, "%d.%d.%d", &a, &b, &c) < 2)
+		return 1; /* unknown: be safe */
+	if (a > 6 || (a == 6 && b >= 19))
+		return 1;
+	return a == 6 && ((b == 6 && c >= 128) || (b == 12 && c >= 75) || (b == 18 && c >= 14));
+}
+
+/* cgroup v2 level of a directory: its distance from the hierarchy root (which has no cgroup.events). */
+static int cgroup_level(const char *path)
+{
+	char p[PATH_MAX], f[PATH_MAX + 16];
+	int level = 0;
+	snprintf(p, sizeof(p), "%s", path);
+	for (;;) {
+		snprintf(f, sizeof(f), "%s/cgroup.events", p);
+		if (access(f, F_OK) != 0)
+			return level;
+		char *slash = strrchr(p, '/');
+		if (!slash || slash == p)
+			return -1;
+		*slash = 0;
+		level++;
+	}
+}
+
+int parse_cidr(const char *s, __u32 ip[4], __u32 *plen)
 {
 	char a[64];
 	const char *slash = strchr(s, '/');
@@ -163,7 +214,8 @@ static int read_meta(struct mt_meta *m)
 
 struct load_opts {
 	const char *cgroup;
-	int proxy_port, proxy_uid, no_splice;
+	int proxy_port, inbound_port, proxy_uid, no_splice;
+	int skb_verdict; /* -1 auto (probe), 0 off, 1 on */
 	int n_ports, n_cidrs;
 	int ports[64];
 	const char *cidrs[64];
@@ -198,9 +250,21 @@ static int cmd_load(struct load_opts *o)
 		fail("open BPF object: %s", strerror(errno));
 		goto out;
 	}
+	struct utsname u = {};
+	uname(&u);
+	int verdict = o->skb_verdict < 0 ? wakeup_hazard(u.release) : o->skb_verdict;
+	int level = cgroup_level(real);
+	if (level < 1) {
+		fail("cgroup %s: cannot tell its level in the hierarchy", real);
+		goto out;
+	}
 	skel->rodata->proxy_port = o->proxy_port;
+	skel->rodata->inbound_port = o->inbound_port;
 	skel->rodata->proxy_uid = o->proxy_uid;
+	skel->rodata->pod_level = level + 1;
 	skel->rodata->splice = !o->no_splice;
+	if (!verdict)
+		bpf_program__set_autoload(skel->progs.mt_skb_verdict, false);
 	if (meshtune_bpf__load(skel)) {
 		fail("load BPF programs: %s (set MESHTUNE_BPF_DEBUG=1 for the verifier log)", strerror(errno));
 		goto out;
@@ -222,6 +286,8 @@ static int cmd_load(struct load_opts *o)
 	snprintf(meta.cgroup, sizeof(meta.cgroup), "%s", real);
 	meta.proxy_port = o->proxy_port;
 	meta.proxy_uid = o->proxy_uid;
+	meta.inbound_port = o->inbound_port;
+	meta.skb_verdict = verdict && !o->no_splice;
 	__u32 zero = 0;
 	bpf_map__update_elem(skel->maps.meta, &zero, sizeof(zero), &meta, sizeof(meta), BPF_ANY);
 
@@ -239,6 +305,10 @@ static int cmd_load(struct load_opts *o)
 	/* The splice verdict hangs off the sockhash; attach it before sockops fills the map. */
 	if (bpf_prog_attach(bpf_program__fd(skel->progs.mt_sk_msg), bpf_map__fd(skel->maps.sock_pairs), BPF_SK_MSG_VERDICT, 0)) {
 		fail("attach sk_msg to sockhash: %s", strerror(errno));
+		goto out;
+	}
+	if (meta.skb_verdict && bpf_prog_attach(bpf_program__fd(skel->progs.mt_skb_verdict), bpf_map__fd(skel->maps.sock_pairs), BPF_SK_SKB_VERDICT, 0)) {
+		fail("attach sk_skb verdict to sockhash: %s", strerror(errno));
 		goto out;
 	}
 	struct bpf_program *progs[4] = { skel->progs.mt_connect4, skel->progs.mt_connect6, skel->progs.mt_getsockopt, skel->progs.mt_sockops };
@@ -261,7 +331,8 @@ static int cmd_load(struct load_opts *o)
 			goto out;
 		}
 	}
-	printf("{\"loaded\":true,\"already\":false,\"cgroup\":\"%s\",\"proxyPort\":%d,\"proxyUid\":%d}\n", real, o->proxy_port, o->proxy_uid);
+	printf("{\"loaded\":true,\"already\":false,\"cgroup\":\"%s\",\"proxyPort\":%d,\"inboundPort\":%d,\"proxyUid\":%d,\"podLevel\":%d,\"skbVerdict\":%s}\n",
+	       real, o->proxy_port, o->inbound_port, o->proxy_uid, level + 1, meta.skb_verdict ? "true" : "false");
 	err = 0;
 out:
 	/* One cleanup path: on failure undo every pin; on success the pins keep everything alive. */
@@ -290,6 +361,28 @@ static int cmd_unload(void)
 	return 0;
 }
 
+/* {"reason":sum over CPUs,...} */
+void print_counters(void)
+{
+	char p[256];
+	pin_path(p, sizeof(p), "counters");
+	int cfd = bpf_obj_get(p);
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *vals = calloc(ncpu > 0 ? ncpu : 1, sizeof(__u64));
+	printf("{");
+	for (__u32 r = 0; r < MT_REASON_MAX; r++) {
+		__u64 sum = 0;
+		if (cfd >= 0 && vals && bpf_map_lookup_elem(cfd, &r, vals) == 0)
+			for (int c = 0; c < ncpu; c++)
+				sum += vals[c];
+		printf("%s\"%s\":%llu", r ? "," : "", reason_names[r], (unsigned long long)sum);
+	}
+	printf("}");
+	free(vals);
+	if (cfd >= 0)
+		close(cfd);
+}
+
 static int cmd_status(void)
 {
 	struct mt_meta meta = {};
@@ -298,7 +391,8 @@ static int cmd_status(void)
 		printf("{\"loaded\":false}\n");
 		return 0;
 	}
-	printf("{\"loaded\":true,\"cgroup\":\"%s\",\"proxyPort\":%u,\"proxyUid\":%u,\"programs\":[", meta.cgroup, meta.proxy_port, meta.proxy_uid);
+	printf("{\"loaded\":true,\"cgroup\":\"%s\",\"proxyPort\":%u,\"inboundPort\":%u,\"proxyUid\":%u,\"skbVerdict\":%s,\"pods\":%d,\"programs\":[",
+	       meta.cgroup, meta.proxy_port, meta.inbound_port, meta.proxy_uid, meta.skb_verdict ? "true" : "false", count_pods());
 	for (size_t i = 0; i < N(link_names); i++) {
 		struct bpf_link_info li = {};
 		struct bpf_prog_info pi = {};
@@ -320,38 +414,28 @@ static int cmd_status(void)
 		       link_names[i], pi.name, li.prog_id, li.cgroup.attach_type, (unsigned long long)li.cgroup.cgroup_id);
 		close(fd);
 	}
-	printf("],\"counters\":{");
-	pin_path(p, sizeof(p), "counters");
-	int cfd = bpf_obj_get(p);
-	int ncpu = libbpf_num_possible_cpus();
-	__u64 *vals = calloc(ncpu > 0 ? ncpu : 1, sizeof(__u64));
-	for (__u32 r = 0; r < MT_REASON_MAX; r++) {
-		__u64 sum = 0;
-		if (cfd >= 0 && vals && bpf_map_lookup_elem(cfd, &r, vals) == 0)
-			for (int c = 0; c < ncpu; c++)
-				sum += vals[c];
-		printf("%s\"%s\":%llu", r ? "," : "", reason_names[r], (unsigned long long)sum);
-	}
-	free(vals);
-	if (cfd >= 0)
-		close(cfd);
-	printf("}}\n");
+	printf("],\"counters\":");
+	print_counters();
+	printf("}\n");
 	return 0;
 }
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: meshtune-bpf load --cgroup PATH [--proxy-port N] [--proxy-uid N] [--exclude-port N]... [--exclude-cidr CIDR]... [--no-splice]\n"
-			"       meshtune-bpf unload | status | probe\n");
+	fprintf(stderr, "usage: meshtune-bpf load --cgroup PATH [--proxy-port N] [--inbound-port N] [--proxy-uid N] [--exclude-port N]...\n"
+			"                         [--exclude-cidr CIDR]... [--no-splice] [--skb-verdict auto|on|off]\n"
+			"       meshtune-bpf unload | status | probe [--cgroup PATH]\n"
+			"       meshtune-bpf pods    (line protocol on stdin: set | del | list | edges | counters)\n");
 }
 
 int main(int argc, char **argv)
 {
-	struct load_opts o = { .proxy_port = 15001, .proxy_uid = 1337 };
+	struct load_opts o = { .proxy_port = 15001, .inbound_port = 15006, .proxy_uid = 1337, .skb_verdict = -1 };
 	static struct option opts[] = {
 		{ "cgroup", required_argument, 0, 'c' }, { "proxy-port", required_argument, 0, 'p' },
 		{ "proxy-uid", required_argument, 0, 'u' }, { "exclude-port", required_argument, 0, 'e' },
-		{ "exclude-cidr", required_argument, 0, 'x' }, { "no-splice", no_argument, 0, 'n' }, { 0, 0, 0, 0 },
+		{ "exclude-cidr", required_argument, 0, 'x' }, { "no-splice", no_argument, 0, 'n' },
+		{ "inbound-port", required_argument, 0, 'i' }, { "skb-verdict", required_argument, 0, 'v' }, { 0, 0, 0, 0 },
 	};
 	int c;
 	char *end;
@@ -365,13 +449,20 @@ int main(int argc, char **argv)
 		long v;
 		switch (c) {
 		case 'c': o.cgroup = optarg; break;
-		case 'p': case 'u': case 'e':
+		case 'v':
+			if (!strcmp(optarg, "auto")) o.skb_verdict = -1;
+			else if (!strcmp(optarg, "on")) o.skb_verdict = 1;
+			else if (!strcmp(optarg, "off")) o.skb_verdict = 0;
+			else { fail("--skb-verdict %s: expected auto, on or off", optarg); return 2; }
+			break;
+		case 'p': case 'u': case 'e': case 'i':
 			v = strtol(optarg, &end, 10);
 			if (*end || v < 0 || (c != 'u' && (v < 1 || v > 65535))) {
-				fail("--%s %s: not a valid number", c == 'p' ? "proxy-port" : c == 'u' ? "proxy-uid" : "exclude-port", optarg);
+				fail("--%s %s: not a valid number", c == 'p' ? "proxy-port" : c == 'u' ? "proxy-uid" : c == 'i' ? "inbound-port" : "exclude-port", optarg);
 				return 2;
 			}
 			if (c == 'p') o.proxy_port = v;
+			else if (c == 'i') o.inbound_port = v;
 			else if (c == 'u') o.proxy_uid = v;
 			else if (o.n_ports < 64) o.ports[o.n_ports++] = v;
 			break;
@@ -387,10 +478,13 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "load")) return cmd_load(&o);
 	if (!strcmp(cmd, "unload")) return cmd_unload();
 	if (!strcmp(cmd, "status")) return cmd_status();
+	if (!strcmp(cmd, "pods")) return cmd_pods();
 	if (!strcmp(cmd, "probe")) {
 		int r = probe(o.cgroup);
+		struct utsname u = {};
+		uname(&u);
 		if (!r)
-			printf("{\"supported\":true}\n");
+			printf("{\"supported\":true,\"kernel\":\"%s\",\"wakeupHazard\":%s}\n", u.release, wakeup_hazard(u.release) ? "true" : "false");
 		return r;
 	}
 	usage();

@@ -1,12 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0
-/* meshtune datapath: iptables-free redirection to the sidecar and sockmap splicing.
+/* meshtune datapath: iptables-free capture for meshed pods, and sockmap splicing of the pairs it
+ * created. Attached once per node to the kubepods cgroup; only pods the agent lists in `pods`
+ * (by pod cgroup id) are touched.
  *
- *  cgroup/connect4|6  app connect(dst) -> 127.0.0.1|::1:proxy_port; dst saved by socket cookie
- *  sockops            on the app socket's ESTABLISHED: cookie entry -> entry keyed by its
- *                     local endpoint (what the proxy's accepted socket sees as its peer);
- *                     local pairs -> sockhash
- *  cgroup/getsockopt  SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST answered from that entry
+ *  cgroup/connect4|6  app connect(dst)       -> 127.0.0.1|::1:proxy_port   (Istio outbound capture)
+ *                     proxy -> same-node meshed pod IP:port -> same IP:inbound_port (its inbound capture)
+ *                     proxy -> own app from 127.0.0.6|::6 marked for delivery splice
+ *                     original destination saved by socket cookie; app edges counted per pod
+ *  sockops            ACTIVE_ESTABLISHED: cookie entry -> entry keyed by the client endpoint
+ *                     PASSIVE_ESTABLISHED: that entry -> the accepted socket's sk_storage;
+ *                     both sockets of such a pair (and only those) -> sockhash
+ *  cgroup/getsockopt  SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST from the accepted socket's storage
  *  sk_msg             sendmsg on a spliced socket -> peer's ingress queue (BPF_F_INGRESS)
+ *  sk_skb/verdict     no-op SK_PASS, attached only where the kernel loses receive wakeups for
+ *                     sockmap sockets without a verdict program (see the loader's probe)
+ *
+ * Capture rules follow istio/istio tools/istio-iptables/pkg/capture/run.go (1.25): excluded
+ * outbound ports first; 127.0.0.6/::6-sourced traffic returns; the proxy uid to a local
+ * non-loopback address goes to ISTIO_IN_REDIRECT (15006), other proxy traffic returns; app
+ * traffic to loopback or over lo returns; excluded ranges return; included ports, then
+ * included ranges ("*" = all) go to ISTIO_REDIRECT (15001). Same-node peers are "local" here
+ * because their IPs are in pod_ips.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -23,8 +37,10 @@
 
 /* Set by the loader before load. */
 const volatile __u16 proxy_port = 15001;
+const volatile __u16 inbound_port = 15006;
 const volatile __u32 proxy_uid = 1337;
-const volatile __u8 splice = 1; /* 0: redirect only (no sockhash inserts) */
+const volatile __u32 pod_level = 1; /* cgroup level of the attach cgroup + 1 */
+const volatile __u8 splice = 1;     /* 0: capture only (no sockhash inserts) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -33,22 +49,45 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* connect() -> original destination, until the socket is established. */
+/* Meshed pods by pod cgroup id, and by pod IP (for same-node peers). Written by the agent. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
 	__type(key, __u64);
-	__type(value, struct mt_endpoint);
-} origdst_by_cookie SEC(".maps");
+	__type(value, struct mt_pod);
+} pods SEC(".maps");
 
-/* App socket's local endpoint -> original destination (the proxy asks by its peer). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct mt_endpoint);
-	__type(value, struct mt_endpoint);
-} origdst_by_peer SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct mt_addr);
+	__type(value, struct mt_pod);
+} pod_ips SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct mt_pod_port);
+	__type(value, __u32);
+} pod_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct mt_pod_cidr);
+	__type(value, __u8);
+} pod_cidrs_exclude SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct mt_pod_cidr);
+	__type(value, __u8);
+} pod_cidrs_include SEC(".maps");
+
+/* Node-wide exclusions (loader flags), on top of each pod's own. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
@@ -69,12 +108,43 @@ struct {
 	__type(value, __u8);
 } excluded_cidrs SEC(".maps");
 
+/* connect() -> original destination, until the socket is established. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct mt_orig);
+} origdst_by_cookie SEC(".maps");
+
+/* Client endpoint -> original destination, from the client's ESTABLISHED to the server's. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct mt_peer);
+	__type(value, struct mt_orig);
+} origdst_by_peer SEC(".maps");
+
+/* The accepted socket's original destination: lives and dies with the socket. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct mt_orig);
+} origdst_sk SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
 	__uint(max_entries, 65536);
 	__type(key, struct mt_pair);
 	__type(value, __u64);
 } sock_pairs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct mt_edge_key);
+	__type(value, struct mt_edge);
+} l4_edges SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -91,20 +161,58 @@ static __always_inline void count(enum mt_reason r)
 		*v += 1;
 }
 
-/* CIDR keys hold v4 addresses as ::ffff:a.b.c.d so one trie serves both families. */
-static __always_inline int excluded(__u32 family, const __u32 ip[4], __u16 port)
+/* The calling process's pod: the first ancestor cgroup below the attach point the agent listed. */
+static __always_inline struct mt_pod *current_pod(void)
+{
+	for (int i = 0; i < MT_POD_LEVELS; i++) {
+		__u64 id = bpf_get_current_ancestor_cgroup_id(pod_level + i);
+		struct mt_pod *p;
+		if (!id)
+			return NULL;
+		p = bpf_map_lookup_elem(&pods, &id);
+		if (p)
+			return p;
+	}
+	return NULL;
+}
+
+/* Addresses that mean the same thing in every pod: loopback, and Istio's inbound passthrough
+ * sources 127.0.0.6 / ::6 (run.go). Keys built from them need the netns cookie. */
+static __always_inline int pod_local(__u32 family, const __u32 ip[4])
+{
+	if (family == AF_INET)
+		return (bpf_ntohl(ip[0]) >> 24) == 127;
+	if (ip[0] || ip[1])
+		return 0;
+	if (!ip[2])
+		return ip[3] == bpf_htonl(1) || ip[3] == bpf_htonl(6);
+	return ip[2] == bpf_htonl(0xffff) && (bpf_ntohl(ip[3]) >> 24) == 127;
+}
+
+static __always_inline int is_passthrough_src(__u32 family, const __u32 ip[4])
+{
+	if (family == AF_INET)
+		return ip[0] == bpf_htonl(0x7f000006);
+	return !ip[0] && !ip[1] && !ip[2] && ip[3] == bpf_htonl(6);
+}
+
+static __always_inline void v4mapped(__u32 family, const __u32 ip[4], __u32 out[4])
+{
+	if (family == AF_INET) {
+		out[0] = 0; out[1] = 0; out[2] = bpf_htonl(0xffff); out[3] = ip[0];
+	} else {
+		out[0] = ip[0]; out[1] = ip[1]; out[2] = ip[2]; out[3] = ip[3];
+	}
+}
+
+static __always_inline int node_excluded(__u32 family, const __u32 ip[4], __u16 port)
 {
 	struct cidr_key k = { .prefixlen = 128 };
 	if (bpf_map_lookup_elem(&excluded_ports, &port)) {
 		count(MT_SKIP_EXCLUDED_PORT);
 		return 1;
 	}
-	if (family == AF_INET) {
-		k.ip[2] = bpf_htonl(0xffff);
-		k.ip[3] = ip[0];
-	} else {
-		k.ip[0] = ip[0]; k.ip[1] = ip[1]; k.ip[2] = ip[2]; k.ip[3] = ip[3];
-	}
+	v4mapped(family, ip, k.ip);
 	if (bpf_map_lookup_elem(&excluded_cidrs, &k)) {
 		count(MT_SKIP_EXCLUDED_CIDR);
 		return 1;
@@ -112,48 +220,136 @@ static __always_inline int excluded(__u32 family, const __u32 ip[4], __u16 port)
 	return 0;
 }
 
-/* Common checks; returns 1 when the connection should go to the proxy. */
-static __always_inline int should_redirect(struct bpf_sock_addr *ctx, __u32 family, const __u32 ip[4], __u16 port)
+static __always_inline __u32 port_rules(__u32 pod, __u16 port)
 {
+	struct mt_pod_port k = { .pod = pod, .port = port };
+	__u32 *v = bpf_map_lookup_elem(&pod_ports, &k);
+	return v ? *v : 0;
+}
+
+static __always_inline int in_cidrs(void *trie, __u32 pod, __u32 family, const __u32 ip[4])
+{
+	struct mt_pod_cidr k = { .prefixlen = 32 + 128, .pod = pod };
+	v4mapped(family, ip, k.ip);
+	return bpf_map_lookup_elem(trie, &k) != NULL;
+}
+
+static __always_inline void save(void *ctx, __u32 family, const __u32 ip[4], __u16 port, __u32 kind, __u32 pod)
+{
+	struct mt_orig o = { .dst = { .port = port, .family = family }, .kind = kind, .pod = pod };
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	o.dst.ip[0] = ip[0]; o.dst.ip[1] = ip[1]; o.dst.ip[2] = ip[2]; o.dst.ip[3] = ip[3];
+	bpf_map_update_elem(&origdst_by_cookie, &cookie, &o, BPF_ANY);
+}
+
+static __always_inline void learn(__u32 pod, __u32 family, const __u32 ip[4], __u16 port)
+{
+	struct mt_edge_key k = { .pod = pod, .family = family, .port = port };
+	__u64 now = bpf_ktime_get_ns();
+	struct mt_edge *e, n = { .count = 1, .first_ns = now, .last_ns = now };
+	k.ip[0] = ip[0]; k.ip[1] = ip[1]; k.ip[2] = ip[2]; k.ip[3] = ip[3];
+	e = bpf_map_lookup_elem(&l4_edges, &k);
+	if (!e) {
+		if (bpf_map_update_elem(&l4_edges, &k, &n, BPF_NOEXIST) == 0)
+			return;
+		e = bpf_map_lookup_elem(&l4_edges, &k); /* another CPU inserted it first */
+		if (!e) {
+			count(MT_L4_EDGE_FAIL);
+			return;
+		}
+	}
+	__sync_fetch_and_add(&e->count, 1);
+	e->last_ns = now;
+}
+
+enum verdict { PASS, TO_PROXY, TO_INBOUND };
+
+/* Decide for one connect(); src is the socket's bound address (0 when unbound). */
+static __always_inline enum verdict decide(struct bpf_sock_addr *ctx, __u32 family, const __u32 ip[4], __u16 port, const __u32 src[4])
+{
+	struct mt_addr a = { .family = family };
+	struct mt_pod *pod, *peer;
+	__u32 rules;
+
 	if (ctx->type != SOCK_STREAM) {
 		count(MT_SKIP_NOT_TCP);
-		return 0;
+		return PASS;
 	}
+	pod = current_pod();
+	if (!pod) {
+		count(MT_SKIP_NOT_MESHED);
+		return PASS;
+	}
+	rules = port_rules(pod->id, port);
+	if (rules & MT_PORT_OUT_EXCLUDE) {
+		count(MT_SKIP_EXCLUDED_PORT);
+		return PASS;
+	}
+	a.ip[0] = ip[0]; a.ip[1] = ip[1]; a.ip[2] = ip[2]; a.ip[3] = ip[3];
+	peer = bpf_map_lookup_elem(&pod_ips, &a);
 	if ((__u32)bpf_get_current_uid_gid() == proxy_uid) {
-		count(MT_SKIP_UID);
-		return 0;
+		if (is_passthrough_src(family, src)) {
+			save(ctx, family, ip, port, MT_ORIG_DELIVERY, pod->id);
+			count(MT_INBOUND_DELIVERY);
+			return PASS;
+		}
+		if (!peer || !(peer->flags & MT_POD_IN_REDIRECT)) {
+			count(MT_SKIP_UID);
+			return PASS;
+		}
+		if (port == proxy_port || port == inbound_port) {
+			count(MT_SKIP_PROXY_PORT);
+			return PASS;
+		}
+		/* run.go handleInboundPortsInclude: "*" minus excluded ports, or the listed ports. */
+		rules = port_rules(peer->id, port);
+		if ((rules & MT_PORT_IN_EXCLUDE) || (!(peer->flags & MT_POD_IN_ALL) && !(rules & MT_PORT_IN_INCLUDE))) {
+			count(MT_SKIP_INBOUND_EXCLUDED);
+			return PASS;
+		}
+		save(ctx, family, ip, port, MT_ORIG_INBOUND, pod->id);
+		count(MT_REDIRECTED_INBOUND);
+		return TO_INBOUND;
+	}
+	if (pod_local(family, ip) || is_passthrough_src(family, src) || (peer && peer->id == pod->id)) {
+		count(MT_SKIP_LOOPBACK);
+		return PASS;
 	}
 	if (port == proxy_port) {
 		count(MT_SKIP_PROXY_PORT);
-		return 0;
+		return PASS;
 	}
-	return !excluded(family, ip, port);
-}
-
-static __always_inline void save(struct bpf_sock_addr *ctx, __u32 family, const __u32 ip[4], __u16 port)
-{
-	struct mt_endpoint dst = { .port = port, .family = family };
-	__u64 cookie = bpf_get_socket_cookie(ctx);
-	dst.ip[0] = ip[0]; dst.ip[1] = ip[1]; dst.ip[2] = ip[2]; dst.ip[3] = ip[3];
-	bpf_map_update_elem(&origdst_by_cookie, &cookie, &dst, BPF_ANY);
+	if (node_excluded(family, ip, port))
+		return PASS;
+	if (in_cidrs(&pod_cidrs_exclude, pod->id, family, ip)) {
+		count(MT_SKIP_EXCLUDED_CIDR);
+		return PASS;
+	}
+	if (!(rules & MT_PORT_OUT_INCLUDE) && !(pod->flags & MT_POD_OUT_ALL) && !in_cidrs(&pod_cidrs_include, pod->id, family, ip)) {
+		count(MT_SKIP_NOT_INCLUDED);
+		return PASS;
+	}
+	save(ctx, family, ip, port, MT_ORIG_APP, pod->id);
+	learn(pod->id, family, ip, port);
 	count(MT_REDIRECTED);
+	return TO_PROXY;
 }
 
 SEC("cgroup/connect4")
 int mt_connect4(struct bpf_sock_addr *ctx)
 {
 	__u32 ip[4] = { ctx->user_ip4, 0, 0, 0 };
-	__u16 port = bpf_ntohs(ctx->user_port);
+	__u32 src[4] = {};
+	struct bpf_sock *sk = ctx->sk;
+	enum verdict v;
 
-	if ((bpf_ntohl(ip[0]) >> 24) == 127) {
-		count(MT_SKIP_LOOPBACK);
-		return 1;
-	}
-	if (!should_redirect(ctx, AF_INET, ip, port))
-		return 1;
-	save(ctx, AF_INET, ip, port);
-	ctx->user_ip4 = bpf_htonl(0x7f000001);
-	ctx->user_port = bpf_htons(proxy_port);
+	if (sk)
+		src[0] = sk->src_ip4;
+	v = decide(ctx, AF_INET, ip, bpf_ntohs(ctx->user_port), src);
+	if (v == TO_PROXY)
+		ctx->user_ip4 = bpf_htonl(0x7f000001);
+	if (v != PASS)
+		ctx->user_port = bpf_htons(v == TO_PROXY ? proxy_port : inbound_port);
 	return 1;
 }
 
@@ -161,34 +357,28 @@ SEC("cgroup/connect6")
 int mt_connect6(struct bpf_sock_addr *ctx)
 {
 	__u32 ip[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
-	__u16 port = bpf_ntohs(ctx->user_port);
+	__u32 src[4] = {};
+	struct bpf_sock *sk = ctx->sk;
+	enum verdict v;
 
-	if (!ip[0] && !ip[1] && !ip[2] && ip[3] == bpf_htonl(1)) {
-		count(MT_SKIP_LOOPBACK);
-		return 1;
+	if (sk) {
+		src[0] = sk->src_ip6[0]; src[1] = sk->src_ip6[1];
+		src[2] = sk->src_ip6[2]; src[3] = sk->src_ip6[3];
 	}
-	if (!should_redirect(ctx, AF_INET6, ip, port))
-		return 1;
-	save(ctx, AF_INET6, ip, port);
-	ctx->user_ip6[0] = 0;
-	ctx->user_ip6[1] = 0;
-	ctx->user_ip6[2] = 0;
-	ctx->user_ip6[3] = bpf_htonl(1);
-	ctx->user_port = bpf_htons(proxy_port);
+	v = decide(ctx, AF_INET6, ip, bpf_ntohs(ctx->user_port), src);
+	if (v == TO_PROXY) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = 0;
+		ctx->user_ip6[3] = bpf_htonl(1);
+	}
+	if (v != PASS)
+		ctx->user_port = bpf_htons(v == TO_PROXY ? proxy_port : inbound_port);
 	return 1;
 }
 
-/* Both ends on this host: loopback, or the same address (pod IP to itself). Works on the copied
- * pair, not the ctx: clang otherwise emits ctx pointer arithmetic the verifier rejects. */
-static __always_inline int is_local_pair(const struct mt_pair *p)
-{
-	if (p->family == AF_INET)
-		return p->local_ip[0] == p->remote_ip[0] ||
-		       ((bpf_ntohl(p->remote_ip[0]) >> 24) == 127 && (bpf_ntohl(p->local_ip[0]) >> 24) == 127);
-	return p->local_ip[0] == p->remote_ip[0] && p->local_ip[1] == p->remote_ip[1] &&
-	       p->local_ip[2] == p->remote_ip[2] && p->local_ip[3] == p->remote_ip[3];
-}
-
+/* Works on the copied pair, not the ctx: clang otherwise emits ctx pointer arithmetic the
+ * verifier rejects. */
 static __always_inline void pair_of(struct bpf_sock_ops *s, __u32 family, struct mt_pair *p)
 {
 	p->family = family;
@@ -205,10 +395,29 @@ static __always_inline void pair_of(struct bpf_sock_ops *s, __u32 family, struct
 	p->remote_port = bpf_ntohl(s->remote_port); /* network order in the upper half */
 }
 
+static __always_inline void endpoint(struct mt_endpoint *e, __u32 family, const __u32 ip[4], __u32 port)
+{
+	e->family = family;
+	e->port = port;
+	e->ip[0] = ip[0]; e->ip[1] = ip[1]; e->ip[2] = ip[2]; e->ip[3] = ip[3];
+}
+
+static __always_inline void insert(struct bpf_sock_ops *s, struct mt_pair *p)
+{
+	if (!splice)
+		return;
+	if (bpf_sock_hash_update(s, &sock_pairs, p, BPF_NOEXIST) == 0)
+		count(MT_SOCKMAP_INSERTED);
+	else
+		count(MT_SOCKMAP_INSERT_FAIL);
+}
+
 SEC("sockops")
 int mt_sockops(struct bpf_sock_ops *s)
 {
 	struct mt_pair p = {};
+	struct mt_peer peer = {};
+	struct mt_orig *o;
 	__u32 op = s->op;
 	__u32 family = s->family;
 
@@ -217,26 +426,36 @@ int mt_sockops(struct bpf_sock_ops *s)
 	if (family != AF_INET && family != AF_INET6)
 		return 1;
 	pair_of(s, family, &p);
+	if (pod_local(family, p.local_ip) || pod_local(family, p.remote_ip))
+		p.netns = bpf_get_netns_cookie(s);
+	peer.netns = p.netns;
 
 	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
-		/* A redirected app socket: re-key its original destination by its local endpoint. */
+		/* A socket we redirected (or marked): hand its destination to the accepting side. */
 		__u64 cookie = bpf_get_socket_cookie(s);
-		struct mt_endpoint *dst = bpf_map_lookup_elem(&origdst_by_cookie, &cookie);
-		if (dst) {
-			struct mt_endpoint self = { .port = p.local_port, .family = p.family };
-			self.ip[0] = p.local_ip[0]; self.ip[1] = p.local_ip[1];
-			self.ip[2] = p.local_ip[2]; self.ip[3] = p.local_ip[3];
-			bpf_map_update_elem(&origdst_by_peer, &self, dst, BPF_ANY);
-			bpf_map_delete_elem(&origdst_by_cookie, &cookie);
+		o = bpf_map_lookup_elem(&origdst_by_cookie, &cookie);
+		if (!o)
+			return 1;
+		endpoint(&peer.ep, family, p.local_ip, p.local_port);
+		bpf_map_update_elem(&origdst_by_peer, &peer, o, BPF_ANY);
+		bpf_map_delete_elem(&origdst_by_cookie, &cookie);
+		insert(s, &p);
+		return 1;
+	}
+	endpoint(&peer.ep, family, p.remote_ip, p.remote_port);
+	o = bpf_map_lookup_elem(&origdst_by_peer, &peer);
+	if (!o)
+		return 1;
+	struct bpf_sock *sk = s->sk; /* read once: the verifier tracks the null check on this copy */
+	if (sk) {
+		struct mt_orig *st = bpf_sk_storage_get(&origdst_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (st) {
+			*st = *o;
 			count(MT_ORIGDST_SAVED);
 		}
 	}
-	if (splice && is_local_pair(&p)) {
-		if (bpf_sock_hash_update(s, &sock_pairs, &p, BPF_NOEXIST) == 0)
-			count(MT_SOCKMAP_INSERTED);
-		else
-			count(MT_SOCKMAP_INSERT_FAIL);
-	}
+	bpf_map_delete_elem(&origdst_by_peer, &peer);
+	insert(s, &p);
 	return 1;
 }
 
@@ -256,6 +475,8 @@ int mt_sk_msg(struct sk_msg_md *m)
 	}
 	peer.local_port = bpf_ntohl(m->remote_port);
 	peer.remote_port = m->local_port;
+	if (pod_local(peer.family, peer.local_ip) || pod_local(peer.family, peer.remote_ip))
+		peer.netns = bpf_get_netns_cookie(m);
 	/* On failure the helper leaves the message alone: SK_PASS then takes the normal TCP path. */
 	if (bpf_msg_redirect_hash(m, &sock_pairs, &peer, BPF_F_INGRESS) == SK_PASS)
 		count(MT_SOCKMAP_REDIRECTED);
@@ -264,49 +485,46 @@ int mt_sk_msg(struct sk_msg_md *m)
 	return SK_PASS;
 }
 
+SEC("sk_skb") /* attached as BPF_SK_SKB_VERDICT by the loader */
+int mt_skb_verdict(struct __sk_buff *skb)
+{
+	count(MT_SKB_VERDICT);
+	return SK_PASS;
+}
+
 SEC("cgroup/getsockopt")
 int mt_getsockopt(struct bpf_sockopt *ctx)
 {
-	struct bpf_sock *sk = ctx->sk;
-	struct mt_endpoint peer = {};
-	struct mt_endpoint *dst;
+	struct mt_orig *o;
 
 	if (ctx->optname != SO_ORIGINAL_DST || (ctx->level != SOL_IP && ctx->level != SOL_IPV6))
 		return 1;
-	if (!sk)
+	if (!ctx->sk)
 		return 1;
-	peer.family = sk->family;
-	peer.port = bpf_ntohs(sk->dst_port);
-	if (sk->family == AF_INET) {
-		peer.ip[0] = sk->dst_ip4;
-	} else {
-		peer.ip[0] = sk->dst_ip6[0]; peer.ip[1] = sk->dst_ip6[1];
-		peer.ip[2] = sk->dst_ip6[2]; peer.ip[3] = sk->dst_ip6[3];
-	}
-	dst = bpf_map_lookup_elem(&origdst_by_peer, &peer);
-	if (!dst) {
+	o = bpf_sk_storage_get(&origdst_sk, ctx->sk, 0, 0);
+	if (!o || o->kind == MT_ORIG_DELIVERY) {
 		count(MT_ORIGDST_MISS);
-		return 1;
+		return 1; /* not ours: the kernel's own answer (conntrack) stands */
 	}
-	if (ctx->level == SOL_IP && dst->family == AF_INET) {
+	if (ctx->level == SOL_IP && o->dst.family == AF_INET) {
 		struct sockaddr_in *sin = ctx->optval;
 		if ((void *)(sin + 1) > ctx->optval_end)
 			return 1;
 		sin->sin_family = AF_INET;
-		sin->sin_port = bpf_htons(dst->port);
-		sin->sin_addr.s_addr = dst->ip[0];
+		sin->sin_port = bpf_htons(o->dst.port);
+		sin->sin_addr.s_addr = o->dst.ip[0];
 		ctx->optlen = sizeof(*sin);
-	} else if (ctx->level == SOL_IPV6 && dst->family == AF_INET6) {
+	} else if (ctx->level == SOL_IPV6 && o->dst.family == AF_INET6) {
 		struct sockaddr_in6 *sin6 = ctx->optval;
 		if ((void *)(sin6 + 1) > ctx->optval_end)
 			return 1;
 		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = bpf_htons(dst->port);
+		sin6->sin6_port = bpf_htons(o->dst.port);
 		sin6->sin6_flowinfo = 0;
-		sin6->sin6_addr.in6_u.u6_addr32[0] = dst->ip[0];
-		sin6->sin6_addr.in6_u.u6_addr32[1] = dst->ip[1];
-		sin6->sin6_addr.in6_u.u6_addr32[2] = dst->ip[2];
-		sin6->sin6_addr.in6_u.u6_addr32[3] = dst->ip[3];
+		sin6->sin6_addr.in6_u.u6_addr32[0] = o->dst.ip[0];
+		sin6->sin6_addr.in6_u.u6_addr32[1] = o->dst.ip[1];
+		sin6->sin6_addr.in6_u.u6_addr32[2] = o->dst.ip[2];
+		sin6->sin6_addr.in6_u.u6_addr32[3] = o->dst.ip[3];
 		sin6->sin6_scope_id = 0;
 		ctx->optlen = sizeof(*sin6);
 	} else {

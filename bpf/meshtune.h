@@ -4,24 +4,66 @@
 
 #define MT_PIN_DIR "/sys/fs/bpf/meshtune"
 #define MT_MAX_CGROUP_PATH 256
+#define MT_POD_LEVELS 4 /* pod cgroups sit 1..4 levels below the attach cgroup (QoS slices) */
 
 /* Why a connection/message took the path it did (Cilium-style per-reason accounting). */
 enum mt_reason {
-	MT_REDIRECTED = 0,     /* connect() redirected to the proxy */
-	MT_SKIP_UID,           /* the proxy's own traffic */
-	MT_SKIP_LOOPBACK,      /* destination already local */
+	MT_REDIRECTED = 0,     /* app connect() redirected to its pod's proxy */
+	MT_SKIP_UID,           /* the proxy's own traffic to a non-meshed or remote destination */
+	MT_SKIP_LOOPBACK,      /* destination already local (loopback or the pod's own IP) */
 	MT_SKIP_EXCLUDED_PORT,
 	MT_SKIP_EXCLUDED_CIDR,
 	MT_SKIP_PROXY_PORT,    /* already aimed at the proxy */
 	MT_SKIP_NOT_TCP,
-	MT_ORIGDST_SAVED,      /* original destination recorded for the accepted socket */
+	MT_ORIGDST_SAVED,      /* original destination handed from the client socket to the accepted one */
 	MT_ORIGDST_ANSWERED,   /* getsockopt(SO_ORIGINAL_DST) answered */
 	MT_ORIGDST_MISS,       /* getsockopt asked for a socket we did not redirect */
-	MT_SOCKMAP_INSERTED,   /* local pair socket added to the sockhash */
+	MT_SOCKMAP_INSERTED,   /* socket of a redirected pair added to the sockhash */
 	MT_SOCKMAP_INSERT_FAIL,
 	MT_SOCKMAP_REDIRECTED, /* sk_msg spliced a message to the peer */
 	MT_SOCKMAP_MISS,       /* sk_msg found no peer: normal TCP path */
+	MT_SKIP_NOT_MESHED,    /* connect() from a pod that is not meshed (or no pod at all) */
+	MT_SKIP_NOT_INCLUDED,  /* outside includeOutboundIPRanges / includeOutboundPorts */
+	MT_REDIRECTED_INBOUND, /* proxy -> same-node meshed pod: sent to that pod's inbound port */
+	MT_SKIP_INBOUND_EXCLUDED, /* ... but that port is not captured inbound there */
+	MT_INBOUND_DELIVERY,   /* proxy -> its own app from 127.0.0.6 / ::6 (inbound passthrough) */
+	MT_L4_EDGE_FAIL,       /* L4 edge map update failed */
+	MT_SKB_VERDICT,        /* no-op SK_SKB verdict ran (kernel wakeup workaround) */
 	MT_REASON_MAX,
+};
+
+/* Per-pod settings the agent writes (Istio's traffic.sidecar.istio.io annotations). */
+#define MT_POD_OUT_ALL 1       /* includeOutboundIPRanges "*" */
+#define MT_POD_IN_ALL 2        /* includeInboundPorts "*" */
+#define MT_POD_IN_REDIRECT 4   /* inbound captured by REDIRECT (not TPROXY): 15006 may be dialled directly */
+
+struct mt_pod {
+	__u32 id; /* agent-assigned, unique on the node, never 0 */
+	__u32 flags;
+};
+
+/* Per-pod port rules, one bit each. */
+#define MT_PORT_OUT_EXCLUDE 1
+#define MT_PORT_OUT_INCLUDE 2
+#define MT_PORT_IN_EXCLUDE 4
+#define MT_PORT_IN_INCLUDE 8
+struct mt_pod_port {
+	__u32 pod;
+	__u32 port;
+};
+
+/* LPM key: the pod id is part of the prefix, so one trie holds every pod's ranges.
+ * v4 addresses as ::ffff:a.b.c.d. prefixlen = 32 + address bits. */
+struct mt_pod_cidr {
+	__u32 prefixlen;
+	__u32 pod;
+	__u32 ip[4];
+};
+
+/* An address as pod_ips keys it (v4 in ip[0], network order). */
+struct mt_addr {
+	__u32 family;
+	__u32 ip[4];
 };
 
 /* A TCP endpoint: address (v4 in ip[0], network order) and port (host order). */
@@ -31,13 +73,45 @@ struct mt_endpoint {
 	__u32 family;
 };
 
-/* sockhash key: the socket's own 4-tuple. */
+/* Client socket endpoint as the accepting side sees it. netns is the namespace cookie when
+ * either end is pod-local (loopback, 127.0.0.6, ::6: the same in every pod), else 0 (pod IPs
+ * are unique on the node), so keys of different pods never collide. */
+struct mt_peer {
+	__u64 netns;
+	struct mt_endpoint ep;
+};
+
+#define MT_ORIG_APP 1      /* app -> own proxy (outbound capture) */
+#define MT_ORIG_INBOUND 2  /* proxy -> same-node peer's inbound port */
+#define MT_ORIG_DELIVERY 4 /* proxy -> own app (inbound passthrough) */
+struct mt_orig {
+	struct mt_endpoint dst;
+	__u32 kind;
+	__u32 pod;
+};
+
+/* sockhash key: the socket's own 4-tuple, plus netns as in mt_peer. */
 struct mt_pair {
+	__u64 netns;
 	__u32 local_ip[4];
 	__u32 remote_ip[4];
 	__u32 local_port;  /* host order */
 	__u32 remote_port; /* host order */
 	__u32 family;
+	__u32 pad;
+};
+
+/* Connect-time L4 learning: per pod and original destination. */
+struct mt_edge_key {
+	__u32 pod;
+	__u32 family;
+	__u32 ip[4];
+	__u32 port;
+};
+struct mt_edge {
+	__u64 count;
+	__u64 first_ns; /* CLOCK_MONOTONIC */
+	__u64 last_ns;
 };
 
 /* Recorded by the loader next to the programs, read back by `status`. */
@@ -45,6 +119,8 @@ struct mt_meta {
 	char cgroup[MT_MAX_CGROUP_PATH];
 	__u32 proxy_port;
 	__u32 proxy_uid;
+	__u32 inbound_port;
+	__u32 skb_verdict;
 };
 
 #endif

@@ -79,39 +79,54 @@ if (why && process.env.CI !== "true") {
     assert.is(delta(before, "redirected"), 1);
   }));
 
-  test("sockmap: 10k messages 1 B–1 MB both ways, checksummed, over the splice; many connections", () => withFixture(async (f) => {
+  // Only sockets of a pair the datapath created are spliced: here app -> proxy (both ends), not
+  // the proxy's upstream connection to the remote server, and not a plain local connection.
+  test("sockmap: 10k messages 1 B–1 MB both ways, checksummed, over the app↔proxy splice; many connections", () => withFixture(async (f) => {
+    f.netnsUp();
+    await f.start(MTNET, ["serve", `${f.remote4}:8080`], { inCgroup: false, netns: true });
     assert.is(f.load("--proxy-port", PROXY_PORT).code, 0);
+    await f.start(MTPROXY, [PROXY_PORT, "1337"]);
     await f.start(MTNET, ["serve", "127.0.0.1:19902"]);
     const before = counters();
-    const r = f.run(MTNET, ["integrity", "127.0.0.1:19902", "10000", "4", "42"]);
+    const r = f.run(MTNET, ["integrity", `${f.remote4}:8080`, "10000", "4", "42"]);
     assert.is(r.code, 0, r.stdout + r.stderr);
     const res = JSON.parse(r.stdout);
     assert.ok(res.ok && res.bytesEachWay > 100e6, r.stdout);
-    assert.is(delta(before, "sockmap_inserted"), 8, "both ends of 4 connections");
+    assert.is(delta(before, "sockmap_inserted"), 8, "app socket + proxy's accepted socket, 4 connections");
     assert.ok(delta(before, "sockmap_redirected") >= 10000, `redirected ${delta(before, "sockmap_redirected")}`);
-    const many = f.run(MTNET, ["integrity", "127.0.0.1:19902", "2000", "200", "9"]);
+    const many = f.run(MTNET, ["integrity", `${f.remote4}:8080`, "2000", "200", "9"]);
     assert.is(many.code, 0, many.stdout + many.stderr);
     assert.is(delta(before, "sockmap_inserted"), 8 + 400);
     assert.is(delta(before, "sockmap_insert_failed"), 0);
+    const local = f.run(MTNET, ["integrity", "127.0.0.1:19902", "100", "2", "3"]);
+    assert.is(local.code, 0, local.stderr);
+    assert.is(delta(before, "sockmap_inserted"), 8 + 400, "an app's own localhost connection is never spliced");
   }));
 
-  test("sockmap + Node (epoll): every readiness event, half-close and close semantics", () => withFixture(async (f) => {
+  test("sockmap + Node (epoll): every readiness event, half-close and close semantics on a spliced socket", () => withFixture(async (f) => {
+    f.netnsUp();
+    await f.start(MTNET, ["serve", `${f.remote4}:8080`], { inCgroup: false, netns: true });
     assert.is(f.load("--proxy-port", PROXY_PORT).code, 0);
+    await f.start(MTPROXY, [PROXY_PORT, "1337"]);
     const before = counters();
-    const r = f.run(process.execPath, [ECHO_NODE, "3000", "16"], { timeout: 60_000 });
+    const r = f.run(process.execPath, [ECHO_NODE, "3000", "16", "--target", `${f.remote4}:8080`], { timeout: 60_000 });
     assert.is(r.code, 0, r.stdout + r.stderr);
     const res = JSON.parse(r.stdout);
     assert.ok(res.ok, r.stdout);
+    assert.is(delta(before, "sockmap_inserted"), 32, "16 app sockets and their 16 proxy peers");
     assert.ok(delta(before, "sockmap_redirected") > 0, "the splice carried the data");
   }));
 
-  test("lifecycle: load twice is idempotent; unload with open connections keeps them working", () => withFixture(async (f) => {
+  test("lifecycle: load twice is idempotent; unload with open spliced connections keeps them working", () => withFixture(async (f) => {
+    f.netnsUp();
+    await f.start(MTNET, ["serve", `${f.remote4}:8080`], { inCgroup: false, netns: true });
     assert.is(f.load("--proxy-port", PROXY_PORT).code, 0);
     const again = f.load("--proxy-port", PROXY_PORT);
     assert.is(again.code, 0);
     assert.is(again.json.already, true);
     assert.is(loader("status").json.programs.filter((p: any) => p.attached).length, 4);
-    const node = await f.start(process.execPath, [ECHO_NODE, "500", "4", "--pause"], { ready: "paused" });
+    await f.start(MTPROXY, [PROXY_PORT, "1337"]);
+    const node = await f.start(process.execPath, [ECHO_NODE, "500", "4", "--pause", "--target", `${f.remote4}:8080`], { ready: "paused" });
     assert.ok(counters().sockmap_redirected > 0, "phase 1 went over the splice");
     assert.is(loader("unload").code, 0);
     assert.is(loader("status").json.loaded, false);

@@ -7,7 +7,8 @@
  *   mtnet pingpong ADDR SIZE ITERS         request/response RTT: p50/p99 in µs
  *   mtnet stream ADDR SIZE MB              one-way throughput (echo discarded by a reader thread)
  *   mtnet connrate ADDR SECONDS            connect+1 B echo+close per second
- * ADDR: 1.2.3.4:PORT | [::1]:PORT | unix:/path. Results are one JSON line on stdout. */
+ * ADDR: 1.2.3.4:PORT | [::1]:PORT | unix:/path. Results are one JSON line on stdout.
+ * MTNET_BIND_PORT=N binds client sockets to source port N first. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -54,7 +55,15 @@ static void parse_addr(const char *s)
 static int dial(void)
 {
 	int fd = socket(addr.ss_family, SOCK_STREAM, 0), one = 1;
+	const char *bind_port = getenv("MTNET_BIND_PORT"); /* fixed source port: tests pods that reuse one */
 	if (fd < 0) die("socket");
+	if (bind_port && addr.ss_family != AF_UNIX) {
+		struct sockaddr_storage b = { .ss_family = addr.ss_family };
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (addr.ss_family == AF_INET) ((struct sockaddr_in *)&b)->sin_port = htons(atoi(bind_port));
+		else ((struct sockaddr_in6 *)&b)->sin6_port = htons(atoi(bind_port));
+		if (bind(fd, (void *)&b, addr.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6))) die("bind");
+	}
 	if (connect(fd, (void *)&addr, addrlen)) die("connect");
 	if (addr.ss_family != AF_UNIX) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;

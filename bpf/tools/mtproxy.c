@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Test/bench sidecar stand-in: accepts redirected connections on 127.0.0.1 and [::1]:PORT, asks
- * the kernel for the original destination (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST), connects
- * there as UID (skipped by the redirect, so no loop) and relays both ways with half-close.
- * Prints "origdst ADDR:PORT" per connection on stdout. Usage: mtproxy PORT UID */
+/* Test/bench sidecar stand-in, shaped like Istio's Envoy listeners:
+ *  outbound: accepts captured connections on 127.0.0.1 and [::1]:PORT, asks the kernel for the
+ *            original destination (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST), connects there as UID
+ *            (so the capture skips it: no loop) and relays both ways with half-close.
+ *            Prints "origdst ADDR:PORT".
+ *  inbound:  with INBOUND_PORT, also accepts on 0.0.0.0 and [::]:INBOUND_PORT and delivers to the
+ *            original destination from 127.0.0.6 (v4), as Istio's InboundPassthroughCluster binds
+ *            it (pilot/pkg/networking/core/cluster_builder.go). Prints "inbound ADDR:PORT".
+ * Usage: mtproxy PORT UID [INBOUND_PORT] */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -18,7 +23,7 @@
 #define SO_ORIGINAL_DST 80
 #define IP6T_SO_ORIGINAL_DST 80
 
-static int listen_on(int family, int port)
+static int listen_on(int family, int port, int any)
 {
 	int fd = socket(family, SOCK_STREAM, 0), one = 1;
 	struct sockaddr_storage ss = {};
@@ -28,14 +33,14 @@ static int listen_on(int family, int port)
 		struct sockaddr_in *a = (void *)&ss;
 		a->sin_family = AF_INET;
 		a->sin_port = htons(port);
-		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a->sin_addr.s_addr = htonl(any ? INADDR_ANY : INADDR_LOOPBACK);
 		len = sizeof(*a);
 	} else {
 		struct sockaddr_in6 *a = (void *)&ss;
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 		a->sin6_family = AF_INET6;
 		a->sin6_port = htons(port);
-		a->sin6_addr = in6addr_loopback;
+		a->sin6_addr = any ? in6addr_any : in6addr_loopback;
 		len = sizeof(*a);
 	}
 	if (bind(fd, (void *)&ss, len) || listen(fd, 1024)) {
@@ -79,7 +84,7 @@ static void relay(int a, int b)
 
 static void *serve(void *arg)
 {
-	int c = (int)(long)arg, up = -1;
+	int c = (int)((long)arg & 0xffffff), inbound = (long)arg >> 24, up = -1;
 	struct sockaddr_storage local = {}, orig = {};
 	socklen_t ll = sizeof(local), ol = sizeof(orig);
 	char host[64];
@@ -94,14 +99,18 @@ static void *serve(void *arg)
 	if (orig.ss_family == AF_INET) {
 		struct sockaddr_in *o = (void *)&orig;
 		inet_ntop(AF_INET, &o->sin_addr, host, sizeof(host));
-		printf("origdst %s:%d\n", host, ntohs(o->sin_port));
+		printf("%s %s:%d\n", inbound ? "inbound" : "origdst", host, ntohs(o->sin_port));
 	} else {
 		struct sockaddr_in6 *o = (void *)&orig;
 		inet_ntop(AF_INET6, &o->sin6_addr, host, sizeof(host));
-		printf("origdst [%s]:%d\n", host, ntohs(o->sin6_port));
+		printf("%s [%s]:%d\n", inbound ? "inbound" : "origdst", host, ntohs(o->sin6_port));
 	}
 	fflush(stdout);
 	up = socket(orig.ss_family, SOCK_STREAM, 0);
+	if (inbound && orig.ss_family == AF_INET) {
+		struct sockaddr_in src = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000006) };
+		bind(up, (void *)&src, sizeof(src));
+	}
 	if (connect(up, (void *)&orig, orig.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) == 0)
 		relay(c, up);
 	close(up);
@@ -112,11 +121,16 @@ static void *serve(void *arg)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: mtproxy PORT UID\n");
+		fprintf(stderr, "usage: mtproxy PORT UID [INBOUND_PORT]\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	struct pollfd l[2] = { { listen_on(AF_INET, atoi(argv[1])), POLLIN, 0 }, { listen_on(AF_INET6, atoi(argv[1])), POLLIN, 0 } };
+	int port = atoi(argv[1]), in_port = argc > 3 ? atoi(argv[3]) : 0, n = in_port ? 4 : 2;
+	struct pollfd l[4] = { { listen_on(AF_INET, port, 0), POLLIN, 0 }, { listen_on(AF_INET6, port, 0), POLLIN, 0 } };
+	if (in_port) {
+		l[2] = (struct pollfd){ listen_on(AF_INET, in_port, 1), POLLIN, 0 };
+		l[3] = (struct pollfd){ listen_on(AF_INET6, in_port, 1), POLLIN, 0 };
+	}
 	if (setgid(atoi(argv[2])) || setuid(atoi(argv[2]))) {
 		perror("mtproxy: setuid");
 		return 1;
@@ -124,16 +138,16 @@ int main(int argc, char **argv)
 	printf("ready\n");
 	fflush(stdout);
 	for (;;) {
-		if (poll(l, 2, -1) < 0)
+		if (poll(l, n, -1) < 0)
 			continue;
-		for (int i = 0; i < 2; i++) {
+		for (int i = 0; i < n; i++) {
 			if (!(l[i].revents & POLLIN))
 				continue;
 			int c = accept(l[i].fd, NULL, NULL);
 			if (c < 0)
 				continue;
 			pthread_t t;
-			pthread_create(&t, NULL, serve, (void *)(long)c);
+			pthread_create(&t, NULL, serve, (void *)((long)c | (long)(i >= 2) << 24));
 			pthread_detach(t);
 		}
 	}

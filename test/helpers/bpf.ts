@@ -1,8 +1,9 @@
-// Root-only fixtures for the datapath tests: a child cgroup v2 (never the root), a network
-// namespace joined by a veth pair, and processes started inside the cgroup. Everything is
+// Root-only fixtures for the datapath tests: a child cgroup v2 (never the root) standing for the
+// node's kubepods cgroup, one "pod" cgroup below it that is registered as meshed, a network
+// namespace joined by a veth pair, and processes started inside the pod cgroup. Everything is
 // torn down in `finally`, whatever the test did.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { ROOT } from "./cli.js";
@@ -36,6 +37,7 @@ export function counters(): Record<string, number> { return loader("status").jso
 export class Fixture {
   readonly id = randomBytes(3).toString("hex");
   readonly cgroup = join(CGROUP_ROOT, `meshtune-test-${this.id}`);
+  readonly pod = join(this.cgroup, "pod-1");
   readonly netns = `mt-${this.id}`;
   readonly subnet = 100 + (parseInt(this.id.slice(0, 2), 16) % 100);
   readonly remote4 = `10.199.${this.subnet}.2`;
@@ -43,7 +45,7 @@ export class Fixture {
   private procs: ChildProcess[] = [];
   private hasNetns = false;
 
-  constructor() { mkdirSync(this.cgroup); }
+  constructor() { mkdirSync(this.pod, { recursive: true }); }
 
   /** A netns holding remote4/remote6, reached over a veth pair from the root namespace. */
   netnsUp(): void {
@@ -66,7 +68,7 @@ export class Fixture {
   async start(cmd: string, args: string[], o: { inCgroup?: boolean; netns?: boolean; ready?: string } = {}): Promise<{ proc: ChildProcess; out: () => string }> {
     let argv = [cmd, ...args];
     if (o.netns) argv = ["ip", "netns", "exec", this.netns, ...argv];
-    if (o.inCgroup !== false) argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.cgroup, ...argv];
+    if (o.inCgroup !== false) argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.pod, ...argv];
     const proc = spawn(argv[0], argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
     this.procs.push(proc);
     let out = "", err = "";
@@ -81,13 +83,22 @@ export class Fixture {
     return { proc, out: () => out };
   }
 
-  /** Run a command to completion inside the cgroup (or outside). */
+  /** Run a command to completion inside the pod cgroup (or outside). */
   run(cmd: string, args: string[], o: { inCgroup?: boolean; timeout?: number } = {}) {
     if (o.inCgroup === false) return sh(cmd, args, o);
-    return sh("sh", ["-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.cgroup, cmd, ...args], o);
+    return sh("sh", ["-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.pod, cmd, ...args], o);
   }
 
-  load(...extra: string[]) { return loader("load", "--cgroup", this.cgroup, ...extra); }
+  /** Load on the fixture cgroup and mesh its pod with Istio's defaults (capture all outbound and
+   * inbound, REDIRECT mode), as the agent does for an injected pod. */
+  load(...extra: string[]) {
+    const r = loader("load", "--cgroup", this.cgroup, ...extra);
+    if (r.code === 0) {
+      const p = sh(LOADER, ["pods"], { input: `set ${this.pod} id=1 flags=7\n` });
+      if (!p.stdout.includes('"ok":true')) throw new Error(`pods set: ${p.stdout}${p.stderr}`);
+    }
+    return r;
+  }
 
   /** Always: unload, stop processes, remove the netns and the cgroup. */
   async close(): Promise<void> {
@@ -95,10 +106,17 @@ export class Fixture {
     for (const p of this.procs) if (p.exitCode === null) p.kill("SIGKILL");
     await Promise.all(this.procs.map((p) => (p.exitCode !== null ? null : new Promise((r) => p.once("exit", r)))));
     if (this.hasNetns) { sh("ip", ["link", "del", `mth${this.id}`]); sh("ip", ["netns", "del", this.netns]); }
-    for (let i = 0; i < 50 && existsSync(this.cgroup); i++) {
-      try { rmdirSync(this.cgroup); } catch { await new Promise((r) => setTimeout(r, 100)); }
-    }
+    await removeCgroups(this.cgroup);
     if (existsSync(this.cgroup)) throw new Error(`could not remove ${this.cgroup}: ${readFileSync(join(this.cgroup, "cgroup.procs"), "utf8")}`);
+  }
+}
+
+/** rmdir a cgroup tree bottom-up, waiting for killed processes to leave. */
+export async function removeCgroups(dir: string): Promise<void> {
+  if (!existsSync(dir)) return;
+  for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) await removeCgroups(join(dir, e.name));
+  for (let i = 0; i < 50 && existsSync(dir); i++) {
+    try { rmdirSync(dir); } catch { await new Promise((r) => setTimeout(r, 100)); }
   }
 }
 
