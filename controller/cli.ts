@@ -4,6 +4,7 @@ import { Command, CommanderError, Option } from "commander";
 const recommend = async (o: Parameters<typeof import("./commands/recommend.js").recommend>[0]) => (await import("./commands/recommend.js")).recommend(o);
 const runController = async (o: import("./commands/controller.js").ControllerFlags) => (await import("./commands/controller.js")).runController(o);
 const runFallback = async (o: import("./commands/fallback.js").FallbackFlags) => (await import("./commands/fallback.js")).runFallback(o);
+const runAgent = async (o: import("./commands/agent.js").AgentFlags) => (await import("./commands/agent.js")).runAgent(o);
 const bpfCommand = async (sub: string, args: string[]) => (await import("./commands/bpf.js")).bpfCommand(sub, args);
 import { UserError } from "./errors.js";
 
@@ -65,6 +66,7 @@ export function buildCli(): Command {
     .option("--report-rate <n>", "reports per second per caller identity (burst 2x)", "50")
     .option("--flush-delay <d>", "learned-state write batching; a SIGKILL can lose what was learned within this window", "2s")
     .option("--fallback-identity <ns/sa>", "the fallback's service account: the only sender of fallback reports", "meshtune-system/meshtune-fallback")
+    .option("--agent-identity <ns/sa>", "the node agent's service account: the only sender of agent (L4) reports", "meshtune-system/meshtune-node")
     .option("--insecure-collector", "TESTS ONLY: accept reports and reads without identity")
     .action((o) => runController(o));
 
@@ -84,6 +86,25 @@ export function buildCli(): Command {
     .option("--connect-timeout <d>", "give up connecting upstream after this long", "5s")
     .option("--report-delay <d>", "coalesce learned edges this long before reporting", "200ms")
     .action((o) => runFallback(o));
+
+  program.command("agent")
+    .description("node agent (DaemonSet): load the eBPF datapath once, capture exactly this node's meshed pods with their Istio settings, report connect-time L4 edges")
+    .option("--node <name>", "this node (default: $NODE_NAME)")
+    .option("--kubeconfig <file>", "kubeconfig (default: in-cluster service account)")
+    .option("--cgroup <path>", "the kubepods cgroup to attach to (default: /sys/fs/cgroup/kubepods.slice or /sys/fs/cgroup/kubepods)")
+    .option("--proc <path>", "procfs of the host PID namespace (pod sockets are read from /proc/PID/net/tcp)", "/proc")
+    .option("--proxy-port <n>", "the sidecar's outbound capture port", "15001")
+    .option("--inbound-port <n>", "the sidecar's inbound capture port", "15006")
+    .option("--proxy-uid <n>", "the sidecar's uid (its own connections are never captured)", "1337")
+    .option("--exclude-port <n>", "node-wide: never capture this destination port; repeatable", collect, [])
+    .option("--exclude-cidr <cidr>", "node-wide: never capture this destination range; repeatable", collect, [])
+    .option("--skb-verdict <mode>", "no-op SK_SKB verdict (kernel wakeup workaround): auto|on|off", "auto")
+    .option("--collector <url>", "collector reports URL for L4 edges (none: no reports)")
+    .option("--token-file <file>", "bearer token for the collector")
+    .option("--report-interval <d>", "how often L4 edges are reported", "10s")
+    .option("--resync <d>", "how often pods waiting for their proxy are rechecked", "1s")
+    .option("--metrics-port <n>", "/healthz, /readyz and /metrics", "15030")
+    .action((o) => runAgent(o));
 
   const bpf = program.command("bpf").description("node eBPF datapath: iptables-free redirect + sockmap splice");
   bpf.command("load")

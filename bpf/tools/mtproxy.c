@@ -5,8 +5,9 @@
  *            (so the capture skips it: no loop) and relays both ways with half-close.
  *            Prints "origdst ADDR:PORT".
  *  inbound:  with INBOUND_PORT, also accepts on 0.0.0.0 and [::]:INBOUND_PORT and delivers to the
- *            original destination from 127.0.0.6 (v4), as Istio's InboundPassthroughCluster binds
- *            it (pilot/pkg/networking/core/cluster_builder.go). Prints "inbound ADDR:PORT".
+ *            original destination from 127.0.0.6 / ::6, as Istio's inbound passthrough binds it
+ *            (pilot/pkg/networking/core/cluster_builder.go, listener_address.go). Prints
+ *            "inbound ADDR:PORT".
  * Usage: mtproxy PORT UID [INBOUND_PORT] */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -109,6 +110,10 @@ static void *serve(void *arg)
 	up = socket(orig.ss_family, SOCK_STREAM, 0);
 	if (inbound && orig.ss_family == AF_INET) {
 		struct sockaddr_in src = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000006) };
+		bind(up, (void *)&src, sizeof(src));
+	} else if (inbound) { /* ::6, which istio-iptables adds to lo (capture/run.go) */
+		struct sockaddr_in6 src = { .sin6_family = AF_INET6 };
+		src.sin6_addr.s6_addr[15] = 6;
 		bind(up, (void *)&src, sizeof(src));
 	}
 	if (connect(up, (void *)&orig, orig.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) == 0)

@@ -15,6 +15,7 @@ import { reportContentError } from "./report-content.js";
 import { mergeReport } from "./merge-report.js";
 import { identify, parseIdentity, type Caller, type Identity } from "./caller.js";
 import { validateFallbackReport, type FallbackReport } from "./fallback-report.js";
+import { validateAgentReport, type AgentReport } from "./agent-report.js";
 import { applyServerLimits, DEFAULT_SERVER_LIMITS, InflightBudget, RateLimiter, serverOptions, type ServerLimits } from "./limits.js";
 
 /** Header a standby adds when it forwards a report: the receiver never forwards it again. */
@@ -46,10 +47,15 @@ export interface CollectorOptions {
   fallbackIdentity?: Identity;
   /** Merges a fallback report (the controller resolves each caller through its pod informer). */
   mergeFallback?: (r: FallbackReport) => Fail | null;
+  /** The node agents' identity: the only caller whose `kind: "agent"` reports are accepted. */
+  agentIdentity?: Identity;
+  /** Merges a node agent's L4 edges (the controller resolves each pod through its informer). */
+  mergeAgent?: (r: AgentReport) => Fail | null;
 }
 
 export type Fail = [number, RejectReason, string];
-type Checked = { ok: true; report: ReportV1; fallback?: undefined } | { ok: true; fallback: FallbackReport; report?: undefined } | { ok: false; err: Fail };
+type Checked = { ok: true; report: ReportV1; fallback?: undefined; agent?: undefined } | { ok: true; fallback: FallbackReport; report?: undefined; agent?: undefined }
+  | { ok: true; agent: AgentReport; report?: undefined; fallback?: undefined } | { ok: false; err: Fail };
 
 export class Collector {
   readonly received: Counter;
@@ -87,7 +93,8 @@ export class Collector {
 
   private merge(c: Checked & { ok: true }): Fail | null {
     if (c.fallback) return this.o.mergeFallback ? this.o.mergeFallback(c.fallback) : [503, "not-ready", "this collector does not merge fallback reports"];
-    const report = c.report;
+    if (c.agent) return this.o.mergeAgent ? this.o.mergeAgent(c.agent) : [503, "not-ready", "this collector does not merge agent reports"];
+    const report = c.report!;
     const m = mergeReport(this.graph, report, this.now());
     for (const [reason, n] of Object.entries(m.reasons)) this.edgesDropped.inc({ reason }, n);
     if (m.merged > 0) this.onMerged(report.proxy.namespace, report.proxy.workload);
@@ -104,6 +111,13 @@ export class Collector {
         return { ok: false, err: [403, "identity-mismatch", `only the fallback (${fb ? `${fb.namespace}/${fb.serviceAccount}` : "none configured"}) may send fallback reports`] };
       const f = validateFallbackReport(v);
       return f.ok ? { ok: true, fallback: f.report } : { ok: false, err: [400, "schema", f.detail] };
+    }
+    if (v && typeof v === "object" && (v as { kind?: unknown }).kind === "agent") {
+      const ag = this.o.agentIdentity;
+      if (this.o.auth && (!caller || !ag || caller.namespace !== ag.namespace || caller.serviceAccount !== ag.serviceAccount))
+        return { ok: false, err: [403, "identity-mismatch", `only the node agent (${ag ? `${ag.namespace}/${ag.serviceAccount}` : "none configured"}) may send agent reports`] };
+      const a = validateAgentReport(v);
+      return a.ok ? { ok: true, agent: a.report } : { ok: false, err: [400, "schema", a.detail] };
     }
     const r = validateReport(v);
     if (!r.ok) return { ok: false, err: [400, r.reason as RejectReason, r.detail] };

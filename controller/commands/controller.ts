@@ -27,7 +27,7 @@ export interface ControllerFlags {
   minWindow: string; retention: string; fallbackHost: string; fallbackPort: string; alwaysInclude: string[];
   leaseNamespace: string; prometheus?: string; prometheusInterval: string; clusterDomain: string;
   collectorHost: string; meshConfigMap: string; advertiseUrl?: string; leaseDuration: string; renewDeadline: string; retryPeriod: string;
-  identity?: string; tokenPort: string; insecureCollector?: boolean; self?: string; reportRate: string; flushDelay: string; fallbackIdentity: string;
+  identity?: string; tokenPort: string; insecureCollector?: boolean; self?: string; reportRate: string; flushDelay: string; fallbackIdentity: string; agentIdentity: string;
 }
 
 /** "90s", "15m", "2h", "7d" → ms. */
@@ -67,6 +67,8 @@ export async function runController(f: ControllerFlags): Promise<void> {
   if (!(reportRate > 0)) throw new UserError(`--report-rate ${f.reportRate}: expected reports per second per identity (> 0)`, 2);
   const fallbackId = parseIdentity(f.fallbackIdentity);
   if (!fallbackId) throw new UserError(`--fallback-identity ${f.fallbackIdentity}: expected NAMESPACE/SERVICEACCOUNT`, 2);
+  const agentId = parseIdentity(f.agentIdentity);
+  if (!agentId) throw new UserError(`--agent-identity ${f.agentIdentity}: expected NAMESPACE/SERVICEACCOUNT`, 2);
   // The controller must be known before the collector can bind callers to workloads.
   let ctl!: MeshController;
   const collector = new Collector(graph, registry, {
@@ -74,6 +76,7 @@ export async function runController(f: ControllerFlags): Promise<void> {
     bind: (c, ns, w) => ctl.bindCaller(c, ns, w), index: () => ctl.hostIndex(), clusterDomain: f.clusterDomain,
     limits: { ratePerSecond: reportRate, burst: Math.max(1, Math.ceil(reportRate * 2)) },
     fallbackIdentity: fallbackId, mergeFallback: (r) => ctl.mergeFallback(r),
+    agentIdentity: agentId, mergeAgent: (r) => ctl.mergeAgent(r),
   });
   ctl = new MeshController(kc, api, graph, new LearnedStore(api, (m, x) => log("warn", m, x)), { ...opts, flushDelayMs: duration("--flush-delay", f.flushDelay) }, log, registry);
   collector.onMerged = (ns, w) => ctl.touched(ns, w);

@@ -24,6 +24,7 @@ import { LearnedStore } from "../k8s/learned-store.js";
 import type { Logger } from "../log.js";
 import type { Binder, Fail } from "../collector/server.js";
 import type { FallbackReport } from "../collector/fallback-report.js";
+import type { AgentReport } from "../collector/agent-report.js";
 import { fqdnError } from "../istio/validate.js";
 import { emptyStats } from "../model/graph.js";
 
@@ -285,6 +286,41 @@ export class MeshController {
       }
     }
     if (problems.length) this.log("warn", "fallback report entries not merged", { count: problems.length, first: problems[0] });
+    if (merged === 0 && problems.length) return [403, "unknown-workload", problems[0]];
+    return null;
+  };
+
+  /**
+   * Merge a node agent's connect-time L4 edges: each pod must exist in the informer, on the node
+   * the agent names (an agent speaks for its own node only); each original destination becomes a
+   * passthrough destination of the pod's workload, imported when the catalog defines the address
+   * (ClusterIP, ServiceEntry address: hostsOfUnknown), else reported with a suggested ServiceEntry.
+   */
+  private podNamed(ns: string, name: string): V1Pod | undefined {
+    for (const [k, pods] of this.pods) if (k.startsWith(`${ns}/`) && pods.has(name)) return pods.get(name) as V1Pod;
+    return undefined;
+  }
+
+  mergeAgent = (r: AgentReport): Fail | null => {
+    if (!this.ready) return [503, "not-ready", "collector has not synced pods yet; retry"];
+    let merged = 0;
+    const problems: string[] = [];
+    for (const p of r.pods) {
+      const key = `${p.namespace}/${p.name}`;
+      const pod = this.podNamed(p.namespace, p.name);
+      if (!pod) { problems.push(`no pod ${key}`); continue; }
+      if (pod.spec?.nodeName !== r.node) { problems.push(`pod ${key} is not on node ${r.node}`); continue; }
+      const n = this.graph.node(p.namespace, workloadOfPod(pod));
+      if (!n) { problems.push("graph full"); continue; }
+      for (const e of p.edges) {
+        const s = emptyStats(this.now());
+        s.count = e.count;
+        if (this.graph.addUnknown(n, { kind: "passthrough", dst: e.dst, authority: "", sni: "", proto: "TCP" }, s)) merged++;
+        else problems.push("graph full");
+      }
+      if (p.edges.length) this.touched(p.namespace, workloadOfPod(pod));
+    }
+    if (problems.length) this.log("warn", "agent report entries not merged", { node: r.node, count: problems.length, first: problems[0] });
     if (merged === 0 && problems.length) return [403, "unknown-workload", problems[0]];
     return null;
   };

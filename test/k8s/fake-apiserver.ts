@@ -31,10 +31,22 @@ type Obj = { apiVersion?: string; kind?: string; metadata: Record<string, any>; 
 export interface Request { method: string; path: string; query: URLSearchParams; contentType: string }
 export interface Fault { method?: string; path: string | RegExp; status?: number; delayMs?: number; times?: number; watch?: boolean }
 
+/** fieldSelector "a.b=v[,c=w]" by dotted path, as the API server's field selectors match (pods
+ * support spec.nodeName: kubernetes pkg/registry/core/pod/strategy.go ToSelectableFields). */
+function fieldsMatch(o: Obj, sel: string | null): boolean {
+  if (!sel) return true;
+  return sel.split(",").every((t) => {
+    const [path, v] = t.split("=");
+    let cur: unknown = o;
+    for (const k of path.split(".")) cur = (cur as Record<string, unknown> | undefined)?.[k];
+    return String(cur ?? "") === v;
+  });
+}
+
 export class FakeApiServer {
   private objects = new Map<string, Obj>(); // "plural/ns/name"
   private rv = 100;
-  private watchers = new Set<{ plural: string; ns: string | null; res: ServerResponse }>();
+  private watchers = new Set<{ plural: string; ns: string | null; fields: string | null; res: ServerResponse }>();
   readonly requests: Request[] = [];
   /** Inject a failure: return this status for the next matching request. */
   set failNext(f: { method: string; pathIncludes: string; status: number } | null) { if (f) this.fault({ method: f.method, path: f.pathIncludes, status: f.status, times: 1 }); }
@@ -97,7 +109,7 @@ export class FakeApiServer {
   }
 
   private emit(plural: string, ns: string | null, type: string, object: Obj) {
-    for (const w of this.watchers) if (w.plural === plural && (w.ns === null || w.ns === ns)) w.res.write(JSON.stringify({ type, object }) + "\n");
+    for (const w of this.watchers) if (w.plural === plural && (w.ns === null || w.ns === ns) && fieldsMatch(object, w.fields)) w.res.write(JSON.stringify({ type, object }) + "\n");
   }
 
   private send(res: ServerResponse, status: number, body: unknown) {
@@ -161,14 +173,15 @@ export class FakeApiServer {
       if (u.searchParams.get("watch") === "true" || u.searchParams.get("watch") === "1") {
         res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
         res.flushHeaders(); // the client waits for the headers before it counts the watch as started
-        const w = { plural: plural, ns: scopeNs, res };
+        const w = { plural: plural, ns: scopeNs, fields: u.searchParams.get("fieldSelector"), res };
         this.watchers.add(w);
         req.on("close", () => this.watchers.delete(w));
         return;
       }
       const items = this.list(plural, scopeNs ?? undefined);
       const sel = u.searchParams.get("labelSelector");
-      const filtered = sel ? items.filter((o) => sel.split(",").every((t) => { const [k, v] = t.split("="); return o.metadata.labels?.[k] === v; })) : items;
+      const fields = u.searchParams.get("fieldSelector");
+      const filtered = (sel ? items.filter((o) => sel.split(",").every((t) => { const [k, v] = t.split("="); return o.metadata.labels?.[k] === v; })) : items).filter((o) => fieldsMatch(o, fields));
       return this.send(res, 200, { kind: `${kind.kind}List`, apiVersion: kind.group ? `${kind.group}/${kind.version}` : "v1", metadata: { resourceVersion: String(this.rv) }, items: filtered });
     }
     const existing = name ? this.get(plural, scopeNs, name) : undefined;

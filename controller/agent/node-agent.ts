@@ -1,0 +1,128 @@
+// The node agent's loop: keep the datapath's pod maps equal to "the meshed pods of this node".
+// A pod is written once its proxy listens (so a pod whose sidecar never came up keeps working),
+// and stays until the pod is gone or stops qualifying: a proxy restart never opens a window in
+// which the app's connections bypass it. Each pod is handled alone; one bad pod or one failed
+// map write is counted and retried, never stops the loop.
+import { statSync } from "node:fs";
+import type { V1Pod } from "@kubernetes/client-node";
+import { Counter, Gauge, type Registry } from "prom-client";
+import { podCapture, setLine } from "./pod-capture.js";
+import { findPodCgroup, listening, podPid } from "./pod-cgroups.js";
+import type { PodMaps, Reply } from "./datapath.js";
+import type { AgentReport } from "../collector/agent-report.js";
+
+export interface AgentOptions { cgroupRoot: string; procRoot: string; proxyPort: number }
+interface Meshed { id: number; cgroupId: string; line: string; ns: string; name: string }
+
+export class NodeAgent {
+  private readonly pods = new Map<string, V1Pod>(); // uid -> pod
+  private readonly meshed = new Map<string, Meshed>(); // uid -> what the maps hold
+  private readonly waiting = new Map<string, string>(); // uid -> why not meshed yet
+  private adopted = new Map<string, number>(); // cgroup id -> pod id found in the maps at start
+  private nextId = 1;
+  private reported = new Map<string, number>(); // "pod|dst" -> count already reported
+  readonly states: Gauge<"state">;
+  readonly skips: Counter<"reason">;
+  readonly mapErrors: Counter;
+
+  constructor(private readonly maps: PodMaps, private readonly o: AgentOptions, registry: Registry, private readonly log: (level: string, msg: string, f: object) => void) {
+    this.states = new Gauge({ name: "meshtune_agent_pods", help: "Pods of this node by datapath state", labelNames: ["state"], registers: [registry] });
+    this.skips = new Counter({ name: "meshtune_agent_pod_skips_total", help: "Pods left to the kernel's normal path, by reason (counted on each change)", labelNames: ["reason"], registers: [registry] });
+    this.mapErrors = new Counter({ name: "meshtune_agent_map_errors_total", help: "Pod map writes the loader refused", registers: [registry] });
+  }
+
+  /** Re-adopt what a previous agent left in the pinned maps: same ids, no gap in capture. */
+  async adopt(): Promise<void> {
+    const r = await this.maps.send("list");
+    if (!r.ok) throw new Error(`pods list: ${r.error}`);
+    for (const p of r.pods as { id: number; cgroupId: number }[]) {
+      this.adopted.set(String(p.cgroupId), p.id);
+      this.nextId = Math.max(this.nextId, p.id + 1);
+    }
+  }
+
+  podChanged(type: "add" | "update" | "delete", p: V1Pod): void {
+    const uid = p.metadata?.uid;
+    if (!uid) return;
+    if (type === "delete") this.pods.delete(uid); else this.pods.set(uid, p);
+  }
+
+  /** One pass over every pod of the node (cheap: a directory walk and a /proc read per new pod). */
+  async sync(initial = false): Promise<void> {
+    for (const [uid, pod] of this.pods) {
+      try { await this.syncPod(uid, pod); } catch (e) { this.mapErrors.inc(); this.log("warn", "pod sync failed", { pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, error: (e as Error).message }); }
+    }
+    for (const [uid, m] of this.meshed) if (!this.pods.has(uid)) await this.remove(uid, m, "deleted");
+    if (initial) {
+      // Pods a previous agent meshed that no longer exist on this node.
+      const live = new Set([...this.meshed.values()].map((m) => m.id));
+      for (const id of this.adopted.values()) if (!live.has(id)) await this.maps.send(`del ${id}`);
+      this.adopted.clear();
+    }
+    this.states.set({ state: "meshed" }, this.meshed.size);
+    this.states.set({ state: "waiting" }, [...this.waiting.values()].filter((w) => !w.startsWith("skip:")).length);
+    this.states.set({ state: "skipped" }, [...this.waiting.values()].filter((w) => w.startsWith("skip:")).length);
+  }
+
+  private note(uid: string, why: string, pod: V1Pod): void {
+    if (this.waiting.get(uid) === why) return;
+    this.waiting.set(uid, why);
+    if (why.startsWith("skip:")) this.skips.inc({ reason: why.slice(5).split(":")[0] });
+    this.log("info", "pod not captured", { pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, why });
+  }
+
+  private async syncPod(uid: string, pod: V1Pod): Promise<void> {
+    const d = podCapture(pod);
+    const cur = this.meshed.get(uid);
+    if ("skip" in d) {
+      if (cur) await this.remove(uid, cur, d.skip);
+      return this.note(uid, `skip:${d.skip}`, pod);
+    }
+    const dir = findPodCgroup(this.o.cgroupRoot, uid);
+    if (!dir) return this.note(uid, "waiting: pod cgroup not found", pod);
+    if (!cur) {
+      const pid = podPid(dir);
+      if (!pid || !listening(this.o.procRoot, pid, this.o.proxyPort)) return this.note(uid, `waiting: proxy not listening on ${this.o.proxyPort}`, pod);
+    }
+    const cgroupId = String(statSync(dir, { bigint: true }).ino);
+    const id = cur?.id ?? this.adopted.get(cgroupId) ?? this.nextId++;
+    const line = setLine(dir, id, d.capture);
+    if (cur && cur.line === line && cur.cgroupId === cgroupId) return;
+    const r: Reply = await this.maps.send(line);
+    if (!r.ok) { this.mapErrors.inc(); return this.note(uid, `waiting: map write failed: ${r.error}`, pod); }
+    this.meshed.set(uid, { id, cgroupId, line, ns: pod.metadata!.namespace!, name: pod.metadata!.name! });
+    this.waiting.delete(uid);
+    if (!cur) this.log("info", "pod captured", { pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, id, cgroup: dir });
+  }
+
+  private async remove(uid: string, m: Meshed, why: string): Promise<void> {
+    const r = await this.maps.send(`del ${m.id}`);
+    if (!r.ok) { this.mapErrors.inc(); return; }
+    this.meshed.delete(uid);
+    this.waiting.delete(uid);
+    for (const k of this.reported.keys()) if (k.startsWith(`${m.id}|`)) this.reported.delete(k);
+    this.log("info", "pod released", { pod: `${m.ns}/${m.name}`, why });
+  }
+
+  /** Edges counted since the last accepted report (after a restart: everything in the map, so a
+   * dependency is never lost; its count may be reported twice). commit() after a 2xx. */
+  async pendingReport(node: string): Promise<{ report: AgentReport; commit: () => void } | null> {
+    const r = await this.maps.send("edges");
+    if (!r.ok) throw new Error(`edges: ${r.error}`);
+    const byId = new Map([...this.meshed.values()].map((m) => [m.id, m]));
+    const pods = new Map<number, AgentReport["pods"][number]>();
+    const next = new Map<string, number>();
+    for (const e of r.edges as { pod: number; dst: string; count: number }[]) {
+      const m = byId.get(e.pod);
+      if (!m) continue;
+      const k = `${e.pod}|${e.dst}`, delta = e.count - (this.reported.get(k) ?? 0);
+      next.set(k, e.count);
+      if (delta <= 0) continue;
+      let p = pods.get(e.pod);
+      if (!p) pods.set(e.pod, (p = { namespace: m.ns, name: m.name, edges: [] }));
+      if (p.edges.length < 1000) p.edges.push({ dst: e.dst, count: delta });
+    }
+    if (!pods.size) return null;
+    return { report: { v: 2, kind: "agent", node, pods: [...pods.values()].slice(0, 1000) }, commit: () => { for (const [k, c] of next) this.reported.set(k, c); } };
+  }
+}

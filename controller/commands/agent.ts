@@ -1,0 +1,102 @@
+// `meshtune agent`: the node DaemonSet's command. Loads the eBPF datapath once for the node's
+// kubepods cgroup (idempotent; pinned, so restarts and upgrades of the agent never drop a
+// connection), keeps its pod maps equal to this node's meshed pods (pods watched with
+// fieldSelector spec.nodeName), reports connect-time L4 edges to the collector, and serves
+// /healthz, /readyz, /metrics. It never unloads on exit: `meshtune bpf unload` does that.
+import { readFileSync, existsSync } from "node:fs";
+import { createServer } from "node:http";
+import { Registry, Counter, Gauge, collectDefaultMetrics } from "prom-client";
+import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
+import { loadKubeConfig } from "../k8s/kube.js";
+import { watchResource } from "../k8s/informer.js";
+import { jsonLogger as log } from "../log.js";
+import { UserError } from "../errors.js";
+import { duration } from "./controller.js";
+import { loadDatapath, PodMaps } from "../agent/datapath.js";
+import { NodeAgent } from "../agent/node-agent.js";
+
+export interface AgentFlags {
+  node?: string; kubeconfig?: string; cgroup?: string; proc: string; proxyPort: string; inboundPort: string; proxyUid: string;
+  excludePort: string[]; excludeCidr: string[]; skbVerdict: string; collector?: string; tokenFile?: string;
+  reportInterval: string; resync: string; metricsPort: string;
+}
+
+const port = (flag: string, v: string) => { const n = Number(v); if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UserError(`${flag} ${v}: not a port`, 2); return n; };
+
+/** The kubepods cgroup: the flag, else the systemd or cgroupfs driver's default location. */
+function kubepods(flag?: string): string {
+  if (flag) return flag;
+  for (const c of ["/sys/fs/cgroup/kubepods.slice", "/sys/fs/cgroup/kubepods"]) if (existsSync(c)) return c;
+  throw new UserError("no kubepods cgroup at /sys/fs/cgroup/kubepods.slice or /sys/fs/cgroup/kubepods: pass --cgroup", 2);
+}
+
+export async function runAgent(f: AgentFlags): Promise<void> {
+  const node = f.node ?? process.env.NODE_NAME;
+  if (!node) throw new UserError("--node (or $NODE_NAME from the downward API) is required", 2);
+  const cgroup = kubepods(f.cgroup);
+  const proxyPort = port("--proxy-port", f.proxyPort), resyncMs = duration("--resync", f.resync), reportMs = duration("--report-interval", f.reportInterval);
+  const token = f.tokenFile ? (() => { try { return readFileSync(f.tokenFile!, "utf8").trim(); } catch (e) { throw new UserError(`--token-file ${f.tokenFile}: ${(e as Error).message}`); } })() : null;
+  const loaded = loadDatapath({
+    cgroup, proxyPort, inboundPort: port("--inbound-port", f.inboundPort), proxyUid: Number(f.proxyUid),
+    excludePorts: f.excludePort.map((p) => port("--exclude-port", p)), excludeCidrs: f.excludeCidr, skbVerdict: f.skbVerdict,
+  });
+  log("info", "datapath loaded", { node, ...loaded });
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "meshtune_" });
+  const maps = new PodMaps();
+  const agent = new NodeAgent(maps, { cgroupRoot: cgroup, procRoot: f.proc, proxyPort }, registry, (l, m, o) => log(l as "info", m, o));
+  await agent.adopt();
+  const reports = new Counter({ name: "meshtune_agent_reports_total", help: "L4 edge reports to the collector, by outcome", labelNames: ["outcome"], registers: [registry] });
+  // Datapath counters, read from the maps at scrape time.
+  new Gauge({
+    name: "meshtune_datapath_events", help: "eBPF datapath events since load, by reason (bpf/meshtune.h mt_reason)", labelNames: ["reason"], registers: [registry],
+    async collect() { const r = await maps.send("counters"); if (r.ok) for (const [k, v] of Object.entries(r.counters as Record<string, number>)) this.set({ reason: k }, v); },
+  });
+
+  let stopped = false, ready = false;
+  const kc = loadKubeConfig({ file: f.kubeconfig });
+  const core = kc.makeApiClient(CoreV1Api);
+  const fieldSelector = `spec.nodeName=${node}`;
+  const w = watchResource<V1Pod>(kc, `/api/v1/pods?fieldSelector=${encodeURIComponent(fieldSelector)}`, () => core.listPodForAllNamespaces({ fieldSelector }),
+    (t, p) => agent.podChanged(t, p), log, () => stopped, "Pod");
+  let syncing: Promise<void> = Promise.resolve();
+  const tick = (initial = false) => (syncing = syncing.then(() => agent.sync(initial)).catch((e) => log("warn", "sync failed", { error: String(e) })));
+  w.synced.then(async () => { await tick(true); ready = true; log("info", "pods synced; ready", { node }); });
+  const syncTimer = setInterval(() => { if (ready) void tick(); }, resyncMs);
+
+  const report = async () => {
+    if (!f.collector || !ready) return;
+    let p;
+    try { p = await agent.pendingReport(node); } catch (e) { reports.inc({ outcome: "failed" }); return log("warn", "reading L4 edges failed", { error: (e as Error).message }); }
+    if (!p) return;
+    try {
+      const r = await fetch(f.collector, { method: "POST", headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(p.report), signal: AbortSignal.timeout(5000) });
+      const text = (await r.text()).trim();
+      if (r.status === 202) { p.commit(); reports.inc({ outcome: "accepted" }); }
+      else { reports.inc({ outcome: r.status >= 500 || r.status === 429 ? "failed" : "refused" }); log("warn", "collector did not accept the L4 report; kept for the next one", { status: r.status, body: text.slice(0, 200) }); }
+    } catch (e) { reports.inc({ outcome: "failed" }); log("warn", "collector unreachable; L4 edges kept for the next report", { error: (e as Error).message }); }
+  };
+  const reportTimer = setInterval(() => void report(), reportMs);
+
+  const admin = createServer((req, res) => {
+    if (req.url === "/healthz") return void res.writeHead(200).end("ok\n");
+    if (req.url === "/readyz") return void res.writeHead(ready ? 200 : 503).end(ready ? "ready\n" : "waiting for the pod list\n");
+    if (req.url === "/metrics") return void registry.metrics().then((m) => res.writeHead(200, { "content-type": registry.contentType }).end(m));
+    res.writeHead(404).end("not found\n");
+  });
+  await new Promise<void>((r, j) => { admin.once("error", j); admin.listen(Number(f.metricsPort), "0.0.0.0", r); });
+  log("info", "meshtune agent running", { node, cgroup, metricsPort: (admin.address() as { port: number }).port });
+  const shutdown = async () => {
+    stopped = true;
+    clearInterval(syncTimer);
+    clearInterval(reportTimer);
+    await syncing;
+    await report();
+    maps.close();
+    admin.close();
+    process.exit(0); // the datapath stays loaded: pods keep their capture while no agent runs
+  };
+  process.once("SIGTERM", shutdown);
+  process.once("SIGINT", shutdown);
+}
