@@ -58,6 +58,7 @@ async function cluster(outbound: "ALLOW_ANY" | "REGISTRY_ONLY") {
   fake.put("namespaces", { metadata: { name: "bookinfo", labels: { "meshtune.io/enabled": "true" } } });
   const pp = deploymentPod("bookinfo", "productpage-v1", "6987489c74", "6fgz8", { app: "productpage", version: "v1" });
   (pp as any).status = { podIP: "127.0.0.3", podIPs: [{ ip: "127.0.0.3" }] }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  (pp as any).spec.nodeName = "node-1"; // eslint-disable-line @typescript-eslint/no-explicit-any
   fake.put("pods", pp);
   for (const [n, ip] of Object.entries(IPS)) fake.put("services", { metadata: { name: n, namespace: "bookinfo" }, spec: { clusterIP: ip, clusterIPs: [ip], ports: [{ name: "http", port: 9080 }] } });
   fake.put("services", { metadata: { name: "meshtune-fallback", namespace: "meshtune-system" }, spec: { clusterIP: "10.96.9.9", ports: [{ name: "fallback", port: 80 }] } });
@@ -65,6 +66,7 @@ async function cluster(outbound: "ALLOW_ANY" | "REGISTRY_ONLY") {
     spec: { hosts: ["api.example.com"], ports: [{ number: 443, name: "tls", protocol: "TLS" }], location: "MESH_EXTERNAL", resolution: "DNS" } });
   fake.put("configmaps", { metadata: { name: "istio", namespace: "istio-system" }, data: { mesh: `outboundTrafficPolicy:\n  mode: ${outbound}\n` } });
   fake.tokens.set("fallback-token", { username: "system:serviceaccount:meshtune-system:meshtune-fallback", groups: ["system:serviceaccounts"] });
+  fake.tokens.set("agent-token", { username: "system:serviceaccount:meshtune-system:meshtune-node", groups: ["system:serviceaccounts"] });
   fake.tokens.set("productpage-token", { username: "system:serviceaccount:bookinfo:bookinfo-productpage", groups: ["system:serviceaccounts"] });
   const kc = loadKubeConfig({ yaml: fake.kubeconfig() });
   const api = objectApi(kc);
@@ -80,6 +82,7 @@ async function cluster(outbound: "ALLOW_ANY" | "REGISTRY_ONLY") {
     auth: { self: { namespace: "meshtune-system", serviceAccount: "meshtune-controller" }, reviewer: new KubeAccessReviewer(kc) },
     bind: (c, ns, w) => ctl.bindCaller(c, ns, w), index: () => ctl.hostIndex(),
     fallbackIdentity: { namespace: "meshtune-system", serviceAccount: "meshtune-fallback" }, mergeFallback: (r) => ctl.mergeFallback(r),
+    agentIdentity: { namespace: "meshtune-system", serviceAccount: "meshtune-node" }, mergeAgent: (r) => ctl.mergeAgent(r),
   });
   collector.onMerged = (ns, w) => ctl.touched(ns, w);
   const cs = await collector.listen(0, "127.0.0.1");
@@ -188,6 +191,34 @@ test("ALLOW_ANY: an unlearned HTTP request and a TLS connection are served throu
   } finally {
     fb?.kill("SIGTERM");
     for (const f of closers) f();
+    await c.stop();
+  }
+});
+
+// The node agent's connect-time edges (what `meshtune agent` sends; test/bpf-node.test.ts shows
+// it sending them): a raw-TCP first connection no filter saw, to a ClusterIP, is learned.
+test("agent L4 edges: a raw-TCP connection to a ClusterIP is imported in < 5 s; only the agent, only for pods of its node", async () => {
+  const c = await cluster("ALLOW_ANY");
+  try {
+    const { first } = await c.firstSidecar();
+    assert.not.ok(hostsOf(first).includes(`bookinfo/${fq("ratings")}`));
+    const body = (node: string, dst: string) => JSON.stringify({ v: 2, kind: "agent", node, pods: [{ namespace: "bookinfo", name: pod, edges: [{ dst, count: 3 }] }] });
+    const pod = c.fake.list("pods", "bookinfo")[0].metadata.name;
+    const forged = await c.post(body("node-1", "10.96.0.20:9080"));
+    assert.is(forged.status, 403);
+    assert.match(await forged.text(), /^identity-mismatch: only the node agent/);
+    const wrongNode = await c.post(body("node-2", "10.96.0.20:9080"), "agent-token");
+    assert.is(wrongNode.status, 403);
+    assert.match(await wrongNode.text(), /is not on node node-2/);
+    const bad = await c.post(body("node-1", "not-an-address"), "agent-token");
+    assert.is(bad.status, 400);
+    const t0 = Date.now();
+    const ok = await c.post(body("node-1", "10.96.0.20:9080"), "agent-token");
+    assert.is(ok.status, 202, await ok.text());
+    const learned = await until("ratings imported from the agent's edge", () => hostsOf(c.sidecar()).includes(`bookinfo/${fq("ratings")}`) && c.sidecar());
+    assert.ok(Date.now() - t0 < 5000);
+    assert.ok(hostsOf(learned).includes(`bookinfo/${fq("reviews")}`), "nothing learned before is lost");
+  } finally {
     await c.stop();
   }
 });
