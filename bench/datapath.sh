@@ -1,91 +1,136 @@
 #!/usr/bin/env bash
-# make bench (datapath): C ping-pong/stream/connect-rate so kernel differences stay visible.
-#  app <-> local proxy: (a) loopback TCP  (b) sockmap splice  (c) Unix socket (physical anchor)
-#  app -> proxy -> upstream (upstream in a netns over veth):
-#    (d) iptables REDIRECT (app+proxy in a netns)  (e) eBPF redirect  (f) eBPF redirect + sockmap
-# Ratios against (a) and (d) from this same run. Root only; everything is removed on exit.
+# make bench (datapath): C ping-pong / stream / connect-rate, so kernel differences stay visible.
+# Variants, all set up once and measured round by round (interleaved), client pinned to CPU 0,
+# proxies and servers to CPU 1:
+#   a  app -> local server, loopback TCP (baseline)          c  same over a Unix socket (anchor)
+#   b  app -> captured destination -> its pod's proxy, eBPF capture + sockmap splice (app<->proxy)
+#   d  app -> proxy -> upstream pod on another "node" (netns over veth), iptables REDIRECT
+#   f  same path, eBPF capture + splice (meshed pod)
+#   g  same-node pod -> pod through both proxies, iptables on both sides (OUTPUT REDIRECT to
+#      15001 in the client pod, PREROUTING REDIRECT to 15006 in the server pod, as istio-iptables)
+#   h  same path, eBPF: capture, proxy -> peer inbound 15006, 127.0.0.6 delivery, all spliced
+# Ratios against a (loopback) and d/g (iptables) from this same run. Root only; everything is
+# removed on exit. ROUNDS, ITERS, MB, SECS tune the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=build; ITERS=${ITERS:-20000}; MB=${MB:-1000}; SECS=${SECS:-3}
-ID=$$; CG=/sys/fs/cgroup/unified/meshtune-bench-$ID; UP=mtu$ID; IPT=mti$ID; EBF=mte$ID
+B=$PWD/build; ROUNDS=${ROUNDS:-3}; ITERS=${ITERS:-20000}; MB=${MB:-500}; SECS=${SECS:-2}
+ID=$$; CG=/sys/fs/cgroup/unified/meshtune-bench-$ID; S=mtb$ID
+NS=($S-up $S-ipt $S-ebf $S-node $S-ga $S-gb $S-ha $S-hb $S-pb)
 pids=()
 cleanup() {
   set +e
   $B/meshtune-bpf unload >/dev/null 2>&1
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  [ -f $CG/cgroup.procs ] && xargs -r kill -9 < $CG/cgroup.procs 2>/dev/null; wait 2>/dev/null
-  for n in $UP $IPT $EBF-e $EBF-f; do ip netns del $n 2>/dev/null; done; ip link del mtbh$ID 2>/dev/null
-  for _ in $(seq 50); do [ -d $CG ] && ! rmdir $CG 2>/dev/null && sleep 0.1; done
+  for d in $(find $CG -name cgroup.procs 2>/dev/null); do xargs -r kill -9 < $d 2>/dev/null; done; wait 2>/dev/null
+  for n in "${NS[@]}"; do ip netns del $n 2>/dev/null; done
+  for _ in $(seq 50); do [ -d $CG ] || break; find $CG -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null; rmdir $CG 2>/dev/null || sleep 0.1; done
   rm -f /tmp/mt-bench-$ID.sock
 }
 trap cleanup EXIT
 [ "$(id -u)" = 0 ] || { echo "datapath bench needs root"; exit 1; }
+command -v taskset >/dev/null || { echo "datapath bench needs taskset (util-linux)"; exit 1; }
 
-INCG=(sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG") # exec: the recorded pid is the process itself
-bg() { "$@" > /dev/null 2>&1 & pids+=($!); sleep 0.3; }
+# run-in-pod: cgroup first (`ip netns exec` remounts /sys), then netns, then CPU.
+inpod() { local cg=$1 ns=$2 cpu=$3; shift 3; sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" ip netns exec "$ns" taskset -c "$cpu" "$@"; }
+innet() { local ns=$1 cpu=$2; shift 2; ip netns exec "$ns" taskset -c "$cpu" "$@"; }
+bg() { "$@" > /dev/null 2>&1 & pids+=($!); sleep 0.2; }
 field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1'])"; }
-measure() {
-  # label [runner... ending in mtnet]; prints "label p50 p99 MBps"
-  local label=$1; shift
-  [ $# -gt 0 ] || set -- $B/mtnet
-  local pp st; pp=$("$@" pingpong "$ADDR" 64 "$ITERS"); st=$("$@" stream "$ADDR" 4096 "$MB")
-  echo "$label $(echo "$pp" | field p50us) $(echo "$pp" | field p99us) $(echo "$st" | field MBps)"
+veth() { # netnsA ifA addrA netnsB ifB addrB
+  ip link add $2 netns $1 type veth peer name $5 netns $4
+  ip -n $1 addr add $3 dev $2; ip -n $1 link set $2 up; ip -n $4 addr add $6 dev $5; ip -n $4 link set $5 up
 }
 
 mkdir -p $CG
-# upstream netns over a veth pair (the "remote pod")
-ip netns add $UP; ip link add mtbh$ID type veth peer name mtbn$ID; ip link set mtbn$ID netns $UP
-ip addr add 10.198.1.1/24 dev mtbh$ID; ip link set mtbh$ID up
-ip -n $UP addr add 10.198.1.2/24 dev mtbn$ID; ip -n $UP link set mtbn$ID up; ip -n $UP link set lo up
-bg ip netns exec $UP $B/mtnet serve 10.198.1.2:8080
-
-R=()
-# (a) loopback TCP, no BPF
-bg $B/mtnet serve 127.0.0.1:19501; ADDR=127.0.0.1:19501; R+=("$(measure a.loopback-tcp)")
-# (c) Unix domain socket
-bg $B/mtnet serve unix:/tmp/mt-bench-$ID.sock; ADDR=unix:/tmp/mt-bench-$ID.sock; R+=("$(measure c.unix-socket)")
-# (b) sockmap splice: both ends in the cgroup
-$B/meshtune-bpf load --cgroup $CG --proxy-port 15501 >/dev/null
-bg "${INCG[@]}" $B/mtnet serve 127.0.0.1:19502; ADDR=127.0.0.1:19502; R+=("$(measure b.sockmap-splice "${INCG[@]}" $B/mtnet)")
-$B/meshtune-bpf unload >/dev/null
-
-# (d), (e), (f) each run app + proxy in a fresh netns (same TIME_WAIT and port state), linked
-# by its own veth to the upstream netns. (d) redirects with iptables; (e)/(f) with the cgroup programs.
-side() { # name subnet: a netns with a veth to $UP, upstream server on .2
-  ip netns add $1; ip link add ${1}a type veth peer name ${1}b; ip link set ${1}a netns $1; ip link set ${1}b netns $UP
-  ip -n $1 addr add 10.198.$2.1/24 dev ${1}a; ip -n $1 link set ${1}a up; ip -n $1 link set lo up
-  ip -n $UP addr add 10.198.$2.2/24 dev ${1}b; ip -n $UP link set ${1}b up
-  bg ip netns exec $UP $B/mtnet serve 10.198.$2.2:8080
-}
-side $IPT 2
-ip netns exec $IPT iptables -t nat -A OUTPUT -p tcp -d 10.198.2.2 --dport 8080 -m owner ! --uid-owner 1337 -j REDIRECT --to-ports 15001
-bg ip netns exec $IPT $B/mtproxy 15001 1337
-ADDR=10.198.2.2:8080
-R+=("$(measure d.iptables-redirect ip netns exec $IPT $B/mtnet)")
-CR_D=$(ip netns exec $IPT $B/mtnet connrate $ADDR $SECS | field perSecond)
-
-for mode in e f; do
-  ns=$EBF-$mode; net=$([ $mode = e ] && echo 3 || echo 4); side $ns $net; ADDR=10.198.$net.2:8080
-  if [ $mode = e ]; then $B/meshtune-bpf load --cgroup $CG --proxy-port 15001 --no-splice >/dev/null; label=e.ebpf-redirect
-  else $B/meshtune-bpf load --cgroup $CG --proxy-port 15001 >/dev/null; label=f.ebpf-redirect+sockmap; fi
-  bg "${INCG[@]}" ip netns exec $ns $B/mtproxy 15001 1337  # cgroup first: netns exec remounts /sys
-  R+=("$(measure $label "${INCG[@]}" ip netns exec $ns $B/mtnet)")
-  cr=$("${INCG[@]}" ip netns exec $ns $B/mtnet connrate $ADDR $SECS | field perSecond)
-  [ $mode = e ] && CR_E=$cr || CR_F=$cr
-  kill -9 "${pids[-1]}" || true; $B/meshtune-bpf unload >/dev/null
+for n in "${NS[@]}"; do ip netns add $n; ip -n $n link set lo up; done
+# Upstream "remote pod" for the full path: one echo server per client netns.
+veth $S-ipt eth0 10.198.2.1/24 $S-up u2 10.198.2.2/24
+veth $S-ebf eth0 10.198.3.1/24 $S-up u3 10.198.3.2/24
+bg innet $S-up 1 $B/mtnet serve 10.198.2.2:8080
+bg innet $S-up 1 $B/mtnet serve 10.198.3.2:8080
+# Same-node pods on a bridge in a node netns.
+ip -n $S-node link add br0 type bridge; ip -n $S-node link set br0 up
+k=10; for p in ga gb ha hb; do k=$((k+1))
+  ip link add v$p$ID netns $S-node type veth peer name eth0 netns $S-$p
+  ip -n $S-node link set v$p$ID master br0 up
+  ip -n $S-$p addr add 10.198.5.$k/24 dev eth0; ip -n $S-$p link set eth0 up
 done
+GB=10.198.5.12; HB=10.198.5.14
 
-python3 - "$CR_D" "$CR_E" "$CR_F" "${R[@]}" <<'PY'
-import sys
-crd, cre, crf = map(float, sys.argv[1:4])
-rows = {r.split()[0]: list(map(float, r.split()[1:])) for r in sys.argv[4:]}
-a, d = rows["a.loopback-tcp"], rows["d.iptables-redirect"]
-print("datapath bench (64 B ping-pong RTT, 4 KB stream echo throughput)")
-print(f"{'path':26} {'p50 µs':>8} {'p99 µs':>8} {'MB/s':>8}   {'p50/a':>6} {'p50/d':>6} {'MB/s /a':>8}")
-for k, (p50, p99, mbps) in rows.items():
-    print(f"{k:26} {p50:8.1f} {p99:8.1f} {mbps:8.0f}   {p50/a[0]:6.2f} {p50/d[0]:6.2f} {mbps/a[2]:8.2f}")
-b, c = rows["b.sockmap-splice"], rows["c.unix-socket"]
-print(f"connection setup (connect + 1 B echo + close) through the proxy: iptables {crd:.0f}/s, eBPF {cre:.0f}/s, eBPF+sockmap {crf:.0f}/s")
-print(f"  setup time eBPF/iptables: {crd/cre:.2f}x (target <= 0.8)   eBPF+sockmap/iptables: {crd/crf:.2f}x")
-print(f"targets: sockmap RTT <= 0.6x loopback: {b[0]/a[0]:.2f}x; <= 1.3x UDS: {b[0]/c[0]:.2f}x; 4 KB throughput >= 1.5x loopback: {b[2]/a[2]:.2f}x")
+# iptables variants (d, g): those pods are not in the attach cgroup, so eBPF never sees them.
+ip netns exec $S-ipt iptables -t nat -A OUTPUT -p tcp -d 10.198.2.2 --dport 8080 -m owner ! --uid-owner 1337 -j REDIRECT --to-ports 15001
+bg innet $S-ipt 1 $B/mtproxy 15001 1337
+ip netns exec $S-ga iptables -t nat -A OUTPUT -p tcp -d $GB --dport 8080 -m owner ! --uid-owner 1337 -j REDIRECT --to-ports 15001
+ip netns exec $S-gb iptables -t nat -A PREROUTING -p tcp --dport 8080 -j REDIRECT --to-ports 15006
+bg innet $S-ga 1 $B/mtproxy 15001 1337 15006
+bg innet $S-gb 1 $B/mtproxy 15001 1337 15006
+bg innet $S-gb 1 $B/mtnet serve $GB:8080
+
+# eBPF variants (b, f, h): one load, pods registered as the agent registers them (flags 7:
+# capture all outbound, all inbound, REDIRECT mode).
+for p in pb ebf ha hb; do mkdir -p $CG/$p; done
+$B/meshtune-bpf load --cgroup $CG >/dev/null
+printf 'set %s id=1 flags=7\nset %s id=2 flags=7\nset %s id=3 flags=7 ips=10.198.5.13\nset %s id=4 flags=7 ips=%s\n' \
+  $CG/pb $CG/ebf $CG/ha $CG/hb $HB | $B/meshtune-bpf pods | grep -q '"ok":false' && { echo "pods set failed"; exit 1; }
+bg inpod $CG/pb $S-pb 1 $B/mtnet serve 127.0.0.1:15001   # b: the "proxy" echoes
+bg inpod $CG/ebf $S-ebf 1 $B/mtproxy 15001 1337
+bg inpod $CG/ha $S-ha 1 $B/mtproxy 15001 1337 15006
+bg inpod $CG/hb $S-hb 1 $B/mtproxy 15001 1337 15006
+bg inpod $CG/hb $S-hb 1 $B/mtnet serve $HB:8080
+
+bg taskset -c 1 $B/mtnet serve 127.0.0.1:19501
+bg taskset -c 1 $B/mtnet serve unix:/tmp/mt-bench-$ID.sock
+
+# label | addr | client runner (pinned to CPU 0) | measure connrate?
+variants=(
+  "a.loopback-tcp|127.0.0.1:19501|taskset -c 0|0"
+  "c.unix-socket|unix:/tmp/mt-bench-$ID.sock|taskset -c 0|0"
+  "b.ebpf-app-proxy-splice|10.198.9.9:8080|inpod $CG/pb $S-pb 0|0"
+  "d.iptables-full-path|10.198.2.2:8080|innet $S-ipt 0|1"
+  "f.ebpf-full-path|10.198.3.2:8080|inpod $CG/ebf $S-ebf 0|1"
+  "g.iptables-pod-to-pod|$GB:8080|innet $S-ga 0|1"
+  "h.ebpf-pod-to-pod|$HB:8080|inpod $CG/ha $S-ha 0|1"
+)
+OUT=$(mktemp)
+for r in $(seq $ROUNDS); do
+  for v in "${variants[@]}"; do
+    IFS='|' read -r label addr runner cr <<< "$v"
+    pp=$($runner $B/mtnet pingpong "$addr" 64 "$ITERS"); st=$($runner $B/mtnet stream "$addr" 4096 "$MB")
+    rate=0; [ "$cr" = 1 ] && rate=$($runner $B/mtnet connrate "$addr" "$SECS" | field perSecond)
+    echo "$r $label $(echo "$pp" | field p50us) $(echo "$pp" | field p99us) $(echo "$st" | field MBps) $rate" >> $OUT
+  done
+  echo "round $r/$ROUNDS done" >&2
+done
+spliced=$($B/meshtune-bpf status | field counters | python3 -c "import sys,ast; c=ast.literal_eval(sys.stdin.read()); print(c['sockmap_redirected'], c['redirected_inbound'], c['inbound_delivery'])")
+
+python3 - "$OUT" "$ROUNDS" "$spliced" <<'PY'
+import sys, statistics as st
+rows = {}
+for line in open(sys.argv[1]):
+    r, label, *vals = line.split()
+    rows.setdefault(label, []).append(list(map(float, vals)))
+med = lambda k, i: st.median(x[i] for x in rows[k])
+spread = lambda k, i: (min(x[i] for x in rows[k]), max(x[i] for x in rows[k]))
+a, d, g = "a.loopback-tcp", "d.iptables-full-path", "g.iptables-pod-to-pod"
+print(f"datapath bench: {sys.argv[2]} interleaved rounds, client on CPU 0, proxies/servers on CPU 1; median [min-max]")
+print(f"{'path':26} {'p50 µs':>20} {'p99 µs':>9} {'4KB MB/s':>20} {'conn/s':>16} {'p50/a':>6} {'MB/s /a':>7}")
+for k in rows:
+    p50, (lo, hi) = med(k, 0), spread(k, 0)
+    mb, (mlo, mhi) = med(k, 2), spread(k, 2)
+    cr = med(k, 3)
+    crs = f"{cr:8.0f}" if cr else f"{'-':>8}"
+    print(f"{k:26} {p50:7.1f} [{lo:5.1f}-{hi:5.1f}] {med(k,1):9.1f} {mb:7.0f} [{mlo:5.0f}-{mhi:5.0f}] {crs:>16} {p50/med(a,0):6.2f} {mb/med(a,2):7.2f}")
+b, f, h = "b.ebpf-app-proxy-splice", "f.ebpf-full-path", "h.ebpf-pod-to-pod"
+def target(name, got, op, want):
+    ok = got <= want if op == "<=" else got >= want
+    print(f"  {name:58} {got:5.2f}x  (target {op} {want})  {'met' if ok else 'MISSED'}")
+print("targets (same run):")
+target("same-node pod->pod p50, eBPF / iptables (h/g)", med(h, 0) / med(g, 0), "<=", 0.5)
+target("app<->proxy RTT p50, eBPF splice / loopback (b/a)", med(b, 0) / med(a, 0), "<=", 0.6)
+target("app<->proxy 4 KB throughput, eBPF splice / loopback (b/a)", med(b, 2) / med(a, 2), ">=", 1.5)
+target("connection setup rate, full path eBPF / iptables (f/d)", med(f, 3) / med(d, 3), ">=", 1.3)
+target("connection setup rate, pod->pod eBPF / iptables (h/g)", med(h, 3) / med(g, 3), ">=", 1.3)
+target("full path p50, eBPF / iptables (f/d)", med(f, 0) / med(d, 0), "<=", 1.0)
+sp, ri, idl = sys.argv[3].split()
+print(f"splice evidence: {sp} messages spliced, {ri} proxy->peer inbound captures, {idl} inbound deliveries")
 PY
+rm -f $OUT

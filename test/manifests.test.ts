@@ -33,16 +33,26 @@ test("the shipped pluginConfig is accepted by the filter without errors", () => 
   assert.is(h.tickPeriodMs, wp.spec.pluginConfig.flushIntervalMs);
 });
 
-test("node DaemonSet: privileged, mounts bpffs/cgroup/proc, unloads in preStop", () => {
-  const ds = parse(readFileSync(join(ROOT, "manifests/node-daemonset.yaml"), "utf8"));
-  const c = ds.spec.template.spec.containers[0];
-  assert.is(c.securityContext.privileged, true);
-  assert.equal(c.volumeMounts.map((m: { mountPath: string }) => m.mountPath).sort(), ["/host/proc", "/sys/fs/bpf", "/sys/fs/cgroup"]);
-  assert.equal(c.lifecycle.preStop.exec.command, ["meshtune", "bpf", "unload"]);
-  assert.not.match(c.args.join(" "), /--cgroup \/sys\/fs\/cgroup(\s|$)/, "never the root cgroup");
-});
-
 const docs = (f: string) => parseAllDocuments(readFileSync(join(ROOT, "manifests", f), "utf8")).map((d) => d.toJS());
+
+test("node DaemonSet: runs the agent on its node's kubepods cgroup, no unload on stop, RBAC for its pods", () => {
+  const ds = parse(readFileSync(join(ROOT, "manifests/node-daemonset.yaml"), "utf8"));
+  const spec = ds.spec.template.spec, c = spec.containers[0];
+  assert.is(c.securityContext.privileged, true);
+  assert.is(c.args[0], "agent");
+  assert.equal(c.volumeMounts.map((m: { mountPath: string }) => m.mountPath).sort(), ["/sys/fs/bpf", "/sys/fs/cgroup", "/var/run/secrets/meshtune"]);
+  assert.is(c.lifecycle?.preStop, undefined, "a restart must not drop every pod's capture");
+  assert.is(spec.hostPID, true, "the agent reads /proc/PID/net/tcp of pod processes");
+  assert.is(spec.serviceAccountName, "meshtune-node", "the identity the collector accepts agent reports from (--agent-identity default)");
+  assert.equal(c.env.find((e: { name: string }) => e.name === "NODE_NAME").valueFrom.fieldRef.fieldPath, "spec.nodeName");
+  const cg = c.env.find((e: { name: string }) => e.name === "MESHTUNE_CGROUP").value;
+  assert.match(cg, /^\/sys\/fs\/cgroup\/kubepods/, "never the root cgroup");
+  assert.ok(c.args.includes("--cgroup=$(MESHTUNE_CGROUP)"));
+  const rbac = docs("rbac.yaml");
+  const role = rbac.find((d) => d.kind === "ClusterRole" && d.metadata.name === "meshtune-node");
+  assert.equal(role.rules, [{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] }]);
+  assert.ok(rbac.some((d) => d.kind === "ClusterRoleBinding" && d.subjects?.[0]?.name === "meshtune-node"));
+});
 
 test("kustomize base lists every manifest, and each parses", () => {
   const k = parse(readFileSync(join(ROOT, "manifests/kustomization.yaml"), "utf8"));
