@@ -72,7 +72,8 @@ test-unit: build bpf build/test/.stamp
 test: typecheck test-unit
 
 bench: build bpf
-	bench/datapath.sh
+	CLIENT_CPU=1 SERVER_CPU=1 bench/datapath.sh # one CPU: wakeups stay local, the stack cost shows
+	CLIENT_CPU=0 SERVER_CPU=1 bench/datapath.sh # split CPUs: cross-CPU wakeups dominate small RTTs
 	$(NODE_BIN)/esbuild bench/filter.ts bench/reconcile.ts bench/collector.ts bench/fallback.ts $(ESBUILD_NODE) --outdir=build/bench --out-extension:.js=.mjs --log-level=warning
 	node build/bench/filter.mjs
 	node build/bench/reconcile.mjs

@@ -13,7 +13,7 @@
 # removed on exit. ROUNDS, ITERS, MB, SECS tune the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=$PWD/build; ROUNDS=${ROUNDS:-3}; ITERS=${ITERS:-20000}; MB=${MB:-500}; SECS=${SECS:-2}
+B=$PWD/build; CC=${CLIENT_CPU:-0}; SC=${SERVER_CPU:-1}; ROUNDS=${ROUNDS:-3}; ITERS=${ITERS:-20000}; MB=${MB:-500}; SECS=${SECS:-2}
 ID=$$; CG=/sys/fs/cgroup/unified/meshtune-bench-$ID; S=mtb$ID
 NS=($S-up $S-ipt $S-ebf $S-node $S-ga $S-gb $S-ha $S-hb $S-pb)
 pids=()
@@ -41,12 +41,12 @@ veth() { # netnsA ifA addrA netnsB ifB addrB
 }
 
 mkdir -p $CG
-for n in "${NS[@]}"; do ip netns add $n; ip -n $n link set lo up; done
+for n in "${NS[@]}"; do ip netns add $n; ip -n $n link set lo up; ip netns exec $n sysctl -qw net.ipv4.tcp_tw_reuse=1; done # same churn tuning for every variant
 # Upstream "remote pod" for the full path: one echo server per client netns.
 veth $S-ipt eth0 10.198.2.1/24 $S-up u2 10.198.2.2/24
 veth $S-ebf eth0 10.198.3.1/24 $S-up u3 10.198.3.2/24
-bg innet $S-up 1 $B/mtnet serve 10.198.2.2:8080
-bg innet $S-up 1 $B/mtnet serve 10.198.3.2:8080
+bg innet $S-up $SC $B/mtnet serve 10.198.2.2:8080
+bg innet $S-up $SC $B/mtnet serve 10.198.3.2:8080
 # Same-node pods on a bridge in a node netns.
 ip -n $S-node link add br0 type bridge; ip -n $S-node link set br0 up
 k=10; for p in ga gb ha hb; do k=$((k+1))
@@ -58,37 +58,37 @@ GB=10.198.5.12; HB=10.198.5.14
 
 # iptables variants (d, g): those pods are not in the attach cgroup, so eBPF never sees them.
 ip netns exec $S-ipt iptables -t nat -A OUTPUT -p tcp -d 10.198.2.2 --dport 8080 -m owner ! --uid-owner 1337 -j REDIRECT --to-ports 15001
-bg innet $S-ipt 1 $B/mtproxy 15001 1337
+bg innet $S-ipt $SC $B/mtproxy 15001 1337
 ip netns exec $S-ga iptables -t nat -A OUTPUT -p tcp -d $GB --dport 8080 -m owner ! --uid-owner 1337 -j REDIRECT --to-ports 15001
 ip netns exec $S-gb iptables -t nat -A PREROUTING -p tcp --dport 8080 -j REDIRECT --to-ports 15006
-bg innet $S-ga 1 $B/mtproxy 15001 1337 15006
-bg innet $S-gb 1 $B/mtproxy 15001 1337 15006
-bg innet $S-gb 1 $B/mtnet serve $GB:8080
+bg innet $S-ga $SC $B/mtproxy 15001 1337 15006
+bg innet $S-gb $SC $B/mtproxy 15001 1337 15006
+bg innet $S-gb $SC $B/mtnet serve $GB:8080
 
 # eBPF variants (b, f, h): one load, pods registered as the agent registers them (flags 7:
 # capture all outbound, all inbound, REDIRECT mode).
 for p in pb ebf ha hb; do mkdir -p $CG/$p; done
-$B/meshtune-bpf load --cgroup $CG >/dev/null
+$B/meshtune-bpf load --cgroup $CG --skb-verdict ${SKB_VERDICT:-auto} >/dev/null
 printf 'set %s id=1 flags=7\nset %s id=2 flags=7\nset %s id=3 flags=7 ips=10.198.5.13\nset %s id=4 flags=7 ips=%s\n' \
   $CG/pb $CG/ebf $CG/ha $CG/hb $HB | $B/meshtune-bpf pods | grep -q '"ok":false' && { echo "pods set failed"; exit 1; }
-bg inpod $CG/pb $S-pb 1 $B/mtnet serve 127.0.0.1:15001   # b: the "proxy" echoes
-bg inpod $CG/ebf $S-ebf 1 $B/mtproxy 15001 1337
-bg inpod $CG/ha $S-ha 1 $B/mtproxy 15001 1337 15006
-bg inpod $CG/hb $S-hb 1 $B/mtproxy 15001 1337 15006
-bg inpod $CG/hb $S-hb 1 $B/mtnet serve $HB:8080
+bg inpod $CG/pb $S-pb $SC $B/mtnet serve 127.0.0.1:15001   # b: the "proxy" echoes
+bg inpod $CG/ebf $S-ebf $SC $B/mtproxy 15001 1337
+bg inpod $CG/ha $S-ha $SC $B/mtproxy 15001 1337 15006
+bg inpod $CG/hb $S-hb $SC $B/mtproxy 15001 1337 15006
+bg inpod $CG/hb $S-hb $SC $B/mtnet serve $HB:8080
 
-bg taskset -c 1 $B/mtnet serve 127.0.0.1:19501
-bg taskset -c 1 $B/mtnet serve unix:/tmp/mt-bench-$ID.sock
+bg taskset -c $SC $B/mtnet serve 127.0.0.1:19501
+bg taskset -c $SC $B/mtnet serve unix:/tmp/mt-bench-$ID.sock
 
 # label | addr | client runner (pinned to CPU 0) | measure connrate?
 variants=(
-  "a.loopback-tcp|127.0.0.1:19501|taskset -c 0|0"
-  "c.unix-socket|unix:/tmp/mt-bench-$ID.sock|taskset -c 0|0"
-  "b.ebpf-app-proxy-splice|10.198.9.9:8080|inpod $CG/pb $S-pb 0|0"
-  "d.iptables-full-path|10.198.2.2:8080|innet $S-ipt 0|1"
-  "f.ebpf-full-path|10.198.3.2:8080|inpod $CG/ebf $S-ebf 0|1"
-  "g.iptables-pod-to-pod|$GB:8080|innet $S-ga 0|1"
-  "h.ebpf-pod-to-pod|$HB:8080|inpod $CG/ha $S-ha 0|1"
+  "a.loopback-tcp|127.0.0.1:19501|taskset -c $CC|0"
+  "c.unix-socket|unix:/tmp/mt-bench-$ID.sock|taskset -c $CC|0"
+  "b.ebpf-app-proxy-splice|10.198.9.9:8080|inpod $CG/pb $S-pb $CC|0"
+  "d.iptables-full-path|10.198.2.2:8080|innet $S-ipt $CC|1"
+  "f.ebpf-full-path|10.198.3.2:8080|inpod $CG/ebf $S-ebf $CC|1"
+  "g.iptables-pod-to-pod|$GB:8080|innet $S-ga $CC|1"
+  "h.ebpf-pod-to-pod|$HB:8080|inpod $CG/ha $S-ha $CC|1"
 )
 OUT=$(mktemp)
 for r in $(seq $ROUNDS); do
@@ -102,7 +102,7 @@ for r in $(seq $ROUNDS); do
 done
 spliced=$($B/meshtune-bpf status | field counters | python3 -c "import sys,ast; c=ast.literal_eval(sys.stdin.read()); print(c['sockmap_redirected'], c['redirected_inbound'], c['inbound_delivery'])")
 
-python3 - "$OUT" "$ROUNDS" "$spliced" <<'PY'
+python3 - "$OUT" "$ROUNDS" "$spliced" "$CC" "$SC" <<'PY'
 import sys, statistics as st
 rows = {}
 for line in open(sys.argv[1]):
@@ -111,7 +111,7 @@ for line in open(sys.argv[1]):
 med = lambda k, i: st.median(x[i] for x in rows[k])
 spread = lambda k, i: (min(x[i] for x in rows[k]), max(x[i] for x in rows[k]))
 a, d, g = "a.loopback-tcp", "d.iptables-full-path", "g.iptables-pod-to-pod"
-print(f"datapath bench: {sys.argv[2]} interleaved rounds, client on CPU 0, proxies/servers on CPU 1; median [min-max]")
+print(f"datapath bench: {sys.argv[2]} interleaved rounds, client on CPU {sys.argv[4]}, proxies/servers on CPU {sys.argv[5]}; median [min-max]")
 print(f"{'path':26} {'p50 µs':>20} {'p99 µs':>9} {'4KB MB/s':>20} {'conn/s':>16} {'p50/a':>6} {'MB/s /a':>7}")
 for k in rows:
     p50, (lo, hi) = med(k, 0), spread(k, 0)

@@ -108,14 +108,16 @@ export function buildCli(): Command {
 
   const bpf = program.command("bpf").description("node eBPF datapath: iptables-free redirect + sockmap splice");
   bpf.command("load")
-    .description("load and attach to a cgroup v2 (refuses unsupported kernels and the root cgroup)")
+    .description("load and attach to the kubepods cgroup v2 (refuses unsupported kernels and the root cgroup); pods are added by `meshtune agent`")
     .requiredOption("--cgroup <path>", "cgroup v2 directory to attach to")
     .option("--proxy-port <n>", "sidecar outbound port", "15001")
+    .option("--inbound-port <n>", "sidecar inbound port (same-node proxy→proxy)", "15006")
+    .option("--skb-verdict <mode>", "no-op SK_SKB verdict (kernel wakeup workaround): auto|on|off", "auto")
     .option("--proxy-uid <n>", "uid of the proxy (its own traffic is not redirected)", "1337")
     .option("--exclude-port <n>", "destination port never redirected; repeatable", collect, [])
     .option("--exclude-cidr <cidr>", "destination CIDR never redirected; repeatable", collect, [])
     .action((o) => bpfCommand("load", [
-      "--cgroup", o.cgroup, "--proxy-port", o.proxyPort, "--proxy-uid", o.proxyUid,
+      "--cgroup", o.cgroup, "--proxy-port", o.proxyPort, "--inbound-port", o.inboundPort, "--proxy-uid", o.proxyUid, "--skb-verdict", o.skbVerdict,
       ...o.excludePort.flatMap((p: string) => ["--exclude-port", p]), ...o.excludeCidr.flatMap((c: string) => ["--exclude-cidr", c]),
     ]));
   bpf.command("unload").description("detach and unpin; established connections keep working").action(() => bpfCommand("unload", []));
