@@ -4,6 +4,7 @@
 # proxies and servers to CPU 1:
 #   a  app -> local server, loopback TCP (baseline)          c  same over a Unix socket (anchor)
 #   b  app -> captured destination -> its pod's proxy, eBPF capture + sockmap splice (app<->proxy)
+#   e  app -> captured destination -> local echo "proxy", iptables REDIRECT (b's baseline)
 #   d  app -> proxy -> upstream pod on another "node" (netns over veth), iptables REDIRECT
 #   f  same path, eBPF capture + splice (meshed pod)
 #   g  same-node pod -> pod through both proxies, iptables on both sides (OUTPUT REDIRECT to
@@ -15,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 B=$PWD/build; CC=${CLIENT_CPU:-0}; SC=${SERVER_CPU:-1}; ROUNDS=${ROUNDS:-3}; ITERS=${ITERS:-20000}; MB=${MB:-500}; SECS=${SECS:-2}
 ID=$$; CG=/sys/fs/cgroup/unified/meshtune-bench-$ID; S=mtb$ID
-NS=($S-up $S-ipt $S-ebf $S-node $S-ga $S-gb $S-ha $S-hb $S-pb)
+NS=($S-up $S-ipt $S-ebf $S-node $S-ga $S-gb $S-ha $S-hb $S-pb $S-pe)
 pids=()
 cleanup() {
   set +e
@@ -59,6 +60,9 @@ GB=10.198.5.12; HB=10.198.5.14
 # iptables variants (d, g): those pods are not in the attach cgroup, so eBPF never sees them.
 ip netns exec $S-ipt iptables -t nat -A OUTPUT -p tcp -d 10.198.2.2 --dport 8080 -m owner ! --uid-owner 1337 -j REDIRECT --to-ports 15001
 bg innet $S-ipt $SC $B/mtproxy 15001 1337
+ip -n $S-pe link add d0 type veth peer name d1; ip -n $S-pe link set d1 up; ip -n $S-pe addr add 10.198.9.1/24 dev d0; ip -n $S-pe link set d0 up # a route out, as eth0 gives a pod
+ip netns exec $S-pe iptables -t nat -A OUTPUT -p tcp -d 10.198.9.9 --dport 8080 -j REDIRECT --to-ports 15001
+bg innet $S-pe $SC $B/mtnet serve 127.0.0.1:15001   # e: the "proxy" echoes
 ip netns exec $S-ga iptables -t nat -A OUTPUT -p tcp -d $GB --dport 8080 -m owner ! --uid-owner 1337 -j REDIRECT --to-ports 15001
 ip netns exec $S-gb iptables -t nat -A PREROUTING -p tcp --dport 8080 -j REDIRECT --to-ports 15006
 bg innet $S-ga $SC $B/mtproxy 15001 1337 15006
@@ -84,7 +88,8 @@ bg taskset -c $SC $B/mtnet serve unix:/tmp/mt-bench-$ID.sock
 variants=(
   "a.loopback-tcp|127.0.0.1:19501|taskset -c $CC|0"
   "c.unix-socket|unix:/tmp/mt-bench-$ID.sock|taskset -c $CC|0"
-  "b.ebpf-app-proxy-splice|10.198.9.9:8080|inpod $CG/pb $S-pb $CC|0"
+  "e.iptables-app-proxy|10.198.9.9:8080|innet $S-pe $CC|1"
+  "b.ebpf-app-proxy-splice|10.198.9.9:8080|inpod $CG/pb $S-pb $CC|1"
   "d.iptables-full-path|10.198.2.2:8080|innet $S-ipt $CC|1"
   "f.ebpf-full-path|10.198.3.2:8080|inpod $CG/ebf $S-ebf $CC|1"
   "g.iptables-pod-to-pod|$GB:8080|innet $S-ga $CC|1"
@@ -127,6 +132,7 @@ print("targets (same run):")
 target("same-node pod->pod p50, eBPF / iptables (h/g)", med(h, 0) / med(g, 0), "<=", 0.5)
 target("app<->proxy RTT p50, eBPF splice / loopback (b/a)", med(b, 0) / med(a, 0), "<=", 0.6)
 target("app<->proxy 4 KB throughput, eBPF splice / loopback (b/a)", med(b, 2) / med(a, 2), ">=", 1.5)
+target("connection setup rate, app->proxy eBPF / iptables (b/e)", med(b, 3) / med("e.iptables-app-proxy", 3), ">=", 1.3)
 target("connection setup rate, full path eBPF / iptables (f/d)", med(f, 3) / med(d, 3), ">=", 1.3)
 target("connection setup rate, pod->pod eBPF / iptables (h/g)", med(h, 3) / med(g, 3), ">=", 1.3)
 target("full path p50, eBPF / iptables (f/d)", med(f, 0) / med(d, 0), "<=", 1.0)

@@ -3,7 +3,7 @@
 // and stays until the pod is gone or stops qualifying: a proxy restart never opens a window in
 // which the app's connections bypass it. Each pod is handled alone; one bad pod or one failed
 // map write is counted and retried, never stops the loop.
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import type { V1Pod } from "@kubernetes/client-node";
 import { Counter, Gauge, type Registry } from "prom-client";
 import { podCapture, setLine } from "./pod-capture.js";
@@ -18,6 +18,7 @@ export class NodeAgent {
   private readonly pods = new Map<string, V1Pod>(); // uid -> pod
   private readonly meshed = new Map<string, Meshed>(); // uid -> what the maps hold
   private readonly waiting = new Map<string, string>(); // uid -> why not meshed yet
+  private readonly dirs = new Map<string, string>(); // uid -> pod cgroup dir (the walk runs once per pod)
   private adopted = new Map<string, number>(); // cgroup id -> pod id found in the maps at start
   private nextId = 1;
   private reported = new Map<string, number>(); // "pod|dst" -> count already reported
@@ -53,6 +54,7 @@ export class NodeAgent {
       try { await this.syncPod(uid, pod); } catch (e) { this.mapErrors.inc(); this.log("warn", "pod sync failed", { pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, error: (e as Error).message }); }
     }
     for (const [uid, m] of this.meshed) if (!this.pods.has(uid)) await this.remove(uid, m, "deleted");
+    for (const uid of [...this.dirs.keys(), ...this.waiting.keys()]) if (!this.pods.has(uid)) { this.dirs.delete(uid); this.waiting.delete(uid); }
     if (initial) {
       // Pods a previous agent meshed that no longer exist on this node.
       const live = new Set([...this.meshed.values()].map((m) => m.id));
@@ -78,8 +80,10 @@ export class NodeAgent {
       if (cur) await this.remove(uid, cur, d.skip);
       return this.note(uid, `skip:${d.skip}`, pod);
     }
-    const dir = findPodCgroup(this.o.cgroupRoot, uid);
+    let dir = this.dirs.get(uid);
+    if (!dir || !existsSync(dir)) dir = findPodCgroup(this.o.cgroupRoot, uid) ?? undefined;
     if (!dir) return this.note(uid, "waiting: pod cgroup not found", pod);
+    this.dirs.set(uid, dir);
     if (!cur) {
       const pid = podPid(dir);
       if (!pid || !listening(this.o.procRoot, pid, this.o.proxyPort)) return this.note(uid, `waiting: proxy not listening on ${this.o.proxyPort}`, pod);
