@@ -10,6 +10,9 @@
 #   g  same-node pod -> pod through both proxies, iptables on both sides (OUTPUT REDIRECT to
 #      15001 in the client pod, PREROUTING REDIRECT to 15006 in the server pod, as istio-iptables)
 #   h  same path, eBPF: capture, proxy -> peer inbound 15006, 127.0.0.6 delivery, all spliced
+# a, b, c, e use a one-connection-at-a-time echo (mtnet serve1), so their connect rate measures
+# the datapath rather than thread creation; the proxies of d, f, g, h start a thread per
+# connection, as mtproxy does, which caps those rates alike.
 # Ratios against a (loopback) and d/g (iptables) from this same run. Root only; everything is
 # removed on exit. ROUNDS, ITERS, MB, SECS tune the run.
 set -euo pipefail
@@ -62,7 +65,7 @@ ip netns exec $S-ipt iptables -t nat -A OUTPUT -p tcp -d 10.198.2.2 --dport 8080
 bg innet $S-ipt $SC $B/mtproxy 15001 1337
 ip -n $S-pe link add d0 type veth peer name d1; ip -n $S-pe link set d1 up; ip -n $S-pe addr add 10.198.9.1/24 dev d0; ip -n $S-pe link set d0 up # a route out, as eth0 gives a pod
 ip netns exec $S-pe iptables -t nat -A OUTPUT -p tcp -d 10.198.9.9 --dport 8080 -j REDIRECT --to-ports 15001
-bg innet $S-pe $SC $B/mtnet serve 127.0.0.1:15001   # e: the "proxy" echoes
+bg innet $S-pe $SC $B/mtnet serve1 127.0.0.1:15001   # e: the "proxy" echoes, one connection at a time
 ip netns exec $S-ga iptables -t nat -A OUTPUT -p tcp -d $GB --dport 8080 -m owner ! --uid-owner 1337 -j REDIRECT --to-ports 15001
 ip netns exec $S-gb iptables -t nat -A PREROUTING -p tcp --dport 8080 -j REDIRECT --to-ports 15006
 bg innet $S-ga $SC $B/mtproxy 15001 1337 15006
@@ -75,14 +78,14 @@ for p in pb ebf ha hb; do mkdir -p $CG/$p; done
 $B/meshtune-bpf load --cgroup $CG --skb-verdict ${SKB_VERDICT:-auto} >/dev/null
 printf 'set %s id=1 flags=7\nset %s id=2 flags=7\nset %s id=3 flags=7 ips=10.198.5.13\nset %s id=4 flags=7 ips=%s\n' \
   $CG/pb $CG/ebf $CG/ha $CG/hb $HB | $B/meshtune-bpf pods | grep -q '"ok":false' && { echo "pods set failed"; exit 1; }
-bg inpod $CG/pb $S-pb $SC $B/mtnet serve 127.0.0.1:15001   # b: the "proxy" echoes
+bg inpod $CG/pb $S-pb $SC $B/mtnet serve1 127.0.0.1:15001   # b: the "proxy" echoes, one connection at a time
 bg inpod $CG/ebf $S-ebf $SC $B/mtproxy 15001 1337
 bg inpod $CG/ha $S-ha $SC $B/mtproxy 15001 1337 15006
 bg inpod $CG/hb $S-hb $SC $B/mtproxy 15001 1337 15006
 bg inpod $CG/hb $S-hb $SC $B/mtnet serve $HB:8080
 
-bg taskset -c $SC $B/mtnet serve 127.0.0.1:19501
-bg taskset -c $SC $B/mtnet serve unix:/tmp/mt-bench-$ID.sock
+bg taskset -c $SC $B/mtnet serve1 127.0.0.1:19501
+bg taskset -c $SC $B/mtnet serve1 unix:/tmp/mt-bench-$ID.sock
 
 # label | addr | client runner (pinned to CPU 0) | measure connrate?
 variants=(

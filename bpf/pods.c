@@ -61,7 +61,7 @@ static void reply_error(const char *fmt, const char *arg)
  * collected first: deleting while walking a hash map restarts the walk. */
 typedef int (*owner_fn)(const void *key, const void *val, __u32 id);
 typedef int (*keep_fn)(const void *key, const void *arg);
-static int delete_owned(int fd, size_t ksz, size_t vsz, owner_fn owned, __u32 id, keep_fn keep, const void *arg)
+static int delete_owned(int fd, size_t ksz, owner_fn owned, __u32 id, keep_fn keep, const void *arg)
 {
 	size_t cap = 256, n = 0;
 	char *keys = malloc(cap * ksz), *prev = NULL, cur[128], next[128], val[128];
@@ -82,7 +82,6 @@ static int delete_owned(int fd, size_t ksz, size_t vsz, owner_fn owned, __u32 id
 	for (size_t i = 0; i < n; i++)
 		deleted += bpf_map_delete_elem(fd, keys + i * ksz) == 0;
 	free(keys);
-	(void)vsz;
 	return deleted;
 }
 
@@ -102,35 +101,18 @@ struct wanted {
 };
 
 static int keep_cgroup(const void *k, const void *arg) { return *(const __u64 *)k == ((const struct wanted *)arg)->cgroup_id; }
-static int keep_ip(const void *k, const void *arg)
+
+/* Keys of the new settings: kept when stale entries of the pod are removed. */
+struct key_set {
+	const void *items;
+	int n;
+	size_t size;
+};
+static int keep_listed(const void *k, const void *arg)
 {
-	const struct wanted *w = arg;
-	for (int i = 0; i < w->n_ips; i++)
-		if (!memcmp(k, &w->ips[i], sizeof(struct mt_addr)))
-			return 1;
-	return 0;
-}
-static int keep_port(const void *k, const void *arg)
-{
-	const struct wanted *w = arg;
-	for (int i = 0; i < w->n_ports; i++)
-		if (!memcmp(k, &w->ports[i], sizeof(struct mt_pod_port)))
-			return 1;
-	return 0;
-}
-static int keep_excl(const void *k, const void *arg)
-{
-	const struct wanted *w = arg;
-	for (int i = 0; i < w->n_excl; i++)
-		if (!memcmp(k, &w->excl[i], sizeof(struct mt_pod_cidr)))
-			return 1;
-	return 0;
-}
-static int keep_incl(const void *k, const void *arg)
-{
-	const struct wanted *w = arg;
-	for (int i = 0; i < w->n_incl; i++)
-		if (!memcmp(k, &w->incl[i], sizeof(struct mt_pod_cidr)))
+	const struct key_set *ks = arg;
+	for (int i = 0; i < ks->n; i++)
+		if (!memcmp(k, (const char *)ks->items + i * ks->size, ks->size))
 			return 1;
 	return 0;
 }
@@ -262,11 +244,11 @@ static void cmd_set(char *args)
 	for (int i = 0; i < w.n_ips; i++)
 		if (bpf_map_update_elem(fds[1], &w.ips[i], &w.pod, BPF_ANY)) goto full;
 	if (bpf_map_update_elem(fds[0], &w.cgroup_id, &w.pod, BPF_ANY)) goto full;
-	int stale = delete_owned(fds[0], sizeof(__u64), sizeof(struct mt_pod), pod_val_owned, w.pod.id, keep_cgroup, &w) +
-		    delete_owned(fds[1], sizeof(struct mt_addr), sizeof(struct mt_pod), pod_val_owned, w.pod.id, keep_ip, &w) +
-		    delete_owned(fds[2], sizeof(struct mt_pod_port), sizeof(__u32), port_owned, w.pod.id, keep_port, &w) +
-		    delete_owned(fds[3], sizeof(struct mt_pod_cidr), 1, cidr_owned, w.pod.id, keep_excl, &w) +
-		    delete_owned(fds[4], sizeof(struct mt_pod_cidr), 1, cidr_owned, w.pod.id, keep_incl, &w);
+	int stale = delete_owned(fds[0], sizeof(__u64), pod_val_owned, w.pod.id, keep_cgroup, &w) +
+		    delete_owned(fds[1], sizeof(struct mt_addr), pod_val_owned, w.pod.id, keep_listed, &(struct key_set){ w.ips, w.n_ips, sizeof(struct mt_addr) }) +
+		    delete_owned(fds[2], sizeof(struct mt_pod_port), port_owned, w.pod.id, keep_listed, &(struct key_set){ w.ports, w.n_ports, sizeof(struct mt_pod_port) }) +
+		    delete_owned(fds[3], sizeof(struct mt_pod_cidr), cidr_owned, w.pod.id, keep_listed, &(struct key_set){ w.excl, w.n_excl, sizeof(struct mt_pod_cidr) }) +
+		    delete_owned(fds[4], sizeof(struct mt_pod_cidr), cidr_owned, w.pod.id, keep_listed, &(struct key_set){ w.incl, w.n_incl, sizeof(struct mt_pod_cidr) });
 	printf("{\"ok\":true,\"id\":%u,\"cgroupId\":%llu,\"removedStale\":%d}\n", w.pod.id, (unsigned long long)w.cgroup_id, stale);
 	goto out;
 full:
@@ -296,7 +278,7 @@ static void cmd_del(const char *arg)
 			reply_error("%s", "datapath not loaded (no pinned maps)");
 			return;
 		}
-		deleted += delete_owned(fd, ksz[i], 0, own[i], (__u32)id, NULL, NULL);
+		deleted += delete_owned(fd, ksz[i], own[i], (__u32)id, NULL, NULL);
 		close(fd);
 	}
 	printf("{\"ok\":true,\"id\":%lld,\"deleted\":%d}\n", id, deleted);

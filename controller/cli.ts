@@ -9,6 +9,14 @@ const bpfCommand = async (sub: string, args: string[]) => (await import("./comma
 import { UserError } from "./errors.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
+/** What the datapath captures: shared by `agent` and `bpf load`. */
+const datapathOptions = (c: Command) => c
+  .option("--proxy-port <n>", "the sidecar's outbound capture port", "15001")
+  .option("--inbound-port <n>", "the sidecar's inbound capture port (same-node proxy→proxy)", "15006")
+  .option("--proxy-uid <n>", "the sidecar's uid (its own connections are never captured)", "1337")
+  .option("--exclude-port <n>", "node-wide: never capture this destination port; repeatable", collect, [])
+  .option("--exclude-cidr <cidr>", "node-wide: never capture this destination range; repeatable", collect, [])
+  .option("--skb-verdict <mode>", "no-op SK_SKB verdict (kernel wakeup workaround): auto|on|off", "auto");
 const csv = (v: string) => v.split(",").map((s) => s.trim()).filter(Boolean);
 
 export function buildCli(): Command {
@@ -87,39 +95,29 @@ export function buildCli(): Command {
     .option("--report-delay <d>", "coalesce learned edges this long before reporting", "200ms")
     .action((o) => runFallback(o));
 
-  program.command("agent")
+  const agent = program.command("agent")
     .description("node agent (DaemonSet): load the eBPF datapath once, capture exactly this node's meshed pods with their Istio settings, report connect-time L4 edges")
     .option("--node <name>", "this node (default: $NODE_NAME)")
     .option("--kubeconfig <file>", "kubeconfig (default: in-cluster service account)")
     .option("--cgroup <path>", "the kubepods cgroup to attach to (default: /sys/fs/cgroup/kubepods.slice or /sys/fs/cgroup/kubepods)")
     .option("--proc <path>", "procfs of the host PID namespace (pod sockets are read from /proc/PID/net/tcp)", "/proc")
-    .option("--proxy-port <n>", "the sidecar's outbound capture port", "15001")
-    .option("--inbound-port <n>", "the sidecar's inbound capture port", "15006")
-    .option("--proxy-uid <n>", "the sidecar's uid (its own connections are never captured)", "1337")
-    .option("--exclude-port <n>", "node-wide: never capture this destination port; repeatable", collect, [])
-    .option("--exclude-cidr <cidr>", "node-wide: never capture this destination range; repeatable", collect, [])
-    .option("--skb-verdict <mode>", "no-op SK_SKB verdict (kernel wakeup workaround): auto|on|off", "auto")
     .option("--collector <url>", "collector reports URL for L4 edges (none: no reports)")
     .option("--token-file <file>", "bearer token for the collector")
     .option("--report-interval <d>", "how often L4 edges are reported", "10s")
     .option("--resync <d>", "how often pods waiting for their proxy are rechecked", "1s")
     .option("--metrics-port <n>", "/healthz, /readyz and /metrics", "15030")
     .action((o) => runAgent(o));
+  datapathOptions(agent);
 
   const bpf = program.command("bpf").description("node eBPF datapath: iptables-free redirect + sockmap splice");
-  bpf.command("load")
+  const load = bpf.command("load")
     .description("load and attach to the kubepods cgroup v2 (refuses unsupported kernels and the root cgroup); pods are added by `meshtune agent`")
     .requiredOption("--cgroup <path>", "cgroup v2 directory to attach to")
-    .option("--proxy-port <n>", "sidecar outbound port", "15001")
-    .option("--inbound-port <n>", "sidecar inbound port (same-node proxy→proxy)", "15006")
-    .option("--skb-verdict <mode>", "no-op SK_SKB verdict (kernel wakeup workaround): auto|on|off", "auto")
-    .option("--proxy-uid <n>", "uid of the proxy (its own traffic is not redirected)", "1337")
-    .option("--exclude-port <n>", "destination port never redirected; repeatable", collect, [])
-    .option("--exclude-cidr <cidr>", "destination CIDR never redirected; repeatable", collect, [])
     .action((o) => bpfCommand("load", [
       "--cgroup", o.cgroup, "--proxy-port", o.proxyPort, "--inbound-port", o.inboundPort, "--proxy-uid", o.proxyUid, "--skb-verdict", o.skbVerdict,
       ...o.excludePort.flatMap((p: string) => ["--exclude-port", p]), ...o.excludeCidr.flatMap((c: string) => ["--exclude-cidr", c]),
     ]));
+  datapathOptions(load);
   bpf.command("unload").description("detach and unpin; established connections keep working").action(() => bpfCommand("unload", []));
   bpf.command("status").description("programs, attach points and per-reason counters (JSON)").action(() => bpfCommand("status", []));
   bpf.command("probe").description("check kernel support").option("--cgroup <path>").action((o) => bpfCommand("probe", o.cgroup ? ["--cgroup", o.cgroup] : []));

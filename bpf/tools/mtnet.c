@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Socket test and bench tool (C, so kernel differences are not hidden by a runtime).
  *   mtnet serve ADDR                       echo server; echoes until EOF, then half-closes
+ *   mtnet serve1 ADDR                      the same, one connection at a time (no thread each)
  *   mtnet integrity ADDR MSGS CONNS SEED   random 1 B..1 MB messages (log-uniform), echoed and
  *                                          checksummed both ways, CONNS concurrent connections,
  *                                          then half-close: EOF must follow the last byte
@@ -113,7 +114,9 @@ static void *echo(void *arg)
 	return NULL;
 }
 
-static int __attribute__((noreturn)) serve(void)
+/* serial: one connection at a time on the accepting thread, like an event-loop worker; no
+ * thread creation per connection, so connect-rate measures the datapath, not pthread_create. */
+static int __attribute__((noreturn)) serve(int serial)
 {
 	int l = socket(addr.ss_family, SOCK_STREAM, 0), one = 1;
 	if (addr.ss_family == AF_UNIX) unlink(((struct sockaddr_un *)&addr)->sun_path);
@@ -126,6 +129,10 @@ static int __attribute__((noreturn)) serve(void)
 		int c = accept(l, NULL, NULL);
 		if (c < 0) continue;
 		if (addr.ss_family != AF_UNIX) setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (serial) {
+			echo((void *)(long)c);
+			continue;
+		}
 		pthread_t t;
 		pthread_create(&t, NULL, echo, (void *)(long)c);
 		pthread_detach(t);
@@ -267,7 +274,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 3) { fprintf(stderr, "usage: see mtnet.c\n"); return 2; }
 	parse_addr(argv[2]);
-	if (!strcmp(argv[1], "serve")) return serve();
+	if (!strcmp(argv[1], "serve")) return serve(0);
+	if (!strcmp(argv[1], "serve1")) return serve(1);
 	if (!strcmp(argv[1], "integrity") && argc == 6) return integrity(atoi(argv[3]), atoi(argv[4]), strtoull(argv[5], NULL, 10));
 	if (!strcmp(argv[1], "pingpong") && argc == 5) return pingpong(atoi(argv[3]), atoi(argv[4]));
 	if (!strcmp(argv[1], "stream") && argc == 5) return stream(atoi(argv[3]), atoi(argv[4]));

@@ -4,11 +4,11 @@
 // fieldSelector spec.nodeName), reports connect-time L4 edges to the collector, and serves
 // /healthz, /readyz, /metrics. It never unloads on exit: `meshtune bpf unload` does that.
 import { readFileSync, existsSync } from "node:fs";
-import { createServer } from "node:http";
 import { Registry, Counter, Gauge, collectDefaultMetrics } from "prom-client";
 import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import { loadKubeConfig } from "../k8s/kube.js";
 import { watchResource } from "../k8s/informer.js";
+import { listenAdmin } from "../k8s/admin-server.js";
 import { jsonLogger as log } from "../log.js";
 import { UserError } from "../errors.js";
 import { duration } from "./controller.js";
@@ -79,13 +79,7 @@ export async function runAgent(f: AgentFlags): Promise<void> {
   };
   const reportTimer = setInterval(() => void report(), reportMs);
 
-  const admin = createServer((req, res) => {
-    if (req.url === "/healthz") return void res.writeHead(200).end("ok\n");
-    if (req.url === "/readyz") return void res.writeHead(ready ? 200 : 503).end(ready ? "ready\n" : "waiting for the pod list\n");
-    if (req.url === "/metrics") return void registry.metrics().then((m) => res.writeHead(200, { "content-type": registry.contentType }).end(m));
-    res.writeHead(404).end("not found\n");
-  });
-  await new Promise<void>((r, j) => { admin.once("error", j); admin.listen(Number(f.metricsPort), "0.0.0.0", r); });
+  const admin = await listenAdmin(Number(f.metricsPort), registry, () => (ready ? null : "waiting for the pod list"));
   log("info", "meshtune agent running", { node, cgroup, metricsPort: (admin.address() as { port: number }).port });
   const shutdown = async () => {
     stopped = true;

@@ -2,7 +2,6 @@
 // service catalog (Services, ServiceEntries) to resolve hosts and ports, and the fast-path
 // reporter (fallback/reporter.ts) to the collector. Its own Deployment keeps full scope.
 import { readFileSync } from "node:fs";
-import { createServer } from "node:http";
 import { connect } from "node:net";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import type { KubernetesObject } from "@kubernetes/client-node";
@@ -12,6 +11,7 @@ import { HostIndex } from "../istio/hosts.js";
 import { catalogItems, parseCatalog } from "../sidecar/catalog.js";
 import { loadKubeConfig, objectApi } from "../k8s/kube.js";
 import { watchResource } from "../k8s/informer.js";
+import { listenAdmin } from "../k8s/admin-server.js";
 import { jsonLogger as log } from "../log.js";
 import { UserError } from "../errors.js";
 import { duration, selfIdentity } from "./controller.js";
@@ -80,13 +80,7 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
     maxConnections, idleTimeoutMs: duration("--idle-timeout", f.idleTimeout), connectTimeoutMs: duration("--connect-timeout", f.connectTimeout),
   }, registry);
   const port = await server.listen(Number(f.port));
-  const admin = createServer((req, res) => {
-    if (req.url === "/healthz") return void res.writeHead(200).end("ok\n");
-    if (req.url === "/readyz") return void res.writeHead(ready ? 200 : 503).end(ready ? "ready\n" : "waiting for catalog sync\n");
-    if (req.url === "/metrics") return void registry.metrics().then((m) => res.writeHead(200, { "content-type": registry.contentType }).end(m));
-    res.writeHead(404).end("not found\n");
-  });
-  await new Promise<void>((r, j) => { admin.once("error", j); admin.listen(Number(f.metricsPort), "0.0.0.0", r); });
+  const admin = await listenAdmin(Number(f.metricsPort), registry, () => (ready ? null : "waiting for catalog sync"));
   log("info", "meshtune fallback listening", { port, metricsPort: (admin.address() as { port: number }).port, self: `${self.namespace}/${self.serviceAccount}`, collector: f.collector });
   const shutdown = async () => {
     stopped = true;
