@@ -25,10 +25,12 @@ export class NodeAgent {
   readonly states: Gauge<"state">;
   readonly skips: Counter<"reason">;
   readonly mapErrors: Counter;
+  readonly deferred: Counter;
 
   constructor(private readonly maps: PodMaps, private readonly o: AgentOptions, registry: Registry, private readonly log: (level: string, msg: string, f: object) => void) {
     this.states = new Gauge({ name: "meshtune_agent_pods", help: "Pods of this node by datapath state", labelNames: ["state"], registers: [registry] });
     this.skips = new Counter({ name: "meshtune_agent_pod_skips_total", help: "Pods left to the kernel's normal path, by reason (counted on each change)", labelNames: ["reason"], registers: [registry] });
+    this.deferred = new Counter({ name: "meshtune_agent_edges_deferred_total", help: "L4 edges held for a later report by the per-report cap", registers: [registry] });
     this.mapErrors = new Counter({ name: "meshtune_agent_map_errors_total", help: "Pod map writes the loader refused", registers: [registry] });
   }
 
@@ -109,24 +111,28 @@ export class NodeAgent {
   }
 
   /** Edges counted since the last accepted report (after a restart: everything in the map, so a
-   * dependency is never lost; its count may be reported twice). commit() after a 2xx. */
-  async pendingReport(node: string): Promise<{ report: AgentReport; commit: () => void } | null> {
+   * dependency is never lost; its count may be reported twice), at most `maxEdges` of them: the
+   * rest stay pending for the next report, counted, never dropped. commit() after a 2xx. */
+  async pendingReport(node: string, maxEdges = 2000): Promise<{ report: AgentReport; commit: () => void } | null> {
     const r = await this.maps.send("edges");
     if (!r.ok) throw new Error(`edges: ${r.error}`);
     const byId = new Map([...this.meshed.values()].map((m) => [m.id, m]));
     const pods = new Map<number, AgentReport["pods"][number]>();
-    const next = new Map<string, number>();
+    const sent = new Map<string, number>();
+    let deferred = 0;
     for (const e of r.edges as { pod: number; dst: string; count: number }[]) {
       const m = byId.get(e.pod);
       if (!m) continue;
       const k = `${e.pod}|${e.dst}`, delta = e.count - (this.reported.get(k) ?? 0);
-      next.set(k, e.count);
       if (delta <= 0) continue;
       let p = pods.get(e.pod);
+      if (sent.size >= maxEdges || (p && p.edges.length >= 1000) || (!p && pods.size >= 1000)) { deferred++; continue; }
       if (!p) pods.set(e.pod, (p = { namespace: m.ns, name: m.name, edges: [] }));
-      if (p.edges.length < 1000) p.edges.push({ dst: e.dst, count: delta });
+      p.edges.push({ dst: e.dst, count: delta });
+      sent.set(k, e.count);
     }
+    if (deferred) this.deferred.inc(deferred);
     if (!pods.size) return null;
-    return { report: { v: 2, kind: "agent", node, pods: [...pods.values()].slice(0, 1000) }, commit: () => { for (const [k, c] of next) this.reported.set(k, c); } };
+    return { report: { v: 2, kind: "agent", node, pods: [...pods.values()] }, commit: () => { for (const [k, c] of sent) this.reported.set(k, c); } };
   }
 }
