@@ -124,7 +124,9 @@ if (why && process.env.CI !== "true") {
     const again = f.load("--proxy-port", PROXY_PORT);
     assert.is(again.code, 0);
     assert.is(again.json.already, true);
-    assert.is(loader("status").json.programs.filter((p: any) => p.attached).length, 4);
+    const st = loader("status").json;
+    assert.is(st.programs.filter((p: any) => p.attached).length, 4);
+    assert.is(st.skbVerdict, loader("probe").json.wakeupHazard, "--skb-verdict auto follows the probe's hazard check");
     await f.start(MTPROXY, [PROXY_PORT, "1337"]);
     const node = await f.start(process.execPath, [ECHO_NODE, "500", "4", "--pause", "--target", `${f.remote4}:8080`], { ready: "paused" });
     assert.ok(counters().sockmap_redirected > 0, "phase 1 went over the splice");
