@@ -38,6 +38,7 @@
 /* Set by the loader before load. */
 const volatile __u16 proxy_port = 15001;
 const volatile __u16 inbound_port = 15006;
+const volatile __u16 tunnel_port = 15008; /* HBONE: never redirected inbound (run.go InboundTunnelPort) */
 const volatile __u32 proxy_uid = 1337;
 const volatile __u32 pod_level = 1; /* cgroup level of the attach cgroup + 1 */
 const volatile __u8 splice = 1;     /* 0: capture only (no sockhash inserts) */
@@ -297,7 +298,7 @@ static __always_inline enum verdict decide(struct bpf_sock_addr *ctx, __u32 fami
 			count(MT_SKIP_UID);
 			return PASS;
 		}
-		if (port == proxy_port || port == inbound_port) {
+		if (port == proxy_port || port == inbound_port || port == tunnel_port) {
 			count(MT_SKIP_PROXY_PORT);
 			return PASS;
 		}

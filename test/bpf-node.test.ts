@@ -84,7 +84,7 @@ if (why && process.env.CI !== "true") {
       await waitFor(() => agent!.out, (o) => /"ready"|; ready/.test(o), 10_000);
       assert.match(agent.out, /pods synced; ready/, agent.out);
       assert.is(loader("status").json.pods, 0, "no proxy listens yet: nothing captured");
-      const proxies = new Map<string, { out: () => string }>();
+      const proxies = new Map<string, { proc: ChildProcess; out: () => string }>();
       for (const p of [a, b, c]) proxies.set(p.name, await node.start(p, MTPROXY, ["15001", "1337", "15006"]));
       const st = await waitFor(() => loader("status").json, (s) => s.pods === 3, 5000);
       assert.is(st.pods, 3, agent.out);
@@ -147,9 +147,13 @@ if (why && process.env.CI !== "true") {
       await agent.stop("SIGKILL");
       const during = await node.run(a, MTNET, ["integrity", `${b.ip4}:8081`, "20", "1", "92"]);
       assert.is(during.code, 0, "captured while no agent runs: " + during.stderr);
+      // c's proxy goes down while no agent runs: the new agent keeps c captured (a proxy restart
+      // must never open a bypass), where a pod never seen listening would wait.
+      proxies.get("c")!.proc.kill("SIGKILL");
+      await new Promise((r) => proxies.get("c")!.proc.once("exit", r));
       agent.start();
       await waitFor(() => agent!.out, (o) => o.includes("pods synced; ready"), 10_000);
-      assert.is(loader("status").json.pods, 3, "re-adopted, not duplicated");
+      assert.is(loader("status").json.pods, 3, "re-adopted (c too, its proxy down), not duplicated");
       const r1 = await long;
       assert.is(r1.code, 0, r1.stderr);
       assert.ok(JSON.parse(r1.stdout).ok);

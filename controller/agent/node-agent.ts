@@ -86,11 +86,12 @@ export class NodeAgent {
     if (!dir || !existsSync(dir)) dir = findPodCgroup(this.o.cgroupRoot, uid) ?? undefined;
     if (!dir) return this.note(uid, "waiting: pod cgroup not found", pod);
     this.dirs.set(uid, dir);
-    if (!cur) {
+    const cgroupId = String(statSync(dir, { bigint: true }).ino);
+    // A pod stays captured once captured, across agent restarts too (adopted from the maps).
+    if (!cur && !this.adopted.has(cgroupId)) {
       const pid = podPid(dir);
       if (!pid || !listening(this.o.procRoot, pid, this.o.proxyPort)) return this.note(uid, `waiting: proxy not listening on ${this.o.proxyPort}`, pod);
     }
-    const cgroupId = String(statSync(dir, { bigint: true }).ino);
     const id = cur?.id ?? this.adopted.get(cgroupId) ?? this.nextId++;
     const line = setLine(dir, id, d.capture);
     if (cur && cur.line === line && cur.cgroupId === cgroupId) return;
