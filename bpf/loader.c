@@ -110,7 +110,7 @@ static int probe(const char *cgroup)
  * program until 04af4efde58a; it reached stable 6.6.128, 6.12.75, 6.18.14 and mainline 6.19.
  * Which releases carry the fix is not known here, so every release from those on counts as
  * affected and gets the no-op SK_SKB verdict (the workaround others ship). */
-int wakeup_hazard(const char *release)
+static int wakeup_hazard(const char *release)
 {
 	int a = 0, b = 0, c = 0;
 	if (sscanf(release, "%d.%d.%d", &a, &b, &c) < 2)

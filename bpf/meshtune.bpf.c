@@ -162,7 +162,9 @@ static __always_inline void count(enum mt_reason r)
 		*v += 1;
 }
 
-/* The calling process's pod: the first ancestor cgroup below the attach point the agent listed. */
+/* The calling process's pod: the first ancestor cgroup below the attach point the agent listed.
+ * bpf_get_current_ancestor_cgroup_id(level) is 0 once level passes the task's own cgroup
+ * (include/uapi/linux/bpf.h), which ends the walk. */
 static __always_inline struct mt_pod *current_pod(void)
 {
 	for (int i = 0; i < MT_POD_LEVELS; i++) {
@@ -287,13 +289,13 @@ static __always_inline enum verdict decide(struct bpf_sock_addr *ctx, __u32 fami
 		return PASS;
 	}
 	a.ip[0] = ip[0]; a.ip[1] = ip[1]; a.ip[2] = ip[2]; a.ip[3] = ip[3];
-	peer = bpf_map_lookup_elem(&pod_ips, &a);
 	if ((__u32)bpf_get_current_uid_gid() == proxy_uid) {
 		if (is_passthrough_src(family, src)) {
 			save(ctx, family, ip, port, MT_ORIG_DELIVERY, pod->id);
 			count(MT_INBOUND_DELIVERY);
 			return PASS;
 		}
+		peer = bpf_map_lookup_elem(&pod_ips, &a);
 		if (!peer || !(peer->flags & MT_POD_IN_REDIRECT)) {
 			count(MT_SKIP_UID);
 			return PASS;
@@ -312,7 +314,12 @@ static __always_inline enum verdict decide(struct bpf_sock_addr *ctx, __u32 fami
 		count(MT_REDIRECTED_INBOUND);
 		return TO_INBOUND;
 	}
-	if (pod_local(family, ip) || is_passthrough_src(family, src) || (peer && peer->id == pod->id)) {
+	if (pod_local(family, ip) || is_passthrough_src(family, src)) {
+		count(MT_SKIP_LOOPBACK);
+		return PASS;
+	}
+	peer = bpf_map_lookup_elem(&pod_ips, &a); /* the pod's own IP goes over lo: not captured */
+	if (peer && peer->id == pod->id) {
 		count(MT_SKIP_LOOPBACK);
 		return PASS;
 	}
@@ -431,6 +438,10 @@ int mt_sockops(struct bpf_sock_ops *s)
 		p.netns = bpf_get_netns_cookie(s);
 	peer.netns = p.netns;
 
+	/* The client is ESTABLISHED on the SYN-ACK, before it sends the ACK that makes the accepted
+	 * socket ESTABLISHED (RFC 9293 3.5), so the entry below is there when the server side looks.
+	 * Accepted sockets run these programs because a child socket inherits the listener's cgroup
+	 * (net/core/sock.c sk_clone_lock -> cgroup_sk_clone). */
 	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
 		/* A socket we redirected (or marked): hand its destination to the accepting side. */
 		__u64 cookie = bpf_get_socket_cookie(s);
@@ -493,6 +504,8 @@ int mt_skb_verdict(struct __sk_buff *skb)
 	return SK_PASS;
 }
 
+/* Runs after the kernel's own getsockopt and may override optval/optlen and reset retval
+ * (Documentation/bpf/prog_cgroup_sockopt.rst): sockets we did not redirect keep the kernel's answer. */
 SEC("cgroup/getsockopt")
 int mt_getsockopt(struct bpf_sockopt *ctx)
 {

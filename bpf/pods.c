@@ -198,7 +198,7 @@ static void cmd_set(char *args)
 		reply_error("refusing the root cgroup %s", dir);
 		goto out;
 	}
-	w.cgroup_id = st.st_ino; /* a cgroup v2 directory's inode number is its cgroup id (kernfs) */
+	w.cgroup_id = st.st_ino; /* cgroup id = kernfs node id = the directory's inode (fs/kernfs/inode.c kernfs_init_inode) */
 	char *lists[4] = {};
 	for (char *kv = strtok_r(NULL, " ", &save); kv; kv = strtok_r(NULL, " ", &save)) {
 		char *eq = strchr(kv, '=');

@@ -6,6 +6,7 @@ const runController = async (o: import("./commands/controller.js").ControllerFla
 const runFallback = async (o: import("./commands/fallback.js").FallbackFlags) => (await import("./commands/fallback.js")).runFallback(o);
 const runAgent = async (o: import("./commands/agent.js").AgentFlags) => (await import("./commands/agent.js")).runAgent(o);
 const bpfCommand = async (sub: string, args: string[]) => (await import("./commands/bpf.js")).bpfCommand(sub, args);
+const bpfLoad = async (o: import("./commands/bpf.js").DatapathFlags & { cgroup: string }) => { const b = await import("./commands/bpf.js"); b.bpfCommand("load", b.loadArgs(o.cgroup, o)); };
 import { UserError } from "./errors.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -113,10 +114,7 @@ export function buildCli(): Command {
   const load = bpf.command("load")
     .description("load and attach to the kubepods cgroup v2 (refuses unsupported kernels and the root cgroup); pods are added by `meshtune agent`")
     .requiredOption("--cgroup <path>", "cgroup v2 directory to attach to")
-    .action((o) => bpfCommand("load", [
-      "--cgroup", o.cgroup, "--proxy-port", o.proxyPort, "--inbound-port", o.inboundPort, "--proxy-uid", o.proxyUid, "--skb-verdict", o.skbVerdict,
-      ...o.excludePort.flatMap((p: string) => ["--exclude-port", p]), ...o.excludeCidr.flatMap((c: string) => ["--exclude-cidr", c]),
-    ]));
+    .action((o) => bpfLoad(o));
   datapathOptions(load);
   bpf.command("unload").description("detach and unpin; established connections keep working").action(() => bpfCommand("unload", []));
   bpf.command("status").description("programs, attach points and per-reason counters (JSON)").action(() => bpfCommand("status", []));

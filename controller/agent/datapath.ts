@@ -3,17 +3,12 @@
 // one long-lived `meshtune-bpf pods` process speaking its line protocol (bpf/pods.c).
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { createInterface } from "node:readline";
-import { loaderPath, runLoader } from "../commands/bpf.js";
-import { UserError } from "../errors.js";
+import { loadArgs, loaderError, loaderPath, runLoader, type DatapathFlags } from "../commands/bpf.js";
 
-export interface LoadOptions { cgroup: string; proxyPort: number; inboundPort: number; proxyUid: number; excludePorts: number[]; excludeCidrs: string[]; skbVerdict: string }
-
-export function loadDatapath(o: LoadOptions): Record<string, unknown> {
-  const args = ["load", "--cgroup", o.cgroup, "--proxy-port", String(o.proxyPort), "--inbound-port", String(o.inboundPort), "--proxy-uid", String(o.proxyUid), "--skb-verdict", o.skbVerdict];
-  for (const p of o.excludePorts) args.push("--exclude-port", String(p));
-  for (const c of o.excludeCidrs) args.push("--exclude-cidr", c);
-  const r = runLoader(args);
-  if (r.code !== 0) throw new UserError((r.stderr.trim().split("\n").pop() ?? "load failed").replace(/^meshtune-bpf: /, "bpf: "));
+/** Load (or find loaded) the datapath on `cgroup`; the loader validates every flag. */
+export function loadDatapath(cgroup: string, f: DatapathFlags): Record<string, unknown> {
+  const r = runLoader(["load", ...loadArgs(cgroup, f)]);
+  if (r.code !== 0) throw loaderError(r);
   return JSON.parse(r.stdout);
 }
 

@@ -4,7 +4,7 @@
 // its pod informer (namespace/name, and the node the agent names), never taken on the agent's
 // word alone. These connect-time edges are what learns raw TCP, headless and ServiceEntry-by-IP
 // dependencies that no filter saw.
-import { Ajv } from "ajv";
+import { reportValidator } from "./report-schema.js";
 
 const name = { type: "string", maxLength: 253, pattern: "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$" };
 export const agentReportSchema = {
@@ -45,10 +45,4 @@ export interface AgentReport {
   counters?: Record<string, number>;
 }
 
-const check = new Ajv({ allErrors: false, strict: true }).compile(agentReportSchema);
-
-export function validateAgentReport(v: unknown): { ok: true; report: AgentReport } | { ok: false; detail: string } {
-  if (check(v)) return { ok: true, report: v as unknown as AgentReport };
-  const e = check.errors?.[0];
-  return { ok: false, detail: `${e?.instancePath || "/"} ${e?.message ?? "invalid"}` };
-}
+export const validateAgentReport = reportValidator<AgentReport>(agentReportSchema);

@@ -2,7 +2,7 @@
 // forwarded for which caller. Accepted only from the fallback's own identity; each caller is
 // resolved by the controller against its pod informer (pod address, else namespace + service
 // account), never taken on the fallback's word alone.
-import { Ajv } from "ajv";
+import { reportValidator } from "./report-schema.js";
 
 const str = (max: number, pattern?: string) => ({ type: "string", maxLength: max, ...(pattern ? { pattern } : {}) });
 export const fallbackReportSchema = {
@@ -34,10 +34,4 @@ export interface FallbackReport {
   edges: { caller: { namespace?: string; serviceAccount?: string; podIp?: string }; host: string; port: number; proto: "HTTP" | "TLS"; count: number }[];
 }
 
-const check = new Ajv({ allErrors: false, strict: true }).compile(fallbackReportSchema);
-
-export function validateFallbackReport(v: unknown): { ok: true; report: FallbackReport } | { ok: false; detail: string } {
-  if (check(v)) return { ok: true, report: v as unknown as FallbackReport };
-  const e = check.errors?.[0];
-  return { ok: false, detail: `${e?.instancePath || "/"} ${e?.message ?? "invalid"}` };
-}
+export const validateFallbackReport = reportValidator<FallbackReport>(fallbackReportSchema);

@@ -72,6 +72,16 @@ export interface ReportV1 {
 }
 
 const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
+
+/** A validator for one report schema: the report, or the first error as "/path message". */
+export function reportValidator<T>(schema: object): (v: unknown) => { ok: true; report: T } | { ok: false; detail: string } {
+  const check = ajv.compile(schema);
+  return (v) => {
+    if (check(v)) return { ok: true, report: v as T };
+    const e = check.errors?.[0];
+    return { ok: false, detail: `${e?.instancePath || "/"} ${e?.message ?? "invalid"}` };
+  };
+}
 const check = ajv.compile(reportSchema);
 
 /** Reason a parsed value is not a valid v1 report ("" when valid), as a short reason code + detail. */

@@ -105,17 +105,13 @@ export class Collector {
   private check(body: string, caller: Caller | null): Checked {
     let v: unknown;
     try { v = JSON.parse(body); } catch (e) { return { ok: false, err: [400, "malformed-json", `malformed JSON: ${(e as Error).message}`] }; }
-    if (v && typeof v === "object" && (v as { kind?: unknown }).kind === "fallback") {
-      const fb = this.o.fallbackIdentity;
-      if (this.o.auth && (!caller || !fb || caller.namespace !== fb.namespace || caller.serviceAccount !== fb.serviceAccount))
-        return { ok: false, err: [403, "identity-mismatch", `only the fallback (${fb ? `${fb.namespace}/${fb.serviceAccount}` : "none configured"}) may send fallback reports`] };
-      const f = validateFallbackReport(v);
-      return f.ok ? { ok: true, fallback: f.report } : { ok: false, err: [400, "schema", f.detail] };
-    }
-    if (v && typeof v === "object" && (v as { kind?: unknown }).kind === "agent") {
-      const ag = this.o.agentIdentity;
-      if (this.o.auth && (!caller || !ag || caller.namespace !== ag.namespace || caller.serviceAccount !== ag.serviceAccount))
-        return { ok: false, err: [403, "identity-mismatch", `only the node agent (${ag ? `${ag.namespace}/${ag.serviceAccount}` : "none configured"}) may send agent reports`] };
+    // Reports of meshtune's own senders: each kind from its one identity only.
+    const kind = v && typeof v === "object" ? (v as { kind?: unknown }).kind : undefined;
+    if (kind === "fallback" || kind === "agent") {
+      const [id, who] = kind === "fallback" ? [this.o.fallbackIdentity, "the fallback"] : [this.o.agentIdentity, "the node agent"];
+      if (this.o.auth && (!caller || !id || caller.namespace !== id.namespace || caller.serviceAccount !== id.serviceAccount))
+        return { ok: false, err: [403, "identity-mismatch", `only ${who} (${id ? `${id.namespace}/${id.serviceAccount}` : "none configured"}) may send ${kind} reports`] };
+      if (kind === "fallback") { const f = validateFallbackReport(v); return f.ok ? { ok: true, fallback: f.report } : { ok: false, err: [400, "schema", f.detail] }; }
       const a = validateAgentReport(v);
       return a.ok ? { ok: true, agent: a.report } : { ok: false, err: [400, "schema", a.detail] };
     }

@@ -13,11 +13,12 @@ import { jsonLogger as log } from "../log.js";
 import { UserError } from "../errors.js";
 import { duration } from "./controller.js";
 import { loadDatapath, PodMaps } from "../agent/datapath.js";
+import type { DatapathFlags } from "./bpf.js";
 import { NodeAgent } from "../agent/node-agent.js";
+import { postReport } from "../collector/post-report.js";
 
-export interface AgentFlags {
-  node?: string; kubeconfig?: string; cgroup?: string; proc: string; proxyPort: string; inboundPort: string; proxyUid: string;
-  excludePort: string[]; excludeCidr: string[]; skbVerdict: string; collector?: string; tokenFile?: string;
+export interface AgentFlags extends DatapathFlags {
+  node?: string; kubeconfig?: string; cgroup?: string; proc: string; collector?: string; tokenFile?: string;
   reportInterval: string; resync: string; metricsPort: string;
 }
 
@@ -36,10 +37,7 @@ export async function runAgent(f: AgentFlags): Promise<void> {
   const cgroup = kubepods(f.cgroup);
   const proxyPort = port("--proxy-port", f.proxyPort), resyncMs = duration("--resync", f.resync), reportMs = duration("--report-interval", f.reportInterval);
   const token = f.tokenFile ? (() => { try { return readFileSync(f.tokenFile!, "utf8").trim(); } catch (e) { throw new UserError(`--token-file ${f.tokenFile}: ${(e as Error).message}`); } })() : null;
-  const loaded = loadDatapath({
-    cgroup, proxyPort, inboundPort: port("--inbound-port", f.inboundPort), proxyUid: Number(f.proxyUid),
-    excludePorts: f.excludePort.map((p) => port("--exclude-port", p)), excludeCidrs: f.excludeCidr, skbVerdict: f.skbVerdict,
-  });
+  const loaded = loadDatapath(cgroup, f);
   log("info", "datapath loaded", { node, ...loaded });
 
   const registry = new Registry();
@@ -70,12 +68,10 @@ export async function runAgent(f: AgentFlags): Promise<void> {
     let p;
     try { p = await agent.pendingReport(node); } catch (e) { reports.inc({ outcome: "failed" }); return log("warn", "reading L4 edges failed", { error: (e as Error).message }); }
     if (!p) return;
-    try {
-      const r = await fetch(f.collector, { method: "POST", headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(p.report), signal: AbortSignal.timeout(5000) });
-      const text = (await r.text()).trim();
-      if (r.status === 202) { p.commit(); reports.inc({ outcome: "accepted" }); }
-      else { reports.inc({ outcome: r.status >= 500 || r.status === 429 ? "failed" : "refused" }); log("warn", "collector did not accept the L4 report; kept for the next one", { status: r.status, body: text.slice(0, 200) }); }
-    } catch (e) { reports.inc({ outcome: "failed" }); log("warn", "collector unreachable; L4 edges kept for the next report", { error: (e as Error).message }); }
+    const r = await postReport(f.collector, p.report, token ? { authorization: `Bearer ${token}` } : {});
+    if (r.outcome === "accepted") { p.commit(); reports.inc({ outcome: "accepted" }); return; }
+    reports.inc({ outcome: r.outcome === "refused" ? "refused" : "failed" });
+    log("warn", "collector did not accept the L4 report; its edges stay for the next one", { outcome: r.outcome, detail: r.detail.slice(0, 200) });
   };
   const reportTimer = setInterval(() => void report(), reportMs);
 

@@ -20,9 +20,23 @@ export function runLoader(args: string[]): { code: number; stdout: string; stder
   return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** The loader's one-line error as ours. */
+export function loaderError(r: { code: number; stderr: string }): UserError {
+  return new UserError((r.stderr.trim().split("\n").pop() ?? "").replace(/^meshtune-bpf: /, "bpf: "), r.code === 2 ? 2 : 1);
+}
+
 /** Pass the loader's JSON through; its one-line error becomes ours. */
 export function bpfCommand(sub: string, args: string[]): void {
   const r = runLoader([sub, ...args]);
   process.stdout.write(r.stdout);
-  if (r.code !== 0) throw new UserError((r.stderr.trim().split("\n").pop() ?? "").replace(/^meshtune-bpf: /, "bpf: "), r.code === 2 ? 2 : 1);
+  if (r.code !== 0) throw loaderError(r);
+}
+
+/** The datapath flags `meshtune agent` and `meshtune bpf load` share (cli.ts datapathOptions). */
+export interface DatapathFlags { proxyPort: string; inboundPort: string; proxyUid: string; excludePort: string[]; excludeCidr: string[]; skbVerdict: string }
+
+/** `meshtune-bpf load` arguments for those flags. */
+export function loadArgs(cgroup: string, f: DatapathFlags): string[] {
+  return ["--cgroup", cgroup, "--proxy-port", f.proxyPort, "--inbound-port", f.inboundPort, "--proxy-uid", f.proxyUid, "--skb-verdict", f.skbVerdict,
+    ...f.excludePort.flatMap((p) => ["--exclude-port", p]), ...f.excludeCidr.flatMap((c) => ["--exclude-cidr", c])];
 }

@@ -6,6 +6,7 @@
 import { Counter, type Registry } from "prom-client";
 import type { Learned } from "./server.js";
 import type { FallbackReport } from "../collector/fallback-report.js";
+import { postReport } from "../collector/post-report.js";
 
 export interface ReporterOptions {
   url: string;
@@ -52,17 +53,11 @@ export class LearnReporter {
     const batch = [...this.pending.values()];
     this.pending.clear();
     const body: FallbackReport = { v: 2, kind: "fallback", edges: batch };
-    let retry = false;
-    try {
-      const r = await fetch(this.o.url, {
-        method: "POST", headers: { "content-type": "application/json", ...this.o.headers?.() }, body: JSON.stringify(body),
-        signal: AbortSignal.timeout(this.o.timeoutMs ?? 5000),
-      });
-      const text = (await r.text()).trim();
-      if (r.status === 202) { this.sent.inc({ outcome: "accepted" }); this.backoffMs = 0; }
-      else if (r.status >= 400 && r.status < 500 && r.status !== 408 && r.status !== 429) { this.sent.inc({ outcome: "refused" }); this.dropped.inc({ reason: "refused" }, batch.length); this.log(`collector refused a fallback report: ${r.status} ${text}`); }
-      else { retry = true; this.log(`collector answered ${r.status} ${text}; will retry`); }
-    } catch (e) { retry = true; this.log(`collector unreachable: ${(e as Error).message}; will retry`); }
+    const p = await postReport(this.o.url, body, this.o.headers?.(), this.o.timeoutMs);
+    const retry = p.outcome === "retry";
+    if (p.outcome === "accepted") { this.sent.inc({ outcome: "accepted" }); this.backoffMs = 0; }
+    else if (p.outcome === "refused") { this.sent.inc({ outcome: "refused" }); this.dropped.inc({ reason: "refused" }, batch.length); this.log(`collector refused a fallback report: ${p.detail}`); }
+    else this.log(`collector ${p.detail.startsWith("unreachable") ? p.detail : `answered ${p.detail}`}; will retry`);
     if (retry) {
       this.sent.inc({ outcome: "failed" });
       for (const e of batch) {

@@ -54,6 +54,8 @@ export class MeshController {
   readonly pods = new Map<string, Map<string, V1Pod>>();
   /** Pods by address (status.podIPs; host-network pods share the node's and are left out): who a fallback's caller is. */
   readonly podsByIp = new Map<string, V1Pod>();
+  /** "namespace/name" -> pod: agent reports name pods, not workloads. */
+  private readonly podsByName = new Map<string, V1Pod>();
   readonly namespaces = new Map<string, V1Namespace>();
   readonly sidecars = new Map<string, Map<string, Obj>>();
   /** Services and ServiceEntries: the live catalog behind each Sidecar's savings estimate. */
@@ -117,6 +119,8 @@ export class MeshController {
       watch<V1Pod>("/api/v1/pods", () => this.api.list("v1", "Pod"), (t, o) => {
         const k = `${o.metadata!.namespace}/${workloadOfPod(o)}`;
         this.indexObj(this.pods, k, o.metadata!.name!, t === "delete" ? null : o);
+        const byName = `${o.metadata!.namespace}/${o.metadata!.name}`;
+        if (t === "delete") this.podsByName.delete(byName); else this.podsByName.set(byName, o);
         if (!o.spec?.hostNetwork) for (const ip of [o.status?.podIP, ...(o.status?.podIPs ?? []).map((p) => p.ip)]) {
           if (!ip) continue;
           if (t === "delete") { if (this.podsByIp.get(ip)?.metadata?.uid === o.metadata?.uid) this.podsByIp.delete(ip); }
@@ -285,10 +289,14 @@ export class MeshController {
         if (ok) { merged++; this.touched(ns, name); }
       }
     }
-    if (problems.length) this.log("warn", "fallback report entries not merged", { count: problems.length, first: problems[0] });
-    if (merged === 0 && problems.length) return [403, "unknown-workload", problems[0]];
-    return null;
+    return this.mergeOutcome("fallback", merged, problems);
   };
+
+  /** Entries a side report could not merge are logged; a report of nothing mergeable is refused. */
+  private mergeOutcome(kind: string, merged: number, problems: string[], fields: object = {}): Fail | null {
+    if (problems.length) this.log("warn", `${kind} report entries not merged`, { ...fields, count: problems.length, first: problems[0] });
+    return merged === 0 && problems.length ? [403, "unknown-workload", problems[0]] : null;
+  }
 
   /**
    * Merge a node agent's connect-time L4 edges: each pod must exist in the informer, on the node
@@ -296,21 +304,17 @@ export class MeshController {
    * passthrough destination of the pod's workload, imported when the catalog defines the address
    * (ClusterIP, ServiceEntry address: hostsOfUnknown), else reported with a suggested ServiceEntry.
    */
-  private podNamed(ns: string, name: string): V1Pod | undefined {
-    for (const [k, pods] of this.pods) if (k.startsWith(`${ns}/`) && pods.has(name)) return pods.get(name) as V1Pod;
-    return undefined;
-  }
-
   mergeAgent = (r: AgentReport): Fail | null => {
     if (!this.ready) return [503, "not-ready", "collector has not synced pods yet; retry"];
     let merged = 0;
     const problems: string[] = [];
     for (const p of r.pods) {
       const key = `${p.namespace}/${p.name}`;
-      const pod = this.podNamed(p.namespace, p.name);
+      const pod = this.podsByName.get(key);
       if (!pod) { problems.push(`no pod ${key}`); continue; }
       if (pod.spec?.nodeName !== r.node) { problems.push(`pod ${key} is not on node ${r.node}`); continue; }
-      const n = this.graph.node(p.namespace, workloadOfPod(pod));
+      const workload = workloadOfPod(pod);
+      const n = this.graph.node(p.namespace, workload);
       if (!n) { problems.push("graph full"); continue; }
       for (const e of p.edges) {
         const s = emptyStats(this.now());
@@ -318,11 +322,9 @@ export class MeshController {
         if (this.graph.addUnknown(n, { kind: "passthrough", dst: e.dst, authority: "", sni: "", proto: "TCP" }, s)) merged++;
         else problems.push("graph full");
       }
-      if (p.edges.length) this.touched(p.namespace, workloadOfPod(pod));
+      if (p.edges.length) this.touched(p.namespace, workload);
     }
-    if (problems.length) this.log("warn", "agent report entries not merged", { node: r.node, count: problems.length, first: problems[0] });
-    if (merged === 0 && problems.length) return [403, "unknown-workload", problems[0]];
-    return null;
+    return this.mergeOutcome("agent", merged, problems, { node: r.node });
   };
 
   /** A report (or Prometheus scrape) touched this workload. */
