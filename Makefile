@@ -67,7 +67,7 @@ build/test/.stamp: $(shell find controller test -name '*.ts') | node_modules/.st
 	touch $@
 
 test-unit: build bpf build/test/.stamp
-	$(NODE_BIN)/uvu build/test '\.test\.mjs$$'
+	test/run.sh
 
 test: typecheck test-unit
 
@@ -75,7 +75,7 @@ bench: build bpf
 	CLIENT_CPU=1 SERVER_CPU=1 bench/datapath.sh # one CPU: wakeups stay local, the stack cost shows
 	CLIENT_CPU=0 SERVER_CPU=1 bench/datapath.sh # split CPUs: cross-CPU wakeups dominate small RTTs
 	$(NODE_BIN)/esbuild bench/filter.ts bench/reconcile.ts bench/collector.ts bench/fallback.ts $(ESBUILD_NODE) --outdir=build/bench --out-extension:.js=.mjs --log-level=warning
-	node build/bench/filter.mjs
+	taskset -c 1 node build/bench/filter.mjs
 	node build/bench/reconcile.mjs
 	taskset -c 1 node --max-old-space-size=320 build/bench/collector.mjs # the heap cap the controller manifest sets
 	taskset -c 0 node build/bench/fallback.mjs

@@ -41,7 +41,7 @@ test("hosts: requested authority resolved in the caller's namespace; compact lis
 
 test("scope: learned wildcards and malformed hosts are rejected with their source; collector, providers, VS namespaces kept", () => {
   const rejected: { candidate: string; reason: string; source: string }[] = [];
-  const e = (cluster: string, authority = "") => ({ dir: "outbound" as const, cluster, authority, proto: "HTTP/1.1", count: 1, err4xx: 0, err5xx: 0, buckets: [], sumUs: 0, firstSeenMs: 0, lastSeenMs: 0 });
+  const e = (cluster: string, authority = "") => ({ dir: "outbound" as const, cluster, authority, proto: "HTTP/1.1", count: 1, err4xx: 0, err5xx: 0, buckets: [], sumUs: 0, firstSeenMs: 0, lastSeenMs: 0, timing: null });
   assert.equal(hostsOfEdge(e("outbound|80||*"), "bookinfo", DEFAULT_SCOPE, rejected), []);
   assert.equal(hostsOfEdge(e("outbound|80||api.stripe.com;"), "bookinfo", DEFAULT_SCOPE, rejected), []);
   assert.equal(rejected.map((r) => r.source), ["cluster outbound|80||*", "cluster outbound|80||api.stripe.com;"]);

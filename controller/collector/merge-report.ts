@@ -3,7 +3,19 @@
 // observation window nor keep a host past retention. Offline (saved reports, no receiver) the
 // window is used, clamped to [0, now].
 import type { ReportV1 } from "./report-schema.js";
-import { type DropReason, type Graph, emptyStats } from "../model/graph.js";
+import { BUCKETS } from "../model/histogram.js";
+import { type DropReason, type Graph, type Timing, emptyStats } from "../model/graph.js";
+
+/** The v2 timing fields of one report edge; null for a v1 edge (nothing to merge). */
+export function timingOf(e: ReportV1["edges"][number]): Timing | null {
+  if (!e.upstream && !e.methods && !e.bytes) return null;
+  const n = (x: number | undefined) => x ?? 0;
+  const up = e.upstream?.buckets;
+  return {
+    upCount: up ? up.reduce((a, b) => a + b, 0) : 0, upSumUs: n(e.upstream?.sumUs), upBuckets: up ? [...up] : new Array<number>(BUCKETS).fill(0),
+    txBytes: n(e.bytes?.tx), rxBytes: n(e.bytes?.rx), idempotent: n(e.methods?.idempotent), other: n(e.methods?.other),
+  };
+}
 
 export interface MergeResult { merged: number; dropped: number; reasons: Partial<Record<DropReason, number>> }
 
@@ -29,7 +41,7 @@ export function mergeReport(g: Graph, r: ReportV1, atMs?: number): MergeResult {
     s.err4xx = e.err4xx ?? 0;
     s.err5xx = e.err5xx ?? 0;
     if (e.latency) { s.buckets = e.latency.buckets; s.sumUs = e.latency.sumUs ?? 0; } // schema: exactly BUCKETS
-    if (g.addEdge(n, { dir: e.dir, cluster: e.cluster, authority: e.authority ?? "", proto: e.proto ?? "" }, s, source)) out.merged++;
+    if (g.addEdge(n, { dir: e.dir, cluster: e.cluster, authority: e.authority ?? "", proto: e.proto ?? "" }, s, source, timingOf(e))) out.merged++;
   }
   for (const u of r.unknown ?? []) {
     const s = emptyStats(first);

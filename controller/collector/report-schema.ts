@@ -1,6 +1,7 @@
 // Filter → collector reports v1 and v2 (ARCHITECTURE.md), validated with JSON Schema (ajv). v2 adds
-// per-edge `bytes` (TCP edges from the network filter) and `route` on unknown destinations
-// ("block_all": a request Istio's REGISTRY_ONLY catch-all refused).
+// per-edge `bytes` (TCP stream bytes; HTTP request/response sizes), `upstream` (upstream-time
+// histogram), `methods` (idempotent/other), and `route` on unknown destinations ("block_all": a
+// request Istio's REGISTRY_ONLY catch-all refused).
 // Limits make hostile reports cheap to reject: bounded arrays, strings and numbers.
 import { Ajv } from "ajv";
 import { BUCKETS, BOUNDS_ID } from "../model/histogram.js";
@@ -11,6 +12,15 @@ export const MAX_EDGES = 5_000;
 const str = (max = 512) => ({ type: "string", maxLength: max });
 const count = { type: "integer", minimum: 0, maximum: 1e12 };
 const epochMs = { type: "integer", minimum: 0, maximum: 1e13 };
+
+const histogram = {
+  type: "object", required: ["bounds", "buckets"],
+  properties: {
+    bounds: { const: BOUNDS_ID },
+    buckets: { type: "array", minItems: BUCKETS, maxItems: BUCKETS, items: count },
+    sumUs: count,
+  },
+} as const;
 
 export const reportSchema = {
   type: "object",
@@ -39,14 +49,9 @@ export const reportSchema = {
           cluster: str(), authority: str(), proto: str(32),
           count, err4xx: count, err5xx: count, flagged: count,
           bytes: { type: "object", properties: { tx: count, rx: count } },
-          latency: {
-            type: "object", required: ["bounds", "buckets"],
-            properties: {
-              bounds: { const: BOUNDS_ID },
-              buckets: { type: "array", minItems: BUCKETS, maxItems: BUCKETS, items: count },
-              sumUs: count,
-            },
-          },
+          latency: histogram,
+          upstream: histogram,
+          methods: { type: "object", properties: { idempotent: count, other: count } },
         },
       },
     },
@@ -61,12 +66,14 @@ export const reportSchema = {
   },
 } as const;
 
+export interface Histogram { bounds: string; buckets: number[]; sumUs?: number }
+
 export interface ReportV1 {
   v: 1 | 2;
   proxy: { workload: string; namespace: string; pod?: string; node?: string; mesh?: string };
   window: { startMs: number; endMs: number };
   edges: { dir: "outbound" | "inbound"; cluster: string; authority?: string; proto?: string; count: number; err4xx?: number; err5xx?: number; flagged?: number; bytes?: { tx?: number; rx?: number };
-    latency?: { bounds: string; buckets: number[]; sumUs?: number } }[];
+    latency?: Histogram; upstream?: Histogram; methods?: { idempotent?: number; other?: number } }[];
   unknown?: { cluster: "PassthroughCluster" | "BlackHoleCluster"; dst: string; authority?: string; sni?: string; route?: "block_all"; count: number }[];
   dropped?: { edges?: number; reports?: number };
 }

@@ -20,11 +20,38 @@ export interface Stats {
   lastSeenMs: number;
 }
 
-export interface Edge extends Stats {
+/** Report v2 per-edge timings of the reporting end (filter): upstream time, sizes, method classes. */
+export interface Timing {
+  upCount: number;
+  upSumUs: number;
+  upBuckets: number[]; // meshtune-v1
+  txBytes: number;
+  rxBytes: number;
+  idempotent: number;
+  other: number;
+}
+
+export function emptyTiming(): Timing {
+  return { upCount: 0, upSumUs: 0, upBuckets: zeros(), txBytes: 0, rxBytes: 0, idempotent: 0, other: 0 };
+}
+
+export function mergeTiming(into: Timing, from: Timing): void {
+  into.upCount += from.upCount; into.upSumUs += from.upSumUs;
+  into.txBytes += from.txBytes; into.rxBytes += from.rxBytes;
+  into.idempotent += from.idempotent; into.other += from.other;
+  for (let i = 0; i < BUCKETS; i++) into.upBuckets[i] += from.upBuckets[i];
+}
+
+export interface EdgeKey {
   dir: Direction;
   cluster: string;
   authority: string;
   proto: string;
+}
+
+export interface Edge extends Stats, EdgeKey {
+  /** Present once a v2 report carried timings for this edge. */
+  timing: Timing | null;
 }
 
 export interface UnknownDest extends Stats {
@@ -65,8 +92,8 @@ export function emptyStats(atMs: number): Stats {
 
 // Edges and unknown destinations are built with one fixed property order so the merge
 // code stays monomorphic (a spread-built object gets a different hidden class per site).
-function newEdge(e: Omit<Edge, keyof Stats>, atMs: number): Edge {
-  return { dir: e.dir, cluster: e.cluster, authority: e.authority, proto: e.proto, count: 0, err4xx: 0, err5xx: 0, buckets: zeros(), sumUs: 0, firstSeenMs: atMs, lastSeenMs: atMs };
+function newEdge(e: EdgeKey, atMs: number): Edge {
+  return { dir: e.dir, cluster: e.cluster, authority: e.authority, proto: e.proto, count: 0, err4xx: 0, err5xx: 0, buckets: zeros(), sumUs: 0, firstSeenMs: atMs, lastSeenMs: atMs, timing: null };
 }
 
 function newUnknown(u: Omit<UnknownDest, keyof Stats>, atMs: number): UnknownDest {
@@ -162,7 +189,7 @@ export class Graph {
   }
 
   /** The edge for `e`, created on first sight; null (and counted by reason) when a cap is hit. */
-  private edgeFor(n: WorkloadNode, e: Omit<Edge, keyof Stats>, atMs: number, source: string): Edge | null {
+  private edgeFor(n: WorkloadNode, e: EdgeKey, atMs: number, source: string): Edge | null {
     const k = edgeKey(e.dir, e.cluster, e.authority);
     let cur = n.edges.get(k);
     if (!cur) {
@@ -184,17 +211,18 @@ export class Graph {
   }
 
   /** Merge stats into an edge; false when a cap refused it. `source` (a pod) enables per-source fairness. */
-  addEdge(n: WorkloadNode, e: Omit<Edge, keyof Stats>, s: Stats, source = ""): boolean {
+  addEdge(n: WorkloadNode, e: EdgeKey, s: Stats, source = "", timing: Timing | null = null): boolean {
     const cur = this.edgeFor(n, e, s.firstSeenMs, source);
     if (!cur) return false;
     n.touched = ++this.tick;
     if (!cur.authority && e.authority) cur.authority = e.authority;
     mergeStats(cur, s);
+    if (timing) mergeTiming(cur.timing ??= emptyTiming(), timing);
     return true;
   }
 
   /** One request/connection, counted in place (the hot path of the access-log learner). */
-  observe(n: WorkloadNode, e: Omit<Edge, keyof Stats>, code: number, us: number, atMs: number): void {
+  observe(n: WorkloadNode, e: EdgeKey, code: number, us: number, atMs: number): void {
     const cur = this.edgeFor(n, e, atMs, "");
     if (!cur) return;
     n.touched = ++this.tick;
@@ -234,7 +262,7 @@ export class Graph {
     for (const p of o.pods) n.pods.add(p);
     n.labels ??= o.labels;
     if (o.proxy.kind !== "sidecar") n.proxy = o.proxy;
-    for (const e of o.edges.values()) this.addEdge(n, e, e);
+    for (const e of o.edges.values()) this.addEdge(n, e, e, "", e.timing);
     for (const u of o.unknown.values()) this.addUnknown(n, u, u);
   }
 }

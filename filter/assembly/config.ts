@@ -10,6 +10,8 @@ export class Config {
   fallbackHost: string = "meshtune-fallback.meshtune-system.svc.cluster.local";
   /** Earliest report after a new unlearned/blocked/fallback destination appears. */
   fastFlushMs: u32 = 1000;
+  /** Per-request timings of both ends (upstream time, sizes, method class): 4 host calls more per request. */
+  timings: bool = true;
 }
 
 export class ConfigResult { config: Config = new Config(); error: string = ""; }
@@ -33,6 +35,13 @@ class Scanner {
       } else out += String.fromCharCode(c);
     }
     return null;
+  }
+  /** A JSON boolean: 1 true, 0 false, -1 not a boolean. */
+  bool(): i32 {
+    this.ws();
+    if (this.s.substr(this.i, 4) == "true") { this.i += 4; return 1; }
+    if (this.s.substr(this.i, 5) == "false") { this.i += 5; return 0; }
+    return -1;
   }
   /** A JSON number; NaN when not a number. */
   num(): f64 {
@@ -78,6 +87,8 @@ export function parseConfig(json: string): ConfigResult {
         const v = sc.num(); err = intField(key, v, 1, 100000); if (err == "") c.maxEdges = <i32>v;
       } else if (key == "timeoutMs") {
         const v = sc.num(); err = intField(key, v, 100, 60000); if (err == "") c.timeoutMs = <u32>v;
+      } else if (key == "timings") {
+        const v = sc.bool(); if (v < 0) err = key + " must be true or false"; else c.timings = v == 1;
       } else err = "unknown pluginConfig key \"" + key + "\"";
       if (err != "") { r.error = err; return r; }
     } while (sc.eat(44));

@@ -12,7 +12,7 @@ import { Edge, Table, Unknown } from "./edges";
 import { Identity, renderReport } from "./report";
 import { headerValue, nowMs, pluginConfig, propInt, propString } from "./host";
 import {
-  P_CLUSTER, P_CODE, P_FLAGS, P_DURATION, P_HOST, P_PROTOCOL, P_UPSTREAM, P_DESTINATION, P_ROUTE, P_SNI,
+  P_CLUSTER, P_CODE, P_FLAGS, P_DURATION, P_METHOD, P_REQ_SIZE, P_RESP_SIZE, P_BACKEND_LATENCY, P_UPSTREAM_SERVICE_TIME, P_HOST, P_PROTOCOL, P_UPSTREAM, P_DESTINATION, P_ROUTE, P_SNI,
   K_WORKLOAD, K_NAMESPACE, K_POD, K_NODE, K_MESH, nodeMetadata,
 } from "./properties";
 const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
@@ -46,12 +46,13 @@ export class MeshtuneRoot extends RootContext {
     return true; // never reject: the defaults keep the proxy serving
   }
 
-  record(cluster: string, code: i64, us: u64, flagged: bool): void {
+  /** One HTTP request into its edge; the edge, or null (unknown destination, or the table is full). */
+  record(cluster: string, code: i64, us: u64, flagged: bool): Edge | null {
     const t = this.table;
     if (t.size == 0) t.startMs = nowMs();
     if (cluster == "PassthroughCluster" || cluster == "BlackHoleCluster") {
       this.unknown(cluster, originalDst(cluster), propString(P_HOST), "", "");
-      return;
+      return null;
     }
     // Outbound edges are kept per requested authority as well as per cluster: the Sidecar must
     // import the requested host (a VirtualService may route it to another host's cluster, and
@@ -61,14 +62,15 @@ export class MeshtuneRoot extends RootContext {
     let k = cluster;
     let authority = "";
     if (dir == "outbound") { authority = propString(P_HOST); k = cluster + "#" + authority; }
-    if (t.edges.has(k)) { t.edges.get(k).observe(code, us, flagged); return; }
-    if (t.size >= this.config.maxEdges) { this.drop(); return; }
+    if (t.edges.has(k)) { const cur = t.edges.get(k); cur.observe(code, us, flagged); return cur; }
+    if (t.size >= this.config.maxEdges) { this.drop(); return null; }
     if (dir == "inbound") authority = propString(P_HOST);
     const e = new Edge(dir, cluster, authority, propString(P_PROTOCOL));
     e.observe(code, us, flagged);
     t.edges.set(k, e);
     t.keys.push(k);
     if (dir == "outbound" && this.isFallback(cluster)) this.hurry();
+    return e;
   }
 
   /** A request Istio's block_all route refused (REGISTRY_ONLY): the requested host is what to learn. */
@@ -226,6 +228,11 @@ export class MeshtuneRoot extends RootContext {
   }
 }
 
+/** RFC 9110 9.2.2: methods whose repetition has the same intended effect (safe to retry). */
+function idempotent(m: string): bool {
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
+}
+
 /** Where a Passthrough/BlackHole connection was headed: the upstream Passthrough dialled, else the original destination. */
 function originalDst(cluster: string): string {
   // AS 0.14's reference counting mishandles string-valued ternaries: plain ifs.
@@ -279,6 +286,19 @@ export class MeshtuneStream extends Context {
     const code = propInt(P_CODE, 0);
     const ns = propInt(P_DURATION, 0);
     const flags = propInt(P_FLAGS, 0);
-    root.record(cluster, code, <u64>(ns < 0 ? 0 : ns / 1000), flags != 0);
+    const e = root.record(cluster, code, <u64>(ns < 0 ? 0 : ns / 1000), flags != 0);
+    if (e === null || !root.config.timings) return;
+    // Timings of both ends (report v2): the upstream time, request/response sizes, method class.
+    let up = propInt(P_BACKEND_LATENCY, -1);
+    if (up >= 0) e.upstream(<u64>(up / 1000));
+    else {
+      const ms = propString(P_UPSTREAM_SERVICE_TIME);
+      if (ms != "") { up = I64.parseInt(ms); if (up >= 0) e.upstream(<u64>(up * 1000)); }
+    }
+    const req = propInt(P_REQ_SIZE, 0);
+    const resp = propInt(P_RESP_SIZE, 0);
+    if (req > 0) e.txBytes += <u64>req;
+    if (resp > 0) e.rxBytes += <u64>resp;
+    if (idempotent(propString(P_METHOD))) e.idempotent++; else e.otherMethods++;
   }
 }

@@ -1,5 +1,6 @@
-// Report v2 JSON (ARCHITECTURE.md "Reports"): v1 plus per-edge `sni` and `bytes` (TCP), and
-// `sni`/`route` on unknown destinations; the collector accepts v1 and v2.
+// Report v2 JSON (ARCHITECTURE.md "Reports"): v1 plus per-edge `bytes` (TCP: stream bytes; HTTP:
+// request/response total sizes), `upstream` (upstream-time histogram, HTTP), `methods`
+// (idempotent/other counts), and `sni`/`route` on unknown destinations; the collector accepts v1 and v2.
 import { Edge, Table } from "./edges";
 import { BOUNDS_ID } from "./bounds";
 
@@ -18,8 +19,21 @@ function q(s: string): string {
 
 // AS 0.14 mishandles string-valued ternaries (reference counting): plain ifs.
 function bytesOf(e: Edge): string {
-  if (e.proto != "TCP" && e.proto != "TLS") return "";
+  if (e.txBytes == 0 && e.rxBytes == 0 && e.proto != "TCP" && e.proto != "TLS") return "";
   return ",\"bytes\":{\"tx\":" + e.txBytes.toString() + ",\"rx\":" + e.rxBytes.toString() + "}";
+}
+function histogram(b: u64[], sumUs: u64): string {
+  const s: string[] = [];
+  for (let k = 0; k < b.length; k++) s.push(b[k].toString());
+  return "{\"bounds\":\"" + BOUNDS_ID + "\",\"buckets\":[" + s.join(",") + "],\"sumUs\":" + sumUs.toString() + "}";
+}
+function upstreamOf(e: Edge): string {
+  if (e.upCount == 0) return "";
+  return ",\"upstream\":" + histogram(e.upBuckets, e.upSumUs);
+}
+function methodsOf(e: Edge): string {
+  if (e.idempotent == 0 && e.otherMethods == 0) return "";
+  return ",\"methods\":{\"idempotent\":" + e.idempotent.toString() + ",\"other\":" + e.otherMethods.toString() + "}";
 }
 function routeOf(r: string): string {
   if (r == "") return "";
@@ -32,12 +46,10 @@ export function renderReport(id: Identity, t: Table, endMs: u64, droppedEdges: u
     ",\"node\":" + q(id.node) + ",\"mesh\":" + q(id.mesh) + "},\"window\":{\"startMs\":" + t.startMs.toString() + ",\"endMs\":" + endMs.toString() + "},\"edges\":[");
   for (let i = 0; i < t.keys.length; i++) {
     const e = t.edges.get(t.keys[i]);
-    const b: string[] = [];
-    for (let k = 0; k < e.buckets.length; k++) b.push(e.buckets[k].toString());
     if (i > 0) parts.push(",");
     parts.push("{\"dir\":\"" + e.dir + "\",\"cluster\":" + q(e.cluster) + ",\"authority\":" + q(e.authority) + ",\"proto\":" + q(e.proto) +
       bytesOf(e) + ",\"count\":" + e.count.toString() + ",\"err4xx\":" + e.err4xx.toString() + ",\"err5xx\":" + e.err5xx.toString() + ",\"flagged\":" + e.flagged.toString() +
-      ",\"latency\":{\"bounds\":\"" + BOUNDS_ID + "\",\"buckets\":[" + b.join(",") + "],\"sumUs\":" + e.sumUs.toString() + "}}");
+      ",\"latency\":" + histogram(e.buckets, e.sumUs) + upstreamOf(e) + methodsOf(e) + "}");
   }
   parts.push("],\"unknown\":[");
   for (let i = 0; i < t.unknownKeys.length; i++) {
