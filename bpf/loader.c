@@ -23,6 +23,7 @@
 #include "meshtune.h"
 #include "meshtune.skel.h"
 #include "pods.h"
+#include "common.h"
 
 static const char *reason_names[MT_REASON_MAX] = {
 	"redirected", "skipped_uid", "skipped_loopback", "skipped_excluded_port", "skipped_excluded_cidr",
@@ -40,18 +41,6 @@ static const char *map_names[] = { "counters", "meta", "sock_pairs", "origdst_by
 				   "pod_cidrs_include", "l4_edges" };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-int fail(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("meshtune-bpf: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return 1;
-}
-
-static int silent(enum libbpf_print_level l, const char *f, va_list a) { (void)l; (void)f; (void)a; return 0; }
 
 void pin_path(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", MT_PIN_DIR, name); }
 
@@ -120,24 +109,6 @@ static int wakeup_hazard(const char *release)
 	return a == 6 && ((b == 6 && c >= 128) || (b == 12 && c >= 75) || (b == 18 && c >= 14));
 }
 
-/* cgroup v2 level of a directory: its distance from the hierarchy root (which has no cgroup.events). */
-static int cgroup_level(const char *path)
-{
-	char p[PATH_MAX], f[PATH_MAX + 16];
-	int level = 0;
-	snprintf(p, sizeof(p), "%s", path);
-	for (;;) {
-		snprintf(f, sizeof(f), "%s/cgroup.events", p);
-		if (access(f, F_OK) != 0)
-			return level;
-		char *slash = strrchr(p, '/');
-		if (!slash || slash == p)
-			return -1;
-		*slash = 0;
-		level++;
-	}
-}
-
 int parse_cidr(const char *s, __u32 ip[4], __u32 *plen)
 {
 	char a[64];
@@ -188,17 +159,6 @@ static void unpin_all(void)
 	rmdir(MT_PIN_DIR);
 }
 
-/* Pins need a bpffs at /sys/fs/bpf; mount one when the node has none (as Cilium does). */
-static int ensure_bpffs(void)
-{
-	struct statfs fs;
-	if (statfs("/sys/fs/bpf", &fs) == 0 && fs.f_type == BPF_FS_MAGIC)
-		return 0;
-	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
-		return fail("/sys/fs/bpf is not a bpffs and mounting one failed: %s", strerror(errno));
-	return 0;
-}
-
 static int read_meta(struct mt_meta *m)
 {
 	char p[256];
@@ -244,7 +204,7 @@ static int cmd_load(struct load_opts *o)
 		return fail("already loaded on cgroup %s; unload first", meta.cgroup);
 	}
 	if (!getenv("MESHTUNE_BPF_DEBUG"))
-		libbpf_set_print(silent);
+		libbpf_set_print(libbpf_silent);
 	skel = meshtune_bpf__open();
 	if (!skel) {
 		fail("open BPF object: %s", strerror(errno));

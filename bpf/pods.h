@@ -2,8 +2,8 @@
 #ifndef MESHTUNE_PODS_H
 #define MESHTUNE_PODS_H
 #include <stddef.h>
+#include "common.h"
 
-int fail(const char *fmt, ...);
 void pin_path(char *buf, size_t n, const char *name);
 void print_counters(void);
 int cmd_pods(void);

@@ -5,15 +5,16 @@ import { existsSync, realpathSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 
-export function loaderPath(): string {
-  const env = process.env.MESHTUNE_BPF_LOADER;
+export function loaderPath(name = "meshtune-bpf"): string {
+  const env = process.env[name === "meshtune-bpf" ? "MESHTUNE_BPF_LOADER" : "MESHTUNE_TCPSTATS_LOADER"];
   if (env) return env;
   // Next to the CLI entry (build/meshtune.mjs → build/meshtune-bpf), through any npx/bin symlink.
-  return join(dirname(realpathSync(process.argv[1])), "meshtune-bpf");
+  return join(dirname(realpathSync(process.argv[1])), name);
 }
 
-export function runLoader(args: string[]): { code: number; stdout: string; stderr: string } {
-  const bin = loaderPath();
+/** Run the datapath loader (or, by name, the TCP probes' loader meshtune-tcpstats) once. */
+export function runLoader(args: string[], name = "meshtune-bpf"): { code: number; stdout: string; stderr: string } {
+  const bin = loaderPath(name);
   if (!existsSync(bin)) throw new UserError(`BPF loader ${bin} not found: run 'make bpf' (or set MESHTUNE_BPF_LOADER)`);
   const r = spawnSync(bin, args, { encoding: "utf8" });
   if (r.error) throw new UserError(`BPF loader ${bin}: ${r.error.message}`);
