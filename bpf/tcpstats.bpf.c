@@ -119,35 +119,55 @@ static __always_inline __u32 pod_of(struct bpf_sock *bsk)
 	return 0;
 }
 
-static __always_inline void key_of(struct bpf_sock_ops *s, __u32 pod, int inbound, struct ts_key *k)
+/* The remote end of the socket, IPv4 as ::ffff:a.b.c.d. Every address field is loaded
+ * unconditionally and selected afterwards: with a load per branch clang folds them into one load
+ * through a computed ctx pointer, which the verifier refuses ("dereference of modified ctx ptr");
+ * barrier_var pins each load to its own constant offset. */
+struct ts_peer {
+	__u32 ip[4];
+	__u16 remote_port;
+	__u16 local_port;
+};
+
+static __always_inline void peer_of(struct bpf_sock_ops *s, __u32 family, struct ts_peer *p)
+{
+	__u32 v4 = s->remote_ip4;
+	__u32 a = s->remote_ip6[0], b = s->remote_ip6[1], c = s->remote_ip6[2], d = s->remote_ip6[3];
+	int is4 = family == AF_INET;
+	barrier_var(v4); barrier_var(a); barrier_var(b); barrier_var(c); barrier_var(d);
+	p->ip[0] = is4 ? 0 : a;
+	p->ip[1] = is4 ? 0 : b;
+	p->ip[2] = is4 ? bpf_htonl(0xffff) : c;
+	p->ip[3] = is4 ? v4 : d;
+	p->local_port = s->local_port;
+	p->remote_port = bpf_ntohl(s->remote_port);
+}
+
+static __always_inline void key_of(const struct ts_peer *p, __u32 pod, int inbound, struct ts_key *k)
 {
 	k->pod = pod;
 	k->dir = inbound;
-	k->port = inbound ? (__u16)s->local_port : (__u16)bpf_ntohl(s->remote_port);
-	if (s->family == AF_INET) {
-		k->ip[0] = 0; k->ip[1] = 0; k->ip[2] = bpf_htonl(0xffff); k->ip[3] = s->remote_ip4;
-	} else {
-		k->ip[0] = s->remote_ip6[0]; k->ip[1] = s->remote_ip6[1];
-		k->ip[2] = s->remote_ip6[2]; k->ip[3] = s->remote_ip6[3];
-	}
+	k->port = inbound ? p->local_port : p->remote_port;
+	k->ip[0] = p->ip[0]; k->ip[1] = p->ip[1]; k->ip[2] = p->ip[2]; k->ip[3] = p->ip[3];
 }
 
 /* Loopback and Istio's 127.0.0.6/::6 hops are inside the pod: no network to measure. */
-static __always_inline int local_hop(struct bpf_sock_ops *s)
+static __always_inline int local_hop(const struct ts_peer *p)
 {
-	if (s->family == AF_INET)
-		return (bpf_ntohl(s->remote_ip4) >> 24) == 127;
-	return !s->remote_ip6[0] && !s->remote_ip6[1] && !s->remote_ip6[2] &&
-	       (s->remote_ip6[3] == bpf_htonl(1) || s->remote_ip6[3] == bpf_htonl(6));
+	if (p->ip[2] == bpf_htonl(0xffff) && !p->ip[0] && !p->ip[1])
+		return (bpf_ntohl(p->ip[3]) >> 24) == 127;
+	return !p->ip[0] && !p->ip[1] && !p->ip[2] && (p->ip[3] == bpf_htonl(1) || p->ip[3] == bpf_htonl(6));
 }
+
+/* A zeroed value for new entries: 456 bytes do not fit the 512-byte stack next to the rest. */
+const volatile struct ts_val ts_zero = {};
 
 static __always_inline struct ts_val *stats(struct ts_key *k)
 {
 	struct ts_val *v = bpf_map_lookup_elem(&tcp_stats, k);
 	if (v)
 		return v;
-	struct ts_val zero = {};
-	if (bpf_map_update_elem(&tcp_stats, k, &zero, BPF_NOEXIST) && bpf_map_lookup_elem(&tcp_stats, k) == NULL) {
+	if (bpf_map_update_elem(&tcp_stats, k, (const void *)&ts_zero, BPF_NOEXIST) && bpf_map_lookup_elem(&tcp_stats, k) == NULL) {
 		count(TS_MAP_FULL);
 		return NULL;
 	}
@@ -161,17 +181,20 @@ int ts_sockops(struct bpf_sock_ops *s)
 	struct bpf_sock *sk;
 	struct ts_sock *st;
 	struct ts_key k = {};
+	struct ts_peer peer = {};
 	struct ts_val *v;
+	__u32 family = s->family;
 	int inbound;
 
-	if (s->family != AF_INET && s->family != AF_INET6)
+	if (family != AF_INET && family != AF_INET6)
 		return 1;
 	if (op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
 	    op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_RTT_CB &&
 	    op != BPF_SOCK_OPS_RETRANS_CB && op != BPF_SOCK_OPS_STATE_CB)
 		return 1;
 	count(TS_EVENTS);
-	if (local_hop(s))
+	peer_of(s, family, &peer);
+	if (local_hop(&peer))
 		return 1;
 	sk = s->sk;
 	if (!sk)
@@ -198,7 +221,7 @@ int ts_sockops(struct bpf_sock_ops *s)
 		return 1;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		bpf_sock_ops_cb_flags_set(s, BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_RETRANS_CB_FLAG);
-		key_of(s, st->pod, 1, &k);
+		key_of(&peer, st->pod, 1, &k);
 		v = stats(&k);
 		if (v)
 			__sync_fetch_and_add(&v->accepts, 1);
@@ -207,13 +230,13 @@ int ts_sockops(struct bpf_sock_ops *s)
 		/* args[0] old state, args[1] new state (tcp_set_state) */
 		if (s->args[0] != TCP_SYN_SENT_ || s->args[1] != TCP_CLOSE_)
 			return 1;
-		key_of(s, st->pod, 0, &k);
+		key_of(&peer, st->pod, 0, &k);
 		v = stats(&k);
 		if (v)
 			__sync_fetch_and_add(&v->connect_fail, 1);
 		return 1;
 	}
-	key_of(s, st->pod, inbound, &k);
+	key_of(&peer, st->pod, inbound, &k);
 	v = stats(&k);
 	if (!v)
 		return 1;
