@@ -24,6 +24,7 @@
 #include "meshtune.skel.h"
 #include "pods.h"
 #include "common.h"
+#include "tcpstats.h"
 
 static const char *reason_names[MT_REASON_MAX] = {
 	"redirected", "skipped_uid", "skipped_loopback", "skipped_excluded_port", "skipped_excluded_cidr",
@@ -141,6 +142,13 @@ int parse_cidr(const char *s, __u32 ip[4], __u32 *plen)
 static void unpin_all(void)
 {
 	char p[256];
+	/* The TCP probes (tcpstats.c) hang off this datapath's pods map: they go with it. */
+	const char *probe_pins[] = { "link_sockops", "tcp_stats", "ts_counters" };
+	for (size_t i = 0; i < N(probe_pins); i++) {
+		snprintf(p, sizeof(p), "%s/%s", TS_PIN_DIR, probe_pins[i]);
+		unlink(p);
+	}
+	rmdir(TS_PIN_DIR);
 	for (size_t i = 0; i < N(link_names); i++) {
 		pin_path(p, sizeof(p), link_names[i]);
 		int fd = bpf_obj_get(p);

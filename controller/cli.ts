@@ -4,6 +4,7 @@ import { Command, CommanderError, Option } from "commander";
 const recommend = async (o: Parameters<typeof import("./commands/recommend.js").recommend>[0]) => (await import("./commands/recommend.js")).recommend(o);
 const runController = async (o: import("./commands/controller.js").ControllerFlags) => (await import("./commands/controller.js")).runController(o);
 const runFallback = async (o: import("./commands/fallback.js").FallbackFlags) => (await import("./commands/fallback.js")).runFallback(o);
+const diagnose = async (o: import("./commands/diagnose.js").DiagnoseFlags) => (await import("./commands/diagnose.js")).diagnoseCommand(o);
 const runAgent = async (o: import("./commands/agent.js").AgentFlags) => (await import("./commands/agent.js")).runAgent(o);
 const bpfCommand = async (sub: string, args: string[]) => (await import("./commands/bpf.js")).bpfCommand(sub, args);
 const bpfLoad = async (o: import("./commands/bpf.js").DatapathFlags & { cgroup: string }) => { const b = await import("./commands/bpf.js"); b.bpfCommand("load", b.loadArgs(o.cgroup, o)); };
@@ -46,6 +47,18 @@ export function buildCli(): Command {
     .option("--cluster-domain <domain>", "Kubernetes cluster domain", "cluster.local")
     .option("--strict", "exit 3 when any limit was hit (data dropped or evicted)")
     .action(async (o) => recommend({ ...o, accessLog: o.accessLog }));
+
+  program.command("diagnose")
+    .description("where each edge's time goes (client proxy, network, server proxy, app) and what is wrong, with kernel evidence")
+    .option("--reports <dir>", "saved filter reports (report v1/v2 JSON), offline")
+    .option("--kernel <dir>", "saved node agent reports with kernel sections, offline")
+    .option("--server <url>", "a controller to ask instead (its /api/diagnose)")
+    .option("--token <token>", "bearer token for --server")
+    .option("--workload <ns/name>", "only edges from or to this workload")
+    .option("--edge <a->b>", "only this edge: NS/CLIENT->NS/SERVER (or ->HOST)")
+    .option("--since <d>", "window: this long before the newest report (offline) or now", "15m")
+    .addOption(new Option("-o, --output <fmt>", "table | json").default("table"))
+    .action(async (o) => diagnose(o));
 
   program.command("controller")
     .description("in-cluster: collect filter reports, learn dependencies, apply scoped Sidecars (leader-elected)")
@@ -107,7 +120,8 @@ export function buildCli(): Command {
     .option("--report-interval <d>", "how often L4 edges are reported", "10s")
     .option("--resync <d>", "how often pods waiting for their proxy are rechecked", "1s")
     .option("--metrics-port <n>", "/healthz, /readyz and /metrics", "15030")
-    .action((o) => runAgent(o));
+    .option("--no-kernel-signals", "do not load the TCP probes (diagnose then has no kernel evidence from this node)")
+    .action((o) => runAgent({ ...o, noKernelSignals: o.kernelSignals === false }));
   datapathOptions(agent);
 
   const bpf = program.command("bpf").description("node eBPF datapath: iptables-free redirect + sockmap splice");

@@ -18,7 +18,7 @@ export interface TcpStat {
 export type RemoteSignals = Omit<TcpStat, "pod">;
 
 export interface PodSignals { namespace: string; name: string; ips: string[]; pressure: Pressure; remotes: RemoteSignals[] }
-export interface KernelSection { windowMs: number; pods: PodSignals[] }
+export interface KernelSection { windowMs: number; endMs?: number; pods: PodSignals[] }
 
 export function loadTcpStats(cgroup: string): Record<string, unknown> {
   const r = runLoader(["load", "--cgroup", cgroup], "meshtune-tcpstats");
@@ -77,7 +77,7 @@ export class KernelSignals {
       out.push({ namespace: p.namespace, name: p.name, ips: p.ips, pressure: pressureDelta(this.lastPressure.get(p.id), cur), remotes });
     }
     return {
-      section: { windowMs: now - this.lastAt, pods: out },
+      section: { windowMs: now - this.lastAt, endMs: now, pods: out },
       commit: () => {
         for (const [k, v] of nextStats) this.lastStats.set(k, v);
         for (const [k, v] of nextPressure) this.lastPressure.set(k, v);

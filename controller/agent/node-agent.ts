@@ -10,6 +10,7 @@ import { podCapture, setLine } from "./pod-capture.js";
 import { findPodCgroup, listening, podPid } from "./pod-cgroups.js";
 import type { PodMaps, Reply } from "./datapath.js";
 import type { AgentReport } from "../collector/agent-report.js";
+import type { MeshedPod } from "./kernel-signals.js";
 
 export interface AgentOptions { cgroupRoot: string; procRoot: string; proxyPort: number }
 interface Meshed { id: number; cgroupId: string; line: string; ns: string; name: string }
@@ -26,6 +27,8 @@ export class NodeAgent {
   readonly skips: Counter<"reason">;
   readonly mapErrors: Counter;
   readonly deferred: Counter;
+  /** Called with a released pod's id (its per-pod state elsewhere can go). */
+  onRelease: (id: number) => void = () => {};
 
   constructor(private readonly maps: PodMaps, private readonly o: AgentOptions, registry: Registry, private readonly log: (level: string, msg: string, f: object) => void) {
     this.states = new Gauge({ name: "meshtune_agent_pods", help: "Pods of this node by datapath state", labelNames: ["state"], registers: [registry] });
@@ -108,7 +111,21 @@ export class NodeAgent {
     this.meshed.delete(uid);
     this.waiting.delete(uid);
     for (const k of this.reported.keys()) if (k.startsWith(`${m.id}|`)) this.reported.delete(k);
+    this.onRelease(m.id);
     this.log("info", "pod released", { pod: `${m.ns}/${m.name}`, why });
+  }
+
+  /** The pods the datapath holds now, with what kernel signals need (ids, IPs, cgroup dirs). */
+  meshedPods(): MeshedPod[] {
+    const out: MeshedPod[] = [];
+    for (const [uid, m] of this.meshed) {
+      const pod = this.pods.get(uid), dir = this.dirs.get(uid);
+      if (!pod || !dir) continue;
+      const ips = (pod.status?.podIPs ?? []).map((x) => x.ip).filter(Boolean).slice(0, 8);
+      if (!ips.length && pod.status?.podIP) ips.push(pod.status.podIP);
+      out.push({ id: m.id, namespace: m.ns, name: m.name, ips, cgroupDir: dir });
+    }
+    return out;
   }
 
   /** Edges counted since the last accepted report (after a restart: everything in the map, so a

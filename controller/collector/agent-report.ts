@@ -3,10 +3,44 @@
 // Accepted only from the agent's own identity; each pod is resolved by the controller against
 // its pod informer (namespace/name, and the node the agent names), never taken on the agent's
 // word alone. These connect-time edges are what learns raw TCP, headless and ServiceEntry-by-IP
-// dependencies that no filter saw.
+// dependencies that no filter saw. `kernel` adds per-pod TCP signals and cgroup pressure (diagnose).
 import { reportValidator } from "./report-schema.js";
+import { TS_SLOTS, type KernelSection } from "../agent/kernel-signals.js";
+import { PRESSURE_KEYS } from "../agent/pod-pressure.js";
 
 const name = { type: "string", maxLength: 253, pattern: "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$" };
+const n = { type: "integer", minimum: 0, maximum: 1e15 };
+const ip = { type: "string", maxLength: 45, pattern: "^[0-9a-fA-F:.]+$" };
+const log2Hist = { type: "array", minItems: TS_SLOTS, maxItems: TS_SLOTS, items: n };
+/** Kernel signals per pod over the report's window (controller/agent/kernel-signals.ts, bpf/tcpstats.h). */
+const kernel = {
+  type: "object", required: ["windowMs", "pods"],
+  properties: {
+    windowMs: n,
+    endMs: n, // the agent's clock at the window's end: only offline (`diagnose --kernel`) uses it
+    pods: {
+      type: "array", maxItems: 1000,
+      items: {
+        type: "object", required: ["namespace", "name", "ips", "pressure", "remotes"],
+        properties: {
+          namespace: { type: "string", maxLength: 63, pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" }, name,
+          ips: { type: "array", maxItems: 8, items: ip },
+          pressure: { type: "object", required: PRESSURE_KEYS, additionalProperties: false, properties: Object.fromEntries(PRESSURE_KEYS.map((k) => [k, n])) },
+          remotes: {
+            type: "array", maxItems: 500,
+            items: {
+              type: "object", required: ["dir", "ip", "port", "rttSamples", "rttSumUs", "rttMinUs", "rttHist", "retrans", "connects", "connectFail", "connectSumUs", "connectHist", "accepts"],
+              properties: {
+                dir: { enum: ["out", "in"] }, ip, port: { type: "integer", minimum: 0, maximum: 65535 },
+                rttSamples: n, rttSumUs: n, rttMinUs: n, rttHist: log2Hist, retrans: n, connects: n, connectFail: n, connectSumUs: n, connectHist: log2Hist, accepts: n,
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+};
 export const agentReportSchema = {
   type: "object",
   required: ["v", "kind", "node", "pods"],
@@ -34,6 +68,7 @@ export const agentReportSchema = {
       },
     },
     counters: { type: "object", maxProperties: 64, additionalProperties: { type: "integer", minimum: 0 } },
+    kernel,
   },
 } as const;
 
@@ -43,6 +78,7 @@ export interface AgentReport {
   node: string;
   pods: { namespace: string; name: string; edges: { dst: string; count: number }[] }[];
   counters?: Record<string, number>;
+  kernel?: KernelSection;
 }
 
 export const validateAgentReport = reportValidator<AgentReport>(agentReportSchema);

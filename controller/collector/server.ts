@@ -13,6 +13,7 @@ import type { AccessReviewer } from "../k8s/access-review.js";
 import { MAX_REPORT_BYTES, validateReport, type ReportV1 } from "./report-schema.js";
 import { reportContentError } from "./report-content.js";
 import { mergeReport } from "./merge-report.js";
+import type { DiagnoseStore } from "../diagnose/store.js";
 import { identify, parseIdentity, type Caller, type Identity } from "./caller.js";
 import { validateFallbackReport, type FallbackReport } from "./fallback-report.js";
 import { validateAgentReport, type AgentReport } from "./agent-report.js";
@@ -64,6 +65,8 @@ export class Collector {
   readonly edgesDropped: Counter<"reason">;
   /** Called with each merged report's workload (the controller queues it for reconcile). */
   onMerged: (namespace: string, workload: string) => void = () => {};
+  /** Windowed timings for diagnose (both ends' histograms), when the controller keeps them. */
+  diagnose: DiagnoseStore | null = null;
   /** Set on HA replicas: returns the answer to send instead of merging locally, or null to merge here. */
   relay: Relay | null = null;
   readonly limits: ServerLimits;
@@ -96,6 +99,7 @@ export class Collector {
     if (c.agent) return this.o.mergeAgent ? this.o.mergeAgent(c.agent) : [503, "not-ready", "this collector does not merge agent reports"];
     const report = c.report!;
     const m = mergeReport(this.graph, report, this.now());
+    this.diagnose?.addReport(report, this.now());
     for (const [reason, n] of Object.entries(m.reasons)) this.edgesDropped.inc({ reason }, n);
     if (m.merged > 0) this.onMerged(report.proxy.namespace, report.proxy.workload);
     if (m.dropped > 0) return [507, "graph-full", `merged ${m.merged}, dropped ${m.dropped} (${Object.entries(m.reasons).map(([k, v]) => `${k} ${v}`).join(", ")}); not resendable`];

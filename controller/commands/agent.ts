@@ -4,6 +4,7 @@
 // fieldSelector spec.nodeName), reports connect-time L4 edges to the collector, and serves
 // /healthz, /readyz, /metrics. It never unloads on exit: `meshtune bpf unload` does that.
 import { readFileSync, existsSync } from "node:fs";
+import { dirname } from "node:path";
 import { Registry, Counter, Gauge, collectDefaultMetrics } from "prom-client";
 import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import { loadKubeConfig } from "../k8s/kube.js";
@@ -16,10 +17,24 @@ import { loadDatapath, PodMaps } from "../agent/datapath.js";
 import type { DatapathFlags } from "./bpf.js";
 import { NodeAgent } from "../agent/node-agent.js";
 import { postReport } from "../collector/post-report.js";
+import type { AgentReport } from "../collector/agent-report.js";
+import { KernelSignals, loadTcpStats } from "../agent/kernel-signals.js";
+
+/** The cgroup v2 mount holding `cgroup` (its path up to the first dir without cgroup.events). */
+function cgroupUnifiedRoot(cgroup: string): string {
+  let d = cgroup;
+  while (existsSync(`${dirname(d)}/cgroup.events`)) d = dirname(d);
+  return dirname(d);
+}
+/** A v1 controller hierarchy on hybrid nodes (cpu/memory not on the unified one), if mounted. */
+function v1Root(controller: string): string | undefined {
+  for (const p of [`/sys/fs/cgroup/${controller}`, `/sys/fs/cgroup/${controller},cpuacct`, `/sys/fs/cgroup/cpu,cpuacct`]) if (existsSync(`${p}/tasks`)) return p;
+  return undefined;
+}
 
 export interface AgentFlags extends DatapathFlags {
   node?: string; kubeconfig?: string; cgroup?: string; proc: string; collector?: string; tokenFile?: string;
-  reportInterval: string; resync: string; metricsPort: string;
+  reportInterval: string; resync: string; metricsPort: string; noKernelSignals?: boolean;
 }
 
 const port = (flag: string, v: string) => { const n = Number(v); if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UserError(`${flag} ${v}: not a port`, 2); return n; };
@@ -39,11 +54,20 @@ export async function runAgent(f: AgentFlags): Promise<void> {
   const token = f.tokenFile ? (() => { try { return readFileSync(f.tokenFile!, "utf8").trim(); } catch (e) { throw new UserError(`--token-file ${f.tokenFile}: ${(e as Error).message}`); } })() : null;
   const loaded = loadDatapath(cgroup, f);
   log("info", "datapath loaded", { node, ...loaded });
+  // Kernel TCP signals for diagnose: optional, the datapath works without them.
+  let kernel: KernelSignals | null = null;
+  if (!f.noKernelSignals) {
+    try {
+      log("info", "kernel TCP probes loaded", loadTcpStats(cgroup));
+      kernel = new KernelSignals({ unified: cgroupUnifiedRoot(cgroup), cpuV1: v1Root("cpu"), memoryV1: v1Root("memory"), proc: f.proc });
+    } catch (e) { log("warn", "kernel TCP probes unavailable; diagnose gets no kernel evidence from this node", { error: (e as Error).message }); }
+  }
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "meshtune_" });
   const maps = new PodMaps();
   const agent = new NodeAgent(maps, { cgroupRoot: cgroup, procRoot: f.proc, proxyPort }, registry, (l, m, o) => log(l as "info", m, o));
+  agent.onRelease = (id) => kernel?.forget(id);
   await agent.adopt();
   const reports = new Counter({ name: "meshtune_agent_reports_total", help: "L4 edge reports to the collector, by outcome", labelNames: ["outcome"], registers: [registry] });
   // Datapath counters, read from the maps at scrape time.
@@ -65,11 +89,13 @@ export async function runAgent(f: AgentFlags): Promise<void> {
 
   const report = async () => {
     if (!f.collector || !ready) return;
-    let p;
+    let p, k;
     try { p = await agent.pendingReport(node); } catch (e) { reports.inc({ outcome: "failed" }); return log("warn", "reading L4 edges failed", { error: (e as Error).message }); }
-    if (!p) return;
-    const r = await postReport(f.collector, p.report, token ? { authorization: `Bearer ${token}` } : {});
-    if (r.outcome === "accepted") { p.commit(); reports.inc({ outcome: "accepted" }); return; }
+    try { k = kernel?.pending(agent.meshedPods()); } catch (e) { log("warn", "reading kernel signals failed", { error: (e as Error).message }); }
+    if (!p && !k?.section.pods.length) return;
+    const body: AgentReport = { ...(p?.report ?? { v: 2, kind: "agent", node, pods: [] }), ...(k?.section.pods.length ? { kernel: k.section } : {}) };
+    const r = await postReport(f.collector, body, token ? { authorization: `Bearer ${token}` } : {});
+    if (r.outcome === "accepted") { p?.commit(); k?.commit(); reports.inc({ outcome: "accepted" }); return; }
     reports.inc({ outcome: r.outcome === "refused" ? "refused" : "failed" });
     log("warn", "collector did not accept the L4 report; its edges stay for the next one", { outcome: r.outcome, detail: r.detail.slice(0, 200) });
   };

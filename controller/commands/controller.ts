@@ -4,6 +4,9 @@
 // with the leader's answer: 202 means the report is in the leader's graph; 503 when no leader
 // is reachable, so the filter keeps the data and retries. Losing the lease stops the work,
 // never the process (Istio pilot/pkg/leaderelection AddRunFunction semantics).
+import { DiagnoseStore } from "../diagnose/store.js";
+import { runDiagnose, parseEdge } from "../diagnose/diagnose.js";
+import { EdgeTimeMetric } from "../diagnose/edge-metric.js";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { hostname } from "node:os";
 import { collectDefaultMetrics, Registry } from "prom-client";
@@ -84,6 +87,13 @@ export async function runController(f: ControllerFlags): Promise<void> {
   graph.backed = (key) => !ctl.ready || ctl.pods.has(key);
   // Stable across container restarts (the pod name), so a restarted leader re-acquires its own
   // lease at once instead of waiting for it to expire.
+  // Diagnose: both ends' timings and the agents' kernel signals, in 1-minute windows for an hour.
+  const diagnoseStore = new DiagnoseStore();
+  collector.diagnose = diagnoseStore;
+  ctl.diagnose = diagnoseStore;
+  const edgeTime = new EdgeTimeMetric(registry);
+  const edgeTimer = setInterval(() => edgeTime.observeWindow(diagnoseStore), diagnoseStore.windowMs);
+  edgeTimer.unref();
   const identity = f.identity ?? process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
   const advertise = f.advertiseUrl ?? (process.env.POD_IP ? `http://${process.env.POD_IP}:${f.port}` : `http://127.0.0.1:${f.port}`);
   const elector = new LeaderElector(api, { namespace: f.leaseNamespace, name: "meshtune-controller", identity, leaseDurationMs: leaseMs, renewDeadlineMs: renewMs, collectorUrl: advertise });
@@ -107,6 +117,19 @@ export async function runController(f: ControllerFlags): Promise<void> {
       collector.authorizeRead(req, "/recommendations").then((deny) => {
         if (deny) { collector.count(deny[1]); return void res.writeHead(deny[0], { "content-type": "text/plain" }).end(`${deny[1]}: ${deny[2]}\n`); }
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ mode: opts.mode, dryRun: opts.dryRun, workloads: ctl.status() }, null, 2));
+      }, (e) => res.writeHead(500).end(`${(e as Error).message}\n`));
+      return;
+    }
+    // Latency attribution per edge (meshtune diagnose --server): same readers as /recommendations.
+    if (req.url?.startsWith("/api/diagnose") && req.method === "GET") {
+      collector.authorizeRead(req, "/api/diagnose").then((deny) => {
+        if (deny) { collector.count(deny[1]); return void res.writeHead(deny[0], { "content-type": "text/plain" }).end(`${deny[1]}: ${deny[2]}\n`); }
+        const q = new URL(req.url!, "http://x").searchParams;
+        let sinceMs: number;
+        try { sinceMs = duration("since", q.get("since") ?? "15m"); if (q.get("edge")) parseEdge(q.get("edge")!); } catch (e) { return void res.writeHead(400, { "content-type": "text/plain" }).end(`bad-query: ${(e as Error).message}\n`); }
+        const now = Date.now();
+        const edges = runDiagnose(diagnoseStore, { fromMs: now - sinceMs, toMs: now, workload: q.get("workload") ?? undefined, edge: q.get("edge") ?? undefined });
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ sinceMs, edges }, null, 2));
       }, (e) => res.writeHead(500).end(`${(e as Error).message}\n`));
       return;
     }

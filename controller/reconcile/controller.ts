@@ -3,6 +3,7 @@
 // a keyed queue per namespace/workload whose work runs only while this replica leads (Istio's
 // leaderelection AddRunFunction semantics: leadership starts/stops the work, never the process);
 // decisions from decide.ts; Sidecars written by server-side apply (field manager "meshtune").
+import type { DiagnoseStore } from "../diagnose/store.js";
 import { watchResource, type WatchEvent } from "../k8s/informer.js";
 import { type KubeConfig, type KubernetesObject, type KubernetesObjectApi, type V1Namespace, type V1Pod, type Informer } from "@kubernetes/client-node";
 import { Counter, Gauge, type Registry } from "prom-client";
@@ -304,6 +305,9 @@ export class MeshController {
    * passthrough destination of the pod's workload, imported when the catalog defines the address
    * (ClusterIP, ServiceEntry address: hostsOfUnknown), else reported with a suggested ServiceEntry.
    */
+  /** Diagnose's windowed store (set by the controller command); kernel signals go there. */
+  diagnose: DiagnoseStore | null = null;
+
   mergeAgent = (r: AgentReport): Fail | null => {
     if (!this.ready) return [503, "not-ready", "collector has not synced pods yet; retry"];
     let merged = 0;
@@ -323,6 +327,17 @@ export class MeshController {
         else problems.push("graph full");
       }
       if (p.edges.length) this.touched(p.namespace, workload);
+    }
+    // Kernel signals, for pods the informer places on the reporting node only.
+    if (r.kernel && this.diagnose) {
+      const pods = r.kernel.pods.filter((p) => {
+        const pod = this.podsByName.get(`${p.namespace}/${p.name}`);
+        if (!pod || pod.spec?.nodeName !== r.node) { problems.push(`kernel signals for ${p.namespace}/${p.name}, not a pod of node ${r.node}`); return false; }
+        this.diagnose!.remember(`${p.namespace}/${p.name}`, `${p.namespace}/${workloadOfPod(pod)}`);
+        merged++;
+        return true;
+      });
+      this.diagnose.addKernel(r.node, { ...r.kernel, pods }, this.now());
     }
     return this.mergeOutcome("agent", merged, problems, { node: r.node });
   };
