@@ -53,13 +53,16 @@ $(BPF_OUT)/tcpstats.skel.h: $(BPF_OUT)/tcpstats.bpf.o
 build/meshtune-tcpstats: bpf/tcpstats.c bpf/tcpstats.h bpf/common.c bpf/common.h $(BPF_OUT)/tcpstats.skel.h
 	@mkdir -p build
 	gcc -O2 -Wall -I$(BPF_OUT) -Ibpf bpf/tcpstats.c bpf/common.c -o $@ -lbpf -lelf -lz
+build/netfault.bpf.o: bpf/tools/netfault.bpf.c $(BPF_OUT)/vmlinux.h
+	@mkdir -p build
+	clang $(BPF_CFLAGS) -c $< -o $@
 build/mtproxy: bpf/tools/mtproxy.c | sysdeps
 	@mkdir -p build
 	gcc -O2 -Wall -pthread $< -o $@
 build/mtnet: bpf/tools/mtnet.c | sysdeps
 	@mkdir -p build
 	gcc -O2 -Wall -pthread $< -o $@
-bpf: build/meshtune-bpf build/meshtune-tcpstats build/mtproxy build/mtnet
+bpf: build/meshtune-bpf build/meshtune-tcpstats build/mtproxy build/mtnet build/netfault.bpf.o
 .PHONY: bpf
 
 typecheck: deps

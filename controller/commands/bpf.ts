@@ -5,8 +5,10 @@ import { existsSync, realpathSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 
+const loaderEnv = (name: string) => (name === "meshtune-bpf" ? "MESHTUNE_BPF_LOADER" : "MESHTUNE_TCPSTATS_LOADER");
+
 export function loaderPath(name = "meshtune-bpf"): string {
-  const env = process.env[name === "meshtune-bpf" ? "MESHTUNE_BPF_LOADER" : "MESHTUNE_TCPSTATS_LOADER"];
+  const env = process.env[loaderEnv(name)];
   if (env) return env;
   // Next to the CLI entry (build/meshtune.mjs → build/meshtune-bpf), through any npx/bin symlink.
   return join(dirname(realpathSync(process.argv[1])), name);
@@ -15,7 +17,7 @@ export function loaderPath(name = "meshtune-bpf"): string {
 /** Run the datapath loader (or, by name, the TCP probes' loader meshtune-tcpstats) once. */
 export function runLoader(args: string[], name = "meshtune-bpf"): { code: number; stdout: string; stderr: string } {
   const bin = loaderPath(name);
-  if (!existsSync(bin)) throw new UserError(`BPF loader ${bin} not found: run 'make bpf' (or set MESHTUNE_BPF_LOADER)`);
+  if (!existsSync(bin)) throw new UserError(`BPF loader ${bin} not found: run 'make bpf' (or set ${loaderEnv(name)})`);
   const r = spawnSync(bin, args, { encoding: "utf8" });
   if (r.error) throw new UserError(`BPF loader ${bin}: ${r.error.message}`);
   return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };

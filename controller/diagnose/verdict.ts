@@ -21,9 +21,9 @@ export interface Budgets {
   retransRatio: number;   // retransmits per RTT sample
   throttledRatio: number; // throttled CFS periods / periods (or throttled time / window)
   psiRatio: number;       // PSI "some" time / window (CPU or memory)
-  runDelayRatio: number;  // run-queue wait / (run + wait) of the pod's threads
+  runDelayRatio: number;  // run-queue wait of the pod's threads / window (like PSI: share of wall time)
 }
-export const DEFAULT_BUDGETS: Budgets = { proxyUs: 5_000, networkUs: 5_000, appUs: 25_000, retransRatio: 0.02, throttledRatio: 0.1, psiRatio: 0.1, runDelayRatio: 0.25 };
+export const DEFAULT_BUDGETS: Budgets = { proxyUs: 5_000, networkUs: 5_000, appUs: 25_000, retransRatio: 0.02, throttledRatio: 0.1, psiRatio: 0.1, runDelayRatio: 0.1 };
 
 export interface Component { meanUs: number; p50Us: number; p99Us: number }
 export interface Diagnosis {
@@ -42,7 +42,7 @@ const upOf = (s: SideTiming) => comp(mean(s.upSumUs, s.upCount), quantileInterpU
 const minus = (a: Component, b: Component) => comp(a.meanUs - b.meanUs, a.p50Us - b.p50Us, a.p99Us - b.p99Us);
 const pct = (x: number) => Math.round(x * 1000) / 10;
 
-/** The strongest pressure signal of a pod group over its window, as a ratio, with its name. */
+/** The pressure signals of a pod group over its window that pass their limits, strongest first. */
 function pressureOf(p: Pressure | null, windowMs: number, b: Budgets): { ratio: number; what: string } | null {
   if (!p) return null;
   const winUs = Math.max(1, windowMs * 1000);
@@ -50,11 +50,13 @@ function pressureOf(p: Pressure | null, windowMs: number, b: Budgets): { ratio: 
     [p.cpuPeriods ? p.cpuThrottled / p.cpuPeriods : 0, b.throttledRatio, `CPU throttled in ${p.cpuThrottled}/${p.cpuPeriods} CFS periods (${(p.cpuThrottledUs / 1000).toFixed(0)} ms)`],
     [p.cpuSomeUs / winUs, b.psiRatio, `cpu.pressure some ${pct(p.cpuSomeUs / winUs)}% of the window`],
     [p.memSomeUs / winUs, b.psiRatio, `memory.pressure some ${pct(p.memSomeUs / winUs)}% of the window`],
-    [p.runDelayUs + p.runUs ? p.runDelayUs / (p.runDelayUs + p.runUs) : 0, b.runDelayRatio, `threads waited ${(p.runDelayUs / 1000).toFixed(0)} ms on run queues (${pct(p.runDelayUs / Math.max(1, p.runDelayUs + p.runUs))}% of their runnable time)`],
+    // Short absolute waits (a process start) are a large share of little runnable time: measured
+    // against the window instead, as PSI does.
+    [p.runDelayUs / winUs, b.runDelayRatio, `threads waited ${(p.runDelayUs / 1000).toFixed(0)} ms on run queues (${pct(p.runDelayUs / winUs)}% of the window)`],
     [p.oomKills ? Infinity : 0, 1, `${p.oomKills} OOM kill(s)`],
   ];
-  const hit = cands.filter(([r, lim]) => r >= lim).sort((x, y) => y[0] / y[1] - x[0] / x[1])[0];
-  return hit ? { ratio: hit[0], what: hit[2] } : null;
+  const hits = cands.filter(([r, lim]) => r >= lim).sort((x, y) => y[0] / y[1] - x[0] / x[1]);
+  return hits.length ? { ratio: hits[0][0], what: hits.map((h) => h[2]).join("; ") } : null;
 }
 
 export function diagnose(j: JoinedEdge, b: Budgets = DEFAULT_BUDGETS): Diagnosis {
@@ -100,7 +102,7 @@ export function diagnose(j: JoinedEdge, b: Budgets = DEFAULT_BUDGETS): Diagnosis
       if (serverProxy.meanUs > b.proxyUs) over.push([serverProxy.meanUs / b.proxyUs, sp ? "node-pressure" : "proxy",
         sp ? `server proxy adds ${ms(serverProxy.meanUs)} while the server pod is under pressure: ${sp.what}` : `server proxy adds ${ms(serverProxy.meanUs)} per request (budget ${ms(b.proxyUs)})`]);
       if (network.meanUs > netBudget) over.push([network.meanUs / netBudget, "network",
-        `network time ${ms(network.meanUs)} per request exceeds ${ms(netBudget)}` + (ev.srttMeanUs !== undefined ? `; kernel smoothed RTT ${ms(Number(ev.srttMeanUs))} (min ${ms(Number(ev.minRttUs))})` : "; no kernel RTT for this edge") + (retrans ? `, ${retrans} retransmits` : "")]);
+        `network time ${ms(network.meanUs)} per request exceeds ${ms(netBudget)}` + (ev.srttMeanUs !== undefined ? `; kernel smoothed RTT ${ms(Number(ev.srttMeanUs))} (min ${ms(Number(ev.minRttUs))})` : "; no kernel RTT for this edge") ]);
     } else {
       const beyond = upOf(c);
       d.components.beyondClientProxy = beyond;
@@ -109,7 +111,10 @@ export function diagnose(j: JoinedEdge, b: Budgets = DEFAULT_BUDGETS): Diagnosis
   }
   if (lossy || failing) {
     const why = failing ? `${ev.connectFailures} failed connects` : `${retrans} retransmits for ${samples} RTT samples (${pct(retrans / Math.max(1, samples))}%)`;
-    over.push([Math.max(2, ...over.map((o) => o[0] + 0.01)), "network", `${why}: packets are being lost between the pods` + (ev.srttMeanUs !== undefined ? `; smoothed RTT ${ms(Number(ev.srttMeanUs))}` : "")]);
+    const slowNet = over.findIndex((o) => o[1] === "network");
+    // Loss decides on its own only when the network time does not already name the network.
+    if (slowNet >= 0) over[slowNet][2] += `; ${why}`;
+    else over.push([Math.max(2, ...over.map((o) => o[0] + 0.01)), "network", `${why}: packets are being lost between the pods` + (ev.srttMeanUs !== undefined ? `; smoothed RTT ${ms(Number(ev.srttMeanUs))}` : "")]);
   }
   if (!over.length) {
     d.verdict = "healthy";
