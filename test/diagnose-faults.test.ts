@@ -181,7 +181,7 @@ test("diagnose names each injected fault: app, network delay, packet loss, proxy
       assert.is(f.code, 0, f.stderr);
     }
     try {
-      d = await phase("packet loss", {});
+      d = await phase("packet loss", {}, 50);
     } finally { for (const [ns, dev] of [[t.nsA, t.vA], [t.nsB, t.vB]]) sh("ip", ["netns", "exec", ns, "tc", "qdisc", "del", "dev", dev, "clsact"]); }
     assert.is(d.verdict, "network", d.rule);
     assert.ok(Number(d.evidence.retransmits) >= 3, `retransmit evidence: ${JSON.stringify(d.evidence)}`);

@@ -5,7 +5,7 @@
 #include <bpf/bpf_helpers.h>
 
 #ifndef LOSS_PCT
-#define LOSS_PCT 10
+#define LOSS_PCT 20
 #endif
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
