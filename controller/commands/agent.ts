@@ -27,8 +27,9 @@ function cgroupUnifiedRoot(cgroup: string): string {
   return dirname(d);
 }
 /** A v1 controller hierarchy on hybrid nodes (cpu/memory not on the unified one), if mounted. */
-function v1Root(controller: string): string | undefined {
-  for (const p of [`/sys/fs/cgroup/${controller}`, `/sys/fs/cgroup/${controller},cpuacct`, `/sys/fs/cgroup/cpu,cpuacct`]) if (existsSync(`${p}/tasks`)) return p;
+function v1Root(controller: "cpu" | "memory"): string | undefined {
+  const names = controller === "cpu" ? ["cpu", "cpu,cpuacct"] : ["memory"];
+  for (const n of names) if (existsSync(`/sys/fs/cgroup/${n}/tasks`)) return `/sys/fs/cgroup/${n}`;
   return undefined;
 }
 
