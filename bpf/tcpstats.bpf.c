@@ -89,7 +89,9 @@ static __always_inline __u32 slot_of(__u64 us)
 	return s;
 }
 
-/* The pod id of the socket's cgroup or its ancestors, 0 when it is no listed pod's. */
+/* The pod id of the socket's cgroup or its ancestors, 0 when it is no listed pod's.
+ * bpf_skc_to_tcp_sock is open to sockops programs: net/core/filter.c sock_ops_func_proto falls
+ * back to bpf_sk_base_func_proto, which serves the skc_to_* casts (BTF pointers, CO-RE reads). */
 static __always_inline __u32 pod_of(struct bpf_sock *bsk)
 {
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock(bsk);

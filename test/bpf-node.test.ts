@@ -134,7 +134,10 @@ if (why && process.env.CI !== "true") {
       assert.ok(proxies.get("b")!.out().includes(`inbound [${b.ip6}]:8080`));
 
       // Connect-time L4 edges reach the collector, per pod.
-      const got = await waitFor(() => reports, (rs) => rs.some((r) => r.pods.some((p: any) => p.name === "c" && p.edges.some((e: any) => e.dst === `${b.ip4}:8081`))), 5000);
+      // Wait for the newest edge (a's v6, dialled last above), not only c's earlier one: reports go
+      // out every 300 ms, so c's edge can arrive in a report sent before a's v6 connection was made.
+      const has = (rs: any[], pod: string, dst: string) => rs.some((r) => r.pods.some((p: any) => p.name === pod && p.edges.some((e: any) => e.dst === dst)));
+      const got = await waitFor(() => reports, (rs) => has(rs, "c", `${b.ip4}:8081`) && has(rs, "a", `[${b.ip6}]:8080`), 5000);
       const edgesOf = (name: string) => got.filter((r) => r.kind === "agent" && r.node === "node-1").flatMap((r) => r.pods.filter((p: any) => p.name === name && p.namespace === "shop").flatMap((p: any) => p.edges));
       assert.ok(edgesOf("a").some((e: any) => e.dst === `${b.ip4}:8080`), JSON.stringify(got));
       assert.ok(edgesOf("a").some((e: any) => e.dst === `[${b.ip6}]:8080`));

@@ -2,8 +2,7 @@
 // (bpf/tcpstats.bpf.c, read with `meshtune-tcpstats dump`) and the pod's cgroup pressure
 // (pod-pressure.ts). Both are cumulative at the source; each agent report carries the change
 // since the previous accepted report, so the collector can sum windows.
-import { runLoader } from "../commands/bpf.js";
-import { UserError } from "../errors.js";
+import { loaderError, runLoader } from "../commands/bpf.js";
 import { type Pressure, type PressureRoots, pressureDelta, readPressure } from "./pod-pressure.js";
 
 export const TS_SLOTS = 24; // bpf/tcpstats.h: log2 microsecond buckets
@@ -22,17 +21,19 @@ export interface KernelSection { windowMs: number; endMs?: number; pods: PodSign
 
 export function loadTcpStats(cgroup: string): Record<string, unknown> {
   const r = runLoader(["load", "--cgroup", cgroup], "meshtune-tcpstats");
-  if (r.code !== 0) throw new UserError(r.stderr.trim().split("\n").at(-1) || `meshtune-tcpstats load exited ${r.code}`);
+  if (r.code !== 0) throw loaderError(r);
   return JSON.parse(r.stdout);
 }
 
 export function dumpTcpStats(): { stats: TcpStat[]; counters: Record<string, number> } {
   const r = runLoader(["dump"], "meshtune-tcpstats");
-  if (r.code !== 0) throw new Error(r.stderr.trim().split("\n").at(-1) || `meshtune-tcpstats dump exited ${r.code}`);
+  if (r.code !== 0) throw loaderError(r);
   return JSON.parse(r.stdout);
 }
 
-const COUNTERS = ["rttSamples", "rttSumUs", "retrans", "connects", "connectFail", "connectSumUs", "accepts"] as const;
+/** The additive fields of a remote's signals (rttMinUs is a minimum, the histograms are arrays). */
+export const REMOTE_COUNTERS = ["rttSamples", "rttSumUs", "retrans", "connects", "connectFail", "connectSumUs", "accepts"] as const;
+const COUNTERS = REMOTE_COUNTERS;
 
 function statDelta(a: TcpStat | undefined, b: TcpStat): RemoteSignals | null {
   const d: RemoteSignals = { dir: b.dir, ip: b.ip, port: b.port, rttMinUs: b.rttMinUs, rttSamples: 0, rttSumUs: 0, rttHist: [], retrans: 0, connects: 0, connectFail: 0, connectSumUs: 0, connectHist: [], accepts: 0 };

@@ -30,17 +30,18 @@ export function findPodCgroup(root: string, uid: string, depth = 3): string | nu
   return null;
 }
 
-/** Some process of the pod (any container), from cgroup.procs down the tree. */
+/** The pod's processes (every container), from cgroup.procs down the tree, lazily. */
+export function* podPids(dir: string): Generator<number> {
+  let procs: string, ents;
+  try { procs = readFileSync(join(dir, "cgroup.procs"), "utf8"); } catch { return; } // the pod is going away
+  for (const l of procs.split("\n")) if (l.trim()) yield Number(l);
+  try { ents = readdirSync(dir, { withFileTypes: true }); } catch { return; }
+  for (const e of ents) if (e.isDirectory()) yield* podPids(join(dir, e.name));
+}
+
+/** Some process of the pod (any container). */
 export function podPid(dir: string): number | null {
-  try {
-    const own = readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n").find((l) => l.trim());
-    if (own) return Number(own);
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      if (!e.isDirectory()) continue;
-      const p = podPid(join(dir, e.name));
-      if (p) return p;
-    }
-  } catch { /* the pod is going away */ }
+  for (const p of podPids(dir)) return p;
   return null;
 }
 

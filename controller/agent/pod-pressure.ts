@@ -11,6 +11,7 @@
 //    it for every task (sched_info), so no sched tracepoint runs per context switch.
 import { readFileSync, readdirSync } from "node:fs";
 import { join, relative } from "node:path";
+import { podPids } from "./pod-cgroups.js";
 
 export interface Pressure {
   cpuPeriods: number;
@@ -51,7 +52,7 @@ export function readPressure(dir: string, roots: PressureRoots): Pressure {
     cpuSomeUs: psiSomeTotal(read(join(dir, "cpu.pressure"))), memSomeUs: psiSomeTotal(read(join(dir, "memory.pressure"))),
     oomKills: oom ?? 0, runDelayUs: 0, runUs: 0, threads: 0,
   };
-  for (const pid of pidsBelow(dir)) {
+  for (const pid of podPids(dir)) {
     let tids: string[];
     try { tids = readdirSync(join(roots.proc, String(pid), "task")); } catch { continue; } // exited
     for (const tid of tids) {
@@ -63,20 +64,6 @@ export function readPressure(dir: string, roots: PressureRoots): Pressure {
     }
   }
   return p;
-}
-
-/** Processes of a cgroup and its descendants (cgroup.procs of each). */
-function pidsBelow(dir: string): number[] {
-  const out: number[] = [];
-  const walk = (d: string, depth: number) => {
-    for (const l of (read(join(d, "cgroup.procs")) ?? "").split("\n")) if (l) out.push(Number(l));
-    if (depth > 4) return;
-    let ents;
-    try { ents = readdirSync(d, { withFileTypes: true }); } catch { return; }
-    for (const e of ents) if (e.isDirectory()) walk(join(d, e.name), depth + 1);
-  };
-  walk(dir, 0);
-  return out;
 }
 
 /** b - a for counters; gauges (threads) as in b. A counter that went backwards (cgroup re-created) restarts from b. */

@@ -7,25 +7,34 @@ import { mergeReport } from "./merge-report.js";
 import { UserError, describeFsError } from "../errors.js";
 import type { InputSummary } from "../report.js";
 
-export async function loadReportDir(dir: string, graph: Graph): Promise<InputSummary> {
+/** Each *.json file of `dir` (sorted), parsed; oversize or malformed files go to `skip`. */
+export async function* jsonFiles(dir: string, flag: string, skip: (reason: "oversize" | "malformed-json", path: string, detail: string) => void):
+  AsyncGenerator<{ path: string; value: unknown; size: number; mtimeMs: number }> {
   let names: string[];
-  try { names = (await fs.readdir(dir)).filter((f) => f.endsWith(".json")).sort(); } catch (e) { throw new UserError(`--reports ${describeFsError(dir, e)}`); }
-  const sum: InputSummary = { name: dir, lines: names.length, records: 0, bytes: 0, skipped: {} };
-  const skip = (reason: string, file: string, detail: string) => {
-    sum.skipped[reason] = (sum.skipped[reason] ?? 0) + 1;
-    process.stderr.write(`meshtune: report ${file}: ${detail}\n`);
-  };
+  try { names = (await fs.readdir(dir)).filter((f) => f.endsWith(".json")).sort(); } catch (e) { throw new UserError(`${flag} ${describeFsError(dir, e)}`); }
   for (const f of names) {
     const p = join(dir, f);
     const st = await fs.stat(p);
     if (st.size > MAX_REPORT_BYTES) { skip("oversize", p, `${st.size} bytes exceeds ${MAX_REPORT_BYTES}`); continue; }
-    let v: unknown;
-    try { v = JSON.parse(await fs.readFile(p, "utf8")); } catch (e) { skip("malformed-json", p, (e as Error).message); continue; }
-    const r = validateReport(v);
-    if (!r.ok) { skip(r.reason, p, r.detail); continue; }
+    let value: unknown;
+    try { value = JSON.parse(await fs.readFile(p, "utf8")); } catch (e) { skip("malformed-json", p, (e as Error).message); continue; }
+    yield { path: p, value, size: st.size, mtimeMs: st.mtimeMs };
+  }
+}
+
+export async function loadReportDir(dir: string, graph: Graph): Promise<InputSummary> {
+  const sum: InputSummary = { name: dir, lines: 0, records: 0, bytes: 0, skipped: {} };
+  const skip = (reason: string, file: string, detail: string) => {
+    sum.skipped[reason] = (sum.skipped[reason] ?? 0) + 1;
+    process.stderr.write(`meshtune: report ${file}: ${detail}\n`);
+  };
+  for await (const f of jsonFiles(dir, "--reports", skip)) {
+    const r = validateReport(f.value);
+    if (!r.ok) { skip(r.reason, f.path, r.detail); continue; }
     mergeReport(graph, r.report);
     sum.records++;
-    sum.bytes += st.size;
+    sum.bytes += f.size;
   }
+  sum.lines = sum.records + Object.values(sum.skipped).reduce((a, b) => a + b, 0);
   return sum;
 }

@@ -25,7 +25,7 @@ export function runLoader(args: string[], name = "meshtune-bpf"): { code: number
 
 /** The loader's one-line error as ours. */
 export function loaderError(r: { code: number; stderr: string }): UserError {
-  return new UserError((r.stderr.trim().split("\n").pop() ?? "").replace(/^meshtune-bpf: /, "bpf: "), r.code === 2 ? 2 : 1);
+  return new UserError((r.stderr.trim().split("\n").pop() ?? "").replace(/^meshtune-bpf: /, "bpf: ").replace(/^meshtune-tcpstats: /, "tcpstats: "), r.code === 2 ? 2 : 1);
 }
 
 /** Pass the loader's JSON through; its one-line error becomes ours. */

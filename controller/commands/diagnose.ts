@@ -2,42 +2,34 @@
 // application) and what is wrong (app | network | proxy | node-pressure | healthy), with the
 // rule and the kernel evidence. Offline on saved reports (`--reports DIR [--kernel DIR]`), or
 // from a running controller's /api/diagnose (`--server URL`).
-import { promises as fs } from "node:fs";
-import { join } from "node:path";
 import { DiagnoseStore } from "../diagnose/store.js";
 import { runDiagnose, diagnoseTable, parseEdge } from "../diagnose/diagnose.js";
 import type { Diagnosis } from "../diagnose/verdict.js";
-import { MAX_REPORT_BYTES, validateReport } from "../collector/report-schema.js";
+import { validateReport } from "../collector/report-schema.js";
+import { jsonFiles } from "../collector/report-dir.js";
 import { validateAgentReport } from "../collector/agent-report.js";
-import { UserError, describeFsError } from "../errors.js";
+import { UserError } from "../errors.js";
 import { duration } from "./controller.js";
 
 export interface DiagnoseFlags { reports?: string; kernel?: string; server?: string; token?: string; workload?: string; edge?: string; since: string; output: string }
 
-async function jsonFiles(dir: string, flag: string): Promise<{ path: string; value: unknown; mtimeMs: number }[]> {
-  let names: string[];
-  try { names = (await fs.readdir(dir)).filter((f) => f.endsWith(".json")).sort(); } catch (e) { throw new UserError(`${flag} ${describeFsError(dir, e)}`); }
-  const out = [];
-  for (const f of names) {
-    const p = join(dir, f);
-    const st = await fs.stat(p);
-    if (st.size > MAX_REPORT_BYTES) { process.stderr.write(`meshtune: ${flag} ${p}: ${st.size} bytes exceeds ${MAX_REPORT_BYTES}; skipped\n`); continue; }
-    try { out.push({ path: p, value: JSON.parse(await fs.readFile(p, "utf8")), mtimeMs: st.mtimeMs }); } catch (e) { process.stderr.write(`meshtune: ${flag} ${p}: malformed JSON: ${(e as Error).message}; skipped\n`); }
-  }
-  return out;
-}
+const noEntries = async function* () { /* flag not given */ };
 
 /** Saved filter and agent reports into a store; the newest time seen (offline "now"). */
 export async function loadSaved(reports: string | undefined, kernel: string | undefined, store: DiagnoseStore): Promise<{ newestMs: number; skipped: number }> {
   let newestMs = 0, skipped = 0;
-  for (const f of reports ? await jsonFiles(reports, "--reports") : []) {
+  const skip = (flag: string) => (reason: string, path: string, detail: string) => {
+    skipped++;
+    process.stderr.write(`meshtune: ${flag} ${path}: ${reason === "malformed-json" ? "malformed JSON: " : ""}${detail}; skipped\n`);
+  };
+  for await (const f of reports ? jsonFiles(reports, "--reports", skip("--reports")) : noEntries()) {
     const r = validateReport(f.value);
     if (!r.ok) { skipped++; process.stderr.write(`meshtune: --reports ${f.path}: ${r.detail}; skipped\n`); continue; }
     const at = r.report.window.endMs || f.mtimeMs;
     store.addReport(r.report, at);
     newestMs = Math.max(newestMs, at);
   }
-  for (const f of kernel ? await jsonFiles(kernel, "--kernel") : []) {
+  for await (const f of kernel ? jsonFiles(kernel, "--kernel", skip("--kernel")) : noEntries()) {
     const r = validateAgentReport(f.value);
     if (!r.ok) { skipped++; process.stderr.write(`meshtune: --kernel ${f.path}: ${r.detail}; skipped\n`); continue; }
     if (!r.report.kernel) { process.stderr.write(`meshtune: --kernel ${f.path}: agent report without a kernel section; skipped\n`); skipped++; continue; }

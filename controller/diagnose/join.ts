@@ -8,7 +8,7 @@
 // signals; Envoy dials endpoint = pod IPs), else those whose inbound requests carried the same
 // service host (Istio sets the inbound request's Host as the client sent it).
 import { parseCluster, stripPort, hostNamespace } from "../model/cluster-name.js";
-import type { RemoteSignals } from "../agent/kernel-signals.js";
+import { TS_SLOTS, type RemoteSignals } from "../agent/kernel-signals.js";
 import type { Pressure } from "../agent/pod-pressure.js";
 import { type EdgeTiming, type PodKernel, type SideTiming, addPressure, addRemote, addSide, emptySide } from "./store.js";
 
@@ -25,7 +25,7 @@ export interface JoinedEdge {
   serverPressure: Pressure | null; serverWindowMs: number;
 }
 
-const emptyRemote = (): RemoteSignals => ({ dir: "out", ip: "", port: 0, rttSamples: 0, rttSumUs: 0, rttMinUs: 0, rttHist: new Array(24).fill(0), retrans: 0, connects: 0, connectFail: 0, connectSumUs: 0, connectHist: new Array(24).fill(0), accepts: 0 });
+const emptyRemote = (): RemoteSignals => ({ dir: "out", ip: "", port: 0, rttSamples: 0, rttSumUs: 0, rttMinUs: 0, rttHist: new Array(TS_SLOTS).fill(0), retrans: 0, connects: 0, connectFail: 0, connectSumUs: 0, connectHist: new Array(TS_SLOTS).fill(0), accepts: 0 });
 
 function sumPressure(pods: PodKernel[]): { p: Pressure | null; windowMs: number } {
   if (!pods.length) return { p: null, windowMs: 0 };

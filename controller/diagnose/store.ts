@@ -4,7 +4,7 @@
 // each window holds at most maxKeys edges and pods (excess counted, never silent).
 import { BUCKETS } from "../model/histogram.js";
 import type { ReportV1 } from "../collector/report-schema.js";
-import type { KernelSection, RemoteSignals } from "../agent/kernel-signals.js";
+import { REMOTE_COUNTERS, type KernelSection, type RemoteSignals } from "../agent/kernel-signals.js";
 import { PRESSURE_KEYS, type Pressure } from "../agent/pod-pressure.js";
 
 export interface SideTiming {
@@ -42,10 +42,19 @@ export function addSide(a: SideTiming, b: SideTiming): void {
 }
 
 export function addRemote(a: RemoteSignals, b: RemoteSignals): void {
-  for (const k of ["rttSamples", "rttSumUs", "retrans", "connects", "connectFail", "connectSumUs", "accepts"] as const) a[k] += b[k];
+  for (const k of REMOTE_COUNTERS) a[k] += b[k];
   if (b.rttMinUs && (!a.rttMinUs || b.rttMinUs < a.rttMinUs)) a.rttMinUs = b.rttMinUs;
   a.rttHist = a.rttHist.map((v, i) => v + (b.rttHist[i] ?? 0));
   a.connectHist = a.connectHist.map((v, i) => v + (b.connectHist[i] ?? 0));
+}
+
+const cloneRemote = (r: RemoteSignals): RemoteSignals => ({ ...r, rttHist: [...r.rttHist], connectHist: [...r.connectHist] });
+
+/** Fold one remote into a pod's map (a copy on first sight: windows never share arrays). */
+function foldRemote(into: Map<string, RemoteSignals>, r: RemoteSignals): void {
+  const k = `${r.dir}|${r.ip}|${r.port}`;
+  const have = into.get(k);
+  if (have) addRemote(have, r); else into.set(k, cloneRemote(r));
 }
 
 export function addPressure(a: Pressure, b: Pressure): void {
@@ -102,11 +111,7 @@ export class DiagnoseStore {
         cur = { key, node, workload: null, ips: p.ips, pressure: { ...p.pressure }, windowMs: k.windowMs, remotes: new Map() };
         w.pods.set(key, cur);
       } else { addPressure(cur.pressure, p.pressure); cur.windowMs += k.windowMs; cur.ips = p.ips; }
-      for (const r of p.remotes) {
-        const rk = `${r.dir}|${r.ip}|${r.port}`;
-        const have = cur.remotes.get(rk);
-        if (have) addRemote(have, r); else cur.remotes.set(rk, { ...r, rttHist: [...r.rttHist], connectHist: [...r.connectHist] });
-      }
+      for (const r of p.remotes) foldRemote(cur.remotes, r);
     }
   }
 
@@ -129,7 +134,7 @@ export class DiagnoseStore {
         let cur = pods.get(k);
         if (!cur) { cur = { ...p, pressure: { ...p.pressure }, remotes: new Map() }; pods.set(k, cur); }
         else { addPressure(cur.pressure, p.pressure); cur.windowMs += p.windowMs; }
-        for (const [rk, r] of p.remotes) { const have = cur.remotes.get(rk); if (have) addRemote(have, r); else cur.remotes.set(rk, { ...r, rttHist: [...r.rttHist], connectHist: [...r.connectHist] }); }
+        for (const r of p.remotes.values()) foldRemote(cur.remotes, r);
       }
     }
     for (const p of pods.values()) p.workload = this.podWorkload.get(p.key) ?? null;

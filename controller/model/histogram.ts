@@ -27,35 +27,26 @@ export function quantileUs(buckets: number[], q: number): number {
   return Infinity;
 }
 
-/** Quantile estimate with linear interpolation inside the bucket (µs); the overflow bucket reports its lower bound. */
-export function quantileInterpUs(buckets: number[], q: number): number {
+/** Quantile with linear interpolation inside the bucket holding it; bucket i spans [lo(i), hi(i)]. */
+function interpolatedQuantile(buckets: number[], q: number, lo: (i: number) => number, hi: (i: number) => number, past: number): number {
   const total = buckets.reduce((a, b) => a + b, 0);
   if (total === 0) return 0;
   const rank = total * q;
   let seen = 0;
   for (let i = 0; i < buckets.length; i++) {
-    if (buckets[i] && seen + buckets[i] >= rank) {
-      const lo = i === 0 ? 0 : BOUNDS_US[i - 1];
-      if (i >= BOUNDS_US.length) return lo;
-      return lo + (BOUNDS_US[i] - lo) * Math.max(0, (rank - seen) / buckets[i]);
-    }
+    if (buckets[i] && seen + buckets[i] >= rank) return lo(i) + (hi(i) - lo(i)) * Math.max(0, (rank - seen) / buckets[i]);
     seen += buckets[i];
   }
-  return BOUNDS_US[BOUNDS_US.length - 1];
+  return past;
+}
+
+/** meshtune-v1 quantile estimate (µs), interpolated; the overflow bucket reports its lower bound. */
+export function quantileInterpUs(buckets: number[], q: number): number {
+  const lo = (i: number) => (i === 0 ? 0 : BOUNDS_US[i - 1]);
+  return interpolatedQuantile(buckets, q, lo, (i) => (i < BOUNDS_US.length ? BOUNDS_US[i] : lo(i)), BOUNDS_US[BOUNDS_US.length - 1]);
 }
 
 /** Quantile of a log2-µs histogram (bpf/tcpstats.h: slot 0 < 1 µs, slot i in [2^(i-1), 2^i)), interpolated. */
 export function quantileLog2Us(slots: number[], q: number): number {
-  const total = slots.reduce((a, b) => a + b, 0);
-  if (total === 0) return 0;
-  const rank = total * q;
-  let seen = 0;
-  for (let i = 0; i < slots.length; i++) {
-    if (slots[i] && seen + slots[i] >= rank) {
-      const lo = i === 0 ? 0 : 2 ** (i - 1), hi = i === 0 ? 1 : 2 ** i;
-      return lo + (hi - lo) * Math.max(0, (rank - seen) / slots[i]);
-    }
-    seen += slots[i];
-  }
-  return 2 ** (slots.length - 1);
+  return interpolatedQuantile(slots, q, (i) => (i === 0 ? 0 : 2 ** (i - 1)), (i) => (i === 0 ? 1 : 2 ** i), 2 ** (slots.length - 1));
 }
