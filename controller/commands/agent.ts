@@ -100,7 +100,14 @@ export async function runAgent(f: AgentFlags): Promise<void> {
     reports.inc({ outcome: r.outcome === "refused" ? "refused" : "failed" });
     log("warn", "collector did not accept the L4 report; its edges stay for the next one", { outcome: r.outcome, detail: r.detail.slice(0, 200) });
   };
-  const reportTimer = setInterval(() => void report(), reportMs);
+  // One report at a time: two in flight would both carry the same uncommitted edges and kernel
+  // deltas, and both commits would count them twice.
+  let reporting = false;
+  const reportTimer = setInterval(() => {
+    if (reporting) return;
+    reporting = true;
+    void report().finally(() => { reporting = false; });
+  }, reportMs);
 
   const admin = await listenAdmin(Number(f.metricsPort), registry, () => (ready ? null : "waiting for the pod list"));
   log("info", "meshtune agent running", { node, cgroup, metricsPort: (admin.address() as { port: number }).port });
