@@ -72,7 +72,8 @@ class TwoNodes {
   async start(ns: string, cgroups: string[], args: string[], o: { uid?: number; ready?: string } = {}): Promise<Proc> {
     const join = cgroups.map((c) => `echo $$ > ${c}/cgroup.procs`).join(" && ");
     const user = o.uid !== undefined ? ["setpriv", "--reuid", String(o.uid), "--regid", String(o.uid), "--clear-groups"] : [];
-    // Cgroups first: `ip netns exec` mounts a fresh /sys for the namespace, without the cgroup tree.
+    // Cgroups first: `ip netns exec` mounts a fresh /sys for the namespace (ip-netns(8)), without
+    // the cgroup tree.
     const p = spawn("sh", ["-c", `${join} && exec "$@"`, "sh", "ip", "netns", "exec", ns, ...user, process.execPath, MESH_PROC, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     this.procs.push(p);
     let out = "", err = "";

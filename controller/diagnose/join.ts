@@ -5,7 +5,8 @@
 // cgroup pressure.
 //
 // Server workloads of an edge: workloads whose pod IPs the client's sockets reached (kernel
-// signals; Envoy dials endpoint = pod IPs), else those whose inbound requests carried the same
+// signals; the client's Envoy dials EDS endpoints, which Istio builds from the pods' addresses:
+// pilot/pkg/xds/endpoints/endpoint_builder.go, 1.25), else those whose inbound requests carried the same
 // service host (Istio sets the inbound request's Host as the client sent it).
 import { parseCluster, stripPort, hostNamespace } from "../model/cluster-name.js";
 import { TS_SLOTS, type RemoteSignals } from "../agent/kernel-signals.js";
