@@ -43,9 +43,9 @@ $(BPF_OUT)/meshtune.bpf.o: bpf/meshtune.bpf.c bpf/meshtune.h $(BPF_OUT)/vmlinux.
 	clang $(BPF_CFLAGS) -c $< -o $@
 $(BPF_OUT)/meshtune.skel.h: $(BPF_OUT)/meshtune.bpf.o
 	bpftool gen skeleton $< > $@.tmp && mv $@.tmp $@
-build/meshtune-bpf: bpf/loader.c bpf/pods.c bpf/pods.h bpf/common.c bpf/common.h bpf/tcpstats.h bpf/meshtune.h $(BPF_OUT)/meshtune.skel.h
+build/meshtune-bpf: bpf/loader.c bpf/pods.c bpf/pods.h bpf/common.c bpf/common.h bpf/probe.c bpf/probe.h bpf/tcpstats.h bpf/meshtune.h $(BPF_OUT)/meshtune.skel.h
 	@mkdir -p build
-	gcc -O2 -Wall -Wno-format-truncation -I$(BPF_OUT) -Ibpf bpf/loader.c bpf/pods.c bpf/common.c -o $@ -lbpf -lelf -lz
+	gcc -O2 -Wall -Wno-format-truncation -I$(BPF_OUT) -Ibpf bpf/loader.c bpf/pods.c bpf/common.c bpf/probe.c -o $@ -lbpf -lelf -lz
 $(BPF_OUT)/tcpstats.bpf.o: bpf/tcpstats.bpf.c bpf/tcpstats.h bpf/meshtune.h $(BPF_OUT)/vmlinux.h
 	clang $(BPF_CFLAGS) -c $< -o $@
 $(BPF_OUT)/tcpstats.skel.h: $(BPF_OUT)/tcpstats.bpf.o

@@ -25,6 +25,7 @@
 #include "pods.h"
 #include "common.h"
 #include "tcpstats.h"
+#include "probe.h"
 
 static const char *reason_names[MT_REASON_MAX] = {
 	"redirected", "skipped_uid", "skipped_loopback", "skipped_excluded_port", "skipped_excluded_cidr",
@@ -45,69 +46,16 @@ static const char *map_names[] = { "counters", "meta", "sock_pairs", "origdst_by
 
 void pin_path(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", MT_PIN_DIR, name); }
 
-/* One-line refusal on nodes that cannot run the datapath; 0 when everything is there. */
+/* One-line refusal on nodes that cannot run the datapath (the first failed check); 0 when
+ * everything is there. */
 static int probe(const char *cgroup)
 {
-	struct utsname u = {};
-	struct statfs fs;
-	int major = 0, minor = 0;
-	char p[512];
-
-	if (uname(&u) == 0 && sscanf(u.release, "%d.%d", &major, &minor) == 2 && (major < 5 || (major == 5 && minor < 10)))
-		return fail("unsupported kernel %s: need >= 5.10 (cgroup getsockopt, sockhash, sk_msg)", u.release);
-	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
-		return fail("unsupported kernel: no BTF at /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF)");
-	struct { enum bpf_prog_type t; const char *n; } progs[] = {
-		{ BPF_PROG_TYPE_CGROUP_SOCK_ADDR, "cgroup_sock_addr" }, { BPF_PROG_TYPE_CGROUP_SOCKOPT, "cgroup_sockopt" },
-		{ BPF_PROG_TYPE_SOCK_OPS, "sock_ops" }, { BPF_PROG_TYPE_SK_MSG, "sk_msg" },
-	};
-	for (size_t i = 0; i < N(progs); i++)
-		if (libbpf_probe_bpf_prog_type(progs[i].t, NULL) != 1)
-			return fail("unsupported kernel: BPF program type %s not available", progs[i].n);
-	struct { enum bpf_map_type t; const char *n; } maps[] = {
-		{ BPF_MAP_TYPE_SOCKHASH, "sockhash" }, { BPF_MAP_TYPE_LRU_HASH, "lru_hash" },
-		{ BPF_MAP_TYPE_LPM_TRIE, "lpm_trie" }, { BPF_MAP_TYPE_PERCPU_ARRAY, "percpu_array" },
-	};
-	for (size_t i = 0; i < N(maps); i++)
-		if (libbpf_probe_bpf_map_type(maps[i].t, NULL) != 1)
-			return fail("unsupported kernel: BPF map type %s not available", maps[i].n);
-	/* Per-pod keys need the netns cookie where the pair is seen, and the accepted socket's
-	 * storage (both 5.15+); the pod lookup needs the caller's ancestor cgroup. */
-	struct { enum bpf_prog_type t; enum bpf_func_id f; const char *n; } helpers[] = {
-		{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie, "bpf_get_netns_cookie in sock_ops" },
-		{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_get_netns_cookie, "bpf_get_netns_cookie in sk_msg" },
-		{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get in sock_ops" },
-		{ BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get in cgroup getsockopt" },
-		{ BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_get_current_ancestor_cgroup_id, "bpf_get_current_ancestor_cgroup_id in cgroup connect" },
-	};
-	for (size_t i = 0; i < N(helpers); i++)
-		if (libbpf_probe_bpf_helper(helpers[i].t, helpers[i].f, NULL) != 1)
-			return fail("unsupported kernel %s: %s not available", u.release, helpers[i].n);
-	if (!cgroup)
+	static struct probe_result r;
+	probe_run(cgroup, NULL, &r);
+	const struct probe_check *f = probe_first_failure(&r, "datapath");
+	if (!f)
 		return 0;
-	if (statfs(cgroup, &fs) != 0)
-		return fail("cgroup %s: %s", cgroup, strerror(errno));
-	if (fs.f_type != CGROUP2_SUPER_MAGIC)
-		return fail("cgroup %s is not on a cgroup v2 filesystem", cgroup);
-	/* Only non-root cgroups have cgroup.events: never attach to the root of the hierarchy. */
-	snprintf(p, sizeof(p), "%s/cgroup.events", cgroup);
-	if (access(p, F_OK) != 0)
-		return fail("refusing to attach to the root cgroup %s: pass a child cgroup", cgroup);
-	return 0;
-}
-
-/* Kernels carrying 929e30f93125 lose receive wakeups for sockmap sockets that have no verdict
- * program until 04af4efde58a; it reached stable 6.6.128, 6.12.75, 6.18.14 and mainline 6.19.
- * Which releases carry the fix is not known here, so every release from those on counts as
- * affected and gets the no-op SK_SKB verdict (the workaround others ship). */
-static int wakeup_hazard(const char *release)
-{
-	int a = 0, b = 0, c = 0;
-	if (sscanf(release, "%d.%d.%d", &a, &b, &c) < 2)
-		return 1; /* unknown: be safe */
-	if (a > 6 || (a == 6 && b >= 19))
-		return 1;
-	return a == 6 && ((b == 6 && c >= 128) || (b == 12 && c >= 75) || (b == 18 && c >= 14));
+	return fail("unsupported node: %s: %s", f->feature, f->detail[0] ? f->detail : "not supported by this kernel");
 }
 
 int parse_cidr(const char *s, __u32 ip[4], __u32 *plen)
@@ -182,6 +130,7 @@ static int read_meta(struct mt_meta *m)
 
 struct load_opts {
 	const char *cgroup;
+	const char *release; /* probe: judge this release instead of uname's (recorded fixtures) */
 	int proxy_port, inbound_port, proxy_uid, no_splice;
 	int skb_verdict; /* -1 auto (probe), 0 off, 1 on */
 	int n_ports, n_cidrs;
@@ -392,7 +341,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: meshtune-bpf load --cgroup PATH [--proxy-port N] [--inbound-port N] [--proxy-uid N] [--exclude-port N]...\n"
 			"                         [--exclude-cidr CIDR]... [--no-splice] [--skb-verdict auto|on|off]\n"
-			"       meshtune-bpf unload | status | probe [--cgroup PATH]\n"
+			"       meshtune-bpf unload | status | probe [--cgroup PATH] [--release R]\n"
 			"       meshtune-bpf pods    (line protocol on stdin: set | del | list | edges | counters)\n");
 }
 
@@ -403,7 +352,8 @@ int main(int argc, char **argv)
 		{ "cgroup", required_argument, 0, 'c' }, { "proxy-port", required_argument, 0, 'p' },
 		{ "proxy-uid", required_argument, 0, 'u' }, { "exclude-port", required_argument, 0, 'e' },
 		{ "exclude-cidr", required_argument, 0, 'x' }, { "no-splice", no_argument, 0, 'n' },
-		{ "inbound-port", required_argument, 0, 'i' }, { "skb-verdict", required_argument, 0, 'v' }, { 0, 0, 0, 0 },
+		{ "inbound-port", required_argument, 0, 'i' }, { "skb-verdict", required_argument, 0, 'v' },
+		{ "release", required_argument, 0, 'r' }, { 0, 0, 0, 0 },
 	};
 	int c;
 	char *end;
@@ -417,6 +367,7 @@ int main(int argc, char **argv)
 		long v;
 		switch (c) {
 		case 'c': o.cgroup = optarg; break;
+		case 'r': o.release = optarg; break;
 		case 'v':
 			if (!strcmp(optarg, "auto")) o.skb_verdict = -1;
 			else if (!strcmp(optarg, "on")) o.skb_verdict = 1;
@@ -448,12 +399,12 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "status")) return cmd_status();
 	if (!strcmp(cmd, "pods")) return cmd_pods();
 	if (!strcmp(cmd, "probe")) {
-		int r = probe(o.cgroup);
-		struct utsname u = {};
-		uname(&u);
-		if (!r)
-			printf("{\"supported\":true,\"kernel\":\"%s\",\"wakeupHazard\":%s}\n", u.release, wakeup_hazard(u.release) ? "true" : "false");
-		return r;
+		/* Every check as JSON (the agent publishes it); exit 1 with the first datapath failure. */
+		static struct probe_result r;
+		probe_run(o.cgroup, o.release, &r);
+		probe_print_json(&r);
+		const struct probe_check *f = probe_first_failure(&r, "datapath");
+		return f ? fail("unsupported node: %s: %s", f->feature, f->detail[0] ? f->detail : "not supported by this kernel") : 0;
 	}
 	usage();
 	return 2;

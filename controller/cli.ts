@@ -6,6 +6,7 @@ const runController = async (o: import("./commands/controller.js").ControllerFla
 const runFallback = async (o: import("./commands/fallback.js").FallbackFlags) => (await import("./commands/fallback.js")).runFallback(o);
 const diagnose = async (o: import("./commands/diagnose.js").DiagnoseFlags) => (await import("./commands/diagnose.js")).diagnoseCommand(o);
 const runAgent = async (o: import("./commands/agent.js").AgentFlags) => (await import("./commands/agent.js")).runAgent(o);
+const features = async (o: import("./commands/features.js").FeaturesFlags) => (await import("./commands/features.js")).featuresCommand(o);
 const bpfCommand = async (sub: string, args: string[]) => (await import("./commands/bpf.js")).bpfCommand(sub, args);
 const bpfLoad = async (o: import("./commands/bpf.js").DatapathFlags & { cgroup: string }) => { const b = await import("./commands/bpf.js"); b.bpfCommand("load", b.loadArgs(o.cgroup, o)); };
 import { UserError } from "./errors.js";
@@ -121,8 +122,18 @@ export function buildCli(): Command {
     .option("--resync <d>", "how often pods waiting for their proxy are rechecked", "1s")
     .option("--metrics-port <n>", "/healthz, /readyz and /metrics", "15030")
     .option("--no-kernel-signals", "do not load the TCP probes (diagnose then has no kernel evidence from this node)")
+    .option("--namespace <ns>", "namespace of this node's status ConfigMap meshtune-node-<node> (default: $POD_NAMESPACE or meshtune-system)")
+    .option("--sys <path>", "sysfs of the host (PCI devices for QAT)", "/sys")
     .action((o) => runAgent({ ...o, noKernelSignals: o.kernelSignals === false }));
   datapathOptions(agent);
+
+  program.command("features")
+    .description("this node's features (BPF hooks by loading probe programs, kernel, CPU flags for CryptoMB, QAT) and the labels the agent publishes")
+    .option("--cgroup <path>", "also check this cgroup v2 directory for attaching")
+    .option("--proc <path>", "procfs", "/proc")
+    .option("--sys <path>", "sysfs", "/sys")
+    .addOption(new Option("-o, --output <fmt>", "table | json").choices(["table", "json"]).default("table"))
+    .action((o) => features(o));
 
   const bpf = program.command("bpf").description("node eBPF datapath: iptables-free redirect + sockmap splice");
   const load = bpf.command("load")

@@ -19,6 +19,10 @@ import { NodeAgent } from "../agent/node-agent.js";
 import { postReport } from "../collector/post-report.js";
 import type { AgentReport } from "../collector/agent-report.js";
 import { KernelSignals, loadTcpStats } from "../agent/kernel-signals.js";
+import { objectApi } from "../k8s/kube.js";
+import { gatherNodeInputs, evaluate, type NodeFeatures } from "../node/features.js";
+import { publishNodeFeatures } from "../node/publish.js";
+import { runProbe } from "../node/probe.js";
 
 /** The cgroup v2 mount holding `cgroup` (its path up to the first dir without cgroup.events). */
 function cgroupUnifiedRoot(cgroup: string): string {
@@ -35,7 +39,7 @@ function v1Root(controller: "cpu" | "memory"): string | undefined {
 
 export interface AgentFlags extends DatapathFlags {
   node?: string; kubeconfig?: string; cgroup?: string; proc: string; collector?: string; tokenFile?: string;
-  reportInterval: string; resync: string; metricsPort: string; noKernelSignals?: boolean;
+  reportInterval: string; resync: string; metricsPort: string; noKernelSignals?: boolean; namespace?: string; sys: string;
 }
 
 const port = (flag: string, v: string) => { const n = Number(v); if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UserError(`${flag} ${v}: not a port`, 2); return n; };
@@ -47,25 +51,56 @@ function kubepods(flag?: string): string {
   throw new UserError("no kubepods cgroup at /sys/fs/cgroup/kubepods.slice or /sys/fs/cgroup/kubepods: pass --cgroup", 2);
 }
 
+/** Publish the node's features; an API error is logged and retried, never fatal. */
+function publishUntilDone(kc: ReturnType<typeof loadKubeConfig>, node: string, namespace: string, feats: NodeFeatures, retryMs = 30_000): void {
+  const api = objectApi(kc);
+  const attempt = () => publishNodeFeatures(api, node, namespace, feats).then(
+    (r) => log("info", "node features published", { node, labels: r.labels }),
+    (e) => { log("warn", "publishing node features failed; retrying", { node, error: (e as Error).message?.slice(0, 300) }); setTimeout(attempt, retryMs).unref(); });
+  void attempt();
+}
+
 export async function runAgent(f: AgentFlags): Promise<void> {
   const node = f.node ?? process.env.NODE_NAME;
   if (!node) throw new UserError("--node (or $NODE_NAME from the downward API) is required", 2);
   const cgroup = kubepods(f.cgroup);
   const proxyPort = port("--proxy-port", f.proxyPort), resyncMs = duration("--resync", f.resync), reportMs = duration("--report-interval", f.reportInterval);
   const token = f.tokenFile ? (() => { try { return readFileSync(f.tokenFile!, "utf8").trim(); } catch (e) { throw new UserError(`--token-file ${f.tokenFile}: ${(e as Error).message}`); } })() : null;
+  const kc = loadKubeConfig({ file: f.kubeconfig });
+  const core = kc.makeApiClient(CoreV1Api);
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "meshtune_" });
+
+  // Node features first: the datapath and the TCP probes start only where their checks pass,
+  // and the node says which feature failed and why (labels + status ConfigMap, published below).
+  let nodeLabels: Record<string, string> = {};
+  try { nodeLabels = ((await core.readNode({ name: node })).metadata?.labels ?? {}) as Record<string, string>; }
+  catch (e) { log("warn", "reading this Node failed; NFD labels not consulted", { error: (e as Error).message }); }
+  const feats = evaluate(gatherNodeInputs({ proc: f.proc, sys: f.sys, probe: () => runProbe(cgroup), labels: nodeLabels }));
+  const enabled = new Gauge({ name: "meshtune_node_feature_enabled", help: "Node features this agent enabled (1) or refused (0)", labelNames: ["feature"], registers: [registry] });
+  enabled.set({ feature: "datapath" }, feats.datapath.ok ? 1 : 0);
+  enabled.set({ feature: "tcpstats" }, feats.datapath.ok && feats.tcpstats.ok && !f.noKernelSignals ? 1 : 0);
+  enabled.set({ feature: "cryptomb" }, feats.cryptomb.capable ? 1 : 0);
+  publishUntilDone(kc, node, f.namespace ?? process.env.POD_NAMESPACE ?? "meshtune-system", feats);
+  if (!feats.datapath.ok) {
+    // Nothing is loaded; pods on this node keep Istio's iptables capture.
+    log("warn", `datapath disabled on this node: ${feats.datapath.reason}`, { node });
+    const admin = await listenAdmin(Number(f.metricsPort), registry, () => null);
+    log("info", "meshtune agent running without datapath", { node, metricsPort: (admin.address() as { port: number }).port });
+    return;
+  }
   const loaded = loadDatapath(cgroup, f);
   log("info", "datapath loaded", { node, ...loaded });
   // Kernel TCP signals for diagnose: optional, the datapath works without them.
   let kernel: KernelSignals | null = null;
-  if (!f.noKernelSignals) {
+  if (!f.noKernelSignals && !feats.tcpstats.ok) log("warn", `kernel TCP probes disabled on this node: ${feats.tcpstats.reason}`, { node });
+  else if (!f.noKernelSignals) {
     try {
       log("info", "kernel TCP probes loaded", loadTcpStats(cgroup));
       kernel = new KernelSignals({ unified: cgroupUnifiedRoot(cgroup), cpuV1: v1Root("cpu"), memoryV1: v1Root("memory"), proc: f.proc });
     } catch (e) { log("warn", "kernel TCP probes unavailable; diagnose gets no kernel evidence from this node", { error: (e as Error).message }); }
   }
 
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "meshtune_" });
   const maps = new PodMaps();
   const agent = new NodeAgent(maps, { cgroupRoot: cgroup, procRoot: f.proc, proxyPort }, registry, (l, m, o) => log(l as "info", m, o));
   agent.onRelease = (id) => kernel?.forget(id);
@@ -78,8 +113,6 @@ export async function runAgent(f: AgentFlags): Promise<void> {
   });
 
   let stopped = false, ready = false;
-  const kc = loadKubeConfig({ file: f.kubeconfig });
-  const core = kc.makeApiClient(CoreV1Api);
   const fieldSelector = `spec.nodeName=${node}`;
   const w = watchResource<V1Pod>(kc, `/api/v1/pods?fieldSelector=${encodeURIComponent(fieldSelector)}`, () => core.listPodForAllNamespaces({ fieldSelector }),
     (t, p) => agent.podChanged(t, p), log, () => stopped, "Pod");

@@ -17,6 +17,7 @@ import { parse as parseYaml } from "yaml";
 interface Kind { group: string; version: string; plural: string; kind: string; namespaced: boolean }
 const KINDS: Kind[] = [
   { group: "", version: "v1", plural: "namespaces", kind: "Namespace", namespaced: false },
+  { group: "", version: "v1", plural: "nodes", kind: "Node", namespaced: false },
   { group: "", version: "v1", plural: "pods", kind: "Pod", namespaced: true },
   { group: "", version: "v1", plural: "services", kind: "Service", namespaced: true },
   { group: "", version: "v1", plural: "configmaps", kind: "ConfigMap", namespaced: true },
@@ -208,9 +209,28 @@ export class FakeApiServer {
       const manager = u.searchParams.get("fieldManager");
       if (!manager) return this.status(res, 422, "Invalid", "fieldManager is required for apply patch");
       const managers = existing?.metadata.managedFields?.map((f: { manager: string }) => f.manager) ?? [];
-      if (existing && !managers.includes(manager) && u.searchParams.get("force") !== "true")
+      // Field-level ownership for metadata.labels, as SSA keeps it per key: a key another
+      // manager set to a different value conflicts (unless force); a key this manager applied
+      // before and leaves out now is removed when nobody else owns it. Other fields: one owner
+      // set per object (a simplification: meshtune never co-owns them).
+      const owners: Record<string, string[]> = { ...(existing?.metadata.labelOwners ?? {}) };
+      const force = u.searchParams.get("force") === "true";
+      const onlyMeta = Object.keys(body).every((k) => ["apiVersion", "kind", "metadata"].includes(k));
+      const labels: Record<string, string> = { ...(existing?.metadata.labels ?? {}) };
+      for (const [k, v] of Object.entries((body.metadata.labels ?? {}) as Record<string, string>)) {
+        const others = (owners[k] ?? []).filter((m) => m !== manager);
+        if (others.length && labels[k] !== v && !force) return this.status(res, 409, "Conflict", `Apply failed with 1 conflict: conflict with "${others[0]}": .metadata.labels.${k}`);
+        labels[k] = v;
+        owners[k] = force ? [manager] : [...new Set([...(owners[k] ?? []), manager])];
+      }
+      for (const [k, ms] of Object.entries(owners)) {
+        if (!ms.includes(manager) || k in (body.metadata.labels ?? {})) continue;
+        owners[k] = ms.filter((m) => m !== manager);
+        if (!owners[k].length) { delete owners[k]; delete labels[k]; }
+      }
+      if (existing && !onlyMeta && !managers.includes(manager) && !force)
         return this.status(res, 409, "Conflict", `Apply failed with 1 conflict: conflict with "${managers[0] ?? "unknown"}"`);
-      const merged: Obj = { ...(existing ?? {}), ...body, metadata: { ...(existing?.metadata ?? {}), ...body.metadata, namespace: scopeNs ?? undefined,
+      const merged: Obj = { ...(existing ?? {}), ...body, metadata: { ...(existing?.metadata ?? {}), ...body.metadata, labels, labelOwners: owners, namespace: scopeNs ?? undefined,
         managedFields: [...new Set([...managers, manager])].map((mgr) => ({ manager: mgr, operation: "Apply" })) } };
       if (dry) return this.send(res, 200, { ...merged, metadata: { ...merged.metadata, resourceVersion: existing?.metadata.resourceVersion ?? "0" } });
       return this.send(res, existing ? 200 : 201, this.put(plural, merged));

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Feature probe: every kernel capability the datapath (meshtune.bpf.c) and the TCP probes
+ * (tcpstats.bpf.c) use, tested on this kernel rather than guessed from its version. Program and
+ * map types and helpers go through libbpf's probes, which load a minimal program or map
+ * (libbpf_probes.c); attach types are tested by loading a two-instruction program with that
+ * expected_attach_type, which the kernel refuses for unknown types (bpf_prog_load_check_attach in
+ * kernel/bpf/syscall.c). Nothing is attached; nothing is left behind. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
+#include <sys/utsname.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "probe.h"
+#include "common.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+int wakeup_hazard(const char *release)
+{
+	/* 929e30f93125 reached stable 6.6.128, 6.12.75, 6.18.14 and mainline 6.19; which releases
+	 * carry the fix (04af4efde58a) is not known here, so every release from those on counts. */
+	int a = 0, b = 0, c = 0;
+	if (sscanf(release, "%d.%d.%d", &a, &b, &c) < 2)
+		return 1; /* unknown: be safe */
+	if (a > 6 || (a == 6 && b >= 19))
+		return 1;
+	return a == 6 && ((b == 6 && c >= 128) || (b == 12 && c >= 75) || (b == 18 && c >= 14));
+}
+
+static struct probe_check *add(struct probe_result *r, const char *group, const char *feature, int ok)
+{
+	if (r->n >= PROBE_MAX_CHECKS)
+		return &r->checks[PROBE_MAX_CHECKS - 1];
+	struct probe_check *c = &r->checks[r->n++];
+	c->group = group;
+	c->feature = feature;
+	c->ok = ok;
+	c->detail[0] = 0;
+	return c;
+}
+
+/* r0 = 1; exit: accepted by every program type probed here. */
+static int load_tiny(enum bpf_prog_type t, enum bpf_attach_type at)
+{
+	struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 1 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = at);
+	int fd = bpf_prog_load(t, "mt_probe", "GPL", insns, N(insns), &o);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+void probe_run(const char *cgroup, const char *release, struct probe_result *r)
+{
+	struct utsname u = {};
+	struct statfs fs;
+	char p[512];
+
+	memset(r, 0, sizeof(*r));
+	uname(&u);
+	snprintf(r->release, sizeof(r->release), "%s", release ? release : u.release);
+	r->wakeup_hazard = wakeup_hazard(r->release);
+	libbpf_set_print(libbpf_silent);
+
+	struct probe_check *c = add(r, "node", "btf", access("/sys/kernel/btf/vmlinux", R_OK) == 0);
+	if (!c->ok)
+		snprintf(c->detail, sizeof(c->detail), "no /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF): CO-RE objects cannot load");
+
+	static const struct { const char *g, *n; enum bpf_prog_type t; } progs[] = {
+		{ "datapath", "prog:cgroup_sock_addr", BPF_PROG_TYPE_CGROUP_SOCK_ADDR },
+		{ "datapath", "prog:cgroup_sockopt", BPF_PROG_TYPE_CGROUP_SOCKOPT },
+		{ "datapath", "prog:sk_msg", BPF_PROG_TYPE_SK_MSG },
+		{ "node", "prog:sock_ops", BPF_PROG_TYPE_SOCK_OPS },
+	};
+	for (size_t i = 0; i < N(progs); i++)
+		add(r, progs[i].g, progs[i].n, libbpf_probe_bpf_prog_type(progs[i].t, NULL) == 1);
+	/* The no-op SK_SKB verdict is the wakeup-hazard workaround: needed only in the hazard range. */
+	c = add(r, "datapath", "prog:sk_skb (wakeup-hazard workaround)", !r->wakeup_hazard || libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_SKB, NULL) == 1);
+	if (!c->ok)
+		snprintf(c->detail, sizeof(c->detail), "kernel %s is in the sockmap wakeup-hazard range and cannot load the no-op SK_SKB verdict", r->release);
+
+	static const struct { const char *g, *n; enum bpf_prog_type t; enum bpf_attach_type a; } attach[] = {
+		{ "datapath", "attach:cgroup/connect4", BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET4_CONNECT },
+		{ "datapath", "attach:cgroup/connect6", BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET6_CONNECT },
+		{ "datapath", "attach:cgroup/getsockopt", BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_CGROUP_GETSOCKOPT },
+		{ "node", "attach:cgroup/sock_ops", BPF_PROG_TYPE_SOCK_OPS, BPF_CGROUP_SOCK_OPS },
+	};
+	for (size_t i = 0; i < N(attach); i++) {
+		int e = load_tiny(attach[i].t, attach[i].a);
+		c = add(r, attach[i].g, attach[i].n, e == 0);
+		if (e)
+			snprintf(c->detail, sizeof(c->detail), "program load refused: %s", strerror(-e));
+	}
+
+	static const struct { const char *g, *n; enum bpf_map_type t; } maps[] = {
+		{ "datapath", "map:sockhash", BPF_MAP_TYPE_SOCKHASH }, { "datapath", "map:lru_hash", BPF_MAP_TYPE_LRU_HASH },
+		{ "datapath", "map:lpm_trie", BPF_MAP_TYPE_LPM_TRIE }, { "node", "map:percpu_array", BPF_MAP_TYPE_PERCPU_ARRAY },
+		{ "node", "map:sk_storage", BPF_MAP_TYPE_SK_STORAGE }, { "tcpstats", "map:percpu_hash", BPF_MAP_TYPE_PERCPU_HASH },
+	};
+	for (size_t i = 0; i < N(maps); i++)
+		add(r, maps[i].g, maps[i].n, libbpf_probe_bpf_map_type(maps[i].t, NULL) == 1);
+
+	/* Per-pod keys need the netns cookie where the pair is seen and the accepted socket's
+	 * storage; the pod lookup needs the caller's ancestor cgroup; the TCP probes need the
+	 * tcp_sock cast and per-socket callback flags. */
+	static const struct { const char *g, *n; enum bpf_prog_type t; enum bpf_func_id f; } helpers[] = {
+		{ "datapath", "helper:sock_ops/get_netns_cookie", BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie },
+		{ "datapath", "helper:sk_msg/get_netns_cookie", BPF_PROG_TYPE_SK_MSG, BPF_FUNC_get_netns_cookie },
+		{ "datapath", "helper:sk_msg/msg_redirect_hash", BPF_PROG_TYPE_SK_MSG, BPF_FUNC_msg_redirect_hash },
+		{ "datapath", "helper:sock_ops/sock_hash_update", BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_hash_update },
+		{ "node", "helper:sock_ops/sk_storage_get", BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get },
+		{ "datapath", "helper:cgroup_sockopt/sk_storage_get", BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_FUNC_sk_storage_get },
+		{ "datapath", "helper:cgroup_sock_addr/get_current_ancestor_cgroup_id", BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_get_current_ancestor_cgroup_id },
+		{ "tcpstats", "helper:sock_ops/skc_to_tcp_sock", BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_skc_to_tcp_sock },
+		{ "tcpstats", "helper:sock_ops/sock_ops_cb_flags_set", BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_ops_cb_flags_set },
+	};
+	for (size_t i = 0; i < N(helpers); i++)
+		add(r, helpers[i].g, helpers[i].n, libbpf_probe_bpf_helper(helpers[i].t, helpers[i].f, NULL) == 1);
+
+	if (!cgroup)
+		return;
+	c = add(r, "node", "cgroup-v2", statfs(cgroup, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC);
+	if (!c->ok) {
+		snprintf(c->detail, sizeof(c->detail), "cgroup %s is not on a cgroup v2 filesystem", cgroup);
+		return;
+	}
+	/* Only non-root cgroups have cgroup.events: never attach to the root of the hierarchy. */
+	snprintf(p, sizeof(p), "%s/cgroup.events", cgroup);
+	c = add(r, "node", "cgroup-not-root", access(p, F_OK) == 0);
+	if (!c->ok)
+		snprintf(c->detail, sizeof(c->detail), "refusing to attach to the root cgroup %s: pass a child cgroup", cgroup);
+}
+
+const struct probe_check *probe_first_failure(const struct probe_result *r, const char *group)
+{
+	for (int i = 0; i < r->n; i++)
+		if (!r->checks[i].ok && (!strcmp(r->checks[i].group, group) || !strcmp(r->checks[i].group, "node")))
+			return &r->checks[i];
+	return NULL;
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++)
+		if (*s == '"' || *s == '\\') printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
+		else putchar(*s);
+	putchar('"');
+}
+
+void probe_print_json(const struct probe_result *r)
+{
+	const struct probe_check *dp = probe_first_failure(r, "datapath"), *ts = probe_first_failure(r, "tcpstats");
+	printf("{\"supported\":%s,\"tcpstats\":%s,\"kernel\":", dp ? "false" : "true", ts ? "false" : "true");
+	json_str(r->release);
+	printf(",\"wakeupHazard\":%s,\"checks\":[", r->wakeup_hazard ? "true" : "false");
+	for (int i = 0; i < r->n; i++) {
+		const struct probe_check *c = &r->checks[i];
+		printf("%s{\"group\":\"%s\",\"feature\":", i ? "," : "", c->group);
+		json_str(c->feature);
+		printf(",\"ok\":%s", c->ok ? "true" : "false");
+		if (!c->ok) {
+			printf(",\"detail\":");
+			json_str(c->detail[0] ? c->detail : "not supported by this kernel");
+		}
+		putchar('}');
+	}
+	printf("]}\n");
+}

@@ -1,0 +1,30 @@
+/* Node feature probe (probe.c): which BPF program types, attach types, maps and helpers the
+ * datapath and the TCP probes need, each tested by loading a tiny program or map. */
+#ifndef MESHTUNE_PROBE_H
+#define MESHTUNE_PROBE_H
+
+#define PROBE_MAX_CHECKS 48
+
+struct probe_check {
+	const char *group;   /* "datapath" | "tcpstats" | "node" */
+	const char *feature; /* e.g. "attach:cgroup/connect6", "helper:sk_msg/msg_redirect_hash" */
+	int ok;
+	char detail[160];
+};
+
+struct probe_result {
+	char release[128];
+	int wakeup_hazard;
+	int n;
+	struct probe_check checks[PROBE_MAX_CHECKS];
+};
+
+/* Kernels carrying 929e30f93125 lose sockmap receive wakeups without a verdict program. */
+int wakeup_hazard(const char *release);
+/* Run every check; `release` overrides uname for the hazard range (recorded fixtures). */
+void probe_run(const char *cgroup, const char *release, struct probe_result *r);
+/* The first failed check of `group` (a "node" check fails every group), or NULL. */
+const struct probe_check *probe_first_failure(const struct probe_result *r, const char *group);
+void probe_print_json(const struct probe_result *r);
+
+#endif
