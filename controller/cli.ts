@@ -47,6 +47,14 @@ export function buildCli(): Command {
     .option("--always-include <hosts>", "egress hosts every Sidecar keeps", csv, ["istio-system/*"])
     .option("--cluster-domain <domain>", "Kubernetes cluster domain", "cluster.local")
     .option("--strict", "exit 3 when any limit was hit (data dropped or evicted)")
+    .option("--rules", "also recommend VirtualService/DestinationRule timeouts, retries, outlier detection, pools along the call chain")
+    .option("--resources", "also recommend sidecar CPU/memory annotations (Istio cost model, calibrated by --prometheus)")
+    .option("--discovery", "also recommend meshConfig.discoverySelectors and Service exportTo")
+    .option("--cryptomb", "also recommend CryptoMB for TLS-terminating workloads (Node objects with the agent's labels in --catalog)")
+    .option("--istio-version <v>", "target Istio MAJOR.MINOR (retryBudget needs 1.27+)", "1.25")
+    .option("--min-requests <n>", "requests an edge needs before its tail sets a timeout or limit", "100")
+    .option("--prometheus <url>", "calibrate sidecar resources and TLS handshake rates from this Prometheus")
+    .option("--prometheus-window <d>", "usage window for --prometheus", "1d")
     .action(async (o) => recommend({ ...o, accessLog: o.accessLog }));
 
   program.command("diagnose")

@@ -17,6 +17,9 @@ import { HostIndex } from "../istio/hosts.js";
 import { DEFAULT_MESH, parseMeshConfig, type MeshConfig } from "../istio/mesh-config.js";
 import { virtualServiceRef, type VirtualServiceRef } from "../istio/virtual-services.js";
 import { checkScopeFlags } from "./scope-flags.js";
+import { tune } from "../tune/tune.js";
+import { renderTuning } from "../tune/render.js";
+import { proxyUsage } from "../tune/prometheus-usage.js";
 
 export interface RecommendOptions {
   accessLog: string[];
@@ -35,6 +38,8 @@ export interface RecommendOptions {
   alwaysInclude: string[];
   clusterDomain: string;
   strict?: boolean;
+  rules?: boolean; resources?: boolean; discovery?: boolean; cryptomb?: boolean;
+  istioVersion: string; minRequests: string; prometheus?: string; prometheusWindow: string;
 }
 
 async function checkReadable(path: string): Promise<void> {
@@ -67,7 +72,7 @@ export function renderSidecars(items: SidecarObj[], output: "yaml" | "json"): st
   return items.map((s) => stringify(s)).join("---\n");
 }
 
-interface Catalog { services: CatalogService[]; pods: PodCatalog; virtualServices: VirtualServiceRef[] }
+interface Catalog { services: CatalogService[]; pods: PodCatalog; virtualServices: VirtualServiceRef[]; items: Record<string, unknown>[] }
 
 async function loadCatalog(path: string, domain: string): Promise<Catalog> {
   let raw: string;
@@ -75,7 +80,7 @@ async function loadCatalog(path: string, domain: string): Promise<Catalog> {
   try {
     const items = catalogItems(raw);
     return {
-      services: parseCatalog({ items }, domain), pods: new PodCatalog(items),
+      services: parseCatalog({ items }, domain), pods: new PodCatalog(items), items,
       virtualServices: items.filter((o) => o?.kind === "VirtualService").map((o) => virtualServiceRef(o, domain)).filter((v): v is VirtualServiceRef => v !== null),
     };
   } catch (e) { throw new UserError(`--catalog ${path}: ${(e as Error).message}`); }
@@ -113,11 +118,28 @@ export async function recommend(o: RecommendOptions): Promise<void> {
   for (const s of result.sidecars) validateSidecar(s);
   const savings = catalog ? result.sidecars.map((s) => estimateSavings(s, catalog.services)) : null;
 
+  const want = { rules: !!o.rules, resources: !!o.resources, discovery: !!o.discovery, cryptomb: !!o.cryptomb };
+  let tuningYaml = "";
+  if (want.rules || want.resources || want.discovery || want.cryptomb) {
+    const v = /^(\d+)\.(\d+)$/.exec(o.istioVersion);
+    if (!v) throw new UserError(`--istio-version ${o.istioVersion}: expected MAJOR.MINOR, e.g. 1.27`, 2);
+    const minRequests = Number(o.minRequests);
+    if (!Number.isInteger(minRequests) || minRequests < 1) throw new UserError(`--min-requests ${o.minRequests}: expected a positive integer`, 2);
+    const cal = o.prometheus ? await proxyUsage(o.prometheus, graph, o.prometheusWindow).catch((e) => { throw new UserError(`--prometheus: ${(e as Error).message}`); }) : null;
+    const t = tune({ graph, services: catalog?.services ?? [], items: catalog?.items ?? [], savings, domain: o.clusterDomain, istioVersion: [Number(v[1]), Number(v[2])], minRequests,
+      usage: cal?.usage, handshakes: cal?.handshakes });
+    tuningYaml = renderTuning(t, want);
+  }
+
   if (o.outDir) {
     await fs.mkdir(o.outDir, { recursive: true });
     for (const s of result.sidecars)
       await fs.writeFile(join(o.outDir, `${s.metadata.namespace}.${s.metadata.name}.${o.output}`), renderSidecars([s], o.output));
-  } else process.stdout.write(renderSidecars(result.sidecars, o.output));
+    if (tuningYaml) await fs.writeFile(join(o.outDir, "recommendations.yaml"), tuningYaml);
+  } else {
+    process.stdout.write(renderSidecars(result.sidecars, o.output));
+    if (tuningYaml) process.stdout.write(`---\n${tuningYaml}`);
+  }
 
   const limits = { dropped: graph.dropped, evicted: graph.evicted };
   const text = renderReport({ inputs, placements, result, savings, limits, mesh });

@@ -119,7 +119,7 @@ export class AccessLogLearner {
     const proto = r.protocol || "TCP";
     switch (c.kind) {
       case "outbound":
-        this.scratch.observe(b.node, { dir: "outbound", cluster: r.cluster, authority: r.authority, proto }, r.code, us, at);
+        this.scratch.observe(b.node, { dir: "outbound", cluster: r.cluster, authority: r.authority, proto }, r.code, us, at, r.method);
         return;
       case "inbound": {
         // The SNI (mTLS) or an old-style inbound cluster names the serving service: its namespace.

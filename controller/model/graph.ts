@@ -31,6 +31,9 @@ export interface Timing {
   other: number;
 }
 
+/** RFC 9110 9.2.2 idempotent methods (the filter's filter.ts idempotent() uses the same list). */
+export const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+
 export function emptyTiming(): Timing {
   return { upCount: 0, upSumUs: 0, upBuckets: zeros(), txBytes: 0, rxBytes: 0, idempotent: 0, other: 0 };
 }
@@ -222,9 +225,10 @@ export class Graph {
   }
 
   /** One request/connection, counted in place (the hot path of the access-log learner). */
-  observe(n: WorkloadNode, e: EdgeKey, code: number, us: number, atMs: number): void {
+  observe(n: WorkloadNode, e: EdgeKey, code: number, us: number, atMs: number, method = ""): void {
     const cur = this.edgeFor(n, e, atMs, "");
     if (!cur) return;
+    if (method) { const t = (cur.timing ??= emptyTiming()); if (IDEMPOTENT.has(method)) t.idempotent++; else t.other++; }
     n.touched = ++this.tick;
     cur.count++;
     if (code >= 500) cur.err5xx++;
