@@ -69,7 +69,7 @@ typecheck: deps
 	$(NODE_BIN)/tsc -p .
 
 run: build
-	node build/meshtune.mjs recommend --access-log samples/bookinfo/access.log --catalog samples/bookinfo/catalog.json
+	node build/meshtune.mjs recommend --access-log samples/bookinfo/access.log --catalog samples/bookinfo/catalog.json --rules --resources --discovery --cryptomb --min-requests 20
 
 build/test/.stamp: $(shell find controller test -name '*.ts') | node_modules/.stamp
 	rm -rf build/test

@@ -121,3 +121,22 @@ test("usage errors exit 2 with one line", () => {
 });
 
 test.run();
+
+test("bundled sample with --rules --resources --discovery --cryptomb: Sidecars, then reviewable rules and patches, each rule valid for Istio", async () => {
+  const { validateRule } = await import("../controller/tune/rule-validate.js");
+  const cat = JSON.parse(readFileSync("samples/bookinfo/catalog.json", "utf8"));
+  cat.items.push({ kind: "Node", metadata: { name: "icx-1", labels: { "meshtune.io/cryptomb": "true" } } });
+  const dir = mkdtempSync(join(tmpdir(), "meshtune-tune-"));
+  writeFileSync(join(dir, "catalog.json"), JSON.stringify(cat));
+  const r = meshtune(["recommend", "--access-log", "samples/bookinfo/access.log", "--catalog", join(dir, "catalog.json"), "--rules", "--resources", "--discovery", "--cryptomb", "--min-requests", "20", "--istio-version", "1.27"]);
+  assert.is(r.code, 0, r.stderr);
+  const docs = parseAllDocuments(r.stdout).map((d) => d.toJS()).filter(Boolean);
+  const kinds = docs.map((d) => d.kind ?? (d.meshConfig ? "meshConfig" : "?"));
+  assert.ok(kinds.includes("Sidecar") && kinds.includes("VirtualService") && kinds.includes("DestinationRule") && kinds.includes("Deployment"), kinds.join(","));
+  for (const d of docs.filter((x) => x.kind === "VirtualService" || x.kind === "DestinationRule")) assert.equal(validateRule(d), [], `${d.kind} ${d.metadata.name}`);
+  assert.match(r.stdout, /# http\[0\]\.timeout: /, "each rule field says why");
+  assert.match(r.stdout, /sidecar\.istio\.io\/proxyCPU/);
+  const gw = docs.find((d) => d.metadata?.annotations?.["proxy.istio.io/config"] || d.spec?.template?.metadata?.annotations?.["proxy.istio.io/config"]);
+  assert.ok(gw, "the ingress gateway gets CryptoMB: a capable node exists");
+  assert.is(meshtune(["recommend", "--access-log", "samples/bookinfo/access.log", "--rules", "--istio-version", "latest"]).code, 2);
+});

@@ -42,6 +42,13 @@ test("controller process: readiness after sync, reports accepted, Sidecar applie
     assert.is((await fetch(url("/recommendations"), { headers: { authorization: "Bearer nobody" } })).status, 401);
     const rec = (await (await fetch(url("/recommendations"), { headers: { authorization: "Bearer alice-token" } })).json()) as { mode: string; workloads: { workload: string; action: string }[] };
     assert.equal(rec.workloads.map((w) => `${w.workload} ${w.action}`), ["bookinfo/reviews-v2 apply"]);
+    // The same tuning the offline CLI gives, from what the collector learned.
+    const tuned = (await (await fetch(url("/recommendations?istioVersion=1.27&minRequests=1"), { headers: { authorization: "Bearer alice-token" } })).json()) as { tuning: { rules: { host: string }[]; resources: { workload: string; annotations: Record<string, string> }[]; invalid: unknown[] } };
+    assert.ok(tuned.tuning.rules.length > 0, JSON.stringify(tuned.tuning).slice(0, 300));
+    assert.equal(tuned.tuning.resources.map((r) => r.workload), ["bookinfo/reviews-v2"]);
+    assert.match(tuned.tuning.resources[0].annotations["sidecar.istio.io/proxyCPU"], /^\d+m$/);
+    assert.equal(tuned.tuning.invalid, []);
+    assert.is((await fetch(url("/recommendations?istioVersion=latest"), { headers: { authorization: "Bearer alice-token" } })).status, 400);
     const metrics = await (await fetch(url("/metrics"))).text();
     assert.match(metrics, /meshtune_reports_received_total 1/);
     assert.match(metrics, /meshtune_reconcile_total\{action="apply"\} \d+/);

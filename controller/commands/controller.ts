@@ -113,10 +113,15 @@ export async function runController(f: ControllerFlags): Promise<void> {
     if (req.url === "/readyz") return void res.writeHead(ctl.ready ? 200 : 503).end(ctl.ready ? "ready\n" : "waiting for initial sync\n");
     // The recommend-only / dry-run report: each workload's decision and its Sidecar. It is the
     // dependency map, so it needs an authorised reader (mesh identity or token, then RBAC).
-    if (req.url === "/recommendations" && req.method === "GET") {
+    // `tuning`: mesh rules, sidecar resources, discovery scope, CryptoMB (?istioVersion=1.27&minRequests=100).
+    if ((req.url === "/recommendations" || req.url?.startsWith("/recommendations?")) && req.method === "GET") {
       collector.authorizeRead(req, "/recommendations").then((deny) => {
         if (deny) { collector.count(deny[1]); return void res.writeHead(deny[0], { "content-type": "text/plain" }).end(`${deny[1]}: ${deny[2]}\n`); }
-        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ mode: opts.mode, dryRun: opts.dryRun, workloads: ctl.status() }, null, 2));
+        const q = new URL(req.url!, "http://x").searchParams;
+        const v = /^(\d+)\.(\d+)$/.exec(q.get("istioVersion") ?? "1.25"), minRequests = Number(q.get("minRequests") ?? "100");
+        if (!v || !Number.isInteger(minRequests) || minRequests < 1) return void res.writeHead(400, { "content-type": "text/plain" }).end("bad-query: istioVersion MAJOR.MINOR, minRequests a positive integer\n");
+        const tuning = ctl.tuning({ istioVersion: [Number(v[1]), Number(v[2])], minRequests });
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ mode: opts.mode, dryRun: opts.dryRun, workloads: ctl.status(), tuning }, null, 2));
       }, (e) => res.writeHead(500).end(`${(e as Error).message}\n`));
       return;
     }

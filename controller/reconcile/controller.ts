@@ -12,6 +12,7 @@ import { proxyOfPod, selectorOfPod, workloadOfPod } from "../model/identity.js";
 import type { SidecarObj } from "../sidecar/generate.js";
 import { hostsOfEdge, hostsOfUnknown, type ScopeContext } from "../sidecar/scope.js";
 import { HostIndex } from "../istio/hosts.js";
+import { tune, type Tuning } from "../tune/tune.js";
 import { meshFromObject } from "../istio/mesh-config.js";
 import { virtualServiceRef, type VirtualServiceRef } from "../istio/virtual-services.js";
 import { parse as parseYaml } from "yaml";
@@ -482,6 +483,14 @@ export class MeshController {
         involvedObject: { apiVersion: "networking.istio.io/v1beta1", kind: "Sidecar", name, namespace: ns }, reason, message, type,
         source: { component: "meshtune-controller" }, firstTimestamp: now, lastTimestamp: now, count: 1 } as KubernetesObject);
     } catch (e) { this.log("warn", "could not record event", { error: (e as Error).message }); }
+  }
+
+  /** Rules, resources, discovery scope and CryptoMB from what is learned now (never applied). */
+  tuning(o: { istioVersion: [number, number]; minRequests: number }): Tuning {
+    const items = [...this.catalogObjects.values(), ...[...this.pods.values()].flatMap((m) => [...m.values()].map((p) => ({ ...p, kind: "Pod" })))] as Obj[];
+    const services = this.catalogNow();
+    const savings = this.recommendations().map((sc) => estimateSavings(sc, services));
+    return tune({ graph: this.graph, services, items, savings, domain: this.o.clusterDomain, istioVersion: o.istioVersion, minRequests: o.minRequests });
   }
 
   /** Recommend-only report: what would be applied, per workload. */
