@@ -55,7 +55,7 @@ static int probe(const char *cgroup)
 	const struct probe_check *f = probe_first_failure(&r, "datapath");
 	if (!f)
 		return 0;
-	return fail("unsupported node: %s: %s", f->feature, f->detail[0] ? f->detail : "not supported by this kernel");
+	return f->detail[0] ? fail("%s", f->detail) : fail("unsupported kernel: %s not available", f->feature);
 }
 
 int parse_cidr(const char *s, __u32 ip[4], __u32 *plen)
@@ -404,7 +404,7 @@ int main(int argc, char **argv)
 		probe_run(o.cgroup, o.release, &r);
 		probe_print_json(&r);
 		const struct probe_check *f = probe_first_failure(&r, "datapath");
-		return f ? fail("unsupported node: %s: %s", f->feature, f->detail[0] ? f->detail : "not supported by this kernel") : 0;
+		return !f ? 0 : f->detail[0] ? fail("%s", f->detail) : fail("unsupported kernel: %s not available", f->feature);
 	}
 	usage();
 	return 2;

@@ -50,7 +50,8 @@ test("node DaemonSet: runs the agent on its node's kubepods cgroup, no unload on
   assert.ok(c.args.includes("--cgroup=$(MESHTUNE_CGROUP)"));
   const rbac = docs("rbac.yaml");
   const role = rbac.find((d) => d.kind === "ClusterRole" && d.metadata.name === "meshtune-node");
-  assert.equal(role.rules, [{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] }]);
+  // Pods to capture; its own Node to label (node features); nothing else cluster-wide.
+  assert.equal(role.rules, [{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] }, { apiGroups: [""], resources: ["nodes"], verbs: ["get", "patch"] }]);
   assert.ok(rbac.some((d) => d.kind === "ClusterRoleBinding" && d.subjects?.[0]?.name === "meshtune-node"));
 });
 
@@ -72,7 +73,7 @@ test("RBAC is least privilege: no wildcards, no secrets, Sidecars are the only m
   for (const r of all.filter((x: { nonResourceURLs?: string[] }) => x.nonResourceURLs)) assert.equal(r.verbs, ["get"]);
   const writes = rules.filter((r: { verbs: string[] }) => r.verbs.some((v) => ["create", "patch", "update", "delete"].includes(v))).flatMap((r: { resources: string[] }) => r.resources);
   // tokenreviews/subjectaccessreviews are "create" but store nothing: they are questions to the API server.
-  assert.equal([...new Set(writes)].sort(), ["configmaps", "events", "leases", "sidecars", "subjectaccessreviews", "tokenreviews"]);
+  assert.equal([...new Set(writes)].sort(), ["configmaps", "events", "leases", "nodes", "sidecars", "subjectaccessreviews", "tokenreviews"], "nodes: the agent's feature labels only");
 });
 
 test("controller Deployment: probes on /healthz and /readyz, non-root; Service port matches the filter's collector cluster", () => {

@@ -44,7 +44,7 @@ test("this machine: every check loads for real; CPU flags match /proc/cpuinfo; a
     const root = meshtune(["features", "--cgroup", CGROUP_ROOT, "-o", "json"]);
     const rf = JSON.parse(root.stdout).features;
     assert.not.ok(rf.datapath.ok);
-    assert.match(rf.datapath.reason, /cgroup-not-root: refusing to attach to the root cgroup/);
+    assert.match(rf.datapath.reason, /^cgroup-not-root: refusing to attach to the root cgroup/);
   } finally { await removeCgroups(dir); }
 });
 

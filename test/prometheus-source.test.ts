@@ -8,7 +8,8 @@ import type { AddressInfo } from "node:net";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Counter, Registry } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
+import { proxyUsage } from "../controller/tune/prometheus-usage.js";
 import { PrometheusSource } from "../controller/sources/prometheus.js";
 import { Graph } from "../controller/model/graph.js";
 import { generateSidecars, DEFAULT_GENERATE } from "../controller/sidecar/generate.js";
@@ -33,11 +34,27 @@ if (hasProm) {
     req.inc({ reporter: "source", source_workload: "details-v1", source_workload_namespace: "bookinfo", destination_service: "142.250.74.10", destination_service_name: "PassthroughCluster", response_code: "200" }, 1);
     tcp.inc({ reporter: "source", source_workload: "ratings-v1", source_workload_namespace: "bookinfo", destination_service: "mongodb.bookinfo.svc.cluster.local", destination_service_name: "mongodb" }, 2);
   };
+  // cAdvisor's istio-proxy series (kubelet labels namespace/pod/container) and Envoy's listener
+  // handshake counter, for the resource calibration and CryptoMB rate.
+  const cpu = new Counter({ name: "container_cpu_usage_seconds_total", help: "x", labelNames: ["namespace", "pod", "container"], registers: [reg] });
+  const mem = new Gauge({ name: "container_memory_working_set_bytes", help: "x", labelNames: ["namespace", "pod", "container"], registers: [reg] });
+  const tls = new Counter({ name: "envoy_listener_ssl_handshake", help: "x", labelNames: ["namespace", "pod"], registers: [reg] });
+  const started = Date.now();
+  let proxySeconds = 0;
+  const bumpUsage = () => {
+    // A proxy busy at 0.25 cores: cumulative CPU seconds = 0.25 × elapsed wall seconds.
+    const want = 0.25 * ((Date.now() - started) / 1000);
+    if (want > proxySeconds) { cpu.inc({ namespace: "bookinfo", pod: "reviews-v2-7bf8c9648f-2lcgn", container: "istio-proxy" }, want - proxySeconds); proxySeconds = want; }
+    cpu.inc({ namespace: "bookinfo", pod: "reviews-v2-7bf8c9648f-2lcgn", container: "app" }, 1);
+    mem.set({ namespace: "bookinfo", pod: "reviews-v2-7bf8c9648f-2lcgn", container: "istio-proxy" }, 90 * 1048576);
+    tls.inc({ namespace: "istio-system", pod: "istio-ingressgateway-x" }, 50);
+  };
   let exporter: Server, prom: ChildProcess, dir: string, promPort: number;
 
   test.before(async () => {
     bump();
-    exporter = createServer(async (_q, res) => { bump(); res.writeHead(200, { "content-type": reg.contentType }).end(await reg.metrics()); });
+    bumpUsage();
+    exporter = createServer(async (_q, res) => { bump(); bumpUsage(); res.writeHead(200, { "content-type": reg.contentType }).end(await reg.metrics()); });
     await new Promise<void>((r) => exporter.listen(0, "127.0.0.1", r));
     const ep = (exporter.address() as AddressInfo).port;
     dir = mkdtempSync(join(tmpdir(), "meshtune-prom-"));
@@ -71,6 +88,21 @@ if (hasProm) {
     assert.equal(hosts["productpage-v1"], ["bookinfo/reviews.bookinfo.svc.cluster.local", "istio-system/*", "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local"], "destination-reported series ignored");
     assert.equal(hosts["ratings-v1"], ["bookinfo/mongodb.bookinfo.svc.cluster.local", "istio-system/*", "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local"]);
     assert.equal(touched.sort(), ["bookinfo/productpage-v1", "bookinfo/ratings-v1", "bookinfo/reviews-v2"]);
+  });
+
+  test("calibration: istio-proxy p95 CPU and peak working set per workload (app container ignored), TLS handshake rate", async () => {
+    const g = new Graph();
+    g.node("bookinfo", "reviews-v2")!.pods.add("reviews-v2-7bf8c9648f-2lcgn");
+    g.node("istio-system", "istio-ingressgateway")!.pods.add("istio-ingressgateway-x");
+    // Scrapes every 1 s here, so a 3 s rate range (the kubelet's real series use the 5m default).
+    const q = () => proxyUsage(`http://127.0.0.1:${promPort}`, g, "1m", "1s", "3s");
+    let u = await q();
+    for (let i = 0; i < 50 && !(u.usage.get("bookinfo/reviews-v2")?.cpuCores! > 0.1); i++) { await new Promise((r) => setTimeout(r, 200)); u = await q(); }
+    const r = u.usage.get("bookinfo/reviews-v2")!;
+    assert.ok(r.cpuCores > 0.1 && r.cpuCores < 0.6, `≈ 0.25 cores, got ${r.cpuCores}`);
+    assert.is(r.memoryBytes, 90 * 1048576);
+    assert.ok((u.handshakes.get("istio-system/istio-ingressgateway") ?? 0) > 10);
+    await rejects(() => proxyUsage("http://127.0.0.1:1", g), /prometheus http:\/\/127\.0\.0\.1:1/);
   });
 
   test("a bad query or an unreachable server is one clear error, graph untouched", async () => {
