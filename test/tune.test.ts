@@ -138,6 +138,11 @@ test("ownership: a user VirtualService or DestinationRule for the host is never 
   assert.is(t.rules[0].virtualService, null);
   assert.is(t.rules[0].destinationRule, null);
   assert.ok(t.rules[0].skipped.some((s) => /user VirtualService already routes/.test(s)));
+  // A short host in the user's object means its own namespace (Istio ResolveShortnameToFQDN).
+  const short = run(g, { b: 2 }, {}, [{ kind: "VirtualService", metadata: { name: "mine", namespace: "shop" }, spec: { hosts: ["b"], http: [] } }]);
+  assert.is(short.rules[0].virtualService, null);
+  const other = run(g, { b: 2 }, {}, [{ kind: "VirtualService", metadata: { name: "m", namespace: "shop", labels: { "app.kubernetes.io/managed-by": "meshtune" } }, spec: { hosts: [fq("b")] } }]);
+  assert.ok(other.rules[0].virtualService, "meshtune's own VirtualService is not a user object");
 });
 
 test("every emitted object validates against Istio's CRD schema; broken objects are refused with Istio's messages", () => {

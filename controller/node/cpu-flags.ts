@@ -39,8 +39,14 @@ export function nfdFlags(labels: Record<string, string>): Set<string> | null {
 
 export interface CryptoMbSupport { capable: boolean; missing: string[]; source: "nfd" | "cpuinfo" }
 
+/** The CryptoMB flags (NFD names) this node has, from NFD when it labelled the node. */
+export function presentFlags(cpu: CpuInfo, nfd: Set<string> | null): string[] {
+  return CRYPTOMB_FLAGS.filter((f) => (nfd ? nfd.has(f.nfd) : cpu.flags.has(f.cpuinfo))).map((f) => f.nfd);
+}
+
 export function cryptomb(cpu: CpuInfo, nfd: Set<string> | null, arch: string): CryptoMbSupport {
   if (arch !== "x64") return { capable: false, missing: [`x86-64 (node is ${arch})`], source: nfd ? "nfd" : "cpuinfo" };
-  const missing = CRYPTOMB_FLAGS.filter((f) => !(nfd ? nfd.has(f.nfd) : cpu.flags.has(f.cpuinfo))).map((f) => f.nfd);
+  const have = presentFlags(cpu, nfd);
+  const missing = CRYPTOMB_FLAGS.map((f) => f.nfd).filter((f) => !have.includes(f));
   return { capable: missing.length === 0, missing, source: nfd ? "nfd" : "cpuinfo" };
 }

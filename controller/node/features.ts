@@ -6,7 +6,7 @@ import { readFileSync, readdirSync, readlinkSync, existsSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { arch as osArch } from "node:os";
 import { basename } from "node:path";
-import { parseCpuinfo, nfdFlags, cryptomb, CRYPTOMB_FLAGS, type CryptoMbSupport } from "./cpu-flags.js";
+import { parseCpuinfo, nfdFlags, cryptomb, presentFlags, type CryptoMbSupport } from "./cpu-flags.js";
 
 export interface ProbeCheck { group: "datapath" | "tcpstats" | "node"; feature: string; ok: boolean; detail?: string }
 /** `meshtune-bpf probe` output (bpf/probe.c probe_print_json). */
@@ -68,7 +68,7 @@ export function evaluate(i: NodeInputs): NodeFeatures {
   const config: Record<string, string> = {};
   if (i.kernelConfig) for (const m of i.kernelConfig.matchAll(/^(CONFIG_[A-Z0-9_]+)=(.*)$/gm)) if (CONFIG_KEYS.includes(m[1])) config[m[1]] = m[2];
   const qatDrivers = i.pciDrivers.filter((d) => QAT_DRIVERS.has(d));
-  const relevant = CRYPTOMB_FLAGS.map((f) => f.nfd).filter((f) => (nfd ? nfd.has(f) : cpu.flags.has(CRYPTOMB_FLAGS.find((x) => x.nfd === f)!.cpuinfo)));
+  const relevant = presentFlags(cpu, nfd);
   const base = {
     cpu: { vendor: cpu.vendor, model: cpu.model, flags: relevant, source: nfd ? "nfd" as const : "cpuinfo" as const },
     cryptomb: cryptomb(cpu, nfd, i.arch), qat: { devices: qatDrivers.length, drivers: [...new Set(qatDrivers)] }, nfd: nfd !== null,

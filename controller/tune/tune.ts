@@ -33,10 +33,14 @@ export function tune(i: TuneInputs): Tuning {
   const eps = new Map<string, number>();
   for (const it of i.items) if (it?.kind === "Endpoints" || it?.kind === "EndpointSlice") eps.set(`${it.metadata?.namespace}/${it.metadata?.labels?.["kubernetes.io/service-name"] ?? it.metadata?.name}`, 0);
   const endpoints = (host: string) => { const s = i.services.find((x) => x.host === host); return s && eps.has(`${s.namespace}/${host.split(".")[0]}`) ? s.endpoints : null; };
-  const hostsOf = (kind: string) => new Set(i.items.filter((o) => o?.kind === kind).flatMap((o) => (kind === "VirtualService" ? o.spec?.hosts ?? [] : [o.spec?.host])).filter(Boolean)
-    .map((h: string) => (h.includes(".") ? h : `${h}.${"default"}.svc.${i.domain}`)));
-  const userVs = new Set([...hostsOf("VirtualService")].filter((h) => !i.items.some((o) => o?.kind === "VirtualService" && o.metadata?.labels?.["app.kubernetes.io/managed-by"] === "meshtune" && o.spec?.hosts?.includes(h))));
-  const rules = recommendRules(tr, { domain: i.domain, istioVersion: i.istioVersion, minRequests: i.minRequests, userVirtualServices: userVs, userDestinationRules: hostsOf("DestinationRule"), endpoints });
+  // Hosts the user's own VirtualServices / DestinationRules cover (meshtune's own are not "user").
+  // A short name is resolved in the object's namespace, as Istio does (pilot/pkg/model/config.go
+  // ResolveShortnameToFQDN).
+  const userHosts = (kind: string) => new Set(i.items
+    .filter((o) => o?.kind === kind && o.metadata?.labels?.["app.kubernetes.io/managed-by"] !== "meshtune")
+    .flatMap((o) => ((kind === "VirtualService" ? o.spec?.hosts ?? [] : [o.spec?.host]) as string[]).filter(Boolean)
+      .map((h) => (h.includes(".") ? h : `${h}.${o.metadata?.namespace ?? "default"}.svc.${i.domain}`))));
+  const rules = recommendRules(tr, { domain: i.domain, istioVersion: i.istioVersion, minRequests: i.minRequests, userVirtualServices: userHosts("VirtualService"), userDestinationRules: userHosts("DestinationRule"), endpoints });
   const invalid: Tuning["invalid"] = [];
   for (const r of rules) for (const k of ["virtualService", "destinationRule"] as const) {
     const o = r[k];

@@ -209,10 +209,12 @@ export class FakeApiServer {
       const manager = u.searchParams.get("fieldManager");
       if (!manager) return this.status(res, 422, "Invalid", "fieldManager is required for apply patch");
       const managers = existing?.metadata.managedFields?.map((f: { manager: string }) => f.manager) ?? [];
-      // Field-level ownership for metadata.labels, as SSA keeps it per key: a key another
-      // manager set to a different value conflicts (unless force); a key this manager applied
-      // before and leaves out now is removed when nobody else owns it. Other fields: one owner
-      // set per object (a simplification: meshtune never co-owns them).
+      // Field-level ownership for metadata.labels, as SSA keeps it per key (Kubernetes docs,
+      // "Server-Side Apply": Conflicts — a different value for a field another manager owns is a
+      // conflict unless force; Field management — a field the applier owned and now omits is
+      // removed when no other manager owns it). Labels written by POST/PUT here have no owner
+      // (the real server would record an Update manager). Other fields: one owner set per
+      // object (a simplification: meshtune never co-owns them).
       const owners: Record<string, string[]> = { ...(existing?.metadata.labelOwners ?? {}) };
       const force = u.searchParams.get("force") === "true";
       const onlyMeta = Object.keys(body).every((k) => ["apiVersion", "kind", "metadata"].includes(k));
