@@ -99,6 +99,11 @@ export function buildCli(): Command {
     .option("--fallback-identity <ns/sa>", "the fallback's service account: the only sender of fallback reports", "meshtune-system/meshtune-fallback")
     .option("--agent-identity <ns/sa>", "the node agent's service account: the only sender of agent (L4) reports", "meshtune-system/meshtune-node")
     .option("--insecure-collector", "TESTS ONLY: accept reports and reads without identity")
+    .option("--apply-tuning <kinds>", "also apply these recommendations to opted-in workloads: rules,resources,cryptomb (default: none; needs manifests/tuning-apply.yaml RBAC)", csv, [])
+    .option("--tune-interval <d>", "how often the tuning is recomputed and applied", "10m")
+    .option("--max-rollouts <n>", "pod-template patches (each rolls the workload) per tuning pass", "5")
+    .option("--istio-version <x.y>", "Istio version of the mesh (fields of the rules: retryBudget from 1.27)", "1.25")
+    .option("--tune-min-requests <n>", "requests a service needs before rules are derived from its traffic", "100")
     .action((o) => runController(o));
 
   program.command("fallback")

@@ -76,6 +76,18 @@ test("RBAC is least privilege: no wildcards, no secrets, Sidecars are the only m
   assert.equal([...new Set(writes)].sort(), ["configmaps", "events", "leases", "nodes", "sidecars", "subjectaccessreviews", "tokenreviews"], "nodes: the agent's feature labels only");
 });
 
+test("opt-in tuning RBAC (not in the base): meshtune's rules and workload patches only; workloads never created", () => {
+  const k = parse(readFileSync(join(ROOT, "manifests/kustomization.yaml"), "utf8"));
+  assert.not.ok(k.resources.some((r: string) => r.includes("tuning")), "opt-in: not installed by default");
+  const all = parseAllDocuments(readFileSync(join(ROOT, "manifests/optional/tuning-apply.yaml"), "utf8")).map((d) => d.toJS());
+  const role = all.find((d) => d.kind === "ClusterRole");
+  assert.equal(role.rules, [
+    { apiGroups: ["networking.istio.io"], resources: ["virtualservices", "destinationrules"], verbs: ["create", "patch", "delete"] },
+    { apiGroups: ["apps"], resources: ["deployments", "statefulsets", "daemonsets"], verbs: ["get", "patch"] },
+  ]);
+  assert.is(all.find((d) => d.kind === "ClusterRoleBinding").subjects[0].name, "meshtune-controller");
+});
+
 test("controller Deployment: probes on /healthz and /readyz, non-root; Service port matches the filter's collector cluster", () => {
   const [dep, svc] = docs("controller.yaml");
   const c = dep.spec.template.spec.containers[0];

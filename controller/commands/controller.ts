@@ -24,12 +24,14 @@ import { jsonLogger as log } from "../log.js";
 import { UserError } from "../errors.js";
 import { DEFAULT_SCOPE } from "../sidecar/scope.js";
 import { checkScopeFlags } from "./scope-flags.js";
+import { TUNE_KINDS, type TuneKind } from "../tune/apply.js";
 
 export interface ControllerFlags {
   port: string; kubeconfig?: string; mode: string; dryRun?: boolean; defaultEnabled?: boolean;
   minWindow: string; retention: string; fallbackHost: string; fallbackPort: string; alwaysInclude: string[];
   leaseNamespace: string; prometheus?: string; prometheusInterval: string; clusterDomain: string;
   collectorHost: string; meshConfigMap: string; advertiseUrl?: string; leaseDuration: string; renewDeadline: string; retryPeriod: string;
+  applyTuning?: string[]; tuneInterval?: string; maxRollouts?: string; istioVersion?: string; tuneMinRequests?: string;
   identity?: string; tokenPort: string; insecureCollector?: boolean; self?: string; reportRate: string; flushDelay: string; fallbackIdentity: string; agentIdentity: string;
 }
 
@@ -48,6 +50,19 @@ export function selfIdentity(self: string | undefined, dflt: string): Identity {
   return id;
 }
 
+/** --apply-tuning and its companions; tuning is applied only in --mode apply. */
+export function tuningFlags(f: Pick<ControllerFlags, "applyTuning" | "tuneInterval" | "maxRollouts" | "istioVersion" | "tuneMinRequests">, mode: string): Partial<ControllerOptions> {
+  const kinds = f.applyTuning ?? [];
+  for (const k of kinds) if (!TUNE_KINDS.includes(k as TuneKind)) throw new UserError(`--apply-tuning ${k}: expected a list of ${TUNE_KINDS.join(", ")}`, 2);
+  if (kinds.length && mode !== "apply") throw new UserError("--apply-tuning needs --mode apply (recommend mode writes nothing)", 2);
+  const v = /^(\d+)\.(\d+)$/.exec(f.istioVersion ?? "1.25");
+  if (!v) throw new UserError(`--istio-version ${f.istioVersion}: expected MAJOR.MINOR like 1.27`, 2);
+  const maxRollouts = Number(f.maxRollouts ?? "5"), minReq = Number(f.tuneMinRequests ?? "100");
+  if (!Number.isInteger(maxRollouts) || maxRollouts < 0) throw new UserError(`--max-rollouts ${f.maxRollouts}: expected a whole number ≥ 0`, 2);
+  if (!Number.isInteger(minReq) || minReq < 1) throw new UserError(`--tune-min-requests ${f.tuneMinRequests}: expected a positive whole number`, 2);
+  return { applyTuning: kinds as TuneKind[], tuneIntervalMs: duration("--tune-interval", f.tuneInterval ?? "10m"), maxRollouts, istioVersion: [Number(v[1]), Number(v[2])], tuneMinRequests: minReq };
+}
+
 export async function runController(f: ControllerFlags): Promise<void> {
   if (f.mode !== "apply" && f.mode !== "recommend") throw new UserError(`--mode ${f.mode}: expected apply or recommend`, 2);
   const opts: ControllerOptions = {
@@ -56,6 +71,7 @@ export async function runController(f: ControllerFlags): Promise<void> {
     fallback: { host: f.fallbackHost, port: Number(f.fallbackPort) }, meshConfigMap: f.meshConfigMap,
     scope: { ...DEFAULT_SCOPE, alwaysInclude: f.alwaysInclude, clusterDomain: f.clusterDomain, meshtuneHosts: [f.collectorHost, f.fallbackHost], fallbackHosts: [f.fallbackHost] },
   };
+  Object.assign(opts, tuningFlags(f, opts.mode));
   checkScopeFlags(f.alwaysInclude, [["--collector-host", f.collectorHost], ["--fallback-host", f.fallbackHost]]);
   const leaseMs = duration("--lease-duration", f.leaseDuration), renewMs = duration("--renew-deadline", f.renewDeadline), retryMs = duration("--retry-period", f.retryPeriod);
   if (!(retryMs < renewMs && renewMs < leaseMs)) throw new UserError("leader election needs --retry-period < --renew-deadline < --lease-duration", 2);
@@ -121,7 +137,7 @@ export async function runController(f: ControllerFlags): Promise<void> {
         const v = /^(\d+)\.(\d+)$/.exec(q.get("istioVersion") ?? "1.25"), minRequests = Number(q.get("minRequests") ?? "100");
         if (!v || !Number.isInteger(minRequests) || minRequests < 1) return void res.writeHead(400, { "content-type": "text/plain" }).end("bad-query: istioVersion MAJOR.MINOR, minRequests a positive integer\n");
         const tuning = ctl.tuning({ istioVersion: [Number(v[1]), Number(v[2])], minRequests });
-        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ mode: opts.mode, dryRun: opts.dryRun, workloads: ctl.status(), tuning }, null, 2));
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ mode: opts.mode, dryRun: opts.dryRun, workloads: ctl.status(), tuning, tuningApplied: { kinds: opts.applyTuning ?? [], outcomes: ctl.tuneOutcomes } }, null, 2));
       }, (e) => res.writeHead(500).end(`${(e as Error).message}\n`));
       return;
     }

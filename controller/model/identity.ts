@@ -68,3 +68,19 @@ export function proxyOfPod(pod: Obj): ProxyInfo {
   if (pod?.spec && !pod?.spec?.containers) return { kind: "unknown", why: "pod spec without containers" };
   return pod?.spec ? { kind: "none", why: "no istio-proxy container (not injected, or ambient)" } : { kind: "unknown", why: "no pod spec" };
 }
+
+/**
+ * The controller meshtune may patch for a pod's pod template: a Deployment (its ReplicaSet is
+ * named "<deployment>-<pod-template-hash>", kubernetes pkg/controller/deployment/sync.go), a
+ * StatefulSet or a DaemonSet (apps/v1); else why there is none (bare pods, Jobs, Argo Rollouts…).
+ */
+export function controllerOfPod(pod: Obj): { apiVersion: string; kind: string; name: string; namespace: string } | string {
+  const md = pod?.metadata ?? {};
+  const ref = (md.ownerReferences ?? []).find((r: Obj) => r?.controller === true);
+  const ns = md.namespace ?? "default";
+  if (!ref) return `pod ${ns}/${md.name} has no controller to patch`;
+  const hash = md.labels?.["pod-template-hash"];
+  if (ref.kind === "ReplicaSet" && hash && ref.name.endsWith(`-${hash}`)) return { apiVersion: "apps/v1", kind: "Deployment", name: ref.name.slice(0, -(hash.length + 1)), namespace: ns };
+  if (ref.kind === "StatefulSet" || ref.kind === "DaemonSet") return { apiVersion: "apps/v1", kind: ref.kind, name: ref.name, namespace: ns };
+  return `pod ${ns}/${md.name} is controlled by ${ref.kind} ${ref.name}; meshtune patches only Deployments, StatefulSets and DaemonSets`;
+}

@@ -8,11 +8,12 @@ import { watchResource, type WatchEvent } from "../k8s/informer.js";
 import { type KubeConfig, type KubernetesObject, type KubernetesObjectApi, type V1Namespace, type V1Pod, type Informer } from "@kubernetes/client-node";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Graph, Stats } from "../model/graph.js";
-import { proxyOfPod, selectorOfPod, workloadOfPod } from "../model/identity.js";
+import { controllerOfPod, proxyOfPod, selectorOfPod, workloadOfPod } from "../model/identity.js";
 import type { SidecarObj } from "../sidecar/generate.js";
 import { hostsOfEdge, hostsOfUnknown, type ScopeContext } from "../sidecar/scope.js";
 import { HostIndex } from "../istio/hosts.js";
-import { tune, type Tuning } from "../tune/tune.js";
+import { tune, userRuleHosts, type Tuning } from "../tune/tune.js";
+import { TuningApplier, type TuneKind, type TuneOutcome, type TuneWorld } from "../tune/apply.js";
 import { meshFromObject } from "../istio/mesh-config.js";
 import { virtualServiceRef, type VirtualServiceRef } from "../istio/virtual-services.js";
 import { parse as parseYaml } from "yaml";
@@ -47,6 +48,12 @@ export interface ControllerOptions extends DecideOptions {
   /** The mesh config ConfigMap ("istio-system/istio"; key `mesh`). */
   meshConfigMap?: string;
   now?: () => number;
+  /** Opted-in tuning to apply (tune/apply.ts); none by default: tuning is recommend-only. */
+  applyTuning?: TuneKind[];
+  tuneIntervalMs?: number;  // default 10 min
+  maxRollouts?: number;     // pod-template patches per pass (default 5)
+  istioVersion?: [number, number];
+  tuneMinRequests?: number; // default 100
 }
 
 type Obj = KubernetesObject & { spec?: any; data?: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -64,6 +71,14 @@ export class MeshController {
   readonly catalogObjects = new Map<string, Obj>();
   private catalog: CatalogService[] | null = null;
   readonly virtualServices = new Map<string, VirtualServiceRef>();
+  /** VirtualServices and DestinationRules, whole ("Kind/ns/name"): user rules are never overridden. */
+  readonly ruleObjects = new Map<string, Obj>();
+  /** Nodes (their meshtune.io/ feature labels decide CryptoMB). */
+  readonly nodes = new Map<string, Obj>();
+  /** The last tuning pass's outcome per object (served on /recommendations as tuningApplied). */
+  tuneOutcomes: TuneOutcome[] = [];
+  private tuneTimer: NodeJS.Timeout | null = null;
+  private tuneRunning = false;
   /** Whether this replica holds the lease: only then does queued work run. */
   leading = false;
   readonly queue: WorkQueue;
@@ -77,12 +92,14 @@ export class MeshController {
   private readonly rejectedHosts: Counter;
   private readonly saveErrors: Counter;
   private readonly rejectedSeen = new Map<string, string>();
+  private readonly tuneApplied: Counter<"kind" | "action">;
 
   constructor(private readonly kc: KubeConfig, private readonly api: KubernetesObjectApi, readonly graph: Graph, readonly store: LearnedStore,
     private readonly o: ControllerOptions, private readonly log: Logger, registry: Registry) {
     this.queue = new WorkQueue((k) => this.reconcile(k), (k, e) => { this.errors.inc(); this.log("error", "reconcile failed; will retry", { workload: k, error: (e as Error).message }); });
     this.applied = new Counter({ name: "meshtune_reconcile_total", help: "Reconcile outcomes", labelNames: ["action"], registers: [registry] });
     this.errors = new Counter({ name: "meshtune_reconcile_errors_total", help: "Reconcile failures (retried)", registers: [registry] });
+    this.tuneApplied = new Counter({ name: "meshtune_tuning_apply_total", help: "Opted-in tuning outcomes per object (applied, unchanged, skipped with a reason, deleted, withdrawn, failed)", labelNames: ["kind", "action"], registers: [registry] });
     this.saveErrors = new Counter({ name: "meshtune_learned_save_errors_total", help: "Failed learned-state saves (each is retried with backoff)", registers: [registry] });
     this.rejectedHosts = new Counter({ name: "meshtune_hosts_rejected_total", help: "Candidate Sidecar hosts that failed Istio validation (never applied)", registers: [registry] });
     this.workloads = new Gauge({ name: "meshtune_workloads", help: "Workloads known from pods", registers: [registry], collect: () => this.workloads.set(this.workloadKeys().length) });
@@ -140,10 +157,13 @@ export class MeshController {
       watch<Obj>("/apis/networking.istio.io/v1beta1/virtualservices", () => this.api.list("networking.istio.io/v1beta1", "VirtualService"), (t, o) => {
         const k = `${o.metadata?.namespace}/${o.metadata?.name}`;
         const ref = t === "delete" ? null : virtualServiceRef(o, this.o.clusterDomain);
+        this.ruleChanged(t, { ...o, kind: "VirtualService" });
         if (ref) this.virtualServices.set(k, ref); else this.virtualServices.delete(k);
         this.scopeNow = null;
         this.enqueueAll(); // any workload may route through it
       }),
+      watch<Obj>("/apis/networking.istio.io/v1beta1/destinationrules", () => this.api.list("networking.istio.io/v1beta1", "DestinationRule"), (t, o) => this.ruleChanged(t, { ...o, kind: "DestinationRule" }), "DestinationRule"),
+      watch<Obj>("/api/v1/nodes", () => this.api.list("v1", "Node"), (t, o) => { if (t === "delete") this.nodes.delete(o.metadata!.name!); else this.nodes.set(o.metadata!.name!, { ...o, kind: "Node" }); }, "Node"),
       watch<Obj>(`/api/v1/namespaces/${this.meshCm[0]}/configmaps`, () => this.api.list("v1", "ConfigMap", this.meshCm[0]), (t, o) => {
         if (o.metadata?.name !== this.meshCm[1]) return;
         this.meshChanged(t === "delete" ? null : o);
@@ -165,18 +185,30 @@ export class MeshController {
     this.leading = true;
     // Periodic resync (client-go resync period): dependencies age out of retention with no event.
     this.resync ??= setInterval(() => this.enqueueAll(), this.o.resyncMs ?? 5 * 60_000);
+    if (this.o.applyTuning?.length && this.o.mode === "apply")
+      this.tuneTimer ??= setInterval(() => void this.tunePass(), this.o.tuneIntervalMs ?? 10 * 60_000);
     if (!this.ready) return; // start() enqueues after its sync
     await this.loadStore();
     this.enqueueAll();
   }
 
   /** Leadership lost: stop writing; keep serving, collecting and watching. */
-  stopLeading(): void { this.leading = false; if (this.resync) clearInterval(this.resync); this.resync = null; }
+  stopLeading(): void {
+    this.leading = false;
+    if (this.resync) clearInterval(this.resync);
+    if (this.tuneTimer) clearInterval(this.tuneTimer);
+    this.resync = this.tuneTimer = null;
+  }
   private resync: NodeJS.Timeout | null = null;
 
   private get meshCm(): [string, string] {
     const [ns, name] = (this.o.meshConfigMap ?? "istio-system/istio").split("/");
     return [ns, name];
+  }
+
+  private ruleChanged(t: WatchEvent, o: Obj): void {
+    const k = `${o.kind}/${o.metadata?.namespace}/${o.metadata?.name}`;
+    if (t === "delete") this.ruleObjects.delete(k); else this.ruleObjects.set(k, o);
   }
 
   private meshChanged(cm: Obj | null): void {
@@ -220,6 +252,7 @@ export class MeshController {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.resync) clearInterval(this.resync);
+    if (this.tuneTimer) clearInterval(this.tuneTimer);
     this.queue.stop();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     await this.flush().catch((e) => this.log("error", "could not save learned state at shutdown", { error: (e as Error).message }));
@@ -487,10 +520,64 @@ export class MeshController {
 
   /** Rules, resources, discovery scope and CryptoMB from what is learned now (never applied). */
   tuning(o: { istioVersion: [number, number]; minRequests: number }): Tuning {
-    const items = [...this.catalogObjects.values(), ...[...this.pods.values()].flatMap((m) => [...m.values()].map((p) => ({ ...p, kind: "Pod" })))] as Obj[];
+    const items = [...this.catalogObjects.values(), ...this.ruleObjects.values(), ...this.nodes.values(),
+      ...[...this.namespaces.values()].map((n) => ({ ...n, kind: "Namespace" })),
+      ...[...this.pods.values()].flatMap((m) => [...m.values()].map((p) => ({ ...p, kind: "Pod" })))] as Obj[];
     const services = this.catalogNow();
     const savings = this.recommendations().map((sc) => estimateSavings(sc, services));
     return tune({ graph: this.graph, services, items, savings, domain: this.o.clusterDomain, istioVersion: o.istioVersion, minRequests: o.minRequests });
+  }
+
+  /**
+   * One opted-in tuning pass (leader only, never two at once): what tune() recommends now,
+   * applied under tune/apply.ts's ownership and safety rules; each outcome logged and counted.
+   */
+  async tunePass(): Promise<TuneOutcome[]> {
+    const kinds = this.o.applyTuning ?? [];
+    if (!this.leading || !this.ready || this.tuneRunning || !kinds.length || this.o.mode !== "apply") return [];
+    this.tuneRunning = true;
+    try {
+      const t = this.tuning({ istioVersion: this.o.istioVersion ?? [1, 25], minRequests: this.o.tuneMinRequests ?? 100 });
+      const applier = new TuningApplier(this.api, { kinds: new Set(kinds), dryRun: this.o.dryRun, maxRollouts: this.o.maxRollouts ?? 5 });
+      const out = await applier.run(t, this.tuneWorld());
+      for (const r of out) {
+        this.tuneApplied.inc({ kind: r.kind, action: r.action });
+        if (r.action !== "unchanged") this.log(r.action === "failed" ? "warn" : "info", `tuning ${r.action}`, { kind: r.kind, object: r.object, reason: r.reason, dryRun: this.o.dryRun });
+      }
+      this.tuneOutcomes = out;
+      return out;
+    } catch (e) {
+      this.log("error", "tuning pass failed; next pass retries", { error: (e as Error).message });
+      return [];
+    } finally { this.tuneRunning = false; }
+  }
+
+  private tuneWorld(): TuneWorld {
+    const nsEnabled = (ns: string) => {
+      const l = this.namespaces.get(ns)?.metadata?.labels?.[ENABLED];
+      return l === "true" || l === "false" ? l === "true" : this.o.defaultEnabled;
+    };
+    const items = [...this.ruleObjects.values()];
+    return {
+      namespaceEnabled: nsEnabled,
+      workloadReady: (key, proxies) => {
+        const pods = [...(this.pods.get(key)?.values() ?? [])];
+        if (!pods.length) return `no pods of ${key}`;
+        if (!this.enabled(key.split("/")[0], pods)) return `${key} not opted in (meshtune.io/enabled)`;
+        const proxy = proxyOfPod(pods[0]);
+        if (!proxies.includes(proxy.kind)) return `${key} is a ${proxy.kind} (${proxy.why}), not a ${proxies.join(" or ")}`;
+        const since = this.store.get(key.split("/")[0], key.split("/")[1])?.observedSinceMs ?? null; // set by reconcile from the first report
+        if (since === null || this.now() - since < this.o.minWindowMs) return "observing: minimum window not reached";
+        return true;
+      },
+      controllerOf: (key) => {
+        const p = this.pods.get(key)?.values().next().value;
+        return p ? controllerOfPod(p) : `no pods of ${key}`;
+      },
+      rules: () => items,
+      userHosts: (kind) => userRuleHosts(items, kind, this.o.clusterDomain),
+      serviceExists: (host) => this.catalogNow().some((s) => s.host === host),
+    };
   }
 
   /** Recommend-only report: what would be applied, per workload. */

@@ -14,7 +14,9 @@ export interface TlsWorkload {
   /** The pod template's required node affinity / nodeSelector, if any (it must allow capable nodes). */
   pinnedTo: Record<string, string> | null;
 }
-export interface CryptoMbRec { workload: string; apply: boolean; why: string; patch: Record<string, unknown> | null }
+/** code: why, as a stable word — "no-capable-node" and "pinned" are definite (an applied patch
+ * is withdrawn); "unknown-rate" is not (nothing is withdrawn on missing data). */
+export interface CryptoMbRec { workload: string; apply: boolean; code: "apply" | "low-rate" | "unknown-rate" | "no-capable-node" | "pinned"; why: string; patch: Record<string, unknown> | null }
 
 export const CRYPTOMB_LABEL = "meshtune.io/cryptomb";
 
@@ -23,13 +25,13 @@ export function recommendCryptoMb(ws: TlsWorkload[], nodes: { name: string; labe
   return ws.map((w) => {
     const [namespace, name] = w.workload.split("/");
     const terminates = w.kind === "gateway" || (w.handshakesPerS ?? 0) >= threshold;
-    if (!terminates) return { workload: w.workload, apply: false, why: w.handshakesPerS === null ? "sidecar with no measured handshake rate (give --prometheus)" : `${w.handshakesPerS.toFixed(0)} new TLS handshakes/s < ${threshold}`, patch: null };
-    if (!capable.length) return { workload: w.workload, apply: false, why: `no node labelled ${CRYPTOMB_LABEL}=true (the agent found no AVX-512 IFMA/VBMI2 CPU)`, patch: null };
+    if (!terminates) return { workload: w.workload, apply: false, code: w.handshakesPerS === null ? "unknown-rate" : "low-rate", why: w.handshakesPerS === null ? "sidecar with no measured handshake rate (give --prometheus)" : `${w.handshakesPerS.toFixed(0)} new TLS handshakes/s < ${threshold}`, patch: null };
+    if (!capable.length) return { workload: w.workload, apply: false, code: "no-capable-node", why: `no node labelled ${CRYPTOMB_LABEL}=true (the agent found no AVX-512 IFMA/VBMI2 CPU)`, patch: null };
     const reachable = w.pinnedTo ? capable.filter((n) => Object.entries(w.pinnedTo!).every(([k, v]) => n.labels[k] === v)) : capable;
-    if (!reachable.length) return { workload: w.workload, apply: false, why: `pinned by nodeSelector ${JSON.stringify(w.pinnedTo)} to nodes none of which is capable; nothing forced`, patch: null };
+    if (!reachable.length) return { workload: w.workload, apply: false, code: "pinned", why: `pinned by nodeSelector ${JSON.stringify(w.pinnedTo)} to nodes none of which is capable; nothing forced`, patch: null };
     const proxyConfig = "privateKeyProvider:\n  cryptomb:\n    pollDelay: 10ms\n    fallback: true\n";
     return {
-      workload: w.workload, apply: true,
+      workload: w.workload, apply: true, code: "apply",
       why: `${w.kind === "gateway" ? "gateway (terminates TLS)" : `${w.handshakesPerS!.toFixed(0)} new TLS handshakes/s ≥ ${threshold}`}; ${reachable.length} capable node(s): ${reachable.map((n) => n.name).join(", ")}`,
       patch: { apiVersion: "apps/v1", kind: "Deployment", metadata: { name, namespace }, spec: { template: {
         metadata: { annotations: { "proxy.istio.io/config": proxyConfig } },

@@ -11,7 +11,7 @@ import { validateRule } from "./rule-validate.js";
 import { recommendResources, qosOf, type ResourceRec, type Usage } from "./resources.js";
 import { recommendDiscovery, type DiscoveryRec } from "./discovery.js";
 import { recommendCryptoMb, type CryptoMbRec } from "./cryptomb.js";
-import { workloadOfPod } from "../model/identity.js";
+import { proxyOfPod, workloadOfPod } from "../model/identity.js";
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -33,13 +33,7 @@ export function tune(i: TuneInputs): Tuning {
   const eps = new Map<string, number>();
   for (const it of i.items) if (it?.kind === "Endpoints" || it?.kind === "EndpointSlice") eps.set(`${it.metadata?.namespace}/${it.metadata?.labels?.["kubernetes.io/service-name"] ?? it.metadata?.name}`, 0);
   const endpoints = (host: string) => { const s = i.services.find((x) => x.host === host); return s && eps.has(`${s.namespace}/${host.split(".")[0]}`) ? s.endpoints : null; };
-  // Hosts the user's own VirtualServices / DestinationRules cover (meshtune's own are not "user").
-  // A short name is resolved in the object's namespace, as Istio does (pilot/pkg/model/config.go
-  // ResolveShortnameToFQDN).
-  const userHosts = (kind: string) => new Set(i.items
-    .filter((o) => o?.kind === kind && o.metadata?.labels?.["app.kubernetes.io/managed-by"] !== "meshtune")
-    .flatMap((o) => ((kind === "VirtualService" ? o.spec?.hosts ?? [] : [o.spec?.host]) as string[]).filter(Boolean)
-      .map((h) => (h.includes(".") ? h : `${h}.${o.metadata?.namespace ?? "default"}.svc.${i.domain}`))));
+  const userHosts = (kind: "VirtualService" | "DestinationRule") => userRuleHosts(i.items, kind, i.domain);
   const rules = recommendRules(tr, { domain: i.domain, istioVersion: i.istioVersion, minRequests: i.minRequests, userVirtualServices: userHosts("VirtualService"), userDestinationRules: userHosts("DestinationRule"), endpoints });
   const invalid: Tuning["invalid"] = [];
   for (const r of rules) for (const k of ["virtualService", "destinationRule"] as const) {
@@ -67,11 +61,25 @@ export function tune(i: TuneInputs): Tuning {
   const discovery = recommendDiscovery({ services: i.services, namespaces, meshed, proxies, traffic: tr, domain: i.domain, minRequests: i.minRequests });
 
   const nodes = i.items.filter((o) => o?.kind === "Node").map((o) => ({ name: o.metadata?.name, labels: o.metadata?.labels ?? {} }));
-  const tls = [...i.graph.nodes.values()].filter((n) => n.proxy.kind === "gateway" || i.handshakes?.has(n.key)).map((n) => {
+  // A live pod says what the proxy is (reports alone only guess: model/graph.ts ProxyInfo).
+  const proxyKind = (n: { key: string; proxy: { kind: string } }) => { const p = podOf(n.key); return p ? proxyOfPod(p).kind : n.proxy.kind; };
+  const tls = [...i.graph.nodes.values()].filter((n) => proxyKind(n) === "gateway" || i.handshakes?.has(n.key)).map((n) => {
     const p = podOf(n.key);
-    return { workload: n.key, kind: n.proxy.kind === "gateway" ? "gateway" as const : "sidecar" as const, handshakesPerS: i.handshakes?.get(n.key) ?? null, pinnedTo: p?.spec?.nodeSelector ?? null };
+    return { workload: n.key, kind: proxyKind(n) === "gateway" ? "gateway" as const : "sidecar" as const, handshakesPerS: i.handshakes?.get(n.key) ?? null, pinnedTo: p?.spec?.nodeSelector ?? null };
   });
   return { rules, resources, discovery, cryptomb: recommendCryptoMb(tls, nodes), invalid };
+}
+
+/**
+ * Hosts the user's own VirtualServices / DestinationRules cover (meshtune's own are not "user").
+ * A short name is resolved in the object's namespace, as Istio does (pilot/pkg/model/config.go
+ * ResolveShortnameToFQDN).
+ */
+export function userRuleHosts(items: Obj[], kind: "VirtualService" | "DestinationRule", domain: string): Set<string> {
+  return new Set(items
+    .filter((o) => o?.kind === kind && o.metadata?.labels?.["app.kubernetes.io/managed-by"] !== "meshtune")
+    .flatMap((o) => ((kind === "VirtualService" ? o.spec?.hosts ?? [] : [o.spec?.host]) as string[]).filter(Boolean)
+      .map((h) => (h.includes(".") ? h : `${h}.${o.metadata?.namespace ?? "default"}.svc.${domain}`))));
 }
 
 /** The controller kind behind a pod: its ReplicaSet's Deployment, else the owner's kind. */

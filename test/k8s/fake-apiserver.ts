@@ -2,7 +2,8 @@
 // @kubernetes/client-node code (discovery, list, watch, server-side apply, optimistic
 // concurrency on Leases) is exercised end to end. It implements only what meshtune uses, with
 // the API server's semantics for those: resourceVersion conflicts (409), AlreadyExists (409),
-// NotFound (404), SSA with fieldManager + dryRun=All, and newline-delimited watch events.
+// NotFound (404), SSA with fieldManager + dryRun=All and field ownership (field-ownership.ts),
+// and newline-delimited watch events.
 // Fault rules make it behave like a flaky API server: a status (500, 409, 410 Gone…), a delay
 // before answering, for N requests matching a method and path; dropWatches() ends every open
 // watch the way an API server restart or a load-balancer idle timeout does. TokenReview and
@@ -13,6 +14,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parse as parseYaml } from "yaml";
+import { recordUpdate, serverSideApply } from "./field-ownership.js";
 
 interface Kind { group: string; version: string; plural: string; kind: string; namespaced: boolean }
 const KINDS: Kind[] = [
@@ -25,6 +27,13 @@ const KINDS: Kind[] = [
   { group: "networking.istio.io", version: "v1beta1", plural: "sidecars", kind: "Sidecar", namespaced: true },
   { group: "networking.istio.io", version: "v1beta1", plural: "serviceentries", kind: "ServiceEntry", namespaced: true },
   { group: "networking.istio.io", version: "v1beta1", plural: "virtualservices", kind: "VirtualService", namespaced: true },
+  { group: "networking.istio.io", version: "v1beta1", plural: "destinationrules", kind: "DestinationRule", namespaced: true },
+  // networking.istio.io/v1 serves the same objects (Istio ≥ 1.22 CRDs list v1, v1beta1, v1alpha3).
+  { group: "networking.istio.io", version: "v1", plural: "virtualservices", kind: "VirtualService", namespaced: true },
+  { group: "networking.istio.io", version: "v1", plural: "destinationrules", kind: "DestinationRule", namespaced: true },
+  { group: "apps", version: "v1", plural: "deployments", kind: "Deployment", namespaced: true },
+  { group: "apps", version: "v1", plural: "statefulsets", kind: "StatefulSet", namespaced: true },
+  { group: "apps", version: "v1", plural: "daemonsets", kind: "DaemonSet", namespaced: true },
   { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true },
 ];
 
@@ -88,8 +97,14 @@ export class FakeApiServer {
   get(plural: string, ns: string | null, name: string): Obj | undefined { return this.objects.get(`${plural}/${ns ?? ""}/${name}`); }
   list(plural: string, ns?: string): Obj[] { return [...this.objects.entries()].filter(([k]) => k.startsWith(`${plural}/${ns === undefined ? "" : ns + "/"}`)).map(([, o]) => o); }
 
-  /** Seed or change an object directly (as another client would). */
-  put(plural: string, o: Obj): Obj {
+  /** Seed or change an object directly, as another client's update (it owns what it set: field-ownership.ts). */
+  put(plural: string, o: Obj, manager = "kubectl-client-side-apply"): Obj {
+    const k = KINDS.find((x) => x.plural === plural)!;
+    const ns = k.namespaced ? o.metadata.namespace ?? "default" : null;
+    return this.store(plural, recordUpdate(this.objects.get(`${plural}/${ns ?? ""}/${o.metadata.name}`), o, manager) as Obj);
+  }
+
+  private store(plural: string, o: Obj): Obj {
     const k = KINDS.find((x) => x.plural === plural)!;
     const ns = k.namespaced ? o.metadata.namespace ?? "default" : null;
     const key = `${plural}/${ns ?? ""}/${o.metadata.name}`;
@@ -196,46 +211,23 @@ export class FakeApiServer {
     const dry = u.searchParams.get("dryRun") === "All";
     if (method === "POST") {
       if (this.get(plural, scopeNs, body.metadata.name)) return this.status(res, 409, "AlreadyExists", `${plural} "${body.metadata.name}" already exists`);
-      return this.send(res, 201, dry ? body : this.put(plural, { ...body, metadata: { ...body.metadata, namespace: scopeNs ?? undefined } }));
+      return this.send(res, 201, dry ? body : this.put(plural, { ...body, metadata: { ...body.metadata, namespace: scopeNs ?? undefined } }, u.searchParams.get("fieldManager") ?? "client"));
     }
     if (method === "PUT") {
       if (!existing) return this.status(res, 404, "NotFound", `${plural} "${name}" not found`);
       if (body.metadata.resourceVersion && body.metadata.resourceVersion !== existing.metadata.resourceVersion)
         return this.status(res, 409, "Conflict", `Operation cannot be fulfilled on ${plural} "${name}": the object has been modified`);
-      return this.send(res, 200, dry ? body : this.put(plural, { ...body, metadata: { ...body.metadata, uid: existing.metadata.uid } }));
+      return this.send(res, 200, dry ? body : this.put(plural, { ...body, metadata: { ...body.metadata, uid: existing.metadata.uid } }, u.searchParams.get("fieldManager") ?? "client"));
     }
     if (method === "PATCH") {
       if (!req.headers["content-type"]?.startsWith("application/apply-patch")) return this.status(res, 415, "UnsupportedMediaType", "only server-side apply is implemented");
       const manager = u.searchParams.get("fieldManager");
       if (!manager) return this.status(res, 422, "Invalid", "fieldManager is required for apply patch");
-      const managers = existing?.metadata.managedFields?.map((f: { manager: string }) => f.manager) ?? [];
-      // Field-level ownership for metadata.labels, as SSA keeps it per key (Kubernetes docs,
-      // "Server-Side Apply": Conflicts — a different value for a field another manager owns is a
-      // conflict unless force; Field management — a field the applier owned and now omits is
-      // removed when no other manager owns it). Labels written by POST/PUT here have no owner
-      // (the real server would record an Update manager). Other fields: one owner set per
-      // object (a simplification: meshtune never co-owns them).
-      const owners: Record<string, string[]> = { ...(existing?.metadata.labelOwners ?? {}) };
-      const force = u.searchParams.get("force") === "true";
-      const onlyMeta = Object.keys(body).every((k) => ["apiVersion", "kind", "metadata"].includes(k));
-      const labels: Record<string, string> = { ...(existing?.metadata.labels ?? {}) };
-      for (const [k, v] of Object.entries((body.metadata.labels ?? {}) as Record<string, string>)) {
-        const others = (owners[k] ?? []).filter((m) => m !== manager);
-        if (others.length && labels[k] !== v && !force) return this.status(res, 409, "Conflict", `Apply failed with 1 conflict: conflict with "${others[0]}": .metadata.labels.${k}`);
-        labels[k] = v;
-        owners[k] = force ? [manager] : [...new Set([...(owners[k] ?? []), manager])];
-      }
-      for (const [k, ms] of Object.entries(owners)) {
-        if (!ms.includes(manager) || k in (body.metadata.labels ?? {})) continue;
-        owners[k] = ms.filter((m) => m !== manager);
-        if (!owners[k].length) { delete owners[k]; delete labels[k]; }
-      }
-      if (existing && !onlyMeta && !managers.includes(manager) && !force)
-        return this.status(res, 409, "Conflict", `Apply failed with 1 conflict: conflict with "${managers[0] ?? "unknown"}"`);
-      const merged: Obj = { ...(existing ?? {}), ...body, metadata: { ...(existing?.metadata ?? {}), ...body.metadata, labels, labelOwners: owners, namespace: scopeNs ?? undefined,
-        managedFields: [...new Set([...managers, manager])].map((mgr) => ({ manager: mgr, operation: "Apply" })) } };
+      const r = serverSideApply(existing, body, manager, u.searchParams.get("force") === "true");
+      if ("conflicts" in r) return this.status(res, 409, "Conflict", `Apply failed with ${r.conflicts.length} conflict${r.conflicts.length > 1 ? "s" : ""}: ${r.conflicts.join(", ")}`);
+      const merged: Obj = { ...r.object, kind: kind.kind, apiVersion: body.apiVersion ?? r.object.apiVersion, metadata: { ...r.object.metadata, namespace: scopeNs ?? undefined } } as Obj;
       if (dry) return this.send(res, 200, { ...merged, metadata: { ...merged.metadata, resourceVersion: existing?.metadata.resourceVersion ?? "0" } });
-      return this.send(res, existing ? 200 : 201, this.put(plural, merged));
+      return this.send(res, existing ? 200 : 201, this.store(plural, merged));
     }
     return this.status(res, 405, "MethodNotAllowed", method);
   }
