@@ -13,7 +13,7 @@ import { MeshController } from "../controller/reconcile/controller.js";
 import { Graph } from "../controller/model/graph.js";
 import { deploymentPod } from "./fixtures/pods.js";
 import { DEFAULT_SCOPE, DEFAULT_COLLECTOR_HOST } from "../controller/sidecar/scope.js";
-import { withinChange, type TuneKind } from "../controller/tune/apply.js";
+import { withinChange, type TuneKind, type TuneOutcome } from "../controller/tune/apply.js";
 import { RESOURCES_MANAGER, CRYPTOMB_MANAGER } from "../controller/tune/apply.js";
 import { controllerOfPod } from "../controller/model/identity.js";
 import { recordUpdate, serverSideApply } from "./k8s/field-ownership.js";
@@ -76,7 +76,7 @@ async function setup(o: { kinds?: TuneKind[]; dryRun?: boolean; maxRollouts?: nu
   await new Promise((r) => setTimeout(r, 50));
   await ctl.queue.drained(); // reconcile records each workload's first-seen (the observation window)
   const writes = () => fake.requests.filter((r) => ["PATCH", "POST", "DELETE", "PUT"].includes(r.method) && !r.path.includes("configmaps") && !r.path.includes("events") && !r.path.includes("sidecars")).length;
-  const outcome = (out: { object: string; kind: string }[], kind: string, object: string) => out.find((x) => x.kind === kind && x.object === object);
+  const outcome = (out: TuneOutcome[], kind: string, object: string) => out.find((x) => x.kind === kind && x.object === object);
   return { fake, ctl, writes, outcome, close: async () => { await ctl.stop(); await fake.stop(); } };
 }
 
