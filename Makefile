@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 NODE_BIN := node_modules/.bin
-APT_PKGS := clang llvm libbpf-dev bpftool iptables libelf-dev zlib1g-dev pkg-config iproute2 prometheus
+APT_PKGS := clang llvm libbpf-dev bpftool iptables libelf-dev zlib1g-dev pkg-config iproute2 prometheus chromium
 ESBUILD_NODE := --bundle --platform=node --format=esm --target=node20 --packages=external
 
 .PHONY: deps sysdeps build run test test-unit bench integration clean typecheck
@@ -30,7 +30,12 @@ build/meshtune-filter.wasm: asconfig.json $(wildcard filter/assembly/*.ts) | nod
 build/noop-filter.wasm: asconfig.json filter/noop/index.ts | node_modules/.stamp
 	$(NODE_BIN)/asc filter/noop/index.ts --target noop
 
-build: build/meshtune.mjs build/meshtune-filter.wasm build/noop-filter.wasm
+# The dashboard bundle (Cytoscape.js + dagre + the views), inlined by the CLI's --html report and
+# served by the controller's /ui/.
+build/ui/app.js: $(shell find controller/ui -name '*.ts' -o -name '*.css') | node_modules/.stamp
+	$(NODE_BIN)/esbuild controller/ui/web/main.ts --bundle --minify --format=iife --platform=browser --target=chrome110,firefox110,safari16 --outdir=build/ui --entry-names=app --log-level=warning
+
+build: build/meshtune.mjs build/ui/app.js build/meshtune-filter.wasm build/noop-filter.wasm
 
 # eBPF datapath: CO-RE object with vmlinux.h generated from this kernel's BTF, skeleton loader,
 # and the C test/bench tools. Needs the Debian toolchain (sysdeps).
@@ -69,7 +74,8 @@ typecheck: deps
 	$(NODE_BIN)/tsc -p .
 
 run: build
-	node build/meshtune.mjs recommend --access-log samples/bookinfo/access.log --catalog samples/bookinfo/catalog.json --rules --resources --discovery --cryptomb --min-requests 20
+	node build/meshtune.mjs recommend --access-log samples/bookinfo/access.log --catalog samples/bookinfo/catalog.json --rules --resources --discovery --cryptomb --min-requests 20 --html build/meshtune-report.html
+	@echo "meshtune: dashboard written to $(CURDIR)/build/meshtune-report.html (open it in a browser)" >&2
 
 build/test/.stamp: $(shell find controller test -name '*.ts') | node_modules/.stamp
 	rm -rf build/test

@@ -51,6 +51,7 @@ export function buildCli(): Command {
     .option("--resources", "also recommend sidecar CPU/memory annotations (Istio cost model, calibrated by --prometheus)")
     .option("--discovery", "also recommend meshConfig.discoverySelectors and Service exportTo")
     .option("--cryptomb", "also recommend CryptoMB for TLS-terminating workloads (Node objects with the agent's labels in --catalog)")
+    .option("--html <file>", "also write the dashboard (graph, workloads, savings, recommendations, report) as one self-contained HTML file")
     .option("--istio-version <v>", "target Istio MAJOR.MINOR (retryBudget needs 1.27+)", "1.25")
     .option("--min-requests <n>", "requests an edge needs before its tail sets a timeout or limit", "100")
     .option("--prometheus <url>", "calibrate sidecar resources and TLS handshake rates from this Prometheus")

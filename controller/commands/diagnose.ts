@@ -16,15 +16,15 @@ export interface DiagnoseFlags { reports?: string; kernel?: string; server?: str
 const noEntries = async function* () { /* flag not given */ };
 
 /** Saved filter and agent reports into a store; the newest time seen (offline "now"). */
-export async function loadSaved(reports: string | undefined, kernel: string | undefined, store: DiagnoseStore): Promise<{ newestMs: number; skipped: number }> {
+export async function loadSaved(reports: string | undefined, kernel: string | undefined, store: DiagnoseStore, quiet = false): Promise<{ newestMs: number; skipped: number }> {
   let newestMs = 0, skipped = 0;
   const skip = (flag: string) => (reason: string, path: string, detail: string) => {
     skipped++;
-    process.stderr.write(`meshtune: ${flag} ${path}: ${reason === "malformed-json" ? "malformed JSON: " : ""}${detail}; skipped\n`);
+    if (!quiet) process.stderr.write(`meshtune: ${flag} ${path}: ${reason === "malformed-json" ? "malformed JSON: " : ""}${detail}; skipped\n`);
   };
   for await (const f of reports ? jsonFiles(reports, "--reports", skip("--reports")) : noEntries()) {
     const r = validateReport(f.value);
-    if (!r.ok) { skipped++; process.stderr.write(`meshtune: --reports ${f.path}: ${r.detail}; skipped\n`); continue; }
+    if (!r.ok) { skipped++; if (!quiet) process.stderr.write(`meshtune: --reports ${f.path}: ${r.detail}; skipped\n`); continue; }
     const at = r.report.window.endMs || f.mtimeMs;
     store.addReport(r.report, at);
     newestMs = Math.max(newestMs, at);

@@ -20,6 +20,7 @@ import { checkScopeFlags } from "./scope-flags.js";
 import { tune } from "../tune/tune.js";
 import { renderTuning } from "../tune/render.js";
 import { proxyUsage } from "../tune/prometheus-usage.js";
+import { writeHtmlReport } from "./recommend-html.js";
 
 export interface RecommendOptions {
   accessLog: string[];
@@ -40,6 +41,8 @@ export interface RecommendOptions {
   strict?: boolean;
   rules?: boolean; resources?: boolean; discovery?: boolean; cryptomb?: boolean;
   istioVersion: string; minRequests: string; prometheus?: string; prometheusWindow: string;
+  /** Also write the dashboard as one self-contained HTML file. */
+  html?: string;
 }
 
 async function checkReadable(path: string): Promise<void> {
@@ -120,16 +123,18 @@ export async function recommend(o: RecommendOptions): Promise<void> {
 
   const want = { rules: !!o.rules, resources: !!o.resources, discovery: !!o.discovery, cryptomb: !!o.cryptomb };
   let tuningYaml = "";
-  if (want.rules || want.resources || want.discovery || want.cryptomb) {
+  let tuning: ReturnType<typeof tune> | null = null;
+  if (want.rules || want.resources || want.discovery || want.cryptomb || o.html) {
     const v = /^(\d+)\.(\d+)$/.exec(o.istioVersion);
     if (!v) throw new UserError(`--istio-version ${o.istioVersion}: expected MAJOR.MINOR, e.g. 1.27`, 2);
     const minRequests = Number(o.minRequests);
     if (!Number.isInteger(minRequests) || minRequests < 1) throw new UserError(`--min-requests ${o.minRequests}: expected a positive integer`, 2);
     const cal = o.prometheus ? await proxyUsage(o.prometheus, graph, o.prometheusWindow).catch((e) => { throw new UserError(`--prometheus: ${(e as Error).message}`); }) : null;
-    const t = tune({ graph, services: catalog?.services ?? [], items: catalog?.items ?? [], savings, domain: o.clusterDomain, istioVersion: [Number(v[1]), Number(v[2])], minRequests,
+    tuning = tune({ graph, services: catalog?.services ?? [], items: catalog?.items ?? [], savings, domain: o.clusterDomain, istioVersion: [Number(v[1]), Number(v[2])], minRequests,
       usage: cal?.usage, handshakes: cal?.handshakes });
-    tuningYaml = renderTuning(t, want);
+    if (want.rules || want.resources || want.discovery || want.cryptomb) tuningYaml = renderTuning(tuning, want);
   }
+  if (o.html) await writeHtmlReport(o.html, { graph, services: catalog?.services ?? [], items: catalog?.items ?? [], domain: o.clusterDomain, result, savings, tuning, inputs, reports: o.reports });
 
   if (o.outDir) {
     await fs.mkdir(o.outDir, { recursive: true });

@@ -37,3 +37,8 @@ export function diagnoseTable(ds: Diagnosis[]): string {
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => (i === rows[0].length - 1 ? 0 : r[i].length))));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]))).join("  ")).join("\n") + "\n" + (ds.length ? "times: mean ms per request\n" : "no edges with traffic in the window\n");
 }
+
+/** Diagnosis of each window the store holds (oldest first): the series behind the dashboard's attribution view. */
+export function diagnoseWindows(store: DiagnoseStore, lastN = 60): { t: number; edges: Diagnosis[] }[] {
+  return store.windowStarts().slice(-lastN).map((t) => ({ t, edges: runDiagnose(store, { fromMs: t, toMs: t + store.windowMs - 1 }) })).filter((w) => w.edges.length);
+}

@@ -122,6 +122,9 @@ export class DiagnoseStore {
   }
 
   /** Everything observed in windows overlapping [fromMs, toMs], summed. */
+  /** Start times of the windows held, oldest first. */
+  windowStarts(): number[] { return [...this.windows.keys()].sort((a, b) => a - b); }
+
   select(fromMs: number, toMs = Date.now()): { edges: EdgeTiming[]; pods: PodKernel[] } {
     const edges = new Map<string, EdgeTiming>(), pods = new Map<string, PodKernel>();
     for (const [start, w] of this.windows) {
