@@ -25,6 +25,8 @@ import { UserError } from "../errors.js";
 import { DEFAULT_SCOPE } from "../sidecar/scope.js";
 import { checkScopeFlags } from "./scope-flags.js";
 import { TUNE_KINDS, type TuneKind } from "../tune/apply.js";
+import { dashboardHtml } from "../ui/html.js";
+import { controllerDashboard } from "../ui/controller-dashboard.js";
 
 export interface ControllerFlags {
   port: string; kubeconfig?: string; mode: string; dryRun?: boolean; defaultEnabled?: boolean;
@@ -139,6 +141,22 @@ export async function runController(f: ControllerFlags): Promise<void> {
         const tuning = ctl.tuning({ istioVersion: [Number(v[1]), Number(v[2])], minRequests });
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ mode: opts.mode, dryRun: opts.dryRun, workloads: ctl.status(), tuning, tuningApplied: { kinds: opts.applyTuning ?? [], outcomes: ctl.tuneOutcomes } }, null, 2));
       }, (e) => res.writeHead(500).end(`${(e as Error).message}\n`));
+      return;
+    }
+    // The dashboard. /ui/ is the page's code only (no cluster data; a browser cannot attach a
+    // token to a navigation); everything it shows comes from /api/dashboard, which needs the same
+    // reader as /recommendations (the page asks for a bearer token when refused).
+    if ((req.url === "/ui" || req.url === "/ui/" || req.url?.startsWith("/ui/?")) && req.method === "GET") {
+      if (req.url === "/ui") return void res.writeHead(301, { location: "/ui/" }).end();
+      try { return void res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store", "x-content-type-options": "nosniff" }).end(dashboardHtml(null)); }
+      catch (e) { return void res.writeHead(500, { "content-type": "text/plain" }).end(`${(e as Error).message}\n`); }
+    }
+    if (req.url === "/api/dashboard" && req.method === "GET") {
+      collector.authorizeRead(req, "/api/dashboard").then(async (deny) => {
+        if (deny) { collector.count(deny[1]); return void res.writeHead(deny[0], { "content-type": "text/plain" }).end(`${deny[1]}: ${deny[2]}\n`); }
+        const d = await controllerDashboard(ctl, collector, { domain: f.clusterDomain, mode: opts.dryRun ? `${opts.mode}, dry-run` : opts.mode, istioVersion: opts.istioVersion ?? [1, 25], minRequests: opts.tuneMinRequests ?? 100 });
+        res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" }).end(JSON.stringify(d));
+      }).catch((e) => res.writeHead(500).end(`${(e as Error).message}\n`));
       return;
     }
     // Latency attribution per edge (meshtune diagnose --server): same readers as /recommendations.

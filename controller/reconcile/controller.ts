@@ -9,7 +9,7 @@ import { type KubeConfig, type KubernetesObject, type KubernetesObjectApi, type 
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Graph, Stats } from "../model/graph.js";
 import { controllerOfPod, proxyOfPod, selectorOfPod, workloadOfPod } from "../model/identity.js";
-import type { SidecarObj } from "../sidecar/generate.js";
+import { generateSidecars, type GenerateResult, type SidecarObj } from "../sidecar/generate.js";
 import { hostsOfEdge, hostsOfUnknown, type ScopeContext } from "../sidecar/scope.js";
 import { HostIndex } from "../istio/hosts.js";
 import { tune, userRuleHosts, type Tuning } from "../tune/tune.js";
@@ -230,7 +230,7 @@ export class MeshController {
 
   /** The live catalog and its host index, rebuilt lazily after a Service/ServiceEntry change. */
   private index: HostIndex | null = null;
-  private catalogNow(): CatalogService[] {
+  catalogNow(): CatalogService[] {
     this.catalog ??= parseCatalog({ items: [...this.catalogObjects.values()] }, this.o.clusterDomain);
     return this.catalog;
   }
@@ -578,6 +578,12 @@ export class MeshController {
       userHosts: (kind) => userRuleHosts(items, kind, this.o.clusterDomain),
       serviceExists: (host) => this.catalogNow().some((s) => s.host === host),
     };
+  }
+
+  /** Destinations outside the registry (with suggested ServiceEntries), refused hosts and non-sidecar proxies, as the offline report lists them. */
+  registryNotes(): Pick<GenerateResult, "unregistered" | "rejected" | "proxiesSkipped"> {
+    const r = generateSidecars(this.graph, { ...this.scope() });
+    return { unregistered: r.unregistered, rejected: r.rejected, proxiesSkipped: r.proxiesSkipped };
   }
 
   /** Recommend-only report: what would be applied, per workload. */
