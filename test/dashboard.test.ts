@@ -5,7 +5,9 @@
 // build/screenshots/ for review.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { filterHost, request, bodyOf } from "./helpers/filter.js";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
@@ -114,6 +116,37 @@ test("1,000 workloads: the layered layout runs in the browser within 2 s; namesp
   await page.waitForFunction(() => window.__meshtune?.route === "workloads");
   const rows = await page.$$eval("a.wl-link", (as) => as.map((a) => a.textContent!));
   assert.ok(rows.length > 0 && rows.every((r) => r.startsWith("team-3/") && r.includes("svc-10")), rows.join(","));
+  assert.equal(errors, []);
+});
+
+test("latency attribution: real filter reports (v2 timings from both proxies) → the workload page's stacked split", async () => {
+  const CLUSTER = "outbound|8080||server.demo.svc.cluster.local";
+  const c = filterHost({}, { WORKLOAD_NAME: "client", NAMESPACE: "demo", NAME: "client-1" });
+  const sv = filterHost({}, { WORKLOAD_NAME: "server", NAMESPACE: "demo", NAME: "server-1" });
+  for (let i = 0; i < 20; i++) {
+    c.http(request(CLUSTER, { host: "server:8080", ms: 62, upMs: 60 }));
+    sv.http(request("inbound|8080||", { host: "server:8080", ms: 58, upMs: 57 }));
+  }
+  c.tick(); sv.tick();
+  const dir = mkdtempSync(join(tmpdir(), "mt-dash-"));
+  writeFileSync(join(dir, "c.json"), JSON.stringify(bodyOf(c)));
+  writeFileSync(join(dir, "s.json"), JSON.stringify(bodyOf(sv)));
+  const file = join(PAGES, "attribution.html");
+  try {
+    const r = meshtune(["recommend", "--reports", dir, "--html", file]);
+    assert.is(r.code, 0, r.stderr);
+  } finally { rmSync(dir, { recursive: true }); }
+  const data = embedded(readFileSync(file, "utf8"));
+  const a = data.attribution.find((x) => x.client === "demo/client")!;
+  assert.ok(a, JSON.stringify(data.attribution));
+  assert.is(a.verdict, "app");
+  assert.ok(a.points[0].appMs > 40 && a.points[0].clientProxyMs < 10, JSON.stringify(a.points[0]));
+  const { page, errors } = await openPage(browser);
+  await page.goto(`file://${file}#/workload/demo/client`);
+  await page.waitForSelector("figure svg rect");
+  await page.click("figure details summary");
+  assert.match(await page.textContent("figure") ?? "", /demo\/client -> demo\/server: app/);
+  await page.screenshot({ path: join(OUT, "attribution.png"), fullPage: true });
   assert.equal(errors, []);
 });
 

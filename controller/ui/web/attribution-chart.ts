@@ -3,17 +3,20 @@
 import type { AttributionView } from "../dashboard-data.js";
 import { fmtTime, h, table } from "./dom.js";
 
-const PARTS = [["clientProxyMs", "client proxy", "--v-proxy"], ["networkMs", "network", "--v-network"], ["serverProxyMs", "server proxy", "--v-node"], ["appMs", "application", "--v-app"]] as const;
+// "not split": time the reports could not attribute (v1 reports carry totals only).
+const PARTS = [["clientProxyMs", "client proxy", "--v-proxy"], ["networkMs", "network", "--v-network"], ["serverProxyMs", "server proxy", "--v-node"], ["appMs", "application", "--v-app"], ["restMs", "not split", "--muted"]] as const;
+type Pt = AttributionView["points"][number] & { restMs: number };
 const NS = "http://www.w3.org/2000/svg";
 
-export function attributionChart(a: AttributionView): HTMLElement {
+export function attributionChart(view: AttributionView): HTMLElement {
   const W = 640, H = 160, pad = 30;
+  const a = { ...view, points: view.points.map((p): Pt => ({ ...p, restMs: Math.max(0, p.totalMs - p.clientProxyMs - p.networkMs - p.serverProxyMs - p.appMs) })) };
   const max = Math.max(1, ...a.points.map((p) => PARTS.reduce((s, [k]) => s + p[k], 0)));
   const svg = document.createElementNS(NS, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.setAttribute("role", "img");
   svg.setAttribute("aria-label", `mean latency by component over ${a.points.length} windows, up to ${max.toFixed(1)} ms`);
-  const bw = Math.max(2, (W - pad) / Math.max(1, a.points.length) - 2);
+  const bw = Math.min(40, Math.max(2, (W - pad) / Math.max(1, a.points.length) - 2));
   a.points.forEach((p, i) => {
     let y = H - pad;
     for (const [k, , color] of PARTS) {

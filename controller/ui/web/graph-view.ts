@@ -58,6 +58,7 @@ export function graphView(root: HTMLElement, d: DashboardData, open: (workload: 
   cy.on("mouseout", "edge", (ev) => ev.target.removeClass("hover"));
   cy.fit(undefined, 20);
 
+  let laidOutFor = "";
   let order: string[] = [];
   let at = -1;
   const visible = () => cy.nodes().filter((n) => !n.hasClass("hidden")).map((n) => ({ id: n.id(), p: (n as cytoscape.NodeSingular).position() }))
@@ -87,8 +88,16 @@ export function graphView(root: HTMLElement, d: DashboardData, open: (workload: 
           cy.elements().not(keep).addClass("hidden");
           inNs.neighborhood().nodes().not(inNs).addClass("faded");
         }
+        // A namespace view gets its own layered layout (a few nodes laid out in the whole mesh's
+        // ranks would be scattered); the full layout comes back when the filter is cleared.
+        if (ns !== laidOutFor) {
+          const shown = cy.nodes().not(".hidden");
+          const p = ns ? layered(shown.map((n) => ({ id: n.id(), label: n.data("label") as string })), shown.connectedEdges().not(".hidden").map((e) => ({ source: e.data("source") as string, target: e.data("target") as string }))) : pos;
+          shown.positions((n) => p.get(n.id()) ?? { x: 0, y: 0 });
+          laidOutFor = ns;
+        }
         if (q) {
-          const m = cy.nodes().filter((n) => n.id().toLowerCase().includes(q));
+          const m = cy.nodes().not(".hidden").filter((n) => n.id().toLowerCase().includes(q));
           m.addClass("match");
           cy.elements().not(m).not(m.connectedEdges()).addClass("faded");
         }
