@@ -7,26 +7,19 @@ import { CLI } from "./helpers/cli.js";
 import { report } from "./fixtures/report.js";
 import { InboundProxy } from "./istio/inbound-proxy.js";
 import { fakeBookinfo } from "./helpers/fake-cluster.js";
+import { spawnController } from "./helpers/controller-proc.js";
 
 test("controller process: readiness after sync, reports accepted, Sidecar applied, metrics, JSON logs", async () => {
   const { fake, kubeconfig: kc } = await fakeBookinfo();
-  const port = 19800 + Math.floor(Math.random() * 100);
-  const p = spawn(process.execPath, [CLI, "controller", "--kubeconfig", kc, "--port", String(port), "--token-port", "0", "--min-window", "1s", "--self", "meshtune-system/meshtune-controller"], { stdio: ["ignore", "pipe", "pipe"] });
+  const c = spawnController(kc);
+  const { p, port, url } = c;
   // The controller's own sidecar, for mTLS callers holding the reviews workload's certificate.
   const sidecar = await new InboundProxy({ appPort: port, self: "meshtune-system/meshtune-controller", peer: "bookinfo/bookinfo-reviews" }).start();
   fake.tokens.set("alice-token", { username: "alice", groups: ["system:authenticated"] });
   fake.tokens.set("bob-token", { username: "bob", groups: ["system:authenticated"] });
   fake.grants.add("alice|get|/recommendations");
-  let err = "";
-  p.stderr.on("data", (d) => (err += d));
-  const url = (path: string) => `http://127.0.0.1:${port}${path}`;
   try {
-    let ready = 0;
-    for (let i = 0; i < 100 && ready !== 200; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      ready = await fetch(url("/readyz")).then((r) => r.status, () => 0);
-    }
-    assert.is(ready, 200, err);
+    assert.is(await c.ready(), 200, c.stderr());
     assert.is((await fetch(url("/healthz"))).status, 200);
     const now = Date.now();
     const body = JSON.stringify(report({ window: { startMs: now - 60_000, endMs: now } }));
@@ -35,7 +28,7 @@ test("controller process: readiness after sync, reports accepted, Sidecar applie
     const r = await fetch(`${sidecar.url}/v1/reports`, { method: "POST", headers: { "content-type": "application/json" }, body });
     assert.is(r.status, 202, await r.text());
     for (let i = 0; i < 50 && !fake.get("sidecars", "bookinfo", "reviews-v2"); i++) await new Promise((r) => setTimeout(r, 100));
-    assert.ok(fake.get("sidecars", "bookinfo", "reviews-v2"), err);
+    assert.ok(fake.get("sidecars", "bookinfo", "reviews-v2"), c.stderr());
     assert.ok(fake.get("leases", "meshtune-system", "meshtune-controller")?.spec.holderIdentity);
     assert.is((await fetch(url("/recommendations"))).status, 401, "reads need an identity");
     assert.is((await fetch(url("/recommendations"), { headers: { authorization: "Bearer bob-token" } })).status, 403, "and RBAC");
@@ -54,6 +47,7 @@ test("controller process: readiness after sync, reports accepted, Sidecar applie
     assert.match(metrics, /meshtune_reconcile_total\{action="apply"\} \d+/);
     assert.match(metrics, /meshtune_process_cpu_seconds_total/);
     assert.not.match(metrics, /svc\.cluster\.local|reviews|bookinfo/, "/metrics is open, so it names no host or workload");
+    const err = c.stderr();
     const lines = err.trim().split("\n");
     assert.ok(lines.every((l) => { try { return typeof JSON.parse(l).msg === "string"; } catch { return false; } }), err);
     assert.not.match(err, /fake-token|alice-token|bob-token/, "never log secrets");

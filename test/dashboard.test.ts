@@ -10,10 +10,10 @@ import { tmpdir } from "node:os";
 import { filterHost, request, bodyOf } from "./helpers/filter.js";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
-import { spawn } from "node:child_process";
 import type { Browser } from "playwright-core";
 import { launch, openPage } from "./helpers/browser.js";
-import { CLI, ROOT, meshtune } from "./helpers/cli.js";
+import { ROOT, meshtune } from "./helpers/cli.js";
+import { spawnController } from "./helpers/controller-proc.js";
 import { generatedMesh } from "./fixtures/generated-mesh.js";
 import { buildDashboard, type DashboardData } from "../controller/ui/dashboard-data.js";
 import { dashboardHtml } from "../controller/ui/html.js";
@@ -171,18 +171,13 @@ test("hostile names from logs are text, never markup", async () => {
 
 test("controller /ui/: asks for a token, then shows what /api/dashboard holds after reports arrive", async () => {
   const { fake, kubeconfig: kc } = await fakeBookinfo();
-  const port = 19700 + Math.floor(Math.random() * 100);
-  const p = spawn(process.execPath, [CLI, "controller", "--kubeconfig", kc, "--port", String(port), "--token-port", "0", "--min-window", "1s", "--self", "meshtune-system/meshtune-controller"], { stdio: ["ignore", "pipe", "pipe"] });
+  const c = spawnController(kc);
+  const { p, port, url } = c;
   const sidecar = await new InboundProxy({ appPort: port, self: "meshtune-system/meshtune-controller", peer: "bookinfo/bookinfo-reviews" }).start();
   fake.tokens.set("alice-token", { username: "alice", groups: ["system:authenticated"] });
   fake.grants.add("alice|get|/api/dashboard");
-  let err = "";
-  p.stderr.on("data", (d) => (err += d));
-  const url = (path: string) => `http://127.0.0.1:${port}${path}`;
   try {
-    let ready = 0;
-    for (let i = 0; i < 100 && ready !== 200; i++) { await new Promise((r) => setTimeout(r, 100)); ready = await fetch(url("/readyz")).then((r) => r.status, () => 0); }
-    assert.is(ready, 200, err);
+    assert.is(await c.ready(), 200, c.stderr());
     const now = Date.now();
     const r = await fetch(`${sidecar.url}/v1/reports`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(report({ window: { startMs: now - 60_000, endMs: now } })) });
     assert.is(r.status, 202, await r.text());

@@ -125,6 +125,13 @@ export async function runController(f: ControllerFlags): Promise<void> {
     return { status: r.status, text: await r.text() };
   };
 
+  /** A read of the dependency map: only for an authorised reader (mesh identity or token, then RBAC); a refusal is counted. */
+  const read = (req: IncomingMessage, res: ServerResponse, path: string, serve: (q: URLSearchParams) => void | Promise<void>) => {
+    collector.authorizeRead(req, path).then(async (deny) => {
+      if (deny) { collector.count(deny[1]); return void res.writeHead(deny[0], { "content-type": "text/plain" }).end(`${deny[1]}: ${deny[2]}\n`); }
+      await serve(new URL(req.url!, "http://x").searchParams);
+    }).catch((e) => { if (!res.headersSent) res.writeHead(500); res.end(`${(e as Error).message}\n`); });
+  };
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     if (req.url === "/healthz") return void res.writeHead(200).end("ok\n");
     // Ready after this replica's own informer sync, leader or not (a 2-replica rollout completes).
@@ -133,14 +140,12 @@ export async function runController(f: ControllerFlags): Promise<void> {
     // dependency map, so it needs an authorised reader (mesh identity or token, then RBAC).
     // `tuning`: mesh rules, sidecar resources, discovery scope, CryptoMB (?istioVersion=1.27&minRequests=100).
     if ((req.url === "/recommendations" || req.url?.startsWith("/recommendations?")) && req.method === "GET") {
-      collector.authorizeRead(req, "/recommendations").then((deny) => {
-        if (deny) { collector.count(deny[1]); return void res.writeHead(deny[0], { "content-type": "text/plain" }).end(`${deny[1]}: ${deny[2]}\n`); }
-        const q = new URL(req.url!, "http://x").searchParams;
+      read(req, res, "/recommendations", (q) => {
         const v = /^(\d+)\.(\d+)$/.exec(q.get("istioVersion") ?? "1.25"), minRequests = Number(q.get("minRequests") ?? "100");
         if (!v || !Number.isInteger(minRequests) || minRequests < 1) return void res.writeHead(400, { "content-type": "text/plain" }).end("bad-query: istioVersion MAJOR.MINOR, minRequests a positive integer\n");
         const tuning = ctl.tuning({ istioVersion: [Number(v[1]), Number(v[2])], minRequests });
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ mode: opts.mode, dryRun: opts.dryRun, workloads: ctl.status(), tuning, tuningApplied: { kinds: opts.applyTuning ?? [], outcomes: ctl.tuneOutcomes } }, null, 2));
-      }, (e) => res.writeHead(500).end(`${(e as Error).message}\n`));
+      });
       return;
     }
     // The dashboard. /ui/ is the page's code only (no cluster data; a browser cannot attach a
@@ -152,24 +157,21 @@ export async function runController(f: ControllerFlags): Promise<void> {
       catch (e) { return void res.writeHead(500, { "content-type": "text/plain" }).end(`${(e as Error).message}\n`); }
     }
     if (req.url === "/api/dashboard" && req.method === "GET") {
-      collector.authorizeRead(req, "/api/dashboard").then(async (deny) => {
-        if (deny) { collector.count(deny[1]); return void res.writeHead(deny[0], { "content-type": "text/plain" }).end(`${deny[1]}: ${deny[2]}\n`); }
+      read(req, res, "/api/dashboard", async () => {
         const d = await controllerDashboard(ctl, collector, { domain: f.clusterDomain, mode: opts.dryRun ? `${opts.mode}, dry-run` : opts.mode, istioVersion: opts.istioVersion ?? [1, 25], minRequests: opts.tuneMinRequests ?? 100 });
         res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" }).end(JSON.stringify(d));
-      }).catch((e) => res.writeHead(500).end(`${(e as Error).message}\n`));
+      });
       return;
     }
     // Latency attribution per edge (meshtune diagnose --server): same readers as /recommendations.
     if (req.url?.startsWith("/api/diagnose") && req.method === "GET") {
-      collector.authorizeRead(req, "/api/diagnose").then((deny) => {
-        if (deny) { collector.count(deny[1]); return void res.writeHead(deny[0], { "content-type": "text/plain" }).end(`${deny[1]}: ${deny[2]}\n`); }
-        const q = new URL(req.url!, "http://x").searchParams;
+      read(req, res, "/api/diagnose", (q) => {
         let sinceMs: number;
         try { sinceMs = duration("since", q.get("since") ?? "15m"); if (q.get("edge")) parseEdge(q.get("edge")!); } catch (e) { return void res.writeHead(400, { "content-type": "text/plain" }).end(`bad-query: ${(e as Error).message}\n`); }
         const now = Date.now();
         const edges = runDiagnose(diagnoseStore, { fromMs: now - sinceMs, toMs: now, workload: q.get("workload") ?? undefined, edge: q.get("edge") ?? undefined });
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ sinceMs, edges }, null, 2));
-      }, (e) => res.writeHead(500).end(`${(e as Error).message}\n`));
+      });
       return;
     }
     collector.handle(req, res);

@@ -24,3 +24,10 @@ export function statusCode(e: unknown): number | undefined {
   const x = e as { code?: number; statusCode?: number; body?: { code?: number } };
   return x?.code ?? x?.statusCode ?? x?.body?.code;
 }
+
+/** The API server's Status message of a failed call (first line), else the error's own. */
+export function statusMessage(e: unknown): string {
+  const x = e as { body?: { message?: string } | string; message?: string };
+  const b = typeof x.body === "string" ? (() => { try { return JSON.parse(x.body as string); } catch { return null; } })() : x.body;
+  return (b?.message ?? x.message ?? String(e)).split("\n")[0];
+}

@@ -20,7 +20,7 @@ import { parse as parseYaml } from "yaml";
 import { validateSidecar } from "../sidecar/validate.js";
 import { decide, ANNOTATION, MANAGED_LABEL, type DecideOptions, type ExistingSidecar, type HostSeen, type Decision } from "./decide.js";
 import { parseCatalog, type CatalogService } from "../sidecar/catalog.js";
-import { estimateSavings } from "../sidecar/savings.js";
+import { estimateSavings, type Savings } from "../sidecar/savings.js";
 import { WorkQueue } from "./queue.js";
 import { apply, FIELD_MANAGER, isNotFound } from "../k8s/kube.js";
 import { LearnedStore } from "../k8s/learned-store.js";
@@ -519,12 +519,11 @@ export class MeshController {
   }
 
   /** Rules, resources, discovery scope and CryptoMB from what is learned now (never applied). */
-  tuning(o: { istioVersion: [number, number]; minRequests: number }): Tuning {
+  tuning(o: { istioVersion: [number, number]; minRequests: number }, savings = this.savingsNow()): Tuning {
     const items = [...this.catalogObjects.values(), ...this.ruleObjects.values(), ...this.nodes.values(),
       ...[...this.namespaces.values()].map((n) => ({ ...n, kind: "Namespace" })),
       ...[...this.pods.values()].flatMap((m) => [...m.values()].map((p) => ({ ...p, kind: "Pod" })))] as Obj[];
     const services = this.catalogNow();
-    const savings = this.recommendations().map((sc) => estimateSavings(sc, services));
     return tune({ graph: this.graph, services, items, savings, domain: this.o.clusterDomain, istioVersion: o.istioVersion, minRequests: o.minRequests });
   }
 
@@ -584,6 +583,12 @@ export class MeshController {
   registryNotes(): Pick<GenerateResult, "unregistered" | "rejected" | "proxiesSkipped"> {
     const r = generateSidecars(this.graph, { ...this.scope() });
     return { unregistered: r.unregistered, rejected: r.rejected, proxiesSkipped: r.proxiesSkipped };
+  }
+
+  /** The savings estimate of every Sidecar meshtune would apply now, against the live catalog. */
+  savingsNow(): Savings[] {
+    const services = this.catalogNow();
+    return this.recommendations().map((sc) => estimateSavings(sc, services));
   }
 
   /** Recommend-only report: what would be applied, per workload. */

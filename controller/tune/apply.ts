@@ -6,7 +6,11 @@
 //    app.kubernetes.io/managed-by=meshtune); a same-named object of someone else is left alone,
 //    and hosts a user object covers never get one (tune.ts userHosts). Its own object is deleted
 //    when the user's object appears, the namespace opts out or the Service is gone; not when
-//    traffic merely pauses (a rule from older evidence stays until newer evidence replaces it);
+//    traffic merely pauses (a rule from older evidence stays until newer evidence replaces it).
+//    Two objects for one host do not combine: two mesh VirtualServices with the same host are
+//    undefined behaviour (Istio analyzer IST0109, pkg/config/analysis/msg/messages.yaml), and of
+//    two DestinationRules only the first one's top-level trafficPolicy is used
+//    (pilot/pkg/model/destination_rule.go mergeDestinationRule, rule 2). So the user's wins;
 //  - workload patches (sidecar resources, CryptoMB) are server-side applies of just those
 //    fields, each concern under its own field manager and never forced: a field someone else
 //    set (kubectl, Helm, GitOps) is a conflict (Kubernetes docs, Server-Side Apply: "Conflicts"),
@@ -16,7 +20,7 @@
 //    not for changes under 25 %, and at most maxRollouts per pass (the rest say so and wait).
 import type { KubernetesObject, KubernetesObjectApi } from "@kubernetes/client-node";
 import { PatchStrategy } from "@kubernetes/client-node";
-import { isNotFound, statusCode } from "../k8s/kube.js";
+import { isNotFound, statusCode, statusMessage } from "../k8s/kube.js";
 import type { Tuning } from "./tune.js";
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -47,12 +51,6 @@ export interface TuneWorld {
 
 export interface TuneApplyOptions { kinds: Set<TuneKind>; dryRun: boolean; maxRollouts: number; minChange?: number }
 
-const errText = (e: unknown) => {
-  const x = e as { body?: { message?: string } | string; message?: string };
-  const b = typeof x.body === "string" ? (() => { try { return JSON.parse(x.body as string); } catch { return null; } })() : x.body;
-  return (b?.message ?? x.message ?? String(e)).split("\n")[0];
-};
-
 export class TuningApplier {
   constructor(private readonly api: KubernetesObjectApi, private readonly o: TuneApplyOptions) {}
 
@@ -65,7 +63,7 @@ export class TuningApplier {
     const out: TuneOutcome[] = [];
     const guard = async (kind: TuneKind, object: string, f: () => Promise<TuneOutcome | null>) => {
       try { const r = await f(); if (r) out.push(this.o.dryRun && ["applied", "deleted", "withdrawn"].includes(r.action) ? { ...r, dryRun: true } : r); }
-      catch (e) { out.push({ kind, object, action: "failed", reason: errText(e) }); }
+      catch (e) { out.push({ kind, object, action: "failed", reason: statusMessage(e) }); }
     };
     if (this.o.kinds.has("rules")) await this.rules(t, w, guard);
     let rollouts = 0;
@@ -103,7 +101,7 @@ export class TuningApplier {
         if (cur && canon(cur.spec) === canon(obj.spec)) return { kind: "rules", object: id, action: "unchanged", reason: "spec as recommended" };
         try { await this.ssa(obj, RULES_MANAGER); }
         catch (e) {
-          if (statusCode(e) === 409) return { kind: "rules", object: id, action: "skipped", reason: `a field was changed by someone else; not overridden: ${errText(e)}` };
+          if (statusCode(e) === 409) return { kind: "rules", object: id, action: "skipped", reason: `a field was changed by someone else; not overridden: ${statusMessage(e)}` };
           throw e;
         }
         return { kind: "rules", object: id, action: "applied", reason: cur ? "spec changed with the traffic" : "created" };
@@ -163,7 +161,7 @@ export class TuningApplier {
     if (!budget()) return { kind, object: id, action: "skipped", reason: `rollout budget of ${this.o.maxRollouts} per pass reached; next pass` };
     try { await this.ssa({ ...it.patch, apiVersion: ctl.apiVersion, kind: ctl.kind, metadata: { name: ctl.name, namespace: ctl.namespace } }, manager); }
     catch (e) {
-      if (statusCode(e) === 409) return { kind, object: id, action: "skipped", reason: `user-owned field, not overridden: ${errText(e)}` };
+      if (statusCode(e) === 409) return { kind, object: id, action: "skipped", reason: `user-owned field, not overridden: ${statusMessage(e)}` };
       throw e;
     }
     return { kind, object: id, action: "applied", reason: ours ? "changed with the traffic" : "first application" };

@@ -4,7 +4,6 @@
 // collector's accepted/refused report counts.
 import type { MeshController } from "../reconcile/controller.js";
 import type { Collector } from "../collector/server.js";
-import { estimateSavings } from "../sidecar/savings.js";
 import { diagnoseWindows } from "../diagnose/diagnose.js";
 import { buildDashboard, type DashboardData, type DashboardInputs } from "./dashboard-data.js";
 import { limitsLine } from "../report.js";
@@ -19,12 +18,12 @@ export async function controllerDashboard(ctl: MeshController, collector: Collec
       : { applied, recommended: null, action: d.action, reason: d.reason });
   }
   const services = ctl.catalogNow();
+  const savings = ctl.savingsNow();
   const received = (await collector.received.get()).values.reduce((a, v) => a + v.value, 0);
   const refused = Object.fromEntries((await collector.rejected.get()).values.map((v) => [String(v.labels.reason), v.value]));
   return buildDashboard({
     source: "controller", mode: o.mode, nowMs: Date.now(), graph: ctl.graph, services, domain: o.domain, sidecars,
-    savings: ctl.recommendations().map((s) => estimateSavings(s, services)),
-    tuning: ctl.tuning({ istioVersion: o.istioVersion, minRequests: o.minRequests }),
+    savings, tuning: ctl.tuning({ istioVersion: o.istioVersion, minRequests: o.minRequests }, savings),
     windows: ctl.diagnose ? diagnoseWindows(ctl.diagnose) : [],
     nodes: [...ctl.nodes.values()].map((n) => ({ name: n.metadata?.name ?? "", labels: n.metadata?.labels ?? {} })),
     report: {
