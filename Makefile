@@ -2,10 +2,10 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 NODE_BIN := node_modules/.bin
-APT_PKGS := clang llvm libbpf-dev bpftool iptables libelf-dev zlib1g-dev pkg-config iproute2 prometheus chromium
+APT_PKGS := clang clang-format llvm libbpf-dev bpftool iptables libelf-dev zlib1g-dev pkg-config iproute2 prometheus chromium
 ESBUILD_NODE := --bundle --platform=node --format=esm --target=node20 --packages=external
 
-.PHONY: deps sysdeps build run test test-unit bench integration clean typecheck
+.PHONY: deps sysdeps build run test test-unit bench integration clean typecheck lint format
 node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
@@ -73,6 +73,18 @@ bpf: build/meshtune-bpf build/meshtune-tcpstats build/mtproxy build/mtnet build/
 typecheck: deps
 	$(NODE_BIN)/tsc -p .
 
+# Formatting and lint: Prettier (TypeScript/JS, width 120), ESLint with typescript-eslint's
+# recommended rules, clang-format for the C under bpf/. `make format` rewrites; `lint` only checks.
+C_SOURCES = $(shell git ls-files 'bpf/*.c' 'bpf/*.h')
+lint: deps sysdeps
+	$(NODE_BIN)/prettier --check --log-level=warn .
+	$(NODE_BIN)/eslint --max-warnings=0 .
+	clang-format --dry-run -Werror $(C_SOURCES)
+format: deps sysdeps
+	$(NODE_BIN)/prettier --write --log-level=warn .
+	$(NODE_BIN)/eslint --fix .
+	clang-format -i $(C_SOURCES)
+
 run: build
 	node build/meshtune.mjs recommend --access-log samples/bookinfo/access.log --catalog samples/bookinfo/catalog.json --rules --resources --discovery --cryptomb --min-requests 20 --html build/meshtune-report.html
 	@echo "meshtune: dashboard written to $(CURDIR)/build/meshtune-report.html (open it in a browser)" >&2
@@ -85,7 +97,7 @@ build/test/.stamp: $(shell find controller test -name '*.ts') | node_modules/.st
 test-unit: build bpf build/test/.stamp
 	test/run.sh
 
-test: typecheck test-unit
+test: typecheck lint test-unit
 
 bench: build bpf
 	CLIENT_CPU=1 SERVER_CPU=1 bench/datapath.sh # one CPU: wakeups stay local, the stack cost shows

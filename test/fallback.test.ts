@@ -57,8 +57,8 @@ async function cluster(outbound: "ALLOW_ANY" | "REGISTRY_ONLY") {
   const fake = await new FakeApiServer().start();
   fake.put("namespaces", { metadata: { name: "bookinfo", labels: { "meshtune.io/enabled": "true" } } });
   const pp = deploymentPod("bookinfo", "productpage-v1", "6987489c74", "6fgz8", { app: "productpage", version: "v1" });
-  (pp as any).status = { podIP: "127.0.0.3", podIPs: [{ ip: "127.0.0.3" }] }; // eslint-disable-line @typescript-eslint/no-explicit-any
-  (pp as any).spec.nodeName = "node-1"; // eslint-disable-line @typescript-eslint/no-explicit-any
+  (pp as any).status = { podIP: "127.0.0.3", podIPs: [{ ip: "127.0.0.3" }] };  
+  (pp as any).spec.nodeName = "node-1";  
   fake.put("pods", pp);
   for (const [n, ip] of Object.entries(IPS)) fake.put("services", { metadata: { name: n, namespace: "bookinfo" }, spec: { clusterIP: ip, clusterIPs: [ip], ports: [{ name: "http", port: 9080 }] } });
   fake.put("services", { metadata: { name: "meshtune-fallback", namespace: "meshtune-system" }, spec: { clusterIP: "10.96.9.9", ports: [{ name: "fallback", port: 80 }] } });

@@ -28,7 +28,7 @@ test("a request through the fallback (egressProxy cluster) keeps the requested h
   h.http(request(FALLBACK, { host: "ratings.bookinfo:9080" }));
   assert.is(h.tickPeriodMs, 1000);
   h.tick();
-  const e = bodyOf(h).edges.find((x: any) => x.cluster === FALLBACK); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const e = bodyOf(h).edges.find((x: any) => x.cluster === FALLBACK);  
   assert.equal([e.authority, e.count], ["ratings.bookinfo:9080", 2]);
   // Slime lazyload's global-sidecar counts as a fallback too.
   h.http(request("outbound|80||global-sidecar.mesh-operator.svc.cluster.local", { host: "details:9080" }));
@@ -48,10 +48,10 @@ test("network filter: TLS edges per SNI with bytes and duration, TCP edges, Pass
   assert.is(h.tickPeriodMs, 1000, "a Passthrough connection hurries the report");
   h.tick();
   const r = bodyOf(h);
-  const pg = r.edges.find((e: any) => e.cluster.includes("pg.db")); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const pg = r.edges.find((e: any) => e.cluster.includes("pg.db"));  
   assert.equal([pg.dir, pg.proto, pg.authority, pg.count, pg.bytes], ["outbound", "TCP", "", 2, { tx: 160, rx: 4010 }]);
   assert.is(pg.latency.sumUs, 25_000);
-  const stripe = r.edges.find((e: any) => e.cluster.includes("stripe")); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const stripe = r.edges.find((e: any) => e.cluster.includes("stripe"));  
   assert.equal([stripe.proto, stripe.authority, stripe.bytes], ["TLS", "api.stripe.com", { tx: 517, rx: 6000 }]);
   assert.is(r.edges.length, 2, "the HTTP connection adds no TCP edge");
   assert.equal(r.unknown, [{ cluster: "PassthroughCluster", dst: "10.96.7.7:6379", authority: "", sni: "", count: 1 }]);

@@ -97,7 +97,7 @@ if (hasProm) {
     // Scrapes every 1 s here, so a 3 s rate range (the kubelet's real series use the 5m default).
     const q = () => proxyUsage(`http://127.0.0.1:${promPort}`, g, "1m", "1s", "3s");
     let u = await q();
-    for (let i = 0; i < 50 && !(u.usage.get("bookinfo/reviews-v2")?.cpuCores! > 0.1); i++) { await new Promise((r) => setTimeout(r, 200)); u = await q(); }
+    for (let i = 0; i < 50 && !((u.usage.get("bookinfo/reviews-v2")?.cpuCores ?? 0) > 0.1); i++) { await new Promise((r) => setTimeout(r, 200)); u = await q(); }
     const r = u.usage.get("bookinfo/reviews-v2")!;
     assert.ok(r.cpuCores > 0.1 && r.cpuCores < 0.6, `≈ 0.25 cores, got ${r.cpuCores}`);
     assert.is(r.memoryBytes, 90 * 1048576);

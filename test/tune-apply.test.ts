@@ -185,10 +185,10 @@ test("the fake API server's SSA follows Kubernetes: conflict on another manager'
   assert.ok("conflicts" in c && /conflict with "kubectl-client-side-apply": \.spec\.template\.metadata\.annotations\.x/.test(c.conflicts[0]));
   const shared = serverSideApply(user, patch({ x: "1", y: "3" }), "meshtune-resources", false);
   assert.ok("object" in shared);
-  const gone = serverSideApply((shared as { object: Record<string, any> }).object, patch({}), "meshtune-resources", false); // eslint-disable-line @typescript-eslint/no-explicit-any
-  assert.equal((gone as { object: Record<string, any> }).object.spec.template.metadata.annotations, { x: "1" }, "co-owned x stays, y (meshtune's alone) goes"); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const gone = serverSideApply((shared as { object: Record<string, any> }).object, patch({}), "meshtune-resources", false);  
+  assert.equal((gone as { object: Record<string, any> }).object.spec.template.metadata.annotations, { x: "1" }, "co-owned x stays, y (meshtune's alone) goes");  
   const forced = serverSideApply(user, patch({ x: "2" }), "meshtune-resources", true);
-  assert.is((forced as { object: Record<string, any> }).object.spec.template.metadata.annotations.x, "2"); // eslint-disable-line @typescript-eslint/no-explicit-any
+  assert.is((forced as { object: Record<string, any> }).object.spec.template.metadata.annotations.x, "2");  
 });
 
 test("hysteresis and controllers: ±25 % is not worth a rollout; only Deployments/StatefulSets/DaemonSets are patched", () => {

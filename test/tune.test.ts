@@ -203,7 +203,7 @@ test("CryptoMB: gateways and high-handshake workloads on capable nodes only, pre
     { workload: "shop/pinned", kind: "gateway", handshakesPerS: null, pinnedTo: { pool: "core" } },
   ], nodes);
   assert.ok(gw.apply && busy.apply);
-  const tpl = (gw.patch as any).spec.template; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const tpl = (gw.patch as any).spec.template;  
   assert.match(tpl.metadata.annotations["proxy.istio.io/config"], /cryptomb:\n\s+pollDelay: 10ms\n\s+fallback: true/);
   assert.ok(tpl.spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution, "preferred, never required");
   assert.not.ok(tpl.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution);

@@ -91,6 +91,7 @@ export async function runController(f: ControllerFlags): Promise<void> {
   const agentId = parseIdentity(f.agentIdentity);
   if (!agentId) throw new UserError(`--agent-identity ${f.agentIdentity}: expected NAMESPACE/SERVICEACCOUNT`, 2);
   // The controller must be known before the collector can bind callers to workloads.
+  // eslint-disable-next-line prefer-const -- assigned below, after the collector that closes over it
   let ctl!: MeshController;
   const collector = new Collector(graph, registry, {
     auth: f.insecureCollector ? null : { self, reviewer: new KubeAccessReviewer(kc) },

@@ -19,7 +19,7 @@ type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-exp
 /** From a ConfigMap (data.mesh), or the mesh YAML/JSON itself. Throws a one-line reason. */
 export function parseMeshConfig(text: string): MeshConfig {
   let doc: Obj;
-  try { doc = parseYaml(text) as Obj; } catch (e) { throw new Error(`mesh config is not YAML: ${(e as Error).message.split("\n")[0]}`); }
+  try { doc = parseYaml(text) as Obj; } catch (e) { throw new Error(`mesh config is not YAML: ${(e as Error).message.split("\n")[0]}`, { cause: e }); }
   if (!doc || typeof doc !== "object") throw new Error("mesh config is empty");
   if (doc.kind === "ConfigMap") {
     const m = doc.data?.mesh;

@@ -29,7 +29,7 @@ export function catalogItems(text: string): Obj[] {
   let docs: unknown[];
   try { docs = [JSON.parse(text)]; } catch {
     try { docs = parseAllDocuments(text).map((d) => { if (d.errors.length) throw d.errors[0]; return d.toJS(); }); }
-    catch (e) { throw new Error(`neither JSON nor YAML: ${(e as Error).message.split("\n")[0]}`); }
+    catch (e) { throw new Error(`neither JSON nor YAML: ${(e as Error).message.split("\n")[0]}`, { cause: e }); }
   }
   const items: Obj[] = [];
   for (const d of docs as Obj[]) {

@@ -21,7 +21,7 @@ export class PrometheusSource {
   async query(q: string): Promise<PromVector["data"] & object> {
     const url = `${this.baseUrl.replace(/\/$/, "")}/api/v1/query?query=${encodeURIComponent(q)}`;
     let res: Response;
-    try { res = await fetch(url, { signal: AbortSignal.timeout(10_000) }); } catch (e) { throw new Error(`prometheus ${this.baseUrl}: ${(e as Error).message}`); }
+    try { res = await fetch(url, { signal: AbortSignal.timeout(10_000) }); } catch (e) { throw new Error(`prometheus ${this.baseUrl}: ${(e as Error).message}`, { cause: e }); }
     let body: PromVector;
     try { body = (await res.json()) as PromVector; } catch { throw new Error(`prometheus ${this.baseUrl}: HTTP ${res.status}, not a JSON API response`); }
     if (body.status !== "success" || !body.data) throw new Error(`prometheus ${this.baseUrl}: ${body.error ?? `HTTP ${res.status}`}`);

@@ -37,7 +37,7 @@ const KINDS: Kind[] = [
   { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true },
 ];
 
-type Obj = { apiVersion?: string; kind?: string; metadata: Record<string, any>; [k: string]: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Obj = { apiVersion?: string; kind?: string; metadata: Record<string, any>; [k: string]: any };  
 export interface Request { method: string; path: string; query: URLSearchParams; contentType: string }
 export interface Fault { method?: string; path: string | RegExp; status?: number; delayMs?: number; times?: number; watch?: boolean }
 

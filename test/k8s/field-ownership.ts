@@ -9,7 +9,7 @@
 // Ownership is recorded in metadata.managedFields with fieldsV1 in the real "f:<key>" form.
 // Simplification: every list is atomic (owned whole); true for lists without a merge key, such
 // as nodeAffinity's preferred terms, not for containers (meshtune never applies those).
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;  
 
 /** Fields that identify the object; never owned. */
 const IDENTITY = new Set(["apiVersion", "kind", "status", "metadata.name", "metadata.namespace", "metadata.resourceVersion", "metadata.uid", "metadata.managedFields", "metadata.generation", "metadata.creationTimestamp"]);

@@ -25,6 +25,9 @@ export interface HttpExchange {
 }
 
 const ROOT_ID = 1;
+/** A host import: the Wasm side passes i32/i64 numbers and reads back a status code. */
+ 
+type HostFn = (...args: any[]) => unknown;
 
 export class HostBuilder {
   private module: WebAssembly.Module | null = null;
@@ -73,10 +76,10 @@ export class ProxyHost {
   readonly callouts: Callout[] = [];
   tickPeriodMs = 0;
   /** The env imports handed to the module: tests call them directly to check ABI behaviour. */
-  readonly env: Record<string, Function> = {};
+  readonly env: Record<string, HostFn> = {};
   nowNs: bigint;
   private readonly instance: WebAssembly.Instance;
-  private readonly exports: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  private readonly exports: Record<string, any>;  
   private nextContextId = ROOT_ID + 1;
   private nextToken = 1;
   private nextMetric = 1;
@@ -90,7 +93,7 @@ export class ProxyHost {
 
   constructor(module: WebAssembly.Module, private plugin: string, private vm: string, private props: Map<string, Uint8Array>, startMs: number, private minLevel: number) {
     this.nowNs = BigInt(startMs) * 1_000_000n;
-    const fns = this.hostFunctions() as Record<string, Function>;
+    const fns = this.hostFunctions() as Record<string, HostFn>;
     for (const imp of WebAssembly.Module.imports(module))
       if (imp.kind === "function" && imp.module === "env") this.env[imp.name] = fns[imp.name] ?? (() => WasmResult.Unimplemented);
     this.instance = new WebAssembly.Instance(module, {
@@ -98,7 +101,7 @@ export class ProxyHost {
       wasi_unstable: { proc_exit: (code: number) => { throw new Error(`wasm called proc_exit(${code}): ${this.logs.at(-1)?.message ?? ""}`); } },
       wasi_snapshot_preview1: { proc_exit: (code: number) => { throw new Error(`wasm called proc_exit(${code})`); } },
     });
-    this.exports = this.instance.exports as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    this.exports = this.instance.exports as Record<string, any>;  
   }
 
   /** Module-side allocation, for tests that call host functions directly. */
@@ -177,7 +180,7 @@ export class ProxyHost {
         return WasmResult.Ok;
       },
       proxy_get_buffer_bytes: (type: number, start: number, maxLen: number, ptrPtr: number, lenPtr: number) => {
-        let data: Uint8Array | null = null;
+        let data: Uint8Array | null;
         if (type === BufferType.PluginConfiguration) data = new TextEncoder().encode(this.plugin);
         else if (type === BufferType.VmConfiguration) data = new TextEncoder().encode(this.vm);
         else if (type === BufferType.HttpCallResponseBody) data = this.callResponse?.body ?? null;
