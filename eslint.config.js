@@ -4,14 +4,27 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["build/", "bpf/.output/", "node_modules/", "filter/", "bench/*.mjs", "test/fixtures/*.mjs", "test/helpers/*.mjs"] },
+  {
+    ignores: [
+      "build/",
+      "bpf/.output/",
+      "node_modules/",
+      "filter/",
+      "bench/*.mjs",
+      "test/fixtures/*.mjs",
+      "test/helpers/*.mjs",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
     linterOptions: { reportUnusedDisableDirectives: "error" },
     languageOptions: { globals: { process: "readonly", console: "readonly", Buffer: "readonly" } },
     rules: {
-      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" }],
+      "@typescript-eslint/no-unused-vars": [
+        "error",
+        { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" },
+      ],
     },
   },
   {

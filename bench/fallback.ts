@@ -12,18 +12,38 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 
 const CLI = join(process.cwd(), "build", "meshtune.mjs");
-const ROUNDS = 5, SEQ = 2000, PAR = 16, PAR_TOTAL = 8000;
+const ROUNDS = 5,
+  SEQ = 2000,
+  PAR = 16,
+  PAR_TOTAL = 8000;
 
-const freePort = () => new Promise<number>((r) => { const s = createServer(); s.listen(0, "127.0.0.1", () => { const p = (s.address() as AddressInfo).port; s.close(() => r(p)); }); });
+const freePort = () =>
+  new Promise<number>((r) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => r(p));
+    });
+  });
 async function waitFor(url: string): Promise<void> {
-  for (let i = 0; i < 200; i++) { try { await fetch(url); return; } catch { await new Promise((r) => setTimeout(r, 50)); } }
+  for (let i = 0; i < 200; i++) {
+    try {
+      await fetch(url);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
   throw new Error(`not up: ${url}`);
 }
 
 function once(agent: Agent, port: number, host: string): Promise<number> {
   const t = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
-    const rq = request({ host: "127.0.0.1", port, path: "/ratings/0", agent, headers: { host } }, (res) => { res.resume(); res.on("end", () => resolve(Number(process.hrtime.bigint() - t) / 1e3)); });
+    const rq = request({ host: "127.0.0.1", port, path: "/ratings/0", agent, headers: { host } }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(Number(process.hrtime.bigint() - t) / 1e3));
+    });
     rq.on("error", reject);
     rq.end();
   });
@@ -42,7 +62,11 @@ async function throughput(port: number, host: string): Promise<number> {
   const agent = new Agent({ keepAlive: true, maxSockets: PAR });
   let left = PAR_TOTAL;
   const t = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: PAR }, async () => { while (left-- > 0) await once(agent, port, host); }));
+  await Promise.all(
+    Array.from({ length: PAR }, async () => {
+      while (left-- > 0) await once(agent, port, host);
+    }),
+  );
   agent.destroy();
   return PAR_TOTAL / (Number(process.hrtime.bigint() - t) / 1e9);
 }
@@ -51,37 +75,103 @@ const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length
 const spread = (xs: number[]) => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`;
 
 async function main() {
-  const upPort = await freePort(), fbPort = await freePort(), metrics = await freePort();
+  const upPort = await freePort(),
+    fbPort = await freePort(),
+    metrics = await freePort();
   const procs: ChildProcess[] = [];
   try {
-    procs.push(spawn("taskset", ["-c", "1", "node", "-e", `require("http").createServer((q,s)=>{q.resume();s.end('{"ratings":{"reviewer1":5}}')}).listen(${upPort},"127.0.0.1")`], { stdio: "inherit" }));
+    procs.push(
+      spawn(
+        "taskset",
+        [
+          "-c",
+          "1",
+          "node",
+          "-e",
+          `require("http").createServer((q,s)=>{q.resume();s.end('{"ratings":{"reviewer1":5}}')}).listen(${upPort},"127.0.0.1")`,
+        ],
+        { stdio: "inherit" },
+      ),
+    );
     // A fixed catalog (no API server); learned edges go to a collector that is not there (the
     // reporter counts its failures off the request path).
     const cat = join(mkdtempSync(join(tmpdir(), "meshtune-bench-")), "catalog.json");
-    writeFileSync(cat, JSON.stringify({ items: [{ kind: "Service", metadata: { name: "ratings", namespace: "bookinfo" }, spec: { clusterIP: "10.96.0.20", ports: [{ name: "http", port: 9080 }] } }] }));
-    procs.push(spawn("taskset", ["-c", "1", "node", CLI, "fallback", "--port", String(fbPort), "--metrics-port", String(metrics), "--catalog", cat,
-      "--collector", "http://127.0.0.1:9/v1/reports", "--self", "meshtune-system/meshtune-fallback", "--resolve", `ratings.bookinfo.svc.cluster.local:9080=127.0.0.1:${upPort}`],
-    { stdio: ["ignore", "ignore", "ignore"] }));
+    writeFileSync(
+      cat,
+      JSON.stringify({
+        items: [
+          {
+            kind: "Service",
+            metadata: { name: "ratings", namespace: "bookinfo" },
+            spec: { clusterIP: "10.96.0.20", ports: [{ name: "http", port: 9080 }] },
+          },
+        ],
+      }),
+    );
+    procs.push(
+      spawn(
+        "taskset",
+        [
+          "-c",
+          "1",
+          "node",
+          CLI,
+          "fallback",
+          "--port",
+          String(fbPort),
+          "--metrics-port",
+          String(metrics),
+          "--catalog",
+          cat,
+          "--collector",
+          "http://127.0.0.1:9/v1/reports",
+          "--self",
+          "meshtune-system/meshtune-fallback",
+          "--resolve",
+          `ratings.bookinfo.svc.cluster.local:9080=127.0.0.1:${upPort}`,
+        ],
+        { stdio: ["ignore", "ignore", "ignore"] },
+      ),
+    );
     await waitFor(`http://127.0.0.1:${upPort}/`);
     await waitFor(`http://127.0.0.1:${metrics}/healthz`);
-    const r = { direct: { p50: [] as number[], p99: [] as number[], rps: [] as number[] }, fallback: { p50: [] as number[], p99: [] as number[], rps: [] as number[] } };
+    const r = {
+      direct: { p50: [] as number[], p99: [] as number[], rps: [] as number[] },
+      fallback: { p50: [] as number[], p99: [] as number[], rps: [] as number[] },
+    };
     // The fallback needs a caller namespace for "ratings:9080"; a fully qualified Host needs none.
-    const variants: [keyof typeof r, number, string][] = [["direct", upPort, "ratings:9080"], ["fallback", fbPort, "ratings.bookinfo.svc.cluster.local:9080"]];
+    const variants: [keyof typeof r, number, string][] = [
+      ["direct", upPort, "ratings:9080"],
+      ["fallback", fbPort, "ratings.bookinfo.svc.cluster.local:9080"],
+    ];
     for (const [, port, host] of variants) await latency(port, host); // warm-up
     for (let round = 0; round < ROUNDS; round++) {
       for (const [name, port, host] of round % 2 ? [...variants].reverse() : variants) {
         const l = await latency(port, host);
-        r[name].p50.push(l.p50); r[name].p99.push(l.p99);
+        r[name].p50.push(l.p50);
+        r[name].p99.push(l.p99);
         r[name].rps.push(await throughput(port, host));
       }
     }
     const ratio = (k: "p50" | "p99" | "rps") => r.fallback[k].map((v, i) => v / r.direct[k][i]);
-    console.log(`fallback hop (client CPU 0; upstream + fallback CPU 1; ${ROUNDS} interleaved rounds; ${SEQ} sequential, ${PAR_TOTAL} at concurrency ${PAR})`);
+    console.log(
+      `fallback hop (client CPU 0; upstream + fallback CPU 1; ${ROUNDS} interleaved rounds; ${SEQ} sequential, ${PAR_TOTAL} at concurrency ${PAR})`,
+    );
     for (const k of ["p50", "p99"] as const)
-      console.log(`  ${k}: direct ${med(r.direct[k]).toFixed(0)} µs, via fallback ${med(r.fallback[k]).toFixed(0)} µs — ${med(ratio(k)).toFixed(2)}× (${spread(ratio(k))}); added ${(med(r.fallback[k]) - med(r.direct[k])).toFixed(0)} µs`);
-    console.log(`  throughput: direct ${med(r.direct.rps).toFixed(0)} req/s, via fallback ${med(r.fallback.rps).toFixed(0)} req/s — ${med(ratio("rps")).toFixed(2)}× (${spread(ratio("rps"))})`);
+      console.log(
+        `  ${k}: direct ${med(r.direct[k]).toFixed(0)} µs, via fallback ${med(r.fallback[k]).toFixed(0)} µs — ${med(ratio(k)).toFixed(2)}× (${spread(ratio(k))}); added ${(med(r.fallback[k]) - med(r.direct[k])).toFixed(0)} µs`,
+      );
+    console.log(
+      `  throughput: direct ${med(r.direct.rps).toFixed(0)} req/s, via fallback ${med(r.fallback.rps).toFixed(0)} req/s — ${med(ratio("rps")).toFixed(2)}× (${spread(ratio("rps"))})`,
+    );
   } finally {
     for (const p of procs) p.kill("SIGKILL");
   }
 }
-main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

@@ -8,28 +8,53 @@ import { Graph, emptyStats } from "../controller/model/graph.js";
 import { MeshController } from "../controller/reconcile/controller.js";
 import { LearnedStore } from "../controller/k8s/learned-store.js";
 
-const SERVICES = 10_000, NAMESPACES = 100, EDGES_PER = 10;
+const SERVICES = 10_000,
+  NAMESPACES = 100,
+  EDGES_PER = 10;
 const NOW = Date.now();
 const written: unknown[] = [];
 // Stands in for the API server: apply returns the object; ConfigMap reads are empty.
 const api = {
-  patch: async (o: unknown) => { written.push(o); return o; },
-  read: async () => { throw Object.assign(new Error("not found"), { code: 404 }); },
+  patch: async (o: unknown) => {
+    written.push(o);
+    return o;
+  },
+  read: async () => {
+    throw Object.assign(new Error("not found"), { code: 404 });
+  },
   create: async (o: unknown) => o,
 } as unknown as KubernetesObjectApi;
 
 const graph = new Graph();
-const ctl = new MeshController({} as KubeConfig, api, graph, new LearnedStore(api), {
-  mode: "apply", minWindowMs: 0, retentionMs: 7 * 86400e3, alwaysInclude: ["istio-system/*"],
-  fallback: { host: "meshtune-fallback.meshtune-system.svc.cluster.local", port: 80 }, defaultEnabled: true, dryRun: false, clusterDomain: "cluster.local", now: () => NOW,
-}, () => {}, new Registry());
+const ctl = new MeshController(
+  {} as KubeConfig,
+  api,
+  graph,
+  new LearnedStore(api),
+  {
+    mode: "apply",
+    minWindowMs: 0,
+    retentionMs: 7 * 86400e3,
+    alwaysInclude: ["istio-system/*"],
+    fallback: { host: "meshtune-fallback.meshtune-system.svc.cluster.local", port: 80 },
+    defaultEnabled: true,
+    dryRun: false,
+    clusterDomain: "cluster.local",
+    now: () => NOW,
+  },
+  () => {},
+  new Registry(),
+);
 
 let seed = 7;
-const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) % n);
+const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) >>> 0) % n;
 const keys: string[] = [];
 for (let i = 0; i < SERVICES; i++) {
-  const ns = `ns-${i % NAMESPACES}`, name = `svc-${i}-v1`;
-  const pod: V1Pod = { metadata: { name: `${name}-6987489c74-6fgz8`, namespace: ns, labels: { app: `svc-${i}`, version: "v1" } } };
+  const ns = `ns-${i % NAMESPACES}`,
+    name = `svc-${i}-v1`;
+  const pod: V1Pod = {
+    metadata: { name: `${name}-6987489c74-6fgz8`, namespace: ns, labels: { app: `svc-${i}`, version: "v1" } },
+  };
   ctl.pods.set(`${ns}/${name}`, new Map([[pod.metadata!.name!, pod]]));
   const node = graph.node(ns, name)!;
   for (let e = 0; e < EDGES_PER; e++) {
@@ -37,7 +62,16 @@ for (let i = 0; i < SERVICES; i++) {
     const s = emptyStats(NOW - 3600e3);
     s.count = 1;
     s.lastSeenMs = NOW;
-    graph.addEdge(node, { dir: "outbound", cluster: `outbound|8080||svc-${d}.ns-${d % NAMESPACES}.svc.cluster.local`, authority: "", proto: "HTTP/1.1" }, s);
+    graph.addEdge(
+      node,
+      {
+        dir: "outbound",
+        cluster: `outbound|8080||svc-${d}.ns-${d % NAMESPACES}.svc.cluster.local`,
+        authority: "",
+        proto: "HTTP/1.1",
+      },
+      s,
+    );
   }
   keys.push(`${ns}/${name}`);
 }
@@ -54,8 +88,14 @@ await ctl.flush();
 await ctl.stop();
 const ms = performance.now() - t0;
 const edges = [...graph.nodes.values()].reduce((a, n) => a + n.edges.size, 0);
-console.log(`reconcile bench: ${SERVICES.toLocaleString()} services, ${edges.toLocaleString()} edges, ${keys.length.toLocaleString()} workloads (floor checksum ${floor % 97})`);
+console.log(
+  `reconcile bench: ${SERVICES.toLocaleString()} services, ${edges.toLocaleString()} edges, ${keys.length.toLocaleString()} workloads (floor checksum ${floor % 97})`,
+);
 console.log(`  baseline: one pass over all edges ${baseMs.toFixed(1)} ms`);
-console.log(`  reconcile all (decide + schema-validate + apply + persist): ${(ms / 1000).toFixed(2)} s (target < 2 s: ${ms < 2000 ? "met" : "MISSED"})  ${(ms / baseMs).toFixed(0)}x baseline`);
-console.log(`  Sidecars applied: ${written.filter((o) => (o as { kind: string }).kind === "Sidecar").length.toLocaleString()}, ConfigMaps: ${written.filter((o) => (o as { kind: string }).kind === "ConfigMap").length}`);
+console.log(
+  `  reconcile all (decide + schema-validate + apply + persist): ${(ms / 1000).toFixed(2)} s (target < 2 s: ${ms < 2000 ? "met" : "MISSED"})  ${(ms / baseMs).toFixed(0)}x baseline`,
+);
+console.log(
+  `  Sidecars applied: ${written.filter((o) => (o as { kind: string }).kind === "Sidecar").length.toLocaleString()}, ConfigMaps: ${written.filter((o) => (o as { kind: string }).kind === "ConfigMap").length}`,
+);
 console.log(`  peak RSS: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);

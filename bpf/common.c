@@ -23,7 +23,13 @@ int fail(const char *fmt, ...)
 	return 1;
 }
 
-int libbpf_silent(enum libbpf_print_level l, const char *f, va_list a) { (void)l; (void)f; (void)a; return 0; }
+int libbpf_silent(enum libbpf_print_level l, const char *f, va_list a)
+{
+	(void)l;
+	(void)f;
+	(void)a;
+	return 0;
+}
 
 /* cgroup v2 level of a directory: its distance from the hierarchy root (which has no cgroup.events). */
 int cgroup_level(const char *path)
@@ -50,7 +56,7 @@ int ensure_bpffs(void)
 	if (statfs("/sys/fs/bpf", &fs) == 0 && fs.f_type == BPF_FS_MAGIC)
 		return 0;
 	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
-		return fail("/sys/fs/bpf is not a bpffs and mounting one failed: %s", strerror(errno));
+		return fail("/sys/fs/bpf is not a bpffs and mounting one failed: %s",
+			    strerror(errno));
 	return 0;
 }
-

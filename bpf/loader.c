@@ -28,23 +28,54 @@
 #include "probe.h"
 
 static const char *reason_names[MT_REASON_MAX] = {
-	"redirected", "skipped_uid", "skipped_loopback", "skipped_excluded_port", "skipped_excluded_cidr",
-	"skipped_proxy_port", "skipped_not_tcp", "origdst_saved", "origdst_answered", "origdst_miss",
-	"sockmap_inserted", "sockmap_insert_failed", "sockmap_redirected", "sockmap_miss",
-	"skipped_not_meshed", "skipped_not_included", "redirected_inbound", "skipped_inbound_excluded",
-	"inbound_delivery", "l4_edge_failed", "skb_verdict",
+	"redirected",
+	"skipped_uid",
+	"skipped_loopback",
+	"skipped_excluded_port",
+	"skipped_excluded_cidr",
+	"skipped_proxy_port",
+	"skipped_not_tcp",
+	"origdst_saved",
+	"origdst_answered",
+	"origdst_miss",
+	"sockmap_inserted",
+	"sockmap_insert_failed",
+	"sockmap_redirected",
+	"sockmap_miss",
+	"skipped_not_meshed",
+	"skipped_not_included",
+	"redirected_inbound",
+	"skipped_inbound_excluded",
+	"inbound_delivery",
+	"l4_edge_failed",
+	"skb_verdict",
 };
-_Static_assert(sizeof(reason_names) / sizeof(reason_names[0]) == MT_REASON_MAX, "a name per reason");
+_Static_assert(sizeof(reason_names) / sizeof(reason_names[0]) == MT_REASON_MAX,
+	       "a name per reason");
 
 /* Pinned links, in attach order; the sk_msg verdict is held by the sockhash itself. */
-static const char *link_names[] = { "link_connect4", "link_connect6", "link_getsockopt", "link_sockops" };
-static const char *map_names[] = { "counters", "meta", "sock_pairs", "origdst_by_cookie", "origdst_by_peer", "origdst_sk",
-				   "excluded_ports", "excluded_cidrs", "pods", "pod_ips", "pod_ports", "pod_cidrs_exclude",
-				   "pod_cidrs_include", "l4_edges" };
+static const char *link_names[] = { "link_connect4", "link_connect6", "link_getsockopt",
+				    "link_sockops" };
+static const char *map_names[] = { "counters",
+				   "meta",
+				   "sock_pairs",
+				   "origdst_by_cookie",
+				   "origdst_by_peer",
+				   "origdst_sk",
+				   "excluded_ports",
+				   "excluded_cidrs",
+				   "pods",
+				   "pod_ips",
+				   "pod_ports",
+				   "pod_cidrs_exclude",
+				   "pod_cidrs_include",
+				   "l4_edges" };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-
-void pin_path(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", MT_PIN_DIR, name); }
+void pin_path(char *buf, size_t n, const char *name)
+{
+	snprintf(buf, n, "%s/%s", MT_PIN_DIR, name);
+}
 
 /* One-line refusal on nodes that cannot run the datapath (the first failed check); 0 when
  * everything is there. */
@@ -55,7 +86,8 @@ static int probe(const char *cgroup)
 	const struct probe_check *f = probe_first_failure(&r, "datapath");
 	if (!f)
 		return 0;
-	return f->detail[0] ? fail("%s", f->detail) : fail("unsupported kernel: %s not available", f->feature);
+	return f->detail[0] ? fail("%s", f->detail) :
+			      fail("unsupported kernel: %s not available", f->feature);
 }
 
 int parse_cidr(const char *s, __u32 ip[4], __u32 *plen)
@@ -183,16 +215,21 @@ static int cmd_load(struct load_opts *o)
 	if (!verdict)
 		bpf_program__set_autoload(skel->progs.mt_skb_verdict, false);
 	if (meshtune_bpf__load(skel)) {
-		fail("load BPF programs: %s (set MESHTUNE_BPF_DEBUG=1 for the verifier log)", strerror(errno));
+		fail("load BPF programs: %s (set MESHTUNE_BPF_DEBUG=1 for the verifier log)",
+		     strerror(errno));
 		goto out;
 	}
 	for (int i = 0; i < o->n_ports; i++) {
 		__u16 port = o->ports[i];
 		__u8 one = 1;
-		bpf_map__update_elem(skel->maps.excluded_ports, &port, sizeof(port), &one, 1, BPF_ANY);
+		bpf_map__update_elem(skel->maps.excluded_ports, &port, sizeof(port), &one, 1,
+				     BPF_ANY);
 	}
 	for (int i = 0; i < o->n_cidrs; i++) {
-		struct { __u32 plen; __u32 ip[4]; } k;
+		struct {
+			__u32 plen;
+			__u32 ip[4];
+		} k;
 		__u8 one = 1;
 		if (parse_cidr(o->cidrs[i], k.ip, &k.plen)) {
 			fail("--exclude-cidr %s: not an IPv4/IPv6 CIDR", o->cidrs[i]);
@@ -220,19 +257,24 @@ static int cmd_load(struct load_opts *o)
 		goto out;
 	}
 	/* The splice verdict hangs off the sockhash; attach it before sockops fills the map. */
-	if (bpf_prog_attach(bpf_program__fd(skel->progs.mt_sk_msg), bpf_map__fd(skel->maps.sock_pairs), BPF_SK_MSG_VERDICT, 0)) {
+	if (bpf_prog_attach(bpf_program__fd(skel->progs.mt_sk_msg),
+			    bpf_map__fd(skel->maps.sock_pairs), BPF_SK_MSG_VERDICT, 0)) {
 		fail("attach sk_msg to sockhash: %s", strerror(errno));
 		goto out;
 	}
-	if (meta.skb_verdict && bpf_prog_attach(bpf_program__fd(skel->progs.mt_skb_verdict), bpf_map__fd(skel->maps.sock_pairs), BPF_SK_SKB_VERDICT, 0)) {
+	if (meta.skb_verdict &&
+	    bpf_prog_attach(bpf_program__fd(skel->progs.mt_skb_verdict),
+			    bpf_map__fd(skel->maps.sock_pairs), BPF_SK_SKB_VERDICT, 0)) {
 		fail("attach sk_skb verdict to sockhash: %s", strerror(errno));
 		goto out;
 	}
-	struct bpf_program *progs[4] = { skel->progs.mt_connect4, skel->progs.mt_connect6, skel->progs.mt_getsockopt, skel->progs.mt_sockops };
+	struct bpf_program *progs[4] = { skel->progs.mt_connect4, skel->progs.mt_connect6,
+					 skel->progs.mt_getsockopt, skel->progs.mt_sockops };
 	for (int i = 0; i < 4; i++) {
 		links[i] = bpf_program__attach_cgroup(progs[i], cg);
 		if (!links[i]) {
-			fail("attach %s to %s: %s", bpf_program__name(progs[i]), real, strerror(errno));
+			fail("attach %s to %s: %s", bpf_program__name(progs[i]), real,
+			     strerror(errno));
 			goto out;
 		}
 		pin_path(p, sizeof(p), link_names[i]);
@@ -248,8 +290,10 @@ static int cmd_load(struct load_opts *o)
 			goto out;
 		}
 	}
-	printf("{\"loaded\":true,\"already\":false,\"cgroup\":\"%s\",\"proxyPort\":%d,\"inboundPort\":%d,\"proxyUid\":%d,\"podLevel\":%d,\"skbVerdict\":%s}\n",
-	       real, o->proxy_port, o->inbound_port, o->proxy_uid, level + 1, meta.skb_verdict ? "true" : "false");
+	printf("{\"loaded\":true,\"already\":false,\"cgroup\":\"%s\",\"proxyPort\":%d,"
+	       "\"inboundPort\":%d,\"proxyUid\":%d,\"podLevel\":%d,\"skbVerdict\":%s}\n",
+	       real, o->proxy_port, o->inbound_port, o->proxy_uid, level + 1,
+	       meta.skb_verdict ? "true" : "false");
 	err = 0;
 out:
 	/* One cleanup path: on failure undo every pin; on success the pins keep everything alive. */
@@ -308,8 +352,10 @@ static int cmd_status(void)
 		printf("{\"loaded\":false}\n");
 		return 0;
 	}
-	printf("{\"loaded\":true,\"cgroup\":\"%s\",\"proxyPort\":%u,\"inboundPort\":%u,\"proxyUid\":%u,\"skbVerdict\":%s,\"pods\":%d,\"programs\":[",
-	       meta.cgroup, meta.proxy_port, meta.inbound_port, meta.proxy_uid, meta.skb_verdict ? "true" : "false", count_pods());
+	printf("{\"loaded\":true,\"cgroup\":\"%s\",\"proxyPort\":%u,\"inboundPort\":%u,"
+	       "\"proxyUid\":%u,\"skbVerdict\":%s,\"pods\":%d,\"programs\":[",
+	       meta.cgroup, meta.proxy_port, meta.inbound_port, meta.proxy_uid,
+	       meta.skb_verdict ? "true" : "false", count_pods());
 	for (size_t i = 0; i < N(link_names); i++) {
 		struct bpf_link_info li = {};
 		struct bpf_prog_info pi = {};
@@ -317,7 +363,8 @@ static int cmd_status(void)
 		pin_path(p, sizeof(p), link_names[i]);
 		int fd = bpf_obj_get(p);
 		if (fd < 0 || bpf_obj_get_info_by_fd(fd, &li, &ll)) {
-			printf("%s{\"link\":\"%s\",\"attached\":false}", i ? "," : "", link_names[i]);
+			printf("%s{\"link\":\"%s\",\"attached\":false}", i ? "," : "",
+			       link_names[i]);
 			if (fd >= 0)
 				close(fd);
 			continue;
@@ -327,8 +374,10 @@ static int cmd_status(void)
 			bpf_obj_get_info_by_fd(pfd, &pi, &pl);
 			close(pfd);
 		}
-		printf("%s{\"link\":\"%s\",\"attached\":true,\"program\":\"%s\",\"progId\":%u,\"attachType\":%u,\"cgroupId\":%llu}", i ? "," : "",
-		       link_names[i], pi.name, li.prog_id, li.cgroup.attach_type, (unsigned long long)li.cgroup.cgroup_id);
+		printf("%s{\"link\":\"%s\",\"attached\":true,\"program\":\"%s\",\"progId\":%u,"
+		       "\"attachType\":%u,\"cgroupId\":%llu}",
+		       i ? "," : "", link_names[i], pi.name, li.prog_id, li.cgroup.attach_type,
+		       (unsigned long long)li.cgroup.cgroup_id);
 		close(fd);
 	}
 	printf("],\"counters\":");
@@ -339,21 +388,32 @@ static int cmd_status(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: meshtune-bpf load --cgroup PATH [--proxy-port N] [--inbound-port N] [--proxy-uid N] [--exclude-port N]...\n"
-			"                         [--exclude-cidr CIDR]... [--no-splice] [--skb-verdict auto|on|off]\n"
-			"       meshtune-bpf unload | status | probe [--cgroup PATH] [--release R]\n"
-			"       meshtune-bpf pods    (line protocol on stdin: set | del | list | edges | counters)\n");
+	fprintf(stderr,
+		"usage: meshtune-bpf load --cgroup PATH [--proxy-port N] [--inbound-port N] "
+		"[--proxy-uid N] [--exclude-port N]...\n"
+		"                         [--exclude-cidr CIDR]... [--no-splice] [--skb-verdict "
+		"auto|on|off]\n"
+		"       meshtune-bpf unload | status | probe [--cgroup PATH] [--release R]\n"
+		"       meshtune-bpf pods    (line protocol on stdin: set | del | list | edges | "
+		"counters)\n");
 }
 
 int main(int argc, char **argv)
 {
-	struct load_opts o = { .proxy_port = 15001, .inbound_port = 15006, .proxy_uid = 1337, .skb_verdict = -1 };
+	struct load_opts o = {
+		.proxy_port = 15001, .inbound_port = 15006, .proxy_uid = 1337, .skb_verdict = -1
+	};
 	static struct option opts[] = {
-		{ "cgroup", required_argument, 0, 'c' }, { "proxy-port", required_argument, 0, 'p' },
-		{ "proxy-uid", required_argument, 0, 'u' }, { "exclude-port", required_argument, 0, 'e' },
-		{ "exclude-cidr", required_argument, 0, 'x' }, { "no-splice", no_argument, 0, 'n' },
-		{ "inbound-port", required_argument, 0, 'i' }, { "skb-verdict", required_argument, 0, 'v' },
-		{ "release", required_argument, 0, 'r' }, { 0, 0, 0, 0 },
+		{ "cgroup", required_argument, 0, 'c' },
+		{ "proxy-port", required_argument, 0, 'p' },
+		{ "proxy-uid", required_argument, 0, 'u' },
+		{ "exclude-port", required_argument, 0, 'e' },
+		{ "exclude-cidr", required_argument, 0, 'x' },
+		{ "no-splice", no_argument, 0, 'n' },
+		{ "inbound-port", required_argument, 0, 'i' },
+		{ "skb-verdict", required_argument, 0, 'v' },
+		{ "release", required_argument, 0, 'r' },
+		{ 0, 0, 0, 0 },
 	};
 	int c;
 	char *end;
@@ -366,45 +426,78 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		long v;
 		switch (c) {
-		case 'c': o.cgroup = optarg; break;
-		case 'r': o.release = optarg; break;
-		case 'v':
-			if (!strcmp(optarg, "auto")) o.skb_verdict = -1;
-			else if (!strcmp(optarg, "on")) o.skb_verdict = 1;
-			else if (!strcmp(optarg, "off")) o.skb_verdict = 0;
-			else { fail("--skb-verdict %s: expected auto, on or off", optarg); return 2; }
+		case 'c':
+			o.cgroup = optarg;
 			break;
-		case 'p': case 'u': case 'e': case 'i':
-			v = strtol(optarg, &end, 10);
-			if (*end || v < 0 || (c != 'u' && (v < 1 || v > 65535))) {
-				fail("--%s %s: not a valid number", c == 'p' ? "proxy-port" : c == 'u' ? "proxy-uid" : c == 'i' ? "inbound-port" : "exclude-port", optarg);
+		case 'r':
+			o.release = optarg;
+			break;
+		case 'v':
+			if (!strcmp(optarg, "auto"))
+				o.skb_verdict = -1;
+			else if (!strcmp(optarg, "on"))
+				o.skb_verdict = 1;
+			else if (!strcmp(optarg, "off"))
+				o.skb_verdict = 0;
+			else {
+				fail("--skb-verdict %s: expected auto, on or off", optarg);
 				return 2;
 			}
-			if (c == 'p') o.proxy_port = v;
-			else if (c == 'i') o.inbound_port = v;
-			else if (c == 'u') o.proxy_uid = v;
-			else if (o.n_ports < 64) o.ports[o.n_ports++] = v;
 			break;
-		case 'n': o.no_splice = 1; break;
+		case 'p':
+		case 'u':
+		case 'e':
+		case 'i':
+			v = strtol(optarg, &end, 10);
+			if (*end || v < 0 || (c != 'u' && (v < 1 || v > 65535))) {
+				fail("--%s %s: not a valid number",
+				     c == 'p' ? "proxy-port" :
+				     c == 'u' ? "proxy-uid" :
+				     c == 'i' ? "inbound-port" :
+						"exclude-port",
+				     optarg);
+				return 2;
+			}
+			if (c == 'p')
+				o.proxy_port = v;
+			else if (c == 'i')
+				o.inbound_port = v;
+			else if (c == 'u')
+				o.proxy_uid = v;
+			else if (o.n_ports < 64)
+				o.ports[o.n_ports++] = v;
+			break;
+		case 'n':
+			o.no_splice = 1;
+			break;
 		case 'x':
-			if (o.n_cidrs < 64) o.cidrs[o.n_cidrs++] = optarg;
+			if (o.n_cidrs < 64)
+				o.cidrs[o.n_cidrs++] = optarg;
 			break;
-		default: usage(); return 2;
+		default:
+			usage();
+			return 2;
 		}
 	}
 	if (geteuid() != 0 && strcmp(cmd, "probe") != 0)
 		return fail("must run as root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)");
-	if (!strcmp(cmd, "load")) return cmd_load(&o);
-	if (!strcmp(cmd, "unload")) return cmd_unload();
-	if (!strcmp(cmd, "status")) return cmd_status();
-	if (!strcmp(cmd, "pods")) return cmd_pods();
+	if (!strcmp(cmd, "load"))
+		return cmd_load(&o);
+	if (!strcmp(cmd, "unload"))
+		return cmd_unload();
+	if (!strcmp(cmd, "status"))
+		return cmd_status();
+	if (!strcmp(cmd, "pods"))
+		return cmd_pods();
 	if (!strcmp(cmd, "probe")) {
 		/* Every check as JSON (the agent publishes it); exit 1 with the first datapath failure. */
 		static struct probe_result r;
 		probe_run(o.cgroup, o.release, &r);
 		probe_print_json(&r);
 		const struct probe_check *f = probe_first_failure(&r, "datapath");
-		return !f ? 0 : f->detail[0] ? fail("%s", f->detail) : fail("unsupported kernel: %s not available", f->feature);
+		return !f	    ? 0 :
+		       f->detail[0] ? fail("%s", f->detail) :
+				      fail("unsupported kernel: %s not available", f->feature);
 	}
 	usage();
 	return 2;

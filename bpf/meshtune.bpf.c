@@ -27,21 +27,22 @@
 #include <bpf/bpf_endian.h>
 #include "meshtune.h"
 
-#define AF_INET 2
-#define AF_INET6 10
-#define SOCK_STREAM 1
-#define SOL_IP 0
-#define SOL_IPV6 41
-#define SO_ORIGINAL_DST 80
+#define AF_INET		     2
+#define AF_INET6	     10
+#define SOCK_STREAM	     1
+#define SOL_IP		     0
+#define SOL_IPV6	     41
+#define SO_ORIGINAL_DST	     80
 #define IP6T_SO_ORIGINAL_DST 80
 
 /* Set by the loader before load. */
 const volatile __u16 proxy_port = 15001;
 const volatile __u16 inbound_port = 15006;
-const volatile __u16 tunnel_port = 15008; /* HBONE: never redirected inbound (run.go InboundTunnelPort) */
+const volatile __u16 tunnel_port =
+	15008; /* HBONE: never redirected inbound (run.go InboundTunnelPort) */
 const volatile __u32 proxy_uid = 1337;
 const volatile __u32 pod_level = 1; /* cgroup level of the attach cgroup + 1 */
-const volatile __u8 splice = 1;     /* 0: capture only (no sockhash inserts) */
+const volatile __u8 splice = 1; /* 0: capture only (no sockhash inserts) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -202,9 +203,15 @@ static __always_inline int is_passthrough_src(__u32 family, const __u32 ip[4])
 static __always_inline void v4mapped(__u32 family, const __u32 ip[4], __u32 out[4])
 {
 	if (family == AF_INET) {
-		out[0] = 0; out[1] = 0; out[2] = bpf_htonl(0xffff); out[3] = ip[0];
+		out[0] = 0;
+		out[1] = 0;
+		out[2] = bpf_htonl(0xffff);
+		out[3] = ip[0];
 	} else {
-		out[0] = ip[0]; out[1] = ip[1]; out[2] = ip[2]; out[3] = ip[3];
+		out[0] = ip[0];
+		out[1] = ip[1];
+		out[2] = ip[2];
+		out[3] = ip[3];
 	}
 }
 
@@ -237,11 +244,15 @@ static __always_inline int in_cidrs(void *trie, __u32 pod, __u32 family, const _
 	return bpf_map_lookup_elem(trie, &k) != NULL;
 }
 
-static __always_inline void save(void *ctx, __u32 family, const __u32 ip[4], __u16 port, __u32 kind, __u32 pod)
+static __always_inline void save(void *ctx, __u32 family, const __u32 ip[4], __u16 port, __u32 kind,
+				 __u32 pod)
 {
 	struct mt_orig o = { .dst = { .port = port, .family = family }, .kind = kind, .pod = pod };
 	__u64 cookie = bpf_get_socket_cookie(ctx);
-	o.dst.ip[0] = ip[0]; o.dst.ip[1] = ip[1]; o.dst.ip[2] = ip[2]; o.dst.ip[3] = ip[3];
+	o.dst.ip[0] = ip[0];
+	o.dst.ip[1] = ip[1];
+	o.dst.ip[2] = ip[2];
+	o.dst.ip[3] = ip[3];
 	bpf_map_update_elem(&origdst_by_cookie, &cookie, &o, BPF_ANY);
 }
 
@@ -250,7 +261,10 @@ static __always_inline void learn(__u32 pod, __u32 family, const __u32 ip[4], __
 	struct mt_edge_key k = { .pod = pod, .family = family, .port = port };
 	__u64 now = bpf_ktime_get_ns();
 	struct mt_edge *e, n = { .count = 1, .first_ns = now, .last_ns = now };
-	k.ip[0] = ip[0]; k.ip[1] = ip[1]; k.ip[2] = ip[2]; k.ip[3] = ip[3];
+	k.ip[0] = ip[0];
+	k.ip[1] = ip[1];
+	k.ip[2] = ip[2];
+	k.ip[3] = ip[3];
 	e = bpf_map_lookup_elem(&l4_edges, &k);
 	if (!e) {
 		if (bpf_map_update_elem(&l4_edges, &k, &n, BPF_NOEXIST) == 0)
@@ -268,7 +282,8 @@ static __always_inline void learn(__u32 pod, __u32 family, const __u32 ip[4], __
 enum verdict { PASS, TO_PROXY, TO_INBOUND };
 
 /* Decide for one connect(); src is the socket's bound address (0 when unbound). */
-static __always_inline enum verdict decide(struct bpf_sock_addr *ctx, __u32 family, const __u32 ip[4], __u16 port, const __u32 src[4])
+static __always_inline enum verdict decide(struct bpf_sock_addr *ctx, __u32 family,
+					   const __u32 ip[4], __u16 port, const __u32 src[4])
 {
 	struct mt_addr a = { .family = family };
 	struct mt_pod *pod, *peer;
@@ -288,7 +303,10 @@ static __always_inline enum verdict decide(struct bpf_sock_addr *ctx, __u32 fami
 		count(MT_SKIP_EXCLUDED_PORT);
 		return PASS;
 	}
-	a.ip[0] = ip[0]; a.ip[1] = ip[1]; a.ip[2] = ip[2]; a.ip[3] = ip[3];
+	a.ip[0] = ip[0];
+	a.ip[1] = ip[1];
+	a.ip[2] = ip[2];
+	a.ip[3] = ip[3];
 	if ((__u32)bpf_get_current_uid_gid() == proxy_uid) {
 		if (is_passthrough_src(family, src)) {
 			save(ctx, family, ip, port, MT_ORIG_DELIVERY, pod->id);
@@ -306,7 +324,8 @@ static __always_inline enum verdict decide(struct bpf_sock_addr *ctx, __u32 fami
 		}
 		/* run.go handleInboundPortsInclude: "*" minus excluded ports, or the listed ports. */
 		rules = port_rules(peer->id, port);
-		if ((rules & MT_PORT_IN_EXCLUDE) || (!(peer->flags & MT_POD_IN_ALL) && !(rules & MT_PORT_IN_INCLUDE))) {
+		if ((rules & MT_PORT_IN_EXCLUDE) ||
+		    (!(peer->flags & MT_POD_IN_ALL) && !(rules & MT_PORT_IN_INCLUDE))) {
 			count(MT_SKIP_INBOUND_EXCLUDED);
 			return PASS;
 		}
@@ -333,7 +352,8 @@ static __always_inline enum verdict decide(struct bpf_sock_addr *ctx, __u32 fami
 		count(MT_SKIP_EXCLUDED_CIDR);
 		return PASS;
 	}
-	if (!(rules & MT_PORT_OUT_INCLUDE) && !(pod->flags & MT_POD_OUT_ALL) && !in_cidrs(&pod_cidrs_include, pod->id, family, ip)) {
+	if (!(rules & MT_PORT_OUT_INCLUDE) && !(pod->flags & MT_POD_OUT_ALL) &&
+	    !in_cidrs(&pod_cidrs_include, pod->id, family, ip)) {
 		count(MT_SKIP_NOT_INCLUDED);
 		return PASS;
 	}
@@ -370,8 +390,10 @@ int mt_connect6(struct bpf_sock_addr *ctx)
 	enum verdict v;
 
 	if (sk) {
-		src[0] = sk->src_ip6[0]; src[1] = sk->src_ip6[1];
-		src[2] = sk->src_ip6[2]; src[3] = sk->src_ip6[3];
+		src[0] = sk->src_ip6[0];
+		src[1] = sk->src_ip6[1];
+		src[2] = sk->src_ip6[2];
+		src[3] = sk->src_ip6[3];
 	}
 	v = decide(ctx, AF_INET6, ip, bpf_ntohs(ctx->user_port), src);
 	if (v == TO_PROXY) {
@@ -394,20 +416,28 @@ static __always_inline void pair_of(struct bpf_sock_ops *s, __u32 family, struct
 		p->local_ip[0] = s->local_ip4;
 		p->remote_ip[0] = s->remote_ip4;
 	} else {
-		p->local_ip[0] = s->local_ip6[0]; p->local_ip[1] = s->local_ip6[1];
-		p->local_ip[2] = s->local_ip6[2]; p->local_ip[3] = s->local_ip6[3];
-		p->remote_ip[0] = s->remote_ip6[0]; p->remote_ip[1] = s->remote_ip6[1];
-		p->remote_ip[2] = s->remote_ip6[2]; p->remote_ip[3] = s->remote_ip6[3];
+		p->local_ip[0] = s->local_ip6[0];
+		p->local_ip[1] = s->local_ip6[1];
+		p->local_ip[2] = s->local_ip6[2];
+		p->local_ip[3] = s->local_ip6[3];
+		p->remote_ip[0] = s->remote_ip6[0];
+		p->remote_ip[1] = s->remote_ip6[1];
+		p->remote_ip[2] = s->remote_ip6[2];
+		p->remote_ip[3] = s->remote_ip6[3];
 	}
-	p->local_port = s->local_port;              /* host order */
+	p->local_port = s->local_port; /* host order */
 	p->remote_port = bpf_ntohl(s->remote_port); /* network order in the upper half */
 }
 
-static __always_inline void endpoint(struct mt_endpoint *e, __u32 family, const __u32 ip[4], __u32 port)
+static __always_inline void endpoint(struct mt_endpoint *e, __u32 family, const __u32 ip[4],
+				     __u32 port)
 {
 	e->family = family;
 	e->port = port;
-	e->ip[0] = ip[0]; e->ip[1] = ip[1]; e->ip[2] = ip[2]; e->ip[3] = ip[3];
+	e->ip[0] = ip[0];
+	e->ip[1] = ip[1];
+	e->ip[2] = ip[2];
+	e->ip[3] = ip[3];
 }
 
 static __always_inline void insert(struct bpf_sock_ops *s, struct mt_pair *p)
@@ -458,9 +488,11 @@ int mt_sockops(struct bpf_sock_ops *s)
 	o = bpf_map_lookup_elem(&origdst_by_peer, &peer);
 	if (!o)
 		return 1;
-	struct bpf_sock *sk = s->sk; /* read once: the verifier tracks the null check on this copy */
+	struct bpf_sock *sk =
+		s->sk; /* read once: the verifier tracks the null check on this copy */
 	if (sk) {
-		struct mt_orig *st = bpf_sk_storage_get(&origdst_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		struct mt_orig *st =
+			bpf_sk_storage_get(&origdst_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 		if (st) {
 			*st = *o;
 			count(MT_ORIGDST_SAVED);
@@ -480,10 +512,14 @@ int mt_sk_msg(struct sk_msg_md *m)
 		peer.local_ip[0] = m->remote_ip4;
 		peer.remote_ip[0] = m->local_ip4;
 	} else {
-		peer.local_ip[0] = m->remote_ip6[0]; peer.local_ip[1] = m->remote_ip6[1];
-		peer.local_ip[2] = m->remote_ip6[2]; peer.local_ip[3] = m->remote_ip6[3];
-		peer.remote_ip[0] = m->local_ip6[0]; peer.remote_ip[1] = m->local_ip6[1];
-		peer.remote_ip[2] = m->local_ip6[2]; peer.remote_ip[3] = m->local_ip6[3];
+		peer.local_ip[0] = m->remote_ip6[0];
+		peer.local_ip[1] = m->remote_ip6[1];
+		peer.local_ip[2] = m->remote_ip6[2];
+		peer.local_ip[3] = m->remote_ip6[3];
+		peer.remote_ip[0] = m->local_ip6[0];
+		peer.remote_ip[1] = m->local_ip6[1];
+		peer.remote_ip[2] = m->local_ip6[2];
+		peer.remote_ip[3] = m->local_ip6[3];
 	}
 	peer.local_port = bpf_ntohl(m->remote_port);
 	peer.remote_port = m->local_port;

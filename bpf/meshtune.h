@@ -2,40 +2,41 @@
 #ifndef MESHTUNE_H
 #define MESHTUNE_H
 
-#define MT_PIN_DIR "/sys/fs/bpf/meshtune"
+#define MT_PIN_DIR	   "/sys/fs/bpf/meshtune"
 #define MT_MAX_CGROUP_PATH 256
-#define MT_POD_LEVELS 4 /* pod cgroups sit 1..4 levels below the attach cgroup (QoS slices) */
+#define MT_POD_LEVELS	   4 /* pod cgroups sit 1..4 levels below the attach cgroup (QoS slices) */
 
 /* Why a connection/message took the path it did (Cilium-style per-reason accounting). */
 enum mt_reason {
-	MT_REDIRECTED = 0,     /* app connect() redirected to its pod's proxy */
-	MT_SKIP_UID,           /* the proxy's own traffic to a non-meshed or remote destination */
-	MT_SKIP_LOOPBACK,      /* destination already local (loopback or the pod's own IP) */
+	MT_REDIRECTED = 0, /* app connect() redirected to its pod's proxy */
+	MT_SKIP_UID, /* the proxy's own traffic to a non-meshed or remote destination */
+	MT_SKIP_LOOPBACK, /* destination already local (loopback or the pod's own IP) */
 	MT_SKIP_EXCLUDED_PORT,
 	MT_SKIP_EXCLUDED_CIDR,
-	MT_SKIP_PROXY_PORT,    /* already aimed at the proxy */
+	MT_SKIP_PROXY_PORT, /* already aimed at the proxy */
 	MT_SKIP_NOT_TCP,
-	MT_ORIGDST_SAVED,      /* original destination handed from the client socket to the accepted one */
-	MT_ORIGDST_ANSWERED,   /* getsockopt(SO_ORIGINAL_DST) answered */
-	MT_ORIGDST_MISS,       /* getsockopt asked for a socket we did not redirect */
-	MT_SOCKMAP_INSERTED,   /* socket of a redirected pair added to the sockhash */
+	MT_ORIGDST_SAVED, /* original destination handed from the client socket to the accepted one */
+	MT_ORIGDST_ANSWERED, /* getsockopt(SO_ORIGINAL_DST) answered */
+	MT_ORIGDST_MISS, /* getsockopt asked for a socket we did not redirect */
+	MT_SOCKMAP_INSERTED, /* socket of a redirected pair added to the sockhash */
 	MT_SOCKMAP_INSERT_FAIL,
 	MT_SOCKMAP_REDIRECTED, /* sk_msg spliced a message to the peer */
-	MT_SOCKMAP_MISS,       /* sk_msg found no peer: normal TCP path */
-	MT_SKIP_NOT_MESHED,    /* connect() from a pod that is not meshed (or no pod at all) */
-	MT_SKIP_NOT_INCLUDED,  /* outside includeOutboundIPRanges / includeOutboundPorts */
+	MT_SOCKMAP_MISS, /* sk_msg found no peer: normal TCP path */
+	MT_SKIP_NOT_MESHED, /* connect() from a pod that is not meshed (or no pod at all) */
+	MT_SKIP_NOT_INCLUDED, /* outside includeOutboundIPRanges / includeOutboundPorts */
 	MT_REDIRECTED_INBOUND, /* proxy -> same-node meshed pod: sent to that pod's inbound port */
 	MT_SKIP_INBOUND_EXCLUDED, /* ... but that port is not captured inbound there */
-	MT_INBOUND_DELIVERY,   /* proxy -> its own app from 127.0.0.6 / ::6 (inbound passthrough) */
-	MT_L4_EDGE_FAIL,       /* L4 edge map update failed */
-	MT_SKB_VERDICT,        /* no-op SK_SKB verdict ran (kernel wakeup workaround) */
+	MT_INBOUND_DELIVERY, /* proxy -> its own app from 127.0.0.6 / ::6 (inbound passthrough) */
+	MT_L4_EDGE_FAIL, /* L4 edge map update failed */
+	MT_SKB_VERDICT, /* no-op SK_SKB verdict ran (kernel wakeup workaround) */
 	MT_REASON_MAX,
 };
 
 /* Per-pod settings the agent writes (Istio's traffic.sidecar.istio.io annotations). */
-#define MT_POD_OUT_ALL 1       /* includeOutboundIPRanges "*" */
-#define MT_POD_IN_ALL 2        /* includeInboundPorts "*" */
-#define MT_POD_IN_REDIRECT 4   /* inbound captured by REDIRECT (not TPROXY): 15006 may be dialled directly */
+#define MT_POD_OUT_ALL 1 /* includeOutboundIPRanges "*" */
+#define MT_POD_IN_ALL  2 /* includeInboundPorts "*" */
+#define MT_POD_IN_REDIRECT \
+	4 /* inbound captured by REDIRECT (not TPROXY): 15006 may be dialled directly */
 
 struct mt_pod {
 	__u32 id; /* agent-assigned, unique on the node, never 0 */
@@ -45,8 +46,8 @@ struct mt_pod {
 /* Per-pod port rules, one bit each. */
 #define MT_PORT_OUT_EXCLUDE 1
 #define MT_PORT_OUT_INCLUDE 2
-#define MT_PORT_IN_EXCLUDE 4
-#define MT_PORT_IN_INCLUDE 8
+#define MT_PORT_IN_EXCLUDE  4
+#define MT_PORT_IN_INCLUDE  8
 struct mt_pod_port {
 	__u32 pod;
 	__u32 port;
@@ -81,8 +82,8 @@ struct mt_peer {
 	struct mt_endpoint ep;
 };
 
-#define MT_ORIG_APP 1      /* app -> own proxy (outbound capture) */
-#define MT_ORIG_INBOUND 2  /* proxy -> same-node peer's inbound port */
+#define MT_ORIG_APP	 1 /* app -> own proxy (outbound capture) */
+#define MT_ORIG_INBOUND	 2 /* proxy -> same-node peer's inbound port */
 #define MT_ORIG_DELIVERY 4 /* proxy -> own app (inbound passthrough) */
 struct mt_orig {
 	struct mt_endpoint dst;
@@ -95,7 +96,7 @@ struct mt_pair {
 	__u64 netns;
 	__u32 local_ip[4];
 	__u32 remote_ip[4];
-	__u32 local_port;  /* host order */
+	__u32 local_port; /* host order */
 	__u32 remote_port; /* host order */
 	__u32 family;
 	__u32 pad;

@@ -69,7 +69,8 @@ static int delete_owned(int fd, size_t ksz, owner_fn owned, __u32 id, keep_fn ke
 	while (keys && bpf_map_get_next_key(fd, prev, next) == 0) {
 		memcpy(cur, next, ksz);
 		prev = cur;
-		if (bpf_map_lookup_elem(fd, cur, val) != 0 || !owned(cur, val, id) || (keep && keep(cur, arg)))
+		if (bpf_map_lookup_elem(fd, cur, val) != 0 || !owned(cur, val, id) ||
+		    (keep && keep(cur, arg)))
 			continue;
 		if (n == cap) {
 			char *k2 = realloc(keys, (cap *= 2) * ksz);
@@ -85,10 +86,26 @@ static int delete_owned(int fd, size_t ksz, owner_fn owned, __u32 id, keep_fn ke
 	return deleted;
 }
 
-static int pod_val_owned(const void *k, const void *v, __u32 id) { (void)k; return ((const struct mt_pod *)v)->id == id; }
-static int port_owned(const void *k, const void *v, __u32 id) { (void)v; return ((const struct mt_pod_port *)k)->pod == id; }
-static int cidr_owned(const void *k, const void *v, __u32 id) { (void)v; return ((const struct mt_pod_cidr *)k)->pod == id; }
-static int edge_owned(const void *k, const void *v, __u32 id) { (void)v; return ((const struct mt_edge_key *)k)->pod == id; }
+static int pod_val_owned(const void *k, const void *v, __u32 id)
+{
+	(void)k;
+	return ((const struct mt_pod *)v)->id == id;
+}
+static int port_owned(const void *k, const void *v, __u32 id)
+{
+	(void)v;
+	return ((const struct mt_pod_port *)k)->pod == id;
+}
+static int cidr_owned(const void *k, const void *v, __u32 id)
+{
+	(void)v;
+	return ((const struct mt_pod_cidr *)k)->pod == id;
+}
+static int edge_owned(const void *k, const void *v, __u32 id)
+{
+	(void)v;
+	return ((const struct mt_edge_key *)k)->pod == id;
+}
 
 struct wanted {
 	__u64 cgroup_id;
@@ -100,7 +117,10 @@ struct wanted {
 	struct mt_pod_cidr excl[MAX_ITEMS], incl[MAX_ITEMS];
 };
 
-static int keep_cgroup(const void *k, const void *arg) { return *(const __u64 *)k == ((const struct wanted *)arg)->cgroup_id; }
+static int keep_cgroup(const void *k, const void *arg)
+{
+	return *(const __u64 *)k == ((const struct wanted *)arg)->cgroup_id;
+}
 
 /* Keys of the new settings: kept when stale entries of the pod are removed. */
 struct key_set {
@@ -118,10 +138,12 @@ static int keep_listed(const void *k, const void *arg)
 }
 
 /* Parse a comma list into `out` with `one`; returns the count or -1 (error already replied). */
-static int each(char *list, const char *what, int (*one)(const char *item, int i, struct wanted *w), struct wanted *w)
+static int each(char *list, const char *what, int (*one)(const char *item, int i, struct wanted *w),
+		struct wanted *w)
 {
 	int n = 0;
-	for (char *save = NULL, *it = strtok_r(list, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
+	for (char *save = NULL, *it = strtok_r(list, ",", &save); it;
+	     it = strtok_r(NULL, ",", &save)) {
 		if (n == MAX_ITEMS) {
 			reply_error("too many %s (limit 64)", what);
 			return -1;
@@ -139,8 +161,14 @@ static int one_ip(const char *s, int i, struct wanted *w)
 {
 	struct mt_addr *a = &w->ips[i];
 	memset(a, 0, sizeof(*a));
-	if (inet_pton(AF_INET, s, &a->ip[0]) == 1) { a->family = AF_INET; return 0; }
-	if (inet_pton(AF_INET6, s, a->ip) == 1) { a->family = AF_INET6; return 0; }
+	if (inet_pton(AF_INET, s, &a->ip[0]) == 1) {
+		a->family = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, a->ip) == 1) {
+		a->family = AF_INET6;
+		return 0;
+	}
 	return -1;
 }
 
@@ -170,8 +198,14 @@ static int one_cidr(const char *s, struct mt_pod_cidr *c, __u32 id)
 		c->ip[b / 32] &= ~htonl(1u << (31 - b % 32));
 	return 0;
 }
-static int one_excl(const char *s, int i, struct wanted *w) { return one_cidr(s, &w->excl[i], w->pod.id); }
-static int one_incl(const char *s, int i, struct wanted *w) { return one_cidr(s, &w->incl[i], w->pod.id); }
+static int one_excl(const char *s, int i, struct wanted *w)
+{
+	return one_cidr(s, &w->excl[i], w->pod.id);
+}
+static int one_incl(const char *s, int i, struct wanted *w)
+{
+	return one_cidr(s, &w->incl[i], w->pod.id);
+}
 
 static void cmd_set(char *args)
 {
@@ -181,7 +215,8 @@ static void cmd_set(char *args)
 	struct statfs fs;
 	char events[4200];
 	long long v;
-	int fds[5] = { fd_of("pods"), fd_of("pod_ips"), fd_of("pod_ports"), fd_of("pod_cidrs_exclude"), fd_of("pod_cidrs_include") };
+	int fds[5] = { fd_of("pods"), fd_of("pod_ips"), fd_of("pod_ports"),
+		       fd_of("pod_cidrs_exclude"), fd_of("pod_cidrs_include") };
 
 	memset(&w, 0, sizeof(w));
 	for (int i = 0; i < 5; i++)
@@ -198,7 +233,8 @@ static void cmd_set(char *args)
 		reply_error("refusing the root cgroup %s", dir);
 		goto out;
 	}
-	w.cgroup_id = st.st_ino; /* cgroup id = kernfs node id = the directory's inode (fs/kernfs/inode.c kernfs_init_inode) */
+	w.cgroup_id =
+		st.st_ino; /* cgroup id = kernfs node id = the directory's inode (fs/kernfs/inode.c kernfs_init_inode) */
 	char *lists[4] = {};
 	for (char *kv = strtok_r(NULL, " ", &save); kv; kv = strtok_r(NULL, " ", &save)) {
 		char *eq = strchr(kv, '=');
@@ -214,11 +250,18 @@ static void cmd_set(char *args)
 				reply_error("bad number %s", eq);
 				goto out;
 			}
-			if (kv[0] == 'i') w.pod.id = v; else w.pod.flags = v;
-		} else if (!strcmp(kv, "ips")) lists[0] = eq;
-		else if (!strcmp(kv, "ports")) lists[1] = eq;
-		else if (!strcmp(kv, "exclude")) lists[2] = eq;
-		else if (!strcmp(kv, "include")) lists[3] = eq;
+			if (kv[0] == 'i')
+				w.pod.id = v;
+			else
+				w.pod.flags = v;
+		} else if (!strcmp(kv, "ips"))
+			lists[0] = eq;
+		else if (!strcmp(kv, "ports"))
+			lists[1] = eq;
+		else if (!strcmp(kv, "exclude"))
+			lists[2] = eq;
+		else if (!strcmp(kv, "include"))
+			lists[3] = eq;
 		else {
 			reply_error("unknown key %s", kv);
 			goto out;
@@ -236,20 +279,31 @@ static void cmd_set(char *args)
 	/* Rules first, the pod last: a pod never appears meshed with half its exclusions. */
 	__u8 one = 1;
 	for (int i = 0; i < w.n_ports; i++)
-		if (bpf_map_update_elem(fds[2], &w.ports[i], &w.port_bits[i], BPF_ANY)) goto full;
+		if (bpf_map_update_elem(fds[2], &w.ports[i], &w.port_bits[i], BPF_ANY))
+			goto full;
 	for (int i = 0; i < w.n_excl; i++)
-		if (bpf_map_update_elem(fds[3], &w.excl[i], &one, BPF_ANY)) goto full;
+		if (bpf_map_update_elem(fds[3], &w.excl[i], &one, BPF_ANY))
+			goto full;
 	for (int i = 0; i < w.n_incl; i++)
-		if (bpf_map_update_elem(fds[4], &w.incl[i], &one, BPF_ANY)) goto full;
+		if (bpf_map_update_elem(fds[4], &w.incl[i], &one, BPF_ANY))
+			goto full;
 	for (int i = 0; i < w.n_ips; i++)
-		if (bpf_map_update_elem(fds[1], &w.ips[i], &w.pod, BPF_ANY)) goto full;
-	if (bpf_map_update_elem(fds[0], &w.cgroup_id, &w.pod, BPF_ANY)) goto full;
-	int stale = delete_owned(fds[0], sizeof(__u64), pod_val_owned, w.pod.id, keep_cgroup, &w) +
-		    delete_owned(fds[1], sizeof(struct mt_addr), pod_val_owned, w.pod.id, keep_listed, &(struct key_set){ w.ips, w.n_ips, sizeof(struct mt_addr) }) +
-		    delete_owned(fds[2], sizeof(struct mt_pod_port), port_owned, w.pod.id, keep_listed, &(struct key_set){ w.ports, w.n_ports, sizeof(struct mt_pod_port) }) +
-		    delete_owned(fds[3], sizeof(struct mt_pod_cidr), cidr_owned, w.pod.id, keep_listed, &(struct key_set){ w.excl, w.n_excl, sizeof(struct mt_pod_cidr) }) +
-		    delete_owned(fds[4], sizeof(struct mt_pod_cidr), cidr_owned, w.pod.id, keep_listed, &(struct key_set){ w.incl, w.n_incl, sizeof(struct mt_pod_cidr) });
-	printf("{\"ok\":true,\"id\":%u,\"cgroupId\":%llu,\"removedStale\":%d}\n", w.pod.id, (unsigned long long)w.cgroup_id, stale);
+		if (bpf_map_update_elem(fds[1], &w.ips[i], &w.pod, BPF_ANY))
+			goto full;
+	if (bpf_map_update_elem(fds[0], &w.cgroup_id, &w.pod, BPF_ANY))
+		goto full;
+	int stale =
+		delete_owned(fds[0], sizeof(__u64), pod_val_owned, w.pod.id, keep_cgroup, &w) +
+		delete_owned(fds[1], sizeof(struct mt_addr), pod_val_owned, w.pod.id, keep_listed,
+			     &(struct key_set){ w.ips, w.n_ips, sizeof(struct mt_addr) }) +
+		delete_owned(fds[2], sizeof(struct mt_pod_port), port_owned, w.pod.id, keep_listed,
+			     &(struct key_set){ w.ports, w.n_ports, sizeof(struct mt_pod_port) }) +
+		delete_owned(fds[3], sizeof(struct mt_pod_cidr), cidr_owned, w.pod.id, keep_listed,
+			     &(struct key_set){ w.excl, w.n_excl, sizeof(struct mt_pod_cidr) }) +
+		delete_owned(fds[4], sizeof(struct mt_pod_cidr), cidr_owned, w.pod.id, keep_listed,
+			     &(struct key_set){ w.incl, w.n_incl, sizeof(struct mt_pod_cidr) });
+	printf("{\"ok\":true,\"id\":%u,\"cgroupId\":%llu,\"removedStale\":%d}\n", w.pod.id,
+	       (unsigned long long)w.cgroup_id, stale);
 	goto out;
 full:
 	reply_error("map update failed: %s (map full?)", strerror(errno));
@@ -263,9 +317,17 @@ static void cmd_del(const char *arg)
 {
 	char *end;
 	long long id = arg ? strtoll(arg, &end, 10) : 0;
-	static const char *names[] = { "pods", "pod_ips", "pod_ports", "pod_cidrs_exclude", "pod_cidrs_include", "l4_edges" };
-	static const size_t ksz[] = { sizeof(__u64), sizeof(struct mt_addr), sizeof(struct mt_pod_port), sizeof(struct mt_pod_cidr), sizeof(struct mt_pod_cidr), sizeof(struct mt_edge_key) };
-	static const owner_fn own[] = { pod_val_owned, pod_val_owned, port_owned, cidr_owned, cidr_owned, edge_owned };
+	static const char *names[] = {
+		"pods", "pod_ips", "pod_ports", "pod_cidrs_exclude", "pod_cidrs_include", "l4_edges"
+	};
+	static const size_t ksz[] = { sizeof(__u64),
+				      sizeof(struct mt_addr),
+				      sizeof(struct mt_pod_port),
+				      sizeof(struct mt_pod_cidr),
+				      sizeof(struct mt_pod_cidr),
+				      sizeof(struct mt_edge_key) };
+	static const owner_fn own[] = { pod_val_owned, pod_val_owned, port_owned,
+					cidr_owned,    cidr_owned,    edge_owned };
 	int deleted = 0;
 	if (!arg || *end || id <= 0 || id > 0xffffffffLL) {
 		reply_error("del needs a pod id, got %s", arg ? arg : "(none)");
@@ -298,7 +360,8 @@ static void cmd_list(void)
 		k = next;
 		prev = &k;
 		if (bpf_map_lookup_elem(fd, &k, &v) == 0)
-			printf("%s{\"id\":%u,\"cgroupId\":%llu,\"flags\":%u}", n++ ? "," : "", v.id, (unsigned long long)k, v.flags);
+			printf("%s{\"id\":%u,\"cgroupId\":%llu,\"flags\":%u}", n++ ? "," : "", v.id,
+			       (unsigned long long)k, v.flags);
 	}
 	printf("]}\n");
 	close(fd);
@@ -316,16 +379,19 @@ static void cmd_edges(void)
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns() is CLOCK_MONOTONIC */
-	printf("{\"ok\":true,\"nowNs\":%llu,\"edges\":[", (unsigned long long)ts.tv_sec * 1000000000ULL + ts.tv_nsec);
+	printf("{\"ok\":true,\"nowNs\":%llu,\"edges\":[",
+	       (unsigned long long)ts.tv_sec * 1000000000ULL + ts.tv_nsec);
 	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
 		k = next;
 		prev = &k;
 		if (bpf_map_lookup_elem(fd, &k, &v) != 0)
 			continue;
 		inet_ntop(k.family, k.ip, host, sizeof(host));
-		printf("%s{\"pod\":%u,\"dst\":\"%s%s%s:%u\",\"count\":%llu,\"firstNs\":%llu,\"lastNs\":%llu}", n++ ? "," : "", k.pod,
-		       k.family == AF_INET6 ? "[" : "", host, k.family == AF_INET6 ? "]" : "", k.port,
-		       (unsigned long long)v.count, (unsigned long long)v.first_ns, (unsigned long long)v.last_ns);
+		printf("%s{\"pod\":%u,\"dst\":\"%s%s%s:%u\",\"count\":%llu,\"firstNs\":%llu,"
+		       "\"lastNs\":%llu}",
+		       n++ ? "," : "", k.pod, k.family == AF_INET6 ? "[" : "", host,
+		       k.family == AF_INET6 ? "]" : "", k.port, (unsigned long long)v.count,
+		       (unsigned long long)v.first_ns, (unsigned long long)v.last_ns);
 	}
 	printf("]}\n");
 	close(fd);
@@ -344,12 +410,20 @@ int cmd_pods(void)
 		char *rest = save;
 		if (!cmd)
 			continue;
-		if (!strcmp(cmd, "set")) cmd_set(rest);
-		else if (!strcmp(cmd, "del")) cmd_del(strtok_r(NULL, " ", &save));
-		else if (!strcmp(cmd, "list")) cmd_list();
-		else if (!strcmp(cmd, "edges")) cmd_edges();
-		else if (!strcmp(cmd, "counters")) { printf("{\"ok\":true,\"counters\":"); print_counters(); printf("}\n"); }
-		else reply_error("unknown command %s", cmd);
+		if (!strcmp(cmd, "set"))
+			cmd_set(rest);
+		else if (!strcmp(cmd, "del"))
+			cmd_del(strtok_r(NULL, " ", &save));
+		else if (!strcmp(cmd, "list"))
+			cmd_list();
+		else if (!strcmp(cmd, "edges"))
+			cmd_edges();
+		else if (!strcmp(cmd, "counters")) {
+			printf("{\"ok\":true,\"counters\":");
+			print_counters();
+			printf("}\n");
+		} else
+			reply_error("unknown command %s", cmd);
 		fflush(stdout);
 	}
 	free(line);

@@ -31,7 +31,8 @@ int wakeup_hazard(const char *release)
 	return a == 6 && ((b == 6 && c >= 128) || (b == 12 && c >= 75) || (b == 18 && c >= 14));
 }
 
-static struct probe_check *add(struct probe_result *r, const char *group, const char *feature, int ok)
+static struct probe_check *add(struct probe_result *r, const char *group, const char *feature,
+			       int ok)
 {
 	if (r->n >= PROBE_MAX_CHECKS)
 		return &r->checks[PROBE_MAX_CHECKS - 1];
@@ -72,9 +73,14 @@ void probe_run(const char *cgroup, const char *release, struct probe_result *r)
 
 	struct probe_check *c = add(r, "node", "btf", access("/sys/kernel/btf/vmlinux", R_OK) == 0);
 	if (!c->ok)
-		snprintf(c->detail, sizeof(c->detail), "no /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF): CO-RE objects cannot load");
+		snprintf(c->detail, sizeof(c->detail),
+			 "no /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF): CO-RE objects cannot "
+			 "load");
 
-	static const struct { const char *g, *n; enum bpf_prog_type t; } progs[] = {
+	static const struct {
+		const char *g, *n;
+		enum bpf_prog_type t;
+	} progs[] = {
 		{ "datapath", "prog:cgroup_sock_addr", BPF_PROG_TYPE_CGROUP_SOCK_ADDR },
 		{ "datapath", "prog:cgroup_sockopt", BPF_PROG_TYPE_CGROUP_SOCKOPT },
 		{ "datapath", "prog:sk_msg", BPF_PROG_TYPE_SK_MSG },
@@ -83,27 +89,45 @@ void probe_run(const char *cgroup, const char *release, struct probe_result *r)
 	for (size_t i = 0; i < N(progs); i++)
 		add(r, progs[i].g, progs[i].n, libbpf_probe_bpf_prog_type(progs[i].t, NULL) == 1);
 	/* The no-op SK_SKB verdict is the wakeup-hazard workaround: needed only in the hazard range. */
-	c = add(r, "datapath", "prog:sk_skb (wakeup-hazard workaround)", !r->wakeup_hazard || libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_SKB, NULL) == 1);
+	c = add(r, "datapath", "prog:sk_skb (wakeup-hazard workaround)",
+		!r->wakeup_hazard || libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_SKB, NULL) == 1);
 	if (!c->ok)
-		snprintf(c->detail, sizeof(c->detail), "kernel %s is in the sockmap wakeup-hazard range and cannot load the no-op SK_SKB verdict", r->release);
+		snprintf(c->detail, sizeof(c->detail),
+			 "kernel %s is in the sockmap wakeup-hazard range and cannot load the "
+			 "no-op SK_SKB verdict",
+			 r->release);
 
-	static const struct { const char *g, *n; enum bpf_prog_type t; enum bpf_attach_type a; } attach[] = {
-		{ "datapath", "attach:cgroup/connect4", BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET4_CONNECT },
-		{ "datapath", "attach:cgroup/connect6", BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET6_CONNECT },
-		{ "datapath", "attach:cgroup/getsockopt", BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_CGROUP_GETSOCKOPT },
+	static const struct {
+		const char *g, *n;
+		enum bpf_prog_type t;
+		enum bpf_attach_type a;
+	} attach[] = {
+		{ "datapath", "attach:cgroup/connect4", BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+		  BPF_CGROUP_INET4_CONNECT },
+		{ "datapath", "attach:cgroup/connect6", BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+		  BPF_CGROUP_INET6_CONNECT },
+		{ "datapath", "attach:cgroup/getsockopt", BPF_PROG_TYPE_CGROUP_SOCKOPT,
+		  BPF_CGROUP_GETSOCKOPT },
 		{ "node", "attach:cgroup/sock_ops", BPF_PROG_TYPE_SOCK_OPS, BPF_CGROUP_SOCK_OPS },
 	};
 	for (size_t i = 0; i < N(attach); i++) {
 		int e = load_tiny(attach[i].t, attach[i].a);
 		c = add(r, attach[i].g, attach[i].n, e == 0);
 		if (e)
-			snprintf(c->detail, sizeof(c->detail), "program load refused: %s", strerror(-e));
+			snprintf(c->detail, sizeof(c->detail), "program load refused: %s",
+				 strerror(-e));
 	}
 
-	static const struct { const char *g, *n; enum bpf_map_type t; } maps[] = {
-		{ "datapath", "map:sockhash", BPF_MAP_TYPE_SOCKHASH }, { "datapath", "map:lru_hash", BPF_MAP_TYPE_LRU_HASH },
-		{ "datapath", "map:lpm_trie", BPF_MAP_TYPE_LPM_TRIE }, { "node", "map:percpu_array", BPF_MAP_TYPE_PERCPU_ARRAY },
-		{ "node", "map:sk_storage", BPF_MAP_TYPE_SK_STORAGE }, { "tcpstats", "map:percpu_hash", BPF_MAP_TYPE_PERCPU_HASH },
+	static const struct {
+		const char *g, *n;
+		enum bpf_map_type t;
+	} maps[] = {
+		{ "datapath", "map:sockhash", BPF_MAP_TYPE_SOCKHASH },
+		{ "datapath", "map:lru_hash", BPF_MAP_TYPE_LRU_HASH },
+		{ "datapath", "map:lpm_trie", BPF_MAP_TYPE_LPM_TRIE },
+		{ "node", "map:percpu_array", BPF_MAP_TYPE_PERCPU_ARRAY },
+		{ "node", "map:sk_storage", BPF_MAP_TYPE_SK_STORAGE },
+		{ "tcpstats", "map:percpu_hash", BPF_MAP_TYPE_PERCPU_HASH },
 	};
 	for (size_t i = 0; i < N(maps); i++)
 		add(r, maps[i].g, maps[i].n, libbpf_probe_bpf_map_type(maps[i].t, NULL) == 1);
@@ -111,38 +135,56 @@ void probe_run(const char *cgroup, const char *release, struct probe_result *r)
 	/* Per-pod keys need the netns cookie where the pair is seen and the accepted socket's
 	 * storage; the pod lookup needs the caller's ancestor cgroup; the TCP probes need the
 	 * tcp_sock cast and per-socket callback flags. */
-	static const struct { const char *g, *n; enum bpf_prog_type t; enum bpf_func_id f; } helpers[] = {
-		{ "datapath", "helper:sock_ops/get_netns_cookie", BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie },
-		{ "datapath", "helper:sk_msg/get_netns_cookie", BPF_PROG_TYPE_SK_MSG, BPF_FUNC_get_netns_cookie },
-		{ "datapath", "helper:sk_msg/msg_redirect_hash", BPF_PROG_TYPE_SK_MSG, BPF_FUNC_msg_redirect_hash },
-		{ "datapath", "helper:sock_ops/sock_hash_update", BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_hash_update },
-		{ "node", "helper:sock_ops/sk_storage_get", BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get },
-		{ "datapath", "helper:cgroup_sockopt/sk_storage_get", BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_FUNC_sk_storage_get },
-		{ "datapath", "helper:cgroup_sock_addr/get_current_ancestor_cgroup_id", BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_get_current_ancestor_cgroup_id },
-		{ "tcpstats", "helper:sock_ops/skc_to_tcp_sock", BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_skc_to_tcp_sock },
-		{ "tcpstats", "helper:sock_ops/sock_ops_cb_flags_set", BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_ops_cb_flags_set },
+	static const struct {
+		const char *g, *n;
+		enum bpf_prog_type t;
+		enum bpf_func_id f;
+	} helpers[] = {
+		{ "datapath", "helper:sock_ops/get_netns_cookie", BPF_PROG_TYPE_SOCK_OPS,
+		  BPF_FUNC_get_netns_cookie },
+		{ "datapath", "helper:sk_msg/get_netns_cookie", BPF_PROG_TYPE_SK_MSG,
+		  BPF_FUNC_get_netns_cookie },
+		{ "datapath", "helper:sk_msg/msg_redirect_hash", BPF_PROG_TYPE_SK_MSG,
+		  BPF_FUNC_msg_redirect_hash },
+		{ "datapath", "helper:sock_ops/sock_hash_update", BPF_PROG_TYPE_SOCK_OPS,
+		  BPF_FUNC_sock_hash_update },
+		{ "node", "helper:sock_ops/sk_storage_get", BPF_PROG_TYPE_SOCK_OPS,
+		  BPF_FUNC_sk_storage_get },
+		{ "datapath", "helper:cgroup_sockopt/sk_storage_get", BPF_PROG_TYPE_CGROUP_SOCKOPT,
+		  BPF_FUNC_sk_storage_get },
+		{ "datapath", "helper:cgroup_sock_addr/get_current_ancestor_cgroup_id",
+		  BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_get_current_ancestor_cgroup_id },
+		{ "tcpstats", "helper:sock_ops/skc_to_tcp_sock", BPF_PROG_TYPE_SOCK_OPS,
+		  BPF_FUNC_skc_to_tcp_sock },
+		{ "tcpstats", "helper:sock_ops/sock_ops_cb_flags_set", BPF_PROG_TYPE_SOCK_OPS,
+		  BPF_FUNC_sock_ops_cb_flags_set },
 	};
 	for (size_t i = 0; i < N(helpers); i++)
-		add(r, helpers[i].g, helpers[i].n, libbpf_probe_bpf_helper(helpers[i].t, helpers[i].f, NULL) == 1);
+		add(r, helpers[i].g, helpers[i].n,
+		    libbpf_probe_bpf_helper(helpers[i].t, helpers[i].f, NULL) == 1);
 
 	if (!cgroup)
 		return;
-	c = add(r, "node", "cgroup-v2", statfs(cgroup, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC);
+	c = add(r, "node", "cgroup-v2",
+		statfs(cgroup, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC);
 	if (!c->ok) {
-		snprintf(c->detail, sizeof(c->detail), "cgroup %s is not on a cgroup v2 filesystem", cgroup);
+		snprintf(c->detail, sizeof(c->detail), "cgroup %s is not on a cgroup v2 filesystem",
+			 cgroup);
 		return;
 	}
 	/* Only non-root cgroups have cgroup.events: never attach to the root of the hierarchy. */
 	snprintf(p, sizeof(p), "%s/cgroup.events", cgroup);
 	c = add(r, "node", "cgroup-not-root", access(p, F_OK) == 0);
 	if (!c->ok)
-		snprintf(c->detail, sizeof(c->detail), "refusing to attach to the root cgroup %s: pass a child cgroup", cgroup);
+		snprintf(c->detail, sizeof(c->detail),
+			 "refusing to attach to the root cgroup %s: pass a child cgroup", cgroup);
 }
 
 const struct probe_check *probe_first_failure(const struct probe_result *r, const char *group)
 {
 	for (int i = 0; i < r->n; i++)
-		if (!r->checks[i].ok && (!strcmp(r->checks[i].group, group) || !strcmp(r->checks[i].group, "node")))
+		if (!r->checks[i].ok &&
+		    (!strcmp(r->checks[i].group, group) || !strcmp(r->checks[i].group, "node")))
 			return &r->checks[i];
 	return NULL;
 }
@@ -151,16 +193,21 @@ static void json_str(const char *s)
 {
 	putchar('"');
 	for (; *s; s++)
-		if (*s == '"' || *s == '\\') printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
-		else putchar(*s);
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
 	putchar('"');
 }
 
 void probe_print_json(const struct probe_result *r)
 {
-	const struct probe_check *dp = probe_first_failure(r, "datapath"), *ts = probe_first_failure(r, "tcpstats");
-	printf("{\"supported\":%s,\"tcpstats\":%s,\"kernel\":", dp ? "false" : "true", ts ? "false" : "true");
+	const struct probe_check *dp = probe_first_failure(r, "datapath"),
+				 *ts = probe_first_failure(r, "tcpstats");
+	printf("{\"supported\":%s,\"tcpstats\":%s,\"kernel\":", dp ? "false" : "true",
+	       ts ? "false" : "true");
 	json_str(r->release);
 	printf(",\"wakeupHazard\":%s,\"checks\":[", r->wakeup_hazard ? "true" : "false");
 	for (int i = 0; i < r->n; i++) {

@@ -6,7 +6,7 @@
 #define PROBE_MAX_CHECKS 48
 
 struct probe_check {
-	const char *group;   /* "datapath" | "tcpstats" | "node" */
+	const char *group; /* "datapath" | "tcpstats" | "node" */
 	const char *feature; /* e.g. "attach:cgroup/connect6", "helper:sk_msg/msg_redirect_hash" */
 	int ok;
 	char detail[160];

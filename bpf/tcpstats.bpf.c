@@ -27,12 +27,13 @@
 #include "meshtune.h"
 #include "tcpstats.h"
 
-#define AF_INET 2
-#define AF_INET6 10
+#define AF_INET	      2
+#define AF_INET6      10
 #define TCP_SYN_SENT_ 2
-#define TCP_CLOSE_ 7
+#define TCP_CLOSE_    7
 
-const volatile __u32 pod_level = 1; /* level of pod cgroups' shallowest candidate (attach level + 1) */
+const volatile __u32 pod_level =
+	1; /* level of pod cgroups' shallowest candidate (attach level + 1) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -56,8 +57,8 @@ struct {
 } ts_counters SEC(".maps");
 
 struct ts_sock {
-	__u32 pod;       /* 0: not resolved yet */
-	__u32 state;     /* 1 meshed, 2 not meshed */
+	__u32 pod; /* 0: not resolved yet */
+	__u32 state; /* 1 meshed, 2 not meshed */
 	__u64 connect_ns;
 };
 
@@ -134,9 +135,14 @@ struct ts_peer {
 static __always_inline void peer_of(struct bpf_sock_ops *s, __u32 family, struct ts_peer *p)
 {
 	__u32 v4 = s->remote_ip4;
-	__u32 a = s->remote_ip6[0], b = s->remote_ip6[1], c = s->remote_ip6[2], d = s->remote_ip6[3];
+	__u32 a = s->remote_ip6[0], b = s->remote_ip6[1], c = s->remote_ip6[2],
+	      d = s->remote_ip6[3];
 	int is4 = family == AF_INET;
-	barrier_var(v4); barrier_var(a); barrier_var(b); barrier_var(c); barrier_var(d);
+	barrier_var(v4);
+	barrier_var(a);
+	barrier_var(b);
+	barrier_var(c);
+	barrier_var(d);
 	p->ip[0] = is4 ? 0 : a;
 	p->ip[1] = is4 ? 0 : b;
 	p->ip[2] = is4 ? bpf_htonl(0xffff) : c;
@@ -145,12 +151,16 @@ static __always_inline void peer_of(struct bpf_sock_ops *s, __u32 family, struct
 	p->remote_port = bpf_ntohl(s->remote_port);
 }
 
-static __always_inline void key_of(const struct ts_peer *p, __u32 pod, int inbound, struct ts_key *k)
+static __always_inline void key_of(const struct ts_peer *p, __u32 pod, int inbound,
+				   struct ts_key *k)
 {
 	k->pod = pod;
 	k->dir = inbound;
 	k->port = inbound ? p->local_port : p->remote_port;
-	k->ip[0] = p->ip[0]; k->ip[1] = p->ip[1]; k->ip[2] = p->ip[2]; k->ip[3] = p->ip[3];
+	k->ip[0] = p->ip[0];
+	k->ip[1] = p->ip[1];
+	k->ip[2] = p->ip[2];
+	k->ip[3] = p->ip[3];
 }
 
 /* Loopback and Istio's 127.0.0.6/::6 hops are inside the pod: no network to measure. */
@@ -158,7 +168,8 @@ static __always_inline int local_hop(const struct ts_peer *p)
 {
 	if (p->ip[2] == bpf_htonl(0xffff) && !p->ip[0] && !p->ip[1])
 		return (bpf_ntohl(p->ip[3]) >> 24) == 127;
-	return !p->ip[0] && !p->ip[1] && !p->ip[2] && (p->ip[3] == bpf_htonl(1) || p->ip[3] == bpf_htonl(6));
+	return !p->ip[0] && !p->ip[1] && !p->ip[2] &&
+	       (p->ip[3] == bpf_htonl(1) || p->ip[3] == bpf_htonl(6));
 }
 
 /* A zeroed value for new entries: 456 bytes do not fit the 512-byte stack next to the rest. */
@@ -169,7 +180,8 @@ static __always_inline struct ts_val *stats(struct ts_key *k)
 	struct ts_val *v = bpf_map_lookup_elem(&tcp_stats, k);
 	if (v)
 		return v;
-	if (bpf_map_update_elem(&tcp_stats, k, (const void *)&ts_zero, BPF_NOEXIST) && bpf_map_lookup_elem(&tcp_stats, k) == NULL) {
+	if (bpf_map_update_elem(&tcp_stats, k, (const void *)&ts_zero, BPF_NOEXIST) &&
+	    bpf_map_lookup_elem(&tcp_stats, k) == NULL) {
 		count(TS_MAP_FULL);
 		return NULL;
 	}
@@ -215,14 +227,18 @@ int ts_sockops(struct bpf_sock_ops *s)
 			count(TS_NOT_MESHED);
 		return 1;
 	}
-	inbound = op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB || (op != BPF_SOCK_OPS_TCP_CONNECT_CB && !st->connect_ns);
+	inbound = op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB ||
+		  (op != BPF_SOCK_OPS_TCP_CONNECT_CB && !st->connect_ns);
 	switch (op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 		st->connect_ns = bpf_ktime_get_ns();
-		bpf_sock_ops_cb_flags_set(s, BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_RETRANS_CB_FLAG | BPF_SOCK_OPS_STATE_CB_FLAG);
+		bpf_sock_ops_cb_flags_set(s, BPF_SOCK_OPS_RTT_CB_FLAG |
+						     BPF_SOCK_OPS_RETRANS_CB_FLAG |
+						     BPF_SOCK_OPS_STATE_CB_FLAG);
 		return 1;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-		bpf_sock_ops_cb_flags_set(s, BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_RETRANS_CB_FLAG);
+		bpf_sock_ops_cb_flags_set(s,
+					  BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_RETRANS_CB_FLAG);
 		key_of(&peer, st->pod, 1, &k);
 		v = stats(&k);
 		if (v)
@@ -250,11 +266,13 @@ int ts_sockops(struct bpf_sock_ops *s)
 		if (i < TS_SLOTS)
 			__sync_fetch_and_add(&v->connect_hist[i], 1);
 	} else if (op == BPF_SOCK_OPS_RTT_CB) {
-		__u64 us = s->srtt_us >> 3; /* tcp_sock.srtt_us is the smoothed RTT << 3 (include/linux/tcp.h) */
+		__u64 us = s->srtt_us >>
+			   3; /* tcp_sock.srtt_us is the smoothed RTT << 3 (include/linux/tcp.h) */
 		__sync_fetch_and_add(&v->rtt_samples, 1);
 		__sync_fetch_and_add(&v->rtt_sum_us, us);
 		if (!v->rtt_min_us || us < v->rtt_min_us)
-			v->rtt_min_us = us; /* racy min: a lost update only keeps a slightly larger minimum */
+			v->rtt_min_us =
+				us; /* racy min: a lost update only keeps a slightly larger minimum */
 		__u32 i = slot_of(us);
 		if (i < TS_SLOTS)
 			__sync_fetch_and_add(&v->rtt_hist[i], 1);

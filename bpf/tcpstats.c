@@ -27,7 +27,10 @@
 
 static const char *reasons[TS_REASON_MAX] = { "events", "not_meshed", "map_full", "no_storage" };
 
-static void ts_pin(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", TS_PIN_DIR, name); }
+static void ts_pin(char *buf, size_t n, const char *name)
+{
+	snprintf(buf, n, "%s/%s", TS_PIN_DIR, name);
+}
 
 static void unpin_all(void)
 {
@@ -57,11 +60,13 @@ static int cmd_load(const char *cgroup)
 	}
 	int level = cgroup_level(real);
 	if (level < 1)
-		return fail("refusing cgroup %s: not a child cgroup of a cgroup v2 hierarchy", real);
+		return fail("refusing cgroup %s: not a child cgroup of a cgroup v2 hierarchy",
+			    real);
 	snprintf(p, sizeof(p), "%s/pods", MT_PIN_DIR);
 	pods = bpf_obj_get(p);
 	if (pods < 0)
-		return fail("the datapath's pods map %s is missing (%s): load the datapath first", p, strerror(errno));
+		return fail("the datapath's pods map %s is missing (%s): load the datapath first",
+			    p, strerror(errno));
 	if (!getenv("MESHTUNE_BPF_DEBUG"))
 		libbpf_set_print(libbpf_silent);
 	skel = tcpstats_bpf__open();
@@ -75,7 +80,9 @@ static int cmd_load(const char *cgroup)
 		goto out;
 	}
 	if (tcpstats_bpf__load(skel)) {
-		fail("load the TCP probes: %s (this kernel may lack sockops RTT/RETRANS/STATE callbacks or bpf_skc_to_tcp_sock; MESHTUNE_BPF_DEBUG=1 for the verifier log)", strerror(errno));
+		fail("load the TCP probes: %s (this kernel may lack sockops RTT/RETRANS/STATE "
+		     "callbacks or bpf_skc_to_tcp_sock; MESHTUNE_BPF_DEBUG=1 for the verifier log)",
+		     strerror(errno));
 		goto out;
 	}
 	if (ensure_bpffs())
@@ -159,7 +166,8 @@ static int cmd_dump(void)
 	struct ts_val v;
 	int first = 1, more;
 	if (fd < 0)
-		return fail("TCP probes not loaded (%s/tcp_stats: %s)", TS_PIN_DIR, strerror(errno));
+		return fail("TCP probes not loaded (%s/tcp_stats: %s)", TS_PIN_DIR,
+			    strerror(errno));
 	printf("{\"stats\":[");
 	more = bpf_map_get_next_key(fd, NULL, &next) == 0;
 	while (more) {
@@ -169,14 +177,19 @@ static int cmd_dump(void)
 			continue; /* evicted meanwhile */
 		char ip[INET6_ADDRSTRLEN];
 		int v4 = !k.ip[0] && !k.ip[1] && k.ip[2] == htonl(0xffff);
-		inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? (void *)&k.ip[3] : (void *)k.ip, ip, sizeof(ip));
-		printf("%s{\"pod\":%u,\"dir\":\"%s\",\"ip\":\"%s\",\"port\":%u,\"rttSamples\":%llu,\"rttSumUs\":%llu,\"rttMinUs\":%llu",
-		       first ? "" : ",", k.pod, k.dir ? "in" : "out", ip, k.port, (unsigned long long)v.rtt_samples,
-		       (unsigned long long)v.rtt_sum_us, (unsigned long long)v.rtt_min_us);
+		inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? (void *)&k.ip[3] : (void *)k.ip, ip,
+			  sizeof(ip));
+		printf("%s{\"pod\":%u,\"dir\":\"%s\",\"ip\":\"%s\",\"port\":%u,\"rttSamples\":%llu,"
+		       "\"rttSumUs\":%llu,\"rttMinUs\":%llu",
+		       first ? "" : ",", k.pod, k.dir ? "in" : "out", ip, k.port,
+		       (unsigned long long)v.rtt_samples, (unsigned long long)v.rtt_sum_us,
+		       (unsigned long long)v.rtt_min_us);
 		print_hist("rttHist", v.rtt_hist);
-		printf(",\"retrans\":%llu,\"connects\":%llu,\"connectFail\":%llu,\"connectSumUs\":%llu,\"accepts\":%llu",
-		       (unsigned long long)v.retrans, (unsigned long long)v.connects, (unsigned long long)v.connect_fail,
-		       (unsigned long long)v.connect_sum_us, (unsigned long long)v.accepts);
+		printf(",\"retrans\":%llu,\"connects\":%llu,\"connectFail\":%llu,\"connectSumUs\":%"
+		       "llu,\"accepts\":%llu",
+		       (unsigned long long)v.retrans, (unsigned long long)v.connects,
+		       (unsigned long long)v.connect_fail, (unsigned long long)v.connect_sum_us,
+		       (unsigned long long)v.accepts);
 		print_hist("connectHist", v.connect_hist);
 		printf("}");
 		first = 0;
@@ -206,8 +219,10 @@ static int cmd_status(void)
 	if (pfd >= 0)
 		bpf_obj_get_info_by_fd(pfd, &pi, &m);
 	/* run_cnt / run_time_ns count only while kernel.bpf_stats_enabled=1 (kernel/bpf/syscall.c) */
-	printf("{\"loaded\":true,\"progId\":%u,\"cgroupId\":%llu,\"runCount\":%llu,\"runTimeNs\":%llu,",
-	       li.prog_id, (unsigned long long)li.cgroup.cgroup_id, (unsigned long long)pi.run_cnt, (unsigned long long)pi.run_time_ns);
+	printf("{\"loaded\":true,\"progId\":%u,\"cgroupId\":%llu,\"runCount\":%llu,\"runTimeNs\":%"
+	       "llu,",
+	       li.prog_id, (unsigned long long)li.cgroup.cgroup_id, (unsigned long long)pi.run_cnt,
+	       (unsigned long long)pi.run_time_ns);
 	print_counters();
 	printf("}\n");
 	if (pfd >= 0)
@@ -223,7 +238,8 @@ int main(int argc, char **argv)
 	int c;
 	fail_prefix = "meshtune-tcpstats";
 	if (argc < 2) {
-		fprintf(stderr, "usage: meshtune-tcpstats load --cgroup PATH | unload | dump | status\n");
+		fprintf(stderr,
+			"usage: meshtune-tcpstats load --cgroup PATH | unload | dump | status\n");
 		return 2;
 	}
 	optind = 2;
@@ -235,10 +251,17 @@ int main(int argc, char **argv)
 	}
 	if (geteuid() != 0)
 		return fail("must run as root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON)");
-	if (!strcmp(argv[1], "load")) return cmd_load(cgroup);
-	if (!strcmp(argv[1], "unload")) { unpin_all(); printf("{\"loaded\":false}\n"); return 0; }
-	if (!strcmp(argv[1], "dump")) return cmd_dump();
-	if (!strcmp(argv[1], "status")) return cmd_status();
+	if (!strcmp(argv[1], "load"))
+		return cmd_load(cgroup);
+	if (!strcmp(argv[1], "unload")) {
+		unpin_all();
+		printf("{\"loaded\":false}\n");
+		return 0;
+	}
+	if (!strcmp(argv[1], "dump"))
+		return cmd_dump();
+	if (!strcmp(argv[1], "status"))
+		return cmd_status();
 	fprintf(stderr, "usage: meshtune-tcpstats load --cgroup PATH | unload | dump | status\n");
 	return 2;
 }

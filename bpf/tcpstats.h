@@ -3,7 +3,8 @@
 #define MESHTUNE_TCPSTATS_H
 
 #define TS_PIN_DIR "/sys/fs/bpf/meshtune-tcpstats"
-#define TS_SLOTS 24 /* log2 microsecond buckets: slot 0 < 1 us, slot i in [2^(i-1), 2^i) us, last open */
+#define TS_SLOTS \
+	24 /* log2 microsecond buckets: slot 0 < 1 us, slot i in [2^(i-1), 2^i) us, last open */
 
 /* One (pod, remote) pair. Outbound (dir 0): the remote's ip:port. Inbound (dir 1, accepted
  * sockets): the remote's ip and our own listening port, so clients' ephemeral ports do not
@@ -17,22 +18,22 @@ struct ts_key {
 
 struct ts_val {
 	__u64 rtt_samples;
-	__u64 rtt_sum_us;   /* sum of smoothed RTT at each sample */
-	__u64 rtt_min_us;   /* smallest smoothed RTT seen; 0 = none yet */
+	__u64 rtt_sum_us; /* sum of smoothed RTT at each sample */
+	__u64 rtt_min_us; /* smallest smoothed RTT seen; 0 = none yet */
 	__u64 rtt_hist[TS_SLOTS];
-	__u64 retrans;      /* retransmitted segments (BPF_SOCK_OPS_RETRANS_CB) */
-	__u64 connects;     /* active opens that reached ESTABLISHED */
+	__u64 retrans; /* retransmitted segments (BPF_SOCK_OPS_RETRANS_CB) */
+	__u64 connects; /* active opens that reached ESTABLISHED */
 	__u64 connect_fail; /* active opens that went SYN_SENT -> CLOSE */
 	__u64 connect_sum_us;
 	__u64 connect_hist[TS_SLOTS];
-	__u64 accepts;      /* passive opens (inbound) */
+	__u64 accepts; /* passive opens (inbound) */
 };
 
 enum ts_reason {
-	TS_EVENTS = 0,  /* sockops callbacks run */
-	TS_NOT_MESHED,  /* socket of a pod the agent does not list */
-	TS_MAP_FULL,    /* a new (pod, remote) could not be inserted */
-	TS_NO_STORAGE,  /* per-socket storage unavailable */
+	TS_EVENTS = 0, /* sockops callbacks run */
+	TS_NOT_MESHED, /* socket of a pod the agent does not list */
+	TS_MAP_FULL, /* a new (pod, remote) could not be inserted */
+	TS_NO_STORAGE, /* per-socket storage unavailable */
 	TS_REASON_MAX,
 };
 

@@ -6,7 +6,13 @@ import type { Savings, XdsSize } from "./sidecar/savings.js";
 import type { Placement } from "./log/learner.js";
 import type { MeshConfig } from "./istio/mesh-config.js";
 
-export interface InputSummary { name: string; lines: number; records: number; bytes: number; skipped: Record<string, number> }
+export interface InputSummary {
+  name: string;
+  lines: number;
+  records: number;
+  bytes: number;
+  skipped: Record<string, number>;
+}
 
 export interface ReportData {
   inputs: InputSummary[];
@@ -20,7 +26,9 @@ export interface ReportData {
 
 /** One line naming every limit that was hit, or null. */
 export function limitsLine(l: ReportData["limits"]): string | null {
-  const parts = Object.entries(l.dropped).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${fmt(n)}`);
+  const parts = Object.entries(l.dropped)
+    .filter(([, n]) => n > 0)
+    .map(([r, n]) => `${r} ${fmt(n)}`);
   if (l.evicted.unbacked) parts.push(`evicted (no pod behind them) ${fmt(l.evicted.unbacked)} workloads/pods`);
   if (l.evicted.idle) parts.push(`evicted (least recently seen) ${fmt(l.evicted.idle)} workloads/pods`);
   return parts.length ? `LIMITS HIT, data was dropped: ${parts.join(", ")}` : null;
@@ -37,36 +45,66 @@ function sizeTotals(rows: Savings[], side: "before" | "after"): XdsSize {
 export function renderReport(d: ReportData): string {
   const out: string[] = ["# meshtune report"];
   for (const i of d.inputs) {
-    const sk = Object.entries(i.skipped).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${fmt(n)}`);
-    out.push(`input ${i.name}: ${fmt(i.lines)} lines, ${fmt(i.records)} access-log entries` + (sk.length ? `, skipped: ${sk.join(", ")}` : ""));
+    const sk = Object.entries(i.skipped)
+      .filter(([, n]) => n > 0)
+      .map(([r, n]) => `${r} ${fmt(n)}`);
+    out.push(
+      `input ${i.name}: ${fmt(i.lines)} lines, ${fmt(i.records)} access-log entries` +
+        (sk.length ? `, skipped: ${sk.join(", ")}` : ""),
+    );
     if (i.records === 0) out.push(`  warning: ${i.name} holds no access-log entries`);
   }
   const lim = limitsLine(d.limits);
   if (lim) out.push(lim);
   const by = (how: Placement["how"]) => d.placements.filter((p) => p.how === how);
   if (by("catalog").length) out.push(`pods placed from the pod catalog: ${by("catalog").length}`);
-  if (by("inferred").length) out.push(`namespaces inferred from inbound mTLS SNI: ${by("inferred").map((p) => `${p.pod}→${p.namespace}`).join(", ")}`);
-  if (by("defaulted").length) out.push(`namespace DEFAULTED (no catalog entry, no inbound mTLS to infer from; check them): ${by("defaulted").map((p) => `${p.pod}→${p.namespace}`).join(", ")}`);
-  if (by("ambiguous").length) out.push(`pod name in several catalog namespaces, guessed: ${by("ambiguous").map((p) => `${p.pod}→${p.namespace}`).join(", ")}`);
+  if (by("inferred").length)
+    out.push(
+      `namespaces inferred from inbound mTLS SNI: ${by("inferred")
+        .map((p) => `${p.pod}→${p.namespace}`)
+        .join(", ")}`,
+    );
+  if (by("defaulted").length)
+    out.push(
+      `namespace DEFAULTED (no catalog entry, no inbound mTLS to infer from; check them): ${by("defaulted")
+        .map((p) => `${p.pod}→${p.namespace}`)
+        .join(", ")}`,
+    );
+  if (by("ambiguous").length)
+    out.push(
+      `pod name in several catalog namespaces, guessed: ${by("ambiguous")
+        .map((p) => `${p.pod}→${p.namespace}`)
+        .join(", ")}`,
+    );
   const guessed = d.placements.filter((p) => p.how !== "catalog");
-  if (guessed.length) out.push(`workload names guessed from pod names (give --catalog with pods to be exact): ${guessed.length} pods`);
-  if (d.mesh) out.push(`mesh outbound policy: ${d.mesh.outboundMode}${d.mesh.providers.length ? `; extension providers kept in scope: ${d.mesh.providers.map((p) => p.provider).join(", ")}` : ""}`);
+  if (guessed.length)
+    out.push(`workload names guessed from pod names (give --catalog with pods to be exact): ${guessed.length} pods`);
+  if (d.mesh)
+    out.push(
+      `mesh outbound policy: ${d.mesh.outboundMode}${d.mesh.providers.length ? `; extension providers kept in scope: ${d.mesh.providers.map((p) => p.provider).join(", ")}` : ""}`,
+    );
   out.push(`sidecars generated: ${d.result.sidecars.length}`);
-  for (const g of d.result.proxiesSkipped) out.push(`${g.kind} skipped: ${g.workload} (${g.why}; Sidecar resources do not apply)`);
+  for (const g of d.result.proxiesSkipped)
+    out.push(`${g.kind} skipped: ${g.workload} (${g.why}; Sidecar resources do not apply)`);
   if (d.result.rejected.length) {
     out.push("", "## rejected by Istio validation (never emitted)");
-    for (const r of d.result.rejected) out.push(`${r.workload}: ${JSON.stringify(r.candidate)} from ${r.source}: ${r.reason}`);
+    for (const r of d.result.rejected)
+      out.push(`${r.workload}: ${JSON.stringify(r.candidate)} from ${r.source}: ${r.reason}`);
   }
   const unk = d.result.unregistered;
   if (unk.length) {
     out.push("", "## destinations outside the mesh registry");
     for (const u of unk) {
       const what = u.kind === "blackhole" ? "BLOCKED (BlackHoleCluster)" : "unregistered (PassthroughCluster)";
-      out.push(`${u.workload} → ${u.dst}${u.authority ? ` authority=${u.authority}` : ""}${u.sni ? ` sni=${u.sni}` : ""}: ${what}, ${fmt(u.count)} requests/connections`);
+      out.push(
+        `${u.workload} → ${u.dst}${u.authority ? ` authority=${u.authority}` : ""}${u.sni ? ` sni=${u.sni}` : ""}: ${what}, ${fmt(u.count)} requests/connections`,
+      );
     }
     // One suggestion per (workload namespace, host): several workloads may hit the same one.
     const suggestions = new Map<string, object>();
-    for (const u of unk) if (u.suggestion) suggestions.set(`${u.suggestion.metadata.namespace}/${u.suggestion.spec.hosts[0]}`, u.suggestion);
+    for (const u of unk)
+      if (u.suggestion)
+        suggestions.set(`${u.suggestion.metadata.namespace}/${u.suggestion.spec.hosts[0]}`, u.suggestion);
     if (suggestions.size) {
       out.push("", "suggested ServiceEntries (review before applying):");
       for (const se of suggestions.values()) out.push("---", stringify(se).trimEnd());
@@ -77,7 +115,8 @@ export function renderReport(d: ReportData): string {
     out.push("workload                                  clusters        listeners      endpoints");
     for (const s of d.savings) out.push(row(s.workload, s.before, s.after));
     if (d.savings.length) {
-      const b = sizeTotals(d.savings, "before"), a = sizeTotals(d.savings, "after");
+      const b = sizeTotals(d.savings, "before"),
+        a = sizeTotals(d.savings, "after");
       out.push(row("TOTAL (all generated sidecars)", b, a));
     }
   }

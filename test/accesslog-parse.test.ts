@@ -36,7 +36,7 @@ test("pre-1.9 TEXT shape (mixer status field)", () => {
   assert.is(r.cluster, "outbound|8000||httpbin.foo.svc.cluster.local");
 });
 
-test("TCP line with \"- - -\"", () => {
+test('TCP line with "- - -"', () => {
   const r = parseText(L.TEXT_TCP)!;
   assert.is(r.method, "");
   assert.is(r.protocol, "");
@@ -67,7 +67,7 @@ test("quoted fields with spaces do not shift columns", () => {
 test("non-access-log and truncated TEXT lines are rejected", () => {
   assert.is(parseText(L.AGENT_LINE), null);
   assert.is(parseText(L.TEXT_1_9.slice(0, 80)), null);
-  assert.is(parseText("[not a time] \"GET / HTTP/1.1\" 200"), null);
+  assert.is(parseText('[not a time] "GET / HTTP/1.1" 200'), null);
   assert.is(parseText(""), null);
 });
 
@@ -78,7 +78,15 @@ test("JSON: string or number values, nulls", () => {
   assert.is(r.protocol, "HTTP/2");
   assert.is(r.sni, "");
   assert.is(r.cluster, "outbound|7070||cart.shop.svc.cluster.local");
-  const n = parseJson(JSON.stringify({ response_code: 503, duration: "7", upstream_cluster: "outbound|80||a.b.svc.cluster.local", authority: null, start_time: null }))!;
+  const n = parseJson(
+    JSON.stringify({
+      response_code: 503,
+      duration: "7",
+      upstream_cluster: "outbound|80||a.b.svc.cluster.local",
+      authority: null,
+      start_time: null,
+    }),
+  )!;
   assert.is(n.code, 503);
   assert.is(n.durationMs, 7);
   assert.is(n.authority, "");

@@ -6,16 +6,34 @@ import { mkdtempSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
-import { podCapture, setLine, POD_OUT_ALL, POD_IN_ALL, POD_IN_REDIRECT, PORT_IN_EXCLUDE, PORT_OUT_EXCLUDE, PORT_OUT_INCLUDE, PORT_IN_INCLUDE } from "../controller/agent/pod-capture.js";
+import {
+  podCapture,
+  setLine,
+  POD_OUT_ALL,
+  POD_IN_ALL,
+  POD_IN_REDIRECT,
+  PORT_IN_EXCLUDE,
+  PORT_OUT_EXCLUDE,
+  PORT_OUT_INCLUDE,
+  PORT_IN_INCLUDE,
+} from "../controller/agent/pod-capture.js";
 import { findPodCgroup, podCgroupName, listening } from "../controller/agent/pod-cgroups.js";
 
 const UID = "1f0e7c2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b";
 // What the 1.25 injector leaves on a pod (pkg/kube/inject/testdata/inject/hello.yaml.injected).
 const injected = (annotations: Record<string, string> = {}, extra: Partial<V1Pod["spec"]> = {}): V1Pod => ({
-  metadata: { name: "web-1", namespace: "shop", uid: UID, annotations: {
-    "sidecar.istio.io/status": '{"initContainers":["istio-init"],"containers":["istio-proxy"]}',
-    "traffic.sidecar.istio.io/excludeInboundPorts": "15020", "traffic.sidecar.istio.io/includeInboundPorts": "*",
-    "traffic.sidecar.istio.io/includeOutboundIPRanges": "*", ...annotations } },
+  metadata: {
+    name: "web-1",
+    namespace: "shop",
+    uid: UID,
+    annotations: {
+      "sidecar.istio.io/status": '{"initContainers":["istio-init"],"containers":["istio-proxy"]}',
+      "traffic.sidecar.istio.io/excludeInboundPorts": "15020",
+      "traffic.sidecar.istio.io/includeInboundPorts": "*",
+      "traffic.sidecar.istio.io/includeOutboundIPRanges": "*",
+      ...annotations,
+    },
+  },
   spec: { containers: [{ name: "web" }, { name: "istio-proxy" }], ...extra },
   status: { phase: "Running", podIP: "10.244.1.7", podIPs: [{ ip: "10.244.1.7" }, { ip: "fd00:10:244:1::7" }] },
 });
@@ -26,16 +44,31 @@ test("an injected pod with Istio's defaults: capture everything, REDIRECT inboun
   if (!("capture" in d)) return;
   assert.is(d.capture.flags, POD_OUT_ALL | POD_IN_ALL | POD_IN_REDIRECT);
   assert.equal(d.capture.ips, ["10.244.1.7", "fd00:10:244:1::7"]);
-  assert.equal([...d.capture.ports], [[15090, PORT_IN_EXCLUDE], [15021, PORT_IN_EXCLUDE], [15020, PORT_IN_EXCLUDE | PORT_OUT_EXCLUDE]]);
-  assert.is(setLine("/cg/pod", 7, d.capture), "set /cg/pod id=7 flags=7 ips=10.244.1.7,fd00:10:244:1::7 ports=15020:5,15021:4,15090:4");
+  assert.equal(
+    [...d.capture.ports],
+    [
+      [15090, PORT_IN_EXCLUDE],
+      [15021, PORT_IN_EXCLUDE],
+      [15020, PORT_IN_EXCLUDE | PORT_OUT_EXCLUDE],
+    ],
+  );
+  assert.is(
+    setLine("/cg/pod", 7, d.capture),
+    "set /cg/pod id=7 flags=7 ips=10.244.1.7,fd00:10:244:1::7 ports=15020:5,15021:4,15090:4",
+  );
 });
 
 test("per-pod annotations: ranges, ports, TPROXY, lists", () => {
-  const d = podCapture(injected({
-    "traffic.sidecar.istio.io/includeOutboundIPRanges": "10.0.0.0/8, fd00::/8", "traffic.sidecar.istio.io/excludeOutboundIPRanges": "10.96.0.1/32",
-    "traffic.sidecar.istio.io/excludeOutboundPorts": "5432,6379", "traffic.sidecar.istio.io/includeOutboundPorts": "443",
-    "traffic.sidecar.istio.io/includeInboundPorts": "8080", "sidecar.istio.io/interceptionMode": "TPROXY",
-  }));
+  const d = podCapture(
+    injected({
+      "traffic.sidecar.istio.io/includeOutboundIPRanges": "10.0.0.0/8, fd00::/8",
+      "traffic.sidecar.istio.io/excludeOutboundIPRanges": "10.96.0.1/32",
+      "traffic.sidecar.istio.io/excludeOutboundPorts": "5432,6379",
+      "traffic.sidecar.istio.io/includeOutboundPorts": "443",
+      "traffic.sidecar.istio.io/includeInboundPorts": "8080",
+      "sidecar.istio.io/interceptionMode": "TPROXY",
+    }),
+  );
   if (!("capture" in d)) return assert.unreachable(JSON.stringify(d));
   assert.is(d.capture.flags, 0, "no wildcard range, listed inbound ports, TPROXY: no direct 15006");
   assert.equal(d.capture.include, ["10.0.0.0/8", "fd00::/8"]);
@@ -65,10 +98,23 @@ test("pods left alone, each with its reason", () => {
   assert.is(skip(injected({ "sidecar.istio.io/interceptionMode": "NONE" })), "interception-none");
   assert.is(skip(injected({ "meshtune.io/datapath": "false" })), "opted-out");
   assert.is(skip({ ...injected(), status: { phase: "Succeeded" } }), "finished");
-  assert.match(skip(injected({ "traffic.sidecar.istio.io/excludeOutboundPorts": "80,http" })), /^bad-annotation: excludeOutboundPorts: "http" is not a port$/);
-  assert.match(skip(injected({ "traffic.sidecar.istio.io/excludeOutboundIPRanges": "10.0.0.0/33" })), /^bad-annotation: excludeOutboundIPRanges: "10.0.0.0\/33" is not a CIDR$/);
+  assert.match(
+    skip(injected({ "traffic.sidecar.istio.io/excludeOutboundPorts": "80,http" })),
+    /^bad-annotation: excludeOutboundPorts: "http" is not a port$/,
+  );
+  assert.match(
+    skip(injected({ "traffic.sidecar.istio.io/excludeOutboundIPRanges": "10.0.0.0/33" })),
+    /^bad-annotation: excludeOutboundIPRanges: "10.0.0.0\/33" is not a CIDR$/,
+  );
   assert.match(skip(injected({ "traffic.sidecar.istio.io/excludeOutboundIPRanges": "*" })), /^bad-annotation/);
-  assert.match(skip(injected({ "traffic.sidecar.istio.io/excludeOutboundPorts": Array.from({ length: 70 }, (_, i) => 2000 + i).join(",") })), /^too-many-rules/);
+  assert.match(
+    skip(
+      injected({
+        "traffic.sidecar.istio.io/excludeOutboundPorts": Array.from({ length: 70 }, (_, i) => 2000 + i).join(","),
+      }),
+    ),
+    /^too-many-rules/,
+  );
   assert.is(skip(injected({ "sidecar.istio.io/interceptionMode": "TPROXY" })), "captured");
 });
 
@@ -77,8 +123,19 @@ test("kubelet cgroup names: cgroupfs and systemd drivers, any QoS depth", () => 
   assert.ok(podCgroupName(`kubepods-burstable-pod${UID.replace(/-/g, "_")}.slice`, UID));
   assert.not.ok(podCgroupName(`pod${UID}x`, UID));
   const root = mkdtempSync(join(tmpdir(), "kubepods-"));
-  mkdirSync(join(root, "kubepods-besteffort.slice", `kubepods-besteffort-pod${UID.replace(/-/g, "_")}.slice`, "cri-containerd-abc.scope"), { recursive: true });
-  assert.is(findPodCgroup(root, UID), join(root, "kubepods-besteffort.slice", `kubepods-besteffort-pod${UID.replace(/-/g, "_")}.slice`));
+  mkdirSync(
+    join(
+      root,
+      "kubepods-besteffort.slice",
+      `kubepods-besteffort-pod${UID.replace(/-/g, "_")}.slice`,
+      "cri-containerd-abc.scope",
+    ),
+    { recursive: true },
+  );
+  assert.is(
+    findPodCgroup(root, UID),
+    join(root, "kubepods-besteffort.slice", `kubepods-besteffort-pod${UID.replace(/-/g, "_")}.slice`),
+  );
   assert.is(findPodCgroup(root, "00000000-0000-0000-0000-000000000000"), null);
 });
 

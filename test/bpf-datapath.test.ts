@@ -13,14 +13,19 @@ const ECHO_NODE = join(ROOT, "test", "fixtures", "epoll-echo.mjs");
 if (why && process.env.CI !== "true") {
   console.log(`bpf-datapath: skipped (${why}); under CI=true this fails`);
 } else if (why) {
-  test("BPF datapath available on CI", () => { assert.unreachable(`BPF unavailable: ${why}`); });
+  test("BPF datapath available on CI", () => {
+    assert.unreachable(`BPF unavailable: ${why}`);
+  });
 } else {
   const delta = (before: Record<string, number>, k: string) => (counters()[k] ?? 0) - (before[k] ?? 0);
 
   test("refuses the root cgroup with one line; probe passes here", () => {
     const r = loader("load", "--cgroup", CGROUP_ROOT);
     assert.is(r.code, 1);
-    assert.is(r.stderr.trim(), `meshtune-bpf: refusing to attach to the root cgroup ${CGROUP_ROOT}: pass a child cgroup`);
+    assert.is(
+      r.stderr.trim(),
+      `meshtune-bpf: refusing to attach to the root cgroup ${CGROUP_ROOT}: pass a child cgroup`,
+    );
     assert.is(loader("status").json.loaded, false);
     assert.is(loader("probe").code, 0);
     const notV2 = loader("probe", "--cgroup", "/tmp");
@@ -28,13 +33,19 @@ if (why && process.env.CI !== "true") {
     assert.is(notV2.stderr.trim(), "meshtune-bpf: cgroup /tmp is not on a cgroup v2 filesystem");
     const missing = loader("load", "--cgroup", "/sys/fs/cgroup/unified/meshtune-test-missing");
     assert.is(missing.code, 1);
-    assert.match(missing.stderr.trim(), /^meshtune-bpf: cgroup \/sys\/fs\/cgroup\/unified\/meshtune-test-missing: No such file or directory$/);
+    assert.match(
+      missing.stderr.trim(),
+      /^meshtune-bpf: cgroup \/sys\/fs\/cgroup\/unified\/meshtune-test-missing: No such file or directory$/,
+    );
   });
 
   test("meshtune bpf wraps the loader: one-line errors, JSON status", () => {
     const r = meshtune(["bpf", "load", "--cgroup", CGROUP_ROOT]);
     assert.is(r.code, 1);
-    assert.is(r.stderr.trim(), `meshtune: bpf: refusing to attach to the root cgroup ${CGROUP_ROOT}: pass a child cgroup`);
+    assert.is(
+      r.stderr.trim(),
+      `meshtune: bpf: refusing to attach to the root cgroup ${CGROUP_ROOT}: pass a child cgroup`,
+    );
     const s = meshtune(["bpf", "status"]);
     assert.is(s.code, 0);
     assert.equal(JSON.parse(s.stdout), { loaded: false });
@@ -42,101 +53,116 @@ if (why && process.env.CI !== "true") {
   });
 
   for (const family of ["IPv4", "IPv6"] as const) {
-    test(`redirect ${family}: lands on the proxy, SO_ORIGINAL_DST is the real server, proxy's own connect not redirected`, () => withFixture(async (f) => {
-      f.netnsUp();
-      const dst = family === "IPv4" ? `${f.remote4}:8080` : `[${f.remote6}]:8080`;
-      await f.start(MTNET, ["serve", dst], { inCgroup: false, netns: true });
-      assert.is(f.load("--proxy-port", PROXY_PORT, "--proxy-uid", "1337").code, 0);
-      const proxy = await f.start(MTPROXY, [PROXY_PORT, "1337"]);
-      const before = counters();
-      const r = f.run(MTNET, ["integrity", dst, "50", "2", "7"]);
-      assert.is(r.code, 0, r.stdout + r.stderr);
-      assert.ok(JSON.parse(r.stdout).ok);
-      const seen = (o: string) => o.split("\n").filter((l) => l === `origdst ${dst}`).length;
-      const out = await waitFor(proxy.out, (o) => seen(o) >= 2);
-      assert.is(seen(out), 2, out);
-      assert.is(delta(before, "redirected"), 2);
-      assert.is(delta(before, "origdst_answered"), 2);
-      assert.is(delta(before, "skipped_uid"), 2, "the proxy's upstream connects are skipped by uid: no loop");
-    }));
+    test(`redirect ${family}: lands on the proxy, SO_ORIGINAL_DST is the real server, proxy's own connect not redirected`, () =>
+      withFixture(async (f) => {
+        f.netnsUp();
+        const dst = family === "IPv4" ? `${f.remote4}:8080` : `[${f.remote6}]:8080`;
+        await f.start(MTNET, ["serve", dst], { inCgroup: false, netns: true });
+        assert.is(f.load("--proxy-port", PROXY_PORT, "--proxy-uid", "1337").code, 0);
+        const proxy = await f.start(MTPROXY, [PROXY_PORT, "1337"]);
+        const before = counters();
+        const r = f.run(MTNET, ["integrity", dst, "50", "2", "7"]);
+        assert.is(r.code, 0, r.stdout + r.stderr);
+        assert.ok(JSON.parse(r.stdout).ok);
+        const seen = (o: string) => o.split("\n").filter((l) => l === `origdst ${dst}`).length;
+        const out = await waitFor(proxy.out, (o) => seen(o) >= 2);
+        assert.is(seen(out), 2, out);
+        assert.is(delta(before, "redirected"), 2);
+        assert.is(delta(before, "origdst_answered"), 2);
+        assert.is(delta(before, "skipped_uid"), 2, "the proxy's upstream connects are skipped by uid: no loop");
+      }));
   }
 
-  test("processes outside the cgroup and excluded ports are not redirected", () => withFixture(async (f) => {
-    f.netnsUp();
-    await f.start(MTNET, ["serve", `${f.remote4}:8080`], { inCgroup: false, netns: true });
-    await f.start(MTNET, ["serve", `${f.remote4}:9090`], { inCgroup: false, netns: true });
-    assert.is(f.load("--proxy-port", PROXY_PORT, "--exclude-port", "9090", "--exclude-cidr", "192.0.2.0/24").code, 0);
-    // No proxy is listening: a redirected connection would fail.
-    const before = counters();
-    const outside = f.run(MTNET, ["integrity", `${f.remote4}:8080`, "20", "1", "1"], { inCgroup: false });
-    assert.is(outside.code, 0, outside.stderr);
-    const excluded = f.run(MTNET, ["integrity", `${f.remote4}:9090`, "20", "1", "1"]);
-    assert.is(excluded.code, 0, excluded.stderr);
-    assert.is(delta(before, "redirected"), 0);
-    assert.is(delta(before, "skipped_excluded_port"), 1);
-    const redirected = f.run(MTNET, ["integrity", `${f.remote4}:8080`, "1", "1", "1"], { timeout: 10_000 });
-    assert.is.not(redirected.code, 0, "in the cgroup, the same connect goes to the (absent) proxy");
-    assert.is(delta(before, "redirected"), 1);
-  }));
+  test("processes outside the cgroup and excluded ports are not redirected", () =>
+    withFixture(async (f) => {
+      f.netnsUp();
+      await f.start(MTNET, ["serve", `${f.remote4}:8080`], { inCgroup: false, netns: true });
+      await f.start(MTNET, ["serve", `${f.remote4}:9090`], { inCgroup: false, netns: true });
+      assert.is(f.load("--proxy-port", PROXY_PORT, "--exclude-port", "9090", "--exclude-cidr", "192.0.2.0/24").code, 0);
+      // No proxy is listening: a redirected connection would fail.
+      const before = counters();
+      const outside = f.run(MTNET, ["integrity", `${f.remote4}:8080`, "20", "1", "1"], { inCgroup: false });
+      assert.is(outside.code, 0, outside.stderr);
+      const excluded = f.run(MTNET, ["integrity", `${f.remote4}:9090`, "20", "1", "1"]);
+      assert.is(excluded.code, 0, excluded.stderr);
+      assert.is(delta(before, "redirected"), 0);
+      assert.is(delta(before, "skipped_excluded_port"), 1);
+      const redirected = f.run(MTNET, ["integrity", `${f.remote4}:8080`, "1", "1", "1"], { timeout: 10_000 });
+      assert.is.not(redirected.code, 0, "in the cgroup, the same connect goes to the (absent) proxy");
+      assert.is(delta(before, "redirected"), 1);
+    }));
 
   // Only sockets of a pair the datapath created are spliced: here app -> proxy (both ends), not
   // the proxy's upstream connection to the remote server, and not a plain local connection.
-  test("sockmap: 10k messages 1 B–1 MB both ways, checksummed, over the app↔proxy splice; many connections", () => withFixture(async (f) => {
-    f.netnsUp();
-    await f.start(MTNET, ["serve", `${f.remote4}:8080`], { inCgroup: false, netns: true });
-    assert.is(f.load("--proxy-port", PROXY_PORT).code, 0);
-    await f.start(MTPROXY, [PROXY_PORT, "1337"]);
-    await f.start(MTNET, ["serve", "127.0.0.1:19902"]);
-    const before = counters();
-    const r = f.run(MTNET, ["integrity", `${f.remote4}:8080`, "10000", "4", "42"]);
-    assert.is(r.code, 0, r.stdout + r.stderr);
-    const res = JSON.parse(r.stdout);
-    assert.ok(res.ok && res.bytesEachWay > 100e6, r.stdout);
-    assert.is(delta(before, "sockmap_inserted"), 8, "app socket + proxy's accepted socket, 4 connections");
-    assert.ok(delta(before, "sockmap_redirected") >= 10000, `redirected ${delta(before, "sockmap_redirected")}`);
-    const many = f.run(MTNET, ["integrity", `${f.remote4}:8080`, "2000", "200", "9"]);
-    assert.is(many.code, 0, many.stdout + many.stderr);
-    assert.is(delta(before, "sockmap_inserted"), 8 + 400);
-    assert.is(delta(before, "sockmap_insert_failed"), 0);
-    const local = f.run(MTNET, ["integrity", "127.0.0.1:19902", "100", "2", "3"]);
-    assert.is(local.code, 0, local.stderr);
-    assert.is(delta(before, "sockmap_inserted"), 8 + 400, "an app's own localhost connection is never spliced");
-  }));
+  test("sockmap: 10k messages 1 B–1 MB both ways, checksummed, over the app↔proxy splice; many connections", () =>
+    withFixture(async (f) => {
+      f.netnsUp();
+      await f.start(MTNET, ["serve", `${f.remote4}:8080`], { inCgroup: false, netns: true });
+      assert.is(f.load("--proxy-port", PROXY_PORT).code, 0);
+      await f.start(MTPROXY, [PROXY_PORT, "1337"]);
+      await f.start(MTNET, ["serve", "127.0.0.1:19902"]);
+      const before = counters();
+      const r = f.run(MTNET, ["integrity", `${f.remote4}:8080`, "10000", "4", "42"]);
+      assert.is(r.code, 0, r.stdout + r.stderr);
+      const res = JSON.parse(r.stdout);
+      assert.ok(res.ok && res.bytesEachWay > 100e6, r.stdout);
+      assert.is(delta(before, "sockmap_inserted"), 8, "app socket + proxy's accepted socket, 4 connections");
+      assert.ok(delta(before, "sockmap_redirected") >= 10000, `redirected ${delta(before, "sockmap_redirected")}`);
+      const many = f.run(MTNET, ["integrity", `${f.remote4}:8080`, "2000", "200", "9"]);
+      assert.is(many.code, 0, many.stdout + many.stderr);
+      assert.is(delta(before, "sockmap_inserted"), 8 + 400);
+      assert.is(delta(before, "sockmap_insert_failed"), 0);
+      const local = f.run(MTNET, ["integrity", "127.0.0.1:19902", "100", "2", "3"]);
+      assert.is(local.code, 0, local.stderr);
+      assert.is(delta(before, "sockmap_inserted"), 8 + 400, "an app's own localhost connection is never spliced");
+    }));
 
-  test("sockmap + Node (epoll): every readiness event, half-close and close semantics on a spliced socket", () => withFixture(async (f) => {
-    f.netnsUp();
-    await f.start(MTNET, ["serve", `${f.remote4}:8080`], { inCgroup: false, netns: true });
-    assert.is(f.load("--proxy-port", PROXY_PORT).code, 0);
-    await f.start(MTPROXY, [PROXY_PORT, "1337"]);
-    const before = counters();
-    const r = f.run(process.execPath, [ECHO_NODE, "3000", "16", "--target", `${f.remote4}:8080`], { timeout: 60_000 });
-    assert.is(r.code, 0, r.stdout + r.stderr);
-    const res = JSON.parse(r.stdout);
-    assert.ok(res.ok, r.stdout);
-    assert.is(delta(before, "sockmap_inserted"), 32, "16 app sockets and their 16 proxy peers");
-    assert.ok(delta(before, "sockmap_redirected") > 0, "the splice carried the data");
-  }));
+  test("sockmap + Node (epoll): every readiness event, half-close and close semantics on a spliced socket", () =>
+    withFixture(async (f) => {
+      f.netnsUp();
+      await f.start(MTNET, ["serve", `${f.remote4}:8080`], { inCgroup: false, netns: true });
+      assert.is(f.load("--proxy-port", PROXY_PORT).code, 0);
+      await f.start(MTPROXY, [PROXY_PORT, "1337"]);
+      const before = counters();
+      const r = f.run(process.execPath, [ECHO_NODE, "3000", "16", "--target", `${f.remote4}:8080`], {
+        timeout: 60_000,
+      });
+      assert.is(r.code, 0, r.stdout + r.stderr);
+      const res = JSON.parse(r.stdout);
+      assert.ok(res.ok, r.stdout);
+      assert.is(delta(before, "sockmap_inserted"), 32, "16 app sockets and their 16 proxy peers");
+      assert.ok(delta(before, "sockmap_redirected") > 0, "the splice carried the data");
+    }));
 
-  test("lifecycle: load twice is idempotent; unload with open spliced connections keeps them working", () => withFixture(async (f) => {
-    f.netnsUp();
-    await f.start(MTNET, ["serve", `${f.remote4}:8080`], { inCgroup: false, netns: true });
-    assert.is(f.load("--proxy-port", PROXY_PORT).code, 0);
-    const again = f.load("--proxy-port", PROXY_PORT);
-    assert.is(again.code, 0);
-    assert.is(again.json.already, true);
-    const st = loader("status").json;
-    assert.is(st.programs.filter((p: any) => p.attached).length, 4);
-    assert.is(st.skbVerdict, loader("probe").json.wakeupHazard, "--skb-verdict auto follows the probe's hazard check");
-    await f.start(MTPROXY, [PROXY_PORT, "1337"]);
-    const node = await f.start(process.execPath, [ECHO_NODE, "500", "4", "--pause", "--target", `${f.remote4}:8080`], { ready: "paused" });
-    assert.ok(counters().sockmap_redirected > 0, "phase 1 went over the splice");
-    assert.is(loader("unload").code, 0);
-    assert.is(loader("status").json.loaded, false);
-    node.proc.stdin!.write("go\n");
-    const code = await new Promise((res) => node.proc.once("exit", res));
-    assert.is(code, 0, node.out());
-    assert.match(node.out(), /"ok":true/);
-  }));
+  test("lifecycle: load twice is idempotent; unload with open spliced connections keeps them working", () =>
+    withFixture(async (f) => {
+      f.netnsUp();
+      await f.start(MTNET, ["serve", `${f.remote4}:8080`], { inCgroup: false, netns: true });
+      assert.is(f.load("--proxy-port", PROXY_PORT).code, 0);
+      const again = f.load("--proxy-port", PROXY_PORT);
+      assert.is(again.code, 0);
+      assert.is(again.json.already, true);
+      const st = loader("status").json;
+      assert.is(st.programs.filter((p: any) => p.attached).length, 4);
+      assert.is(
+        st.skbVerdict,
+        loader("probe").json.wakeupHazard,
+        "--skb-verdict auto follows the probe's hazard check",
+      );
+      await f.start(MTPROXY, [PROXY_PORT, "1337"]);
+      const node = await f.start(
+        process.execPath,
+        [ECHO_NODE, "500", "4", "--pause", "--target", `${f.remote4}:8080`],
+        { ready: "paused" },
+      );
+      assert.ok(counters().sockmap_redirected > 0, "phase 1 went over the splice");
+      assert.is(loader("unload").code, 0);
+      assert.is(loader("status").json.loaded, false);
+      node.proc.stdin!.write("go\n");
+      const code = await new Promise((res) => node.proc.once("exit", res));
+      assert.is(code, 0, node.out());
+      assert.match(node.out(), /"ok":true/);
+    }));
 }
 
 test.run();

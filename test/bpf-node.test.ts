@@ -22,12 +22,28 @@ const delta = (before: Record<string, number>, k: string) => (counters()[k] ?? 0
 
 function podObject(p: TestPod, node: string, o: { sidecar: boolean; annotations?: Record<string, string> }) {
   return {
-    apiVersion: "v1", kind: "Pod",
+    apiVersion: "v1",
+    kind: "Pod",
     metadata: {
-      name: p.name, namespace: "shop", uid: p.uid, labels: { app: p.name },
-      annotations: { ...(o.sidecar ? { "sidecar.istio.io/status": '{"containers":["istio-proxy"]}', "traffic.sidecar.istio.io/includeOutboundIPRanges": "*", "traffic.sidecar.istio.io/excludeInboundPorts": "15020" } : {}), ...o.annotations },
+      name: p.name,
+      namespace: "shop",
+      uid: p.uid,
+      labels: { app: p.name },
+      annotations: {
+        ...(o.sidecar
+          ? {
+              "sidecar.istio.io/status": '{"containers":["istio-proxy"]}',
+              "traffic.sidecar.istio.io/includeOutboundIPRanges": "*",
+              "traffic.sidecar.istio.io/excludeInboundPorts": "15020",
+            }
+          : {}),
+        ...o.annotations,
+      },
     },
-    spec: { nodeName: node, containers: [{ name: "app", image: "app" }, ...(o.sidecar ? [{ name: "istio-proxy", image: "proxyv2" }] : [])] },
+    spec: {
+      nodeName: node,
+      containers: [{ name: "app", image: "app" }, ...(o.sidecar ? [{ name: "istio-proxy", image: "proxyv2" }] : [])],
+    },
     status: { phase: "Running", podIP: p.ip4, podIPs: [{ ip: p.ip4 }, { ip: p.ip6 }] },
   };
 }
@@ -54,21 +70,48 @@ class Agent {
 if (why && process.env.CI !== "true") {
   console.log(`bpf-node: skipped (${why}); under CI=true this fails`);
 } else if (why) {
-  test("BPF node test available on CI", () => { assert.unreachable(`BPF unavailable: ${why}`); });
+  test("BPF node test available on CI", () => {
+    assert.unreachable(`BPF unavailable: ${why}`);
+  });
 } else {
   test("node with 4 pods: isolation, Istio settings, proxy↔proxy splice, L4 learning, restart and unload mid-traffic", async () => {
     const node = new TestNode();
     const fake = await new FakeApiServer().start();
     const reports: any[] = [];
-    const collector: Server = createServer((req, res) => { let b = ""; req.on("data", (d) => (b += d)); req.on("end", () => { reports.push(JSON.parse(b)); res.writeHead(202).end(); }); });
+    const collector: Server = createServer((req, res) => {
+      let b = "";
+      req.on("data", (d) => (b += d));
+      req.on("end", () => {
+        reports.push(JSON.parse(b));
+        res.writeHead(202).end();
+      });
+    });
     await new Promise<void>((r) => collector.listen(0, "127.0.0.1", r));
     let agent: Agent | null = null;
     try {
-      const [a, b, c, d] = [node.addPod("a"), node.addPod("b", { qos: "guaranteed" }), node.addPod("c"), node.addPod("d", { sidecar: false })];
-      const other = { name: "elsewhere", uid: "00000000-0000-0000-0000-000000000001", netns: "", cgroup: "", ip4: "10.197.250.1", ip6: "fd00::1" };
+      const [a, b, c, d] = [
+        node.addPod("a"),
+        node.addPod("b", { qos: "guaranteed" }),
+        node.addPod("c"),
+        node.addPod("d", { sidecar: false }),
+      ];
+      const other = {
+        name: "elsewhere",
+        uid: "00000000-0000-0000-0000-000000000001",
+        netns: "",
+        cgroup: "",
+        ip4: "10.197.250.1",
+        ip6: "fd00::1",
+      };
       fake.put("pods", podObject(a, "node-1", { sidecar: true }));
       fake.put("pods", podObject(b, "node-1", { sidecar: true }));
-      fake.put("pods", podObject(c, "node-1", { sidecar: true, annotations: { "traffic.sidecar.istio.io/excludeOutboundPorts": "9090" } }));
+      fake.put(
+        "pods",
+        podObject(c, "node-1", {
+          sidecar: true,
+          annotations: { "traffic.sidecar.istio.io/excludeOutboundPorts": "9090" },
+        }),
+      );
       fake.put("pods", podObject(d, "node-1", { sidecar: false }));
       fake.put("pods", podObject(other, "node-2", { sidecar: true }));
       const kc = join(mkdtempSync(join(tmpdir(), "meshtune-kc-")), "config");
@@ -79,14 +122,36 @@ if (why && process.env.CI !== "true") {
       await node.start(b, MTNET, ["serve", `[${b.ip6}]:8080`]);
       await node.start(b, MTNET, ["serve", `${b.ip4}:8081`]);
       await node.start(b, MTNET, ["serve", `${b.ip4}:9090`]);
-      agent = new Agent(["--node", "node-1", "--kubeconfig", kc, "--cgroup", node.kubepods, "--collector", `http://127.0.0.1:${(collector.address() as any).port}/v1/reports`,
-        "--report-interval", "300ms", "--resync", "100ms", "--metrics-port", "0"]).start();
-      await waitFor(() => agent!.out, (o) => /"ready"|; ready/.test(o), 10_000);
+      agent = new Agent([
+        "--node",
+        "node-1",
+        "--kubeconfig",
+        kc,
+        "--cgroup",
+        node.kubepods,
+        "--collector",
+        `http://127.0.0.1:${(collector.address() as any).port}/v1/reports`,
+        "--report-interval",
+        "300ms",
+        "--resync",
+        "100ms",
+        "--metrics-port",
+        "0",
+      ]).start();
+      await waitFor(
+        () => agent!.out,
+        (o) => /"ready"|; ready/.test(o),
+        10_000,
+      );
       assert.match(agent.out, /pods synced; ready/, agent.out);
       assert.is(loader("status").json.pods, 0, "no proxy listens yet: nothing captured");
       const proxies = new Map<string, { proc: ChildProcess; out: () => string }>();
       for (const p of [a, b, c]) proxies.set(p.name, await node.start(p, MTPROXY, ["15001", "1337", "15006"]));
-      const st = await waitFor(() => loader("status").json, (s) => s.pods === 3, 5000);
+      const st = await waitFor(
+        () => loader("status").json,
+        (s) => s.pods === 3,
+        5000,
+      );
       assert.is(st.pods, 3, agent.out);
       assert.match(agent.out, /"why":"skip:no-sidecar"/, "d is left alone, with the reason");
       assert.not.match(agent.out, /elsewhere/, "a pod of another node is never seen");
@@ -113,9 +178,20 @@ if (why && process.env.CI !== "true") {
         assert.is(rc.code, 0, rc.stderr);
         assert.ok(JSON.parse(ra.stdout).ok && JSON.parse(rc.stdout).ok);
       }
-      const origs = (p: string) => proxies.get(p)!.out().split("\n").filter((l) => l.startsWith("origdst "));
-      assert.ok(origs("a").length >= 5 && origs("a").every((l) => l === `origdst ${b.ip4}:8080`), origs("a").join("\n"));
-      assert.ok(origs("c").length >= 5 && origs("c").every((l) => l === `origdst ${b.ip4}:8081`), origs("c").join("\n"));
+      const origs = (p: string) =>
+        proxies
+          .get(p)!
+          .out()
+          .split("\n")
+          .filter((l) => l.startsWith("origdst "));
+      assert.ok(
+        origs("a").length >= 5 && origs("a").every((l) => l === `origdst ${b.ip4}:8080`),
+        origs("a").join("\n"),
+      );
+      assert.ok(
+        origs("c").length >= 5 && origs("c").every((l) => l === `origdst ${b.ip4}:8081`),
+        origs("c").join("\n"),
+      );
 
       // Same-node proxy→proxy and inbound delivery, spliced end to end, v4 and v6, 1 B–1 MB both ways.
       for (const dst of [`${b.ip4}:8080`, `[${b.ip6}]:8080`]) {
@@ -126,7 +202,11 @@ if (why && process.env.CI !== "true") {
         assert.is(delta(before, "redirected"), 4);
         assert.is(delta(before, "redirected_inbound"), 4, "a's proxy dialled b's inbound port directly");
         assert.is(delta(before, "inbound_delivery"), 4);
-        assert.is(delta(before, "sockmap_inserted"), 24, "6 sockets per connection: app, a-proxy ×2, b-proxy ×2, b-app");
+        assert.is(
+          delta(before, "sockmap_inserted"),
+          24,
+          "6 sockets per connection: app, a-proxy ×2, b-proxy ×2, b-app",
+        );
         assert.is(delta(before, "sockmap_insert_failed"), 0);
         assert.ok(delta(before, "sockmap_redirected") >= 1500, `spliced ${delta(before, "sockmap_redirected")}`);
       }
@@ -136,14 +216,39 @@ if (why && process.env.CI !== "true") {
       // Connect-time L4 edges reach the collector, per pod.
       // Wait for the newest edge (a's v6, dialled last above), not only c's earlier one: reports go
       // out every 300 ms, so c's edge can arrive in a report sent before a's v6 connection was made.
-      const has = (rs: any[], pod: string, dst: string) => rs.some((r) => r.pods.some((p: any) => p.name === pod && p.edges.some((e: any) => e.dst === dst)));
-      const got = await waitFor(() => reports, (rs) => has(rs, "c", `${b.ip4}:8081`) && has(rs, "a", `[${b.ip6}]:8080`), 5000);
-      const edgesOf = (name: string) => got.filter((r) => r.kind === "agent" && r.node === "node-1").flatMap((r) => r.pods.filter((p: any) => p.name === name && p.namespace === "shop").flatMap((p: any) => p.edges));
-      assert.ok(edgesOf("a").some((e: any) => e.dst === `${b.ip4}:8080`), JSON.stringify(got));
+      const has = (rs: any[], pod: string, dst: string) =>
+        rs.some((r) => r.pods.some((p: any) => p.name === pod && p.edges.some((e: any) => e.dst === dst)));
+      const got = await waitFor(
+        () => reports,
+        (rs) => has(rs, "c", `${b.ip4}:8081`) && has(rs, "a", `[${b.ip6}]:8080`),
+        5000,
+      );
+      const edgesOf = (name: string) =>
+        got
+          .filter((r) => r.kind === "agent" && r.node === "node-1")
+          .flatMap((r) =>
+            r.pods.filter((p: any) => p.name === name && p.namespace === "shop").flatMap((p: any) => p.edges),
+          );
+      assert.ok(
+        edgesOf("a").some((e: any) => e.dst === `${b.ip4}:8080`),
+        JSON.stringify(got),
+      );
       assert.ok(edgesOf("a").some((e: any) => e.dst === `[${b.ip6}]:8080`));
-      assert.not.ok(edgesOf("a").some((e: any) => e.dst === `${b.ip4}:8081`), "no edge of c's under a");
-      assert.not.ok(edgesOf("c").some((e: any) => e.dst === `${b.ip4}:9090`), "an excluded port is not captured, so not an edge");
-      assert.is(edgesOf("a").filter((e: any) => e.dst === `${b.ip4}:8080`).reduce((s: number, e: any) => s + e.count, 0), 5 + 4, "each connection counted once");
+      assert.not.ok(
+        edgesOf("a").some((e: any) => e.dst === `${b.ip4}:8081`),
+        "no edge of c's under a",
+      );
+      assert.not.ok(
+        edgesOf("c").some((e: any) => e.dst === `${b.ip4}:9090`),
+        "an excluded port is not captured, so not an edge",
+      );
+      assert.is(
+        edgesOf("a")
+          .filter((e: any) => e.dst === `${b.ip4}:8080`)
+          .reduce((s: number, e: any) => s + e.count, 0),
+        5 + 4,
+        "each connection counted once",
+      );
 
       // Agent restart mid-traffic: the pinned datapath keeps capturing; the new agent re-adopts.
       const long = node.run(a, MTNET, ["integrity", `${b.ip4}:8080`, "4000", "4", "91"]);
@@ -155,7 +260,11 @@ if (why && process.env.CI !== "true") {
       proxies.get("c")!.proc.kill("SIGKILL");
       await new Promise((r) => proxies.get("c")!.proc.once("exit", r));
       agent.start();
-      await waitFor(() => agent!.out, (o) => o.includes("pods synced; ready"), 10_000);
+      await waitFor(
+        () => agent!.out,
+        (o) => o.includes("pods synced; ready"),
+        10_000,
+      );
       assert.is(loader("status").json.pods, 3, "re-adopted (c too, its proxy down), not duplicated");
       const r1 = await long;
       assert.is(r1.code, 0, r1.stderr);
@@ -163,7 +272,11 @@ if (why && process.env.CI !== "true") {
 
       // Pod deleted: released from the maps; its connects are no longer captured.
       fake.remove("pods", "shop", "c");
-      await waitFor(() => loader("status").json.pods, (n) => n === 2, 5000);
+      await waitFor(
+        () => loader("status").json.pods,
+        (n) => n === 2,
+        5000,
+      );
       assert.is(loader("status").json.pods, 2);
 
       // Unload mid-traffic: open connections finish intact.

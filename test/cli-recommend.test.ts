@@ -16,7 +16,12 @@ test("bundled sample: YAML Sidecars on stdout, report on stderr", () => {
   const docs = parseAllDocuments(r.stdout).map((d) => d.toJS());
   assert.is(docs.length, 10);
   const pp = docs.find((d) => d.metadata.name === "productpage-v1");
-  assert.equal(pp.spec.egress[0].hosts, ["bookinfo/details.bookinfo.svc.cluster.local", "bookinfo/reviews.bookinfo.svc.cluster.local", "istio-system/*", "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local"]);
+  assert.equal(pp.spec.egress[0].hosts, [
+    "bookinfo/details.bookinfo.svc.cluster.local",
+    "bookinfo/reviews.bookinfo.svc.cluster.local",
+    "istio-system/*",
+    "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local",
+  ]);
   assert.match(r.stderr, /gateway skipped: istio-system\/istio-ingressgateway/);
   assert.match(r.stderr, /142\.250\.74\.10:443 sni=www\.googleapis\.com: unregistered/);
   assert.match(r.stderr, /BLOCKED \(BlackHoleCluster\)/);
@@ -29,7 +34,10 @@ test("-o json prints a kubectl List; --namespace filters", () => {
   assert.is(r.code, 0, r.stderr);
   const list = JSON.parse(r.stdout);
   assert.is(list.kind, "List");
-  assert.equal(list.items.map((i: any) => i.metadata.name), ["cart-v1", "frontend-v1", "payments-v1"]);
+  assert.equal(
+    list.items.map((i: any) => i.metadata.name),
+    ["cart-v1", "frontend-v1", "payments-v1"],
+  );
 });
 
 test("--out-dir writes one file per workload; --report writes the report", () => {
@@ -44,7 +52,10 @@ test("--out-dir writes one file per workload; --report writes the report", () =>
 });
 
 test("stdin with --workload attribution", () => {
-  const r = meshtune(["recommend", "--access-log", "-", "--workload", "bookinfo/productpage-v1"], [L.TEXT_1_9, L.TEXT_TCP, ""].join("\n"));
+  const r = meshtune(
+    ["recommend", "--access-log", "-", "--workload", "bookinfo/productpage-v1"],
+    [L.TEXT_1_9, L.TEXT_TCP, ""].join("\n"),
+  );
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /bookinfo\/details\.bookinfo\.svc\.cluster\.local/);
   assert.match(r.stdout, /bookinfo\/mongodb\.bookinfo\.svc\.cluster\.local/);
@@ -77,22 +88,33 @@ test("empty file: one line, exit 1, no stack", () => {
 test("binary garbage, a 10 MB line and truncated JSON beside good lines: good lines kept", () => {
   const f = join(tmp, "mixed.log");
   const garbage = Buffer.from(Array.from({ length: 8192 }, (_, i) => (i * 31 + 7) % 256));
-  writeFileSync(f, Buffer.concat([
-    Buffer.from(L.prefixed("productpage-v1-6987489c74-6fgz8", L.TEXT_1_9) + "\n"), garbage, Buffer.from("\n"),
-    Buffer.alloc(10 << 20, 0x41), Buffer.from("\n"),
-    Buffer.from(L.prefixed("cart-v1-66c7d8f9b4-q7xw2", L.JSON_LINE) + "\n"),
-    Buffer.from(L.prefixed("cart-v1-66c7d8f9b4-q7xw2", L.JSON_LINE.slice(0, 70))),
-  ]));
+  writeFileSync(
+    f,
+    Buffer.concat([
+      Buffer.from(L.prefixed("productpage-v1-6987489c74-6fgz8", L.TEXT_1_9) + "\n"),
+      garbage,
+      Buffer.from("\n"),
+      Buffer.alloc(10 << 20, 0x41),
+      Buffer.from("\n"),
+      Buffer.from(L.prefixed("cart-v1-66c7d8f9b4-q7xw2", L.JSON_LINE) + "\n"),
+      Buffer.from(L.prefixed("cart-v1-66c7d8f9b4-q7xw2", L.JSON_LINE.slice(0, 70))),
+    ]),
+  );
   const r = meshtune(["recommend", "--access-log", f, "-o", "json"]);
   assert.is(r.code, 0, r.stderr);
-  assert.equal(JSON.parse(r.stdout).items.map((i: any) => i.metadata.name), ["cart-v1", "productpage-v1"]);
+  assert.equal(
+    JSON.parse(r.stdout).items.map((i: any) => i.metadata.name),
+    ["cart-v1", "productpage-v1"],
+  );
   assert.match(r.stderr, /too-long 1/);
   assert.match(r.stderr, /malformed-json 1/);
 });
 
 test("a log that starts with 100,000 fake pods: real Sidecars kept, the limit said, --strict exits 3", () => {
   const dir = mkdtempSync(join(tmpdir(), "meshtune-flood-"));
-  const fake = Array.from({ length: 100_000 }, (_, i) => L.prefixed(`junk-${i}-5d8f7c9b4-x${i % 10}q2z`, L.TEXT_1_9)).join("\n");
+  const fake = Array.from({ length: 100_000 }, (_, i) =>
+    L.prefixed(`junk-${i}-5d8f7c9b4-x${i % 10}q2z`, L.TEXT_1_9),
+  ).join("\n");
   const real = Array.from({ length: 50 }, () => L.prefixed("reviews-v2-7bf8c9648f-2lcgn", L.TEXT_1_9)).join("\n");
   const log = join(dir, "access.log");
   writeFileSync(log, fake + "\n" + real + "\n");
@@ -101,7 +123,16 @@ test("a log that starts with 100,000 fake pods: real Sidecars kept, the limit sa
   const names = (JSON.parse(r.stdout).items as { metadata: { name: string } }[]).map((s) => s.metadata.name);
   assert.ok(names.includes("reviews-v2"), "the real workload survives the flood");
   assert.match(r.stderr, /LIMITS HIT, data was dropped: .*evicted \(least recently seen\) [\d,]+ workloads\/pods/);
-  const strict = meshtune(["recommend", "--access-log", log, "--default-namespace", "bookinfo", "-o", "json", "--strict"]);
+  const strict = meshtune([
+    "recommend",
+    "--access-log",
+    log,
+    "--default-namespace",
+    "bookinfo",
+    "-o",
+    "json",
+    "--strict",
+  ]);
   assert.is(strict.code, 3);
   assert.match(strict.stderr, /^meshtune: --strict: LIMITS HIT/m);
 });
@@ -114,7 +145,13 @@ test("usage errors exit 2 with one line", () => {
   assert.is(b.code, 2);
   assert.match(b.stderr, /xml/);
   assert.ok(oneLine(b.stderr));
-  const c = meshtune(["recommend", "--access-log", "samples/bookinfo/access.log", "--catalog", "samples/bookinfo/access.log"]);
+  const c = meshtune([
+    "recommend",
+    "--access-log",
+    "samples/bookinfo/access.log",
+    "--catalog",
+    "samples/bookinfo/access.log",
+  ]);
   assert.is(c.code, 1);
   assert.match(c.stderr, /^meshtune: --catalog samples\/bookinfo\/access.log: /);
   assert.ok(oneLine(c.stderr));
@@ -128,15 +165,45 @@ test("bundled sample with --rules --resources --discovery --cryptomb: Sidecars, 
   cat.items.push({ kind: "Node", metadata: { name: "icx-1", labels: { "meshtune.io/cryptomb": "true" } } });
   const dir = mkdtempSync(join(tmpdir(), "meshtune-tune-"));
   writeFileSync(join(dir, "catalog.json"), JSON.stringify(cat));
-  const r = meshtune(["recommend", "--access-log", "samples/bookinfo/access.log", "--catalog", join(dir, "catalog.json"), "--rules", "--resources", "--discovery", "--cryptomb", "--min-requests", "20", "--istio-version", "1.27"]);
+  const r = meshtune([
+    "recommend",
+    "--access-log",
+    "samples/bookinfo/access.log",
+    "--catalog",
+    join(dir, "catalog.json"),
+    "--rules",
+    "--resources",
+    "--discovery",
+    "--cryptomb",
+    "--min-requests",
+    "20",
+    "--istio-version",
+    "1.27",
+  ]);
   assert.is(r.code, 0, r.stderr);
-  const docs = parseAllDocuments(r.stdout).map((d) => d.toJS()).filter(Boolean);
+  const docs = parseAllDocuments(r.stdout)
+    .map((d) => d.toJS())
+    .filter(Boolean);
   const kinds = docs.map((d) => d.kind ?? (d.meshConfig ? "meshConfig" : "?"));
-  assert.ok(kinds.includes("Sidecar") && kinds.includes("VirtualService") && kinds.includes("DestinationRule") && kinds.includes("Deployment"), kinds.join(","));
-  for (const d of docs.filter((x) => x.kind === "VirtualService" || x.kind === "DestinationRule")) assert.equal(validateRule(d), [], `${d.kind} ${d.metadata.name}`);
+  assert.ok(
+    kinds.includes("Sidecar") &&
+      kinds.includes("VirtualService") &&
+      kinds.includes("DestinationRule") &&
+      kinds.includes("Deployment"),
+    kinds.join(","),
+  );
+  for (const d of docs.filter((x) => x.kind === "VirtualService" || x.kind === "DestinationRule"))
+    assert.equal(validateRule(d), [], `${d.kind} ${d.metadata.name}`);
   assert.match(r.stdout, /# http\[0\]\.timeout: /, "each rule field says why");
   assert.match(r.stdout, /sidecar\.istio\.io\/proxyCPU/);
-  const gw = docs.find((d) => d.metadata?.annotations?.["proxy.istio.io/config"] || d.spec?.template?.metadata?.annotations?.["proxy.istio.io/config"]);
+  const gw = docs.find(
+    (d) =>
+      d.metadata?.annotations?.["proxy.istio.io/config"] ||
+      d.spec?.template?.metadata?.annotations?.["proxy.istio.io/config"],
+  );
   assert.ok(gw, "the ingress gateway gets CryptoMB: a capable node exists");
-  assert.is(meshtune(["recommend", "--access-log", "samples/bookinfo/access.log", "--rules", "--istio-version", "latest"]).code, 2);
+  assert.is(
+    meshtune(["recommend", "--access-log", "samples/bookinfo/access.log", "--rules", "--istio-version", "latest"]).code,
+    2,
+  );
 });

@@ -15,20 +15,38 @@ const col = new Collector(graph, undefined, { auth: null, now: () => 17951688100
 const server = await col.listen(0, "127.0.0.1");
 const port = (server.address() as AddressInfo).port;
 
-function post(body: string | Buffer, headers: Record<string, string> = { "content-type": "application/json" }, method = "POST", chunked = false) {
+function post(
+  body: string | Buffer,
+  headers: Record<string, string> = { "content-type": "application/json" },
+  method = "POST",
+  chunked = false,
+) {
   return new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const req = httpRequest({ host: "127.0.0.1", port, path: "/v1/reports", method, headers: chunked ? headers : { ...headers, "content-length": String(Buffer.byteLength(body)) } }, (res) => {
-      let text = "";
-      res.on("data", (d) => (text += d));
-      res.on("end", () => resolve({ status: res.statusCode!, text }));
-    });
+    const req = httpRequest(
+      {
+        host: "127.0.0.1",
+        port,
+        path: "/v1/reports",
+        method,
+        headers: chunked ? headers : { ...headers, "content-length": String(Buffer.byteLength(body)) },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (d) => (text += d));
+        res.on("end", () => resolve({ status: res.statusCode!, text }));
+      },
+    );
     req.on("error", reject);
-    if (chunked) { const b = Buffer.from(body); for (let i = 0; i < b.length; i += 65536) req.write(b.subarray(i, i + 65536)); req.end(); }
-    else req.end(body);
+    if (chunked) {
+      const b = Buffer.from(body);
+      for (let i = 0; i < b.length; i += 65536) req.write(b.subarray(i, i + 65536));
+      req.end();
+    } else req.end(body);
   });
 }
 
-const snapshot = () => JSON.stringify([...graph.nodes.values()].map((n) => [n.key, [...n.edges.values()], [...n.unknown.values()]]));
+const snapshot = () =>
+  JSON.stringify([...graph.nodes.values()].map((n) => [n.key, [...n.edges.values()], [...n.unknown.values()]]));
 
 test("valid report: 202, merged into the graph, counted", async () => {
   const r = await post(JSON.stringify(report()));
@@ -45,14 +63,38 @@ test("hostile and bad reports: 4xx with a one-line reason; graph untouched", asy
   const before = snapshot();
   const cases: [string | Buffer, number, RegExp, Record<string, string>?, boolean?][] = [
     [JSON.stringify(report({ v: 3 })), 400, /^version: unsupported report version 3 \(want 1 or 2\)\n$/],
-    [JSON.stringify(report({ edges: [{ dir: "sideways", cluster: "x", count: 1 }] })), 400, /^schema: \/edges\/0\/dir /],
-    [JSON.stringify(report({ edges: [{ dir: "outbound", cluster: "x", count: "12" }] })), 400, /^schema: \/edges\/0\/count must be integer/],
+    [
+      JSON.stringify(report({ edges: [{ dir: "sideways", cluster: "x", count: 1 }] })),
+      400,
+      /^schema: \/edges\/0\/dir /,
+    ],
+    [
+      JSON.stringify(report({ edges: [{ dir: "outbound", cluster: "x", count: "12" }] })),
+      400,
+      /^schema: \/edges\/0\/count must be integer/,
+    ],
     [JSON.stringify(report({ edges: [{ dir: "outbound", cluster: "x", count: -1 }] })), 400, /^schema: /],
-    [JSON.stringify(report({ proxy: { workload: "../etc", namespace: "bookinfo" } })), 400, /^schema: \/proxy\/workload must match/],
-    [JSON.stringify(report({ edges: [{ dir: "outbound", cluster: "x", count: 1, latency: { bounds: "other", buckets: [1] } }] })), 400, /^schema: /],
+    [
+      JSON.stringify(report({ proxy: { workload: "../etc", namespace: "bookinfo" } })),
+      400,
+      /^schema: \/proxy\/workload must match/,
+    ],
+    [
+      JSON.stringify(
+        report({ edges: [{ dir: "outbound", cluster: "x", count: 1, latency: { bounds: "other", buckets: [1] } }] }),
+      ),
+      400,
+      /^schema: /,
+    ],
     [JSON.stringify(report()).slice(0, 100), 400, /^malformed-json: /],
     [Buffer.alloc(2 << 20, 0x20), 413, /^oversize: report of \d+ bytes exceeds 1048576/],
-    [Buffer.from("[" + "1,".repeat(1 << 20) + "1]"), 413, /^oversize: report exceeds 1048576 bytes/, { "content-type": "application/json" }, true],
+    [
+      Buffer.from("[" + "1,".repeat(1 << 20) + "1]"),
+      413,
+      /^oversize: report exceeds 1048576 bytes/,
+      { "content-type": "application/json" },
+      true,
+    ],
     [JSON.stringify(report()), 415, /^content-type: /, { "content-type": "text/plain" }],
   ];
   for (const [body, status, re, headers, chunked] of cases) {
@@ -67,14 +109,24 @@ test("hostile and bad reports: 4xx with a one-line reason; graph untouched", asy
 });
 
 test("too many edges is rejected by the schema, not merged", async () => {
-  const edges = Array.from({ length: 5001 }, (_, i) => ({ dir: "outbound", cluster: `outbound|80||s${i}.x.svc.cluster.local`, count: 1 }));
+  const edges = Array.from({ length: 5001 }, (_, i) => ({
+    dir: "outbound",
+    cluster: `outbound|80||s${i}.x.svc.cluster.local`,
+    count: 1,
+  }));
   const r = await post(JSON.stringify(report({ edges })));
   assert.is(r.status, 400);
   assert.match(r.text, /must NOT have more than 5000 items/);
 });
 
 test("/metrics exposes received and rejected-by-reason counters", async () => {
-  const text = await new Promise<string>((resolve) => httpRequest({ host: "127.0.0.1", port, path: "/metrics" }, (res) => { let t = ""; res.on("data", (d) => (t += d)); res.on("end", () => resolve(t)); }).end());
+  const text = await new Promise<string>((resolve) =>
+    httpRequest({ host: "127.0.0.1", port, path: "/metrics" }, (res) => {
+      let t = "";
+      res.on("data", (d) => (t += d));
+      res.on("end", () => resolve(t));
+    }).end(),
+  );
   assert.match(text, /meshtune_reports_received_total 2/);
   assert.match(text, /meshtune_reports_rejected_total\{reason="oversize"\} 2/);
   assert.match(text, /meshtune_reports_rejected_total\{reason="version"\} 1/);
@@ -88,11 +140,17 @@ test("recommend --reports DIR reads saved reports; bad ones are skipped with a l
   writeFileSync(join(dir, "c.json"), "{trunc");
   const r = meshtune(["recommend", "--reports", dir, "-o", "json"]);
   assert.is(r.code, 0, r.stderr);
-  assert.equal(JSON.parse(r.stdout).items[0].spec.egress[0].hosts, ["bookinfo/ratings.bookinfo.svc.cluster.local", "istio-system/*", "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local"]);
+  assert.equal(JSON.parse(r.stdout).items[0].spec.egress[0].hosts, [
+    "bookinfo/ratings.bookinfo.svc.cluster.local",
+    "istio-system/*",
+    "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local",
+  ]);
   assert.match(r.stderr, /b\.json: unsupported report version 9/);
   assert.match(r.stderr, /c\.json: .*JSON/);
   assert.match(r.stderr, /skipped: version 1, malformed-json 1/);
 });
 
-test.after(() => { server.close(); });
+test.after(() => {
+  server.close();
+});
 test.run();

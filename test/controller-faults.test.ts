@@ -17,14 +17,24 @@ import { report } from "./fixtures/report.js";
 
 const quiet = () => {};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const until = async (f: () => boolean, ms = 5000) => { const t = Date.now(); while (!f() && Date.now() - t < ms) await sleep(20); return f(); };
+const until = async (f: () => boolean, ms = 5000) => {
+  const t = Date.now();
+  while (!f() && Date.now() - t < ms) await sleep(20);
+  return f();
+};
 
 test("leadership: a 6 s Lease latency, a 500, a 409 are tolerated; a hung API deposes the leader at its renew deadline", async () => {
   const fake = await new FakeApiServer().start();
   try {
     const api = objectApi(loadKubeConfig({ yaml: fake.kubeconfig() }));
     // Real clock: the renew deadline bounds each round (client-go RenewDeadline context).
-    const a = new LeaderElector(api, { namespace: "meshtune-system", name: "meshtune-controller", identity: "a", leaseDurationMs: 15_000, renewDeadlineMs: 10_000 });
+    const a = new LeaderElector(api, {
+      namespace: "meshtune-system",
+      name: "meshtune-controller",
+      identity: "a",
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+    });
     assert.is(await a.tick(), true);
     fake.fault({ method: "GET", path: "/leases/", delayMs: 6000 });
     const t0 = Date.now();
@@ -35,7 +45,13 @@ test("leadership: a 6 s Lease latency, a 500, a 409 are tolerated; a hung API de
     fake.fault({ method: "PUT", path: "/leases/", status: 409 });
     assert.is(await a.tick(), true, "one 409 tolerated");
     // The API hangs: the round is abandoned at the renew deadline and the leader steps down.
-    const short = new LeaderElector(api, { namespace: "meshtune-system", name: "other-lease", identity: "s", leaseDurationMs: 1500, renewDeadlineMs: 1000 });
+    const short = new LeaderElector(api, {
+      namespace: "meshtune-system",
+      name: "other-lease",
+      identity: "s",
+      leaseDurationMs: 1500,
+      renewDeadlineMs: 1000,
+    });
     assert.is(await short.tick(), true);
     fake.fault({ method: "GET", path: "/other-lease", delayMs: 3000, times: 5 });
     const t1 = Date.now();
@@ -43,7 +59,9 @@ test("leadership: a 6 s Lease latency, a 500, a 409 are tolerated; a hung API de
     assert.ok(Date.now() - t1 < 1500, `gave up after ${Date.now() - t1} ms`);
     await sleep(2100); // the late answer of the abandoned round must not make it leader again
     assert.is(short.leader, false);
-  } finally { await fake.stop(); }
+  } finally {
+    await fake.stop();
+  }
 });
 
 async function controller(fake: FakeApiServer, o: { flushDelayMs?: number } = {}) {
@@ -51,8 +69,25 @@ async function controller(fake: FakeApiServer, o: { flushDelayMs?: number } = {}
   const api = objectApi(kc);
   const graph = new Graph();
   const registry = new Registry();
-  const ctl = new MeshController(kc, api, graph, new LearnedStore(api, quiet), { mode: "apply", minWindowMs: 0, retentionMs: 1e9, fallback: { host: "meshtune-fallback.meshtune-system.svc.cluster.local", port: 80 },
-    scope: { ...DEFAULT_SCOPE, meshtuneHosts: ["meshtune-controller.meshtune-system.svc.cluster.local"] }, defaultEnabled: true, dryRun: false, clusterDomain: "cluster.local", flushDelayMs: o.flushDelayMs ?? 50 }, quiet, registry);
+  const ctl = new MeshController(
+    kc,
+    api,
+    graph,
+    new LearnedStore(api, quiet),
+    {
+      mode: "apply",
+      minWindowMs: 0,
+      retentionMs: 1e9,
+      fallback: { host: "meshtune-fallback.meshtune-system.svc.cluster.local", port: 80 },
+      scope: { ...DEFAULT_SCOPE, meshtuneHosts: ["meshtune-controller.meshtune-system.svc.cluster.local"] },
+      defaultEnabled: true,
+      dryRun: false,
+      clusterDomain: "cluster.local",
+      flushDelayMs: o.flushDelayMs ?? 50,
+    },
+    quiet,
+    registry,
+  );
   ctl.leading = true;
   const col = new Collector(graph, registry, { auth: null });
   col.onMerged = (ns, w) => ctl.touched(ns, w);
@@ -69,9 +104,15 @@ test("a failed learned-state save is retried with backoff until it lands, with n
     fake.fault({ method: "PATCH", path: `/configmaps/${STORE_NAME}`, status: 500, times: 2 });
     assert.is(col.ingest(JSON.stringify(report({ unknown: [] }))), null);
     assert.ok(await until(() => !!fake.get("configmaps", "bookinfo", STORE_NAME), 8000), "saved after two failures");
-    assert.match(fake.get("configmaps", "bookinfo", STORE_NAME)!.data["reviews-v2"], /ratings\.bookinfo\.svc\.cluster\.local/);
+    assert.match(
+      fake.get("configmaps", "bookinfo", STORE_NAME)!.data["reviews-v2"],
+      /ratings\.bookinfo\.svc\.cluster\.local/,
+    );
     assert.match(await registry.getSingleMetricAsString("meshtune_learned_save_errors_total"), / 2$/m);
-  } finally { await ctl.stop(); await fake.stop(); }
+  } finally {
+    await ctl.stop();
+    await fake.stop();
+  }
 });
 
 test("informers survive dropped watches and 410 Gone; API 500s during reconcile are retried", async () => {
@@ -88,7 +129,10 @@ test("informers survive dropped watches and 410 Gone; API 500s during reconcile 
     fake.fault({ method: "PATCH", path: "/sidecars/", status: 500, times: 2 });
     assert.is(col.ingest(JSON.stringify(report({ unknown: [] }))), null);
     assert.ok(await until(() => !!fake.get("sidecars", "bookinfo", "reviews-v2"), 8000), "applied after retries");
-  } finally { await ctl.stop(); await fake.stop(); }
+  } finally {
+    await ctl.stop();
+    await fake.stop();
+  }
 });
 
 test("a user Sidecar that starts selecting a managed workload: meshtune deletes its own and says so in an Event", async () => {
@@ -100,12 +144,18 @@ test("a user Sidecar that starts selecting a managed workload: meshtune deletes 
     await ctl.start();
     assert.is(col.ingest(JSON.stringify(report({ unknown: [] }))), null);
     assert.ok(await until(() => !!fake.get("sidecars", "bookinfo", "reviews-v2")));
-    fake.put("sidecars", { metadata: { name: "team-reviews", namespace: "bookinfo" }, spec: { workloadSelector: { labels: { app: "reviews" } }, egress: [{ hosts: ["./*"] }] } });
+    fake.put("sidecars", {
+      metadata: { name: "team-reviews", namespace: "bookinfo" },
+      spec: { workloadSelector: { labels: { app: "reviews" } }, egress: [{ hosts: ["./*"] }] },
+    });
     assert.ok(await until(() => !fake.get("sidecars", "bookinfo", "reviews-v2")), "own Sidecar deleted");
     assert.ok(fake.get("sidecars", "bookinfo", "team-reviews"), "the user's is untouched");
     const ev = fake.list("events", "bookinfo").find((e) => e.reason === "Deleted");
     assert.match(ev?.message ?? "", /user-owned Sidecar bookinfo\/team-reviews now selects this workload .*IST0110/);
-  } finally { await ctl.stop(); await fake.stop(); }
+  } finally {
+    await ctl.stop();
+    await fake.stop();
+  }
 });
 
 test.run();

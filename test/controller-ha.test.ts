@@ -22,23 +22,76 @@ test("HA: both replicas Ready; standby forwards to the leader; takeover after th
   const procs: ChildProcess[] = [];
   const logs = ["", ""];
   const self = "meshtune-system/meshtune-controller";
-  const fromPeers = await Promise.all([0, 1].map((i) => new InboundProxy({ appPort: base + i, self, peer: self }).start()));
-  const fromReviews = await Promise.all([0, 1].map((i) => new InboundProxy({ appPort: base + i, self, peer: "bookinfo/bookinfo-reviews" }).start()));
-  const fromDetails = await Promise.all([0, 1].map((i) => new InboundProxy({ appPort: base + i, self, peer: "bookinfo/bookinfo-details" }).start()));
+  const fromPeers = await Promise.all(
+    [0, 1].map((i) => new InboundProxy({ appPort: base + i, self, peer: self }).start()),
+  );
+  const fromReviews = await Promise.all(
+    [0, 1].map((i) => new InboundProxy({ appPort: base + i, self, peer: "bookinfo/bookinfo-reviews" }).start()),
+  );
+  const fromDetails = await Promise.all(
+    [0, 1].map((i) => new InboundProxy({ appPort: base + i, self, peer: "bookinfo/bookinfo-details" }).start()),
+  );
   const start = (i: number) => {
     const port = base + i;
-    const p = spawn(process.execPath, [CLI, "controller", "--kubeconfig", kc, "--port", String(port), "--token-port", "0", "--min-window", "1s", "--advertise-url", fromPeers[i].url,
-      "--identity", `replica-${i}`, "--self", self, "--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "500ms"], { stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(
+      process.execPath,
+      [
+        CLI,
+        "controller",
+        "--kubeconfig",
+        kc,
+        "--port",
+        String(port),
+        "--token-port",
+        "0",
+        "--min-window",
+        "1s",
+        "--advertise-url",
+        fromPeers[i].url,
+        "--identity",
+        `replica-${i}`,
+        "--self",
+        self,
+        "--lease-duration",
+        "3s",
+        "--renew-deadline",
+        "2s",
+        "--retry-period",
+        "500ms",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     p.stderr!.on("data", (d) => (logs[i] += d));
     procs.push(p);
   };
   const url = (i: number, path: string) => `http://127.0.0.1:${base + i}${path}`;
-  const post = (i: number, workload: string) => { const now = Date.now(); return fetch(`${(workload === "reviews-v2" ? fromReviews : fromDetails)[i].url}/v1/reports`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(report({ proxy: { workload, namespace: "bookinfo" }, window: { startMs: now - 60_000, endMs: now } })) }); };
+  const post = (i: number, workload: string) => {
+    const now = Date.now();
+    return fetch(`${(workload === "reviews-v2" ? fromReviews : fromDetails)[i].url}/v1/reports`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(
+        report({ proxy: { workload, namespace: "bookinfo" }, window: { startMs: now - 60_000, endMs: now } }),
+      ),
+    });
+  };
   try {
     start(0);
     for (let i = 0; i < 100 && !fake.get("leases", "meshtune-system", "meshtune-controller"); i++) await sleep(50);
     start(1);
-    const ready = async (i: number) => { for (let k = 0; k < 100; k++) { if ((await fetch(url(i, "/readyz")).then((r) => r.status, () => 0)) === 200) return true; await sleep(100); } return false; };
+    const ready = async (i: number) => {
+      for (let k = 0; k < 100; k++) {
+        if (
+          (await fetch(url(i, "/readyz")).then(
+            (r) => r.status,
+            () => 0,
+          )) === 200
+        )
+          return true;
+        await sleep(100);
+      }
+      return false;
+    };
     assert.ok(await ready(0), logs[0]);
     assert.ok(await ready(1), "the standby is Ready too: " + logs[1]);
     const holder = fake.get("leases", "meshtune-system", "meshtune-controller")!;
@@ -52,7 +105,10 @@ test("HA: both replicas Ready; standby forwards to the leader; takeover after th
     procs[0].kill("SIGKILL");
     const t0 = Date.now();
     let st = 0;
-    for (let i = 0; i < 80 && st !== 202; i++) { await sleep(100); st = (await post(1, "details-v1").catch(() => null))?.status ?? 0; }
+    for (let i = 0; i < 80 && st !== 202; i++) {
+      await sleep(100);
+      st = (await post(1, "details-v1").catch(() => null))?.status ?? 0;
+    }
     assert.is(st, 202, logs[1]);
     assert.ok(Date.now() - t0 < 5_000, `took over in ${Date.now() - t0} ms`);
     for (let i = 0; i < 60 && !fake.get("sidecars", "bookinfo", "details-v1"); i++) await sleep(100);

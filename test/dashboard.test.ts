@@ -26,13 +26,21 @@ const PAGES = join(ROOT, "build", "test-pages");
 mkdirSync(OUT, { recursive: true });
 mkdirSync(PAGES, { recursive: true });
 let browser: Browser;
-test.before(async () => { browser = await launch(); });
-test.after(async () => { await browser?.close(); });
+test.before(async () => {
+  browser = await launch();
+});
+test.after(async () => {
+  await browser?.close();
+});
 
-const embedded = (html: string) => JSON.parse(/<script type="application\/json" id="meshtune-data">([\s\S]*?)<\/script>/.exec(html)![1]) as DashboardData;
+const embedded = (html: string) =>
+  JSON.parse(
+    /<script type="application\/json" id="meshtune-data">([\s\S]*?)<\/script>/.exec(html)![1],
+  ) as DashboardData;
 
 test("bundle: one self-contained page, â‰¤ 500 KB gzipped, no external URL loaded", () => {
-  const js = readFileSync(join(ROOT, "build/ui/app.js")), css = readFileSync(join(ROOT, "build/ui/app.css"));
+  const js = readFileSync(join(ROOT, "build/ui/app.js")),
+    css = readFileSync(join(ROOT, "build/ui/app.css"));
   const gz = gzipSync(Buffer.concat([js, css])).length;
   console.log(`  dashboard bundle: ${(js.length / 1024).toFixed(0)} KB minified, ${(gz / 1024).toFixed(0)} KB gzipped`);
   assert.ok(gz <= 500 * 1024, `${gz} bytes gzipped`);
@@ -43,7 +51,17 @@ test("bundle: one self-contained page, â‰¤ 500 KB gzipped, no external URL loade
 
 test("bundled sample: the CLI's HTML report loads without console errors, shows every workload, a click opens its Sidecar diff and savings; keyboard and dark mode work", async () => {
   const file = join(PAGES, "bookinfo.html");
-  const r = meshtune(["recommend", "--access-log", "samples/bookinfo/access.log", "--catalog", "samples/bookinfo/catalog.json", "--min-requests", "20", "--html", file]);
+  const r = meshtune([
+    "recommend",
+    "--access-log",
+    "samples/bookinfo/access.log",
+    "--catalog",
+    "samples/bookinfo/catalog.json",
+    "--min-requests",
+    "20",
+    "--html",
+    file,
+  ]);
   assert.is(r.code, 0, r.stderr);
   const data = embedded(readFileSync(file, "utf8"));
   assert.ok(data.workloads.length >= 10);
@@ -64,10 +82,13 @@ test("bundled sample: the CLI's HTML report loads without console errors, shows 
   const diff = await page.$$eval("ul.diff li", (lis) => lis.map((l) => l.textContent));
   const w = data.workloads.find((x) => x.id === "bookinfo/productpage-v1")!;
   assert.equal(diff.length, w.sidecar.recommended!.length);
-  assert.ok(diff.some((t) => t!.includes("reviews.bookinfo.svc.cluster.local")), diff.join("|"));
+  assert.ok(
+    diff.some((t) => t!.includes("reviews.bookinfo.svc.cluster.local")),
+    diff.join("|"),
+  );
   const saved = await page.$eval("section[aria-label^='Savings'] table", (t) => t.textContent!);
   assert.match(saved, new RegExp(`${w.savings!.before.clusters}[\\s\\S]*${w.savings!.after.clusters}`));
-  assert.match(await page.textContent("section[aria-label=Recommendations]") ?? "", /sidecar resources/);
+  assert.match((await page.textContent("section[aria-label=Recommendations]")) ?? "", /sidecar resources/);
   await page.screenshot({ path: join(OUT, "bookinfo-workload.png"), fullPage: true });
   // Keyboard only: focus the graph, move to a node, open it.
   await page.goto(`file://${file}#/graph`);
@@ -82,8 +103,8 @@ test("bundled sample: the CLI's HTML report loads without console errors, shows 
   // Report view: skips, unregistered destinations and suggested ServiceEntries.
   await page.goto(`file://${file}#/report`);
   await page.waitForFunction(() => window.__meshtune?.route === "report");
-  assert.match(await page.textContent("main") ?? "", /Destinations outside the mesh registry \(\d+\)/);
-  assert.match(await page.textContent("main") ?? "", /kind: ServiceEntry/);
+  assert.match((await page.textContent("main")) ?? "", /Destinations outside the mesh registry \(\d+\)/);
+  assert.match((await page.textContent("main")) ?? "", /kind: ServiceEntry/);
   const dark = await openPage(browser, { dark: true });
   await dark.page.goto(`file://${file}`);
   await dark.page.waitForFunction(() => window.__meshtune?.route === "graph");
@@ -95,8 +116,19 @@ test("bundled sample: the CLI's HTML report loads without console errors, shows 
 
 test("1,000 workloads: the layered layout runs in the browser within 2 s; namespace filter and search narrow it", async () => {
   const m = generatedMesh(1000);
-  const data = buildDashboard({ source: "report", nowMs: Date.parse("2026-11-22T10:00:00Z"), graph: m.graph, services: m.services, domain: "cluster.local",
-    sidecars: new Map(), savings: null, tuning: null, windows: [], nodes: [], report: { inputs: [], limits: null, unregistered: [], rejected: [], proxiesSkipped: [] } });
+  const data = buildDashboard({
+    source: "report",
+    nowMs: Date.parse("2026-11-22T10:00:00Z"),
+    graph: m.graph,
+    services: m.services,
+    domain: "cluster.local",
+    sidecars: new Map(),
+    savings: null,
+    tuning: null,
+    windows: [],
+    nodes: [],
+    report: { inputs: [], limits: null, unregistered: [], rejected: [], proxiesSkipped: [] },
+  });
   assert.is(data.workloads.length, 1000);
   const file = join(PAGES, "mesh-1000.html");
   writeFileSync(file, dashboardHtml(data));
@@ -104,7 +136,9 @@ test("1,000 workloads: the layered layout runs in the browser within 2 s; namesp
   await page.goto(`file://${file}`);
   await page.waitForFunction(() => window.__meshtune?.route === "graph", undefined, { timeout: 30_000 });
   const m1 = (await page.evaluate(() => window.__meshtune))!;
-  console.log(`  1,000-workload mesh in Chromium: ${m1.nodes} nodes, ${m1.edges} edges; layout ${m1.layoutMs.toFixed(0)} ms, first view ${m1.renderMs.toFixed(0)} ms`);
+  console.log(
+    `  1,000-workload mesh in Chromium: ${m1.nodes} nodes, ${m1.edges} edges; layout ${m1.layoutMs.toFixed(0)} ms, first view ${m1.renderMs.toFixed(0)} ms`,
+  );
   assert.is(m1.nodes, 1000);
   assert.ok(m1.layoutMs <= 2000, `layout ${m1.layoutMs} ms`);
   await page.screenshot({ path: join(OUT, "mesh-1000.png") });
@@ -127,7 +161,8 @@ test("latency attribution: real filter reports (v2 timings from both proxies) â†
     c.http(request(CLUSTER, { host: "server:8080", ms: 62, upMs: 60 }));
     sv.http(request("inbound|8080||", { host: "server:8080", ms: 58, upMs: 57 }));
   }
-  c.tick(); sv.tick();
+  c.tick();
+  sv.tick();
   const dir = mkdtempSync(join(tmpdir(), "mt-dash-"));
   writeFileSync(join(dir, "c.json"), JSON.stringify(bodyOf(c)));
   writeFileSync(join(dir, "s.json"), JSON.stringify(bodyOf(sv)));
@@ -135,7 +170,9 @@ test("latency attribution: real filter reports (v2 timings from both proxies) â†
   try {
     const r = meshtune(["recommend", "--reports", dir, "--html", file]);
     assert.is(r.code, 0, r.stderr);
-  } finally { rmSync(dir, { recursive: true }); }
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
   const data = embedded(readFileSync(file, "utf8"));
   const a = data.attribution.find((x) => x.client === "demo/client")!;
   assert.ok(a, JSON.stringify(data.attribution));
@@ -145,7 +182,7 @@ test("latency attribution: real filter reports (v2 timings from both proxies) â†
   await page.goto(`file://${file}#/workload/demo/client`);
   await page.waitForSelector("figure svg rect");
   await page.click("figure details summary");
-  assert.match(await page.textContent("figure") ?? "", /demo\/client -> demo\/server: app/);
+  assert.match((await page.textContent("figure")) ?? "", /demo\/client -> demo\/server: app/);
   await page.screenshot({ path: join(OUT, "attribution.png"), fullPage: true });
   assert.equal(errors, []);
 });
@@ -155,15 +192,36 @@ test("hostile names from logs are text, never markup", async () => {
   const n = m.graph.node("team-1", "svc-1")!;
   const evil = `</script><img src=x onerror="document.title='pwned'">`;
   const at = Date.now();
-  m.graph.addUnknown(n, { kind: "passthrough", dst: "203.0.113.9:80", authority: evil, sni: "", proto: "HTTP/1.1" }, { count: 1, err4xx: 0, err5xx: 0, buckets: new Array(17).fill(0), sumUs: 1000, firstSeenMs: at, lastSeenMs: at });
-  const data = buildDashboard({ source: "report", nowMs: Date.now(), graph: m.graph, services: m.services, domain: "cluster.local", sidecars: new Map(), savings: null, tuning: null, windows: [], nodes: [],
-    report: { inputs: [{ name: evil, lines: 1, records: 1, bytes: 1, skipped: { [evil]: 1 } }], limits: null, unregistered: [], rejected: [], proxiesSkipped: [] } });
+  m.graph.addUnknown(
+    n,
+    { kind: "passthrough", dst: "203.0.113.9:80", authority: evil, sni: "", proto: "HTTP/1.1" },
+    { count: 1, err4xx: 0, err5xx: 0, buckets: new Array(17).fill(0), sumUs: 1000, firstSeenMs: at, lastSeenMs: at },
+  );
+  const data = buildDashboard({
+    source: "report",
+    nowMs: Date.now(),
+    graph: m.graph,
+    services: m.services,
+    domain: "cluster.local",
+    sidecars: new Map(),
+    savings: null,
+    tuning: null,
+    windows: [],
+    nodes: [],
+    report: {
+      inputs: [{ name: evil, lines: 1, records: 1, bytes: 1, skipped: { [evil]: 1 } }],
+      limits: null,
+      unregistered: [],
+      rejected: [],
+      proxiesSkipped: [],
+    },
+  });
   const file = join(PAGES, "hostile.html");
   writeFileSync(file, dashboardHtml(data));
   const { page, errors } = await openPage(browser);
   await page.goto(`file://${file}#/report`);
   await page.waitForFunction(() => window.__meshtune?.route === "report");
-  assert.match(await page.textContent("main") ?? "", /<\/script><img/);
+  assert.match((await page.textContent("main")) ?? "", /<\/script><img/);
   assert.is(await page.$$eval("img", (x) => x.length), 0);
   assert.not.equal(await page.title(), "pwned");
   assert.equal(errors, []);
@@ -173,18 +231,32 @@ test("controller /ui/: asks for a token, then shows what /api/dashboard holds af
   const { fake, kubeconfig: kc } = await fakeBookinfo();
   const c = spawnController(kc);
   const { p, port, url } = c;
-  const sidecar = await new InboundProxy({ appPort: port, self: "meshtune-system/meshtune-controller", peer: "bookinfo/bookinfo-reviews" }).start();
+  const sidecar = await new InboundProxy({
+    appPort: port,
+    self: "meshtune-system/meshtune-controller",
+    peer: "bookinfo/bookinfo-reviews",
+  }).start();
   fake.tokens.set("alice-token", { username: "alice", groups: ["system:authenticated"] });
   fake.grants.add("alice|get|/api/dashboard");
   try {
     assert.is(await c.ready(), 200, c.stderr());
     const now = Date.now();
-    const r = await fetch(`${sidecar.url}/v1/reports`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(report({ window: { startMs: now - 60_000, endMs: now } })) });
+    const r = await fetch(`${sidecar.url}/v1/reports`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(report({ window: { startMs: now - 60_000, endMs: now } })),
+    });
     assert.is(r.status, 202, await r.text());
-    for (let i = 0; i < 50 && !fake.get("sidecars", "bookinfo", "reviews-v2"); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 50 && !fake.get("sidecars", "bookinfo", "reviews-v2"); i++)
+      await new Promise((r) => setTimeout(r, 100));
     assert.is((await fetch(url("/api/dashboard"))).status, 401, "the data needs a reader");
-    const api = (await (await fetch(url("/api/dashboard"), { headers: { authorization: "Bearer alice-token" } })).json()) as DashboardData;
-    assert.ok(api.workloads.some((w) => w.id === "bookinfo/reviews-v2" && w.sidecar.applied !== null), JSON.stringify(api.workloads).slice(0, 300));
+    const api = (await (
+      await fetch(url("/api/dashboard"), { headers: { authorization: "Bearer alice-token" } })
+    ).json()) as DashboardData;
+    assert.ok(
+      api.workloads.some((w) => w.id === "bookinfo/reviews-v2" && w.sidecar.applied !== null),
+      JSON.stringify(api.workloads).slice(0, 300),
+    );
 
     const { page, errors } = await openPage(browser);
     await page.goto(url("/ui"));
@@ -199,10 +271,16 @@ test("controller /ui/: asks for a token, then shows what /api/dashboard holds af
     await page.click("a.wl-link >> text=bookinfo/reviews-v2");
     await page.waitForSelector("ul.diff li");
     const diff = await page.$$eval("ul.diff li.kept", (lis) => lis.map((l) => l.textContent));
-    assert.ok(diff.some((t) => t!.includes("ratings.bookinfo.svc.cluster.local")), "applied and recommended agree on ratings");
+    assert.ok(
+      diff.some((t) => t!.includes("ratings.bookinfo.svc.cluster.local")),
+      "applied and recommended agree on ratings",
+    );
     await page.screenshot({ path: join(OUT, "controller-workload.png"), fullPage: true });
     // 401 on the first fetch is the login prompt, not an error; nothing else may fail.
-    assert.equal(errors.filter((e) => !/401/.test(e)), []);
+    assert.equal(
+      errors.filter((e) => !/401/.test(e)),
+      [],
+    );
   } finally {
     p.kill("SIGTERM");
     await new Promise((r) => (p.exitCode === null ? p.once("exit", r) : r(null)));

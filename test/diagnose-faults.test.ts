@@ -30,7 +30,10 @@ process.env.MESHTUNE_TCPSTATS_LOADER = TCPSTATS; // the agent's reader finds it 
 const skip = bpfUnavailable();
 if (skip && process.env.CI === "true") throw new Error(`diagnose fault test cannot run under CI: ${skip}`);
 
-interface Proc { p: ChildProcess; out: () => string }
+interface Proc {
+  p: ChildProcess;
+  out: () => string;
+}
 
 class TwoNodes {
   readonly id = randomBytes(3).toString("hex");
@@ -51,18 +54,30 @@ class TwoNodes {
     mkdirSync(this.clientCg, { recursive: true });
     mkdirSync(this.serverCg, { recursive: true });
     if (existsSync(CPU_V1)) mkdirSync(this.cpuCg, { recursive: true });
-    const ip = (...a: string[]) => { const r = sh("ip", a); if (r.code) throw new Error(`ip ${a.join(" ")}: ${r.stderr}`); };
-    ip("netns", "add", this.nsA); ip("netns", "add", this.nsB);
+    const ip = (...a: string[]) => {
+      const r = sh("ip", a);
+      if (r.code) throw new Error(`ip ${a.join(" ")}: ${r.stderr}`);
+    };
+    ip("netns", "add", this.nsA);
+    ip("netns", "add", this.nsB);
     ip("link", "add", this.vA, "netns", this.nsA, "type", "veth", "peer", "name", this.vB, "netns", this.nsB);
     ip("-n", this.nsA, "addr", "add", `${this.ipA}/24`, "dev", this.vA);
     ip("-n", this.nsB, "addr", "add", `${this.ipB}/24`, "dev", this.vB);
-    for (const [ns, dev] of [[this.nsA, this.vA], [this.nsB, this.vB]]) { ip("-n", ns, "link", "set", dev, "up"); ip("-n", ns, "link", "set", "lo", "up"); }
+    for (const [ns, dev] of [
+      [this.nsA, this.vA],
+      [this.nsB, this.vB],
+    ]) {
+      ip("-n", ns, "link", "set", dev, "up");
+      ip("-n", ns, "link", "set", "lo", "up");
+    }
     // No splice: the two "nodes" share this kernel, so the datapath would splice client proxy →
     // server proxy as same-node pods; real cross-node traffic crosses the wire (and the TCP stack).
     const l = loader("load", "--cgroup", this.kube, "--no-splice");
     if (l.code) throw new Error(`datapath load: ${l.stderr}`);
     // As the agent writes an injected pod: capture all outbound and inbound, REDIRECT mode.
-    const p = sh(LOADER, ["pods"], { input: `set ${this.clientCg} id=1 flags=7 ips=${this.ipA}\nset ${this.serverCg} id=2 flags=7 ips=${this.ipB}\n` });
+    const p = sh(LOADER, ["pods"], {
+      input: `set ${this.clientCg} id=1 flags=7 ips=${this.ipA}\nset ${this.serverCg} id=2 flags=7 ips=${this.ipB}\n`,
+    });
     if ((p.stdout.match(/"ok":true/g) ?? []).length !== 2) throw new Error(`pods: ${p.stdout}${p.stderr}`);
     const t = sh(TCPSTATS, ["load", "--cgroup", this.kube]);
     if (t.code) throw new Error(`tcpstats load: ${t.stderr}`);
@@ -71,16 +86,26 @@ class TwoNodes {
   /** A process in a pod: its netns, its cgroup(s), optionally as the proxy's uid 1337. */
   async start(ns: string, cgroups: string[], args: string[], o: { uid?: number; ready?: string } = {}): Promise<Proc> {
     const join = cgroups.map((c) => `echo $$ > ${c}/cgroup.procs`).join(" && ");
-    const user = o.uid !== undefined ? ["setpriv", "--reuid", String(o.uid), "--regid", String(o.uid), "--clear-groups"] : [];
+    const user =
+      o.uid !== undefined ? ["setpriv", "--reuid", String(o.uid), "--regid", String(o.uid), "--clear-groups"] : [];
     // Cgroups first: `ip netns exec` mounts a fresh /sys for the namespace (ip-netns(8)), without
     // the cgroup tree.
-    const p = spawn("sh", ["-c", `${join} && exec "$@"`, "sh", "ip", "netns", "exec", ns, ...user, process.execPath, MESH_PROC, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(
+      "sh",
+      ["-c", `${join} && exec "$@"`, "sh", "ip", "netns", "exec", ns, ...user, process.execPath, MESH_PROC, ...args],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     this.procs.push(p);
-    let out = "", err = "";
+    let out = "",
+      err = "";
     p.stdout!.on("data", (d) => (out += d));
     p.stderr!.on("data", (d) => (err += d));
     if (o.ready) {
-      const got = await waitFor(() => out, (s) => s.includes(o.ready!), 10_000);
+      const got = await waitFor(
+        () => out,
+        (s) => s.includes(o.ready!),
+        10_000,
+      );
       if (!got.includes(o.ready)) throw new Error(`${args[0]} not ready: ${err}`);
     }
     return { p, out: () => out };
@@ -90,56 +115,114 @@ class TwoNodes {
     loader("unload"); // the datapath and the TCP probes with it
     for (const p of this.procs) if (p.exitCode === null) p.kill("SIGKILL");
     await Promise.all(this.procs.map((p) => (p.exitCode !== null ? null : new Promise((r) => p.once("exit", r)))));
-    sh("ip", ["netns", "del", this.nsA]); sh("ip", ["netns", "del", this.nsB]);
+    sh("ip", ["netns", "del", this.nsA]);
+    sh("ip", ["netns", "del", this.nsB]);
     await removeCgroups(this.kube);
-    if (existsSync(this.cpuCg)) { try { rmdirSync(this.cpuCg); rmdirSync(join(this.cpuCg, "..")); } catch { /* retried by removeCgroups below */ await removeCgroups(join(this.cpuCg, "..")); } }
+    if (existsSync(this.cpuCg)) {
+      try {
+        rmdirSync(this.cpuCg);
+        rmdirSync(join(this.cpuCg, ".."));
+      } catch {
+        /* retried by removeCgroups below */ await removeCgroups(join(this.cpuCg, ".."));
+      }
+    }
   }
 }
 
 /** Per-request timings a proxy printed, from `from` on. */
-function records(out: string, from: number): { totalUs: number; upUs: number | null; method: string; reqBytes: number; respBytes: number; code: number }[] {
-  return out.slice(from).split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+function records(
+  out: string,
+  from: number,
+): { totalUs: number; upUs: number | null; method: string; reqBytes: number; respBytes: number; code: number }[] {
+  return out
+    .slice(from)
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l));
 }
 
 /** The proxies' records through the real filter (as Envoy would present them at log time) → report v2. */
 function filterReport(md: Record<string, string>, cluster: string, recs: ReturnType<typeof records>) {
   const h = filterHost({}, md);
-  for (const r of recs) h.http(request(cluster, { host: "server.demo.svc.cluster.local:8080", ms: r.totalUs / 1000, upMs: r.upUs === null ? null : r.upUs / 1000, method: r.method, reqBytes: r.reqBytes, respBytes: r.respBytes, code: r.code }));
+  for (const r of recs)
+    h.http(
+      request(cluster, {
+        host: "server.demo.svc.cluster.local:8080",
+        ms: r.totalUs / 1000,
+        upMs: r.upUs === null ? null : r.upUs / 1000,
+        method: r.method,
+        reqBytes: r.reqBytes,
+        respBytes: r.respBytes,
+        code: r.code,
+      }),
+    );
   h.tick();
   return bodyOf(h);
 }
 
 test("diagnose names each injected fault: app, network delay, packet loss, proxy, node pressure, healthy", async () => {
-  if (skip) { console.log(`  skipped: ${skip}`); return; }
+  if (skip) {
+    console.log(`  skipped: ${skip}`);
+    return;
+  }
   const t = new TwoNodes();
   try {
     t.up();
     const v1 = existsSync(t.cpuCg);
     await t.start(t.nsB, v1 ? [t.serverCg, t.cpuCg] : [t.serverCg], ["app", "8080"], { ready: "ready" });
-    const sproxy = await t.start(t.nsB, [t.serverCg], ["proxy", "15006", "127.0.0.1:8080", "127.0.0.6"], { uid: 1337, ready: "ready" });
-    const cproxy = await t.start(t.nsA, [t.clientCg], ["proxy", "15001", `${t.ipB}:8080`], { uid: 1337, ready: "ready" });
+    const sproxy = await t.start(t.nsB, [t.serverCg], ["proxy", "15006", "127.0.0.1:8080", "127.0.0.6"], {
+      uid: 1337,
+      ready: "ready",
+    });
+    const cproxy = await t.start(t.nsA, [t.clientCg], ["proxy", "15001", `${t.ipB}:8080`], {
+      uid: 1337,
+      ready: "ready",
+    });
     const pods: MeshedPod[] = [
       { id: 1, namespace: "demo", name: "client-7d9f-abcde", ips: [t.ipA], cgroupDir: t.clientCg },
       { id: 2, namespace: "demo", name: "server-5c6b-fghij", ips: [t.ipB], cgroupDir: t.serverCg },
     ];
-    const kernel = new KernelSignals({ unified: CGROUP_ROOT, cpuV1: v1 ? CPU_V1 : undefined, proc: "/proc" }, dumpTcpStats);
+    const kernel = new KernelSignals(
+      { unified: CGROUP_ROOT, cpuV1: v1 ? CPU_V1 : undefined, proc: "/proc" },
+      dumpTcpStats,
+    );
     kernel.pending(pods).commit(); // start of the first window
 
     const phase = async (name: string, headers: Record<string, string>, n = N): Promise<Diagnosis> => {
-      const c0 = cproxy.out().length, s0 = sproxy.out().length;
-      const client = await t.start(t.nsA, [t.clientCg], ["client", `http://${t.ipB}:8080/`, String(n), JSON.stringify(headers)]);
+      const c0 = cproxy.out().length,
+        s0 = sproxy.out().length;
+      const client = await t.start(
+        t.nsA,
+        [t.clientCg],
+        ["client", `http://${t.ipB}:8080/`, String(n), JSON.stringify(headers)],
+      );
       await new Promise((r) => client.p.once("exit", r));
       assert.ok(client.out().includes("done"), `${name}: client finished`);
-      await waitFor(() => records(cproxy.out(), c0).length, (k) => k >= n, 5000);
-      const cr = records(cproxy.out(), c0), sr = records(sproxy.out(), s0);
+      await waitFor(
+        () => records(cproxy.out(), c0).length,
+        (k) => k >= n,
+        5000,
+      );
+      const cr = records(cproxy.out(), c0),
+        sr = records(sproxy.out(), s0);
       assert.is(cr.length, n, `${name}: every request went through the client proxy (datapath capture)`);
       assert.is(sr.length, n, `${name}: and the server proxy (same-node peer → inbound port)`);
       const k = kernel.pending(pods);
       k.commit();
       const store = new DiagnoseStore();
       const now = Date.now();
-      store.addReport(filterReport({ WORKLOAD_NAME: "client", NAMESPACE: "demo", NAME: pods[0].name }, "outbound|8080||server.demo.svc.cluster.local", cr), now);
-      store.addReport(filterReport({ WORKLOAD_NAME: "server", NAMESPACE: "demo", NAME: pods[1].name }, "inbound|8080||", sr), now);
+      store.addReport(
+        filterReport(
+          { WORKLOAD_NAME: "client", NAMESPACE: "demo", NAME: pods[0].name },
+          "outbound|8080||server.demo.svc.cluster.local",
+          cr,
+        ),
+        now,
+      );
+      store.addReport(
+        filterReport({ WORKLOAD_NAME: "server", NAMESPACE: "demo", NAME: pods[1].name }, "inbound|8080||", sr),
+        now,
+      );
       store.addKernel("node-a", k.section, now);
       const ds = runDiagnose(store, { fromMs: now - 60_000, toMs: now });
       assert.is(ds.length, 1, `${name}: one edge`);
@@ -163,27 +246,98 @@ test("diagnose names each injected fault: app, network delay, packet loss, proxy
 
     // Queueing delay: TBF at 1 Mbit/s on the server node's egress, filled by a bulk flow that is
     // not a pod's (so only the queue, not the flow, is what the pods see).
-    sh("ip", ["netns", "exec", t.nsB, "tc", "qdisc", "add", "dev", t.vB, "root", "tbf", "rate", "1mbit", "burst", "5kb", "latency", "300ms"]);
-    const sink = spawn("ip", ["netns", "exec", t.nsA, process.execPath, "-e", `require("net").createServer((s)=>s.resume()).listen(9999,"${t.ipA}",()=>console.log("ready"))`], { stdio: ["ignore", "pipe", "ignore"] });
+    sh("ip", [
+      "netns",
+      "exec",
+      t.nsB,
+      "tc",
+      "qdisc",
+      "add",
+      "dev",
+      t.vB,
+      "root",
+      "tbf",
+      "rate",
+      "1mbit",
+      "burst",
+      "5kb",
+      "latency",
+      "300ms",
+    ]);
+    const sink = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        t.nsA,
+        process.execPath,
+        "-e",
+        `require("net").createServer((s)=>s.resume()).listen(9999,"${t.ipA}",()=>console.log("ready"))`,
+      ],
+      { stdio: ["ignore", "pipe", "ignore"] },
+    );
     await new Promise((r) => sink.stdout!.once("data", r));
-    const bulk = spawn("ip", ["netns", "exec", t.nsB, process.execPath, "-e", `const s=require("net").connect(9999,"${t.ipA}");const b=Buffer.alloc(65536);const w=()=>{while(s.write(b));};s.on("drain",w);s.on("connect",w);`], { stdio: "ignore" });
+    const bulk = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        t.nsB,
+        process.execPath,
+        "-e",
+        `const s=require("net").connect(9999,"${t.ipA}");const b=Buffer.alloc(65536);const w=()=>{while(s.write(b));};s.on("drain",w);s.on("connect",w);`,
+      ],
+      { stdio: "ignore" },
+    );
     await new Promise((r) => setTimeout(r, 1500)); // the queue fills
     try {
       d = await phase("network delay", {}, 15);
-    } finally { bulk.kill("SIGKILL"); sink.kill("SIGKILL"); sh("ip", ["netns", "exec", t.nsB, "tc", "qdisc", "del", "dev", t.vB, "root"]); }
+    } finally {
+      bulk.kill("SIGKILL");
+      sink.kill("SIGKILL");
+      sh("ip", ["netns", "exec", t.nsB, "tc", "qdisc", "del", "dev", t.vB, "root"]);
+    }
     assert.is(d.verdict, "network", d.rule);
     assert.match(d.rule, /network time .* kernel smoothed RTT/);
-    assert.ok(Number(d.evidence.srttMeanUs) > 5 * Math.max(1, Number(d.evidence.minRttUs)), `RTT evidence: ${JSON.stringify(d.evidence)}`);
+    assert.ok(
+      Number(d.evidence.srttMeanUs) > 5 * Math.max(1, Number(d.evidence.minRttUs)),
+      `RTT evidence: ${JSON.stringify(d.evidence)}`,
+    );
 
     // Loss: a tc BPF program drops packets both ways.
-    for (const [ns, dev] of [[t.nsA, t.vA], [t.nsB, t.vB]]) {
+    for (const [ns, dev] of [
+      [t.nsA, t.vA],
+      [t.nsB, t.vB],
+    ]) {
       sh("ip", ["netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "clsact"]);
-      const f = sh("ip", ["netns", "exec", ns, "tc", "filter", "add", "dev", dev, "egress", "bpf", "direct-action", "obj", NETFAULT, "sec", "tc"]);
+      const f = sh("ip", [
+        "netns",
+        "exec",
+        ns,
+        "tc",
+        "filter",
+        "add",
+        "dev",
+        dev,
+        "egress",
+        "bpf",
+        "direct-action",
+        "obj",
+        NETFAULT,
+        "sec",
+        "tc",
+      ]);
       assert.is(f.code, 0, f.stderr);
     }
     try {
       d = await phase("packet loss", {}, 50);
-    } finally { for (const [ns, dev] of [[t.nsA, t.vA], [t.nsB, t.vB]]) sh("ip", ["netns", "exec", ns, "tc", "qdisc", "del", "dev", dev, "clsact"]); }
+    } finally {
+      for (const [ns, dev] of [
+        [t.nsA, t.vA],
+        [t.nsB, t.vB],
+      ])
+        sh("ip", ["netns", "exec", ns, "tc", "qdisc", "del", "dev", dev, "clsact"]);
+    }
     assert.is(d.verdict, "network", d.rule);
     assert.ok(Number(d.evidence.retransmits) >= 3, `retransmit evidence: ${JSON.stringify(d.evidence)}`);
 
@@ -193,7 +347,9 @@ test("diagnose names each injected fault: app, network delay, packet loss, proxy
       writeFileSync(join(t.cpuCg, "cpu.cfs_quota_us"), "5000");
       try {
         d = await phase("cpu limit", { "x-fault-busy-ms": "8" }, 10);
-      } finally { writeFileSync(join(t.cpuCg, "cpu.cfs_quota_us"), "-1"); }
+      } finally {
+        writeFileSync(join(t.cpuCg, "cpu.cfs_quota_us"), "-1");
+      }
       assert.is(d.verdict, "node-pressure", d.rule);
       assert.match(String(d.evidence.serverPressure), /throttled/);
     } else console.log("  cpu limit: skipped, no cpu controller hierarchy here");

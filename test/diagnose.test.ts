@@ -22,36 +22,88 @@ function reports(o: { total: number; up: number | null; sTotal: number; app: num
     c.http(request(CLUSTER, { host: "server:8080", ms: o.total, upMs: o.up }));
     s.http(request("inbound|8080||", { host: "server:8080", ms: o.sTotal, upMs: o.app }));
   }
-  c.tick(); s.tick();
+  c.tick();
+  s.tick();
   return [bodyOf(c), bodyOf(s)];
 }
 
 function agentReport(o: { srttUs?: number; retrans?: number; throttled?: number; endMs?: number }) {
   const remote = (dir: "out" | "in", ip: string, port: number) => ({
-    dir, ip, port, rttSamples: 40, rttSumUs: 40 * (o.srttUs ?? 200), rttMinUs: 60, rttHist: zeros(), retrans: o.retrans ?? 0,
-    connects: dir === "out" ? 1 : 0, connectFail: 0, connectSumUs: 90, connectHist: zeros(), accepts: dir === "in" ? 1 : 0,
+    dir,
+    ip,
+    port,
+    rttSamples: 40,
+    rttSumUs: 40 * (o.srttUs ?? 200),
+    rttMinUs: 60,
+    rttHist: zeros(),
+    retrans: o.retrans ?? 0,
+    connects: dir === "out" ? 1 : 0,
+    connectFail: 0,
+    connectSumUs: 90,
+    connectHist: zeros(),
+    accepts: dir === "in" ? 1 : 0,
   });
-  const pressure = (throttled = 0) => ({ cpuPeriods: throttled ? 50 : 0, cpuThrottled: throttled, cpuThrottledUs: throttled * 9000, cpuSomeUs: 0, memSomeUs: 0, oomKills: 0, runDelayUs: 0, runUs: 100_000, threads: 4 });
+  const pressure = (throttled = 0) => ({
+    cpuPeriods: throttled ? 50 : 0,
+    cpuThrottled: throttled,
+    cpuThrottledUs: throttled * 9000,
+    cpuSomeUs: 0,
+    memSomeUs: 0,
+    oomKills: 0,
+    runDelayUs: 0,
+    runUs: 100_000,
+    threads: 4,
+  });
   return {
-    v: 2, kind: "agent", node: "node-a", pods: [],
-    kernel: { windowMs: 30_000, endMs: o.endMs ?? Date.now(), pods: [
-      { namespace: "demo", name: "client-1", ips: ["10.1.0.5"], pressure: pressure(), remotes: [remote("out", "10.1.0.9", 8080)] },
-      { namespace: "demo", name: "server-1", ips: ["10.1.0.9"], pressure: pressure(o.throttled), remotes: [remote("in", "10.1.0.5", 8080)] },
-    ] },
+    v: 2,
+    kind: "agent",
+    node: "node-a",
+    pods: [],
+    kernel: {
+      windowMs: 30_000,
+      endMs: o.endMs ?? Date.now(),
+      pods: [
+        {
+          namespace: "demo",
+          name: "client-1",
+          ips: ["10.1.0.5"],
+          pressure: pressure(),
+          remotes: [remote("out", "10.1.0.9", 8080)],
+        },
+        {
+          namespace: "demo",
+          name: "server-1",
+          ips: ["10.1.0.9"],
+          pressure: pressure(o.throttled),
+          remotes: [remote("in", "10.1.0.5", 8080)],
+        },
+      ],
+    },
   };
 }
 
 function dirs(files: Record<string, object>, kernel: Record<string, object | string>) {
-  const r = mkdtempSync(join(tmpdir(), "mt-diag-r-")), k = mkdtempSync(join(tmpdir(), "mt-diag-k-"));
+  const r = mkdtempSync(join(tmpdir(), "mt-diag-r-")),
+    k = mkdtempSync(join(tmpdir(), "mt-diag-k-"));
   for (const [n, v] of Object.entries(files)) writeFileSync(join(r, n), JSON.stringify(v));
   for (const [n, v] of Object.entries(kernel)) writeFileSync(join(k, n), typeof v === "string" ? v : JSON.stringify(v));
-  return { r, k, done: () => { rmSync(r, { recursive: true }); rmSync(k, { recursive: true }); } };
+  return {
+    r,
+    k,
+    done: () => {
+      rmSync(r, { recursive: true });
+      rmSync(k, { recursive: true });
+    },
+  };
 }
 
 test("offline: saved filter and agent reports → per-edge split and verdict (json and table)", () => {
   const [c, s] = reports({ total: 62, up: 60, sTotal: 58, app: 57 });
   // Offline, each report is placed at its own clock: the agent's window ends with the filters'.
-  const d = dirs({ "c.json": c, "s.json": s }, { "a.json": agentReport({ endMs: c.window.endMs }), "bad.json": "{not json" });
+  const d = dirs(
+    { "c.json": c, "s.json": s },
+    { "a.json": agentReport({ endMs: c.window.endMs }), "bad.json": "{not json" },
+  );
   try {
     const r = meshtune(["diagnose", "--reports", d.r, "--kernel", d.k, "-o", "json"]);
     assert.is(r.code, 0, r.stderr);
@@ -65,8 +117,13 @@ test("offline: saved filter and agent reports → per-edge split and verdict (js
     assert.ok(Math.abs(e.components.serverProxy.meanUs - 1_000) < 1);
     assert.is(e.evidence.srttMeanUs, 200);
     const t = meshtune(["diagnose", "--reports", d.r, "--kernel", d.k, "--edge", "demo/client->demo/server"]);
-    assert.match(t.stdout, /demo\/client -> demo\/server\s+20\s+62\s+2\.0\s+2\.0\s+1\.0\s+57\s+app\s+application time 57 ms/);
-  } finally { d.done(); }
+    assert.match(
+      t.stdout,
+      /demo\/client -> demo\/server\s+20\s+62\s+2\.0\s+2\.0\s+1\.0\s+57\s+app\s+application time 57 ms/,
+    );
+  } finally {
+    d.done();
+  }
 });
 
 test("rules: throttled server → node-pressure; retransmits → network; v1 reports → unknown when slow; healthy", () => {
@@ -77,12 +134,19 @@ test("rules: throttled server → node-pressure; retransmits → network; v1 rep
     if (agent) st.addKernel("node-a", (agent as { kernel: never }).kernel, at);
     return runDiagnose(st, { fromMs: at - 60_000, toMs: at })[0];
   };
-  assert.is(run(reports({ total: 62, up: 60, sTotal: 58, app: 57 }), agentReport({ throttled: 30 })).verdict, "node-pressure");
+  assert.is(
+    run(reports({ total: 62, up: 60, sTotal: 58, app: 57 }), agentReport({ throttled: 30 })).verdict,
+    "node-pressure",
+  );
   const lossy = run(reports({ total: 3, up: 2.5, sTotal: 1.2, app: 1 }), agentReport({ retrans: 9 }));
   assert.is(lossy.verdict, "network");
   assert.match(lossy.rule, /18 retransmits for 80 RTT samples/, "both ends' retransmits");
   assert.is(run(reports({ total: 3, up: 2.5, sTotal: 1.2, app: 1 }), agentReport({})).verdict, "healthy");
-  assert.is(run(reports({ total: 3, up: 2.5, sTotal: 1.2, app: 1 })).verdict, "healthy", "no kernel data: timings alone");
+  assert.is(
+    run(reports({ total: 3, up: 2.5, sTotal: 1.2, app: 1 })).verdict,
+    "healthy",
+    "no kernel data: timings alone",
+  );
   const v1 = reports({ total: 90, up: null, sTotal: 85, app: null });
   const u = run(v1);
   assert.is(u.verdict, "unknown");

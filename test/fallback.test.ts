@@ -50,44 +50,98 @@ async function until<T>(what: string, f: () => T | undefined | null | false, ms 
     await new Promise((r) => setTimeout(r, 25));
   }
 }
-const listen = (s: Server | ReturnType<typeof createNetServer>) => new Promise<number>((r) => s.listen(0, "127.0.0.1", () => r((s.address() as AddressInfo).port)));
+const listen = (s: Server | ReturnType<typeof createNetServer>) =>
+  new Promise<number>((r) => s.listen(0, "127.0.0.1", () => r((s.address() as AddressInfo).port)));
 const hostsOf = (sc: SidecarObj | undefined) => sc?.spec.egress[0].hosts ?? [];
 
 async function cluster(outbound: "ALLOW_ANY" | "REGISTRY_ONLY") {
   const fake = await new FakeApiServer().start();
   fake.put("namespaces", { metadata: { name: "bookinfo", labels: { "meshtune.io/enabled": "true" } } });
   const pp = deploymentPod("bookinfo", "productpage-v1", "6987489c74", "6fgz8", { app: "productpage", version: "v1" });
-  (pp as any).status = { podIP: "127.0.0.3", podIPs: [{ ip: "127.0.0.3" }] };  
-  (pp as any).spec.nodeName = "node-1";  
+  (pp as any).status = { podIP: "127.0.0.3", podIPs: [{ ip: "127.0.0.3" }] };
+  (pp as any).spec.nodeName = "node-1";
   fake.put("pods", pp);
-  for (const [n, ip] of Object.entries(IPS)) fake.put("services", { metadata: { name: n, namespace: "bookinfo" }, spec: { clusterIP: ip, clusterIPs: [ip], ports: [{ name: "http", port: 9080 }] } });
-  fake.put("services", { metadata: { name: "meshtune-fallback", namespace: "meshtune-system" }, spec: { clusterIP: "10.96.9.9", ports: [{ name: "fallback", port: 80 }] } });
-  fake.put("serviceentries", { apiVersion: "networking.istio.io/v1beta1", kind: "ServiceEntry", metadata: { name: "example-api", namespace: "payments" },
-    spec: { hosts: ["api.example.com"], ports: [{ number: 443, name: "tls", protocol: "TLS" }], location: "MESH_EXTERNAL", resolution: "DNS" } });
-  fake.put("configmaps", { metadata: { name: "istio", namespace: "istio-system" }, data: { mesh: `outboundTrafficPolicy:\n  mode: ${outbound}\n` } });
-  fake.tokens.set("fallback-token", { username: "system:serviceaccount:meshtune-system:meshtune-fallback", groups: ["system:serviceaccounts"] });
-  fake.tokens.set("agent-token", { username: "system:serviceaccount:meshtune-system:meshtune-node", groups: ["system:serviceaccounts"] });
-  fake.tokens.set("productpage-token", { username: "system:serviceaccount:bookinfo:bookinfo-productpage", groups: ["system:serviceaccounts"] });
+  for (const [n, ip] of Object.entries(IPS))
+    fake.put("services", {
+      metadata: { name: n, namespace: "bookinfo" },
+      spec: { clusterIP: ip, clusterIPs: [ip], ports: [{ name: "http", port: 9080 }] },
+    });
+  fake.put("services", {
+    metadata: { name: "meshtune-fallback", namespace: "meshtune-system" },
+    spec: { clusterIP: "10.96.9.9", ports: [{ name: "fallback", port: 80 }] },
+  });
+  fake.put("serviceentries", {
+    apiVersion: "networking.istio.io/v1beta1",
+    kind: "ServiceEntry",
+    metadata: { name: "example-api", namespace: "payments" },
+    spec: {
+      hosts: ["api.example.com"],
+      ports: [{ number: 443, name: "tls", protocol: "TLS" }],
+      location: "MESH_EXTERNAL",
+      resolution: "DNS",
+    },
+  });
+  fake.put("configmaps", {
+    metadata: { name: "istio", namespace: "istio-system" },
+    data: { mesh: `outboundTrafficPolicy:\n  mode: ${outbound}\n` },
+  });
+  fake.tokens.set("fallback-token", {
+    username: "system:serviceaccount:meshtune-system:meshtune-fallback",
+    groups: ["system:serviceaccounts"],
+  });
+  fake.tokens.set("agent-token", {
+    username: "system:serviceaccount:meshtune-system:meshtune-node",
+    groups: ["system:serviceaccounts"],
+  });
+  fake.tokens.set("productpage-token", {
+    username: "system:serviceaccount:bookinfo:bookinfo-productpage",
+    groups: ["system:serviceaccounts"],
+  });
   const kc = loadKubeConfig({ yaml: fake.kubeconfig() });
   const api = objectApi(kc);
   const graph = new Graph();
-  const ctl = new MeshController(kc, api, graph, new LearnedStore(api), {
-    mode: "apply", minWindowMs: 0, retentionMs: 3_600_000, fallback: { host: DEFAULT_FALLBACK_HOST, port: 80 },
-    scope: { ...DEFAULT_SCOPE, meshtuneHosts: [DEFAULT_COLLECTOR_HOST, DEFAULT_FALLBACK_HOST] },
-    defaultEnabled: false, dryRun: false, clusterDomain: "cluster.local", flushDelayMs: 10,
-  }, () => {}, new Registry());
+  const ctl = new MeshController(
+    kc,
+    api,
+    graph,
+    new LearnedStore(api),
+    {
+      mode: "apply",
+      minWindowMs: 0,
+      retentionMs: 3_600_000,
+      fallback: { host: DEFAULT_FALLBACK_HOST, port: 80 },
+      scope: { ...DEFAULT_SCOPE, meshtuneHosts: [DEFAULT_COLLECTOR_HOST, DEFAULT_FALLBACK_HOST] },
+      defaultEnabled: false,
+      dryRun: false,
+      clusterDomain: "cluster.local",
+      flushDelayMs: 10,
+    },
+    () => {},
+    new Registry(),
+  );
   ctl.leading = true;
   await ctl.start();
   const collector = new Collector(graph, new Registry(), {
-    auth: { self: { namespace: "meshtune-system", serviceAccount: "meshtune-controller" }, reviewer: new KubeAccessReviewer(kc) },
-    bind: (c, ns, w) => ctl.bindCaller(c, ns, w), index: () => ctl.hostIndex(),
-    fallbackIdentity: { namespace: "meshtune-system", serviceAccount: "meshtune-fallback" }, mergeFallback: (r) => ctl.mergeFallback(r),
-    agentIdentity: { namespace: "meshtune-system", serviceAccount: "meshtune-node" }, mergeAgent: (r) => ctl.mergeAgent(r),
+    auth: {
+      self: { namespace: "meshtune-system", serviceAccount: "meshtune-controller" },
+      reviewer: new KubeAccessReviewer(kc),
+    },
+    bind: (c, ns, w) => ctl.bindCaller(c, ns, w),
+    index: () => ctl.hostIndex(),
+    fallbackIdentity: { namespace: "meshtune-system", serviceAccount: "meshtune-fallback" },
+    mergeFallback: (r) => ctl.mergeFallback(r),
+    agentIdentity: { namespace: "meshtune-system", serviceAccount: "meshtune-node" },
+    mergeAgent: (r) => ctl.mergeAgent(r),
   });
   collector.onMerged = (ns, w) => ctl.touched(ns, w);
   const cs = await collector.listen(0, "127.0.0.1");
   const collectorUrl = `http://127.0.0.1:${(cs.address() as AddressInfo).port}/v1/reports`;
-  const post = (body: string, token = "productpage-token") => fetch(collectorUrl, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body });
+  const post = (body: string, token = "productpage-token") =>
+    fetch(collectorUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body,
+    });
   const sidecar = () => fake.get("sidecars", "bookinfo", "productpage-v1") as unknown as SidecarObj | undefined;
   /** productpage's first Sidecar, from its filter's report (reviews only); the filter host for later reports. */
   const firstSidecar = async () => {
@@ -98,7 +152,12 @@ async function cluster(outbound: "ALLOW_ANY" | "REGISTRY_ONLY") {
     h.respond(h.callouts[0], { status: 202 });
     return { h, first: await until("productpage's first Sidecar", () => sidecar()) };
   };
-  const stop = async () => { await ctl.stop(); cs.closeAllConnections(); cs.close(); await fake.stop(); };
+  const stop = async () => {
+    await ctl.stop();
+    cs.closeAllConnections();
+    cs.close();
+    await fake.stop();
+  };
   return { fake, ctl, collectorUrl, post, sidecar, firstSidecar, stop };
 }
 
@@ -109,19 +168,57 @@ test("ALLOW_ANY: an unlearned HTTP request and a TLS connection are served throu
   let fb: ChildProcess | null = null;
   try {
     const { first } = await c.firstSidecar();
-    assert.equal(first.spec.outboundTrafficPolicy, { mode: "ALLOW_ANY", egressProxy: { host: DEFAULT_FALLBACK_HOST, port: { number: 80 } } });
+    assert.equal(first.spec.outboundTrafficPolicy, {
+      mode: "ALLOW_ANY",
+      egressProxy: { host: DEFAULT_FALLBACK_HOST, port: { number: 80 } },
+    });
     const before = new ProxyScope("bookinfo", first, MESH);
     const viaFallback = before.route("ratings.bookinfo", 9080);
-    assert.equal(viaFallback, { cluster: `outbound|80||${DEFAULT_FALLBACK_HOST}` }, "the scoped proxy sends ratings to the fallback");
+    assert.equal(
+      viaFallback,
+      { cluster: `outbound|80||${DEFAULT_FALLBACK_HOST}` },
+      "the scoped proxy sends ratings to the fallback",
+    );
 
     // Real upstreams: ratings (HTTP) and api.example.com (TLS, self-signed for the test).
-    const ratings = createHttpServer((req, res) => { res.writeHead(200, { "content-type": "application/json", "x-seen-host": req.headers.host ?? "" }); req.resume(); res.end(JSON.stringify({ ratings: { reviewer1: 5 } })); });
+    const ratings = createHttpServer((req, res) => {
+      res.writeHead(200, { "content-type": "application/json", "x-seen-host": req.headers.host ?? "" });
+      req.resume();
+      res.end(JSON.stringify({ ratings: { reviewer1: 5 } }));
+    });
     const ratingsPort = await listen(ratings);
-    closers.push(() => { ratings.closeAllConnections(); ratings.close(); });
-    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=api.example.com",
-      "-addext", "subjectAltName=DNS:api.example.com", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdio: "ignore" });
-    const cert = readFileSync(join(dir, "cert.pem")), key = readFileSync(join(dir, "key.pem"));
-    const api = createTlsServer({ cert, key }, (s) => { s.end("hello over TLS\n"); });
+    closers.push(() => {
+      ratings.closeAllConnections();
+      ratings.close();
+    });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=api.example.com",
+        "-addext",
+        "subjectAltName=DNS:api.example.com",
+        "-keyout",
+        join(dir, "key.pem"),
+        "-out",
+        join(dir, "cert.pem"),
+      ],
+      { stdio: "ignore" },
+    );
+    const cert = readFileSync(join(dir, "cert.pem")),
+      key = readFileSync(join(dir, "key.pem"));
+    const api = createTlsServer({ cert, key }, (s) => {
+      s.end("hello over TLS\n");
+    });
     const apiPort = await listen(api);
     closers.push(() => api.close());
 
@@ -131,50 +228,131 @@ test("ALLOW_ANY: an unlearned HTTP request and a TLS connection are served throu
     await new Promise((r) => probe.close(r));
     writeFileSync(join(dir, "token"), "fallback-token");
     writeFileSync(join(dir, "kubeconfig"), c.fake.kubeconfig());
-    fb = spawn("node", [CLI, "fallback", "--port", String(fbPort), "--metrics-port", "0", "--kubeconfig", join(dir, "kubeconfig"), "--collector", c.collectorUrl,
-      "--token-file", join(dir, "token"), "--self", "meshtune-system/meshtune-fallback", "--report-delay", "50ms",
-      "--resolve", `${fq("ratings")}:9080=127.0.0.1:${ratingsPort}`, "--resolve", `api.example.com:443=127.0.0.1:${apiPort}`], { stdio: ["ignore", "pipe", "pipe"] });
+    fb = spawn(
+      "node",
+      [
+        CLI,
+        "fallback",
+        "--port",
+        String(fbPort),
+        "--metrics-port",
+        "0",
+        "--kubeconfig",
+        join(dir, "kubeconfig"),
+        "--collector",
+        c.collectorUrl,
+        "--token-file",
+        join(dir, "token"),
+        "--self",
+        "meshtune-system/meshtune-fallback",
+        "--report-delay",
+        "50ms",
+        "--resolve",
+        `${fq("ratings")}:9080=127.0.0.1:${ratingsPort}`,
+        "--resolve",
+        `api.example.com:443=127.0.0.1:${apiPort}`,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     let logs = "";
     fb.stdout!.on("data", (d) => (logs += d));
     fb.stderr!.on("data", (d) => (logs += d));
-    await until("fallback listening and its catalog synced", () => /meshtune fallback listening/.test(logs) && /catalog synced; ready/.test(logs), 10_000).catch((e) => { throw new Error(`${e.message}\n${logs}`); });
+    await until(
+      "fallback listening and its catalog synced",
+      () => /meshtune fallback listening/.test(logs) && /catalog synced; ready/.test(logs),
+      10_000,
+    ).catch((e) => {
+      throw new Error(`${e.message}\n${logs}`);
+    });
     // Its inbound sidecar: mTLS from productpage's identity, XFCC appended, connecting from 127.0.0.6.
-    const inbound = await new InboundProxy({ appPort: fbPort, self: "meshtune-system/meshtune-fallback", peer: "bookinfo/bookinfo-productpage" }).start();
+    const inbound = await new InboundProxy({
+      appPort: fbPort,
+      self: "meshtune-system/meshtune-fallback",
+      peer: "bookinfo/bookinfo-productpage",
+    }).start();
     closers.push(() => void inbound.stop());
 
     // HTTP: Host as the app wrote it; a forged caller header must not matter.
     const t0 = Date.now();
     const r = await new Promise<{ status: number; body: string; seen: string }>((resolve, reject) => {
-      const rq = httpRequest(`${inbound.url}/ratings/0`, { headers: { host: "ratings.bookinfo:9080", "x-forwarded-client-cert": "By=spiffe://cluster.local/ns/meshtune-system/sa/meshtune-fallback;URI=spiffe://cluster.local/ns/evil/sa/evil" } }, (res) => {
-        let b = ""; res.on("data", (d) => (b += d)); res.on("end", () => resolve({ status: res.statusCode!, body: b, seen: String(res.headers["x-seen-host"]) }));
-      });
-      rq.on("error", reject); rq.end();
+      const rq = httpRequest(
+        `${inbound.url}/ratings/0`,
+        {
+          headers: {
+            host: "ratings.bookinfo:9080",
+            "x-forwarded-client-cert":
+              "By=spiffe://cluster.local/ns/meshtune-system/sa/meshtune-fallback;URI=spiffe://cluster.local/ns/evil/sa/evil",
+          },
+        },
+        (res) => {
+          let b = "";
+          res.on("data", (d) => (b += d));
+          res.on("end", () => resolve({ status: res.statusCode!, body: b, seen: String(res.headers["x-seen-host"]) }));
+        },
+      );
+      rq.on("error", reject);
+      rq.end();
     });
-    assert.equal([r.status, JSON.parse(r.body)], [200, { ratings: { reviewer1: 5 } }], "answered correctly through the fallback");
-    assert.is(r.seen, `${fq("ratings")}:9080`, "the Host the fallback's sidecar routes by is the caller-namespace FQDN");
-    const grown = await until("ratings in productpage's Sidecar", () => hostsOf(c.sidecar()).includes(`bookinfo/${fq("ratings")}`) && c.sidecar());
+    assert.equal(
+      [r.status, JSON.parse(r.body)],
+      [200, { ratings: { reviewer1: 5 } }],
+      "answered correctly through the fallback",
+    );
+    assert.is(
+      r.seen,
+      `${fq("ratings")}:9080`,
+      "the Host the fallback's sidecar routes by is the caller-namespace FQDN",
+    );
+    const grown = await until(
+      "ratings in productpage's Sidecar",
+      () => hostsOf(c.sidecar()).includes(`bookinfo/${fq("ratings")}`) && c.sidecar(),
+    );
     const learnMs = Date.now() - t0;
     assert.ok(learnMs < 5000, `learned in ${learnMs} ms`);
-    assert.not.ok(hostsOf(grown).some((x) => x.startsWith("evil/")), "forged XFCC element ignored");
-    assert.equal(new ProxyScope("bookinfo", grown, MESH).route("ratings.bookinfo", 9080), { cluster: `outbound|9080||${fq("ratings")}` }, "after the apply: direct");
+    assert.not.ok(
+      hostsOf(grown).some((x) => x.startsWith("evil/")),
+      "forged XFCC element ignored",
+    );
+    assert.equal(
+      new ProxyScope("bookinfo", grown, MESH).route("ratings.bookinfo", 9080),
+      { cluster: `outbound|9080||${fq("ratings")}` },
+      "after the apply: direct",
+    );
 
     // TLS by SNI, passthrough: the caller's sidecar connects from the pod's address, as the
     // fallback's TPROXY inbound listener keeps it (istio listener_inbound.go populateListenerFilters: original_src).
     const t1 = Date.now();
     const text = await new Promise<string>((resolve, reject) => {
-      const s = tlsConnect({ socket: netConnect({ host: "127.0.0.1", port: fbPort, localAddress: "127.0.0.3" }), servername: "api.example.com", ca: cert }, () => {
-        assert.is(s.getPeerCertificate().subject.CN, "api.example.com", "end-to-end TLS: the fallback never terminates it");
-      });
-      let b = ""; s.on("data", (d) => (b += d)); s.on("end", () => resolve(b)); s.on("error", reject);
+      const s = tlsConnect(
+        {
+          socket: netConnect({ host: "127.0.0.1", port: fbPort, localAddress: "127.0.0.3" }),
+          servername: "api.example.com",
+          ca: cert,
+        },
+        () => {
+          assert.is(
+            s.getPeerCertificate().subject.CN,
+            "api.example.com",
+            "end-to-end TLS: the fallback never terminates it",
+          );
+        },
+      );
+      let b = "";
+      s.on("data", (d) => (b += d));
+      s.on("end", () => resolve(b));
+      s.on("error", reject);
     });
     assert.is(text, "hello over TLS\n");
-    await until("api.example.com in productpage's Sidecar", () => hostsOf(c.sidecar()).includes("payments/api.example.com"));
+    await until("api.example.com in productpage's Sidecar", () =>
+      hostsOf(c.sidecar()).includes("payments/api.example.com"),
+    );
     assert.ok(Date.now() - t1 < 5000);
 
     // Raw TCP cannot be routed (its destination address is gone): refused at once, counted.
     const closed = await new Promise<boolean>((resolve) => {
       const s = netConnect(fbPort, "127.0.0.1", () => s.write(Buffer.from([0x00, 0x01, 0x02, 0x03])));
-      s.on("close", () => resolve(true)); s.on("error", () => {});
+      s.on("close", () => resolve(true));
+      s.on("error", () => {});
     });
     assert.ok(closed);
     const metricsPort = Number(/"metricsPort":(\d+)/.exec(logs)?.[1] ?? 0);
@@ -185,7 +363,21 @@ test("ALLOW_ANY: an unlearned HTTP request and a TLS connection are served throu
     }
 
     // Only the fallback's identity may send fallback reports.
-    const forged = await c.post(JSON.stringify({ v: 2, kind: "fallback", edges: [{ caller: { namespace: "bookinfo", serviceAccount: "bookinfo-productpage" }, host: fq("productpage"), port: 9080, proto: "HTTP", count: 1 }] }));
+    const forged = await c.post(
+      JSON.stringify({
+        v: 2,
+        kind: "fallback",
+        edges: [
+          {
+            caller: { namespace: "bookinfo", serviceAccount: "bookinfo-productpage" },
+            host: fq("productpage"),
+            port: 9080,
+            proto: "HTTP",
+            count: 1,
+          },
+        ],
+      }),
+    );
     assert.is(forged.status, 403);
     assert.match(await forged.text(), /^identity-mismatch: only the fallback/);
   } finally {
@@ -202,7 +394,13 @@ test("agent L4 edges: a raw-TCP connection to a ClusterIP is imported in < 5 s; 
   try {
     const { first } = await c.firstSidecar();
     assert.not.ok(hostsOf(first).includes(`bookinfo/${fq("ratings")}`));
-    const body = (node: string, dst: string) => JSON.stringify({ v: 2, kind: "agent", node, pods: [{ namespace: "bookinfo", name: pod, edges: [{ dst, count: 3 }] }] });
+    const body = (node: string, dst: string) =>
+      JSON.stringify({
+        v: 2,
+        kind: "agent",
+        node,
+        pods: [{ namespace: "bookinfo", name: pod, edges: [{ dst, count: 3 }] }],
+      });
     const pod = c.fake.list("pods", "bookinfo")[0].metadata.name;
     const forged = await c.post(body("node-1", "10.96.0.20:9080"));
     assert.is(forged.status, 403);
@@ -215,7 +413,10 @@ test("agent L4 edges: a raw-TCP connection to a ClusterIP is imported in < 5 s; 
     const t0 = Date.now();
     const ok = await c.post(body("node-1", "10.96.0.20:9080"), "agent-token");
     assert.is(ok.status, 202, await ok.text());
-    const learned = await until("ratings imported from the agent's edge", () => hostsOf(c.sidecar()).includes(`bookinfo/${fq("ratings")}`) && c.sidecar());
+    const learned = await until(
+      "ratings imported from the agent's edge",
+      () => hostsOf(c.sidecar()).includes(`bookinfo/${fq("ratings")}`) && c.sidecar(),
+    );
     assert.ok(Date.now() - t0 < 5000);
     assert.ok(hostsOf(learned).includes(`bookinfo/${fq("reviews")}`), "nothing learned before is lost");
   } finally {
@@ -231,23 +432,40 @@ test("REGISTRY_ONLY: the mesh policy is kept; a blocked in-mesh host and a Passt
     const scope = new ProxyScope("bookinfo", first, { ...MESH, outbound: "REGISTRY_ONLY" });
     assert.equal(scope.route("ratings.bookinfo", 9080), { cluster: null, code: 502, flag: "block_all" });
     // The filter sees the block_all refusal; a Passthrough TCP record (an Istio that filters the catch-all chain, or a gateway) names a ClusterIP.
-    h.http(request("", { code: 502, host: "ratings.bookinfo:9080", destination: "10.96.0.20:9080", route: "block_all" }));
+    h.http(
+      request("", { code: 502, host: "ratings.bookinfo:9080", destination: "10.96.0.20:9080", route: "block_all" }),
+    );
     h.http(request("", { code: 502, host: "unknown.example.org", destination: "198.51.100.7:80", route: "block_all" }));
     h.tick();
     const body = bodyOf(h);
     assert.is(body.unknown.length, 2);
     assert.is((await c.post(JSON.stringify(body))).status, 202);
     h.respond(h.callouts.at(-1)!, { status: 202 });
-    const grown = await until("ratings learned from block_all", () => hostsOf(c.sidecar()).includes(`bookinfo/${fq("ratings")}`) && c.sidecar());
+    const grown = await until(
+      "ratings learned from block_all",
+      () => hostsOf(c.sidecar()).includes(`bookinfo/${fq("ratings")}`) && c.sidecar(),
+    );
     assert.is(grown.spec.outboundTrafficPolicy, undefined);
-    assert.not.ok(hostsOf(grown).some((x) => x.includes("example.org")), "an unregistered host is never imported");
-    assert.equal(new ProxyScope("bookinfo", grown, { ...MESH, outbound: "REGISTRY_ONLY" }).route("ratings.bookinfo", 9080), { cluster: `outbound|9080||${fq("ratings")}` });
+    assert.not.ok(
+      hostsOf(grown).some((x) => x.includes("example.org")),
+      "an unregistered host is never imported",
+    );
+    assert.equal(
+      new ProxyScope("bookinfo", grown, { ...MESH, outbound: "REGISTRY_ONLY" }).route("ratings.bookinfo", 9080),
+      { cluster: `outbound|9080||${fq("ratings")}` },
+    );
 
     // TCP through Passthrough, seen by the network filter: the ClusterIP names productpage's service.
-    h.tcp({ properties: { "xds.cluster_name": "PassthroughCluster", "upstream.address": `${IPS.productpage}:9080` }, sent: [10], received: [10] });
+    h.tcp({
+      properties: { "xds.cluster_name": "PassthroughCluster", "upstream.address": `${IPS.productpage}:9080` },
+      sent: [10],
+      received: [10],
+    });
     h.tick();
     assert.is((await c.post(new TextDecoder().decode(h.callouts.at(-1)!.body))).status, 202);
-    await until("productpage's own service learned from a ClusterIP", () => hostsOf(c.sidecar()).includes(`bookinfo/${fq("productpage")}`));
+    await until("productpage's own service learned from a ClusterIP", () =>
+      hostsOf(c.sidecar()).includes(`bookinfo/${fq("productpage")}`),
+    );
   } finally {
     await c.stop();
   }

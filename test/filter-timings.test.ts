@@ -12,7 +12,17 @@ const REVIEWS = "outbound|9080||reviews.bookinfo.svc.cluster.local";
 
 test("outbound and inbound edges carry upstream time, sizes and method classes", () => {
   const h = filterHost();
-  for (let i = 0; i < 8; i++) h.http(request(REVIEWS, { host: "reviews:9080", ms: 12, upMs: 10.5, method: i < 6 ? "GET" : "POST", reqBytes: 300, respBytes: 1200 }));
+  for (let i = 0; i < 8; i++)
+    h.http(
+      request(REVIEWS, {
+        host: "reviews:9080",
+        ms: 12,
+        upMs: 10.5,
+        method: i < 6 ? "GET" : "POST",
+        reqBytes: 300,
+        respBytes: 1200,
+      }),
+    );
   h.http(request(REVIEWS, { host: "reviews:9080", ms: 3, upMs: 2, method: "DELETE" }));
   h.http(request("inbound|9080||", { host: "productpage:9080", ms: 40, upMs: 38, method: "PUT" }));
   h.tick();
@@ -38,7 +48,11 @@ test("without response.backend_latency the router's x-envoy-upstream-service-tim
   const e = bodyOf(h).edges[0];
   assert.is(e.count, 2);
   assert.is(e.upstream.sumUs, 9_000);
-  assert.is(e.upstream.buckets.reduce((a: number, b: number) => a + b, 0), 1, "the request with no upstream time is not counted as 0");
+  assert.is(
+    e.upstream.buckets.reduce((a: number, b: number) => a + b, 0),
+    1,
+    "the request with no upstream time is not counted as 0",
+  );
 });
 
 test("timings: false keeps the v1 per-request cost (no upstream, sizes or methods)", () => {
@@ -54,17 +68,25 @@ test("timings: false keeps the v1 per-request cost (no upstream, sizes or method
   const h2 = filterHost();
   const b2 = h2.calls.get("proxy_get_property") ?? 0;
   h2.http(request(REVIEWS, { host: "reviews:9080", ms: 12 }));
-  assert.is((h2.calls.get("proxy_get_property") ?? 0) - b2 - calls, 4, "v2 timings cost 4 more property reads per request");
+  assert.is(
+    (h2.calls.get("proxy_get_property") ?? 0) - b2 - calls,
+    4,
+    "v2 timings cost 4 more property reads per request",
+  );
 });
 
 test("a bad timings value is one clear error and the defaults", () => {
   const h = filterHost({ timings: "yes" } as object);
-  assert.ok(h.logs.some((l) => /timings must be true or false/.test(l.message)), JSON.stringify(h.logs));
+  assert.ok(
+    h.logs.some((l) => /timings must be true or false/.test(l.message)),
+    JSON.stringify(h.logs),
+  );
 });
 
 test("the collector keeps v2 timings: upstream histogram, sizes and method classes merge per edge", () => {
   const h = filterHost();
-  for (let i = 0; i < 4; i++) h.http(request(REVIEWS, { host: "reviews:9080", ms: 12, upMs: 10, method: i ? "GET" : "POST" }));
+  for (let i = 0; i < 4; i++)
+    h.http(request(REVIEWS, { host: "reviews:9080", ms: 12, upMs: 10, method: i ? "GET" : "POST" }));
   h.tick();
   const g = new Graph();
   const col = new Collector(g);

@@ -18,10 +18,15 @@ const EGRESS = "outbound|443||istio-egressgateway.istio-system.svc.cluster.local
 
 function bookinfoTraffic(h: ReturnType<typeof filterHost>) {
   const statuses: number[] = [];
-  const run = (x: ReturnType<typeof request>) => { const s = h.http(x); statuses.push(s.request, s.response); };
+  const run = (x: ReturnType<typeof request>) => {
+    const s = h.http(x);
+    statuses.push(s.request, s.response);
+  };
   for (let i = 0; i < 20; i++) run(request(REVIEWS, { host: "reviews:9080", ms: 12, code: i % 10 === 0 ? 503 : 200 }));
-  for (let i = 0; i < 10; i++) run(request(DETAILS, { host: "details:9080", ms: 0.3, code: i === 0 ? 404 : 200, flags: i === 1 ? 0x2 : 0 }));
-  for (let i = 0; i < 5; i++) run(request(RATINGS_GRPC, { host: "ratings-grpc:7070", proto: "HTTP/2", grpc: true, ms: 1.5 }));
+  for (let i = 0; i < 10; i++)
+    run(request(DETAILS, { host: "details:9080", ms: 0.3, code: i === 0 ? 404 : 200, flags: i === 1 ? 0x2 : 0 }));
+  for (let i = 0; i < 5; i++)
+    run(request(RATINGS_GRPC, { host: "ratings-grpc:7070", proto: "HTTP/2", grpc: true, ms: 1.5 }));
   run(request("inbound|9080||", { host: "productpage:9080", ms: 40 }));
   run(request(EGRESS, { host: "api.stripe.com", ms: 120 }));
   run(request("PassthroughCluster", { host: "telemetry.example.net", upstream: "203.0.113.7:80" }));
@@ -31,7 +36,12 @@ function bookinfoTraffic(h: ReturnType<typeof filterHost>) {
 
 test("latency bounds are identical in the filter and the controller", () => {
   const src = readFileSync(join(ROOT, "filter/assembly/bounds.ts"), "utf8");
-  const arr = /BOUNDS_US: u64\[\] = \[([^\]]+)\]/.exec(src)![1].split(",").map((s) => s.trim()).filter(Boolean).map(Number);
+  const arr = /BOUNDS_US: u64\[\] = \[([^\]]+)\]/
+    .exec(src)![1]
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
   assert.equal(arr, BOUNDS_US);
   assert.is(Number(/BUCKETS: i32 = (\d+)/.exec(src)![1]), BUCKETS);
 });
@@ -40,7 +50,10 @@ test("Bookinfo traffic → report v2 content", () => {
   const h = filterHost({ flushIntervalMs: 5000 });
   assert.is(h.tickPeriodMs, 5000);
   const statuses = bookinfoTraffic(h);
-  assert.ok(statuses.every((s) => s === 0), "every hook returns Continue");
+  assert.ok(
+    statuses.every((s) => s === 0),
+    "every hook returns Continue",
+  );
   assert.is(h.callouts.length, 0, "nothing sent before the tick");
   h.tick();
   assert.is(h.callouts.length, 1);
@@ -50,11 +63,22 @@ test("Bookinfo traffic → report v2 content", () => {
   assert.ok(c.headers.some(([k, v]) => k === "content-type" && v === "application/json"));
   const r = bodyOf(h);
   assert.is(r.v, 2);
-  assert.equal(r.proxy, { workload: "productpage-v1", namespace: "bookinfo", pod: PRODUCTPAGE.NAME, node: "node-a", mesh: "cluster.local" });
+  assert.equal(r.proxy, {
+    workload: "productpage-v1",
+    namespace: "bookinfo",
+    pod: PRODUCTPAGE.NAME,
+    node: "node-a",
+    mesh: "cluster.local",
+  });
   assert.ok(r.window.endMs >= r.window.startMs);
-  const byCluster = Object.fromEntries(r.edges.map((e: any) => [e.cluster + (e.cluster === EGRESS ? "#" + e.authority : ""), e]));
+  const byCluster = Object.fromEntries(
+    r.edges.map((e: any) => [e.cluster + (e.cluster === EGRESS ? "#" + e.authority : ""), e]),
+  );
   const rv = byCluster[REVIEWS];
-  assert.equal([rv.dir, rv.authority, rv.proto, rv.count, rv.err5xx, rv.err4xx], ["outbound", "reviews:9080", "HTTP/1.1", 20, 2, 0]);
+  assert.equal(
+    [rv.dir, rv.authority, rv.proto, rv.count, rv.err5xx, rv.err4xx],
+    ["outbound", "reviews:9080", "HTTP/1.1", 20, 2, 0],
+  );
   assert.is(rv.latency.bounds, "meshtune-v1");
   assert.is(rv.latency.buckets[bucketOf(12_000)], 20);
   assert.is(rv.latency.sumUs, 240_000);
@@ -88,7 +112,10 @@ test("collector turns the dispatched report into the expected Sidecar hosts", ()
     "istio-system/*", // covers istio-system/istio-egressgateway… (no duplicated-host warning)
     "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local", // the collector stays reachable
   ]);
-  assert.equal(res.unregistered.map((u) => `${u.kind} ${u.dst}`), ["blackhole 10.50.0.9:5432", "passthrough 203.0.113.7:80"]);
+  assert.equal(
+    res.unregistered.map((u) => `${u.kind} ${u.dst}`),
+    ["blackhole 10.50.0.9:5432", "passthrough 203.0.113.7:80"],
+  );
   assert.is(h.metric("meshtune_reports_sent"), 1n);
 });
 
@@ -101,7 +128,10 @@ test("after a successful report the table starts empty", () => {
   assert.is(h.callouts.length, 1, "no empty report");
   h.http(request(DETAILS));
   h.tick();
-  assert.equal(bodyOf(h).edges.map((e: any) => e.cluster), [DETAILS]);
+  assert.equal(
+    bodyOf(h).edges.map((e: any) => e.cluster),
+    [DETAILS],
+  );
 });
 
 test("collector down (reset/timeout): data kept, backoff, next report carries it", () => {
@@ -124,7 +154,8 @@ test("collector down (reset/timeout): data kept, backoff, next report carries it
   h.respond(h.callouts[1], { status: 503 });
   assert.is(h.metric("meshtune_reports_failed"), 2n);
   // backoff doubles: two skipped ticks
-  h.tick(); h.tick();
+  h.tick();
+  h.tick();
   assert.is(h.callouts.length, 2);
   h.tick();
   assert.is(h.callouts.length, 3);
@@ -132,16 +163,26 @@ test("collector down (reset/timeout): data kept, backoff, next report carries it
 });
 
 test("collector refusal (403/400/507) is final: not resent, counted; 429 is retried", () => {
-  for (const [status, resent] of [[403, false], [400, false], [507, false], [429, true]] as const) {
+  for (const [status, resent] of [
+    [403, false],
+    [400, false],
+    [507, false],
+    [429, true],
+  ] as const) {
     const h = filterHost();
     h.http(request(REVIEWS));
     h.tick();
     h.respond(h.callouts[0], { status });
-    assert.match(h.logsAt("warn").join("\n"), resent ? /failed, will retry \(status 429\)/ : new RegExp(`refused, not resent \\(status ${status}\\)`));
+    assert.match(
+      h.logsAt("warn").join("\n"),
+      resent ? /failed, will retry \(status 429\)/ : new RegExp(`refused, not resent \\(status ${status}\\)`),
+    );
     assert.is(h.metric("meshtune_reports_refused"), resent ? 0n : 1n, `status ${status}`);
     h.http(request(DETAILS));
     for (let i = 0; i < 3; i++) h.tick();
-    const clusters = bodyOf(h).edges.map((e: any) => e.cluster).sort();
+    const clusters = bodyOf(h)
+      .edges.map((e: any) => e.cluster)
+      .sort();
     assert.equal(clusters, resent ? [DETAILS, REVIEWS].sort() : [DETAILS], `status ${status}`);
   }
 });
@@ -154,7 +195,8 @@ test("unknown collector cluster: dispatch fails synchronously, data kept", () =>
   assert.is(h.callouts.length, 0);
   assert.is(h.metric("meshtune_reports_failed"), 1n);
   h.clusters = null;
-  h.tick(); h.tick();
+  h.tick();
+  h.tick();
   assert.is(bodyOf(h).edges[0].count, 1);
 });
 
@@ -217,9 +259,19 @@ test("identity from xds.node.metadata on Envoy ≥ 1.33; node.metadata only on o
   old.start();
   old.http(request(REVIEWS));
   old.tick();
-  assert.equal(bodyOf(old).proxy, { workload: "productpage-v1", namespace: "bookinfo", pod: PRODUCTPAGE.NAME, node: "node-a", mesh: "cluster.local" });
+  assert.equal(bodyOf(old).proxy, {
+    workload: "productpage-v1",
+    namespace: "bookinfo",
+    pod: PRODUCTPAGE.NAME,
+    node: "node-a",
+    mesh: "cluster.local",
+  });
   // Both present (a host serving both): the xds path wins.
-  const both = new HostBuilder().wasmFile(FILTER_WASM).nodeMetadata(PRODUCTPAGE).property(["node", "metadata", "WORKLOAD_NAME"], "stale").build();
+  const both = new HostBuilder()
+    .wasmFile(FILTER_WASM)
+    .nodeMetadata(PRODUCTPAGE)
+    .property(["node", "metadata", "WORKLOAD_NAME"], "stale")
+    .build();
   both.start();
   both.http(request(REVIEWS));
   both.tick();
@@ -227,7 +279,10 @@ test("identity from xds.node.metadata on Envoy ≥ 1.33; node.metadata only on o
 });
 
 test("one VM per worker: each reports its own streams on its own tick; totals add up", () => {
-  const w = new EnvoyWorkers(() => new HostBuilder().wasmFile(FILTER_WASM).nodeMetadata(PRODUCTPAGE).pluginConfig({ flushIntervalMs: 1000 }), 2);
+  const w = new EnvoyWorkers(
+    () => new HostBuilder().wasmFile(FILTER_WASM).nodeMetadata(PRODUCTPAGE).pluginConfig({ flushIntervalMs: 1000 }),
+    2,
+  );
   for (let i = 0; i < 7; i++) w.http(request(REVIEWS, { host: "reviews:9080" }));
   w.tick();
   const p = w.pending();
@@ -242,7 +297,10 @@ test("outbound edges keep each requested authority (VirtualService hosts routed 
   h.http(request(REVIEWS, { host: "reviews.bookinfo.example.com" }));
   h.http(request(REVIEWS, { host: "reviews:9080" }));
   h.tick();
-  assert.equal(bodyOf(h).edges.map((e: any) => `${e.authority} ${e.count}`), ["reviews:9080 2", "reviews.bookinfo.example.com 1"]);
+  assert.equal(
+    bodyOf(h).edges.map((e: any) => `${e.authority} ${e.count}`),
+    ["reviews:9080 2", "reviews.bookinfo.example.com 1"],
+  );
 });
 
 test("counters: the host rejects increments ≤ 0 as Envoy does; the filter never sends one", () => {

@@ -17,20 +17,58 @@ import { ROOT } from "./helpers/cli.js";
 /** mulberry32: small, fast, seedable. */
 function rng(seed: number) {
   let a = seed >>> 0;
-  return () => { a = (a + 0x6d2b79f5) >>> 0; let t = a; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 4294967296; };
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
-const NASTY = ['"', '" "', "\r", "\n", "\t", " ", "\\", "*", "\u0000", "é", "\u2028", "]", "[", "-", "|", "/", "../", "%", "{", "}", ":", "9".repeat(20), "a".repeat(300)];
+const NASTY = [
+  '"',
+  '" "',
+  "\r",
+  "\n",
+  "\t",
+  " ",
+  "\\",
+  "*",
+  "\u0000",
+  "é",
+  "\u2028",
+  "]",
+  "[",
+  "-",
+  "|",
+  "/",
+  "../",
+  "%",
+  "{",
+  "}",
+  ":",
+  "9".repeat(20),
+  "a".repeat(300),
+];
 
 function mutate(s: string, r: () => number): string {
   const pick = <T>(a: T[]) => a[Math.floor(r() * a.length)];
   const at = Math.floor(r() * (s.length + 1));
   switch (Math.floor(r() * 6)) {
-    case 0: return s.slice(0, at) + pick(NASTY) + s.slice(at);                  // insert
-    case 1: return s.slice(0, at) + s.slice(at + 1 + Math.floor(r() * 8));       // delete
-    case 2: return s.slice(0, at) + String.fromCharCode(Math.floor(r() * 128)) + s.slice(at + 1); // replace
-    case 3: { const b = Math.floor(r() * s.length); return s.slice(0, at) + s.slice(b, b + 20) + s.slice(at); } // duplicate
-    case 4: return s.slice(0, at);                                                // truncate
-    default: return s.replace(/"[^"]*"/g, (m) => (r() < 0.2 ? `"${pick(NASTY)}${m.slice(1)}` : m)); // quotes inside quoted fields
+    case 0:
+      return s.slice(0, at) + pick(NASTY) + s.slice(at); // insert
+    case 1:
+      return s.slice(0, at) + s.slice(at + 1 + Math.floor(r() * 8)); // delete
+    case 2:
+      return s.slice(0, at) + String.fromCharCode(Math.floor(r() * 128)) + s.slice(at + 1); // replace
+    case 3: {
+      const b = Math.floor(r() * s.length);
+      return s.slice(0, at) + s.slice(b, b + 20) + s.slice(at);
+    } // duplicate
+    case 4:
+      return s.slice(0, at); // truncate
+    default:
+      return s.replace(/"[^"]*"/g, (m) => (r() < 0.2 ? `"${pick(NASTY)}${m.slice(1)}` : m)); // quotes inside quoted fields
   }
 }
 
@@ -70,7 +108,10 @@ test("line endings: LF, CRLF and CR-only all split lines, also across chunk boun
   for (const sep of ["\n", "\r\n", "\r"]) {
     const text = corpus.join(sep) + sep;
     for (const size of [7, 64, 1 << 20]) {
-      const chunks = async function* () { const b = Buffer.from(text); for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size); };
+      const chunks = async function* () {
+        const b = Buffer.from(text);
+        for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
+      };
       const got: string[] = [];
       for await (const l of readLines(chunks())) if ("text" in l) got.push(l.text);
       assert.equal(got, corpus, `${JSON.stringify(sep)} / ${size}`);
@@ -80,16 +121,25 @@ test("line endings: LF, CRLF and CR-only all split lines, also across chunk boun
 
 test("report validator: 20,000 mutations never throw; what passes is safe to turn into config", () => {
   const seed = readFileSync(join(ROOT, "test/corpus/report-v1.json"), "utf8");
-  const index = new HostIndex([{ namespace: "bookinfo", host: "*.googleapis.com", vip: false, ports: [], endpoints: 1, exportTo: [] }]);
+  const index = new HostIndex([
+    { namespace: "bookinfo", host: "*.googleapis.com", vip: false, ports: [], endpoints: 1, exportTo: [] },
+  ]);
   const r = rng(0xfeed);
   let passed = 0;
   for (let i = 0; i < 20_000; i++) {
     let body = seed;
     for (let k = 1 + Math.floor(r() * 3); k > 0; k--) body = mutate(body, r);
     let v: unknown;
-    try { v = JSON.parse(body); } catch { continue; }
+    try {
+      v = JSON.parse(body);
+    } catch {
+      continue;
+    }
     const s = validateReport(v);
-    if (!s.ok) { assert.ok(s.reason && s.detail.length < 400); continue; }
+    if (!s.ok) {
+      assert.ok(s.reason && s.detail.length < 400);
+      continue;
+    }
     if (reportContentError(s.report, s.report.proxy.namespace, "cluster.local", index)) continue;
     passed++;
     for (const e of s.report.edges) {

@@ -28,8 +28,20 @@ test("workload name from pod name", () => {
 });
 
 test("cluster names: pipe form, SNI form, specials", () => {
-  assert.equal(parseCluster("outbound|9080|v1|reviews.default.svc.cluster.local"), { kind: "outbound", port: 9080, subset: "v1", host: "reviews.default.svc.cluster.local", egressGateway: false });
-  assert.equal(parseCluster("outbound_.9080_.v1_.reviews.default.svc.cluster.local"), { kind: "outbound", port: 9080, subset: "v1", host: "reviews.default.svc.cluster.local", egressGateway: false });
+  assert.equal(parseCluster("outbound|9080|v1|reviews.default.svc.cluster.local"), {
+    kind: "outbound",
+    port: 9080,
+    subset: "v1",
+    host: "reviews.default.svc.cluster.local",
+    egressGateway: false,
+  });
+  assert.equal(parseCluster("outbound_.9080_.v1_.reviews.default.svc.cluster.local"), {
+    kind: "outbound",
+    port: 9080,
+    subset: "v1",
+    host: "reviews.default.svc.cluster.local",
+    egressGateway: false,
+  });
   assert.ok(parseCluster("outbound|443||istio-egressgateway.istio-system.svc.cluster.local").egressGateway);
   assert.is(parseCluster("inbound|9080||").kind, "inbound");
   assert.is(parseCluster("InboundPassthroughClusterIpv4").kind, "inbound");
@@ -49,8 +61,12 @@ test("ns/host for svc hosts, */host otherwise, always-included defaults, sorted 
   edge(g, n, "outbound|5432||db.data.svc.cluster.local");
   const { hosts } = one(g);
   assert.equal(hosts, [
-    "*/api.github.com", "bookinfo/details.bookinfo.svc.cluster.local", "bookinfo/reviews.bookinfo.svc.cluster.local",
-    "data/db.data.svc.cluster.local", "istio-system/*", "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local",
+    "*/api.github.com",
+    "bookinfo/details.bookinfo.svc.cluster.local",
+    "bookinfo/reviews.bookinfo.svc.cluster.local",
+    "data/db.data.svc.cluster.local",
+    "istio-system/*",
+    "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local",
   ]);
 });
 
@@ -60,7 +76,12 @@ test("egress gateway adds the original authority host", () => {
   edge(g, n, "outbound|80||istio-egressgateway.istio-system.svc.cluster.local", "api.stripe.com");
   edge(g, n, "outbound|80||istio-egressgateway.istio-system.svc.cluster.local", "hooks.slack.com:80");
   const { hosts } = one(g);
-  assert.equal(hosts, ["*/api.stripe.com", "*/hooks.slack.com", "istio-system/*", "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local"]);
+  assert.equal(hosts, [
+    "*/api.stripe.com",
+    "*/hooks.slack.com",
+    "istio-system/*",
+    "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local",
+  ]);
 });
 
 test("inbound, Passthrough and BlackHole never become hosts but are reported with a ServiceEntry", () => {
@@ -69,7 +90,11 @@ test("inbound, Passthrough and BlackHole never become hosts but are reported wit
   edge(g, n, "inbound|9080||", "details:9080", "inbound");
   const s = emptyStats(1);
   s.count = 3;
-  g.addUnknown(n, { kind: "passthrough", dst: "142.250.74.10:443", authority: "", sni: "www.googleapis.com", proto: "TLS" }, s);
+  g.addUnknown(
+    n,
+    { kind: "passthrough", dst: "142.250.74.10:443", authority: "", sni: "www.googleapis.com", proto: "TLS" },
+    s,
+  );
   g.addUnknown(n, { kind: "blackhole", dst: "10.50.0.9:5432", authority: "", sni: "", proto: "TCP" }, s);
   const { r, hosts } = one(g);
   assert.equal(hosts, ["istio-system/*", "meshtune-system/meshtune-controller.meshtune-system.svc.cluster.local"]);
@@ -85,23 +110,40 @@ test("inbound, Passthrough and BlackHole never become hosts but are reported wit
 
 test("gateways are skipped with a note; ordering is stable; filters apply", () => {
   const g = new Graph();
-  for (const [ns, w] of [["shop", "cart-v1"], ["istio-system", "istio-ingressgateway"], ["bookinfo", "ratings-v1"], ["bookinfo", "details-v1"]]) {
+  for (const [ns, w] of [
+    ["shop", "cart-v1"],
+    ["istio-system", "istio-ingressgateway"],
+    ["bookinfo", "ratings-v1"],
+    ["bookinfo", "details-v1"],
+  ]) {
     const n = g.node(ns, w)!;
     if (w.includes("gateway")) n.proxy = { kind: "gateway", why: "annotation inject.istio.io/templates=gateway" };
     edge(g, n, "outbound|9080||ratings.bookinfo.svc.cluster.local");
   }
   const r = generateSidecars(g, DEFAULT_GENERATE);
-  assert.equal(r.sidecars.map((s) => `${s.metadata.namespace}/${s.metadata.name}`), ["bookinfo/details-v1", "bookinfo/ratings-v1", "shop/cart-v1"]);
-  assert.equal(r.proxiesSkipped.map((p) => `${p.kind} ${p.workload}`), ["gateway istio-system/istio-ingressgateway"]);
+  assert.equal(
+    r.sidecars.map((s) => `${s.metadata.namespace}/${s.metadata.name}`),
+    ["bookinfo/details-v1", "bookinfo/ratings-v1", "shop/cart-v1"],
+  );
+  assert.equal(
+    r.proxiesSkipped.map((p) => `${p.kind} ${p.workload}`),
+    ["gateway istio-system/istio-ingressgateway"],
+  );
   assert.is(generateSidecars(g, { ...DEFAULT_GENERATE, namespace: "shop" }).sidecars.length, 1);
-  assert.is(generateSidecars(g, { ...DEFAULT_GENERATE, workload: "bookinfo/ratings-v1" }).sidecars[0].metadata.name, "ratings-v1");
+  assert.is(
+    generateSidecars(g, { ...DEFAULT_GENERATE, workload: "bookinfo/ratings-v1" }).sidecars[0].metadata.name,
+    "ratings-v1",
+  );
 });
 
 test("generated Sidecars validate against Istio's schema; labels and selector", () => {
   const g = new Graph();
   const n = g.node("bookinfo", "reviews-v2")!;
   edge(g, n, "outbound|9080||ratings.bookinfo.svc.cluster.local");
-  const s = generateSidecars(g, { ...DEFAULT_GENERATE, egressProxy: { host: "meshtune-fallback.meshtune-system.svc.cluster.local", port: 80 } }).sidecars[0];
+  const s = generateSidecars(g, {
+    ...DEFAULT_GENERATE,
+    egressProxy: { host: "meshtune-fallback.meshtune-system.svc.cluster.local", port: 80 },
+  }).sidecars[0];
   validateSidecar(s);
   assert.equal(s.metadata.labels, { "app.kubernetes.io/managed-by": "meshtune" });
   assert.equal(s.spec.workloadSelector.labels, { app: "reviews", version: "v2" });

@@ -6,12 +6,21 @@ import { HostBuilder } from "./proxywasm/host.js";
 import { FILTER_WASM } from "./helpers/filter.js";
 
 test("header map serialization matches the spec layout", () => {
-  const b = serializePairs([[":status", "200"], ["a", ""]]);
+  const b = serializePairs([
+    [":status", "200"],
+    ["a", ""],
+  ]);
   const dv = new DataView(b.buffer);
   assert.is(dv.getUint32(0, true), 2);
-  assert.equal([dv.getUint32(4, true), dv.getUint32(8, true), dv.getUint32(12, true), dv.getUint32(16, true)], [7, 3, 1, 0]);
+  assert.equal(
+    [dv.getUint32(4, true), dv.getUint32(8, true), dv.getUint32(12, true), dv.getUint32(16, true)],
+    [7, 3, 1, 0],
+  );
   assert.is(new TextDecoder().decode(b.subarray(20)), ":status\x00200\x00a\x00\x00");
-  assert.equal(deserializePairs(b), [[":status", "200"], ["a", ""]]);
+  assert.equal(deserializePairs(b), [
+    [":status", "200"],
+    ["a", ""],
+  ]);
 });
 
 test("property encoding: strings raw, integers 8-byte little-endian; paths NUL-separated", () => {
@@ -22,7 +31,11 @@ test("property encoding: strings raw, integers 8-byte little-endian; paths NUL-s
 });
 
 test("host functions: NotFound, BadArgument, Unimplemented, memory hand-off", () => {
-  const h = new HostBuilder().wasmFile(FILTER_WASM).property(["node", "metadata", "NAME"], "p-1").property("response.code", 404).build();
+  const h = new HostBuilder()
+    .wasmFile(FILTER_WASM)
+    .property(["node", "metadata", "NAME"], "p-1")
+    .property("response.code", 404)
+    .build();
   h.start();
   const env = h.env as Record<string, (...a: number[]) => number>;
   const out = h.alloc(new Uint8Array(8));
@@ -36,9 +49,18 @@ test("host functions: NotFound, BadArgument, Unimplemented, memory hand-off", ()
   const [mPtr, mLen] = h.alloc("no\0such");
   assert.is(env.proxy_get_property(mPtr, mLen, out[0], out[0] + 4), 1, "NotFound");
   assert.is(env.proxy_get_buffer_bytes(2 /* DownstreamData */, 0, 10, out[0], out[0] + 4), 12, "Unimplemented");
-  assert.is(env.proxy_get_header_map_value(6, pPtr, 1, out[0], out[0] + 4), 2, "no http-call response outside its callback: BadArgument");
+  assert.is(
+    env.proxy_get_header_map_value(6, pPtr, 1, out[0], out[0] + 4),
+    2,
+    "no http-call response outside its callback: BadArgument",
+  );
   // http call without :authority is rejected, as Envoy does
-  const hdr = h.alloc(serializePairs([[":method", "POST"], [":path", "/"]]));
+  const hdr = h.alloc(
+    serializePairs([
+      [":method", "POST"],
+      [":path", "/"],
+    ]),
+  );
   const [uPtr, uLen] = h.alloc("c");
   assert.is(env.proxy_http_call(uPtr, uLen, hdr[0], hdr[1], 0, 0, 0, 0, 1000, out[0]), 2);
   assert.is(env.proxy_set_effective_context(999), 2, "unknown context");
@@ -48,8 +70,16 @@ test("lifecycle: root configure, stream hooks, tick period, metrics defined", ()
   const h = new HostBuilder().wasmFile(FILTER_WASM).pluginConfig({ flushIntervalMs: 250 }).build();
   assert.ok(h.start());
   assert.is(h.tickPeriodMs, 250);
-  assert.equal([...h.metrics.values()].map((m) => m.name).sort(), ["meshtune_edges_dropped", "meshtune_reports_failed", "meshtune_reports_refused", "meshtune_reports_sent"]);
-  assert.equal(h.http({ properties: { "xds.cluster_name": "outbound|80||a.b.svc.cluster.local" } }), { request: 0, response: 0 });
+  assert.equal([...h.metrics.values()].map((m) => m.name).sort(), [
+    "meshtune_edges_dropped",
+    "meshtune_reports_failed",
+    "meshtune_reports_refused",
+    "meshtune_reports_sent",
+  ]);
+  assert.equal(h.http({ properties: { "xds.cluster_name": "outbound|80||a.b.svc.cluster.local" } }), {
+    request: 0,
+    response: 0,
+  });
   assert.ok((h.calls.get("proxy_get_property") ?? 0) > 0);
 });
 

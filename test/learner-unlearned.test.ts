@@ -11,23 +11,44 @@ import { HostIndex } from "../controller/istio/hosts.js";
 import { parseCatalog } from "../controller/sidecar/catalog.js";
 import * as L from "./fixtures/lines.js";
 
-const svc = (name: string, ip: string) => ({ kind: "Service", metadata: { name, namespace: "bookinfo" }, spec: { clusterIP: ip, ports: [{ name: "http", port: 9080 }] } });
-const catalog = parseCatalog({ items: [svc("ratings", "10.96.0.20"), svc("reviews", "10.96.0.21"), svc("productpage", "10.96.0.22")] });
+const svc = (name: string, ip: string) => ({
+  kind: "Service",
+  metadata: { name, namespace: "bookinfo" },
+  spec: { clusterIP: ip, ports: [{ name: "http", port: 9080 }] },
+});
+const catalog = parseCatalog({
+  items: [svc("ratings", "10.96.0.20"), svc("reviews", "10.96.0.21"), svc("productpage", "10.96.0.22")],
+});
 
 test("fallback and global-sidecar lines teach the requested host; block_all teaches in-mesh hosts and reports external ones", async () => {
   const l = new AccessLogLearner({ defaultNamespace: "bookinfo", clusterDomain: "cluster.local" });
-  const blockedExternal = L.TEXT_BLOCK_ALL.replace('"ratings:9080"', '"api.unknown.example:443"').replace("10.96.0.20:9080", "198.51.100.7:443");
-  await l.learnStream(Readable.from([L.TEXT_VIA_FALLBACK, L.TEXT_VIA_GLOBAL_SIDECAR, L.TEXT_BLOCK_ALL, blockedExternal].map((x) => Buffer.from(L.prefixed("productpage-v1-6987489c74-6fgz8", x) + "\n"))));
+  const blockedExternal = L.TEXT_BLOCK_ALL.replace('"ratings:9080"', '"api.unknown.example:443"').replace(
+    "10.96.0.20:9080",
+    "198.51.100.7:443",
+  );
+  await l.learnStream(
+    Readable.from(
+      [L.TEXT_VIA_FALLBACK, L.TEXT_VIA_GLOBAL_SIDECAR, L.TEXT_BLOCK_ALL, blockedExternal].map((x) =>
+        Buffer.from(L.prefixed("productpage-v1-6987489c74-6fgz8", x) + "\n"),
+      ),
+    ),
+  );
   const { graph } = l.finish();
   const r = generateSidecars(graph, { ...DEFAULT_GENERATE, index: new HostIndex(catalog) });
   const sc = r.sidecars.find((s) => s.metadata.name === "productpage-v1")!;
   const hosts = sc.spec.egress[0].hosts;
   assert.ok(hosts.includes("bookinfo/ratings.bookinfo.svc.cluster.local"), hosts.join(" "));
   assert.ok(hosts.includes("bookinfo/reviews.bookinfo.svc.cluster.local"));
-  assert.not.ok(hosts.some((h) => h.includes("global-sidecar")), "the fallback proxy itself is not a dependency");
+  assert.not.ok(
+    hosts.some((h) => h.includes("global-sidecar")),
+    "the fallback proxy itself is not a dependency",
+  );
   assert.not.ok(hosts.some((h) => h.includes("unknown.example")));
   const blocked = r.unregistered.filter((u) => u.kind === "blackhole");
-  assert.equal(blocked.map((u) => [u.authority, u.suggestion?.spec.hosts]), [["api.unknown.example:443", ["api.unknown.example"]]]);
+  assert.equal(
+    blocked.map((u) => [u.authority, u.suggestion?.spec.hosts]),
+    [["api.unknown.example:443", ["api.unknown.example"]]],
+  );
 });
 
 test.run();

@@ -5,7 +5,8 @@ import { AccessLogLearner } from "../controller/log/learner.js";
 import * as L from "./fixtures/lines.js";
 
 const opts = { defaultNamespace: "default", clusterDomain: "cluster.local" };
-const feed = async (l: AccessLogLearner, lines: (string | Buffer)[]) => l.learnStream(Readable.from(lines.map((x) => (typeof x === "string" ? Buffer.from(x + "\n") : x))));
+const feed = async (l: AccessLogLearner, lines: (string | Buffer)[]) =>
+  l.learnStream(Readable.from(lines.map((x) => (typeof x === "string" ? Buffer.from(x + "\n") : x))));
 
 test("per-pod attribution via kubectl --prefix; namespace inferred from inbound SNI", async () => {
   const l = new AccessLogLearner(opts);
@@ -15,7 +16,16 @@ test("per-pod attribution via kubectl --prefix; namespace inferred from inbound 
     L.prefixed("details-v1-79f774bdb9-kx7lq", L.TEXT_PASSTHROUGH_TLS),
   ]);
   const { graph, placements } = l.finish();
-  assert.equal(placements.find((p) => p.pod === "details-v1-79f774bdb9-kx7lq"), { pod: "details-v1-79f774bdb9-kx7lq", namespace: "bookinfo", workload: "details-v1", how: "inferred", proxy: placements.find((p) => p.pod === "details-v1-79f774bdb9-kx7lq")!.proxy });
+  assert.equal(
+    placements.find((p) => p.pod === "details-v1-79f774bdb9-kx7lq"),
+    {
+      pod: "details-v1-79f774bdb9-kx7lq",
+      namespace: "bookinfo",
+      workload: "details-v1",
+      how: "inferred",
+      proxy: placements.find((p) => p.pod === "details-v1-79f774bdb9-kx7lq")!.proxy,
+    },
+  );
   // productpage has no inbound line here: default namespace
   const pp = graph.nodes.get("default/productpage-v1")!;
   assert.ok(pp, "productpage attributed");
@@ -39,7 +49,10 @@ test("aggregates counts, 4xx/5xx and histogram per edge", async () => {
   assert.is(e.count, 4);
   assert.is(e.err5xx, 2);
   assert.is(e.err4xx, 1);
-  assert.is(e.buckets.reduce((a, b) => a + b, 0), 4);
+  assert.is(
+    e.buckets.reduce((a, b) => a + b, 0),
+    4,
+  );
 });
 
 test("unprefixed lines without --workload are skipped as unattributed", async () => {
@@ -58,7 +71,8 @@ test("istio-agent lines, binary garbage and truncated JSON are counted, good lin
   assert.ok(l.skipped["not-access-log"] >= 2, `skipped ${JSON.stringify(l.skipped)}`);
   const n = l.finish().graph.nodes.get("shop/cart-v1")!;
   assert.equal([...n.edges.values()].map((e) => e.cluster).sort(), [
-    "outbound|27017||mongodb.bookinfo.svc.cluster.local", "outbound|7070||cart.shop.svc.cluster.local",
+    "outbound|27017||mongodb.bookinfo.svc.cluster.local",
+    "outbound|7070||cart.shop.svc.cluster.local",
   ]);
 });
 

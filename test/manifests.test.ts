@@ -12,7 +12,10 @@ const plugins = parseAllDocuments(readFileSync(join(ROOT, "manifests/wasmplugin.
 const wp = plugins[0];
 
 test("WasmPlugins validate against Istio's schema; HTTP and NETWORK, STATS, both modes, FAIL_OPEN, one module", () => {
-  assert.equal(plugins.map((p) => p.spec.type ?? "HTTP"), ["HTTP", "NETWORK"]);
+  assert.equal(
+    plugins.map((p) => p.spec.type ?? "HTTP"),
+    ["HTTP", "NETWORK"],
+  );
   for (const p of plugins) {
     new WasmPlugin(p).validate();
     assert.is(p.spec.phase, "STATS");
@@ -37,29 +40,47 @@ const docs = (f: string) => parseAllDocuments(readFileSync(join(ROOT, "manifests
 
 test("node DaemonSet: runs the agent on its node's kubepods cgroup, no unload on stop, RBAC for its pods", () => {
   const ds = parse(readFileSync(join(ROOT, "manifests/node-daemonset.yaml"), "utf8"));
-  const spec = ds.spec.template.spec, c = spec.containers[0];
+  const spec = ds.spec.template.spec,
+    c = spec.containers[0];
   assert.is(c.securityContext.privileged, true);
   assert.is(c.args[0], "agent");
-  assert.equal(c.volumeMounts.map((m: { mountPath: string }) => m.mountPath).sort(), ["/sys/fs/bpf", "/sys/fs/cgroup", "/var/run/secrets/meshtune"]);
+  assert.equal(c.volumeMounts.map((m: { mountPath: string }) => m.mountPath).sort(), [
+    "/sys/fs/bpf",
+    "/sys/fs/cgroup",
+    "/var/run/secrets/meshtune",
+  ]);
   assert.is(c.lifecycle?.preStop, undefined, "a restart must not drop every pod's capture");
   assert.is(spec.hostPID, true, "the agent reads /proc/PID/net/tcp of pod processes");
-  assert.is(spec.serviceAccountName, "meshtune-node", "the identity the collector accepts agent reports from (--agent-identity default)");
-  assert.equal(c.env.find((e: { name: string }) => e.name === "NODE_NAME").valueFrom.fieldRef.fieldPath, "spec.nodeName");
+  assert.is(
+    spec.serviceAccountName,
+    "meshtune-node",
+    "the identity the collector accepts agent reports from (--agent-identity default)",
+  );
+  assert.equal(
+    c.env.find((e: { name: string }) => e.name === "NODE_NAME").valueFrom.fieldRef.fieldPath,
+    "spec.nodeName",
+  );
   const cg = c.env.find((e: { name: string }) => e.name === "MESHTUNE_CGROUP").value;
   assert.match(cg, /^\/sys\/fs\/cgroup\/kubepods/, "never the root cgroup");
   assert.ok(c.args.includes("--cgroup=$(MESHTUNE_CGROUP)"));
   const rbac = docs("rbac.yaml");
   const role = rbac.find((d) => d.kind === "ClusterRole" && d.metadata.name === "meshtune-node");
   // Pods to capture; its own Node to label (node features); nothing else cluster-wide.
-  assert.equal(role.rules, [{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] }, { apiGroups: [""], resources: ["nodes"], verbs: ["get", "patch"] }]);
+  assert.equal(role.rules, [
+    { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
+    { apiGroups: [""], resources: ["nodes"], verbs: ["get", "patch"] },
+  ]);
   assert.ok(rbac.some((d) => d.kind === "ClusterRoleBinding" && d.subjects?.[0]?.name === "meshtune-node"));
 });
 
 test("kustomize base lists every manifest, and each parses", () => {
   const k = parse(readFileSync(join(ROOT, "manifests/kustomization.yaml"), "utf8"));
-  const files = readdirSync(join(ROOT, "manifests")).filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml").sort();
+  const files = readdirSync(join(ROOT, "manifests"))
+    .filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml")
+    .sort();
   assert.equal([...k.resources].sort(), files);
-  for (const f of files) for (const d of docs(f)) assert.ok(d.kind && d.metadata?.name, `${f}: ${JSON.stringify(d).slice(0, 80)}`);
+  for (const f of files)
+    for (const d of docs(f)) assert.ok(d.kind && d.metadata?.name, `${f}: ${JSON.stringify(d).slice(0, 80)}`);
 });
 
 test("RBAC is least privilege: no wildcards, no secrets, Sidecars are the only mesh objects written", () => {
@@ -71,18 +92,33 @@ test("RBAC is least privilege: no wildcards, no secrets, Sidecars are the only m
   }
   // The reader role grants GET on meshtune's own read URLs only.
   for (const r of all.filter((x: { nonResourceURLs?: string[] }) => x.nonResourceURLs)) assert.equal(r.verbs, ["get"]);
-  const writes = rules.filter((r: { verbs: string[] }) => r.verbs.some((v) => ["create", "patch", "update", "delete"].includes(v))).flatMap((r: { resources: string[] }) => r.resources);
+  const writes = rules
+    .filter((r: { verbs: string[] }) => r.verbs.some((v) => ["create", "patch", "update", "delete"].includes(v)))
+    .flatMap((r: { resources: string[] }) => r.resources);
   // tokenreviews/subjectaccessreviews are "create" but store nothing: they are questions to the API server.
-  assert.equal([...new Set(writes)].sort(), ["configmaps", "events", "leases", "nodes", "sidecars", "subjectaccessreviews", "tokenreviews"], "nodes: the agent's feature labels only");
+  assert.equal(
+    [...new Set(writes)].sort(),
+    ["configmaps", "events", "leases", "nodes", "sidecars", "subjectaccessreviews", "tokenreviews"],
+    "nodes: the agent's feature labels only",
+  );
 });
 
 test("opt-in tuning RBAC (not in the base): meshtune's rules and workload patches only; workloads never created", () => {
   const k = parse(readFileSync(join(ROOT, "manifests/kustomization.yaml"), "utf8"));
-  assert.not.ok(k.resources.some((r: string) => r.includes("tuning")), "opt-in: not installed by default");
-  const all = parseAllDocuments(readFileSync(join(ROOT, "manifests/optional/tuning-apply.yaml"), "utf8")).map((d) => d.toJS());
+  assert.not.ok(
+    k.resources.some((r: string) => r.includes("tuning")),
+    "opt-in: not installed by default",
+  );
+  const all = parseAllDocuments(readFileSync(join(ROOT, "manifests/optional/tuning-apply.yaml"), "utf8")).map((d) =>
+    d.toJS(),
+  );
   const role = all.find((d) => d.kind === "ClusterRole");
   assert.equal(role.rules, [
-    { apiGroups: ["networking.istio.io"], resources: ["virtualservices", "destinationrules"], verbs: ["create", "patch", "delete"] },
+    {
+      apiGroups: ["networking.istio.io"],
+      resources: ["virtualservices", "destinationrules"],
+      verbs: ["create", "patch", "delete"],
+    },
     { apiGroups: ["apps"], resources: ["deployments", "statefulsets", "daemonsets"], verbs: ["get", "patch"] },
   ]);
   assert.is(all.find((d) => d.kind === "ClusterRoleBinding").subjects[0].name, "meshtune-controller");
@@ -95,20 +131,47 @@ test("controller Deployment: probes on /healthz and /readyz, non-root; Service p
   assert.is(c.livenessProbe.httpGet.path, "/healthz");
   assert.is(dep.spec.template.spec.securityContext.runAsNonRoot, true);
   const port = svc.spec.ports[0].port;
-  assert.is(wp.spec.pluginConfig.collectorCluster, `outbound|${port}||${svc.metadata.name}.${svc.metadata.namespace}.svc.cluster.local`);
+  assert.is(
+    wp.spec.pluginConfig.collectorCluster,
+    `outbound|${port}||${svc.metadata.name}.${svc.metadata.namespace}.svc.cluster.local`,
+  );
 });
 
 test("fallback: injected by label, full scope, TPROXY, one sniffed port matching the egressProxy every Sidecar gets", () => {
   const all = docs("fallback.yaml");
-  const dep = all.find((d) => d.kind === "Deployment"), svc = all.find((d) => d.kind === "Service");
+  const dep = all.find((d) => d.kind === "Deployment"),
+    svc = all.find((d) => d.kind === "Service");
   const t = dep.spec.template;
-  assert.is(t.metadata.labels["sidecar.istio.io/inject"], "true", "the namespace has no injection label: the object selector injects it");
+  assert.is(
+    t.metadata.labels["sidecar.istio.io/inject"],
+    "true",
+    "the namespace has no injection label: the object selector injects it",
+  );
   assert.is(t.metadata.annotations["meshtune.io/enabled"], "false", "meshtune never scopes the fallback");
-  assert.is(t.metadata.annotations["sidecar.istio.io/interceptionMode"], "TPROXY", "keeps the caller's address for TLS callers");
+  assert.is(
+    t.metadata.annotations["sidecar.istio.io/interceptionMode"],
+    "TPROXY",
+    "keeps the caller's address for TLS callers",
+  );
   assert.equal(t.spec.containers[0].args.slice(0, 2), ["fallback", "--port=8080"]);
-  assert.is(`${svc.metadata.name}.${svc.metadata.namespace}.svc.cluster.local`, "meshtune-fallback.meshtune-system.svc.cluster.local");
-  assert.equal(svc.spec.ports.map((p: { port: number; targetPort: number; name: string; appProtocol?: string }) => [p.port, p.targetPort, /^(http|https|tcp|tls|grpc)/.test(p.name) || !!p.appProtocol]), [[80, 8080, false]], "one port, protocol sniffed (egressProxy has one port)");
-  assert.is(t.spec.serviceAccountName, "meshtune-fallback", "the identity the collector accepts fallback reports from (--fallback-identity default)");
+  assert.is(
+    `${svc.metadata.name}.${svc.metadata.namespace}.svc.cluster.local`,
+    "meshtune-fallback.meshtune-system.svc.cluster.local",
+  );
+  assert.equal(
+    svc.spec.ports.map((p: { port: number; targetPort: number; name: string; appProtocol?: string }) => [
+      p.port,
+      p.targetPort,
+      /^(http|https|tcp|tls|grpc)/.test(p.name) || !!p.appProtocol,
+    ]),
+    [[80, 8080, false]],
+    "one port, protocol sniffed (egressProxy has one port)",
+  );
+  assert.is(
+    t.spec.serviceAccountName,
+    "meshtune-fallback",
+    "the identity the collector accepts fallback reports from (--fallback-identity default)",
+  );
   const kust = parse(readFileSync(join(ROOT, "manifests/kustomization.yaml"), "utf8"));
   assert.ok(kust.resources.includes("fallback.yaml"));
 });

@@ -5,19 +5,31 @@ import { estimateSavings, hostMatches, STATIC_CLUSTERS, STATIC_LISTENERS } from 
 import type { SidecarObj } from "../controller/sidecar/generate.js";
 
 const svc = (name: string, ns: string, ports: [number, string][], extra: object = {}) => ({
-  kind: "Service", metadata: { name, namespace: ns, ...extra }, spec: { clusterIP: "10.96.0.1", ports: ports.map(([port, n]) => ({ port, name: n })) },
+  kind: "Service",
+  metadata: { name, namespace: ns, ...extra },
+  spec: { clusterIP: "10.96.0.1", ports: ports.map(([port, n]) => ({ port, name: n })) },
 });
 const catalog = parseCatalog({
   items: [
-    svc("reviews", "bookinfo", [[9080, "http"]]), svc("ratings", "bookinfo", [[9080, "http"]]),
-    svc("mongodb", "bookinfo", [[27017, "tcp-mongo"]]), svc("cart", "shop", [[7070, "grpc"], [9090, "http-metrics"]]),
+    svc("reviews", "bookinfo", [[9080, "http"]]),
+    svc("ratings", "bookinfo", [[9080, "http"]]),
+    svc("mongodb", "bookinfo", [[27017, "tcp-mongo"]]),
+    svc("cart", "shop", [
+      [7070, "grpc"],
+      [9090, "http-metrics"],
+    ]),
     svc("istiod", "istio-system", [[15012, "https"]]),
     { kind: "Endpoints", metadata: { name: "reviews", namespace: "bookinfo" }, subsets: [{ addresses: [{}, {}, {}] }] },
-    { kind: "ServiceEntry", metadata: { name: "stripe", namespace: "shop" }, spec: { hosts: ["api.stripe.com"], ports: [{ number: 443, name: "https", protocol: "TLS" }] } },
+    {
+      kind: "ServiceEntry",
+      metadata: { name: "stripe", namespace: "shop" },
+      spec: { hosts: ["api.stripe.com"], ports: [{ number: 443, name: "https", protocol: "TLS" }] },
+    },
   ],
 });
 
-const sidecar = (ns: string, hosts: string[]) => ({ metadata: { name: "w", namespace: ns }, spec: { egress: [{ hosts }] } }) as unknown as SidecarObj;
+const sidecar = (ns: string, hosts: string[]) =>
+  ({ metadata: { name: "w", namespace: ns }, spec: { egress: [{ hosts }] } }) as unknown as SidecarObj;
 
 test("catalog: services, ports, protocols, endpoints", () => {
   assert.is(catalog.length, 6);
@@ -41,7 +53,10 @@ test("host matching follows Sidecar semantics", () => {
 });
 
 test("estimate: before = every service port, after = scoped; statics stay", () => {
-  const s = estimateSavings(sidecar("bookinfo", ["bookinfo/ratings.bookinfo.svc.cluster.local", "istio-system/*"]), catalog);
+  const s = estimateSavings(
+    sidecar("bookinfo", ["bookinfo/ratings.bookinfo.svc.cluster.local", "istio-system/*"]),
+    catalog,
+  );
   // 7 service ports in all: reviews, ratings, mongodb, cart x2, istiod, stripe
   assert.is(s.before.clusters, STATIC_CLUSTERS + 7);
   assert.is(s.after.clusters, STATIC_CLUSTERS + 2);

@@ -28,7 +28,11 @@
 static struct sockaddr_storage addr;
 static socklen_t addrlen;
 
-static void die(const char *m) { fprintf(stderr, "mtnet: %s: %s\n", m, strerror(errno)); exit(1); }
+static void die(const char *m)
+{
+	fprintf(stderr, "mtnet: %s: %s\n", m, strerror(errno));
+	exit(1);
+}
 
 static void parse_addr(const char *s)
 {
@@ -42,31 +46,58 @@ static void parse_addr(const char *s)
 	}
 	char host[128];
 	const char *colon = strrchr(s, ':');
-	if (!colon) { fprintf(stderr, "mtnet: bad address %s\n", s); exit(2); }
+	if (!colon) {
+		fprintf(stderr, "mtnet: bad address %s\n", s);
+		exit(2);
+	}
 	int hl = colon - s;
-	if (s[0] == '[') { memcpy(host, s + 1, hl - 2); host[hl - 2] = 0; } else { memcpy(host, s, hl); host[hl] = 0; }
+	if (s[0] == '[') {
+		memcpy(host, s + 1, hl - 2);
+		host[hl - 2] = 0;
+	} else {
+		memcpy(host, s, hl);
+		host[hl] = 0;
+	}
 	int port = atoi(colon + 1);
 	struct sockaddr_in *a = (void *)&addr;
 	struct sockaddr_in6 *a6 = (void *)&addr;
-	if (inet_pton(AF_INET, host, &a->sin_addr) == 1) { a->sin_family = AF_INET; a->sin_port = htons(port); addrlen = sizeof(*a); }
-	else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) { a6->sin6_family = AF_INET6; a6->sin6_port = htons(port); addrlen = sizeof(*a6); }
-	else { fprintf(stderr, "mtnet: bad address %s\n", s); exit(2); }
+	if (inet_pton(AF_INET, host, &a->sin_addr) == 1) {
+		a->sin_family = AF_INET;
+		a->sin_port = htons(port);
+		addrlen = sizeof(*a);
+	} else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons(port);
+		addrlen = sizeof(*a6);
+	} else {
+		fprintf(stderr, "mtnet: bad address %s\n", s);
+		exit(2);
+	}
 }
 
 static int dial(void)
 {
 	int fd = socket(addr.ss_family, SOCK_STREAM, 0), one = 1;
-	const char *bind_port = getenv("MTNET_BIND_PORT"); /* fixed source port: tests pods that reuse one */
-	if (fd < 0) die("socket");
+	const char *bind_port =
+		getenv("MTNET_BIND_PORT"); /* fixed source port: tests pods that reuse one */
+	if (fd < 0)
+		die("socket");
 	if (bind_port && addr.ss_family != AF_UNIX) {
 		struct sockaddr_storage b = { .ss_family = addr.ss_family };
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (addr.ss_family == AF_INET) ((struct sockaddr_in *)&b)->sin_port = htons(atoi(bind_port));
-		else ((struct sockaddr_in6 *)&b)->sin6_port = htons(atoi(bind_port));
-		if (bind(fd, (void *)&b, addr.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6))) die("bind");
+		if (addr.ss_family == AF_INET)
+			((struct sockaddr_in *)&b)->sin_port = htons(atoi(bind_port));
+		else
+			((struct sockaddr_in6 *)&b)->sin6_port = htons(atoi(bind_port));
+		if (bind(fd, (void *)&b,
+			 addr.ss_family == AF_INET ? sizeof(struct sockaddr_in) :
+						     sizeof(struct sockaddr_in6)))
+			die("bind");
 	}
-	if (connect(fd, (void *)&addr, addrlen)) die("connect");
-	if (addr.ss_family != AF_UNIX) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (void *)&addr, addrlen))
+		die("connect");
+	if (addr.ss_family != AF_UNIX)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
 }
 
@@ -76,9 +107,14 @@ static int readn(int fd, void *b, size_t n)
 {
 	for (size_t off = 0; off < n;) {
 		ssize_t r = read(fd, (char *)b + off, n - off);
-		if (r < 0 && errno == EINTR) continue;
-		if (r < 0 && errno == EAGAIN) { __atomic_add_fetch(&spurious_eagain, 1, __ATOMIC_RELAXED); continue; }
-		if (r <= 0) return -1;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == EAGAIN) {
+			__atomic_add_fetch(&spurious_eagain, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		if (r <= 0)
+			return -1;
 		off += r;
 	}
 	return 0;
@@ -88,14 +124,21 @@ static int writen(int fd, const void *b, size_t n)
 {
 	for (size_t off = 0; off < n;) {
 		ssize_t w = write(fd, (const char *)b + off, n - off);
-		if (w < 0 && errno == EINTR) continue;
-		if (w <= 0) return -1;
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
 		off += w;
 	}
 	return 0;
 }
 
-static double now_us(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e6 + t.tv_nsec / 1e3; }
+static double now_us(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
+}
 
 /* ---- echo server ---- */
 static void *echo(void *arg)
@@ -105,8 +148,10 @@ static void *echo(void *arg)
 	ssize_t n;
 	for (;;) {
 		n = read(c, buf, 1 << 20);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue; /* see readn */
-		if (n <= 0 || writen(c, buf, n)) break;
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue; /* see readn */
+		if (n <= 0 || writen(c, buf, n))
+			break;
 	}
 	shutdown(c, SHUT_WR); /* half-close after the peer's EOF */
 	close(c);
@@ -119,16 +164,22 @@ static void *echo(void *arg)
 static int __attribute__((noreturn)) serve(int serial)
 {
 	int l = socket(addr.ss_family, SOCK_STREAM, 0), one = 1;
-	if (addr.ss_family == AF_UNIX) unlink(((struct sockaddr_un *)&addr)->sun_path);
-	else setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (addr.ss_family == AF_INET6) setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(l, (void *)&addr, addrlen) || listen(l, 4096)) die("bind/listen");
+	if (addr.ss_family == AF_UNIX)
+		unlink(((struct sockaddr_un *)&addr)->sun_path);
+	else
+		setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (addr.ss_family == AF_INET6)
+		setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(l, (void *)&addr, addrlen) || listen(l, 4096))
+		die("bind/listen");
 	printf("ready\n");
 	fflush(stdout);
 	for (;;) {
 		int c = accept(l, NULL, NULL);
-		if (c < 0) continue;
-		if (addr.ss_family != AF_UNIX) setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (c < 0)
+			continue;
+		if (addr.ss_family != AF_UNIX)
+			setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (serial) {
 			echo((void *)(long)c);
 			continue;
@@ -140,11 +191,37 @@ static int __attribute__((noreturn)) serve(int serial)
 }
 
 /* ---- integrity ---- */
-static uint64_t rng(uint64_t *s) { *s ^= *s << 13; *s ^= *s >> 7; *s ^= *s << 17; return *s; }
-static uint32_t msg_size(uint64_t *s) { double e = (double)(rng(s) % 2001) / 100.0; uint32_t n = (uint32_t)(1u << (int)e) + rng(s) % (1u << (int)e); return n > (1u << 20) ? (1u << 20) : (n ? n : 1); }
-static uint64_t fnv(const unsigned char *b, size_t n, uint64_t h) { for (size_t i = 0; i < n; i++) { h ^= b[i]; h *= 1099511628211ULL; } return h; }
+static uint64_t rng(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+static uint32_t msg_size(uint64_t *s)
+{
+	double e = (double)(rng(s) % 2001) / 100.0;
+	uint32_t n = (uint32_t)(1u << (int)e) + rng(s) % (1u << (int)e);
+	return n > (1u << 20) ? (1u << 20) : (n ? n : 1);
+}
+static uint64_t fnv(const unsigned char *b, size_t n, uint64_t h)
+{
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
 
-struct job { int fd; int msgs; uint64_t seed; uint64_t sent_sum, recv_sum, bytes; int ok; const char *err; char why[96]; };
+struct job {
+	int fd;
+	int msgs;
+	uint64_t seed;
+	uint64_t sent_sum, recv_sum, bytes;
+	int ok;
+	const char *err;
+	char why[96];
+};
 
 static void *writer(void *arg)
 {
@@ -153,10 +230,14 @@ static void *writer(void *arg)
 	unsigned char *buf = malloc((1 << 20) + 4);
 	for (int m = 0; m < j->msgs; m++) {
 		uint32_t n = msg_size(&s);
-		for (uint32_t i = 0; i < n; i++) buf[4 + i] = (unsigned char)rng(&s);
+		for (uint32_t i = 0; i < n; i++)
+			buf[4 + i] = (unsigned char)rng(&s);
 		memcpy(buf, &n, 4);
 		j->sent_sum = fnv(buf + 4, n, j->sent_sum);
-		if (writen(j->fd, buf, n + 4)) { j->err = "write failed"; break; }
+		if (writen(j->fd, buf, n + 4)) {
+			j->err = "write failed";
+			break;
+		}
 	}
 	shutdown(j->fd, SHUT_WR);
 	free(buf);
@@ -173,9 +254,24 @@ static void *integrity_conn(void *arg)
 	pthread_create(&w, NULL, writer, j);
 	for (int m = 0; m < j->msgs; m++) {
 		uint32_t n;
-		if (readn(j->fd, &n, 4)) { snprintf(j->why, sizeof(j->why), "EOF before message %d of %d", m + 1, j->msgs); j->err = j->why; break; }
-		if (n == 0 || n > (1u << 20)) { snprintf(j->why, sizeof(j->why), "bad frame length %u at message %d", n, m + 1); j->err = j->why; break; }
-		if (readn(j->fd, buf, n)) { snprintf(j->why, sizeof(j->why), "EOF inside message %d of %d", m + 1, j->msgs); j->err = j->why; break; }
+		if (readn(j->fd, &n, 4)) {
+			snprintf(j->why, sizeof(j->why), "EOF before message %d of %d", m + 1,
+				 j->msgs);
+			j->err = j->why;
+			break;
+		}
+		if (n == 0 || n > (1u << 20)) {
+			snprintf(j->why, sizeof(j->why), "bad frame length %u at message %d", n,
+				 m + 1);
+			j->err = j->why;
+			break;
+		}
+		if (readn(j->fd, buf, n)) {
+			snprintf(j->why, sizeof(j->why), "EOF inside message %d of %d", m + 1,
+				 j->msgs);
+			j->err = j->why;
+			break;
+		}
 		j->recv_sum = fnv(buf, n, j->recv_sum);
 		j->bytes += n;
 	}
@@ -184,9 +280,11 @@ static void *integrity_conn(void *arg)
 	ssize_t r; /* after the echo of our half-close: EOF, no stray bytes */
 	while ((r = read(j->fd, &extra, 1)) < 0 && (errno == EAGAIN || errno == EINTR))
 		__atomic_add_fetch(&spurious_eagain, 1, __ATOMIC_RELAXED);
-	if (!j->err && r != 0) j->err = r > 0 ? "bytes after the last message" : "no EOF after half-close";
+	if (!j->err && r != 0)
+		j->err = r > 0 ? "bytes after the last message" : "no EOF after half-close";
 	j->ok = !j->err && j->sent_sum == j->recv_sum;
-	if (!j->err && !j->ok) j->err = "checksum mismatch";
+	if (!j->err && !j->ok)
+		j->err = "checksum mismatch";
 	close(j->fd);
 	free(buf);
 	return NULL;
@@ -208,15 +306,24 @@ static int integrity(int msgs, int conns, uint64_t seed)
 	for (int i = 0; i < conns; i++) {
 		pthread_join(t[i], NULL);
 		bytes += j[i].bytes;
-		if (!j[i].ok) { ok = 0; err = j[i].err; }
+		if (!j[i].ok) {
+			ok = 0;
+			err = j[i].err;
+		}
 	}
-	printf("{\"ok\":%s,\"messages\":%d,\"connections\":%d,\"bytesEachWay\":%llu,\"seconds\":%.3f,\"spuriousEagain\":%ld,\"error\":\"%s\"}\n",
-	       ok ? "true" : "false", msgs, conns, (unsigned long long)bytes, (now_us() - t0) / 1e6, spurious_eagain, err);
+	printf("{\"ok\":%s,\"messages\":%d,\"connections\":%d,\"bytesEachWay\":%llu,\"seconds\":%."
+	       "3f,\"spuriousEagain\":%ld,\"error\":\"%s\"}\n",
+	       ok ? "true" : "false", msgs, conns, (unsigned long long)bytes, (now_us() - t0) / 1e6,
+	       spurious_eagain, err);
 	return ok ? 0 : 1;
 }
 
 /* ---- benches ---- */
-static int cmp(const void *a, const void *b) { double x = *(double *)a, y = *(double *)b; return x < y ? -1 : x > y; }
+static int cmp(const void *a, const void *b)
+{
+	double x = *(double *)a, y = *(double *)b;
+	return x < y ? -1 : x > y;
+}
 
 static int pingpong(int size, int iters)
 {
@@ -225,16 +332,27 @@ static int pingpong(int size, int iters)
 	double *rtt = malloc(sizeof(double) * iters);
 	for (int i = 0; i < iters + 1000; i++) {
 		double t0 = now_us();
-		if (writen(fd, buf, size) || readn(fd, buf, size)) die("pingpong");
-		if (i >= 1000) rtt[i - 1000] = now_us() - t0;
+		if (writen(fd, buf, size) || readn(fd, buf, size))
+			die("pingpong");
+		if (i >= 1000)
+			rtt[i - 1000] = now_us() - t0;
 	}
 	qsort(rtt, iters, sizeof(double), cmp);
-	printf("{\"size\":%d,\"iters\":%d,\"p50us\":%.2f,\"p99us\":%.2f}\n", size, iters, rtt[iters / 2], rtt[iters * 99 / 100]);
+	printf("{\"size\":%d,\"iters\":%d,\"p50us\":%.2f,\"p99us\":%.2f}\n", size, iters,
+	       rtt[iters / 2], rtt[iters * 99 / 100]);
 	close(fd);
 	return 0;
 }
 
-static void *drain(void *arg) { int fd = (int)(long)arg; char *b = malloc(1 << 20); while (read(fd, b, 1 << 20) > 0); free(b); return NULL; }
+static void *drain(void *arg)
+{
+	int fd = (int)(long)arg;
+	char *b = malloc(1 << 20);
+	while (read(fd, b, 1 << 20) > 0)
+		;
+	free(b);
+	return NULL;
+}
 
 static int stream(int size, int mb)
 {
@@ -245,7 +363,8 @@ static int stream(int size, int mb)
 	long long total = (long long)mb << 20;
 	double t0 = now_us();
 	for (long long sent = 0; sent < total; sent += size)
-		if (writen(fd, buf, size)) die("stream");
+		if (writen(fd, buf, size))
+			die("stream");
 	shutdown(fd, SHUT_WR);
 	pthread_join(t, NULL); /* echo fully drained: both directions done */
 	double sec = (now_us() - t0) / 1e6;
@@ -261,7 +380,8 @@ static int connrate(double seconds)
 	char b = 'x';
 	while (now_us() < end) {
 		int fd = dial();
-		if (writen(fd, &b, 1) || readn(fd, &b, 1)) die("connrate");
+		if (writen(fd, &b, 1) || readn(fd, &b, 1))
+			die("connrate");
 		close(fd);
 		n++;
 	}
@@ -272,14 +392,23 @@ static int connrate(double seconds)
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
-	if (argc < 3) { fprintf(stderr, "usage: see mtnet.c\n"); return 2; }
+	if (argc < 3) {
+		fprintf(stderr, "usage: see mtnet.c\n");
+		return 2;
+	}
 	parse_addr(argv[2]);
-	if (!strcmp(argv[1], "serve")) return serve(0);
-	if (!strcmp(argv[1], "serve1")) return serve(1);
-	if (!strcmp(argv[1], "integrity") && argc == 6) return integrity(atoi(argv[3]), atoi(argv[4]), strtoull(argv[5], NULL, 10));
-	if (!strcmp(argv[1], "pingpong") && argc == 5) return pingpong(atoi(argv[3]), atoi(argv[4]));
-	if (!strcmp(argv[1], "stream") && argc == 5) return stream(atoi(argv[3]), atoi(argv[4]));
-	if (!strcmp(argv[1], "connrate") && argc == 4) return connrate(atof(argv[3]));
+	if (!strcmp(argv[1], "serve"))
+		return serve(0);
+	if (!strcmp(argv[1], "serve1"))
+		return serve(1);
+	if (!strcmp(argv[1], "integrity") && argc == 6)
+		return integrity(atoi(argv[3]), atoi(argv[4]), strtoull(argv[5], NULL, 10));
+	if (!strcmp(argv[1], "pingpong") && argc == 5)
+		return pingpong(atoi(argv[3]), atoi(argv[4]));
+	if (!strcmp(argv[1], "stream") && argc == 5)
+		return stream(atoi(argv[3]), atoi(argv[4]));
+	if (!strcmp(argv[1], "connrate") && argc == 4)
+		return connrate(atof(argv[3]));
 	fprintf(stderr, "mtnet: bad arguments\n");
 	return 2;
 }

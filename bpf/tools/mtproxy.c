@@ -21,7 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define SO_ORIGINAL_DST 80
+#define SO_ORIGINAL_DST	     80
 #define IP6T_SO_ORIGINAL_DST 80
 
 static int listen_on(int family, int port, int any)
@@ -91,7 +91,8 @@ static void *serve(void *arg)
 	char host[64];
 	getsockname(c, (void *)&local, &ll);
 	int v6 = local.ss_family == AF_INET6;
-	if (getsockopt(c, v6 ? SOL_IPV6 : SOL_IP, v6 ? IP6T_SO_ORIGINAL_DST : SO_ORIGINAL_DST, &orig, &ol)) {
+	if (getsockopt(c, v6 ? SOL_IPV6 : SOL_IP, v6 ? IP6T_SO_ORIGINAL_DST : SO_ORIGINAL_DST,
+		       &orig, &ol)) {
 		printf("no-origdst %s\n", strerror(errno));
 		fflush(stdout);
 		close(c);
@@ -109,14 +110,17 @@ static void *serve(void *arg)
 	fflush(stdout);
 	up = socket(orig.ss_family, SOCK_STREAM, 0);
 	if (inbound && orig.ss_family == AF_INET) {
-		struct sockaddr_in src = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000006) };
+		struct sockaddr_in src = { .sin_family = AF_INET,
+					   .sin_addr.s_addr = htonl(0x7f000006) };
 		bind(up, (void *)&src, sizeof(src));
 	} else if (inbound) { /* ::6, which istio-iptables adds to lo (capture/run.go) */
 		struct sockaddr_in6 src = { .sin6_family = AF_INET6 };
 		src.sin6_addr.s6_addr[15] = 6;
 		bind(up, (void *)&src, sizeof(src));
 	}
-	if (connect(up, (void *)&orig, orig.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) == 0)
+	if (connect(up, (void *)&orig,
+		    orig.ss_family == AF_INET ? sizeof(struct sockaddr_in) :
+						sizeof(struct sockaddr_in6)) == 0)
 		relay(c, up);
 	close(up);
 	close(c);
@@ -131,7 +135,8 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	int port = atoi(argv[1]), in_port = argc > 3 ? atoi(argv[3]) : 0, n = in_port ? 4 : 2;
-	struct pollfd l[4] = { { listen_on(AF_INET, port, 0), POLLIN, 0 }, { listen_on(AF_INET6, port, 0), POLLIN, 0 } };
+	struct pollfd l[4] = { { listen_on(AF_INET, port, 0), POLLIN, 0 },
+			       { listen_on(AF_INET6, port, 0), POLLIN, 0 } };
 	if (in_port) {
 		l[2] = (struct pollfd){ listen_on(AF_INET, in_port, 1), POLLIN, 0 };
 		l[3] = (struct pollfd){ listen_on(AF_INET6, in_port, 1), POLLIN, 0 };

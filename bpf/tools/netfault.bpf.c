@@ -7,7 +7,7 @@
 #ifndef LOSS_PCT
 #define LOSS_PCT 20
 #endif
-#define TC_ACT_OK 0
+#define TC_ACT_OK   0
 #define TC_ACT_SHOT 2
 
 SEC("tc")

@@ -22,7 +22,11 @@ export class PodMaps {
     const p = spawn(loaderPath(), ["pods"], { stdio: ["pipe", "pipe", "pipe"] });
     createInterface({ input: p.stdout }).on("line", (l) => {
       let r: Reply;
-      try { r = JSON.parse(l); } catch { r = { ok: false, error: `unparsable loader reply: ${l.slice(0, 200)}` }; }
+      try {
+        r = JSON.parse(l);
+      } catch {
+        r = { ok: false, error: `unparsable loader reply: ${l.slice(0, 200)}` };
+      }
       this.waiting.shift()?.(r);
     });
     p.on("exit", () => {
@@ -37,8 +41,14 @@ export class PodMaps {
   send(line: string): Promise<Reply> {
     if (/[\n\r]/.test(line)) return Promise.resolve({ ok: false, error: "newline in command" });
     const p = (this.proc ??= this.start());
-    return new Promise((resolve) => { this.waiting.push(resolve); p.stdin.write(line + "\n"); });
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      p.stdin.write(line + "\n");
+    });
   }
 
-  close(): void { this.proc?.stdin.end(); this.proc = null; }
+  close(): void {
+    this.proc?.stdin.end();
+    this.proc = null;
+  }
 }

@@ -12,8 +12,18 @@ import type { PodMaps, Reply } from "./datapath.js";
 import type { AgentReport } from "../collector/agent-report.js";
 import type { MeshedPod } from "./kernel-signals.js";
 
-export interface AgentOptions { cgroupRoot: string; procRoot: string; proxyPort: number }
-interface Meshed { id: number; cgroupId: string; line: string; ns: string; name: string }
+export interface AgentOptions {
+  cgroupRoot: string;
+  procRoot: string;
+  proxyPort: number;
+}
+interface Meshed {
+  id: number;
+  cgroupId: string;
+  line: string;
+  ns: string;
+  name: string;
+}
 
 export class NodeAgent {
   private readonly pods = new Map<string, V1Pod>(); // uid -> pod
@@ -30,11 +40,34 @@ export class NodeAgent {
   /** Called with a released pod's id (its per-pod state elsewhere can go). */
   onRelease: (id: number) => void = () => {};
 
-  constructor(private readonly maps: PodMaps, private readonly o: AgentOptions, registry: Registry, private readonly log: (level: string, msg: string, f: object) => void) {
-    this.states = new Gauge({ name: "meshtune_agent_pods", help: "Pods of this node by datapath state", labelNames: ["state"], registers: [registry] });
-    this.skips = new Counter({ name: "meshtune_agent_pod_skips_total", help: "Pods left to the kernel's normal path, by reason (counted on each change)", labelNames: ["reason"], registers: [registry] });
-    this.deferred = new Counter({ name: "meshtune_agent_edges_deferred_total", help: "L4 edges held for a later report by the per-report cap", registers: [registry] });
-    this.mapErrors = new Counter({ name: "meshtune_agent_map_errors_total", help: "Pod map writes the loader refused", registers: [registry] });
+  constructor(
+    private readonly maps: PodMaps,
+    private readonly o: AgentOptions,
+    registry: Registry,
+    private readonly log: (level: string, msg: string, f: object) => void,
+  ) {
+    this.states = new Gauge({
+      name: "meshtune_agent_pods",
+      help: "Pods of this node by datapath state",
+      labelNames: ["state"],
+      registers: [registry],
+    });
+    this.skips = new Counter({
+      name: "meshtune_agent_pod_skips_total",
+      help: "Pods left to the kernel's normal path, by reason (counted on each change)",
+      labelNames: ["reason"],
+      registers: [registry],
+    });
+    this.deferred = new Counter({
+      name: "meshtune_agent_edges_deferred_total",
+      help: "L4 edges held for a later report by the per-report cap",
+      registers: [registry],
+    });
+    this.mapErrors = new Counter({
+      name: "meshtune_agent_map_errors_total",
+      help: "Pod map writes the loader refused",
+      registers: [registry],
+    });
   }
 
   /** Re-adopt what a previous agent left in the pinned maps: same ids, no gap in capture. */
@@ -50,16 +83,29 @@ export class NodeAgent {
   podChanged(type: "add" | "update" | "delete", p: V1Pod): void {
     const uid = p.metadata?.uid;
     if (!uid) return;
-    if (type === "delete") this.pods.delete(uid); else this.pods.set(uid, p);
+    if (type === "delete") this.pods.delete(uid);
+    else this.pods.set(uid, p);
   }
 
   /** One pass over every pod of the node (cheap: a directory walk and a /proc read per new pod). */
   async sync(initial = false): Promise<void> {
     for (const [uid, pod] of this.pods) {
-      try { await this.syncPod(uid, pod); } catch (e) { this.mapErrors.inc(); this.log("warn", "pod sync failed", { pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, error: (e as Error).message }); }
+      try {
+        await this.syncPod(uid, pod);
+      } catch (e) {
+        this.mapErrors.inc();
+        this.log("warn", "pod sync failed", {
+          pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`,
+          error: (e as Error).message,
+        });
+      }
     }
     for (const [uid, m] of this.meshed) if (!this.pods.has(uid)) await this.remove(uid, m, "deleted");
-    for (const uid of [...this.dirs.keys(), ...this.waiting.keys()]) if (!this.pods.has(uid)) { this.dirs.delete(uid); this.waiting.delete(uid); }
+    for (const uid of [...this.dirs.keys(), ...this.waiting.keys()])
+      if (!this.pods.has(uid)) {
+        this.dirs.delete(uid);
+        this.waiting.delete(uid);
+      }
     if (initial) {
       // Pods a previous agent meshed that no longer exist on this node.
       const live = new Set([...this.meshed.values()].map((m) => m.id));
@@ -93,21 +139,29 @@ export class NodeAgent {
     // A pod stays captured once captured, across agent restarts too (adopted from the maps).
     if (!cur && !this.adopted.has(cgroupId)) {
       const pid = podPid(dir);
-      if (!pid || !listening(this.o.procRoot, pid, this.o.proxyPort)) return this.note(uid, `waiting: proxy not listening on ${this.o.proxyPort}`, pod);
+      if (!pid || !listening(this.o.procRoot, pid, this.o.proxyPort))
+        return this.note(uid, `waiting: proxy not listening on ${this.o.proxyPort}`, pod);
     }
     const id = cur?.id ?? this.adopted.get(cgroupId) ?? this.nextId++;
     const line = setLine(dir, id, d.capture);
     if (cur && cur.line === line && cur.cgroupId === cgroupId) return;
     const r: Reply = await this.maps.send(line);
-    if (!r.ok) { this.mapErrors.inc(); return this.note(uid, `waiting: map write failed: ${r.error}`, pod); }
+    if (!r.ok) {
+      this.mapErrors.inc();
+      return this.note(uid, `waiting: map write failed: ${r.error}`, pod);
+    }
     this.meshed.set(uid, { id, cgroupId, line, ns: pod.metadata!.namespace!, name: pod.metadata!.name! });
     this.waiting.delete(uid);
-    if (!cur) this.log("info", "pod captured", { pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, id, cgroup: dir });
+    if (!cur)
+      this.log("info", "pod captured", { pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, id, cgroup: dir });
   }
 
   private async remove(uid: string, m: Meshed, why: string): Promise<void> {
     const r = await this.maps.send(`del ${m.id}`);
-    if (!r.ok) { this.mapErrors.inc(); return; }
+    if (!r.ok) {
+      this.mapErrors.inc();
+      return;
+    }
     this.meshed.delete(uid);
     this.waiting.delete(uid);
     for (const k of this.reported.keys()) if (k.startsWith(`${m.id}|`)) this.reported.delete(k);
@@ -119,9 +173,13 @@ export class NodeAgent {
   meshedPods(): MeshedPod[] {
     const out: MeshedPod[] = [];
     for (const [uid, m] of this.meshed) {
-      const pod = this.pods.get(uid), dir = this.dirs.get(uid);
+      const pod = this.pods.get(uid),
+        dir = this.dirs.get(uid);
       if (!pod || !dir) continue;
-      const ips = (pod.status?.podIPs ?? []).map((x) => x.ip).filter(Boolean).slice(0, 8);
+      const ips = (pod.status?.podIPs ?? [])
+        .map((x) => x.ip)
+        .filter(Boolean)
+        .slice(0, 8);
       if (!ips.length && pod.status?.podIP) ips.push(pod.status.podIP);
       out.push({ id: m.id, namespace: m.ns, name: m.name, ips, cgroupDir: dir });
     }
@@ -141,16 +199,25 @@ export class NodeAgent {
     for (const e of r.edges as { pod: number; dst: string; count: number }[]) {
       const m = byId.get(e.pod);
       if (!m) continue;
-      const k = `${e.pod}|${e.dst}`, delta = e.count - (this.reported.get(k) ?? 0);
+      const k = `${e.pod}|${e.dst}`,
+        delta = e.count - (this.reported.get(k) ?? 0);
       if (delta <= 0) continue;
       let p = pods.get(e.pod);
-      if (sent.size >= maxEdges || (p && p.edges.length >= 1000) || (!p && pods.size >= 1000)) { deferred++; continue; }
+      if (sent.size >= maxEdges || (p && p.edges.length >= 1000) || (!p && pods.size >= 1000)) {
+        deferred++;
+        continue;
+      }
       if (!p) pods.set(e.pod, (p = { namespace: m.ns, name: m.name, edges: [] }));
       p.edges.push({ dst: e.dst, count: delta });
       sent.set(k, e.count);
     }
     if (deferred) this.deferred.inc(deferred);
     if (!pods.size) return null;
-    return { report: { v: 2, kind: "agent", node, pods: [...pods.values()] }, commit: () => { for (const [k, c] of sent) this.reported.set(k, c); } };
+    return {
+      report: { v: 2, kind: "agent", node, pods: [...pods.values()] },
+      commit: () => {
+        for (const [k, c] of sent) this.reported.set(k, c);
+      },
+    };
   }
 }

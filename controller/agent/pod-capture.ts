@@ -13,8 +13,13 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { isIP } from "node:net";
 
-export const POD_OUT_ALL = 1, POD_IN_ALL = 2, POD_IN_REDIRECT = 4; // bpf/meshtune.h MT_POD_*
-export const PORT_OUT_EXCLUDE = 1, PORT_OUT_INCLUDE = 2, PORT_IN_EXCLUDE = 4, PORT_IN_INCLUDE = 8; // MT_PORT_*
+export const POD_OUT_ALL = 1,
+  POD_IN_ALL = 2,
+  POD_IN_REDIRECT = 4; // bpf/meshtune.h MT_POD_*
+export const PORT_OUT_EXCLUDE = 1,
+  PORT_OUT_INCLUDE = 2,
+  PORT_IN_EXCLUDE = 4,
+  PORT_IN_INCLUDE = 8; // MT_PORT_*
 const LIMIT = 64; // per list, as the loader's `pods set` accepts
 
 export interface Capture {
@@ -36,7 +41,8 @@ function portList(v: string, what: string): number[] | "*" {
   const out: number[] = [];
   for (const p of s.split(",")) {
     const n = Number(p.trim());
-    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`${what}: ${JSON.stringify(p.trim())} is not a port`);
+    if (!Number.isInteger(n) || n < 1 || n > 65535)
+      throw new Error(`${what}: ${JSON.stringify(p.trim())} is not a port`);
     out.push(n);
   }
   return out;
@@ -47,9 +53,15 @@ function cidrList(v: string, what: string): string[] | "*" {
   if (s === "*") return "*";
   if (s === "") return [];
   return s.split(",").map((c) => {
-    const t = c.trim(), [ip, bits, extra] = t.split("/");
-    const fam = isIP(ip), max = fam === 4 ? 32 : 128;
-    if (!fam || extra !== undefined || (bits !== undefined && !(Number.isInteger(Number(bits)) && Number(bits) >= 0 && Number(bits) <= max)))
+    const t = c.trim(),
+      [ip, bits, extra] = t.split("/");
+    const fam = isIP(ip),
+      max = fam === 4 ? 32 : 128;
+    if (
+      !fam ||
+      extra !== undefined ||
+      (bits !== undefined && !(Number.isInteger(Number(bits)) && Number(bits) >= 0 && Number(bits) <= max))
+    )
       throw new Error(`${what}: ${JSON.stringify(t)} is not a CIDR`);
     return t;
   });
@@ -58,16 +70,21 @@ function cidrList(v: string, what: string): string[] | "*" {
 /** Capture settings for one pod, or why it is left alone. Bad annotations skip the pod with the
  * reason (the pod then works as unmeshed-by-eBPF; its own iptables, if any, still apply). */
 export function podCapture(pod: V1Pod): Decision {
-  const a = pod.metadata?.annotations ?? {}, l = pod.metadata?.labels ?? {};
+  const a = pod.metadata?.annotations ?? {},
+    l = pod.metadata?.labels ?? {};
   if (pod.spec?.hostNetwork) return { skip: "host-network" };
   if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") return { skip: "finished" };
-  if (a["sidecar.istio.io/inject"] === "false" || l["sidecar.istio.io/inject"] === "false") return { skip: "injection-disabled" };
-  const proxy = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].some((c) => c.name === "istio-proxy");
+  if (a["sidecar.istio.io/inject"] === "false" || l["sidecar.istio.io/inject"] === "false")
+    return { skip: "injection-disabled" };
+  const proxy = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].some(
+    (c) => c.name === "istio-proxy",
+  );
   if (!a["sidecar.istio.io/status"] || !proxy) return { skip: "no-sidecar" };
   if (a["meshtune.io/datapath"] === "false") return { skip: "opted-out" };
   const mode = a["sidecar.istio.io/interceptionMode"] ?? "REDIRECT";
   if (mode === "NONE") return { skip: "interception-none" };
-  if (mode !== "REDIRECT" && mode !== "TPROXY") return { skip: `bad-annotation: sidecar.istio.io/interceptionMode ${JSON.stringify(mode)}` };
+  if (mode !== "REDIRECT" && mode !== "TPROXY")
+    return { skip: `bad-annotation: sidecar.istio.io/interceptionMode ${JSON.stringify(mode)}` };
   try {
     const get = (k: string, d: string) => a[T + k] ?? d;
     const inclRanges = cidrList(get("includeOutboundIPRanges", "*"), "includeOutboundIPRanges");
@@ -77,19 +94,31 @@ export function podCapture(pod: V1Pod): Decision {
     const exclIn = portList(get("excludeInboundPorts", "15020"), "excludeInboundPorts");
     const inclOut = portList(get("includeOutboundPorts", ""), "includeOutboundPorts");
     const exclOut = portList(get("excludeOutboundPorts", "15020"), "excludeOutboundPorts");
-    if (exclIn === "*" || exclOut === "*" || inclOut === "*") throw new Error(`"*" is only allowed in includeInboundPorts`);
+    if (exclIn === "*" || exclOut === "*" || inclOut === "*")
+      throw new Error(`"*" is only allowed in includeInboundPorts`);
     const ports = new Map<number, number>();
-    const mark = (ps: number[], bit: number) => { for (const p of ps) ports.set(p, (ports.get(p) ?? 0) | bit); };
+    const mark = (ps: number[], bit: number) => {
+      for (const p of ps) ports.set(p, (ports.get(p) ?? 0) | bit);
+    };
     mark([15090, 15021, ...exclIn], PORT_IN_EXCLUDE);
     mark(exclOut, PORT_OUT_EXCLUDE);
     mark(inclOut, PORT_OUT_INCLUDE);
     if (inclIn !== "*") mark(inclIn, PORT_IN_INCLUDE);
-    const ips = (pod.status?.podIPs?.map((p) => p.ip) ?? (pod.status?.podIP ? [pod.status.podIP] : [])).filter((ip) => isIP(ip));
+    const ips = (pod.status?.podIPs?.map((p) => p.ip) ?? (pod.status?.podIP ? [pod.status.podIP] : [])).filter((ip) =>
+      isIP(ip),
+    );
     const cap: Capture = {
-      flags: (inclRanges === "*" ? POD_OUT_ALL : 0) | (inclIn === "*" ? POD_IN_ALL : 0) | (mode === "REDIRECT" ? POD_IN_REDIRECT : 0),
-      ips, ports, exclude: exclRanges, include: inclRanges === "*" ? [] : inclRanges,
+      flags:
+        (inclRanges === "*" ? POD_OUT_ALL : 0) |
+        (inclIn === "*" ? POD_IN_ALL : 0) |
+        (mode === "REDIRECT" ? POD_IN_REDIRECT : 0),
+      ips,
+      ports,
+      exclude: exclRanges,
+      include: inclRanges === "*" ? [] : inclRanges,
     };
-    if (ports.size > LIMIT || cap.exclude.length > LIMIT || cap.include.length > LIMIT) return { skip: `too-many-rules: more than ${LIMIT} ports or ranges` };
+    if (ports.size > LIMIT || cap.exclude.length > LIMIT || cap.include.length > LIMIT)
+      return { skip: `too-many-rules: more than ${LIMIT} ports or ranges` };
     return { capture: cap };
   } catch (e) {
     return { skip: `bad-annotation: ${(e as Error).message}` };
@@ -100,7 +129,13 @@ export function podCapture(pod: V1Pod): Decision {
 export function setLine(cgroupDir: string, id: number, c: Capture): string {
   const parts = [`set ${cgroupDir}`, `id=${id}`, `flags=${c.flags}`];
   if (c.ips.length) parts.push(`ips=${c.ips.join(",")}`);
-  if (c.ports.size) parts.push(`ports=${[...c.ports].sort((x, y) => x[0] - y[0]).map(([p, b]) => `${p}:${b}`).join(",")}`);
+  if (c.ports.size)
+    parts.push(
+      `ports=${[...c.ports]
+        .sort((x, y) => x[0] - y[0])
+        .map(([p, b]) => `${p}:${b}`)
+        .join(",")}`,
+    );
   if (c.exclude.length) parts.push(`exclude=${c.exclude.join(",")}`);
   if (c.include.length) parts.push(`include=${c.include.join(",")}`);
   return parts.join(" ");

@@ -18,7 +18,11 @@ export function findPodCgroup(root: string, uid: string, depth = 3): string | nu
     const next: string[] = [];
     for (const dir of level) {
       let entries;
-      try { entries = readdirSync(dir, { withFileTypes: true }); } catch { continue; }
+      try {
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        continue;
+      }
       for (const e of entries) {
         if (!e.isDirectory()) continue;
         if (podCgroupName(e.name, uid)) return join(dir, e.name);
@@ -33,9 +37,17 @@ export function findPodCgroup(root: string, uid: string, depth = 3): string | nu
 /** The pod's processes (every container), from cgroup.procs down the tree, lazily. */
 export function* podPids(dir: string): Generator<number> {
   let procs: string, ents;
-  try { procs = readFileSync(join(dir, "cgroup.procs"), "utf8"); } catch { return; } // the pod is going away
+  try {
+    procs = readFileSync(join(dir, "cgroup.procs"), "utf8");
+  } catch {
+    return;
+  } // the pod is going away
   for (const l of procs.split("\n")) if (l.trim()) yield Number(l);
-  try { ents = readdirSync(dir, { withFileTypes: true }); } catch { return; }
+  try {
+    ents = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
   for (const e of ents) if (e.isDirectory()) yield* podPids(join(dir, e.name));
 }
 
@@ -51,7 +63,11 @@ export function listening(procRoot: string, pid: number, port: number): boolean 
   const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
   for (const f of ["tcp", "tcp6"]) {
     let text: string;
-    try { text = readFileSync(join(procRoot, String(pid), "net", f), "utf8"); } catch { continue; }
+    try {
+      text = readFileSync(join(procRoot, String(pid), "net", f), "utf8");
+    } catch {
+      continue;
+    }
     for (const line of text.split("\n").slice(1)) {
       const cols = line.trim().split(/\s+/);
       if (cols.length > 3 && cols[3] === "0A" && cols[1].endsWith(hex)) return true;

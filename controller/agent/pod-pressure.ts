@@ -21,20 +21,41 @@ export interface Pressure {
   memSomeUs: number;
   oomKills: number;
   runDelayUs: number;
-  runUs: number;  // on-CPU time of the same threads (schedstat field 1), to express delay as a share
+  runUs: number; // on-CPU time of the same threads (schedstat field 1), to express delay as a share
   threads: number;
 }
 
-export const PRESSURE_KEYS: (keyof Pressure)[] = ["cpuPeriods", "cpuThrottled", "cpuThrottledUs", "cpuSomeUs", "memSomeUs", "oomKills", "runDelayUs", "runUs", "threads"];
+export const PRESSURE_KEYS: (keyof Pressure)[] = [
+  "cpuPeriods",
+  "cpuThrottled",
+  "cpuThrottledUs",
+  "cpuSomeUs",
+  "memSomeUs",
+  "oomKills",
+  "runDelayUs",
+  "runUs",
+  "threads",
+];
 
-const read = (p: string): string | null => { try { return readFileSync(p, "utf8"); } catch { return null; } };
+const read = (p: string): string | null => {
+  try {
+    return readFileSync(p, "utf8");
+  } catch {
+    return null;
+  }
+};
 const field = (text: string | null, key: string): number | null => {
   const m = text && new RegExp(`(?:^|\\n)${key} (\\d+)`).exec(text);
   return m ? Number(m[1]) : null;
 };
 const psiSomeTotal = (text: string | null): number => Number(/some .*total=(\d+)/.exec(text ?? "")?.[1] ?? 0);
 
-export interface PressureRoots { unified: string; cpuV1?: string; memoryV1?: string; proc: string }
+export interface PressureRoots {
+  unified: string;
+  cpuV1?: string;
+  memoryV1?: string;
+  proc: string;
+}
 
 /** Cumulative pressure of the cgroup `dir` (under roots.unified) and every cgroup below it. */
 export function readPressure(dir: string, roots: PressureRoots): Pressure {
@@ -46,17 +67,31 @@ export function readPressure(dir: string, roots: PressureRoots): Pressure {
     const ns = field(cpuStat, "throttled_time");
     throttledUs = ns === null ? null : Math.round(ns / 1000);
   }
-  const oom = field(read(join(dir, "memory.events")), "oom_kill") ?? (roots.memoryV1 ? field(read(join(roots.memoryV1, rel, "memory.oom_control")), "oom_kill") : null);
+  const oom =
+    field(read(join(dir, "memory.events")), "oom_kill") ??
+    (roots.memoryV1 ? field(read(join(roots.memoryV1, rel, "memory.oom_control")), "oom_kill") : null);
   const p: Pressure = {
-    cpuPeriods: field(cpuStat, "nr_periods") ?? 0, cpuThrottled: field(cpuStat, "nr_throttled") ?? 0, cpuThrottledUs: throttledUs ?? 0,
-    cpuSomeUs: psiSomeTotal(read(join(dir, "cpu.pressure"))), memSomeUs: psiSomeTotal(read(join(dir, "memory.pressure"))),
-    oomKills: oom ?? 0, runDelayUs: 0, runUs: 0, threads: 0,
+    cpuPeriods: field(cpuStat, "nr_periods") ?? 0,
+    cpuThrottled: field(cpuStat, "nr_throttled") ?? 0,
+    cpuThrottledUs: throttledUs ?? 0,
+    cpuSomeUs: psiSomeTotal(read(join(dir, "cpu.pressure"))),
+    memSomeUs: psiSomeTotal(read(join(dir, "memory.pressure"))),
+    oomKills: oom ?? 0,
+    runDelayUs: 0,
+    runUs: 0,
+    threads: 0,
   };
   for (const pid of podPids(dir)) {
     let tids: string[];
-    try { tids = readdirSync(join(roots.proc, String(pid), "task")); } catch { continue; } // exited
+    try {
+      tids = readdirSync(join(roots.proc, String(pid), "task"));
+    } catch {
+      continue;
+    } // exited
     for (const tid of tids) {
-      const s = read(join(roots.proc, String(pid), "task", tid, "schedstat"))?.trim().split(" ");
+      const s = read(join(roots.proc, String(pid), "task", tid, "schedstat"))
+        ?.trim()
+        .split(" ");
       if (!s || s.length < 2) continue;
       p.runUs += Math.round(Number(s[0]) / 1000);
       p.runDelayUs += Math.round(Number(s[1]) / 1000);

@@ -14,25 +14,61 @@ const ip = { type: "string", maxLength: 45, pattern: "^[0-9a-fA-F:.]+$" };
 const log2Hist = { type: "array", minItems: TS_SLOTS, maxItems: TS_SLOTS, items: n };
 /** Kernel signals per pod over the report's window (controller/agent/kernel-signals.ts, bpf/tcpstats.h). */
 const kernel = {
-  type: "object", required: ["windowMs", "pods"],
+  type: "object",
+  required: ["windowMs", "pods"],
   properties: {
     windowMs: n,
     endMs: n, // the agent's clock at the window's end: only offline (`diagnose --kernel`) uses it
     pods: {
-      type: "array", maxItems: 1000,
+      type: "array",
+      maxItems: 1000,
       items: {
-        type: "object", required: ["namespace", "name", "ips", "pressure", "remotes"],
+        type: "object",
+        required: ["namespace", "name", "ips", "pressure", "remotes"],
         properties: {
-          namespace: { type: "string", maxLength: 63, pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" }, name,
+          namespace: { type: "string", maxLength: 63, pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" },
+          name,
           ips: { type: "array", maxItems: 8, items: ip },
-          pressure: { type: "object", required: PRESSURE_KEYS, additionalProperties: false, properties: Object.fromEntries(PRESSURE_KEYS.map((k) => [k, n])) },
+          pressure: {
+            type: "object",
+            required: PRESSURE_KEYS,
+            additionalProperties: false,
+            properties: Object.fromEntries(PRESSURE_KEYS.map((k) => [k, n])),
+          },
           remotes: {
-            type: "array", maxItems: 500,
+            type: "array",
+            maxItems: 500,
             items: {
-              type: "object", required: ["dir", "ip", "port", "rttSamples", "rttSumUs", "rttMinUs", "rttHist", "retrans", "connects", "connectFail", "connectSumUs", "connectHist", "accepts"],
+              type: "object",
+              required: [
+                "dir",
+                "ip",
+                "port",
+                "rttSamples",
+                "rttSumUs",
+                "rttMinUs",
+                "rttHist",
+                "retrans",
+                "connects",
+                "connectFail",
+                "connectSumUs",
+                "connectHist",
+                "accepts",
+              ],
               properties: {
-                dir: { enum: ["out", "in"] }, ip, port: { type: "integer", minimum: 0, maximum: 65535 },
-                rttSamples: n, rttSumUs: n, rttMinUs: n, rttHist: log2Hist, retrans: n, connects: n, connectFail: n, connectSumUs: n, connectHist: log2Hist, accepts: n,
+                dir: { enum: ["out", "in"] },
+                ip,
+                port: { type: "integer", minimum: 0, maximum: 65535 },
+                rttSamples: n,
+                rttSumUs: n,
+                rttMinUs: n,
+                rttHist: log2Hist,
+                retrans: n,
+                connects: n,
+                connectFail: n,
+                connectSumUs: n,
+                connectHist: log2Hist,
+                accepts: n,
               },
             },
           },
@@ -49,17 +85,26 @@ export const agentReportSchema = {
     kind: { const: "agent" },
     node: name,
     pods: {
-      type: "array", maxItems: 1000,
+      type: "array",
+      maxItems: 1000,
       items: {
-        type: "object", required: ["namespace", "name", "edges"],
+        type: "object",
+        required: ["namespace", "name", "edges"],
         properties: {
-          namespace: { type: "string", maxLength: 63, pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" }, name,
+          namespace: { type: "string", maxLength: 63, pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" },
+          name,
           edges: {
-            type: "array", maxItems: 1000,
+            type: "array",
+            maxItems: 1000,
             items: {
-              type: "object", required: ["dst", "count"],
+              type: "object",
+              required: ["dst", "count"],
               properties: {
-                dst: { type: "string", maxLength: 64, pattern: "^(\\d{1,3}(\\.\\d{1,3}){3}|\\[[0-9a-fA-F:.]+\\]):\\d{1,5}$" },
+                dst: {
+                  type: "string",
+                  maxLength: 64,
+                  pattern: "^(\\d{1,3}(\\.\\d{1,3}){3}|\\[[0-9a-fA-F:.]+\\]):\\d{1,5}$",
+                },
                 count: { type: "integer", minimum: 1, maximum: 1e12 },
               },
             },

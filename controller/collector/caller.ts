@@ -12,11 +12,26 @@
 //     127.0.0.1, a pod on an excluded port) could have written the header itself.
 //  2. A Kubernetes bearer token (node agents on the host network; people), via TokenReview.
 import type { IncomingMessage } from "node:http";
-import { NS_RE, SA_RE, parseServiceAccountUser, serviceAccountUser, type AccessReviewer, type UserInfo } from "../k8s/access-review.js";
+import {
+  NS_RE,
+  SA_RE,
+  parseServiceAccountUser,
+  serviceAccountUser,
+  type AccessReviewer,
+  type UserInfo,
+} from "../k8s/access-review.js";
 
-export interface Caller { namespace: string; serviceAccount: string; user: UserInfo; via: "mesh" | "token" | "insecure" }
+export interface Caller {
+  namespace: string;
+  serviceAccount: string;
+  user: UserInfo;
+  via: "mesh" | "token" | "insecure";
+}
 
-export interface Identity { namespace: string; serviceAccount: string }
+export interface Identity {
+  namespace: string;
+  serviceAccount: string;
+}
 
 const IDENTITY = new RegExp(`^(${NS_RE})/(${SA_RE})$`);
 /** "NAMESPACE/SERVICEACCOUNT" → Identity; null when malformed. */
@@ -31,28 +46,60 @@ const SPIFFE = new RegExp(`^spiffe://[^/]+/ns/(${NS_RE})/sa/(${SA_RE})$`);
 /** Split an XFCC value into elements (",") and key=value pairs (";"), honouring quoted values. */
 export function parseXfcc(v: string): Record<string, string>[] {
   const out: Record<string, string>[] = [];
-  let cur: Record<string, string> = {}, key = "", val = "", inKey = true, quoted = false;
-  const put = () => { if (key) cur[key.trim()] = val; key = ""; val = ""; inKey = true; };
+  let cur: Record<string, string> = {},
+    key = "",
+    val = "",
+    inKey = true,
+    quoted = false;
+  const put = () => {
+    if (key) cur[key.trim()] = val;
+    key = "";
+    val = "";
+    inKey = true;
+  };
   for (let i = 0; i < v.length; i++) {
     const c = v[i];
     if (quoted) {
-      if (c === "\\" && i + 1 < v.length) { val += v[++i]; continue; }
-      if (c === '"') { quoted = false; continue; }
+      if (c === "\\" && i + 1 < v.length) {
+        val += v[++i];
+        continue;
+      }
+      if (c === '"') {
+        quoted = false;
+        continue;
+      }
       val += c;
       continue;
     }
-    if (c === '"' && !inKey) { quoted = true; continue; }
-    if (c === "=" && inKey) { inKey = false; continue; }
-    if (c === ";") { put(); continue; }
-    if (c === ",") { put(); out.push(cur); cur = {}; continue; }
-    if (inKey) key += c; else val += c;
+    if (c === '"' && !inKey) {
+      quoted = true;
+      continue;
+    }
+    if (c === "=" && inKey) {
+      inKey = false;
+      continue;
+    }
+    if (c === ";") {
+      put();
+      continue;
+    }
+    if (c === ",") {
+      put();
+      out.push(cur);
+      cur = {};
+      continue;
+    }
+    if (inKey) key += c;
+    else val += c;
   }
   put();
   out.push(cur);
   return out;
 }
 
-export type CallerResult = { ok: true; caller: Caller } | { ok: false; status: 401 | 503; reason: "unauthenticated" | "auth-unavailable"; detail: string };
+export type CallerResult =
+  | { ok: true; caller: Caller }
+  | { ok: false; status: 401 | 503; reason: "unauthenticated" | "auth-unavailable"; detail: string };
 
 /**
  * Identify the caller of `req`. `self` is this controller's own identity: the proxy's element
@@ -73,27 +120,54 @@ export function xfccPeer(xfcc: string | string[] | undefined, self: Identity): I
   if (typeof xfcc !== "string") return null;
   const els = parseXfcc(xfcc);
   const last = els[els.length - 1];
-  const by = SPIFFE.exec(last.By ?? ""), uri = SPIFFE.exec(last.URI ?? "");
-  if (!by || by[1] !== self.namespace || by[2] !== self.serviceAccount) return "x-forwarded-client-cert was not set by this pod's proxy";
+  const by = SPIFFE.exec(last.By ?? ""),
+    uri = SPIFFE.exec(last.URI ?? "");
+  if (!by || by[1] !== self.namespace || by[2] !== self.serviceAccount)
+    return "x-forwarded-client-cert was not set by this pod's proxy";
   if (!uri) return "peer certificate has no SPIFFE URI";
   return { namespace: uri[1], serviceAccount: uri[2] };
 }
 
 /** Whether `peer` is the inbound proxy's bind address (REDIRECT mode: the caller's address is not seen). */
-export function isProxyPeer(peer: string): boolean { return PROXY_PEERS.has(peer); }
+export function isProxyPeer(peer: string): boolean {
+  return PROXY_PEERS.has(peer);
+}
 
-export async function identify(req: IncomingMessage, self: Identity, reviewer: AccessReviewer | null): Promise<CallerResult> {
+export async function identify(
+  req: IncomingMessage,
+  self: Identity,
+  reviewer: AccessReviewer | null,
+): Promise<CallerResult> {
   const mesh = proxyPeer(req.headers["x-forwarded-client-cert"], req.socket.remoteAddress ?? "", self);
   if (typeof mesh === "string") return { ok: false, status: 401, reason: "unauthenticated", detail: mesh };
-  if (mesh) return { ok: true, caller: { ...mesh, user: serviceAccountUser(mesh.namespace, mesh.serviceAccount), via: "mesh" } };
+  if (mesh)
+    return {
+      ok: true,
+      caller: { ...mesh, user: serviceAccountUser(mesh.namespace, mesh.serviceAccount), via: "mesh" },
+    };
   const auth = req.headers.authorization;
   const m = typeof auth === "string" ? /^Bearer ([A-Za-z0-9._~+/=-]{1,8192})$/.exec(auth) : null;
   if (m && reviewer) {
     let user: UserInfo | null;
-    try { user = await reviewer.authenticate(m[1]); } catch (e) { return { ok: false, status: 503, reason: "auth-unavailable", detail: `TokenReview failed: ${(e as Error).message.split("\n")[0]}` }; }
-    if (!user) return { ok: false, status: 401, reason: "unauthenticated", detail: "bearer token rejected by TokenReview" };
+    try {
+      user = await reviewer.authenticate(m[1]);
+    } catch (e) {
+      return {
+        ok: false,
+        status: 503,
+        reason: "auth-unavailable",
+        detail: `TokenReview failed: ${(e as Error).message.split("\n")[0]}`,
+      };
+    }
+    if (!user)
+      return { ok: false, status: 401, reason: "unauthenticated", detail: "bearer token rejected by TokenReview" };
     const sa = parseServiceAccountUser(user.username);
     return { ok: true, caller: { namespace: sa?.[0] ?? "", serviceAccount: sa?.[1] ?? "", user, via: "token" } };
   }
-  return { ok: false, status: 401, reason: "unauthenticated", detail: "no mesh identity (mTLS via this pod's sidecar) and no bearer token" };
+  return {
+    ok: false,
+    status: 401,
+    reason: "unauthenticated",
+    detail: "no mesh identity (mTLS via this pod's sidecar) and no bearer token",
+  };
 }

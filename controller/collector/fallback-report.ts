@@ -12,15 +12,23 @@ export const fallbackReportSchema = {
     v: { const: 2 },
     kind: { const: "fallback" },
     edges: {
-      type: "array", maxItems: 1000,
+      type: "array",
+      maxItems: 1000,
       items: {
-        type: "object", required: ["caller", "host", "port", "proto", "count"],
+        type: "object",
+        required: ["caller", "host", "port", "proto", "count"],
         properties: {
           caller: {
             type: "object",
-            properties: { namespace: str(63, "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), serviceAccount: str(253, "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"), podIp: str(45, "^[0-9a-fA-F.:]+$") },
+            properties: {
+              namespace: str(63, "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+              serviceAccount: str(253, "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
+              podIp: str(45, "^[0-9a-fA-F.:]+$"),
+            },
           },
-          host: str(253), port: { type: "integer", minimum: 1, maximum: 65535 }, proto: { enum: ["HTTP", "TLS"] },
+          host: str(253),
+          port: { type: "integer", minimum: 1, maximum: 65535 },
+          proto: { enum: ["HTTP", "TLS"] },
           count: { type: "integer", minimum: 1, maximum: 1e9 },
         },
       },
@@ -31,7 +39,13 @@ export const fallbackReportSchema = {
 export interface FallbackReport {
   v: 2;
   kind: "fallback";
-  edges: { caller: { namespace?: string; serviceAccount?: string; podIp?: string }; host: string; port: number; proto: "HTTP" | "TLS"; count: number }[];
+  edges: {
+    caller: { namespace?: string; serviceAccount?: string; podIp?: string };
+    host: string;
+    port: number;
+    proto: "HTTP" | "TLS";
+    count: number;
+  }[];
 }
 
 export const validateFallbackReport = reportValidator<FallbackReport>(fallbackReportSchema);

@@ -5,24 +5,34 @@ import type { Server } from "node:http";
 import type { Socket } from "node:net";
 
 export interface ServerLimits {
-  headersTimeoutMs: number;   // slowloris: headers must arrive within this
-  requestTimeoutMs: number;   // the whole request, body included (never-ending chunked bodies)
+  headersTimeoutMs: number; // slowloris: headers must arrive within this
+  requestTimeoutMs: number; // the whole request, body included (never-ending chunked bodies)
   keepAliveTimeoutMs: number;
   maxConnections: number;
-  maxInflightBytes: number;   // bodies being received, all requests together
-  ratePerSecond: number;      // reports per identity
+  maxInflightBytes: number; // bodies being received, all requests together
+  ratePerSecond: number; // reports per identity
   burst: number;
 }
 
 export const DEFAULT_SERVER_LIMITS: ServerLimits = {
-  headersTimeoutMs: 10_000, requestTimeoutMs: 20_000, keepAliveTimeoutMs: 5_000, maxConnections: 512,
-  maxInflightBytes: 64 << 20, ratePerSecond: 50, burst: 100,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 20_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnections: 512,
+  maxInflightBytes: 64 << 20,
+  ratePerSecond: 50,
+  burst: 100,
 };
 
 /** Token bucket per key, bounded in keys (idle buckets are full and can be forgotten). */
 export class RateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
-  constructor(private readonly perSecond: number, private readonly burst: number, private readonly maxKeys = 50_000, private readonly now = () => Date.now()) {}
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+    private readonly maxKeys = 50_000,
+    private readonly now = () => Date.now(),
+  ) {}
   /** Take one token; returns 0 when allowed, else the seconds until one is available. */
   take(key: string): number {
     const t = this.now();
@@ -34,11 +44,15 @@ export class RateLimiter {
     }
     b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.perSecond);
     b.at = t;
-    if (b.tokens >= 1) { b.tokens -= 1; return 0; }
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
     return Math.ceil((1 - b.tokens) / this.perSecond);
   }
   private forgetFull(t: number): void {
-    for (const [k, b] of this.buckets) if (b.tokens + ((t - b.at) / 1000) * this.perSecond >= this.burst) this.buckets.delete(k);
+    for (const [k, b] of this.buckets)
+      if (b.tokens + ((t - b.at) / 1000) * this.perSecond >= this.burst) this.buckets.delete(k);
     if (this.buckets.size >= this.maxKeys) this.buckets.clear(); // all busy: start over rather than grow
   }
 }
@@ -47,8 +61,14 @@ export class RateLimiter {
 export class InflightBudget {
   used = 0;
   constructor(readonly max: number) {}
-  reserve(n: number): boolean { if (this.used + n > this.max) return false; this.used += n; return true; }
-  release(n: number): void { this.used = Math.max(0, this.used - n); }
+  reserve(n: number): boolean {
+    if (this.used + n > this.max) return false;
+    this.used += n;
+    return true;
+  }
+  release(n: number): void {
+    this.used = Math.max(0, this.used - n);
+  }
 }
 
 /**
@@ -57,7 +77,11 @@ export class InflightBudget {
  * with ERR_HTTP_REQUEST_TIMEOUT; we answer 408 and count it. Connections over maxConnections
  * are closed by Node, which emits 'drop' (Node ≥ 18.6): counted too.
  */
-export function applyServerLimits(s: Server, l: ServerLimits, count: (reason: "timeout" | "connections" | "bad-request") => void): void {
+export function applyServerLimits(
+  s: Server,
+  l: ServerLimits,
+  count: (reason: "timeout" | "connections" | "bad-request") => void,
+): void {
   s.headersTimeout = l.headersTimeoutMs;
   s.requestTimeout = l.requestTimeoutMs;
   s.keepAliveTimeout = l.keepAliveTimeoutMs;
@@ -66,7 +90,12 @@ export function applyServerLimits(s: Server, l: ServerLimits, count: (reason: "t
   s.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
     const timeout = err.code === "ERR_HTTP_REQUEST_TIMEOUT" || err.code === "ERR_HTTP_HEADERS_TIMEOUT";
     count(timeout ? "timeout" : "bad-request");
-    if (socket.writable && !(err.code === "ECONNRESET")) socket.end(timeout ? "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n" : "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+    if (socket.writable && !(err.code === "ECONNRESET"))
+      socket.end(
+        timeout
+          ? "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+          : "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+      );
     socket.destroySoon();
   });
 }

@@ -4,9 +4,19 @@
 // is worth retrying.
 export type Posted = { outcome: "accepted" } | { outcome: "refused" | "retry"; detail: string };
 
-export async function postReport(url: string, body: unknown, headers: Record<string, string> = {}, timeoutMs = 5000): Promise<Posted> {
+export async function postReport(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+  timeoutMs = 5000,
+): Promise<Posted> {
   try {
-    const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+    const r = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
     const text = (await r.text()).trim();
     if (r.status === 202) return { outcome: "accepted" };
     const refused = r.status >= 400 && r.status < 500 && r.status !== 408 && r.status !== 429;

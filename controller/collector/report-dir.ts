@@ -8,16 +8,31 @@ import { UserError, describeFsError } from "../errors.js";
 import type { InputSummary } from "../report.js";
 
 /** Each *.json file of `dir` (sorted), parsed; oversize or malformed files go to `skip`. */
-export async function* jsonFiles(dir: string, flag: string, skip: (reason: "oversize" | "malformed-json", path: string, detail: string) => void):
-  AsyncGenerator<{ path: string; value: unknown; size: number; mtimeMs: number }> {
+export async function* jsonFiles(
+  dir: string,
+  flag: string,
+  skip: (reason: "oversize" | "malformed-json", path: string, detail: string) => void,
+): AsyncGenerator<{ path: string; value: unknown; size: number; mtimeMs: number }> {
   let names: string[];
-  try { names = (await fs.readdir(dir)).filter((f) => f.endsWith(".json")).sort(); } catch (e) { throw new UserError(`${flag} ${describeFsError(dir, e)}`); }
+  try {
+    names = (await fs.readdir(dir)).filter((f) => f.endsWith(".json")).sort();
+  } catch (e) {
+    throw new UserError(`${flag} ${describeFsError(dir, e)}`);
+  }
   for (const f of names) {
     const p = join(dir, f);
     const st = await fs.stat(p);
-    if (st.size > MAX_REPORT_BYTES) { skip("oversize", p, `${st.size} bytes exceeds ${MAX_REPORT_BYTES}`); continue; }
+    if (st.size > MAX_REPORT_BYTES) {
+      skip("oversize", p, `${st.size} bytes exceeds ${MAX_REPORT_BYTES}`);
+      continue;
+    }
     let value: unknown;
-    try { value = JSON.parse(await fs.readFile(p, "utf8")); } catch (e) { skip("malformed-json", p, (e as Error).message); continue; }
+    try {
+      value = JSON.parse(await fs.readFile(p, "utf8"));
+    } catch (e) {
+      skip("malformed-json", p, (e as Error).message);
+      continue;
+    }
     yield { path: p, value, size: st.size, mtimeMs: st.mtimeMs };
   }
 }
@@ -30,7 +45,10 @@ export async function loadReportDir(dir: string, graph: Graph): Promise<InputSum
   };
   for await (const f of jsonFiles(dir, "--reports", skip)) {
     const r = validateReport(f.value);
-    if (!r.ok) { skip(r.reason, f.path, r.detail); continue; }
+    if (!r.ok) {
+      skip(r.reason, f.path, r.detail);
+      continue;
+    }
     mergeReport(graph, r.report);
     sum.records++;
     sum.bytes += f.size;

@@ -14,7 +14,8 @@ const count = { type: "integer", minimum: 0, maximum: 1e12 };
 const epochMs = { type: "integer", minimum: 0, maximum: 1e13 };
 
 const histogram = {
-  type: "object", required: ["bounds", "buckets"],
+  type: "object",
+  required: ["bounds", "buckets"],
   properties: {
     bounds: { const: BOUNDS_ID },
     buckets: { type: "array", minItems: BUCKETS, maxItems: BUCKETS, items: count },
@@ -33,21 +34,31 @@ export const reportSchema = {
       properties: {
         workload: { type: "string", minLength: 1, maxLength: 253, pattern: "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$" },
         namespace: { type: "string", minLength: 1, maxLength: 63, pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" },
-        pod: str(253), node: str(253), mesh: str(253),
+        pod: str(253),
+        node: str(253),
+        mesh: str(253),
       },
     },
     window: {
-      type: "object", required: ["startMs", "endMs"],
+      type: "object",
+      required: ["startMs", "endMs"],
       properties: { startMs: epochMs, endMs: epochMs },
     },
     edges: {
-      type: "array", maxItems: MAX_EDGES,
+      type: "array",
+      maxItems: MAX_EDGES,
       items: {
-        type: "object", required: ["dir", "cluster", "count"],
+        type: "object",
+        required: ["dir", "cluster", "count"],
         properties: {
           dir: { enum: ["outbound", "inbound"] },
-          cluster: str(), authority: str(), proto: str(32),
-          count, err4xx: count, err5xx: count, flagged: count,
+          cluster: str(),
+          authority: str(),
+          proto: str(32),
+          count,
+          err4xx: count,
+          err5xx: count,
+          flagged: count,
           bytes: { type: "object", properties: { tx: count, rx: count } },
           latency: histogram,
           upstream: histogram,
@@ -56,32 +67,66 @@ export const reportSchema = {
       },
     },
     unknown: {
-      type: "array", maxItems: 1_000,
+      type: "array",
+      maxItems: 1_000,
       items: {
-        type: "object", required: ["cluster", "dst", "count"],
-        properties: { cluster: { enum: ["PassthroughCluster", "BlackHoleCluster"] }, dst: str(64), authority: str(), sni: str(), route: { enum: ["block_all"] }, count },
+        type: "object",
+        required: ["cluster", "dst", "count"],
+        properties: {
+          cluster: { enum: ["PassthroughCluster", "BlackHoleCluster"] },
+          dst: str(64),
+          authority: str(),
+          sni: str(),
+          route: { enum: ["block_all"] },
+          count,
+        },
       },
     },
     dropped: { type: "object", properties: { edges: count, reports: count } },
   },
 } as const;
 
-export interface Histogram { bounds: string; buckets: number[]; sumUs?: number }
+export interface Histogram {
+  bounds: string;
+  buckets: number[];
+  sumUs?: number;
+}
 
 export interface ReportV1 {
   v: 1 | 2;
   proxy: { workload: string; namespace: string; pod?: string; node?: string; mesh?: string };
   window: { startMs: number; endMs: number };
-  edges: { dir: "outbound" | "inbound"; cluster: string; authority?: string; proto?: string; count: number; err4xx?: number; err5xx?: number; flagged?: number; bytes?: { tx?: number; rx?: number };
-    latency?: Histogram; upstream?: Histogram; methods?: { idempotent?: number; other?: number } }[];
-  unknown?: { cluster: "PassthroughCluster" | "BlackHoleCluster"; dst: string; authority?: string; sni?: string; route?: "block_all"; count: number }[];
+  edges: {
+    dir: "outbound" | "inbound";
+    cluster: string;
+    authority?: string;
+    proto?: string;
+    count: number;
+    err4xx?: number;
+    err5xx?: number;
+    flagged?: number;
+    bytes?: { tx?: number; rx?: number };
+    latency?: Histogram;
+    upstream?: Histogram;
+    methods?: { idempotent?: number; other?: number };
+  }[];
+  unknown?: {
+    cluster: "PassthroughCluster" | "BlackHoleCluster";
+    dst: string;
+    authority?: string;
+    sni?: string;
+    route?: "block_all";
+    count: number;
+  }[];
   dropped?: { edges?: number; reports?: number };
 }
 
 const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
 
 /** A validator for one report schema: the report, or the first error as "/path message". */
-export function reportValidator<T>(schema: object): (v: unknown) => { ok: true; report: T } | { ok: false; detail: string } {
+export function reportValidator<T>(
+  schema: object,
+): (v: unknown) => { ok: true; report: T } | { ok: false; detail: string } {
   const check = ajv.compile(schema);
   return (v) => {
     if (check(v)) return { ok: true, report: v as T };
@@ -92,9 +137,15 @@ export function reportValidator<T>(schema: object): (v: unknown) => { ok: true; 
 const check = ajv.compile(reportSchema);
 
 /** Reason a parsed value is not a valid v1 report ("" when valid), as a short reason code + detail. */
-export function validateReport(v: unknown): { ok: true; report: ReportV1 } | { ok: false; reason: string; detail: string } {
+export function validateReport(
+  v: unknown,
+): { ok: true; report: ReportV1 } | { ok: false; reason: string; detail: string } {
   if (v && typeof v === "object" && "v" in v && (v as { v: unknown }).v !== 1 && (v as { v: unknown }).v !== 2)
-    return { ok: false, reason: "version", detail: `unsupported report version ${JSON.stringify((v as { v: unknown }).v)} (want 1 or 2)` };
+    return {
+      ok: false,
+      reason: "version",
+      detail: `unsupported report version ${JSON.stringify((v as { v: unknown }).v)} (want 1 or 2)`,
+    };
   if (check(v)) return { ok: true, report: v as unknown as ReportV1 };
   const e = check.errors?.[0];
   return { ok: false, reason: "schema", detail: `${e?.instancePath || "/"} ${e?.message ?? "invalid"}` };

@@ -17,22 +17,59 @@ import type { DiagnoseStore } from "../diagnose/store.js";
 import { identify, parseIdentity, type Caller, type Identity } from "./caller.js";
 import { validateFallbackReport, type FallbackReport } from "./fallback-report.js";
 import { validateAgentReport, type AgentReport } from "./agent-report.js";
-import { applyServerLimits, DEFAULT_SERVER_LIMITS, InflightBudget, RateLimiter, serverOptions, type ServerLimits } from "./limits.js";
+import {
+  applyServerLimits,
+  DEFAULT_SERVER_LIMITS,
+  InflightBudget,
+  RateLimiter,
+  serverOptions,
+  type ServerLimits,
+} from "./limits.js";
 
 /** Header a standby adds when it forwards a report: the receiver never forwards it again. */
 export const FORWARDED = "x-meshtune-forwarded-by";
 /** The original caller ("ns/sa") of a forwarded report; trusted only from another replica. */
 export const FORWARDED_CALLER = "x-meshtune-caller";
 
-export type RejectReason = "method" | "content-type" | "oversize" | "malformed-json" | "version" | "schema" | "no-leader"
-  | "unauthenticated" | "auth-unavailable" | "forbidden" | "identity-mismatch" | "unknown-workload" | "not-ready" | "rate-limited" | "busy"
-  | "invalid-cluster" | "invalid-host" | "invalid-authority" | "invalid-address" | "unreachable-host" | "graph-full" | "timeout" | "connections" | "bad-request";
+export type RejectReason =
+  | "method"
+  | "content-type"
+  | "oversize"
+  | "malformed-json"
+  | "version"
+  | "schema"
+  | "no-leader"
+  | "unauthenticated"
+  | "auth-unavailable"
+  | "forbidden"
+  | "identity-mismatch"
+  | "unknown-workload"
+  | "not-ready"
+  | "rate-limited"
+  | "busy"
+  | "invalid-cluster"
+  | "invalid-host"
+  | "invalid-authority"
+  | "invalid-address"
+  | "unreachable-host"
+  | "graph-full"
+  | "timeout"
+  | "connections"
+  | "bad-request";
 
 /** Why a caller may not report for a workload, or null when it may. */
-export type Binder = (caller: Caller, namespace: string, workload: string) => { status: 403 | 503; reason: "identity-mismatch" | "unknown-workload" | "not-ready"; detail: string } | null;
+export type Binder = (
+  caller: Caller,
+  namespace: string,
+  workload: string,
+) => { status: 403 | 503; reason: "identity-mismatch" | "unknown-workload" | "not-ready"; detail: string } | null;
 
 /** Where a valid report goes when this replica does not merge it itself (a standby forwards to the leader). */
-export type Relay = (body: string, caller: Caller | null, forwarded: boolean) => Promise<{ status: number; text: string } | null>;
+export type Relay = (
+  body: string,
+  caller: Caller | null,
+  forwarded: boolean,
+) => Promise<{ status: number; text: string } | null>;
 
 export interface CollectorOptions {
   /** This controller's identity and the token reviewer; null = --insecure-collector (no identity checks). */
@@ -55,8 +92,11 @@ export interface CollectorOptions {
 }
 
 export type Fail = [number, RejectReason, string];
-type Checked = { ok: true; report: ReportV1; fallback?: undefined; agent?: undefined } | { ok: true; fallback: FallbackReport; report?: undefined; agent?: undefined }
-  | { ok: true; agent: AgentReport; report?: undefined; fallback?: undefined } | { ok: false; err: Fail };
+type Checked =
+  | { ok: true; report: ReportV1; fallback?: undefined; agent?: undefined }
+  | { ok: true; fallback: FallbackReport; report?: undefined; agent?: undefined }
+  | { ok: true; agent: AgentReport; report?: undefined; fallback?: undefined }
+  | { ok: false; err: Fail };
 
 export class Collector {
   readonly received: Counter;
@@ -74,18 +114,42 @@ export class Collector {
   private readonly rate: RateLimiter;
   readonly inflight: InflightBudget;
 
-  constructor(readonly graph: Graph, readonly registry: Registry = new Registry(), readonly o: CollectorOptions = { auth: null }) {
+  constructor(
+    readonly graph: Graph,
+    readonly registry: Registry = new Registry(),
+    readonly o: CollectorOptions = { auth: null },
+  ) {
     this.limits = { ...DEFAULT_SERVER_LIMITS, ...o.limits };
     this.maxBytes = o.maxBytes ?? MAX_REPORT_BYTES;
     this.rate = new RateLimiter(this.limits.ratePerSecond, this.limits.burst, 50_000, o.now);
     this.inflight = new InflightBudget(this.limits.maxInflightBytes);
-    this.forwarded = new Counter({ name: "meshtune_reports_forwarded_total", help: "Reports a standby forwarded to the leader and the leader accepted", registers: [registry] });
-    this.received = new Counter({ name: "meshtune_reports_received_total", help: "Filter reports accepted into the graph", registers: [registry] });
-    this.rejected = new Counter({ name: "meshtune_reports_rejected_total", help: "Reports (or connections) refused, by reason", labelNames: ["reason"], registers: [registry] });
-    this.edgesDropped = new Counter({ name: "meshtune_edges_dropped_total", help: "Edges of accepted reports that a graph cap refused, by reason", labelNames: ["reason"], registers: [registry] });
+    this.forwarded = new Counter({
+      name: "meshtune_reports_forwarded_total",
+      help: "Reports a standby forwarded to the leader and the leader accepted",
+      registers: [registry],
+    });
+    this.received = new Counter({
+      name: "meshtune_reports_received_total",
+      help: "Filter reports accepted into the graph",
+      registers: [registry],
+    });
+    this.rejected = new Counter({
+      name: "meshtune_reports_rejected_total",
+      help: "Reports (or connections) refused, by reason",
+      labelNames: ["reason"],
+      registers: [registry],
+    });
+    this.edgesDropped = new Counter({
+      name: "meshtune_edges_dropped_total",
+      help: "Edges of accepted reports that a graph cap refused, by reason",
+      labelNames: ["reason"],
+      registers: [registry],
+    });
   }
 
-  private now() { return this.o.now?.() ?? Date.now(); }
+  private now() {
+    return this.o.now?.() ?? Date.now();
+  }
 
   /** Validate one body as `caller` and merge it; null on success or the refusal. Also used offline and in benches. */
   ingest(body: string, caller: Caller | null = null): Fail | null {
@@ -95,27 +159,58 @@ export class Collector {
   }
 
   private merge(c: Checked & { ok: true }): Fail | null {
-    if (c.fallback) return this.o.mergeFallback ? this.o.mergeFallback(c.fallback) : [503, "not-ready", "this collector does not merge fallback reports"];
-    if (c.agent) return this.o.mergeAgent ? this.o.mergeAgent(c.agent) : [503, "not-ready", "this collector does not merge agent reports"];
+    if (c.fallback)
+      return this.o.mergeFallback
+        ? this.o.mergeFallback(c.fallback)
+        : [503, "not-ready", "this collector does not merge fallback reports"];
+    if (c.agent)
+      return this.o.mergeAgent
+        ? this.o.mergeAgent(c.agent)
+        : [503, "not-ready", "this collector does not merge agent reports"];
     const report = c.report!;
     const m = mergeReport(this.graph, report, this.now());
     this.diagnose?.addReport(report, this.now());
     for (const [reason, n] of Object.entries(m.reasons)) this.edgesDropped.inc({ reason }, n);
     if (m.merged > 0) this.onMerged(report.proxy.namespace, report.proxy.workload);
-    if (m.dropped > 0) return [507, "graph-full", `merged ${m.merged}, dropped ${m.dropped} (${Object.entries(m.reasons).map(([k, v]) => `${k} ${v}`).join(", ")}); not resendable`];
+    if (m.dropped > 0)
+      return [
+        507,
+        "graph-full",
+        `merged ${m.merged}, dropped ${m.dropped} (${Object.entries(m.reasons)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ")}); not resendable`,
+      ];
     return null;
   }
 
   private check(body: string, caller: Caller | null): Checked {
     let v: unknown;
-    try { v = JSON.parse(body); } catch (e) { return { ok: false, err: [400, "malformed-json", `malformed JSON: ${(e as Error).message}`] }; }
+    try {
+      v = JSON.parse(body);
+    } catch (e) {
+      return { ok: false, err: [400, "malformed-json", `malformed JSON: ${(e as Error).message}`] };
+    }
     // Reports of meshtune's own senders: each kind from its one identity only.
     const kind = v && typeof v === "object" ? (v as { kind?: unknown }).kind : undefined;
     if (kind === "fallback" || kind === "agent") {
-      const [id, who] = kind === "fallback" ? [this.o.fallbackIdentity, "the fallback"] : [this.o.agentIdentity, "the node agent"];
-      if (this.o.auth && (!caller || !id || caller.namespace !== id.namespace || caller.serviceAccount !== id.serviceAccount))
-        return { ok: false, err: [403, "identity-mismatch", `only ${who} (${id ? `${id.namespace}/${id.serviceAccount}` : "none configured"}) may send ${kind} reports`] };
-      if (kind === "fallback") { const f = validateFallbackReport(v); return f.ok ? { ok: true, fallback: f.report } : { ok: false, err: [400, "schema", f.detail] }; }
+      const [id, who] =
+        kind === "fallback" ? [this.o.fallbackIdentity, "the fallback"] : [this.o.agentIdentity, "the node agent"];
+      if (
+        this.o.auth &&
+        (!caller || !id || caller.namespace !== id.namespace || caller.serviceAccount !== id.serviceAccount)
+      )
+        return {
+          ok: false,
+          err: [
+            403,
+            "identity-mismatch",
+            `only ${who} (${id ? `${id.namespace}/${id.serviceAccount}` : "none configured"}) may send ${kind} reports`,
+          ],
+        };
+      if (kind === "fallback") {
+        const f = validateFallbackReport(v);
+        return f.ok ? { ok: true, fallback: f.report } : { ok: false, err: [400, "schema", f.detail] };
+      }
       const a = validateAgentReport(v);
       return a.ok ? { ok: true, agent: a.report } : { ok: false, err: [400, "schema", a.detail] };
     }
@@ -132,7 +227,9 @@ export class Collector {
   }
 
   /** Count a refusal made outside a request (timeouts, dropped connections). */
-  count(reason: RejectReason): void { this.rejected.inc({ reason }); }
+  count(reason: RejectReason): void {
+    this.rejected.inc({ reason });
+  }
 
   /** Authenticate a caller; in insecure mode everyone is an anonymous caller. */
   async caller(req: IncomingMessage): Promise<{ ok: true; caller: Caller | null } | { ok: false; err: Fail }> {
@@ -142,7 +239,11 @@ export class Collector {
     let caller = r.caller;
     // A report forwarded by another replica of this controller carries its original caller.
     const fwd = req.headers[FORWARDED_CALLER];
-    if (typeof fwd === "string" && caller.namespace === this.o.auth.self.namespace && caller.serviceAccount === this.o.auth.self.serviceAccount) {
+    if (
+      typeof fwd === "string" &&
+      caller.namespace === this.o.auth.self.namespace &&
+      caller.serviceAccount === this.o.auth.self.serviceAccount
+    ) {
       const id = parseIdentity(fwd);
       if (!id) return { ok: false, err: [400, "schema", `bad ${FORWARDED_CALLER} header`] };
       caller = { ...caller, ...id };
@@ -159,7 +260,9 @@ export class Collector {
     if (!reviewer || !c.caller) return [403, "forbidden", "no SubjectAccessReview available to authorise reads"];
     try {
       if (await reviewer.allowed(c.caller.user, "get", path)) return null;
-    } catch (e) { return [503, "auth-unavailable", `SubjectAccessReview failed: ${(e as Error).message.split("\n")[0]}`]; }
+    } catch (e) {
+      return [503, "auth-unavailable", `SubjectAccessReview failed: ${(e as Error).message.split("\n")[0]}`];
+    }
     return [403, "forbidden", `${c.caller.user.username} may not get ${path}`];
   }
 
@@ -167,38 +270,77 @@ export class Collector {
     const url = req.url ?? "/";
     if (url === "/metrics" && req.method === "GET") {
       // Open for scraping: counters only, no host or workload names.
-      this.registry.metrics().then((m) => { res.writeHead(200, { "content-type": this.registry.contentType }); res.end(m); });
+      this.registry.metrics().then((m) => {
+        res.writeHead(200, { "content-type": this.registry.contentType });
+        res.end(m);
+      });
       return;
     }
-    if (url !== "/v1/reports") { res.writeHead(404).end("not found\n"); return; }
-    this.report(req, res).catch((e) => this.reject(req, res, 500, "bad-request", `internal error: ${(e as Error).message}`));
+    if (url !== "/v1/reports") {
+      res.writeHead(404).end("not found\n");
+      return;
+    }
+    this.report(req, res).catch((e) =>
+      this.reject(req, res, 500, "bad-request", `internal error: ${(e as Error).message}`),
+    );
   };
 
   private async report(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.method !== "POST") return this.reject(req, res, 405, "method", `method ${req.method} not allowed; use POST`);
-    if (!/^application\/json\b/.test(req.headers["content-type"] ?? "")) return this.reject(req, res, 415, "content-type", "content-type must be application/json");
+    if (req.method !== "POST")
+      return this.reject(req, res, 405, "method", `method ${req.method} not allowed; use POST`);
+    if (!/^application\/json\b/.test(req.headers["content-type"] ?? ""))
+      return this.reject(req, res, 415, "content-type", "content-type must be application/json");
     const declared = Number(req.headers["content-length"] ?? NaN);
-    if (declared > this.maxBytes) return this.reject(req, res, 413, "oversize", `report of ${declared} bytes exceeds ${this.maxBytes}`);
+    if (declared > this.maxBytes)
+      return this.reject(req, res, 413, "oversize", `report of ${declared} bytes exceeds ${this.maxBytes}`);
     const who = await this.caller(req);
     if (!who.ok) return this.reject(req, res, ...who.err);
     const key = who.caller ? `${who.caller.namespace}/${who.caller.serviceAccount}` : `ip:${req.socket.remoteAddress}`;
     const wait = this.rate.take(key);
-    if (wait > 0) return this.reject(req, res, 429, "rate-limited", `more than ${this.limits.ratePerSecond} reports/s from ${key}; retry in ${wait}s`, { "retry-after": String(wait) });
+    if (wait > 0)
+      return this.reject(
+        req,
+        res,
+        429,
+        "rate-limited",
+        `more than ${this.limits.ratePerSecond} reports/s from ${key}; retry in ${wait}s`,
+        { "retry-after": String(wait) },
+      );
     const reserve = Number.isFinite(declared) ? declared : this.maxBytes;
-    if (!this.inflight.reserve(reserve)) return this.reject(req, res, 503, "busy", `collector is receiving ${this.inflight.used} bytes already; retry`, { "retry-after": "1" });
+    if (!this.inflight.reserve(reserve))
+      return this.reject(req, res, 503, "busy", `collector is receiving ${this.inflight.used} bytes already; retry`, {
+        "retry-after": "1",
+      });
     let body: string | null;
-    try { body = await this.readBody(req, res); } finally { this.inflight.release(reserve); }
+    try {
+      body = await this.readBody(req, res);
+    } finally {
+      this.inflight.release(reserve);
+    }
     if (body === null) return;
     const c = this.check(body, who.caller);
     if (!c.ok) return this.reject(req, res, ...c.err);
     if (this.relay) {
       // 202 only once the report sits in the leader's graph; otherwise 503 and the filter keeps and retries it.
       let r: { status: number; text: string } | null;
-      try { r = await this.relay(body, who.caller, req.headers[FORWARDED] !== undefined); }
-      catch (e) { return this.reject(req, res, 503, "no-leader", `leader unreachable: ${(e as Error).message}`); }
+      try {
+        r = await this.relay(body, who.caller, req.headers[FORWARDED] !== undefined);
+      } catch (e) {
+        return this.reject(req, res, 503, "no-leader", `leader unreachable: ${(e as Error).message}`);
+      }
       if (r) {
-        if (r.status === 202) { this.forwarded.inc(); res.writeHead(202, { "content-type": "application/json" }).end(r.text); return; }
-        return this.reject(req, res, r.status, r.status === 503 ? "no-leader" : (/^([a-z-]+):/.exec(r.text)?.[1] as RejectReason) ?? "schema", r.text.trim().replace(/^[a-z-]+: /, ""));
+        if (r.status === 202) {
+          this.forwarded.inc();
+          res.writeHead(202, { "content-type": "application/json" }).end(r.text);
+          return;
+        }
+        return this.reject(
+          req,
+          res,
+          r.status,
+          r.status === 503 ? "no-leader" : ((/^([a-z-]+):/.exec(r.text)?.[1] as RejectReason) ?? "schema"),
+          r.text.trim().replace(/^[a-z-]+: /, ""),
+        );
       }
     }
     const m = this.merge(c);
@@ -214,20 +356,37 @@ export class Collector {
       let size = 0;
       req.on("data", (c: Buffer) => {
         size += c.length;
-        if (size > this.maxBytes) { chunks.length = 0; req.removeAllListeners("data"); this.reject(req, res, 413, "oversize", `report exceeds ${this.maxBytes} bytes`); resolve(null); return; }
+        if (size > this.maxBytes) {
+          chunks.length = 0;
+          req.removeAllListeners("data");
+          this.reject(req, res, 413, "oversize", `report exceeds ${this.maxBytes} bytes`);
+          resolve(null);
+          return;
+        }
         chunks.push(c);
       });
       req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
       req.on("error", () => resolve(null));
-      req.on("close", () => { if (!req.complete) resolve(null); });
+      req.on("close", () => {
+        if (!req.complete) resolve(null);
+      });
     });
   }
 
   /** One-line refusal; the connection is closed so an unread body is never read. */
-  private reject(req: IncomingMessage, res: ServerResponse, status: number, reason: RejectReason, detail: string, headers: Record<string, string> = {}): void {
+  private reject(
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    reason: RejectReason,
+    detail: string,
+    headers: Record<string, string> = {},
+  ): void {
     this.rejected.inc({ reason });
     if (res.headersSent) return;
-    res.writeHead(status, { "content-type": "text/plain", connection: "close", ...headers }).end(`${reason}: ${detail.split("\n")[0]}\n`);
+    res
+      .writeHead(status, { "content-type": "text/plain", connection: "close", ...headers })
+      .end(`${reason}: ${detail.split("\n")[0]}\n`);
     if (!req.complete) res.on("finish", () => req.socket.destroySoon());
   }
 
@@ -235,6 +394,9 @@ export class Collector {
   listen(port: number, host = "0.0.0.0"): Promise<Server> {
     const s = createServer(serverOptions, this.handle);
     applyServerLimits(s, this.limits, (r) => this.count(r));
-    return new Promise((resolve, reject) => { s.once("error", reject); s.listen(port, host, () => resolve(s)); });
+    return new Promise((resolve, reject) => {
+      s.once("error", reject);
+      s.listen(port, host, () => resolve(s));
+    });
   }
 }

@@ -38,25 +38,53 @@ function v1Root(controller: "cpu" | "memory"): string | undefined {
 }
 
 export interface AgentFlags extends DatapathFlags {
-  node?: string; kubeconfig?: string; cgroup?: string; proc: string; collector?: string; tokenFile?: string;
-  reportInterval: string; resync: string; metricsPort: string; noKernelSignals?: boolean; namespace?: string; sys: string;
+  node?: string;
+  kubeconfig?: string;
+  cgroup?: string;
+  proc: string;
+  collector?: string;
+  tokenFile?: string;
+  reportInterval: string;
+  resync: string;
+  metricsPort: string;
+  noKernelSignals?: boolean;
+  namespace?: string;
+  sys: string;
 }
 
-const port = (flag: string, v: string) => { const n = Number(v); if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UserError(`${flag} ${v}: not a port`, 2); return n; };
+const port = (flag: string, v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UserError(`${flag} ${v}: not a port`, 2);
+  return n;
+};
 
 /** The kubepods cgroup: the flag, else the systemd or cgroupfs driver's default location. */
 function kubepods(flag?: string): string {
   if (flag) return flag;
   for (const c of ["/sys/fs/cgroup/kubepods.slice", "/sys/fs/cgroup/kubepods"]) if (existsSync(c)) return c;
-  throw new UserError("no kubepods cgroup at /sys/fs/cgroup/kubepods.slice or /sys/fs/cgroup/kubepods: pass --cgroup", 2);
+  throw new UserError(
+    "no kubepods cgroup at /sys/fs/cgroup/kubepods.slice or /sys/fs/cgroup/kubepods: pass --cgroup",
+    2,
+  );
 }
 
 /** Publish the node's features; an API error is logged and retried, never fatal. */
-function publishUntilDone(kc: ReturnType<typeof loadKubeConfig>, node: string, namespace: string, feats: NodeFeatures, retryMs = 30_000): void {
+function publishUntilDone(
+  kc: ReturnType<typeof loadKubeConfig>,
+  node: string,
+  namespace: string,
+  feats: NodeFeatures,
+  retryMs = 30_000,
+): void {
   const api = objectApi(kc);
-  const attempt = () => publishNodeFeatures(api, node, namespace, feats).then(
-    (r) => log("info", "node features published", { node, labels: r.labels }),
-    (e) => { log("warn", "publishing node features failed; retrying", { node, error: (e as Error).message?.slice(0, 300) }); setTimeout(attempt, retryMs).unref(); });
+  const attempt = () =>
+    publishNodeFeatures(api, node, namespace, feats).then(
+      (r) => log("info", "node features published", { node, labels: r.labels }),
+      (e) => {
+        log("warn", "publishing node features failed; retrying", { node, error: (e as Error).message?.slice(0, 300) });
+        setTimeout(attempt, retryMs).unref();
+      },
+    );
   void attempt();
 }
 
@@ -64,8 +92,18 @@ export async function runAgent(f: AgentFlags): Promise<void> {
   const node = f.node ?? process.env.NODE_NAME;
   if (!node) throw new UserError("--node (or $NODE_NAME from the downward API) is required", 2);
   const cgroup = kubepods(f.cgroup);
-  const proxyPort = port("--proxy-port", f.proxyPort), resyncMs = duration("--resync", f.resync), reportMs = duration("--report-interval", f.reportInterval);
-  const token = f.tokenFile ? (() => { try { return readFileSync(f.tokenFile!, "utf8").trim(); } catch (e) { throw new UserError(`--token-file ${f.tokenFile}: ${(e as Error).message}`); } })() : null;
+  const proxyPort = port("--proxy-port", f.proxyPort),
+    resyncMs = duration("--resync", f.resync),
+    reportMs = duration("--report-interval", f.reportInterval);
+  const token = f.tokenFile
+    ? (() => {
+        try {
+          return readFileSync(f.tokenFile!, "utf8").trim();
+        } catch (e) {
+          throw new UserError(`--token-file ${f.tokenFile}: ${(e as Error).message}`);
+        }
+      })()
+    : null;
   const kc = loadKubeConfig({ file: f.kubeconfig });
   const core = kc.makeApiClient(CoreV1Api);
   const registry = new Registry();
@@ -74,10 +112,20 @@ export async function runAgent(f: AgentFlags): Promise<void> {
   // Node features first: the datapath and the TCP probes start only where their checks pass,
   // and the node says which feature failed and why (labels + status ConfigMap, published below).
   let nodeLabels: Record<string, string> = {};
-  try { nodeLabels = ((await core.readNode({ name: node })).metadata?.labels ?? {}) as Record<string, string>; }
-  catch (e) { log("warn", "reading this Node failed; NFD labels not consulted", { error: (e as Error).message }); }
-  const feats = evaluate(gatherNodeInputs({ proc: f.proc, sys: f.sys, probe: () => runProbe(cgroup), labels: nodeLabels }));
-  const enabled = new Gauge({ name: "meshtune_node_feature_enabled", help: "Node features this agent enabled (1) or refused (0)", labelNames: ["feature"], registers: [registry] });
+  try {
+    nodeLabels = ((await core.readNode({ name: node })).metadata?.labels ?? {}) as Record<string, string>;
+  } catch (e) {
+    log("warn", "reading this Node failed; NFD labels not consulted", { error: (e as Error).message });
+  }
+  const feats = evaluate(
+    gatherNodeInputs({ proc: f.proc, sys: f.sys, probe: () => runProbe(cgroup), labels: nodeLabels }),
+  );
+  const enabled = new Gauge({
+    name: "meshtune_node_feature_enabled",
+    help: "Node features this agent enabled (1) or refused (0)",
+    labelNames: ["feature"],
+    registers: [registry],
+  });
   enabled.set({ feature: "datapath" }, feats.datapath.ok ? 1 : 0);
   enabled.set({ feature: "tcpstats" }, feats.datapath.ok && feats.tcpstats.ok && !f.noKernelSignals ? 1 : 0);
   enabled.set({ feature: "cryptomb" }, feats.cryptomb.capable ? 1 : 0);
@@ -86,52 +134,113 @@ export async function runAgent(f: AgentFlags): Promise<void> {
     // Nothing is loaded; pods on this node keep Istio's iptables capture.
     log("warn", `datapath disabled on this node: ${feats.datapath.reason}`, { node });
     const admin = await listenAdmin(Number(f.metricsPort), registry, () => null);
-    log("info", "meshtune agent running without datapath", { node, metricsPort: (admin.address() as { port: number }).port });
+    log("info", "meshtune agent running without datapath", {
+      node,
+      metricsPort: (admin.address() as { port: number }).port,
+    });
     return;
   }
   const loaded = loadDatapath(cgroup, f);
   log("info", "datapath loaded", { node, ...loaded });
   // Kernel TCP signals for diagnose: optional, the datapath works without them.
   let kernel: KernelSignals | null = null;
-  if (!f.noKernelSignals && !feats.tcpstats.ok) log("warn", `kernel TCP probes disabled on this node: ${feats.tcpstats.reason}`, { node });
+  if (!f.noKernelSignals && !feats.tcpstats.ok)
+    log("warn", `kernel TCP probes disabled on this node: ${feats.tcpstats.reason}`, { node });
   else if (!f.noKernelSignals) {
     try {
       log("info", "kernel TCP probes loaded", loadTcpStats(cgroup));
-      kernel = new KernelSignals({ unified: cgroupUnifiedRoot(cgroup), cpuV1: v1Root("cpu"), memoryV1: v1Root("memory"), proc: f.proc });
-    } catch (e) { log("warn", "kernel TCP probes unavailable; diagnose gets no kernel evidence from this node", { error: (e as Error).message }); }
+      kernel = new KernelSignals({
+        unified: cgroupUnifiedRoot(cgroup),
+        cpuV1: v1Root("cpu"),
+        memoryV1: v1Root("memory"),
+        proc: f.proc,
+      });
+    } catch (e) {
+      log("warn", "kernel TCP probes unavailable; diagnose gets no kernel evidence from this node", {
+        error: (e as Error).message,
+      });
+    }
   }
 
   const maps = new PodMaps();
-  const agent = new NodeAgent(maps, { cgroupRoot: cgroup, procRoot: f.proc, proxyPort }, registry, (l, m, o) => log(l as "info", m, o));
+  const agent = new NodeAgent(maps, { cgroupRoot: cgroup, procRoot: f.proc, proxyPort }, registry, (l, m, o) =>
+    log(l as "info", m, o),
+  );
   agent.onRelease = (id) => kernel?.forget(id);
   await agent.adopt();
-  const reports = new Counter({ name: "meshtune_agent_reports_total", help: "L4 edge reports to the collector, by outcome", labelNames: ["outcome"], registers: [registry] });
+  const reports = new Counter({
+    name: "meshtune_agent_reports_total",
+    help: "L4 edge reports to the collector, by outcome",
+    labelNames: ["outcome"],
+    registers: [registry],
+  });
   // Datapath counters, read from the maps at scrape time.
   new Gauge({
-    name: "meshtune_datapath_events", help: "eBPF datapath events since load, by reason (bpf/meshtune.h mt_reason)", labelNames: ["reason"], registers: [registry],
-    async collect() { const r = await maps.send("counters"); if (r.ok) for (const [k, v] of Object.entries(r.counters as Record<string, number>)) this.set({ reason: k }, v); },
+    name: "meshtune_datapath_events",
+    help: "eBPF datapath events since load, by reason (bpf/meshtune.h mt_reason)",
+    labelNames: ["reason"],
+    registers: [registry],
+    async collect() {
+      const r = await maps.send("counters");
+      if (r.ok) for (const [k, v] of Object.entries(r.counters as Record<string, number>)) this.set({ reason: k }, v);
+    },
   });
 
-  let stopped = false, ready = false;
+  let stopped = false,
+    ready = false;
   const fieldSelector = `spec.nodeName=${node}`;
-  const w = watchResource<V1Pod>(kc, `/api/v1/pods?fieldSelector=${encodeURIComponent(fieldSelector)}`, () => core.listPodForAllNamespaces({ fieldSelector }),
-    (t, p) => agent.podChanged(t, p), log, () => stopped, "Pod");
+  const w = watchResource<V1Pod>(
+    kc,
+    `/api/v1/pods?fieldSelector=${encodeURIComponent(fieldSelector)}`,
+    () => core.listPodForAllNamespaces({ fieldSelector }),
+    (t, p) => agent.podChanged(t, p),
+    log,
+    () => stopped,
+    "Pod",
+  );
   let syncing: Promise<void> = Promise.resolve();
-  const tick = (initial = false) => (syncing = syncing.then(() => agent.sync(initial)).catch((e) => log("warn", "sync failed", { error: String(e) })));
-  w.synced.then(async () => { await tick(true); ready = true; log("info", "pods synced; ready", { node }); });
-  const syncTimer = setInterval(() => { if (ready) void tick(); }, resyncMs);
+  const tick = (initial = false) =>
+    (syncing = syncing.then(() => agent.sync(initial)).catch((e) => log("warn", "sync failed", { error: String(e) })));
+  w.synced.then(async () => {
+    await tick(true);
+    ready = true;
+    log("info", "pods synced; ready", { node });
+  });
+  const syncTimer = setInterval(() => {
+    if (ready) void tick();
+  }, resyncMs);
 
   const report = async () => {
     if (!f.collector || !ready) return;
     let p, k;
-    try { p = await agent.pendingReport(node); } catch (e) { reports.inc({ outcome: "failed" }); return log("warn", "reading L4 edges failed", { error: (e as Error).message }); }
-    try { k = kernel?.pending(agent.meshedPods()); } catch (e) { log("warn", "reading kernel signals failed", { error: (e as Error).message }); }
+    try {
+      p = await agent.pendingReport(node);
+    } catch (e) {
+      reports.inc({ outcome: "failed" });
+      return log("warn", "reading L4 edges failed", { error: (e as Error).message });
+    }
+    try {
+      k = kernel?.pending(agent.meshedPods());
+    } catch (e) {
+      log("warn", "reading kernel signals failed", { error: (e as Error).message });
+    }
     if (!p && !k?.section.pods.length) return;
-    const body: AgentReport = { ...(p?.report ?? { v: 2, kind: "agent", node, pods: [] }), ...(k?.section.pods.length ? { kernel: k.section } : {}) };
+    const body: AgentReport = {
+      ...(p?.report ?? { v: 2, kind: "agent", node, pods: [] }),
+      ...(k?.section.pods.length ? { kernel: k.section } : {}),
+    };
     const r = await postReport(f.collector, body, token ? { authorization: `Bearer ${token}` } : {});
-    if (r.outcome === "accepted") { p?.commit(); k?.commit(); reports.inc({ outcome: "accepted" }); return; }
+    if (r.outcome === "accepted") {
+      p?.commit();
+      k?.commit();
+      reports.inc({ outcome: "accepted" });
+      return;
+    }
     reports.inc({ outcome: r.outcome === "refused" ? "refused" : "failed" });
-    log("warn", "collector did not accept the L4 report; its edges stay for the next one", { outcome: r.outcome, detail: r.detail.slice(0, 200) });
+    log("warn", "collector did not accept the L4 report; its edges stay for the next one", {
+      outcome: r.outcome,
+      detail: r.detail.slice(0, 200),
+    });
   };
   // One report at a time: two in flight would both carry the same uncommitted edges and kernel
   // deltas, and both commits would count them twice.
@@ -139,7 +248,9 @@ export async function runAgent(f: AgentFlags): Promise<void> {
   const reportTimer = setInterval(() => {
     if (reporting) return;
     reporting = true;
-    void report().finally(() => { reporting = false; });
+    void report().finally(() => {
+      reporting = false;
+    });
   }, reportMs);
 
   const admin = await listenAdmin(Number(f.metricsPort), registry, () => (ready ? null : "waiting for the pod list"));

@@ -25,7 +25,12 @@ export function runLoader(args: string[], name = "meshtune-bpf"): { code: number
 
 /** The loader's one-line error as ours. */
 export function loaderError(r: { code: number; stderr: string }): UserError {
-  return new UserError((r.stderr.trim().split("\n").pop() ?? "").replace(/^meshtune-bpf: /, "bpf: ").replace(/^meshtune-tcpstats: /, "tcpstats: "), r.code === 2 ? 2 : 1);
+  return new UserError(
+    (r.stderr.trim().split("\n").pop() ?? "")
+      .replace(/^meshtune-bpf: /, "bpf: ")
+      .replace(/^meshtune-tcpstats: /, "tcpstats: "),
+    r.code === 2 ? 2 : 1,
+  );
 }
 
 /** Pass the loader's JSON through; its one-line error becomes ours. */
@@ -36,10 +41,29 @@ export function bpfCommand(sub: string, args: string[]): void {
 }
 
 /** The datapath flags `meshtune agent` and `meshtune bpf load` share (cli.ts datapathOptions). */
-export interface DatapathFlags { proxyPort: string; inboundPort: string; proxyUid: string; excludePort: string[]; excludeCidr: string[]; skbVerdict: string }
+export interface DatapathFlags {
+  proxyPort: string;
+  inboundPort: string;
+  proxyUid: string;
+  excludePort: string[];
+  excludeCidr: string[];
+  skbVerdict: string;
+}
 
 /** `meshtune-bpf load` arguments for those flags. */
 export function loadArgs(cgroup: string, f: DatapathFlags): string[] {
-  return ["--cgroup", cgroup, "--proxy-port", f.proxyPort, "--inbound-port", f.inboundPort, "--proxy-uid", f.proxyUid, "--skb-verdict", f.skbVerdict,
-    ...f.excludePort.flatMap((p) => ["--exclude-port", p]), ...f.excludeCidr.flatMap((c) => ["--exclude-cidr", c])];
+  return [
+    "--cgroup",
+    cgroup,
+    "--proxy-port",
+    f.proxyPort,
+    "--inbound-port",
+    f.inboundPort,
+    "--proxy-uid",
+    f.proxyUid,
+    "--skb-verdict",
+    f.skbVerdict,
+    ...f.excludePort.flatMap((p) => ["--exclude-port", p]),
+    ...f.excludeCidr.flatMap((c) => ["--exclude-cidr", c]),
+  ];
 }

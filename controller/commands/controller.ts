@@ -29,12 +29,39 @@ import { dashboardHtml } from "../ui/html.js";
 import { controllerDashboard } from "../ui/controller-dashboard.js";
 
 export interface ControllerFlags {
-  port: string; kubeconfig?: string; mode: string; dryRun?: boolean; defaultEnabled?: boolean;
-  minWindow: string; retention: string; fallbackHost: string; fallbackPort: string; alwaysInclude: string[];
-  leaseNamespace: string; prometheus?: string; prometheusInterval: string; clusterDomain: string;
-  collectorHost: string; meshConfigMap: string; advertiseUrl?: string; leaseDuration: string; renewDeadline: string; retryPeriod: string;
-  applyTuning?: string[]; tuneInterval?: string; maxRollouts?: string; istioVersion?: string; tuneMinRequests?: string;
-  identity?: string; tokenPort: string; insecureCollector?: boolean; self?: string; reportRate: string; flushDelay: string; fallbackIdentity: string; agentIdentity: string;
+  port: string;
+  kubeconfig?: string;
+  mode: string;
+  dryRun?: boolean;
+  defaultEnabled?: boolean;
+  minWindow: string;
+  retention: string;
+  fallbackHost: string;
+  fallbackPort: string;
+  alwaysInclude: string[];
+  leaseNamespace: string;
+  prometheus?: string;
+  prometheusInterval: string;
+  clusterDomain: string;
+  collectorHost: string;
+  meshConfigMap: string;
+  advertiseUrl?: string;
+  leaseDuration: string;
+  renewDeadline: string;
+  retryPeriod: string;
+  applyTuning?: string[];
+  tuneInterval?: string;
+  maxRollouts?: string;
+  istioVersion?: string;
+  tuneMinRequests?: string;
+  identity?: string;
+  tokenPort: string;
+  insecureCollector?: boolean;
+  self?: string;
+  reportRate: string;
+  flushDelay: string;
+  fallbackIdentity: string;
+  agentIdentity: string;
 }
 
 /** "90s", "15m", "2h", "7d" → ms. */
@@ -46,48 +73,92 @@ export function duration(flag: string, v: string): number {
 
 /** This pod's own mesh identity: --self, else the downward-API env (POD_NAMESPACE, SERVICE_ACCOUNT), else `dflt`. */
 export function selfIdentity(self: string | undefined, dflt: string): Identity {
-  const v = self ?? (process.env.POD_NAMESPACE && process.env.SERVICE_ACCOUNT ? `${process.env.POD_NAMESPACE}/${process.env.SERVICE_ACCOUNT}` : dflt);
+  const v =
+    self ??
+    (process.env.POD_NAMESPACE && process.env.SERVICE_ACCOUNT
+      ? `${process.env.POD_NAMESPACE}/${process.env.SERVICE_ACCOUNT}`
+      : dflt);
   const id = parseIdentity(v);
   if (!id) throw new UserError(`--self ${v}: expected NAMESPACE/SERVICEACCOUNT`, 2);
   return id;
 }
 
 /** --apply-tuning and its companions; tuning is applied only in --mode apply. */
-export function tuningFlags(f: Pick<ControllerFlags, "applyTuning" | "tuneInterval" | "maxRollouts" | "istioVersion" | "tuneMinRequests">, mode: string): Partial<ControllerOptions> {
+export function tuningFlags(
+  f: Pick<ControllerFlags, "applyTuning" | "tuneInterval" | "maxRollouts" | "istioVersion" | "tuneMinRequests">,
+  mode: string,
+): Partial<ControllerOptions> {
   const kinds = f.applyTuning ?? [];
-  for (const k of kinds) if (!TUNE_KINDS.includes(k as TuneKind)) throw new UserError(`--apply-tuning ${k}: expected a list of ${TUNE_KINDS.join(", ")}`, 2);
-  if (kinds.length && mode !== "apply") throw new UserError("--apply-tuning needs --mode apply (recommend mode writes nothing)", 2);
+  for (const k of kinds)
+    if (!TUNE_KINDS.includes(k as TuneKind))
+      throw new UserError(`--apply-tuning ${k}: expected a list of ${TUNE_KINDS.join(", ")}`, 2);
+  if (kinds.length && mode !== "apply")
+    throw new UserError("--apply-tuning needs --mode apply (recommend mode writes nothing)", 2);
   const v = /^(\d+)\.(\d+)$/.exec(f.istioVersion ?? "1.25");
   if (!v) throw new UserError(`--istio-version ${f.istioVersion}: expected MAJOR.MINOR like 1.27`, 2);
-  const maxRollouts = Number(f.maxRollouts ?? "5"), minReq = Number(f.tuneMinRequests ?? "100");
-  if (!Number.isInteger(maxRollouts) || maxRollouts < 0) throw new UserError(`--max-rollouts ${f.maxRollouts}: expected a whole number ≥ 0`, 2);
-  if (!Number.isInteger(minReq) || minReq < 1) throw new UserError(`--tune-min-requests ${f.tuneMinRequests}: expected a positive whole number`, 2);
-  return { applyTuning: kinds as TuneKind[], tuneIntervalMs: duration("--tune-interval", f.tuneInterval ?? "10m"), maxRollouts, istioVersion: [Number(v[1]), Number(v[2])], tuneMinRequests: minReq };
+  const maxRollouts = Number(f.maxRollouts ?? "5"),
+    minReq = Number(f.tuneMinRequests ?? "100");
+  if (!Number.isInteger(maxRollouts) || maxRollouts < 0)
+    throw new UserError(`--max-rollouts ${f.maxRollouts}: expected a whole number ≥ 0`, 2);
+  if (!Number.isInteger(minReq) || minReq < 1)
+    throw new UserError(`--tune-min-requests ${f.tuneMinRequests}: expected a positive whole number`, 2);
+  return {
+    applyTuning: kinds as TuneKind[],
+    tuneIntervalMs: duration("--tune-interval", f.tuneInterval ?? "10m"),
+    maxRollouts,
+    istioVersion: [Number(v[1]), Number(v[2])],
+    tuneMinRequests: minReq,
+  };
 }
 
 export async function runController(f: ControllerFlags): Promise<void> {
-  if (f.mode !== "apply" && f.mode !== "recommend") throw new UserError(`--mode ${f.mode}: expected apply or recommend`, 2);
+  if (f.mode !== "apply" && f.mode !== "recommend")
+    throw new UserError(`--mode ${f.mode}: expected apply or recommend`, 2);
   const opts: ControllerOptions = {
-    mode: f.mode, dryRun: !!f.dryRun, defaultEnabled: !!f.defaultEnabled, clusterDomain: f.clusterDomain,
-    minWindowMs: duration("--min-window", f.minWindow), retentionMs: duration("--retention", f.retention),
-    fallback: { host: f.fallbackHost, port: Number(f.fallbackPort) }, meshConfigMap: f.meshConfigMap,
-    scope: { ...DEFAULT_SCOPE, alwaysInclude: f.alwaysInclude, clusterDomain: f.clusterDomain, meshtuneHosts: [f.collectorHost, f.fallbackHost], fallbackHosts: [f.fallbackHost] },
+    mode: f.mode,
+    dryRun: !!f.dryRun,
+    defaultEnabled: !!f.defaultEnabled,
+    clusterDomain: f.clusterDomain,
+    minWindowMs: duration("--min-window", f.minWindow),
+    retentionMs: duration("--retention", f.retention),
+    fallback: { host: f.fallbackHost, port: Number(f.fallbackPort) },
+    meshConfigMap: f.meshConfigMap,
+    scope: {
+      ...DEFAULT_SCOPE,
+      alwaysInclude: f.alwaysInclude,
+      clusterDomain: f.clusterDomain,
+      meshtuneHosts: [f.collectorHost, f.fallbackHost],
+      fallbackHosts: [f.fallbackHost],
+    },
   };
   Object.assign(opts, tuningFlags(f, opts.mode));
-  checkScopeFlags(f.alwaysInclude, [["--collector-host", f.collectorHost], ["--fallback-host", f.fallbackHost]]);
-  const leaseMs = duration("--lease-duration", f.leaseDuration), renewMs = duration("--renew-deadline", f.renewDeadline), retryMs = duration("--retry-period", f.retryPeriod);
-  if (!(retryMs < renewMs && renewMs < leaseMs)) throw new UserError("leader election needs --retry-period < --renew-deadline < --lease-duration", 2);
+  checkScopeFlags(f.alwaysInclude, [
+    ["--collector-host", f.collectorHost],
+    ["--fallback-host", f.fallbackHost],
+  ]);
+  const leaseMs = duration("--lease-duration", f.leaseDuration),
+    renewMs = duration("--renew-deadline", f.renewDeadline),
+    retryMs = duration("--retry-period", f.retryPeriod);
+  if (!(retryMs < renewMs && renewMs < leaseMs))
+    throw new UserError("leader election needs --retry-period < --renew-deadline < --lease-duration", 2);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "meshtune_" });
   const kc = loadKubeConfig({ file: f.kubeconfig });
   const api = objectApi(kc);
   const graph = new Graph();
   const self = selfIdentity(f.self, "meshtune-system/meshtune-controller");
-  if (f.insecureCollector) log("warn", "INSECURE COLLECTOR: reports and reads are accepted from anyone, unauthenticated (--insecure-collector is for tests only)", {});
+  if (f.insecureCollector)
+    log(
+      "warn",
+      "INSECURE COLLECTOR: reports and reads are accepted from anyone, unauthenticated (--insecure-collector is for tests only)",
+      {},
+    );
   const reportRate = Number(f.reportRate);
-  if (!(reportRate > 0)) throw new UserError(`--report-rate ${f.reportRate}: expected reports per second per identity (> 0)`, 2);
+  if (!(reportRate > 0))
+    throw new UserError(`--report-rate ${f.reportRate}: expected reports per second per identity (> 0)`, 2);
   const fallbackId = parseIdentity(f.fallbackIdentity);
-  if (!fallbackId) throw new UserError(`--fallback-identity ${f.fallbackIdentity}: expected NAMESPACE/SERVICEACCOUNT`, 2);
+  if (!fallbackId)
+    throw new UserError(`--fallback-identity ${f.fallbackIdentity}: expected NAMESPACE/SERVICEACCOUNT`, 2);
   const agentId = parseIdentity(f.agentIdentity);
   if (!agentId) throw new UserError(`--agent-identity ${f.agentIdentity}: expected NAMESPACE/SERVICEACCOUNT`, 2);
   // The controller must be known before the collector can bind callers to workloads.
@@ -95,12 +166,24 @@ export async function runController(f: ControllerFlags): Promise<void> {
   let ctl!: MeshController;
   const collector = new Collector(graph, registry, {
     auth: f.insecureCollector ? null : { self, reviewer: new KubeAccessReviewer(kc) },
-    bind: (c, ns, w) => ctl.bindCaller(c, ns, w), index: () => ctl.hostIndex(), clusterDomain: f.clusterDomain,
+    bind: (c, ns, w) => ctl.bindCaller(c, ns, w),
+    index: () => ctl.hostIndex(),
+    clusterDomain: f.clusterDomain,
     limits: { ratePerSecond: reportRate, burst: Math.max(1, Math.ceil(reportRate * 2)) },
-    fallbackIdentity: fallbackId, mergeFallback: (r) => ctl.mergeFallback(r),
-    agentIdentity: agentId, mergeAgent: (r) => ctl.mergeAgent(r),
+    fallbackIdentity: fallbackId,
+    mergeFallback: (r) => ctl.mergeFallback(r),
+    agentIdentity: agentId,
+    mergeAgent: (r) => ctl.mergeAgent(r),
   });
-  ctl = new MeshController(kc, api, graph, new LearnedStore(api, (m, x) => log("warn", m, x)), { ...opts, flushDelayMs: duration("--flush-delay", f.flushDelay) }, log, registry);
+  ctl = new MeshController(
+    kc,
+    api,
+    graph,
+    new LearnedStore(api, (m, x) => log("warn", m, x)),
+    { ...opts, flushDelayMs: duration("--flush-delay", f.flushDelay) },
+    log,
+    registry,
+  );
   collector.onMerged = (ns, w) => ctl.touched(ns, w);
   // A full graph evicts workloads no live pod backs (after the informers synced).
   graph.backed = (key) => !ctl.ready || ctl.pods.has(key);
@@ -114,38 +197,82 @@ export async function runController(f: ControllerFlags): Promise<void> {
   const edgeTimer = setInterval(() => edgeTime.observeWindow(diagnoseStore), diagnoseStore.windowMs);
   edgeTimer.unref();
   const identity = f.identity ?? process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
-  const advertise = f.advertiseUrl ?? (process.env.POD_IP ? `http://${process.env.POD_IP}:${f.port}` : `http://127.0.0.1:${f.port}`);
-  const elector = new LeaderElector(api, { namespace: f.leaseNamespace, name: "meshtune-controller", identity, leaseDurationMs: leaseMs, renewDeadlineMs: renewMs, collectorUrl: advertise });
+  const advertise =
+    f.advertiseUrl ?? (process.env.POD_IP ? `http://${process.env.POD_IP}:${f.port}` : `http://127.0.0.1:${f.port}`);
+  const elector = new LeaderElector(api, {
+    namespace: f.leaseNamespace,
+    name: "meshtune-controller",
+    identity,
+    leaseDurationMs: leaseMs,
+    renewDeadlineMs: renewMs,
+    collectorUrl: advertise,
+  });
   collector.relay = async (body, caller, forwarded) => {
     if (elector.leader) return null; // merge here
     if (forwarded || !elector.leaderUrl) return { status: 503, text: "no leader to accept the report; retry" };
     // Through this pod's sidecar (mTLS): the leader sees this replica's identity and trusts the caller header from it.
     const headers: Record<string, string> = { "content-type": "application/json", [FORWARDED]: identity };
     if (caller) headers[FORWARDED_CALLER] = `${caller.namespace}/${caller.serviceAccount}`;
-    const r = await fetch(`${elector.leaderUrl}/v1/reports`, { method: "POST", headers, body, signal: AbortSignal.timeout(5000) });
+    const r = await fetch(`${elector.leaderUrl}/v1/reports`, {
+      method: "POST",
+      headers,
+      body,
+      signal: AbortSignal.timeout(5000),
+    });
     return { status: r.status, text: await r.text() };
   };
 
   /** A read of the dependency map: only for an authorised reader (mesh identity or token, then RBAC); a refusal is counted. */
-  const read = (req: IncomingMessage, res: ServerResponse, path: string, serve: (q: URLSearchParams) => void | Promise<void>) => {
-    collector.authorizeRead(req, path).then(async (deny) => {
-      if (deny) { collector.count(deny[1]); return void res.writeHead(deny[0], { "content-type": "text/plain" }).end(`${deny[1]}: ${deny[2]}\n`); }
-      await serve(new URL(req.url!, "http://x").searchParams);
-    }).catch((e) => { if (!res.headersSent) res.writeHead(500); res.end(`${(e as Error).message}\n`); });
+  const read = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    serve: (q: URLSearchParams) => void | Promise<void>,
+  ) => {
+    collector
+      .authorizeRead(req, path)
+      .then(async (deny) => {
+        if (deny) {
+          collector.count(deny[1]);
+          return void res.writeHead(deny[0], { "content-type": "text/plain" }).end(`${deny[1]}: ${deny[2]}\n`);
+        }
+        await serve(new URL(req.url!, "http://x").searchParams);
+      })
+      .catch((e) => {
+        if (!res.headersSent) res.writeHead(500);
+        res.end(`${(e as Error).message}\n`);
+      });
   };
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     if (req.url === "/healthz") return void res.writeHead(200).end("ok\n");
     // Ready after this replica's own informer sync, leader or not (a 2-replica rollout completes).
-    if (req.url === "/readyz") return void res.writeHead(ctl.ready ? 200 : 503).end(ctl.ready ? "ready\n" : "waiting for initial sync\n");
+    if (req.url === "/readyz")
+      return void res.writeHead(ctl.ready ? 200 : 503).end(ctl.ready ? "ready\n" : "waiting for initial sync\n");
     // The recommend-only / dry-run report: each workload's decision and its Sidecar. It is the
     // dependency map, so it needs an authorised reader (mesh identity or token, then RBAC).
     // `tuning`: mesh rules, sidecar resources, discovery scope, CryptoMB (?istioVersion=1.27&minRequests=100).
     if ((req.url === "/recommendations" || req.url?.startsWith("/recommendations?")) && req.method === "GET") {
       read(req, res, "/recommendations", (q) => {
-        const v = /^(\d+)\.(\d+)$/.exec(q.get("istioVersion") ?? "1.25"), minRequests = Number(q.get("minRequests") ?? "100");
-        if (!v || !Number.isInteger(minRequests) || minRequests < 1) return void res.writeHead(400, { "content-type": "text/plain" }).end("bad-query: istioVersion MAJOR.MINOR, minRequests a positive integer\n");
+        const v = /^(\d+)\.(\d+)$/.exec(q.get("istioVersion") ?? "1.25"),
+          minRequests = Number(q.get("minRequests") ?? "100");
+        if (!v || !Number.isInteger(minRequests) || minRequests < 1)
+          return void res
+            .writeHead(400, { "content-type": "text/plain" })
+            .end("bad-query: istioVersion MAJOR.MINOR, minRequests a positive integer\n");
         const tuning = ctl.tuning({ istioVersion: [Number(v[1]), Number(v[2])], minRequests });
-        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ mode: opts.mode, dryRun: opts.dryRun, workloads: ctl.status(), tuning, tuningApplied: { kinds: opts.applyTuning ?? [], outcomes: ctl.tuneOutcomes } }, null, 2));
+        res.writeHead(200, { "content-type": "application/json" }).end(
+          JSON.stringify(
+            {
+              mode: opts.mode,
+              dryRun: opts.dryRun,
+              workloads: ctl.status(),
+              tuning,
+              tuningApplied: { kinds: opts.applyTuning ?? [], outcomes: ctl.tuneOutcomes },
+            },
+            null,
+            2,
+          ),
+        );
       });
       return;
     }
@@ -154,12 +281,26 @@ export async function runController(f: ControllerFlags): Promise<void> {
     // reader as /recommendations (the page asks for a bearer token when refused).
     if ((req.url === "/ui" || req.url === "/ui/" || req.url?.startsWith("/ui/?")) && req.method === "GET") {
       if (req.url === "/ui") return void res.writeHead(301, { location: "/ui/" }).end();
-      try { return void res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store", "x-content-type-options": "nosniff" }).end(dashboardHtml(null)); }
-      catch (e) { return void res.writeHead(500, { "content-type": "text/plain" }).end(`${(e as Error).message}\n`); }
+      try {
+        return void res
+          .writeHead(200, {
+            "content-type": "text/html; charset=utf-8",
+            "cache-control": "no-store",
+            "x-content-type-options": "nosniff",
+          })
+          .end(dashboardHtml(null));
+      } catch (e) {
+        return void res.writeHead(500, { "content-type": "text/plain" }).end(`${(e as Error).message}\n`);
+      }
     }
     if (req.url === "/api/dashboard" && req.method === "GET") {
       read(req, res, "/api/dashboard", async () => {
-        const d = await controllerDashboard(ctl, collector, { domain: f.clusterDomain, mode: opts.dryRun ? `${opts.mode}, dry-run` : opts.mode, istioVersion: opts.istioVersion ?? [1, 25], minRequests: opts.tuneMinRequests ?? 100 });
+        const d = await controllerDashboard(ctl, collector, {
+          domain: f.clusterDomain,
+          mode: opts.dryRun ? `${opts.mode}, dry-run` : opts.mode,
+          istioVersion: opts.istioVersion ?? [1, 25],
+          minRequests: opts.tuneMinRequests ?? 100,
+        });
         res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" }).end(JSON.stringify(d));
       });
       return;
@@ -168,9 +309,19 @@ export async function runController(f: ControllerFlags): Promise<void> {
     if (req.url?.startsWith("/api/diagnose") && req.method === "GET") {
       read(req, res, "/api/diagnose", (q) => {
         let sinceMs: number;
-        try { sinceMs = duration("since", q.get("since") ?? "15m"); if (q.get("edge")) parseEdge(q.get("edge")!); } catch (e) { return void res.writeHead(400, { "content-type": "text/plain" }).end(`bad-query: ${(e as Error).message}\n`); }
+        try {
+          sinceMs = duration("since", q.get("since") ?? "15m");
+          if (q.get("edge")) parseEdge(q.get("edge")!);
+        } catch (e) {
+          return void res.writeHead(400, { "content-type": "text/plain" }).end(`bad-query: ${(e as Error).message}\n`);
+        }
         const now = Date.now();
-        const edges = runDiagnose(diagnoseStore, { fromMs: now - sinceMs, toMs: now, workload: q.get("workload") ?? undefined, edge: q.get("edge") ?? undefined });
+        const edges = runDiagnose(diagnoseStore, {
+          fromMs: now - sinceMs,
+          toMs: now,
+          workload: q.get("workload") ?? undefined,
+          edge: q.get("edge") ?? undefined,
+        });
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ sinceMs, edges }, null, 2));
       });
       return;
@@ -184,15 +335,28 @@ export async function runController(f: ControllerFlags): Promise<void> {
   for (const port of [f.port, f.tokenPort].filter((p, i, a) => Number(p) > 0 && a.indexOf(p) === i)) {
     const s = createServer(serverOptions, handler);
     applyServerLimits(s, collector.limits, (r) => collector.count(r));
-    await new Promise<void>((r, j) => { s.once("error", j); s.listen(Number(port), "0.0.0.0", r); });
+    await new Promise<void>((r, j) => {
+      s.once("error", j);
+      s.listen(Number(port), "0.0.0.0", r);
+    });
     servers.push(s);
   }
-  log("info", "meshtune controller listening", { port: Number(f.port), tokenPort: Number(f.tokenPort), mode: opts.mode, dryRun: opts.dryRun, identity, self: `${self.namespace}/${self.serviceAccount}` });
+  log("info", "meshtune controller listening", {
+    port: Number(f.port),
+    tokenPort: Number(f.tokenPort),
+    mode: opts.mode,
+    dryRun: opts.dryRun,
+    identity,
+    self: `${self.namespace}/${self.serviceAccount}`,
+  });
 
   const prom = f.prometheus ? new PrometheusSource(f.prometheus, graph, (ns, w) => ctl.touched(ns, w), log) : null;
   let promTimer: NodeJS.Timeout | null = null;
   // Every replica syncs its informers and becomes Ready on its own, leader or not.
-  ctl.start().then(() => log("info", "informers synced; ready", { identity }), (e) => log("error", "initial sync failed", { error: (e as Error).message }));
+  ctl.start().then(
+    () => log("info", "informers synced; ready", { identity }),
+    (e) => log("error", "initial sync failed", { error: (e as Error).message }),
+  );
   let ticking = false;
   const loop = async () => {
     if (ticking) return; // never overlap renew rounds
@@ -203,16 +367,28 @@ export async function runController(f: ControllerFlags): Promise<void> {
       if (leader && !was) {
         log("info", "became leader; starting reconcile", { identity });
         await ctl.startLeading();
-        if (prom) promTimer = setInterval(() => prom.poll().catch((e) => log("warn", "prometheus poll failed", { error: (e as Error).message })), duration("--prometheus-interval", f.prometheusInterval));
+        if (prom)
+          promTimer = setInterval(
+            () => prom.poll().catch((e) => log("warn", "prometheus poll failed", { error: (e as Error).message })),
+            duration("--prometheus-interval", f.prometheusInterval),
+          );
       } else if (!leader && was) {
         log("warn", "lost leadership; reconcile stopped, still serving", { identity });
         ctl.stopLeading();
-        if (promTimer) { clearInterval(promTimer); promTimer = null; }
+        if (promTimer) {
+          clearInterval(promTimer);
+          promTimer = null;
+        }
       }
-    } finally { ticking = false; }
+    } finally {
+      ticking = false;
+    }
   };
   await loop();
-  const timer = setInterval(() => loop().catch((e) => log("error", "leader loop failed", { error: (e as Error).message })), retryMs);
+  const timer = setInterval(
+    () => loop().catch((e) => log("error", "leader loop failed", { error: (e as Error).message })),
+    retryMs,
+  );
   const shutdown = async () => {
     clearInterval(timer);
     if (promTimer) clearInterval(promTimer);

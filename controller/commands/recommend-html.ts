@@ -19,15 +19,31 @@ import { UserError, describeFsError } from "../errors.js";
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-export async function writeHtmlReport(path: string, c: {
-  graph: Graph; services: CatalogService[]; items: Obj[]; domain: string; result: GenerateResult; savings: Savings[] | null;
-  tuning: Tuning | null; inputs: InputSummary[]; reports?: string;
-}): Promise<void> {
+export async function writeHtmlReport(
+  path: string,
+  c: {
+    graph: Graph;
+    services: CatalogService[];
+    items: Obj[];
+    domain: string;
+    result: GenerateResult;
+    savings: Savings[] | null;
+    tuning: Tuning | null;
+    inputs: InputSummary[];
+    reports?: string;
+  },
+): Promise<void> {
   const sidecars: DashboardInputs["sidecars"] = new Map();
   // A Sidecar in --catalog with the workload's name is what the cluster has now ("applied").
-  const existing = new Map(c.items.filter((o) => o?.kind === "Sidecar").map((o) => [`${o.metadata?.namespace}/${o.metadata?.name}`, o]));
-  for (const s of c.result.sidecars) { const k = `${s.metadata.namespace}/${s.metadata.name}`; sidecars.set(k, { applied: existing.get(k) ?? null, recommended: s, action: "recommend" }); }
-  for (const p of c.result.proxiesSkipped) sidecars.set(p.workload, { applied: null, recommended: null, action: "skip", reason: `${p.kind}: ${p.why}` });
+  const existing = new Map(
+    c.items.filter((o) => o?.kind === "Sidecar").map((o) => [`${o.metadata?.namespace}/${o.metadata?.name}`, o]),
+  );
+  for (const s of c.result.sidecars) {
+    const k = `${s.metadata.namespace}/${s.metadata.name}`;
+    sidecars.set(k, { applied: existing.get(k) ?? null, recommended: s, action: "recommend" });
+  }
+  for (const p of c.result.proxiesSkipped)
+    sidecars.set(p.workload, { applied: null, recommended: null, action: "skip", reason: `${p.kind}: ${p.why}` });
   let windows: DashboardInputs["windows"] = [];
   if (c.reports) {
     const store = new DiagnoseStore(60_000, Number.MAX_SAFE_INTEGER, 50_000);
@@ -35,12 +51,30 @@ export async function writeHtmlReport(path: string, c: {
     windows = diagnoseWindows(store);
   }
   const data = buildDashboard({
-    source: "report", nowMs: Date.now(), graph: c.graph, services: c.services, domain: c.domain, sidecars, savings: c.savings, tuning: c.tuning, windows,
-    nodes: c.items.filter((o) => o?.kind === "Node").map((o) => ({ name: o.metadata?.name, labels: o.metadata?.labels ?? {} })),
-    report: { inputs: c.inputs, limits: limitsLine({ dropped: c.graph.dropped, evicted: c.graph.evicted }), unregistered: c.result.unregistered, rejected: c.result.rejected, proxiesSkipped: c.result.proxiesSkipped },
+    source: "report",
+    nowMs: Date.now(),
+    graph: c.graph,
+    services: c.services,
+    domain: c.domain,
+    sidecars,
+    savings: c.savings,
+    tuning: c.tuning,
+    windows,
+    nodes: c.items
+      .filter((o) => o?.kind === "Node")
+      .map((o) => ({ name: o.metadata?.name, labels: o.metadata?.labels ?? {} })),
+    report: {
+      inputs: c.inputs,
+      limits: limitsLine({ dropped: c.graph.dropped, evicted: c.graph.evicted }),
+      unregistered: c.result.unregistered,
+      rejected: c.result.rejected,
+      proxiesSkipped: c.result.proxiesSkipped,
+    },
   });
   try {
     await fs.mkdir(dirname(path), { recursive: true });
     await fs.writeFile(path, dashboardHtml(data));
-  } catch (e) { throw new UserError(`--html ${describeFsError(path, e)}`); }
+  } catch (e) {
+    throw new UserError(`--html ${describeFsError(path, e)}`);
+  }
 }

@@ -39,8 +39,14 @@ export interface RecommendOptions {
   alwaysInclude: string[];
   clusterDomain: string;
   strict?: boolean;
-  rules?: boolean; resources?: boolean; discovery?: boolean; cryptomb?: boolean;
-  istioVersion: string; minRequests: string; prometheus?: string; prometheusWindow: string;
+  rules?: boolean;
+  resources?: boolean;
+  discovery?: boolean;
+  cryptomb?: boolean;
+  istioVersion: string;
+  minRequests: string;
+  prometheus?: string;
+  prometheusWindow: string;
   /** Also write the dashboard as one self-contained HTML file. */
   html?: string;
 }
@@ -51,20 +57,42 @@ async function checkReadable(path: string): Promise<void> {
     const st = await fs.stat(path);
     if (st.isDirectory()) throw Object.assign(new Error(), { code: "EISDIR" });
     await fs.access(path, fs.constants.R_OK);
-  } catch (e) { throw new UserError(`--access-log ${describeFsError(path, e)}`); }
+  } catch (e) {
+    throw new UserError(`--access-log ${describeFsError(path, e)}`);
+  }
 }
 
 /** All files through one learner: a pod's namespace is inferred from every input, so one pod is one workload. */
-export async function learnAccessLogs(paths: string[], opts: Pick<RecommendOptions, "workload" | "defaultNamespace" | "clusterDomain"> & { pods?: PodCatalog }, graph: Graph) {
+export async function learnAccessLogs(
+  paths: string[],
+  opts: Pick<RecommendOptions, "workload" | "defaultNamespace" | "clusterDomain"> & { pods?: PodCatalog },
+  graph: Graph,
+) {
   const inputs: InputSummary[] = [];
-  const l = new AccessLogLearner({ workload: opts.workload, defaultNamespace: opts.defaultNamespace, clusterDomain: opts.clusterDomain, pods: opts.pods });
+  const l = new AccessLogLearner({
+    workload: opts.workload,
+    defaultNamespace: opts.defaultNamespace,
+    clusterDomain: opts.clusterDomain,
+    pods: opts.pods,
+  });
   for (const p of paths) {
     const before = { lines: l.lines, records: l.records, bytes: l.bytes, skipped: { ...l.skipped } };
     const stream = p === "-" ? process.stdin : fileChunks(p);
-    try { await l.learnStream(stream); } catch (e) { throw new UserError(`--access-log ${describeFsError(p === "-" ? "stdin" : p, e)}`); }
+    try {
+      await l.learnStream(stream);
+    } catch (e) {
+      throw new UserError(`--access-log ${describeFsError(p === "-" ? "stdin" : p, e)}`);
+    }
     const skipped: Record<string, number> = {};
-    for (const [k, v] of Object.entries(l.skipped)) skipped[k] = v - (before.skipped[k as keyof typeof before.skipped] ?? 0);
-    inputs.push({ name: p === "-" ? "stdin" : p, lines: l.lines - before.lines, records: l.records - before.records, bytes: l.bytes - before.bytes, skipped });
+    for (const [k, v] of Object.entries(l.skipped))
+      skipped[k] = v - (before.skipped[k as keyof typeof before.skipped] ?? 0);
+    inputs.push({
+      name: p === "-" ? "stdin" : p,
+      lines: l.lines - before.lines,
+      records: l.records - before.records,
+      bytes: l.bytes - before.bytes,
+      skipped,
+    });
   }
   const { placements } = l.finish(graph);
   return { inputs, placements };
@@ -75,47 +103,88 @@ export function renderSidecars(items: SidecarObj[], output: "yaml" | "json"): st
   return items.map((s) => stringify(s)).join("---\n");
 }
 
-interface Catalog { services: CatalogService[]; pods: PodCatalog; virtualServices: VirtualServiceRef[]; items: Record<string, unknown>[] }
+interface Catalog {
+  services: CatalogService[];
+  pods: PodCatalog;
+  virtualServices: VirtualServiceRef[];
+  items: Record<string, unknown>[];
+}
 
 async function loadCatalog(path: string, domain: string): Promise<Catalog> {
   let raw: string;
-  try { raw = await fs.readFile(path, "utf8"); } catch (e) { throw new UserError(`--catalog ${describeFsError(path, e)}`); }
+  try {
+    raw = await fs.readFile(path, "utf8");
+  } catch (e) {
+    throw new UserError(`--catalog ${describeFsError(path, e)}`);
+  }
   try {
     const items = catalogItems(raw);
     return {
-      services: parseCatalog({ items }, domain), pods: new PodCatalog(items), items,
-      virtualServices: items.filter((o) => o?.kind === "VirtualService").map((o) => virtualServiceRef(o, domain)).filter((v): v is VirtualServiceRef => v !== null),
+      services: parseCatalog({ items }, domain),
+      pods: new PodCatalog(items),
+      items,
+      virtualServices: items
+        .filter((o) => o?.kind === "VirtualService")
+        .map((o) => virtualServiceRef(o, domain))
+        .filter((v): v is VirtualServiceRef => v !== null),
     };
-  } catch (e) { throw new UserError(`--catalog ${path}: ${(e as Error).message}`); }
+  } catch (e) {
+    throw new UserError(`--catalog ${path}: ${(e as Error).message}`);
+  }
 }
 
 async function loadMesh(path: string): Promise<MeshConfig> {
   let raw: string;
-  try { raw = await fs.readFile(path, "utf8"); } catch (e) { throw new UserError(`--mesh-config ${describeFsError(path, e)}`); }
-  try { return parseMeshConfig(raw); } catch (e) { throw new UserError(`--mesh-config ${path}: ${(e as Error).message}`); }
+  try {
+    raw = await fs.readFile(path, "utf8");
+  } catch (e) {
+    throw new UserError(`--mesh-config ${describeFsError(path, e)}`);
+  }
+  try {
+    return parseMeshConfig(raw);
+  } catch (e) {
+    throw new UserError(`--mesh-config ${path}: ${(e as Error).message}`);
+  }
 }
 
 export async function recommend(o: RecommendOptions): Promise<void> {
-  if (o.accessLog.length === 0 && !o.reports) throw new UserError("recommend needs --access-log FILE|- or --reports DIR", 2);
-  if (o.workload && !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(o.workload)) throw new UserError(`--workload ${o.workload}: expected NAMESPACE/NAME`, 2);
-  checkScopeFlags(o.alwaysInclude, [["--collector-host", o.collectorHost], ["--fallback-host", o.fallbackHost]]);
+  if (o.accessLog.length === 0 && !o.reports)
+    throw new UserError("recommend needs --access-log FILE|- or --reports DIR", 2);
+  if (o.workload && !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(o.workload))
+    throw new UserError(`--workload ${o.workload}: expected NAMESPACE/NAME`, 2);
+  checkScopeFlags(o.alwaysInclude, [
+    ["--collector-host", o.collectorHost],
+    ["--fallback-host", o.fallbackHost],
+  ]);
   const fallbackPort = Number(o.fallbackPort);
-  if (!Number.isInteger(fallbackPort) || fallbackPort < 1 || fallbackPort > 65535) throw new UserError(`--fallback-port ${o.fallbackPort}: expected 1-65535`, 2);
+  if (!Number.isInteger(fallbackPort) || fallbackPort < 1 || fallbackPort > 65535)
+    throw new UserError(`--fallback-port ${o.fallbackPort}: expected 1-65535`, 2);
   for (const p of o.accessLog) await checkReadable(p);
   const catalog = o.catalog ? await loadCatalog(o.catalog, o.clusterDomain) : null;
   const mesh = o.meshConfig ? await loadMesh(o.meshConfig) : DEFAULT_MESH;
 
   const graph = new Graph();
-  const { inputs, placements } = await learnAccessLogs(o.accessLog, { ...o, pods: catalog?.pods.size ? catalog.pods : undefined }, graph);
+  const { inputs, placements } = await learnAccessLogs(
+    o.accessLog,
+    { ...o, pods: catalog?.pods.size ? catalog.pods : undefined },
+    graph,
+  );
   if (o.reports) inputs.push(await loadReportDir(o.reports, graph));
-  if (graph.nodes.size === 0) throw new UserError(`no access-log entries or reports found in ${inputs.map((i) => i.name).join(", ")}`);
+  if (graph.nodes.size === 0)
+    throw new UserError(`no access-log entries or reports found in ${inputs.map((i) => i.name).join(", ")}`);
 
   const gen: GenerateOptions = {
-    ...DEFAULT_GENERATE, alwaysInclude: o.alwaysInclude, clusterDomain: o.clusterDomain, namespace: o.namespace, workload: o.workload, mesh,
+    ...DEFAULT_GENERATE,
+    alwaysInclude: o.alwaysInclude,
+    clusterDomain: o.clusterDomain,
+    namespace: o.namespace,
+    workload: o.workload,
+    mesh,
     meshtuneHosts: [o.collectorHost, ...(o.fallbackHost && mesh.outboundMode === "ALLOW_ANY" ? [o.fallbackHost] : [])],
     egressProxy: o.fallbackHost ? { host: o.fallbackHost, port: fallbackPort } : undefined,
     fallbackHosts: o.fallbackHost ? [o.fallbackHost] : DEFAULT_GENERATE.fallbackHosts,
-    index: new HostIndex(catalog?.services ?? []), virtualServices: catalog?.virtualServices ?? [],
+    index: new HostIndex(catalog?.services ?? []),
+    virtualServices: catalog?.virtualServices ?? [],
   };
   const result = generateSidecars(graph, gen);
   for (const s of result.sidecars) validateSidecar(s);
@@ -128,18 +197,46 @@ export async function recommend(o: RecommendOptions): Promise<void> {
     const v = /^(\d+)\.(\d+)$/.exec(o.istioVersion);
     if (!v) throw new UserError(`--istio-version ${o.istioVersion}: expected MAJOR.MINOR, e.g. 1.27`, 2);
     const minRequests = Number(o.minRequests);
-    if (!Number.isInteger(minRequests) || minRequests < 1) throw new UserError(`--min-requests ${o.minRequests}: expected a positive integer`, 2);
-    const cal = o.prometheus ? await proxyUsage(o.prometheus, graph, o.prometheusWindow).catch((e) => { throw new UserError(`--prometheus: ${(e as Error).message}`); }) : null;
-    tuning = tune({ graph, services: catalog?.services ?? [], items: catalog?.items ?? [], savings, domain: o.clusterDomain, istioVersion: [Number(v[1]), Number(v[2])], minRequests,
-      usage: cal?.usage, handshakes: cal?.handshakes });
+    if (!Number.isInteger(minRequests) || minRequests < 1)
+      throw new UserError(`--min-requests ${o.minRequests}: expected a positive integer`, 2);
+    const cal = o.prometheus
+      ? await proxyUsage(o.prometheus, graph, o.prometheusWindow).catch((e) => {
+          throw new UserError(`--prometheus: ${(e as Error).message}`);
+        })
+      : null;
+    tuning = tune({
+      graph,
+      services: catalog?.services ?? [],
+      items: catalog?.items ?? [],
+      savings,
+      domain: o.clusterDomain,
+      istioVersion: [Number(v[1]), Number(v[2])],
+      minRequests,
+      usage: cal?.usage,
+      handshakes: cal?.handshakes,
+    });
     if (want.rules || want.resources || want.discovery || want.cryptomb) tuningYaml = renderTuning(tuning, want);
   }
-  if (o.html) await writeHtmlReport(o.html, { graph, services: catalog?.services ?? [], items: catalog?.items ?? [], domain: o.clusterDomain, result, savings, tuning, inputs, reports: o.reports });
+  if (o.html)
+    await writeHtmlReport(o.html, {
+      graph,
+      services: catalog?.services ?? [],
+      items: catalog?.items ?? [],
+      domain: o.clusterDomain,
+      result,
+      savings,
+      tuning,
+      inputs,
+      reports: o.reports,
+    });
 
   if (o.outDir) {
     await fs.mkdir(o.outDir, { recursive: true });
     for (const s of result.sidecars)
-      await fs.writeFile(join(o.outDir, `${s.metadata.namespace}.${s.metadata.name}.${o.output}`), renderSidecars([s], o.output));
+      await fs.writeFile(
+        join(o.outDir, `${s.metadata.namespace}.${s.metadata.name}.${o.output}`),
+        renderSidecars([s], o.output),
+      );
     if (tuningYaml) await fs.writeFile(join(o.outDir, "recommendations.yaml"), tuningYaml);
   } else {
     process.stdout.write(renderSidecars(result.sidecars, o.output));

@@ -4,6 +4,12 @@ import { UserError } from "../errors.js";
 import { egressHostError, fqdnError } from "../istio/validate.js";
 
 export function checkScopeFlags(alwaysInclude: string[], services: [flag: string, host: string | undefined][]): void {
-  for (const h of alwaysInclude) { const e = egressHostError(h); if (e) throw new UserError(`--always-include ${h}: ${e}`, 2); }
-  for (const [flag, h] of services) { const e = h ? fqdnError(h) : null; if (e) throw new UserError(`${flag} ${h}: ${e}`, 2); }
+  for (const h of alwaysInclude) {
+    const e = egressHostError(h);
+    if (e) throw new UserError(`--always-include ${h}: ${e}`, 2);
+  }
+  for (const [flag, h] of services) {
+    const e = h ? fqdnError(h) : null;
+    if (e) throw new UserError(`${flag} ${h}: ${e}`, 2);
+  }
 }

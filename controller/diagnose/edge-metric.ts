@@ -15,19 +15,32 @@ export class EdgeTimeMetric {
 
   constructor(registry: Registry) {
     this.h = new Histogram({
-      name: "meshtune_edge_time_seconds", help: "Per-request time of each edge by component (client_proxy, network, server_proxy, app), from both proxies' timings",
-      labelNames: ["component", "client", "server"], buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5], registers: [registry],
+      name: "meshtune_edge_time_seconds",
+      help: "Per-request time of each edge by component (client_proxy, network, server_proxy, app), from both proxies' timings",
+      labelNames: ["component", "client", "server"],
+      buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
+      registers: [registry],
     });
-    this.dropped = new Counter({ name: "meshtune_edge_time_observations_dropped_total", help: "Edge-time observations beyond the per-window cap", registers: [registry] });
+    this.dropped = new Counter({
+      name: "meshtune_edge_time_observations_dropped_total",
+      help: "Edge-time observations beyond the per-window cap",
+      registers: [registry],
+    });
   }
 
   /** Observe the last closed window once. */
   observeWindow(store: DiagnoseStore, now = Date.now()): void {
-    const end = now - (now % store.windowMs), start = end - store.windowMs;
+    const end = now - (now % store.windowMs),
+      start = end - store.windowMs;
     if (start === this.lastWindow) return;
     this.lastWindow = start;
     for (const d of runDiagnose(store, { fromMs: start, toMs: end - 1 })) {
-      const parts: [string, number | undefined][] = [["client_proxy", d.components.clientProxy?.meanUs], ["network", d.components.network?.meanUs], ["server_proxy", d.components.serverProxy?.meanUs], ["app", d.components.app?.meanUs]];
+      const parts: [string, number | undefined][] = [
+        ["client_proxy", d.components.clientProxy?.meanUs],
+        ["network", d.components.network?.meanUs],
+        ["server_proxy", d.components.serverProxy?.meanUs],
+        ["app", d.components.app?.meanUs],
+      ];
       for (const [component, us] of parts) {
         if (us === undefined) continue;
         const n = Math.min(d.requests, MAX_OBS);

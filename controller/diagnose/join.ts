@@ -11,22 +11,46 @@
 import { parseCluster, stripPort, hostNamespace } from "../model/cluster-name.js";
 import { TS_SLOTS, type RemoteSignals } from "../agent/kernel-signals.js";
 import type { Pressure } from "../agent/pod-pressure.js";
-import { type EdgeTiming, type PodKernel, type SideTiming, addPressure, addRemote, addSide, emptySide } from "./store.js";
+import {
+  type EdgeTiming,
+  type PodKernel,
+  type SideTiming,
+  addPressure,
+  addRemote,
+  addSide,
+  emptySide,
+} from "./store.js";
 
 export interface JoinedEdge {
-  client: string;          // "ns/workload"
-  server: string | null;   // "ns/workload" when known
-  host: string;            // the destination host (cluster's host, or authority)
+  client: string; // "ns/workload"
+  server: string | null; // "ns/workload" when known
+  host: string; // the destination host (cluster's host, or authority)
   port: number;
   clientSide: SideTiming;
   serverSide: SideTiming | null;
   clientNet: RemoteSignals | null; // client pods → server pods (outbound sockets)
   serverNet: RemoteSignals | null; // server pods ← client pods (accepted sockets)
-  clientPressure: Pressure | null; clientWindowMs: number;
-  serverPressure: Pressure | null; serverWindowMs: number;
+  clientPressure: Pressure | null;
+  clientWindowMs: number;
+  serverPressure: Pressure | null;
+  serverWindowMs: number;
 }
 
-const emptyRemote = (): RemoteSignals => ({ dir: "out", ip: "", port: 0, rttSamples: 0, rttSumUs: 0, rttMinUs: 0, rttHist: new Array(TS_SLOTS).fill(0), retrans: 0, connects: 0, connectFail: 0, connectSumUs: 0, connectHist: new Array(TS_SLOTS).fill(0), accepts: 0 });
+const emptyRemote = (): RemoteSignals => ({
+  dir: "out",
+  ip: "",
+  port: 0,
+  rttSamples: 0,
+  rttSumUs: 0,
+  rttMinUs: 0,
+  rttHist: new Array(TS_SLOTS).fill(0),
+  retrans: 0,
+  connects: 0,
+  connectFail: 0,
+  connectSumUs: 0,
+  connectHist: new Array(TS_SLOTS).fill(0),
+  accepts: 0,
+});
 
 function sumPressure(pods: PodKernel[]): { p: Pressure | null; windowMs: number } {
   if (!pods.length) return { p: null, windowMs: 0 };
@@ -43,7 +67,8 @@ export function joinEdges(edges: EdgeTiming[], pods: PodKernel[]): JoinedEdge[] 
   for (const p of pods) {
     if (!p.workload) continue;
     const l = podsOf.get(p.workload);
-    if (l) l.push(p); else podsOf.set(p.workload, [p]);
+    if (l) l.push(p);
+    else podsOf.set(p.workload, [p]);
     for (const ip of p.ips) workloadOfIp.set(ip, p.workload);
   }
   const inbound = edges.filter((e) => e.dir === "inbound");
@@ -56,13 +81,16 @@ export function joinEdges(edges: EdgeTiming[], pods: PodKernel[]): JoinedEdge[] 
     const clientPods = podsOf.get(e.workload) ?? [];
     // Server by IP: where this client's outbound sockets on the cluster's port went.
     const byIp = new Map<string, number>();
-    for (const p of clientPods) for (const r of p.remotes.values()) {
-      const wl = r.dir === "out" ? workloadOfIp.get(r.ip) : undefined;
-      if (wl && wl !== e.workload) byIp.set(wl, (byIp.get(wl) ?? 0) + r.rttSamples + r.connects);
-    }
+    for (const p of clientPods)
+      for (const r of p.remotes.values()) {
+        const wl = r.dir === "out" ? workloadOfIp.get(r.ip) : undefined;
+        if (wl && wl !== e.workload) byIp.set(wl, (byIp.get(wl) ?? 0) + r.rttSamples + r.connects);
+      }
     // Server by Host: inbound edges whose requests named the same service.
     const ns = hostNamespace(host);
-    const hostMatches = inbound.filter((i) => i.authority && firstLabel(i.authority) === firstLabel(host) && (!ns || i.workload.startsWith(`${ns}/`)));
+    const hostMatches = inbound.filter(
+      (i) => i.authority && firstLabel(i.authority) === firstLabel(host) && (!ns || i.workload.startsWith(`${ns}/`)),
+    );
     let server: string | null = null;
     if (byIp.size === 1) server = [...byIp.keys()][0];
     else if (hostMatches.length) server = hostMatches[0].workload;
@@ -72,17 +100,37 @@ export function joinEdges(edges: EdgeTiming[], pods: PodKernel[]): JoinedEdge[] 
       const mine = inbound.filter((i) => i.workload === server);
       const named = mine.filter((i) => i.authority && firstLabel(i.authority) === firstLabel(host));
       const use = named.length ? named : mine;
-      if (use.length) { serverSide = emptySide(); for (const i of use) addSide(serverSide, i.t); }
+      if (use.length) {
+        serverSide = emptySide();
+        for (const i of use) addSide(serverSide, i.t);
+      }
     }
-    const serverPods = server ? podsOf.get(server) ?? [] : [];
-    const serverIps = new Set(serverPods.flatMap((p) => p.ips)), clientIps = new Set(clientPods.flatMap((p) => p.ips));
-    let clientNet: RemoteSignals | null = null, serverNet: RemoteSignals | null = null;
-    for (const p of clientPods) for (const r of p.remotes.values()) if (r.dir === "out" && serverIps.has(r.ip)) addRemote((clientNet ??= emptyRemote()), r);
-    for (const p of serverPods) for (const r of p.remotes.values()) if (r.dir === "in" && clientIps.has(r.ip)) addRemote((serverNet ??= { ...emptyRemote(), dir: "in" }), r);
-    const cp = sumPressure(clientPods), sp = sumPressure(serverPods);
+    const serverPods = server ? (podsOf.get(server) ?? []) : [];
+    const serverIps = new Set(serverPods.flatMap((p) => p.ips)),
+      clientIps = new Set(clientPods.flatMap((p) => p.ips));
+    let clientNet: RemoteSignals | null = null,
+      serverNet: RemoteSignals | null = null;
+    for (const p of clientPods)
+      for (const r of p.remotes.values())
+        if (r.dir === "out" && serverIps.has(r.ip)) addRemote((clientNet ??= emptyRemote()), r);
+    for (const p of serverPods)
+      for (const r of p.remotes.values())
+        if (r.dir === "in" && clientIps.has(r.ip)) addRemote((serverNet ??= { ...emptyRemote(), dir: "in" }), r);
+    const cp = sumPressure(clientPods),
+      sp = sumPressure(serverPods);
     out.push({
-      client: e.workload, server, host, port: c.port, clientSide: e.t, serverSide, clientNet, serverNet,
-      clientPressure: cp.p, clientWindowMs: cp.windowMs, serverPressure: sp.p, serverWindowMs: sp.windowMs,
+      client: e.workload,
+      server,
+      host,
+      port: c.port,
+      clientSide: e.t,
+      serverSide,
+      clientNet,
+      serverNet,
+      clientPressure: cp.p,
+      clientWindowMs: cp.windowMs,
+      serverPressure: sp.p,
+      serverWindowMs: sp.windowMs,
     });
   }
   return out;

@@ -8,13 +8,17 @@ import { REMOTE_COUNTERS, type KernelSection, type RemoteSignals } from "../agen
 import { PRESSURE_KEYS, type Pressure } from "../agent/pod-pressure.js";
 
 export interface SideTiming {
-  count: number; err5xx: number;
-  total: number[]; totalSumUs: number;
-  upCount: number; up: number[]; upSumUs: number;
+  count: number;
+  err5xx: number;
+  total: number[];
+  totalSumUs: number;
+  upCount: number;
+  up: number[];
+  upSumUs: number;
 }
 
 export interface EdgeTiming {
-  workload: string;  // "ns/name" of the reporting proxy
+  workload: string; // "ns/name" of the reporting proxy
   dir: "outbound" | "inbound";
   cluster: string;
   authority: string;
@@ -22,7 +26,7 @@ export interface EdgeTiming {
 }
 
 export interface PodKernel {
-  key: string;       // "ns/pod"
+  key: string; // "ns/pod"
   node: string;
   workload: string | null; // from filter reports of the same pod, when any
   ips: string[];
@@ -31,14 +35,32 @@ export interface PodKernel {
   remotes: Map<string, RemoteSignals>; // "dir|ip|port"
 }
 
-interface Window { edges: Map<string, EdgeTiming>; pods: Map<string, PodKernel> }
+interface Window {
+  edges: Map<string, EdgeTiming>;
+  pods: Map<string, PodKernel>;
+}
 
 const zeros = () => new Array<number>(BUCKETS).fill(0);
-export const emptySide = (): SideTiming => ({ count: 0, err5xx: 0, total: zeros(), totalSumUs: 0, upCount: 0, up: zeros(), upSumUs: 0 });
+export const emptySide = (): SideTiming => ({
+  count: 0,
+  err5xx: 0,
+  total: zeros(),
+  totalSumUs: 0,
+  upCount: 0,
+  up: zeros(),
+  upSumUs: 0,
+});
 
 export function addSide(a: SideTiming, b: SideTiming): void {
-  a.count += b.count; a.err5xx += b.err5xx; a.totalSumUs += b.totalSumUs; a.upCount += b.upCount; a.upSumUs += b.upSumUs;
-  for (let i = 0; i < BUCKETS; i++) { a.total[i] += b.total[i]; a.up[i] += b.up[i]; }
+  a.count += b.count;
+  a.err5xx += b.err5xx;
+  a.totalSumUs += b.totalSumUs;
+  a.upCount += b.upCount;
+  a.upSumUs += b.upSumUs;
+  for (let i = 0; i < BUCKETS; i++) {
+    a.total[i] += b.total[i];
+    a.up[i] += b.up[i];
+  }
 }
 
 export function addRemote(a: RemoteSignals, b: RemoteSignals): void {
@@ -48,13 +70,18 @@ export function addRemote(a: RemoteSignals, b: RemoteSignals): void {
   a.connectHist = a.connectHist.map((v, i) => v + (b.connectHist[i] ?? 0));
 }
 
-const cloneRemote = (r: RemoteSignals): RemoteSignals => ({ ...r, rttHist: [...r.rttHist], connectHist: [...r.connectHist] });
+const cloneRemote = (r: RemoteSignals): RemoteSignals => ({
+  ...r,
+  rttHist: [...r.rttHist],
+  connectHist: [...r.connectHist],
+});
 
 /** Fold one remote into a pod's map (a copy on first sight: windows never share arrays). */
 function foldRemote(into: Map<string, RemoteSignals>, r: RemoteSignals): void {
   const k = `${r.dir}|${r.ip}|${r.port}`;
   const have = into.get(k);
-  if (have) addRemote(have, r); else into.set(k, cloneRemote(r));
+  if (have) addRemote(have, r);
+  else into.set(k, cloneRemote(r));
 }
 
 export function addPressure(a: Pressure, b: Pressure): void {
@@ -66,7 +93,11 @@ export class DiagnoseStore {
   private readonly podWorkload = new Map<string, string>(); // "ns/pod" -> "ns/workload"
   readonly dropped = { edges: 0, pods: 0 };
 
-  constructor(readonly windowMs = 60_000, readonly retentionMs = 3_600_000, readonly maxKeys = 50_000) {}
+  constructor(
+    readonly windowMs = 60_000,
+    readonly retentionMs = 3_600_000,
+    readonly maxKeys = 50_000,
+  ) {}
 
   private window(atMs: number): Window {
     const start = atMs - (atMs % this.windowMs);
@@ -89,13 +120,24 @@ export class DiagnoseStore {
       const k = `${wl}|${e.dir}|${e.cluster}|${e.authority ?? ""}`;
       let cur = w.edges.get(k);
       if (!cur) {
-        if (w.edges.size >= this.maxKeys) { this.dropped.edges++; continue; }
-        w.edges.set(k, (cur = { workload: wl, dir: e.dir, cluster: e.cluster, authority: e.authority ?? "", t: emptySide() }));
+        if (w.edges.size >= this.maxKeys) {
+          this.dropped.edges++;
+          continue;
+        }
+        w.edges.set(
+          k,
+          (cur = { workload: wl, dir: e.dir, cluster: e.cluster, authority: e.authority ?? "", t: emptySide() }),
+        );
       }
       const up = e.upstream?.buckets;
       addSide(cur.t, {
-        count: e.count, err5xx: e.err5xx ?? 0, total: e.latency.buckets, totalSumUs: e.latency.sumUs ?? 0,
-        upCount: up ? up.reduce((a, b) => a + b, 0) : 0, up: up ?? zeros(), upSumUs: e.upstream?.sumUs ?? 0,
+        count: e.count,
+        err5xx: e.err5xx ?? 0,
+        total: e.latency.buckets,
+        totalSumUs: e.latency.sumUs ?? 0,
+        upCount: up ? up.reduce((a, b) => a + b, 0) : 0,
+        up: up ?? zeros(),
+        upSumUs: e.upstream?.sumUs ?? 0,
       });
     }
   }
@@ -107,10 +149,25 @@ export class DiagnoseStore {
       const key = `${p.namespace}/${p.name}`;
       let cur = w.pods.get(key);
       if (!cur) {
-        if (w.pods.size >= this.maxKeys) { this.dropped.pods++; continue; }
-        cur = { key, node, workload: null, ips: p.ips, pressure: { ...p.pressure }, windowMs: k.windowMs, remotes: new Map() };
+        if (w.pods.size >= this.maxKeys) {
+          this.dropped.pods++;
+          continue;
+        }
+        cur = {
+          key,
+          node,
+          workload: null,
+          ips: p.ips,
+          pressure: { ...p.pressure },
+          windowMs: k.windowMs,
+          remotes: new Map(),
+        };
         w.pods.set(key, cur);
-      } else { addPressure(cur.pressure, p.pressure); cur.windowMs += k.windowMs; cur.ips = p.ips; }
+      } else {
+        addPressure(cur.pressure, p.pressure);
+        cur.windowMs += k.windowMs;
+        cur.ips = p.ips;
+      }
       for (const r of p.remotes) foldRemote(cur.remotes, r);
     }
   }
@@ -123,20 +180,33 @@ export class DiagnoseStore {
 
   /** Everything observed in windows overlapping [fromMs, toMs], summed. */
   /** Start times of the windows held, oldest first. */
-  windowStarts(): number[] { return [...this.windows.keys()].sort((a, b) => a - b); }
+  windowStarts(): number[] {
+    return [...this.windows.keys()].sort((a, b) => a - b);
+  }
 
   select(fromMs: number, toMs = Date.now()): { edges: EdgeTiming[]; pods: PodKernel[] } {
-    const edges = new Map<string, EdgeTiming>(), pods = new Map<string, PodKernel>();
+    const edges = new Map<string, EdgeTiming>(),
+      pods = new Map<string, PodKernel>();
     for (const [start, w] of this.windows) {
       if (start + this.windowMs <= fromMs || start > toMs) continue;
       for (const [k, e] of w.edges) {
         const cur = edges.get(k);
-        if (cur) addSide(cur.t, e.t); else { const t = emptySide(); addSide(t, e.t); edges.set(k, { ...e, t }); }
+        if (cur) addSide(cur.t, e.t);
+        else {
+          const t = emptySide();
+          addSide(t, e.t);
+          edges.set(k, { ...e, t });
+        }
       }
       for (const [k, p] of w.pods) {
         let cur = pods.get(k);
-        if (!cur) { cur = { ...p, pressure: { ...p.pressure }, remotes: new Map() }; pods.set(k, cur); }
-        else { addPressure(cur.pressure, p.pressure); cur.windowMs += p.windowMs; }
+        if (!cur) {
+          cur = { ...p, pressure: { ...p.pressure }, remotes: new Map() };
+          pods.set(k, cur);
+        } else {
+          addPressure(cur.pressure, p.pressure);
+          cur.windowMs += p.windowMs;
+        }
         for (const r of p.remotes.values()) foldRemote(cur.remotes, r);
       }
     }

@@ -15,30 +15,60 @@ import type { Pressure } from "../agent/pod-pressure.js";
 export type Verdict = "app" | "network" | "proxy" | "node-pressure" | "healthy" | "unknown";
 
 export interface Budgets {
-  proxyUs: number;        // mean time one sidecar may add
-  networkUs: number;      // mean network time allowed (at least 4× the minimum RTT seen)
-  appUs: number;          // mean application time above which the edge counts as slow
-  retransRatio: number;   // retransmits per RTT sample
+  proxyUs: number; // mean time one sidecar may add
+  networkUs: number; // mean network time allowed (at least 4× the minimum RTT seen)
+  appUs: number; // mean application time above which the edge counts as slow
+  retransRatio: number; // retransmits per RTT sample
   throttledRatio: number; // throttled CFS periods / periods (or throttled time / window)
-  psiRatio: number;       // PSI "some" time / window (CPU or memory)
-  runDelayRatio: number;  // run-queue wait of the pod's threads / window (like PSI: share of wall time)
+  psiRatio: number; // PSI "some" time / window (CPU or memory)
+  runDelayRatio: number; // run-queue wait of the pod's threads / window (like PSI: share of wall time)
 }
-export const DEFAULT_BUDGETS: Budgets = { proxyUs: 5_000, networkUs: 5_000, appUs: 25_000, retransRatio: 0.02, throttledRatio: 0.1, psiRatio: 0.1, runDelayRatio: 0.1 };
+export const DEFAULT_BUDGETS: Budgets = {
+  proxyUs: 5_000,
+  networkUs: 5_000,
+  appUs: 25_000,
+  retransRatio: 0.02,
+  throttledRatio: 0.1,
+  psiRatio: 0.1,
+  runDelayRatio: 0.1,
+};
 
-export interface Component { meanUs: number; p50Us: number; p99Us: number }
+export interface Component {
+  meanUs: number;
+  p50Us: number;
+  p99Us: number;
+}
 export interface Diagnosis {
-  edge: string; client: string; server: string | null; host: string; port: number;
-  requests: number; errors5xx: number;
-  components: { clientProxy?: Component; network?: Component; serverProxy?: Component; app?: Component; beyondClientProxy?: Component; total: Component };
+  edge: string;
+  client: string;
+  server: string | null;
+  host: string;
+  port: number;
+  requests: number;
+  errors5xx: number;
+  components: {
+    clientProxy?: Component;
+    network?: Component;
+    serverProxy?: Component;
+    app?: Component;
+    beyondClientProxy?: Component;
+    total: Component;
+  };
   evidence: Record<string, number | string>;
   verdict: Verdict;
   rule: string;
 }
 
 const mean = (sum: number, n: number) => (n ? sum / n : 0);
-const comp = (meanUs: number, p50Us: number, p99Us: number): Component => ({ meanUs: Math.max(0, meanUs), p50Us: Math.max(0, p50Us), p99Us: Math.max(0, p99Us) });
-const totalOf = (s: SideTiming) => comp(mean(s.totalSumUs, s.count), quantileInterpUs(s.total, 0.5), quantileInterpUs(s.total, 0.99));
-const upOf = (s: SideTiming) => comp(mean(s.upSumUs, s.upCount), quantileInterpUs(s.up, 0.5), quantileInterpUs(s.up, 0.99));
+const comp = (meanUs: number, p50Us: number, p99Us: number): Component => ({
+  meanUs: Math.max(0, meanUs),
+  p50Us: Math.max(0, p50Us),
+  p99Us: Math.max(0, p99Us),
+});
+const totalOf = (s: SideTiming) =>
+  comp(mean(s.totalSumUs, s.count), quantileInterpUs(s.total, 0.5), quantileInterpUs(s.total, 0.99));
+const upOf = (s: SideTiming) =>
+  comp(mean(s.upSumUs, s.upCount), quantileInterpUs(s.up, 0.5), quantileInterpUs(s.up, 0.99));
 const minus = (a: Component, b: Component) => comp(a.meanUs - b.meanUs, a.p50Us - b.p50Us, a.p99Us - b.p99Us);
 const pct = (x: number) => Math.round(x * 1000) / 10;
 
@@ -47,12 +77,20 @@ function pressureOf(p: Pressure | null, windowMs: number, b: Budgets): { ratio: 
   if (!p) return null;
   const winUs = Math.max(1, windowMs * 1000);
   const cands: [number, number, string][] = [
-    [p.cpuPeriods ? p.cpuThrottled / p.cpuPeriods : 0, b.throttledRatio, `CPU throttled in ${p.cpuThrottled}/${p.cpuPeriods} CFS periods (${(p.cpuThrottledUs / 1000).toFixed(0)} ms)`],
+    [
+      p.cpuPeriods ? p.cpuThrottled / p.cpuPeriods : 0,
+      b.throttledRatio,
+      `CPU throttled in ${p.cpuThrottled}/${p.cpuPeriods} CFS periods (${(p.cpuThrottledUs / 1000).toFixed(0)} ms)`,
+    ],
     [p.cpuSomeUs / winUs, b.psiRatio, `cpu.pressure some ${pct(p.cpuSomeUs / winUs)}% of the window`],
     [p.memSomeUs / winUs, b.psiRatio, `memory.pressure some ${pct(p.memSomeUs / winUs)}% of the window`],
     // Short absolute waits (a process start) are a large share of little runnable time: measured
     // against the window instead, as PSI does.
-    [p.runDelayUs / winUs, b.runDelayRatio, `threads waited ${(p.runDelayUs / 1000).toFixed(0)} ms on run queues (${pct(p.runDelayUs / winUs)}% of the window)`],
+    [
+      p.runDelayUs / winUs,
+      b.runDelayRatio,
+      `threads waited ${(p.runDelayUs / 1000).toFixed(0)} ms on run queues (${pct(p.runDelayUs / winUs)}% of the window)`,
+    ],
     [p.oomKills ? Infinity : 0, 1, `${p.oomKills} OOM kill(s)`],
   ];
   const hits = cands.filter(([r, lim]) => r >= lim).sort((x, y) => y[0] / y[1] - x[0] / x[1]);
@@ -60,13 +98,26 @@ function pressureOf(p: Pressure | null, windowMs: number, b: Budgets): { ratio: 
 }
 
 export function diagnose(j: JoinedEdge, b: Budgets = DEFAULT_BUDGETS): Diagnosis {
-  const c = j.clientSide, s = j.serverSide;
+  const c = j.clientSide,
+    s = j.serverSide;
   const total = totalOf(c);
   const d: Diagnosis = {
-    edge: `${j.client} -> ${j.server ?? j.host}`, client: j.client, server: j.server, host: j.host, port: j.port,
-    requests: c.count, errors5xx: c.err5xx, components: { total }, evidence: {}, verdict: "unknown", rule: "",
+    edge: `${j.client} -> ${j.server ?? j.host}`,
+    client: j.client,
+    server: j.server,
+    host: j.host,
+    port: j.port,
+    requests: c.count,
+    errors5xx: c.err5xx,
+    components: { total },
+    evidence: {},
+    verdict: "unknown",
+    rule: "",
   };
-  if (!c.count) { d.rule = "no requests in the window"; return d; }
+  if (!c.count) {
+    d.rule = "no requests in the window";
+    return d;
+  }
   const ev = d.evidence;
   const net = j.clientNet ?? j.serverNet;
   if (net && net.rttSamples) {
@@ -77,9 +128,13 @@ export function diagnose(j: JoinedEdge, b: Budgets = DEFAULT_BUDGETS): Diagnosis
   }
   const retrans = (j.clientNet?.retrans ?? 0) + (j.serverNet?.retrans ?? 0);
   const samples = (j.clientNet?.rttSamples ?? 0) + (j.serverNet?.rttSamples ?? 0);
-  if (j.clientNet || j.serverNet) { ev.retransmits = retrans; ev.connectFailures = j.clientNet?.connectFail ?? 0; }
+  if (j.clientNet || j.serverNet) {
+    ev.retransmits = retrans;
+    ev.connectFailures = j.clientNet?.connectFail ?? 0;
+  }
   if (j.clientNet?.connects) ev.connectMeanUs = Math.round(j.clientNet.connectSumUs / j.clientNet.connects);
-  const sp = pressureOf(j.serverPressure, j.serverWindowMs, b), cp = pressureOf(j.clientPressure, j.clientWindowMs, b);
+  const sp = pressureOf(j.serverPressure, j.serverWindowMs, b),
+    cp = pressureOf(j.clientPressure, j.clientWindowMs, b);
   if (sp) ev.serverPressure = sp.what;
   if (cp) ev.clientPressure = cp.what;
   const netBudget = Math.max(b.networkUs, 4 * Number(ev.minRttUs ?? 0));
@@ -91,35 +146,80 @@ export function diagnose(j: JoinedEdge, b: Budgets = DEFAULT_BUDGETS): Diagnosis
   if (c.upCount) {
     const clientProxy = minus(total, upOf(c));
     d.components.clientProxy = clientProxy;
-    if (clientProxy.meanUs > b.proxyUs) over.push([clientProxy.meanUs / b.proxyUs, cp ? "node-pressure" : "proxy",
-      cp ? `client proxy adds ${ms(clientProxy.meanUs)} (budget ${ms(b.proxyUs)}) while the client pod is under pressure: ${cp.what}` : `client proxy adds ${ms(clientProxy.meanUs)} per request (budget ${ms(b.proxyUs)})`]);
+    if (clientProxy.meanUs > b.proxyUs)
+      over.push([
+        clientProxy.meanUs / b.proxyUs,
+        cp ? "node-pressure" : "proxy",
+        cp
+          ? `client proxy adds ${ms(clientProxy.meanUs)} (budget ${ms(b.proxyUs)}) while the client pod is under pressure: ${cp.what}`
+          : `client proxy adds ${ms(clientProxy.meanUs)} per request (budget ${ms(b.proxyUs)})`,
+      ]);
     if (s && s.count && s.upCount) {
-      const sTotal = totalOf(s), app = upOf(s);
-      const network = minus(upOf(c), sTotal), serverProxy = minus(sTotal, app);
+      const sTotal = totalOf(s),
+        app = upOf(s);
+      const network = minus(upOf(c), sTotal),
+        serverProxy = minus(sTotal, app);
       Object.assign(d.components, { network, serverProxy, app });
-      if (app.meanUs > b.appUs) over.push([app.meanUs / b.appUs, sp ? "node-pressure" : "app",
-        sp ? `application time ${ms(app.meanUs)} (budget ${ms(b.appUs)}) while the server pod is under pressure: ${sp.what}` : `application time ${ms(app.meanUs)} per request exceeds ${ms(b.appUs)}; proxies and network within budget`]);
-      if (serverProxy.meanUs > b.proxyUs) over.push([serverProxy.meanUs / b.proxyUs, sp ? "node-pressure" : "proxy",
-        sp ? `server proxy adds ${ms(serverProxy.meanUs)} while the server pod is under pressure: ${sp.what}` : `server proxy adds ${ms(serverProxy.meanUs)} per request (budget ${ms(b.proxyUs)})`]);
-      if (network.meanUs > netBudget) over.push([network.meanUs / netBudget, "network",
-        `network time ${ms(network.meanUs)} per request exceeds ${ms(netBudget)}` + (ev.srttMeanUs !== undefined ? `; kernel smoothed RTT ${ms(Number(ev.srttMeanUs))} (min ${ms(Number(ev.minRttUs))})` : "; no kernel RTT for this edge") ]);
+      if (app.meanUs > b.appUs)
+        over.push([
+          app.meanUs / b.appUs,
+          sp ? "node-pressure" : "app",
+          sp
+            ? `application time ${ms(app.meanUs)} (budget ${ms(b.appUs)}) while the server pod is under pressure: ${sp.what}`
+            : `application time ${ms(app.meanUs)} per request exceeds ${ms(b.appUs)}; proxies and network within budget`,
+        ]);
+      if (serverProxy.meanUs > b.proxyUs)
+        over.push([
+          serverProxy.meanUs / b.proxyUs,
+          sp ? "node-pressure" : "proxy",
+          sp
+            ? `server proxy adds ${ms(serverProxy.meanUs)} while the server pod is under pressure: ${sp.what}`
+            : `server proxy adds ${ms(serverProxy.meanUs)} per request (budget ${ms(b.proxyUs)})`,
+        ]);
+      if (network.meanUs > netBudget)
+        over.push([
+          network.meanUs / netBudget,
+          "network",
+          `network time ${ms(network.meanUs)} per request exceeds ${ms(netBudget)}` +
+            (ev.srttMeanUs !== undefined
+              ? `; kernel smoothed RTT ${ms(Number(ev.srttMeanUs))} (min ${ms(Number(ev.minRttUs))})`
+              : "; no kernel RTT for this edge"),
+        ]);
     } else {
       const beyond = upOf(c);
       d.components.beyondClientProxy = beyond;
-      if (beyond.meanUs > b.appUs + netBudget) over.push([beyond.meanUs / (b.appUs + netBudget), "unknown", `${ms(beyond.meanUs)} beyond the client proxy, but no report from the server side splits it into network, server proxy and application`]);
+      if (beyond.meanUs > b.appUs + netBudget)
+        over.push([
+          beyond.meanUs / (b.appUs + netBudget),
+          "unknown",
+          `${ms(beyond.meanUs)} beyond the client proxy, but no report from the server side splits it into network, server proxy and application`,
+        ]);
     }
   }
   if (lossy || failing) {
-    const why = failing ? `${ev.connectFailures} failed connects` : `${retrans} retransmits for ${samples} RTT samples (${pct(retrans / Math.max(1, samples))}%)`;
+    const why = failing
+      ? `${ev.connectFailures} failed connects`
+      : `${retrans} retransmits for ${samples} RTT samples (${pct(retrans / Math.max(1, samples))}%)`;
     const slowNet = over.findIndex((o) => o[1] === "network");
     // Loss decides on its own only when the network time does not already name the network.
     if (slowNet >= 0) over[slowNet][2] += `; ${why}`;
-    else over.push([Math.max(2, ...over.map((o) => o[0] + 0.01)), "network", `${why}: packets are being lost between the pods` + (ev.srttMeanUs !== undefined ? `; smoothed RTT ${ms(Number(ev.srttMeanUs))}` : "")]);
+    else
+      over.push([
+        Math.max(2, ...over.map((o) => o[0] + 0.01)),
+        "network",
+        `${why}: packets are being lost between the pods` +
+          (ev.srttMeanUs !== undefined ? `; smoothed RTT ${ms(Number(ev.srttMeanUs))}` : ""),
+      ]);
   }
   if (!over.length) {
     d.verdict = "healthy";
-    d.rule = `every component within budget (proxies ${ms(b.proxyUs)}, network ${ms(netBudget)}, application ${ms(b.appUs)})` + (c.upCount ? "" : "; no upstream timings (v1 reports): only totals were checked");
-    if (!c.upCount && total.meanUs > b.appUs + netBudget + 2 * b.proxyUs) { d.verdict = "unknown"; d.rule = `slow (${ms(total.meanUs)} mean) but v1 reports carry no upstream time to split it`; }
+    d.rule =
+      `every component within budget (proxies ${ms(b.proxyUs)}, network ${ms(netBudget)}, application ${ms(b.appUs)})` +
+      (c.upCount ? "" : "; no upstream timings (v1 reports): only totals were checked");
+    if (!c.upCount && total.meanUs > b.appUs + netBudget + 2 * b.proxyUs) {
+      d.verdict = "unknown";
+      d.rule = `slow (${ms(total.meanUs)} mean) but v1 reports carry no upstream time to split it`;
+    }
     return d;
   }
   over.sort((x, y) => y[0] - x[0]);
@@ -127,4 +227,6 @@ export function diagnose(j: JoinedEdge, b: Budgets = DEFAULT_BUDGETS): Diagnosis
   return d;
 }
 
-function ms(us: number): string { return us >= 1000 ? `${(us / 1000).toFixed(us >= 10_000 ? 0 : 1)} ms` : `${Math.round(us)} µs`; }
+function ms(us: number): string {
+  return us >= 1000 ? `${(us / 1000).toFixed(us >= 10_000 ? 0 : 1)} ms` : `${Math.round(us)} µs`;
+}

@@ -18,7 +18,8 @@ export interface ReporterOptions {
 }
 
 type Entry = FallbackReport["edges"][number];
-const keyOf = (e: Pick<Entry, "caller" | "host" | "port" | "proto">) => JSON.stringify([e.caller.namespace, e.caller.serviceAccount, e.caller.podIp, e.host, e.port, e.proto]);
+const keyOf = (e: Pick<Entry, "caller" | "host" | "port" | "proto">) =>
+  JSON.stringify([e.caller.namespace, e.caller.serviceAccount, e.caller.podIp, e.host, e.port, e.proto]);
 
 export class LearnReporter {
   private pending = new Map<string, Entry>();
@@ -28,23 +29,42 @@ export class LearnReporter {
   readonly sent: Counter<"outcome">;
   readonly dropped: Counter<"reason">;
 
-  constructor(private readonly o: ReporterOptions, registry: Registry, private readonly log: (msg: string) => void = () => {}) {
-    this.sent = new Counter({ name: "meshtune_fallback_reports_total", help: "Fast-path reports to the collector, by outcome", labelNames: ["outcome"], registers: [registry] });
-    this.dropped = new Counter({ name: "meshtune_fallback_learned_dropped_total", help: "Learned entries not reported, by reason", labelNames: ["reason"], registers: [registry] });
+  constructor(
+    private readonly o: ReporterOptions,
+    registry: Registry,
+    private readonly log: (msg: string) => void = () => {},
+  ) {
+    this.sent = new Counter({
+      name: "meshtune_fallback_reports_total",
+      help: "Fast-path reports to the collector, by outcome",
+      labelNames: ["outcome"],
+      registers: [registry],
+    });
+    this.dropped = new Counter({
+      name: "meshtune_fallback_learned_dropped_total",
+      help: "Learned entries not reported, by reason",
+      labelNames: ["reason"],
+      registers: [registry],
+    });
   }
 
   add(l: Learned): void {
     const k = keyOf(l);
     const cur = this.pending.get(k);
     if (cur) cur.count++;
-    else if (this.pending.size >= (this.o.maxPending ?? 1000)) { this.dropped.inc({ reason: "pending-full" }); return; }
-    else this.pending.set(k, { caller: { ...l.caller }, host: l.host, port: l.port, proto: l.proto, count: 1 });
+    else if (this.pending.size >= (this.o.maxPending ?? 1000)) {
+      this.dropped.inc({ reason: "pending-full" });
+      return;
+    } else this.pending.set(k, { caller: { ...l.caller }, host: l.host, port: l.port, proto: l.proto, count: 1 });
     this.schedule(this.o.delayMs ?? 200);
   }
 
   private schedule(ms: number): void {
     if (this.timer || this.sending) return;
-    this.timer = setTimeout(() => { this.timer = null; void this.flush(); }, ms);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.flush();
+    }, ms);
   }
 
   async flush(): Promise<void> {
@@ -55,9 +75,14 @@ export class LearnReporter {
     const body: FallbackReport = { v: 2, kind: "fallback", edges: batch };
     const p = await postReport(this.o.url, body, this.o.headers?.(), this.o.timeoutMs);
     const retry = p.outcome === "retry";
-    if (p.outcome === "accepted") { this.sent.inc({ outcome: "accepted" }); this.backoffMs = 0; }
-    else if (p.outcome === "refused") { this.sent.inc({ outcome: "refused" }); this.dropped.inc({ reason: "refused" }, batch.length); this.log(`collector refused a fallback report: ${p.detail}`); }
-    else this.log(`collector ${p.detail.startsWith("unreachable") ? p.detail : `answered ${p.detail}`}; will retry`);
+    if (p.outcome === "accepted") {
+      this.sent.inc({ outcome: "accepted" });
+      this.backoffMs = 0;
+    } else if (p.outcome === "refused") {
+      this.sent.inc({ outcome: "refused" });
+      this.dropped.inc({ reason: "refused" }, batch.length);
+      this.log(`collector refused a fallback report: ${p.detail}`);
+    } else this.log(`collector ${p.detail.startsWith("unreachable") ? p.detail : `answered ${p.detail}`}; will retry`);
     if (retry) {
       this.sent.inc({ outcome: "failed" });
       for (const e of batch) {
@@ -73,5 +98,8 @@ export class LearnReporter {
     if (this.pending.size) this.schedule(retry ? this.backoffMs : (this.o.delayMs ?? 200));
   }
 
-  stop(): void { if (this.timer) clearTimeout(this.timer); this.timer = null; }
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
 }

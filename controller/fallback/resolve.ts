@@ -8,12 +8,23 @@
 import { stripPort } from "../model/cluster-name.js";
 import { HostIndex, requestedFqdn } from "../istio/hosts.js";
 
-export interface Target { host: string; port: number; registered: boolean }
+export interface Target {
+  host: string;
+  port: number;
+  registered: boolean;
+}
 
-export function resolveTarget(name: string, callerNs: string | null, proto: "HTTP" | "TLS", index: HostIndex, domain: string): Target | string {
+export function resolveTarget(
+  name: string,
+  callerNs: string | null,
+  proto: "HTTP" | "TLS",
+  index: HostIndex,
+  domain: string,
+): Target | string {
   const bare = stripPort(name.trim()).toLowerCase().replace(/\.$/, "");
   if (!bare) return "empty host";
-  if (!bare.includes(".") && !callerNs) return `short name ${JSON.stringify(bare)} and no caller namespace to resolve it in`;
+  if (!bare.includes(".") && !callerNs)
+    return `short name ${JSON.stringify(bare)} and no caller namespace to resolve it in`;
   const fq = requestedFqdn(bare, callerNs ?? "", domain, index);
   if (!fq) return `${JSON.stringify(bare)} names an address, not a host`;
   const m = /:(\d{1,5})$/.exec(name.trim());

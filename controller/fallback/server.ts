@@ -8,8 +8,19 @@
 // Requests leave through this pod's own sidecar (a plain connect to the service name), so mTLS,
 // AuthorizationPolicies and VirtualService routing apply as they would have for the caller.
 // Streams both ways, never buffers a body; bounded connections, sniff/idle/connect timeouts.
-import { createServer as createNetServer, connect as netConnect, type Server as NetServer, type Socket } from "node:net";
-import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type ServerResponse, type Server as HttpServer } from "node:http";
+import {
+  createServer as createNetServer,
+  connect as netConnect,
+  type Server as NetServer,
+  type Socket,
+} from "node:net";
+import {
+  createServer as createHttpServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type ServerResponse,
+  type Server as HttpServer,
+} from "node:http";
 import { Counter, type Registry } from "prom-client";
 import { parseClientHelloSni, looksLikeTls } from "./sni.js";
 import { resolveTarget, type Target } from "./resolve.js";
@@ -17,8 +28,18 @@ import { xfccPeer, isProxyPeer, type Identity } from "../collector/caller.js";
 import type { HostIndex } from "../istio/hosts.js";
 
 /** What is known of the caller: its mesh identity (XFCC) and/or its pod address (TPROXY keeps it). */
-export interface CallerEvidence { namespace?: string; serviceAccount?: string; podIp?: string }
-export interface Learned { caller: CallerEvidence; host: string; port: number; proto: "HTTP" | "TLS"; registered: boolean }
+export interface CallerEvidence {
+  namespace?: string;
+  serviceAccount?: string;
+  podIp?: string;
+}
+export interface Learned {
+  caller: CallerEvidence;
+  host: string;
+  port: number;
+  proto: "HTTP" | "TLS";
+  registered: boolean;
+}
 
 export interface FallbackOptions {
   self: Identity;
@@ -35,11 +56,32 @@ export interface FallbackOptions {
   connectTimeoutMs?: number;
 }
 
-export type FallbackReason = "not-ready" | "sniff-timeout" | "unroutable-tcp" | "bad-tls" | "no-sni" | "bad-host" | "untrusted-caller" | "upstream-error" | "connections" | "idle-timeout";
+export type FallbackReason =
+  | "not-ready"
+  | "sniff-timeout"
+  | "unroutable-tcp"
+  | "bad-tls"
+  | "no-sni"
+  | "bad-host"
+  | "untrusted-caller"
+  | "upstream-error"
+  | "connections"
+  | "idle-timeout";
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and headers that claim an identity: never forwarded.
-const DROP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "host",
-  "x-forwarded-client-cert", "x-meshtune-caller", "x-meshtune-forwarded-by"]);
+const DROP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "x-forwarded-client-cert",
+  "x-meshtune-caller",
+  "x-meshtune-forwarded-by",
+]);
 
 export class FallbackServer {
   readonly requests: Counter<"proto" | "outcome">;
@@ -50,9 +92,22 @@ export class FallbackServer {
 
   constructor(opts: FallbackOptions, registry: Registry) {
     this.o = { maxConnections: 4096, sniffTimeoutMs: 10_000, idleTimeoutMs: 300_000, connectTimeoutMs: 5_000, ...opts };
-    this.requests = new Counter({ name: "meshtune_fallback_requests_total", help: "Requests (HTTP) and connections (TLS) the fallback forwarded, by outcome", labelNames: ["proto", "outcome"], registers: [registry] });
-    this.refused = new Counter({ name: "meshtune_fallback_refused_total", help: "Connections or requests the fallback could not route, by reason", labelNames: ["reason"], registers: [registry] });
-    this.http = createHttpServer({ requestTimeout: 0, headersTimeout: this.o.sniffTimeoutMs, keepAliveTimeout: 5_000 }, (req, res) => this.forwardHttp(req, res));
+    this.requests = new Counter({
+      name: "meshtune_fallback_requests_total",
+      help: "Requests (HTTP) and connections (TLS) the fallback forwarded, by outcome",
+      labelNames: ["proto", "outcome"],
+      registers: [registry],
+    });
+    this.refused = new Counter({
+      name: "meshtune_fallback_refused_total",
+      help: "Connections or requests the fallback could not route, by reason",
+      labelNames: ["reason"],
+      registers: [registry],
+    });
+    this.http = createHttpServer(
+      { requestTimeout: 0, headersTimeout: this.o.sniffTimeoutMs, keepAliveTimeout: 5_000 },
+      (req, res) => this.forwardHttp(req, res),
+    );
     this.net = createNetServer({ pauseOnConnect: false }, (s) => this.sniff(s));
     this.net.maxConnections = this.o.maxConnections;
     this.net.on("drop", () => this.refused.inc({ reason: "connections" }));
@@ -77,14 +132,21 @@ export class FallbackServer {
   /** Read just enough to tell TLS from HTTP; hand the socket on with those bytes put back. */
   private sniff(s: Socket): void {
     let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => { this.refused.inc({ reason: "sniff-timeout" }); s.destroy(); }, this.o.sniffTimeoutMs);
+    const timer = setTimeout(() => {
+      this.refused.inc({ reason: "sniff-timeout" });
+      s.destroy();
+    }, this.o.sniffTimeoutMs);
     s.on("error", () => {});
     const onData = (c: Buffer) => {
       buf = Buffer.concat([buf, c]);
       if (!looksLikeTls(buf[0])) {
         // HTTP methods are tokens (RFC 9110 §9.1): a request line starts with an uppercase letter.
         done();
-        if (buf[0] < 0x41 || buf[0] > 0x5a) { this.refused.inc({ reason: "unroutable-tcp" }); s.destroy(); return; }
+        if (buf[0] < 0x41 || buf[0] > 0x5a) {
+          this.refused.inc({ reason: "unroutable-tcp" });
+          s.destroy();
+          return;
+        }
         s.unshift(buf);
         this.http.emit("connection", s);
         s.resume();
@@ -93,10 +155,18 @@ export class FallbackServer {
       const r = parseClientHelloSni(buf);
       if (r.kind === "need-more") return; // the parser refuses anything past MAX_HELLO
       done();
-      if (r.kind !== "sni") { this.refused.inc({ reason: r.kind === "no-sni" ? "no-sni" : "bad-tls" }); s.destroy(); return; }
+      if (r.kind !== "sni") {
+        this.refused.inc({ reason: r.kind === "no-sni" ? "no-sni" : "bad-tls" });
+        s.destroy();
+        return;
+      }
       this.passTls(s, r.name, buf);
     };
-    const done = () => { clearTimeout(timer); s.removeListener("data", onData); s.pause(); };
+    const done = () => {
+      clearTimeout(timer);
+      s.removeListener("data", onData);
+      s.pause();
+    };
     s.on("data", onData);
   }
 
@@ -115,7 +185,10 @@ export class FallbackServer {
     if (xfcc !== undefined && (isProxyPeer(peer) || ev.podIp)) {
       const id = xfccPeer(xfcc, this.o.self);
       if (typeof id === "string") return id;
-      if (id) { ev.namespace = id.namespace; ev.serviceAccount = id.serviceAccount; }
+      if (id) {
+        ev.namespace = id.namespace;
+        ev.serviceAccount = id.serviceAccount;
+      }
     }
     return ev;
   }
@@ -123,13 +196,22 @@ export class FallbackServer {
   private forwardHttp(req: IncomingMessage, res: ServerResponse): void {
     const fail = (status: number, reason: FallbackReason, detail: string) => {
       this.refused.inc({ reason });
-      if (!res.headersSent) res.writeHead(status, { "content-type": "text/plain", "x-meshtune-fallback": reason }).end(`meshtune fallback: ${detail}\n`);
+      if (!res.headersSent)
+        res
+          .writeHead(status, { "content-type": "text/plain", "x-meshtune-fallback": reason })
+          .end(`meshtune fallback: ${detail}\n`);
       else res.destroy();
     };
     if (this.o.ready && !this.o.ready()) return fail(503, "not-ready", "service catalog not synced yet; retry");
     const caller = this.caller(req.socket, req.headers["x-forwarded-client-cert"]);
     if (typeof caller === "string") return fail(403, "untrusted-caller", caller);
-    const t = resolveTarget(req.headers.host ?? "", caller.namespace ?? null, "HTTP", this.o.index(), this.o.clusterDomain);
+    const t = resolveTarget(
+      req.headers.host ?? "",
+      caller.namespace ?? null,
+      "HTTP",
+      this.o.index(),
+      this.o.clusterDomain,
+    );
     if (typeof t === "string") return fail(400, "bad-host", t);
     this.o.learn({ caller, host: t.host, port: t.port, proto: "HTTP", registered: t.registered });
     const headers: Record<string, string | string[]> = {};
@@ -147,34 +229,57 @@ export class FallbackServer {
       r.on("end", () => this.requests.inc({ proto: "HTTP", outcome: "forwarded" }));
       r.on("error", () => res.destroy());
     });
-    up.on("error", (e) => { this.requests.inc({ proto: "HTTP", outcome: "upstream-error" }); fail(502, "upstream-error", `${t.host}:${t.port}: ${e.message}`); });
+    up.on("error", (e) => {
+      this.requests.inc({ proto: "HTTP", outcome: "upstream-error" });
+      fail(502, "upstream-error", `${t.host}:${t.port}: ${e.message}`);
+    });
     req.pipe(up);
-    res.on("close", () => { if (!res.writableFinished) up.destroy(); });
+    res.on("close", () => {
+      if (!res.writableFinished) up.destroy();
+    });
   }
 
   /** A connection to the target with a connect deadline (Node's http has none of its own). */
   private dial(t: Target): Socket {
     const s = this.connect(t.host, t.port);
-    const timer = setTimeout(() => s.destroy(new Error(`connect timeout after ${this.o.connectTimeoutMs} ms`)), this.o.connectTimeoutMs);
+    const timer = setTimeout(
+      () => s.destroy(new Error(`connect timeout after ${this.o.connectTimeoutMs} ms`)),
+      this.o.connectTimeoutMs,
+    );
     s.once("connect", () => clearTimeout(timer));
     s.once("close", () => clearTimeout(timer));
     return s;
   }
 
   private passTls(s: Socket, sni: string, hello: Buffer): void {
-    if (this.o.ready && !this.o.ready()) { this.refused.inc({ reason: "not-ready" }); s.destroy(); return; }
+    if (this.o.ready && !this.o.ready()) {
+      this.refused.inc({ reason: "not-ready" });
+      s.destroy();
+      return;
+    }
     const caller = this.caller(s, undefined);
     const ev = typeof caller === "string" ? {} : caller;
     const t = resolveTarget(sni, ev.namespace ?? null, "TLS", this.o.index(), this.o.clusterDomain);
-    if (typeof t === "string") { this.refused.inc({ reason: "bad-host" }); s.destroy(); return; }
+    if (typeof t === "string") {
+      this.refused.inc({ reason: "bad-host" });
+      s.destroy();
+      return;
+    }
     // Without a pod address (REDIRECT mode) the caller is unknown: route, but nothing to teach.
     if (ev.podIp) this.o.learn({ caller: ev, host: t.host, port: t.port, proto: "TLS", registered: t.registered });
     const up = this.dial(t);
     up.write(hello);
-    const idle = () => { this.refused.inc({ reason: "idle-timeout" }); s.destroy(); up.destroy(); };
+    const idle = () => {
+      this.refused.inc({ reason: "idle-timeout" });
+      s.destroy();
+      up.destroy();
+    };
     s.setTimeout(this.o.idleTimeoutMs, idle);
     up.on("connect", () => this.requests.inc({ proto: "TLS", outcome: "forwarded" }));
-    up.on("error", () => { this.requests.inc({ proto: "TLS", outcome: "upstream-error" }); s.destroy(); });
+    up.on("error", () => {
+      this.requests.inc({ proto: "TLS", outcome: "upstream-error" });
+      s.destroy();
+    });
     s.on("error", () => up.destroy());
     s.on("close", () => up.destroy());
     up.on("close", () => s.destroy());

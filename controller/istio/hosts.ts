@@ -35,13 +35,23 @@ export class HostIndex {
   exportedTo(host: string, from: string): boolean | null {
     const defs = this.exports.get(host);
     if (!defs) return null;
-    return defs.some((d) => d.exportTo.length === 0 || d.exportTo.some((x) => x === "*" || x === from || (x === "." && d.namespace === from)));
+    return defs.some(
+      (d) =>
+        d.exportTo.length === 0 ||
+        d.exportTo.some((x) => x === "*" || x === from || (x === "." && d.namespace === from)),
+    );
   }
-  has(host: string): boolean { return this.ns.has(host); }
+  has(host: string): boolean {
+    return this.ns.has(host);
+  }
   /** No catalog at all (offline without --catalog): registration cannot be checked. */
-  get empty(): boolean { return this.ns.size === 0; }
+  get empty(): boolean {
+    return this.ns.size === 0;
+  }
   /** Ports the catalog defines for `host` (every definition), [] when unknown. */
-  portsOf(host: string): number[] { return this.ports.get(host) ?? []; }
+  portsOf(host: string): number[] {
+    return this.ports.get(host) ?? [];
+  }
   /**
    * The host behind an original destination "ip:port" ("[v6]:port" too): a ClusterIP or a
    * ServiceEntry address with that port, else that address on any port; null when unknown.
@@ -97,13 +107,15 @@ export function compactHosts(hosts: Iterable<string>): string[] {
     if (name === "*") wild.set(ns, [...(wild.get(ns) ?? []), ""]);
     else if (name.startsWith("*.")) wild.set(ns, [...(wild.get(ns) ?? []), name.slice(1)]);
   }
-  return all.filter((h) => {
-    const [ns, name] = split(h);
-    const w = wild.get(ns);
-    if (!w || name === "*") return true;
-    if (w.includes("")) return false;
-    return !w.some((suffix) => name !== `*${suffix}` && name.endsWith(suffix));
-  }).sort();
+  return all
+    .filter((h) => {
+      const [ns, name] = split(h);
+      const w = wild.get(ns);
+      if (!w || name === "*") return true;
+      if (w.includes("")) return false;
+      return !w.some((suffix) => name !== `*${suffix}` && name.endsWith(suffix));
+    })
+    .sort();
 }
 
 function split(h: string): [string, string] {

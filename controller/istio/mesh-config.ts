@@ -9,8 +9,16 @@
 import { parse as parseYaml } from "yaml";
 
 export type OutboundMode = "ALLOW_ANY" | "REGISTRY_ONLY";
-export interface ProviderService { provider: string; namespace: string | null; host: string }
-export interface MeshConfig { outboundMode: OutboundMode; rootNamespace: string; providers: ProviderService[] }
+export interface ProviderService {
+  provider: string;
+  namespace: string | null;
+  host: string;
+}
+export interface MeshConfig {
+  outboundMode: OutboundMode;
+  rootNamespace: string;
+  providers: ProviderService[];
+}
 
 export const DEFAULT_MESH: MeshConfig = { outboundMode: "ALLOW_ANY", rootNamespace: "istio-system", providers: [] };
 
@@ -19,7 +27,11 @@ type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-exp
 /** From a ConfigMap (data.mesh), or the mesh YAML/JSON itself. Throws a one-line reason. */
 export function parseMeshConfig(text: string): MeshConfig {
   let doc: Obj;
-  try { doc = parseYaml(text) as Obj; } catch (e) { throw new Error(`mesh config is not YAML: ${(e as Error).message.split("\n")[0]}`, { cause: e }); }
+  try {
+    doc = parseYaml(text) as Obj;
+  } catch (e) {
+    throw new Error(`mesh config is not YAML: ${(e as Error).message.split("\n")[0]}`, { cause: e });
+  }
   if (!doc || typeof doc !== "object") throw new Error("mesh config is empty");
   if (doc.kind === "ConfigMap") {
     const m = doc.data?.mesh;
@@ -34,7 +46,8 @@ export function meshFromObject(m: Obj | null | undefined): MeshConfig {
   if (!m) return out;
   const mode = m.outboundTrafficPolicy?.mode;
   if (mode === "REGISTRY_ONLY") out.outboundMode = "REGISTRY_ONLY";
-  else if (mode !== undefined && mode !== "ALLOW_ANY" && mode !== "ALLOW_ANY_DYNAMIC_DNS") throw new Error(`outboundTrafficPolicy.mode ${JSON.stringify(mode)} is not ALLOW_ANY or REGISTRY_ONLY`);
+  else if (mode !== undefined && mode !== "ALLOW_ANY" && mode !== "ALLOW_ANY_DYNAMIC_DNS")
+    throw new Error(`outboundTrafficPolicy.mode ${JSON.stringify(mode)} is not ALLOW_ANY or REGISTRY_ONLY`);
   if (typeof m.rootNamespace === "string" && m.rootNamespace) out.rootNamespace = m.rootNamespace;
   for (const p of Array.isArray(m.extensionProviders) ? m.extensionProviders : []) {
     // Each provider is {name, <kind>: {service, port, ...}}; every kind that calls out has `service`.
@@ -42,7 +55,11 @@ export function meshFromObject(m: Obj | null | undefined): MeshConfig {
       if (k === "name" || !v || typeof v !== "object" || typeof (v as Obj).service !== "string") continue;
       const svc = (v as Obj).service as string;
       const i = svc.indexOf("/");
-      out.providers.push({ provider: String(p.name ?? k), namespace: i < 0 ? null : svc.slice(0, i), host: i < 0 ? svc : svc.slice(i + 1) });
+      out.providers.push({
+        provider: String(p.name ?? k),
+        namespace: i < 0 ? null : svc.slice(0, i),
+        host: i < 0 ? svc : svc.slice(i + 1),
+      });
     }
   }
   return out;

@@ -11,12 +11,15 @@
 const DNS1123_LABEL = /^[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?$/; // labels.dns1123LabelFmt (Istio accepts upper case)
 const WILDCARD_LABEL = /^(?:\*|(?:\*|\*-)?[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?)$/; // labels.wildcardPrefix
 
-export function isDns1123Label(s: string): boolean { return s.length <= 63 && DNS1123_LABEL.test(s); }
+export function isDns1123Label(s: string): boolean {
+  return s.length <= 63 && DNS1123_LABEL.test(s);
+}
 
 /** ValidateDNS1123Labels: every label valid, top-level label not all-numeric, one trailing dot allowed. */
 function dnsLabelsError(domain: string): string | null {
   const parts = domain.split(".");
-  if (/^\d+$/.test(parts[parts.length - 1])) return `domain name "${domain}" invalid (top level domain cannot be all-numeric)`;
+  if (/^\d+$/.test(parts[parts.length - 1]))
+    return `domain name "${domain}" invalid (top level domain cannot be all-numeric)`;
   for (let i = 0; i < parts.length; i++) {
     if (i === parts.length - 1 && parts[i] === "") return null;
     if (!isDns1123Label(parts[i])) return `domain name "${domain}" invalid (label "${parts[i]}" invalid)`;
@@ -30,7 +33,8 @@ export function wildcardDomainError(domain: string): string | null {
   if (domain.length === 0) return "empty domain name not allowed";
   const i = domain.indexOf(".");
   const first = i < 0 ? domain : domain.slice(0, i);
-  if (first.length > 63 || !WILDCARD_LABEL.test(first)) return `domain name "${domain}" invalid (label "${first}" invalid)`;
+  if (first.length > 63 || !WILDCARD_LABEL.test(first))
+    return `domain name "${domain}" invalid (label "${first}" invalid)`;
   return i < 0 ? null : dnsLabelsError(domain.slice(i + 1));
 }
 
@@ -38,14 +42,17 @@ export function wildcardDomainError(domain: string): string | null {
 export function egressHostError(h: string): string | null {
   const slash = h.indexOf("/");
   if (slash < 0) return "host must be of form namespace/dnsName";
-  const ns = h.slice(0, slash), name = h.slice(slash + 1);
+  const ns = h.slice(0, slash),
+    name = h.slice(slash + 1);
   if (!ns || !name) return "config namespace and dnsName in host entry cannot be empty";
   const bareNs = ns.startsWith("~") ? ns.slice(1) : ns;
-  if (bareNs !== "" && bareNs !== "*" && bareNs !== "." && !isDns1123Label(bareNs)) return `invalid namespace value "${ns}" in sidecar`;
+  if (bareNs !== "" && bareNs !== "*" && bareNs !== "." && !isDns1123Label(bareNs))
+    return `invalid namespace value "${ns}" in sidecar`;
   if (name !== "*" && !name.includes(".")) return "short names (non FQDN) are not allowed";
   const d = wildcardDomainError(name);
   if (d) return d; // also rejects IPs: their last label is all-numeric
-  if (name.includes("*") && name.length !== 1 && !name.startsWith("*.")) return `partial wildcard "${name}" not allowed`;
+  if (name.includes("*") && name.length !== 1 && !name.startsWith("*."))
+    return `partial wildcard "${name}" not allowed`;
   return null;
 }
 
@@ -59,13 +66,16 @@ export function fqdnError(h: string): string | null {
 /** Kubernetes object name (IsDNS1123Subdomain): ≤ 253, lower case, labels joined by dots. */
 export function objectNameError(n: string): string | null {
   if (n.length === 0 || n.length > 253) return `name "${n.slice(0, 80)}" must be 1-253 characters`;
-  if (!/^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$/.test(n)) return `name "${n.slice(0, 80)}" is not a DNS-1123 subdomain`;
+  if (!/^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$/.test(n))
+    return `name "${n.slice(0, 80)}" is not a DNS-1123 subdomain`;
   return null;
 }
 
 /** Namespace names are DNS-1123 labels, lower case. */
 export function namespaceError(n: string): string | null {
-  return n.length > 0 && n.length <= 63 && /^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$/.test(n) ? null : `namespace "${n.slice(0, 80)}" is not a DNS-1123 label`;
+  return n.length > 0 && n.length <= 63 && /^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$/.test(n)
+    ? null
+    : `namespace "${n.slice(0, 80)}" is not a DNS-1123 label`;
 }
 
 const LABEL_NAME = /^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)$/;
@@ -73,9 +83,11 @@ const LABEL_NAME = /^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)$/;
 /** Label key (IsQualifiedName) and value (IsValidLabelValue). */
 export function labelError(k: string, v: string): string | null {
   const slash = k.lastIndexOf("/");
-  const prefix = slash < 0 ? "" : k.slice(0, slash), name = slash < 0 ? k : k.slice(slash + 1);
+  const prefix = slash < 0 ? "" : k.slice(0, slash),
+    name = slash < 0 ? k : k.slice(slash + 1);
   if (slash >= 0 && objectNameError(prefix)) return `label key "${k}": invalid prefix`;
-  if (name.length === 0 || name.length > 63 || !LABEL_NAME.test(name)) return `label key "${k}" is not a qualified name`;
+  if (name.length === 0 || name.length > 63 || !LABEL_NAME.test(name))
+    return `label key "${k}" is not a qualified name`;
   if (v.length > 63 || (v !== "" && !LABEL_NAME.test(v))) return `label ${k}="${v.slice(0, 80)}": invalid value`;
   return null;
 }

@@ -4,7 +4,13 @@
 // the "*" entry). A learned host in namespace A routed by a VS in namespace B therefore needs
 // "B/<vs host>" too, or the proxy silently loses the routing rule.
 
-export interface VirtualServiceRef { namespace: string; name: string; hosts: string[]; exportTo: string[]; mesh: boolean }
+export interface VirtualServiceRef {
+  namespace: string;
+  name: string;
+  hosts: string[];
+  exportTo: string[];
+  mesh: boolean;
+}
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -14,16 +20,29 @@ type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-exp
  * mesh-bound ones matter to sidecars (spec.gateways empty or containing "mesh").
  */
 export function virtualServiceRef(o: Obj, domain: string): VirtualServiceRef | null {
-  const ns = o?.metadata?.namespace, name = o?.metadata?.name;
+  const ns = o?.metadata?.namespace,
+    name = o?.metadata?.name;
   if (typeof ns !== "string" || typeof name !== "string") return null;
   const gws: unknown[] = Array.isArray(o.spec?.gateways) ? o.spec.gateways : [];
-  const hosts = (Array.isArray(o.spec?.hosts) ? o.spec.hosts : []).filter((h: unknown): h is string => typeof h === "string")
+  const hosts = (Array.isArray(o.spec?.hosts) ? o.spec.hosts : [])
+    .filter((h: unknown): h is string => typeof h === "string")
     .map((h: string) => (h === "*" || h.includes(".") ? h : `${h}.${ns}.svc.${domain}`).toLowerCase());
-  return { namespace: ns, name, hosts, exportTo: Array.isArray(o.spec?.exportTo) ? o.spec.exportTo : [], mesh: gws.length === 0 || gws.includes("mesh") };
+  return {
+    namespace: ns,
+    name,
+    hosts,
+    exportTo: Array.isArray(o.spec?.exportTo) ? o.spec.exportTo : [],
+    mesh: gws.length === 0 || gws.includes("mesh"),
+  };
 }
 
 function visibleFrom(vs: VirtualServiceRef, ns: string): boolean {
-  return vs.exportTo.length === 0 || vs.exportTo.includes("*") || vs.exportTo.includes(ns) || (vs.exportTo.includes(".") && vs.namespace === ns);
+  return (
+    vs.exportTo.length === 0 ||
+    vs.exportTo.includes("*") ||
+    vs.exportTo.includes(ns) ||
+    (vs.exportTo.includes(".") && vs.namespace === ns)
+  );
 }
 
 /** Does a VirtualService host select `host`? Exact, or a wildcard (`*`, `*.example.com`) covering it. */
@@ -33,12 +52,18 @@ function covers(vsHost: string, host: string): boolean {
 }
 
 /** Extra imports so that every VirtualService routing one of `hosts` stays visible to the caller. */
-export function virtualServiceImports(hosts: Iterable<string>, callerNs: string, vss: VirtualServiceRef[]): { host: string; vs: string }[] {
+export function virtualServiceImports(
+  hosts: Iterable<string>,
+  callerNs: string,
+  vss: VirtualServiceRef[],
+): { host: string; vs: string }[] {
   const out: { host: string; vs: string }[] = [];
   const list = [...hosts];
   for (const vs of vss) {
     if (!vs.mesh || !visibleFrom(vs, callerNs)) continue;
-    for (const vh of vs.hosts) if (list.some((h) => covers(vh, h))) out.push({ host: `${vs.namespace}/${vh}`, vs: `${vs.namespace}/${vs.name}` });
+    for (const vh of vs.hosts)
+      if (list.some((h) => covers(vh, h)))
+        out.push({ host: `${vs.namespace}/${vh}`, vs: `${vs.namespace}/${vs.name}` });
   }
   return out;
 }

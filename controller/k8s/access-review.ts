@@ -6,7 +6,10 @@
 import { createHash } from "node:crypto";
 import { AuthenticationV1Api, AuthorizationV1Api, type KubeConfig } from "@kubernetes/client-node";
 
-export interface UserInfo { username: string; groups: string[] }
+export interface UserInfo {
+  username: string;
+  groups: string[];
+}
 
 export interface AccessReviewer {
   /** The token's user, null when the API server says the token is not valid. Throws on API errors. */
@@ -17,11 +20,17 @@ export interface AccessReviewer {
 
 class TtlCache<V> {
   private readonly m = new Map<string, { v: V; until: number }>();
-  constructor(private readonly ttlMs: number, private readonly max: number) {}
+  constructor(
+    private readonly ttlMs: number,
+    private readonly max: number,
+  ) {}
   get(k: string): V | undefined {
     const e = this.m.get(k);
     if (!e) return undefined;
-    if (e.until < Date.now()) { this.m.delete(k); return undefined; }
+    if (e.until < Date.now()) {
+      this.m.delete(k);
+      return undefined;
+    }
     return e.v;
   }
   set(k: string, v: V): void {
@@ -35,7 +44,10 @@ export class KubeAccessReviewer implements AccessReviewer {
   private readonly authz: AuthorizationV1Api;
   private readonly tokens = new TtlCache<UserInfo | null>(30_000, 10_000);
   private readonly decisions = new TtlCache<boolean>(30_000, 10_000);
-  constructor(kc: KubeConfig, private readonly audiences: string[] = []) {
+  constructor(
+    kc: KubeConfig,
+    private readonly audiences: string[] = [],
+  ) {
     this.authn = kc.makeApiClient(AuthenticationV1Api);
     this.authz = kc.makeApiClient(AuthorizationV1Api);
   }
@@ -44,8 +56,17 @@ export class KubeAccessReviewer implements AccessReviewer {
     const key = createHash("sha256").update(token).digest("hex"); // never keep the token itself
     const hit = this.tokens.get(key);
     if (hit !== undefined) return hit;
-    const r = await this.authn.createTokenReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token, audiences: this.audiences.length ? this.audiences : undefined } } });
-    const u = r.status?.authenticated && r.status.user?.username ? { username: r.status.user.username, groups: r.status.user.groups ?? [] } : null;
+    const r = await this.authn.createTokenReview({
+      body: {
+        apiVersion: "authentication.k8s.io/v1",
+        kind: "TokenReview",
+        spec: { token, audiences: this.audiences.length ? this.audiences : undefined },
+      },
+    });
+    const u =
+      r.status?.authenticated && r.status.user?.username
+        ? { username: r.status.user.username, groups: r.status.user.groups ?? [] }
+        : null;
     this.tokens.set(key, u);
     return u;
   }
@@ -54,8 +75,13 @@ export class KubeAccessReviewer implements AccessReviewer {
     const key = `${user.username}|${user.groups.join(",")}|${verb}|${path}`;
     const hit = this.decisions.get(key);
     if (hit !== undefined) return hit;
-    const r = await this.authz.createSubjectAccessReview({ body: { apiVersion: "authorization.k8s.io/v1", kind: "SubjectAccessReview",
-      spec: { user: user.username, groups: user.groups, nonResourceAttributes: { path, verb } } } });
+    const r = await this.authz.createSubjectAccessReview({
+      body: {
+        apiVersion: "authorization.k8s.io/v1",
+        kind: "SubjectAccessReview",
+        spec: { user: user.username, groups: user.groups, nonResourceAttributes: { path, verb } },
+      },
+    });
     const ok = r.status?.allowed === true;
     this.decisions.set(key, ok);
     return ok;
@@ -64,11 +90,15 @@ export class KubeAccessReviewer implements AccessReviewer {
 
 /** A service account's Kubernetes user (as the API server names it in TokenReview). */
 export function serviceAccountUser(ns: string, sa: string): UserInfo {
-  return { username: `system:serviceaccount:${ns}:${sa}`, groups: ["system:serviceaccounts", `system:serviceaccounts:${ns}`, "system:authenticated"] };
+  return {
+    username: `system:serviceaccount:${ns}:${sa}`,
+    groups: ["system:serviceaccounts", `system:serviceaccounts:${ns}`, "system:authenticated"],
+  };
 }
 
 /** Regex sources for a namespace (DNS-1123 label) and a service account name (DNS-1123 subdomain). */
-export const NS_RE = "[a-z0-9-]{1,63}", SA_RE = "[a-z0-9.-]{1,253}";
+export const NS_RE = "[a-z0-9-]{1,63}",
+  SA_RE = "[a-z0-9.-]{1,253}";
 const SA_USER = new RegExp(`^system:serviceaccount:(${NS_RE}):(${SA_RE})$`);
 
 /** "system:serviceaccount:NS:SA" → [NS, SA]; null for other users. */

@@ -8,11 +8,22 @@ import type { Logger } from "../log.js";
 
 export type WatchEvent = "add" | "update" | "delete";
 
-export function watchResource<T extends KubernetesObject>(kc: KubeConfig, path: string, list: () => Promise<{ items: T[] }>,
-  on: (type: WatchEvent, o: T) => void, log: Logger, stopped: () => boolean, kind?: string): { informer: Informer<T>; synced: Promise<void> } {
+export function watchResource<T extends KubernetesObject>(
+  kc: KubeConfig,
+  path: string,
+  list: () => Promise<{ items: T[] }>,
+  on: (type: WatchEvent, o: T) => void,
+  log: Logger,
+  stopped: () => boolean,
+  kind?: string,
+): { informer: Informer<T>; synced: Promise<void> } {
   let synced!: () => void;
   const firstList = new Promise<void>((r) => (synced = r));
-  const listed = async () => { const l = await list(); synced(); return l; };
+  const listed = async () => {
+    const l = await list();
+    synced();
+    return l;
+  };
   const inf = makeInformer<T>(kc, path, listed as never);
   const stamp = (o: T): T => (kind && o.kind !== kind ? { ...o, kind } : o);
   inf.on("add", (o) => on("add", stamp(o)));
@@ -21,7 +32,9 @@ export function watchResource<T extends KubernetesObject>(kc: KubeConfig, path: 
   inf.on("error", (e) => {
     if (stopped()) return;
     log("warn", "watch error; restarting", { path, error: String((e as Error)?.message ?? e) });
-    setTimeout(() => { if (!stopped()) inf.start().catch(() => {}); }, 1000);
+    setTimeout(() => {
+      if (!stopped()) inf.start().catch(() => {});
+    }, 1000);
   });
   return { informer: inf, synced: inf.start().then(() => firstList) };
 }

@@ -7,7 +7,15 @@
 import type { KubernetesObjectApi, V1Lease } from "@kubernetes/client-node";
 import { isNotFound } from "./kube.js";
 
-export interface LeaderOptions { namespace: string; name: string; identity: string; leaseDurationMs: number; renewDeadlineMs?: number; collectorUrl?: string; now?: () => number }
+export interface LeaderOptions {
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs: number;
+  renewDeadlineMs?: number;
+  collectorUrl?: string;
+  now?: () => number;
+}
 
 export const COLLECTOR_URL = "meshtune.io/collector-url";
 
@@ -19,10 +27,17 @@ export class LeaderElector {
   /** The current holder's collector URL (from the Lease), for forwarding; null when unknown or expired. */
   leaderUrl: string | null = null;
   private lastRenewMs = 0;
-  constructor(private readonly api: KubernetesObjectApi, private readonly o: LeaderOptions) {}
-  private now() { return this.o.now?.() ?? Date.now(); }
+  constructor(
+    private readonly api: KubernetesObjectApi,
+    private readonly o: LeaderOptions,
+  ) {}
+  private now() {
+    return this.o.now?.() ?? Date.now();
+  }
   /** client-go's RenewDeadline; default two thirds of the lease duration. */
-  private get renewDeadlineMs(): number { return this.o.renewDeadlineMs ?? Math.round(this.o.leaseDurationMs * 2 / 3); }
+  private get renewDeadlineMs(): number {
+    return this.o.renewDeadlineMs ?? Math.round((this.o.leaseDurationMs * 2) / 3);
+  }
 
   /**
    * One acquire-or-renew round; returns whether we hold the lease afterwards. The round is
@@ -33,7 +48,9 @@ export class LeaderElector {
   async tick(): Promise<boolean> {
     const deadline = this.renewDeadlineMs;
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<"timeout">((r) => { timer = setTimeout(() => r("timeout"), deadline); });
+    const timedOut = new Promise<"timeout">((r) => {
+      timer = setTimeout(() => r("timeout"), deadline);
+    });
     const gen = ++this.gen;
     const round = this.round(gen);
     try {
@@ -41,22 +58,39 @@ export class LeaderElector {
       if (r !== "timeout") return r;
       this.gen++; // the late answer of this round must not change our state
       return this.failed(this.now());
-    } finally { clearTimeout(timer); }
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private gen = 0;
   private async round(gen: number): Promise<boolean> {
-    const ref = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: this.o.name, namespace: this.o.namespace } };
+    const ref = {
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: { name: this.o.name, namespace: this.o.namespace },
+    };
     const now = this.now();
     let lease: V1Lease | null = null;
-    try { lease = await this.api.read<V1Lease>(ref); } catch (e) { if (!isNotFound(e)) return this.failed(now); }
+    try {
+      lease = await this.api.read<V1Lease>(ref);
+    } catch (e) {
+      if (!isNotFound(e)) return this.failed(now);
+    }
     const spec = {
-      holderIdentity: this.o.identity, leaseDurationSeconds: Math.ceil(this.o.leaseDurationMs / 1000),
-      renewTime: micro(now) as unknown as Date, acquireTime: micro(now) as unknown as Date, leaseTransitions: 0,
+      holderIdentity: this.o.identity,
+      leaseDurationSeconds: Math.ceil(this.o.leaseDurationMs / 1000),
+      renewTime: micro(now) as unknown as Date,
+      acquireTime: micro(now) as unknown as Date,
+      leaseTransitions: 0,
     };
     try {
       if (!lease) {
-        await this.api.create<V1Lease>({ ...ref, metadata: { ...ref.metadata, annotations: this.annotations() }, spec });
+        await this.api.create<V1Lease>({
+          ...ref,
+          metadata: { ...ref.metadata, annotations: this.annotations() },
+          spec,
+        });
         return gen === this.gen ? this.won(now) : this.leader;
       }
       const s = lease.spec ?? {};
@@ -68,8 +102,20 @@ export class LeaderElector {
         this.leaderUrl = lease.metadata?.annotations?.[COLLECTOR_URL] ?? null;
         return this.lost();
       }
-      const next = { ...spec, acquireTime: holder === this.o.identity ? s.acquireTime : spec.acquireTime, leaseTransitions: (s.leaseTransitions ?? 0) + (holder === this.o.identity ? 0 : 1) };
-      await this.api.replace<V1Lease>({ ...ref, metadata: { ...ref.metadata, annotations: this.annotations(), resourceVersion: lease.metadata?.resourceVersion }, spec: next });
+      const next = {
+        ...spec,
+        acquireTime: holder === this.o.identity ? s.acquireTime : spec.acquireTime,
+        leaseTransitions: (s.leaseTransitions ?? 0) + (holder === this.o.identity ? 0 : 1),
+      };
+      await this.api.replace<V1Lease>({
+        ...ref,
+        metadata: {
+          ...ref.metadata,
+          annotations: this.annotations(),
+          resourceVersion: lease.metadata?.resourceVersion,
+        },
+        spec: next,
+      });
       return gen === this.gen ? this.won(now) : this.leader;
     } catch {
       // 409: another candidate moved first, or our read was stale; anything else: transient.
@@ -78,9 +124,20 @@ export class LeaderElector {
     }
   }
 
-  private annotations() { return this.o.collectorUrl ? { [COLLECTOR_URL]: this.o.collectorUrl } : undefined; }
-  private won(now: number) { if (!this.leader) this.transitions++; this.leader = true; this.lastRenewMs = now; this.leaderUrl = this.o.collectorUrl ?? null; return true; }
-  private lost() { this.leader = false; return false; }
+  private annotations() {
+    return this.o.collectorUrl ? { [COLLECTOR_URL]: this.o.collectorUrl } : undefined;
+  }
+  private won(now: number) {
+    if (!this.leader) this.transitions++;
+    this.leader = true;
+    this.lastRenewMs = now;
+    this.leaderUrl = this.o.collectorUrl ?? null;
+    return true;
+  }
+  private lost() {
+    this.leader = false;
+    return false;
+  }
   private failed(now: number) {
     if (this.leader && now - this.lastRenewMs < this.renewDeadlineMs) return true;
     return this.lost();
@@ -89,11 +146,21 @@ export class LeaderElector {
   /** Give the lease up (shutdown): the next candidate need not wait for expiry. */
   async release(): Promise<void> {
     if (!this.leader) return;
-    const ref = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: this.o.name, namespace: this.o.namespace } };
+    const ref = {
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: { name: this.o.name, namespace: this.o.namespace },
+    };
     try {
       const lease = await this.api.read<V1Lease>(ref);
-      await this.api.replace<V1Lease>({ ...ref, metadata: { ...ref.metadata, resourceVersion: lease.metadata?.resourceVersion }, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1 } });
-    } catch { /* best effort */ }
+      await this.api.replace<V1Lease>({
+        ...ref,
+        metadata: { ...ref.metadata, resourceVersion: lease.metadata?.resourceVersion },
+        spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1 },
+      });
+    } catch {
+      /* best effort */
+    }
     this.leader = false;
   }
 }

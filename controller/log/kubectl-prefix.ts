@@ -1,5 +1,9 @@
 // `kubectl logs --prefix` prepends "[pod/NAME/CONTAINER] " to every line.
-export interface Prefixed { pod: string; container: string; rest: string }
+export interface Prefixed {
+  pod: string;
+  container: string;
+  rest: string;
+}
 
 export function splitPrefix(line: string): Prefixed | null {
   if (!line.startsWith("[pod/")) return null;

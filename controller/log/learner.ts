@@ -13,7 +13,16 @@ import { looksLikeGateway, workloadFromPod } from "../model/workload.js";
 import type { PodCatalog } from "../sidecar/pod-catalog.js";
 import type { ProxyInfo } from "../model/identity.js";
 
-export type SkipReason = "not-access-log" | "malformed-json" | "too-long" | "unattributed" | "other-cluster" | "not-proxy-container" | "ztunnel-log" | "waypoint-cluster" | "graph-full";
+export type SkipReason =
+  | "not-access-log"
+  | "malformed-json"
+  | "too-long"
+  | "unattributed"
+  | "other-cluster"
+  | "not-proxy-container"
+  | "ztunnel-log"
+  | "waypoint-cluster"
+  | "graph-full";
 
 // ztunnel's access log (its "access" log target, as `kubectl logs` of a ztunnel pod shows it;
 // the shape is not checked against ztunnel's source here):
@@ -33,13 +42,33 @@ export interface LearnOptions {
   pods?: PodCatalog;
 }
 
-interface PodBuffer { node: WorkloadNode; nsVotes: Map<string, number>; shape: ProxyInfo | null }
+interface PodBuffer {
+  node: WorkloadNode;
+  nsVotes: Map<string, number>;
+  shape: ProxyInfo | null;
+}
 
 /** How each pod was placed, for the report. */
-export interface Placement { pod: string; namespace: string; workload: string; how: "catalog" | "inferred" | "defaulted" | "ambiguous"; proxy: ProxyInfo }
+export interface Placement {
+  pod: string;
+  namespace: string;
+  workload: string;
+  how: "catalog" | "inferred" | "defaulted" | "ambiguous";
+  proxy: ProxyInfo;
+}
 
 export class AccessLogLearner {
-  readonly skipped: Record<SkipReason, number> = { "not-access-log": 0, "malformed-json": 0, "too-long": 0, unattributed: 0, "other-cluster": 0, "not-proxy-container": 0, "ztunnel-log": 0, "waypoint-cluster": 0, "graph-full": 0 };
+  readonly skipped: Record<SkipReason, number> = {
+    "not-access-log": 0,
+    "malformed-json": 0,
+    "too-long": 0,
+    unattributed: 0,
+    "other-cluster": 0,
+    "not-proxy-container": 0,
+    "ztunnel-log": 0,
+    "waypoint-cluster": 0,
+    "graph-full": 0,
+  };
   lines = 0;
   records = 0;
   bytes = 0;
@@ -51,8 +80,10 @@ export class AccessLogLearner {
 
   constructor(readonly opts: LearnOptions) {
     const pods = opts.pods;
-    if (pods?.size) this.scratch.backed = (k) => k.startsWith("?/") ? pods.lookup(k.slice(2), null) !== null : true;
-    this.scratch.onEvict = (n) => { for (const p of n.pods) this.pods.delete(p); };
+    if (pods?.size) this.scratch.backed = (k) => (k.startsWith("?/") ? pods.lookup(k.slice(2), null) !== null : true);
+    this.scratch.onEvict = (n) => {
+      for (const p of n.pods) this.pods.delete(p);
+    };
     const [ns, name] = opts.workload?.split("/") ?? [];
     const node = opts.workload ? this.scratch.node(ns, name) : null;
     this.fixed = node ? { node, nsVotes: new Map(), shape: null } : null;
@@ -62,7 +93,11 @@ export class AccessLogLearner {
     for await (const batch of readLineBatches(input))
       for (const l of batch) {
         this.lines++;
-        if ("tooLong" in l) { this.skipped["too-long"]++; this.bytes += l.tooLong + 1; continue; }
+        if ("tooLong" in l) {
+          this.skipped["too-long"]++;
+          this.bytes += l.tooLong + 1;
+          continue;
+        }
         this.bytes += l.text.length + 1;
         this.learnLine(l.text);
       }
@@ -74,8 +109,12 @@ export class AccessLogLearner {
     const p = splitPrefix(line);
     if (p) {
       // Only the proxy's own container writes Envoy access logs; an app's lines are not traffic.
-      if (p.container !== "istio-proxy") { this.skipped["not-proxy-container"]++; return; }
-      pod = p.pod; line = p.rest;
+      if (p.container !== "istio-proxy") {
+        this.skipped["not-proxy-container"]++;
+        return;
+      }
+      pod = p.pod;
+      line = p.rest;
     }
     if (ZTUNNEL.test(line)) {
       this.skipped["ztunnel-log"]++;
@@ -84,11 +123,22 @@ export class AccessLogLearner {
     }
     let rec: AccessRecord | null;
     if (line.charCodeAt(0) === 123 /* { */) {
-      try { rec = parseJson(line); } catch { this.skipped["malformed-json"]++; return; }
+      try {
+        rec = parseJson(line);
+      } catch {
+        this.skipped["malformed-json"]++;
+        return;
+      }
     } else rec = parseText(line);
-    if (!rec) { this.skipped["not-access-log"]++; return; }
+    if (!rec) {
+      this.skipped["not-access-log"]++;
+      return;
+    }
     const buf = this.bufferFor(pod);
-    if (!buf) { this.skipped[pod ? "graph-full" : "unattributed"]++; return; }
+    if (!buf) {
+      this.skipped[pod ? "graph-full" : "unattributed"]++;
+      return;
+    }
     this.records++;
     this.record(buf, rec);
   }
@@ -119,14 +169,27 @@ export class AccessLogLearner {
     const proto = r.protocol || "TCP";
     switch (c.kind) {
       case "outbound":
-        this.scratch.observe(b.node, { dir: "outbound", cluster: r.cluster, authority: r.authority, proto }, r.code, us, at, r.method);
+        this.scratch.observe(
+          b.node,
+          { dir: "outbound", cluster: r.cluster, authority: r.authority, proto },
+          r.code,
+          us,
+          at,
+          r.method,
+        );
         return;
       case "inbound": {
         // The SNI (mTLS) or an old-style inbound cluster names the serving service: its namespace.
         const host = r.sni ? parseCluster(r.sni).host : c.host;
         const ns = host ? hostNamespace(host, this.opts.clusterDomain) : null;
         if (ns) b.nsVotes.set(ns, (b.nsVotes.get(ns) ?? 0) + 1);
-        this.scratch.observe(b.node, { dir: "inbound", cluster: r.cluster, authority: r.authority, proto }, r.code, us, at);
+        this.scratch.observe(
+          b.node,
+          { dir: "inbound", cluster: r.cluster, authority: r.authority, proto },
+          r.code,
+          us,
+          at,
+        );
         return;
       }
       case "passthrough":
@@ -137,10 +200,17 @@ export class AccessLogLearner {
         else if (r.code >= 400) s.err4xx = 1;
         s.sumUs = us;
         s.buckets[bucketOf(us)] = 1;
-        this.scratch.addUnknown(b.node, {
-          kind: c.kind, dst: r.upstreamHost || r.downstreamLocal, authority: r.authority, sni: r.sni,
-          proto: r.method ? "HTTP" : r.sni ? "TLS" : "TCP",
-        }, s);
+        this.scratch.addUnknown(
+          b.node,
+          {
+            kind: c.kind,
+            dst: r.upstreamHost || r.downstreamLocal,
+            authority: r.authority,
+            sni: r.sni,
+            proto: r.method ? "HTTP" : r.sni ? "TLS" : "TCP",
+          },
+          s,
+        );
         return;
       }
       default:
@@ -150,10 +220,18 @@ export class AccessLogLearner {
           const s: Stats = emptyStats(at);
           s.count = 1;
           s.err5xx = 1;
-          this.scratch.addUnknown(b.node, { kind: "blackhole", dst: r.downstreamLocal, authority: r.authority, sni: r.sni, proto: "HTTP" }, s);
+          this.scratch.addUnknown(
+            b.node,
+            { kind: "blackhole", dst: r.downstreamLocal, authority: r.authority, sni: r.sni, proto: "HTTP" },
+            s,
+          );
           return;
         }
-        if (WAYPOINT_CLUSTER.test(r.cluster)) { this.skipped["waypoint-cluster"]++; b.shape ??= { kind: "waypoint", why: `waypoint-only cluster ${r.cluster.split("|")[0]}` }; return; }
+        if (WAYPOINT_CLUSTER.test(r.cluster)) {
+          this.skipped["waypoint-cluster"]++;
+          b.shape ??= { kind: "waypoint", why: `waypoint-only cluster ${r.cluster.split("|")[0]}` };
+          return;
+        }
         this.skipped["other-cluster"]++;
     }
   }
@@ -168,8 +246,13 @@ export class AccessLogLearner {
     const placements: Placement[] = [];
     if (this.fixed) into.mergeNode(this.fixed.node, this.fixed.node.namespace);
     for (const [pod, b] of this.pods) {
-      let best = "", votes = 0;
-      for (const [v, n] of b.nsVotes) if (n > votes) { best = v; votes = n; }
+      let best = "",
+        votes = 0;
+      for (const [v, n] of b.nsVotes)
+        if (n > votes) {
+          best = v;
+          votes = n;
+        }
       const cat = this.opts.pods?.lookup(pod, best || null);
       let ns: string, workload: string, how: Placement["how"], proxy: ProxyInfo;
       if (cat && !("ambiguous" in cat)) {
@@ -179,7 +262,11 @@ export class AccessLogLearner {
         b.node.labels = cat.labels;
       } else {
         workload = workloadFromPod(pod);
-        proxy = b.shape ?? (looksLikeGateway(workload) ? { kind: "gateway", why: "guessed from the pod name (no pod catalog)" } : { kind: "sidecar", why: "guessed: istio-proxy lines with no gateway/waypoint shape" });
+        proxy =
+          b.shape ??
+          (looksLikeGateway(workload)
+            ? { kind: "gateway", why: "guessed from the pod name (no pod catalog)" }
+            : { kind: "sidecar", why: "guessed: istio-proxy lines with no gateway/waypoint shape" });
         ns = best || (proxy.kind === "gateway" ? "istio-system" : this.opts.defaultNamespace);
         how = cat ? "ambiguous" : best ? "inferred" : "defaulted";
       }

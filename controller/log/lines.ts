@@ -9,10 +9,13 @@ export type Line = { text: string } | { tooLong: number };
 
 /** Lines in batches, one batch per input chunk: one await per chunk rather than per line keeps
  * millions of short-lived objects from surviving across awaits (speed, and a flat RSS). */
-export async function* readLineBatches(input: AsyncIterable<Buffer>, maxBytes = MAX_LINE_BYTES): AsyncGenerator<Line[]> {
+export async function* readLineBatches(
+  input: AsyncIterable<Buffer>,
+  maxBytes = MAX_LINE_BYTES,
+): AsyncGenerator<Line[]> {
   let carry: Buffer | null = null; // partial line from the previous chunk
-  let skipping = 0;                // > 0 while discarding an over-long line
-  let lastWasCR = false;           // a CR ended the previous chunk: a leading LF completes that CRLF
+  let skipping = 0; // > 0 while discarding an over-long line
+  let lastWasCR = false; // a CR ended the previous chunk: a leading LF completes that CRLF
   for await (const chunk of input) {
     const batch: Line[] = [];
     let start = lastWasCR && chunk[0] === 10 ? 1 : 0;

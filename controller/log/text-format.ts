@@ -15,36 +15,51 @@
 // accepts without quotes (HeaderUtility::authorityIsValid) and which never hold one.
 import { type AccessRecord, dash, num } from "./record.js";
 
-const QUOTE = 34, SPACE = 32, LBRACK = 91;
+const QUOTE = 34,
+  SPACE = 32,
+  LBRACK = 91;
 const isSpace = (c: number) => c === SPACE || c === 9 || c === 13;
 
 // Head token boundaries go into reused typed arrays: no per-token allocation on the hot path.
 const MAX_TOK = 32;
-const ts = new Int32Array(MAX_TOK), te = new Int32Array(MAX_TOK), tq = new Uint8Array(MAX_TOK);
+const ts = new Int32Array(MAX_TOK),
+  te = new Int32Array(MAX_TOK),
+  tq = new Uint8Array(MAX_TOK);
 // The request line ends at the quote followed by the response code ("- - -" for TCP), even if the path holds a quote.
 const REQ_END = /" (?:\d{1,3}|-) /g;
 
 /** Tokenize the head up to and including XFF's opening quote; returns XFF's token index or -1. */
 function headTokens(line: string): number {
   const n = line.length;
-  let i = 0, k = 0;
+  let i = 0,
+    k = 0;
   while (i < n) {
     const c = line.charCodeAt(i);
-    if (isSpace(c)) { i++; continue; }
+    if (isSpace(c)) {
+      i++;
+      continue;
+    }
     if (k === MAX_TOK) return -1;
     if (c === QUOTE || (c === LBRACK && k === 0)) {
       let end: number;
       if (c === LBRACK) end = line.indexOf("]", i + 1);
-      else if (k === 1) { REQ_END.lastIndex = i + 1; const m = REQ_END.exec(line); end = m ? m.index : -1; }
-      else end = line.indexOf('"', i + 1);
+      else if (k === 1) {
+        REQ_END.lastIndex = i + 1;
+        const m = REQ_END.exec(line);
+        end = m ? m.index : -1;
+      } else end = line.indexOf('"', i + 1);
       if (end < 0) return -1;
-      ts[k] = i + 1; te[k] = end; tq[k] = c === QUOTE ? 1 : 0;
+      ts[k] = i + 1;
+      te[k] = end;
+      tq[k] = c === QUOTE ? 1 : 0;
       if (tq[k] && k >= 7 && tq[k - 5] && !tq[k - 4] && !tq[k - 3] && !tq[k - 2] && !tq[k - 1]) return k;
       i = end + 1;
     } else {
       let j = i + 1;
       while (j < n && !isSpace(line.charCodeAt(j))) j++;
-      ts[k] = i; te[k] = j; tq[k] = 0;
+      ts[k] = i;
+      te[k] = j;
+      tq[k] = 0;
       i = j;
     }
     k++;
@@ -53,12 +68,16 @@ function headTokens(line: string): number {
 }
 
 // Timestamps share their leading seconds with neighbouring lines: parse those once.
-let lastSec = "", lastSecMs = NaN;
+let lastSec = "",
+  lastSecMs = NaN;
 function parseTime(s: string): number {
   // 2026-11-20T10:00:03.796Z
   if (s.length >= 20 && s.charCodeAt(19) === 46 /* . */ && s.charCodeAt(s.length - 1) === 90 /* Z */) {
     const sec = s.slice(0, 19);
-    if (sec !== lastSec) { lastSec = sec; lastSecMs = Date.parse(sec + "Z"); }
+    if (sec !== lastSec) {
+      lastSec = sec;
+      lastSecMs = Date.parse(sec + "Z");
+    }
     const frac = s.slice(20, s.length - 1);
     return lastSecMs + Math.floor(Number(frac) / 10 ** (frac.length - 3));
   }
@@ -81,9 +100,13 @@ export function parseText(line: string): AccessRecord | null {
   const uh2 = line.lastIndexOf('"', end - 1);
   const uh1 = uh2 > 0 ? line.lastIndexOf('"', uh2 - 1) : -1;
   if (uh1 < 2 || line.charCodeAt(uh1 - 1) !== SPACE || line.charCodeAt(uh1 - 2) !== QUOTE) return null;
-  const au2 = uh1 - 2, au1 = line.lastIndexOf('"', au2 - 1);
+  const au2 = uh1 - 2,
+    au1 = line.lastIndexOf('"', au2 - 1);
   if (au1 < te[xff]) return null; // the authority must come after XFF's opening quote
-  const tail = line.slice(uh2 + 1, end).trim().split(/[ \t]+/);
+  const tail = line
+    .slice(uh2 + 1, end)
+    .trim()
+    .split(/[ \t]+/);
   if (tail.length < 4) return null;
   const codeTok = tok(2);
   const code = codeTok === "-" ? 0 : Number(codeTok);

@@ -4,9 +4,9 @@ export type ClusterKind = "outbound" | "inbound" | "passthrough" | "blackhole" |
 
 export interface ClusterRef {
   kind: ClusterKind;
-  port: number;   // 0 when unknown
+  port: number; // 0 when unknown
   subset: string;
-  host: string;   // "" for inbound/specials
+  host: string; // "" for inbound/specials
   egressGateway: boolean; // outbound to an Istio egress gateway
 }
 
@@ -45,8 +45,7 @@ function parseClusterUncached(name: string): ClusterRef {
   }
   const [dir, port, subset, host] = parts;
   const p = Number(port);
-  if ((dir !== "outbound" && dir !== "inbound") || !Number.isInteger(p) || p < 0 || p > 65535)
-    return OTHER;
+  if ((dir !== "outbound" && dir !== "inbound") || !Number.isInteger(p) || p < 0 || p > 65535) return OTHER;
   return { kind: dir, port: p, subset, host, egressGateway: dir === "outbound" && isEgressGatewayHost(host) };
 }
 

@@ -39,9 +39,12 @@ export function emptyTiming(): Timing {
 }
 
 export function mergeTiming(into: Timing, from: Timing): void {
-  into.upCount += from.upCount; into.upSumUs += from.upSumUs;
-  into.txBytes += from.txBytes; into.rxBytes += from.rxBytes;
-  into.idempotent += from.idempotent; into.other += from.other;
+  into.upCount += from.upCount;
+  into.upSumUs += from.upSumUs;
+  into.txBytes += from.txBytes;
+  into.rxBytes += from.rxBytes;
+  into.idempotent += from.idempotent;
+  into.other += from.other;
   for (let i = 0; i < BUCKETS; i++) into.upBuckets[i] += from.upBuckets[i];
 }
 
@@ -59,7 +62,7 @@ export interface Edge extends Stats, EdgeKey {
 
 export interface UnknownDest extends Stats {
   kind: "passthrough" | "blackhole";
-  dst: string;       // original destination ip:port
+  dst: string; // original destination ip:port
   authority: string;
   sni: string;
   proto: string;
@@ -76,12 +79,23 @@ export interface Limits {
   sourceShare: number;
 }
 export const DEFAULT_LIMITS: Limits = {
-  maxWorkloads: 20_000, maxOutboundPerWorkload: 5_000, maxInboundPerWorkload: 256, maxUnknownPerWorkload: 1_000,
-  maxEdgesTotal: 200_000, sourceShare: 0.5,
+  maxWorkloads: 20_000,
+  maxOutboundPerWorkload: 5_000,
+  maxInboundPerWorkload: 256,
+  maxUnknownPerWorkload: 1_000,
+  maxEdgesTotal: 200_000,
+  sourceShare: 0.5,
 };
 
 export type DropReason = "workload-cap" | "outbound-cap" | "inbound-cap" | "unknown-cap" | "total-cap" | "source-share";
-export const DROP_REASONS: DropReason[] = ["workload-cap", "outbound-cap", "inbound-cap", "unknown-cap", "total-cap", "source-share"];
+export const DROP_REASONS: DropReason[] = [
+  "workload-cap",
+  "outbound-cap",
+  "inbound-cap",
+  "unknown-cap",
+  "total-cap",
+  "source-share",
+];
 
 function zeros(): number[] {
   const a: number[] = [];
@@ -96,11 +110,37 @@ export function emptyStats(atMs: number): Stats {
 // Edges and unknown destinations are built with one fixed property order so the merge
 // code stays monomorphic (a spread-built object gets a different hidden class per site).
 function newEdge(e: EdgeKey, atMs: number): Edge {
-  return { dir: e.dir, cluster: e.cluster, authority: e.authority, proto: e.proto, count: 0, err4xx: 0, err5xx: 0, buckets: zeros(), sumUs: 0, firstSeenMs: atMs, lastSeenMs: atMs, timing: null };
+  return {
+    dir: e.dir,
+    cluster: e.cluster,
+    authority: e.authority,
+    proto: e.proto,
+    count: 0,
+    err4xx: 0,
+    err5xx: 0,
+    buckets: zeros(),
+    sumUs: 0,
+    firstSeenMs: atMs,
+    lastSeenMs: atMs,
+    timing: null,
+  };
 }
 
 function newUnknown(u: Omit<UnknownDest, keyof Stats>, atMs: number): UnknownDest {
-  return { kind: u.kind, dst: u.dst, authority: u.authority, sni: u.sni, proto: u.proto, count: 0, err4xx: 0, err5xx: 0, buckets: zeros(), sumUs: 0, firstSeenMs: atMs, lastSeenMs: atMs };
+  return {
+    kind: u.kind,
+    dst: u.dst,
+    authority: u.authority,
+    sni: u.sni,
+    proto: u.proto,
+    count: 0,
+    err4xx: 0,
+    err5xx: 0,
+    buckets: zeros(),
+    sumUs: 0,
+    firstSeenMs: atMs,
+    lastSeenMs: atMs,
+  };
 }
 
 export function mergeStats(into: Stats, from: Stats): void {
@@ -108,7 +148,8 @@ export function mergeStats(into: Stats, from: Stats): void {
   into.err4xx += from.err4xx;
   into.err5xx += from.err5xx;
   into.sumUs += from.sumUs;
-  const a = into.buckets, b = from.buckets;
+  const a = into.buckets,
+    b = from.buckets;
   for (let i = 0; i < BUCKETS; i++) a[i] += b[i];
   if (from.firstSeenMs < into.firstSeenMs) into.firstSeenMs = from.firstSeenMs;
   if (from.lastSeenMs > into.lastSeenMs) into.lastSeenMs = from.lastSeenMs;
@@ -127,8 +168,13 @@ export class WorkloadNode {
   readonly bySource = new Map<string, number>();
   outbound = 0;
   inbound = 0;
-  constructor(readonly namespace: string, readonly name: string) {}
-  get key(): string { return `${this.namespace}/${this.name}`; }
+  constructor(
+    readonly namespace: string,
+    readonly name: string,
+  ) {}
+  get key(): string {
+    return `${this.namespace}/${this.name}`;
+  }
 }
 
 /**
@@ -138,7 +184,8 @@ export class WorkloadNode {
  */
 export function edgeKey(dir: Direction, cluster: string, authority: string): string {
   const c = parseCluster(cluster);
-  if (c.kind === "outbound" && dir === "outbound" && authority) return `${cluster}#${stripPort(authority).toLowerCase()}`;
+  if (c.kind === "outbound" && dir === "outbound" && authority)
+    return `${cluster}#${stripPort(authority).toLowerCase()}`;
   return c.kind === dir ? cluster : `${dir}>${cluster}`;
 }
 
@@ -160,7 +207,10 @@ export class Graph {
     const key = `${namespace}/${name}`;
     let n = this.nodes.get(key);
     if (!n) {
-      if (this.nodes.size >= this.limits.maxWorkloads && !this.evict(key)) { this.dropped["workload-cap"]++; return null; }
+      if (this.nodes.size >= this.limits.maxWorkloads && !this.evict(key)) {
+        this.dropped["workload-cap"]++;
+        return null;
+      }
       n = new WorkloadNode(namespace, name);
       this.nodes.set(key, n);
     }
@@ -186,8 +236,15 @@ export class Graph {
     const want = Math.max(1, Math.floor(this.limits.maxWorkloads / 10));
     const backed = this.backed;
     if (backed && !backed(incoming)) return false; // an unbacked newcomer never displaces anyone
-    const victims = [...this.nodes.values()].filter((n) => !backed || !backed(n.key)).sort((a, b) => a.touched - b.touched).slice(0, want);
-    for (const v of victims) { this.remove(v.key); if (backed) this.evicted.unbacked++; else this.evicted.idle++; }
+    const victims = [...this.nodes.values()]
+      .filter((n) => !backed || !backed(n.key))
+      .sort((a, b) => a.touched - b.touched)
+      .slice(0, want);
+    for (const v of victims) {
+      this.remove(v.key);
+      if (backed) this.evicted.unbacked++;
+      else this.evicted.idle++;
+    }
     return victims.length > 0;
   }
 
@@ -198,16 +255,27 @@ export class Graph {
     if (!cur) {
       const out = e.dir === "outbound";
       const cap = out ? this.limits.maxOutboundPerWorkload : this.limits.maxInboundPerWorkload;
-      if ((out ? n.outbound : n.inbound) >= cap) { this.dropped[out ? "outbound-cap" : "inbound-cap"]++; return null; }
-      if (this.size >= this.limits.maxEdgesTotal) { this.dropped["total-cap"]++; return null; }
-      if (source && out) { // fairness among a workload's pods; inbound edges are the workload's own ports
+      if ((out ? n.outbound : n.inbound) >= cap) {
+        this.dropped[out ? "outbound-cap" : "inbound-cap"]++;
+        return null;
+      }
+      if (this.size >= this.limits.maxEdgesTotal) {
+        this.dropped["total-cap"]++;
+        return null;
+      }
+      if (source && out) {
+        // fairness among a workload's pods; inbound edges are the workload's own ports
         const made = n.bySource.get(source) ?? 0;
-        if (made >= Math.max(1, Math.floor(cap * this.limits.sourceShare))) { this.dropped["source-share"]++; return null; }
+        if (made >= Math.max(1, Math.floor(cap * this.limits.sourceShare))) {
+          this.dropped["source-share"]++;
+          return null;
+        }
         n.bySource.set(source, made + 1);
       }
       cur = newEdge(e, atMs);
       n.edges.set(k, cur);
-      if (out) n.outbound++; else n.inbound++;
+      if (out) n.outbound++;
+      else n.inbound++;
       this.size++;
     }
     return cur;
@@ -220,7 +288,7 @@ export class Graph {
     n.touched = ++this.tick;
     if (!cur.authority && e.authority) cur.authority = e.authority;
     mergeStats(cur, s);
-    if (timing) mergeTiming(cur.timing ??= emptyTiming(), timing);
+    if (timing) mergeTiming((cur.timing ??= emptyTiming()), timing);
     return true;
   }
 
@@ -228,7 +296,11 @@ export class Graph {
   observe(n: WorkloadNode, e: EdgeKey, code: number, us: number, atMs: number, method = ""): void {
     const cur = this.edgeFor(n, e, atMs, "");
     if (!cur) return;
-    if (method) { const t = (cur.timing ??= emptyTiming()); if (IDEMPOTENT.has(method)) t.idempotent++; else t.other++; }
+    if (method) {
+      const t = (cur.timing ??= emptyTiming());
+      if (IDEMPOTENT.has(method)) t.idempotent++;
+      else t.other++;
+    }
     n.touched = ++this.tick;
     cur.count++;
     if (code >= 500) cur.err5xx++;
@@ -243,8 +315,14 @@ export class Graph {
     const k = `${u.kind}|${u.dst}|${u.authority || u.sni}`;
     let cur = n.unknown.get(k);
     if (!cur) {
-      if (n.unknown.size >= this.limits.maxUnknownPerWorkload) { this.dropped["unknown-cap"]++; return false; }
-      if (this.size >= this.limits.maxEdgesTotal) { this.dropped["total-cap"]++; return false; }
+      if (n.unknown.size >= this.limits.maxUnknownPerWorkload) {
+        this.dropped["unknown-cap"]++;
+        return false;
+      }
+      if (this.size >= this.limits.maxEdgesTotal) {
+        this.dropped["total-cap"]++;
+        return false;
+      }
       cur = newUnknown(u, s.firstSeenMs);
       n.unknown.set(k, cur);
       this.size++;

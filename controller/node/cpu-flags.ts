@@ -8,19 +8,29 @@ export const NFD_CPUID = "feature.node.kubernetes.io/cpu-cpuid.";
 /** What CryptoMB (Envoy contrib private_key_providers/cryptomb, Intel ipp-crypto multi-buffer
  * RSA/ECDSA) needs: AVX512F, DQ, BW, IFMA and VBMI2, as Envoy Gateway's CryptoMB task lists. */
 export const CRYPTOMB_FLAGS: { nfd: string; cpuinfo: string }[] = [
-  { nfd: "AVX512F", cpuinfo: "avx512f" }, { nfd: "AVX512DQ", cpuinfo: "avx512dq" }, { nfd: "AVX512BW", cpuinfo: "avx512bw" },
-  { nfd: "AVX512IFMA", cpuinfo: "avx512ifma" }, { nfd: "AVX512VBMI2", cpuinfo: "avx512_vbmi2" },
+  { nfd: "AVX512F", cpuinfo: "avx512f" },
+  { nfd: "AVX512DQ", cpuinfo: "avx512dq" },
+  { nfd: "AVX512BW", cpuinfo: "avx512bw" },
+  { nfd: "AVX512IFMA", cpuinfo: "avx512ifma" },
+  { nfd: "AVX512VBMI2", cpuinfo: "avx512_vbmi2" },
 ];
 
-export interface CpuInfo { vendor: string; model: string; flags: Set<string> }
+export interface CpuInfo {
+  vendor: string;
+  model: string;
+  flags: Set<string>;
+}
 
 /** Flags every listed processor has (a node advertises what all its CPUs can do). */
 export function parseCpuinfo(text: string): CpuInfo {
-  let flags = null as Set<string> | null, vendor = "", model = "";
+  let flags = null as Set<string> | null,
+    vendor = "",
+    model = "";
   for (const line of text.split("\n")) {
     const i = line.indexOf(":");
     if (i < 0) continue;
-    const k = line.slice(0, i).trim(), v = line.slice(i + 1).trim();
+    const k = line.slice(0, i).trim(),
+      v = line.slice(i + 1).trim();
     if (k === "vendor_id" && !vendor) vendor = v;
     else if (k === "model name" && !model) model = v;
     else if (k === "flags") {
@@ -37,7 +47,11 @@ export function nfdFlags(labels: Record<string, string>): Set<string> | null {
   return keys.length ? new Set(keys.map((k) => k.slice(NFD_CPUID.length))) : null;
 }
 
-export interface CryptoMbSupport { capable: boolean; missing: string[]; source: "nfd" | "cpuinfo" }
+export interface CryptoMbSupport {
+  capable: boolean;
+  missing: string[];
+  source: "nfd" | "cpuinfo";
+}
 
 /** The CryptoMB flags (NFD names) this node has, from NFD when it labelled the node. */
 export function presentFlags(cpu: CpuInfo, nfd: Set<string> | null): string[] {

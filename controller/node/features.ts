@@ -8,9 +8,20 @@ import { arch as osArch } from "node:os";
 import { basename } from "node:path";
 import { parseCpuinfo, nfdFlags, cryptomb, presentFlags, type CryptoMbSupport } from "./cpu-flags.js";
 
-export interface ProbeCheck { group: "datapath" | "tcpstats" | "node"; feature: string; ok: boolean; detail?: string }
+export interface ProbeCheck {
+  group: "datapath" | "tcpstats" | "node";
+  feature: string;
+  ok: boolean;
+  detail?: string;
+}
 /** `meshtune-bpf probe` output (bpf/probe.c probe_print_json). */
-export interface BpfProbe { supported: boolean; tcpstats: boolean; kernel: string; wakeupHazard: boolean; checks: ProbeCheck[] }
+export interface BpfProbe {
+  supported: boolean;
+  tcpstats: boolean;
+  kernel: string;
+  wakeupHazard: boolean;
+  checks: ProbeCheck[];
+}
 
 export interface NodeInputs {
   probe: BpfProbe | { error: string };
@@ -24,7 +35,10 @@ export interface NodeInputs {
   labels: Record<string, string>;
 }
 
-export interface Verdict { ok: boolean; reason?: string }
+export interface Verdict {
+  ok: boolean;
+  reason?: string;
+}
 export interface NodeFeatures {
   kernel: { release: string; version: string; wakeupHazard: boolean; config: Record<string, string> };
   datapath: Verdict;
@@ -38,23 +52,71 @@ export interface NodeFeatures {
 
 // Intel QAT endpoint drivers, by the names the kernel's qat_* modules register
 // (drivers/crypto/intel/qat/qat_common/adf_accel_devices.h ADF_*_DEVICE_NAME).
-const QAT_DRIVERS = new Set(["dh895xcc", "dh895xccvf", "c62x", "c62xvf", "c6xx", "c6xxvf", "c3xxx", "c3xxxvf", "4xxx", "4xxxvf", "420xx", "420xxvf"]);
+const QAT_DRIVERS = new Set([
+  "dh895xcc",
+  "dh895xccvf",
+  "c62x",
+  "c62xvf",
+  "c6xx",
+  "c6xxvf",
+  "c3xxx",
+  "c3xxxvf",
+  "4xxx",
+  "4xxxvf",
+  "420xx",
+  "420xxvf",
+]);
 // The kernel options the datapath and probes are built on (informational: the probe decides).
-const CONFIG_KEYS = ["CONFIG_BPF_SYSCALL", "CONFIG_CGROUP_BPF", "CONFIG_BPF_STREAM_PARSER", "CONFIG_DEBUG_INFO_BTF", "CONFIG_NET_SOCK_MSG", "CONFIG_BPF_JIT"];
+const CONFIG_KEYS = [
+  "CONFIG_BPF_SYSCALL",
+  "CONFIG_CGROUP_BPF",
+  "CONFIG_BPF_STREAM_PARSER",
+  "CONFIG_DEBUG_INFO_BTF",
+  "CONFIG_NET_SOCK_MSG",
+  "CONFIG_BPF_JIT",
+];
 
 function readOr(path: string, fallback: string | null = null): string | null {
-  try { return readFileSync(path, "utf8"); } catch { return fallback; }
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return fallback;
+  }
 }
 
 /** Read this host's inputs; `probe` runs the loader's probe (injected so tests can record it). */
-export function gatherNodeInputs(o: { proc: string; sys: string; probe: () => BpfProbe | { error: string }; labels?: Record<string, string>; release?: string }): NodeInputs {
+export function gatherNodeInputs(o: {
+  proc: string;
+  sys: string;
+  probe: () => BpfProbe | { error: string };
+  labels?: Record<string, string>;
+  release?: string;
+}): NodeInputs {
   let kernelConfig: string | null = null;
-  try { kernelConfig = gunzipSync(readFileSync(`${o.proc}/config.gz`)).toString("utf8"); } catch { /* CONFIG_IKCONFIG_PROC off */ }
+  try {
+    kernelConfig = gunzipSync(readFileSync(`${o.proc}/config.gz`)).toString("utf8");
+  } catch {
+    /* CONFIG_IKCONFIG_PROC off */
+  }
   if (kernelConfig === null && o.release) kernelConfig = readOr(`/boot/config-${o.release}`);
   const pciDrivers: string[] = [];
   const pci = `${o.sys}/bus/pci/devices`;
-  if (existsSync(pci)) for (const d of readdirSync(pci)) { try { pciDrivers.push(basename(readlinkSync(`${pci}/${d}/driver`))); } catch { /* no driver bound */ } }
-  return { probe: o.probe(), cpuinfo: readOr(`${o.proc}/cpuinfo`, "")!, arch: osArch(), kernelConfig, pciDrivers, labels: o.labels ?? {} };
+  if (existsSync(pci))
+    for (const d of readdirSync(pci)) {
+      try {
+        pciDrivers.push(basename(readlinkSync(`${pci}/${d}/driver`)));
+      } catch {
+        /* no driver bound */
+      }
+    }
+  return {
+    probe: o.probe(),
+    cpuinfo: readOr(`${o.proc}/cpuinfo`, "")!,
+    arch: osArch(),
+    kernelConfig,
+    pciDrivers,
+    labels: o.labels ?? {},
+  };
 }
 
 function why(p: BpfProbe, group: "datapath" | "tcpstats"): Verdict {
@@ -66,18 +128,39 @@ export function evaluate(i: NodeInputs): NodeFeatures {
   const cpu = parseCpuinfo(i.cpuinfo);
   const nfd = nfdFlags(i.labels);
   const config: Record<string, string> = {};
-  if (i.kernelConfig) for (const m of i.kernelConfig.matchAll(/^(CONFIG_[A-Z0-9_]+)=(.*)$/gm)) if (CONFIG_KEYS.includes(m[1])) config[m[1]] = m[2];
+  if (i.kernelConfig)
+    for (const m of i.kernelConfig.matchAll(/^(CONFIG_[A-Z0-9_]+)=(.*)$/gm))
+      if (CONFIG_KEYS.includes(m[1])) config[m[1]] = m[2];
   const qatDrivers = i.pciDrivers.filter((d) => QAT_DRIVERS.has(d));
   const relevant = presentFlags(cpu, nfd);
   const base = {
-    cpu: { vendor: cpu.vendor, model: cpu.model, flags: relevant, source: nfd ? "nfd" as const : "cpuinfo" as const },
-    cryptomb: cryptomb(cpu, nfd, i.arch), qat: { devices: qatDrivers.length, drivers: [...new Set(qatDrivers)] }, nfd: nfd !== null,
+    cpu: {
+      vendor: cpu.vendor,
+      model: cpu.model,
+      flags: relevant,
+      source: nfd ? ("nfd" as const) : ("cpuinfo" as const),
+    },
+    cryptomb: cryptomb(cpu, nfd, i.arch),
+    qat: { devices: qatDrivers.length, drivers: [...new Set(qatDrivers)] },
+    nfd: nfd !== null,
   };
   if ("error" in i.probe) {
     const v = { ok: false, reason: `feature probe failed: ${i.probe.error}` };
-    return { ...base, kernel: { release: "", version: "", wakeupHazard: true, config }, datapath: v, tcpstats: v, checks: [] };
+    return {
+      ...base,
+      kernel: { release: "", version: "", wakeupHazard: true, config },
+      datapath: v,
+      tcpstats: v,
+      checks: [],
+    };
   }
   const p = i.probe;
   const version = /^(\d+\.\d+(?:\.\d+)?)/.exec(p.kernel)?.[1] ?? "";
-  return { ...base, kernel: { release: p.kernel, version, wakeupHazard: p.wakeupHazard, config }, datapath: why(p, "datapath"), tcpstats: why(p, "tcpstats"), checks: p.checks };
+  return {
+    ...base,
+    kernel: { release: p.kernel, version, wakeupHazard: p.wakeupHazard, config },
+    datapath: why(p, "datapath"),
+    tcpstats: why(p, "tcpstats"),
+    checks: p.checks,
+  };
 }

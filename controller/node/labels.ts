@@ -17,14 +17,20 @@ export const LABEL = {
 // A label value: ≤ 63 characters of [A-Za-z0-9_.-], starting and ending alphanumeric
 // (k8s.io/apimachinery validation.IsValidLabelValue).
 export function labelValue(s: string): string {
-  return s.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 63).replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, "");
+  return s
+    .replace(/[^A-Za-z0-9_.-]/g, "_")
+    .slice(0, 63)
+    .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, "");
 }
 
 export function nodeLabels(f: NodeFeatures): Record<string, string> {
   const b = (v: boolean) => (v ? "true" : "false");
   const l: Record<string, string> = {
-    [LABEL.datapath]: b(f.datapath.ok), [LABEL.tcpstats]: b(f.datapath.ok && f.tcpstats.ok),
-    [LABEL.hazard]: b(f.kernel.wakeupHazard), [LABEL.cryptomb]: b(f.cryptomb.capable), [LABEL.qat]: b(f.qat.devices > 0),
+    [LABEL.datapath]: b(f.datapath.ok),
+    [LABEL.tcpstats]: b(f.datapath.ok && f.tcpstats.ok),
+    [LABEL.hazard]: b(f.kernel.wakeupHazard),
+    [LABEL.cryptomb]: b(f.cryptomb.capable),
+    [LABEL.qat]: b(f.qat.devices > 0),
   };
   const kv = labelValue(f.kernel.version);
   if (kv) l[LABEL.kernel] = kv;

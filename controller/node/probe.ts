@@ -5,6 +5,14 @@ import type { BpfProbe } from "./features.js";
 
 export function runProbe(cgroup?: string, release?: string): BpfProbe | { error: string } {
   let r;
-  try { r = runLoader(["probe", ...(cgroup ? ["--cgroup", cgroup] : []), ...(release ? ["--release", release] : [])]); } catch (e) { return { error: (e as Error).message }; }
-  try { return JSON.parse(r.stdout) as BpfProbe; } catch { return { error: (r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`).replace(/^meshtune-bpf: /, "") }; }
+  try {
+    r = runLoader(["probe", ...(cgroup ? ["--cgroup", cgroup] : []), ...(release ? ["--release", release] : [])]);
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+  try {
+    return JSON.parse(r.stdout) as BpfProbe;
+  } catch {
+    return { error: (r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`).replace(/^meshtune-bpf: /, "") };
+  }
 }

@@ -13,25 +13,59 @@ import type { NodeFeatures } from "./features.js";
 export const AGENT_FIELD_MANAGER = "meshtune-agent";
 export const statusName = (node: string) => `meshtune-node-${node}`.slice(0, 253);
 
-export function statusConfigMap(node: string, nodeUid: string | undefined, namespace: string, f: NodeFeatures, at: Date) {
+export function statusConfigMap(
+  node: string,
+  nodeUid: string | undefined,
+  namespace: string,
+  f: NodeFeatures,
+  at: Date,
+) {
   return {
-    apiVersion: "v1", kind: "ConfigMap",
+    apiVersion: "v1",
+    kind: "ConfigMap",
     metadata: {
-      name: statusName(node), namespace, labels: { "app.kubernetes.io/managed-by": "meshtune", "meshtune.io/node-status": "true" },
+      name: statusName(node),
+      namespace,
+      labels: { "app.kubernetes.io/managed-by": "meshtune", "meshtune.io/node-status": "true" },
       ...(nodeUid ? { ownerReferences: [{ apiVersion: "v1", kind: "Node", name: node, uid: nodeUid }] } : {}),
     },
     data: {
-      node, updated: at.toISOString(), datapath: f.datapath.ok ? "enabled" : `disabled: ${f.datapath.reason}`,
-      tcpstats: f.datapath.ok && f.tcpstats.ok ? "enabled" : `disabled: ${!f.datapath.ok ? "needs the datapath" : f.tcpstats.reason}`,
+      node,
+      updated: at.toISOString(),
+      datapath: f.datapath.ok ? "enabled" : `disabled: ${f.datapath.reason}`,
+      tcpstats:
+        f.datapath.ok && f.tcpstats.ok
+          ? "enabled"
+          : `disabled: ${!f.datapath.ok ? "needs the datapath" : f.tcpstats.reason}`,
       cryptomb: f.cryptomb.capable ? "capable" : `incapable: missing ${f.cryptomb.missing.join(", ")}`,
       "features.json": JSON.stringify(f, null, 1),
     },
   };
 }
 
-export async function publishNodeFeatures(api: KubernetesObjectApi, node: string, namespace: string, f: NodeFeatures, now = new Date()): Promise<{ labels: Record<string, string> }> {
+export async function publishNodeFeatures(
+  api: KubernetesObjectApi,
+  node: string,
+  namespace: string,
+  f: NodeFeatures,
+  now = new Date(),
+): Promise<{ labels: Record<string, string> }> {
   const labels = nodeLabels(f);
-  const applied = await api.patch({ apiVersion: "v1", kind: "Node", metadata: { name: node, labels } }, undefined, undefined, AGENT_FIELD_MANAGER, false, PatchStrategy.ServerSideApply);
-  await api.patch(statusConfigMap(node, (applied.metadata as { uid?: string } | undefined)?.uid, namespace, f, now), undefined, undefined, AGENT_FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  const applied = await api.patch(
+    { apiVersion: "v1", kind: "Node", metadata: { name: node, labels } },
+    undefined,
+    undefined,
+    AGENT_FIELD_MANAGER,
+    false,
+    PatchStrategy.ServerSideApply,
+  );
+  await api.patch(
+    statusConfigMap(node, (applied.metadata as { uid?: string } | undefined)?.uid, namespace, f, now),
+    undefined,
+    undefined,
+    AGENT_FIELD_MANAGER,
+    true,
+    PatchStrategy.ServerSideApply,
+  );
   return { labels };
 }

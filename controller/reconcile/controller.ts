@@ -5,7 +5,14 @@
 // decisions from decide.ts; Sidecars written by server-side apply (field manager "meshtune").
 import type { DiagnoseStore } from "../diagnose/store.js";
 import { watchResource, type WatchEvent } from "../k8s/informer.js";
-import { type KubeConfig, type KubernetesObject, type KubernetesObjectApi, type V1Namespace, type V1Pod, type Informer } from "@kubernetes/client-node";
+import {
+  type KubeConfig,
+  type KubernetesObject,
+  type KubernetesObjectApi,
+  type V1Namespace,
+  type V1Pod,
+  type Informer,
+} from "@kubernetes/client-node";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Graph, Stats } from "../model/graph.js";
 import { controllerOfPod, proxyOfPod, selectorOfPod, workloadOfPod } from "../model/identity.js";
@@ -18,7 +25,15 @@ import { meshFromObject } from "../istio/mesh-config.js";
 import { virtualServiceRef, type VirtualServiceRef } from "../istio/virtual-services.js";
 import { parse as parseYaml } from "yaml";
 import { validateSidecar } from "../sidecar/validate.js";
-import { decide, ANNOTATION, MANAGED_LABEL, type DecideOptions, type ExistingSidecar, type HostSeen, type Decision } from "./decide.js";
+import {
+  decide,
+  ANNOTATION,
+  MANAGED_LABEL,
+  type DecideOptions,
+  type ExistingSidecar,
+  type HostSeen,
+  type Decision,
+} from "./decide.js";
 import { parseCatalog, type CatalogService } from "../sidecar/catalog.js";
 import { estimateSavings, type Savings } from "../sidecar/savings.js";
 import { WorkQueue } from "./queue.js";
@@ -35,7 +50,8 @@ export const ENABLED = "meshtune.io/enabled";
 
 /** What a Sidecar change does to its host list (dry-run diff and apply logs). */
 export function hostDiff(before: string[], after: string[]): { added: string[]; removed: string[] } {
-  const b = new Set(before), a = new Set(after);
+  const b = new Set(before),
+    a = new Set(after);
   return { added: after.filter((h) => !b.has(h)), removed: before.filter((h) => !a.has(h)) };
 }
 
@@ -44,14 +60,14 @@ export interface ControllerOptions extends DecideOptions {
   dryRun: boolean;
   clusterDomain: string;
   flushDelayMs?: number; // batch window for learned-state writes (default 2 s)
-  resyncMs?: number;     // every workload is reconciled at least this often while leading (default 5 min)
+  resyncMs?: number; // every workload is reconciled at least this often while leading (default 5 min)
   /** The mesh config ConfigMap ("istio-system/istio"; key `mesh`). */
   meshConfigMap?: string;
   now?: () => number;
   /** Opted-in tuning to apply (tune/apply.ts); none by default: tuning is recommend-only. */
   applyTuning?: TuneKind[];
-  tuneIntervalMs?: number;  // default 10 min
-  maxRollouts?: number;     // pod-template patches per pass (default 5)
+  tuneIntervalMs?: number; // default 10 min
+  maxRollouts?: number; // pod-template patches per pass (default 5)
   istioVersion?: [number, number];
   tuneMinRequests?: number; // default 100
 }
@@ -94,80 +110,187 @@ export class MeshController {
   private readonly rejectedSeen = new Map<string, string>();
   private readonly tuneApplied: Counter<"kind" | "action">;
 
-  constructor(private readonly kc: KubeConfig, private readonly api: KubernetesObjectApi, readonly graph: Graph, readonly store: LearnedStore,
-    private readonly o: ControllerOptions, private readonly log: Logger, registry: Registry) {
-    this.queue = new WorkQueue((k) => this.reconcile(k), (k, e) => { this.errors.inc(); this.log("error", "reconcile failed; will retry", { workload: k, error: (e as Error).message }); });
-    this.applied = new Counter({ name: "meshtune_reconcile_total", help: "Reconcile outcomes", labelNames: ["action"], registers: [registry] });
-    this.errors = new Counter({ name: "meshtune_reconcile_errors_total", help: "Reconcile failures (retried)", registers: [registry] });
-    this.tuneApplied = new Counter({ name: "meshtune_tuning_apply_total", help: "Opted-in tuning outcomes per object (applied, unchanged, skipped with a reason, deleted, withdrawn, failed)", labelNames: ["kind", "action"], registers: [registry] });
-    this.saveErrors = new Counter({ name: "meshtune_learned_save_errors_total", help: "Failed learned-state saves (each is retried with backoff)", registers: [registry] });
-    this.rejectedHosts = new Counter({ name: "meshtune_hosts_rejected_total", help: "Candidate Sidecar hosts that failed Istio validation (never applied)", registers: [registry] });
-    this.workloads = new Gauge({ name: "meshtune_workloads", help: "Workloads known from pods", registers: [registry], collect: () => this.workloads.set(this.workloadKeys().length) });
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly api: KubernetesObjectApi,
+    readonly graph: Graph,
+    readonly store: LearnedStore,
+    private readonly o: ControllerOptions,
+    private readonly log: Logger,
+    registry: Registry,
+  ) {
+    this.queue = new WorkQueue(
+      (k) => this.reconcile(k),
+      (k, e) => {
+        this.errors.inc();
+        this.log("error", "reconcile failed; will retry", { workload: k, error: (e as Error).message });
+      },
+    );
+    this.applied = new Counter({
+      name: "meshtune_reconcile_total",
+      help: "Reconcile outcomes",
+      labelNames: ["action"],
+      registers: [registry],
+    });
+    this.errors = new Counter({
+      name: "meshtune_reconcile_errors_total",
+      help: "Reconcile failures (retried)",
+      registers: [registry],
+    });
+    this.tuneApplied = new Counter({
+      name: "meshtune_tuning_apply_total",
+      help: "Opted-in tuning outcomes per object (applied, unchanged, skipped with a reason, deleted, withdrawn, failed)",
+      labelNames: ["kind", "action"],
+      registers: [registry],
+    });
+    this.saveErrors = new Counter({
+      name: "meshtune_learned_save_errors_total",
+      help: "Failed learned-state saves (each is retried with backoff)",
+      registers: [registry],
+    });
+    this.rejectedHosts = new Counter({
+      name: "meshtune_hosts_rejected_total",
+      help: "Candidate Sidecar hosts that failed Istio validation (never applied)",
+      registers: [registry],
+    });
+    this.workloads = new Gauge({
+      name: "meshtune_workloads",
+      help: "Workloads known from pods",
+      registers: [registry],
+      collect: () => this.workloads.set(this.workloadKeys().length),
+    });
   }
 
-  private now() { return this.o.now?.() ?? Date.now(); }
+  private now() {
+    return this.o.now?.() ?? Date.now();
+  }
 
-  workloadKeys(): string[] { return [...this.pods.keys()]; }
+  workloadKeys(): string[] {
+    return [...this.pods.keys()];
+  }
 
-  private indexObj<T extends KubernetesObject>(m: Map<string, Map<string, T>>, outer: string, inner: string, o: T | null): void {
+  private indexObj<T extends KubernetesObject>(
+    m: Map<string, Map<string, T>>,
+    outer: string,
+    inner: string,
+    o: T | null,
+  ): void {
     let g = m.get(outer);
     if (!g) m.set(outer, (g = new Map()));
     if (o) g.set(inner, o);
-    else { g.delete(inner); if (g.size === 0) m.delete(outer); }
+    else {
+      g.delete(inner);
+      if (g.size === 0) m.delete(outer);
+    }
   }
 
   private enqueueNamespace(ns: string): void {
     for (const k of this.workloadKeys()) if (k.startsWith(`${ns}/`)) this.queue.add(k);
   }
 
-  private sidecar(ns: string, name: string): Obj | undefined { return this.sidecars.get(ns)?.get(name); }
+  private sidecar(ns: string, name: string): Obj | undefined {
+    return this.sidecars.get(ns)?.get(name);
+  }
 
   /** Start informers; ready once each has listed and persisted state is loaded. */
   async start(): Promise<void> {
     // Ready means every informer has listed once (k8s/informer.ts).
-    const watch = <T extends KubernetesObject>(path: string, list: () => Promise<{ items: T[] }>, on: (type: WatchEvent, o: T) => void, kind?: string) => {
+    const watch = <T extends KubernetesObject>(
+      path: string,
+      list: () => Promise<{ items: T[] }>,
+      on: (type: WatchEvent, o: T) => void,
+      kind?: string,
+    ) => {
       const w = watchResource<T>(this.kc, path, list, on, this.log, () => this.stopped, kind);
       this.informers.push(w.informer as unknown as Informer<KubernetesObject>);
       return w.synced;
     };
     await Promise.all([
-      watch<V1Namespace>("/api/v1/namespaces", () => this.api.list("v1", "Namespace"), (t, o) => {
-        if (t === "delete") this.namespaces.delete(o.metadata!.name!); else this.namespaces.set(o.metadata!.name!, o);
-        this.enqueueNamespace(o.metadata!.name!);
-      }),
-      watch<V1Pod>("/api/v1/pods", () => this.api.list("v1", "Pod"), (t, o) => {
-        const k = `${o.metadata!.namespace}/${workloadOfPod(o)}`;
-        this.indexObj(this.pods, k, o.metadata!.name!, t === "delete" ? null : o);
-        const byName = `${o.metadata!.namespace}/${o.metadata!.name}`;
-        if (t === "delete") this.podsByName.delete(byName); else this.podsByName.set(byName, o);
-        if (!o.spec?.hostNetwork) for (const ip of [o.status?.podIP, ...(o.status?.podIPs ?? []).map((p) => p.ip)]) {
-          if (!ip) continue;
-          if (t === "delete") { if (this.podsByIp.get(ip)?.metadata?.uid === o.metadata?.uid) this.podsByIp.delete(ip); }
-          else this.podsByIp.set(ip, o);
-        }
-        this.queue.add(k);
-      }),
-      watch<Obj>("/apis/networking.istio.io/v1beta1/sidecars", () => this.api.list("networking.istio.io/v1beta1", "Sidecar"), (t, o) => {
-        this.indexObj(this.sidecars, o.metadata!.namespace!, o.metadata!.name!, t === "delete" ? null : o);
-        // A user Sidecar can block several workloads of its namespace: recheck them all.
-        this.enqueueNamespace(o.metadata!.namespace!);
-      }),
-      watch<Obj>("/api/v1/services", () => this.api.list("v1", "Service"), (t, o) => this.catalogChanged(t, o), "Service"),
-      watch<Obj>("/apis/networking.istio.io/v1beta1/serviceentries", () => this.api.list("networking.istio.io/v1beta1", "ServiceEntry"), (t, o) => this.catalogChanged(t, o), "ServiceEntry"),
-      watch<Obj>("/apis/networking.istio.io/v1beta1/virtualservices", () => this.api.list("networking.istio.io/v1beta1", "VirtualService"), (t, o) => {
-        const k = `${o.metadata?.namespace}/${o.metadata?.name}`;
-        const ref = t === "delete" ? null : virtualServiceRef(o, this.o.clusterDomain);
-        this.ruleChanged(t, { ...o, kind: "VirtualService" });
-        if (ref) this.virtualServices.set(k, ref); else this.virtualServices.delete(k);
-        this.scopeNow = null;
-        this.enqueueAll(); // any workload may route through it
-      }),
-      watch<Obj>("/apis/networking.istio.io/v1beta1/destinationrules", () => this.api.list("networking.istio.io/v1beta1", "DestinationRule"), (t, o) => this.ruleChanged(t, { ...o, kind: "DestinationRule" }), "DestinationRule"),
-      watch<Obj>("/api/v1/nodes", () => this.api.list("v1", "Node"), (t, o) => { if (t === "delete") this.nodes.delete(o.metadata!.name!); else this.nodes.set(o.metadata!.name!, { ...o, kind: "Node" }); }, "Node"),
-      watch<Obj>(`/api/v1/namespaces/${this.meshCm[0]}/configmaps`, () => this.api.list("v1", "ConfigMap", this.meshCm[0]), (t, o) => {
-        if (o.metadata?.name !== this.meshCm[1]) return;
-        this.meshChanged(t === "delete" ? null : o);
-      }),
+      watch<V1Namespace>(
+        "/api/v1/namespaces",
+        () => this.api.list("v1", "Namespace"),
+        (t, o) => {
+          if (t === "delete") this.namespaces.delete(o.metadata!.name!);
+          else this.namespaces.set(o.metadata!.name!, o);
+          this.enqueueNamespace(o.metadata!.name!);
+        },
+      ),
+      watch<V1Pod>(
+        "/api/v1/pods",
+        () => this.api.list("v1", "Pod"),
+        (t, o) => {
+          const k = `${o.metadata!.namespace}/${workloadOfPod(o)}`;
+          this.indexObj(this.pods, k, o.metadata!.name!, t === "delete" ? null : o);
+          const byName = `${o.metadata!.namespace}/${o.metadata!.name}`;
+          if (t === "delete") this.podsByName.delete(byName);
+          else this.podsByName.set(byName, o);
+          if (!o.spec?.hostNetwork)
+            for (const ip of [o.status?.podIP, ...(o.status?.podIPs ?? []).map((p) => p.ip)]) {
+              if (!ip) continue;
+              if (t === "delete") {
+                if (this.podsByIp.get(ip)?.metadata?.uid === o.metadata?.uid) this.podsByIp.delete(ip);
+              } else this.podsByIp.set(ip, o);
+            }
+          this.queue.add(k);
+        },
+      ),
+      watch<Obj>(
+        "/apis/networking.istio.io/v1beta1/sidecars",
+        () => this.api.list("networking.istio.io/v1beta1", "Sidecar"),
+        (t, o) => {
+          this.indexObj(this.sidecars, o.metadata!.namespace!, o.metadata!.name!, t === "delete" ? null : o);
+          // A user Sidecar can block several workloads of its namespace: recheck them all.
+          this.enqueueNamespace(o.metadata!.namespace!);
+        },
+      ),
+      watch<Obj>(
+        "/api/v1/services",
+        () => this.api.list("v1", "Service"),
+        (t, o) => this.catalogChanged(t, o),
+        "Service",
+      ),
+      watch<Obj>(
+        "/apis/networking.istio.io/v1beta1/serviceentries",
+        () => this.api.list("networking.istio.io/v1beta1", "ServiceEntry"),
+        (t, o) => this.catalogChanged(t, o),
+        "ServiceEntry",
+      ),
+      watch<Obj>(
+        "/apis/networking.istio.io/v1beta1/virtualservices",
+        () => this.api.list("networking.istio.io/v1beta1", "VirtualService"),
+        (t, o) => {
+          const k = `${o.metadata?.namespace}/${o.metadata?.name}`;
+          const ref = t === "delete" ? null : virtualServiceRef(o, this.o.clusterDomain);
+          this.ruleChanged(t, { ...o, kind: "VirtualService" });
+          if (ref) this.virtualServices.set(k, ref);
+          else this.virtualServices.delete(k);
+          this.scopeNow = null;
+          this.enqueueAll(); // any workload may route through it
+        },
+      ),
+      watch<Obj>(
+        "/apis/networking.istio.io/v1beta1/destinationrules",
+        () => this.api.list("networking.istio.io/v1beta1", "DestinationRule"),
+        (t, o) => this.ruleChanged(t, { ...o, kind: "DestinationRule" }),
+        "DestinationRule",
+      ),
+      watch<Obj>(
+        "/api/v1/nodes",
+        () => this.api.list("v1", "Node"),
+        (t, o) => {
+          if (t === "delete") this.nodes.delete(o.metadata!.name!);
+          else this.nodes.set(o.metadata!.name!, { ...o, kind: "Node" });
+        },
+        "Node",
+      ),
+      watch<Obj>(
+        `/api/v1/namespaces/${this.meshCm[0]}/configmaps`,
+        () => this.api.list("v1", "ConfigMap", this.meshCm[0]),
+        (t, o) => {
+          if (o.metadata?.name !== this.meshCm[1]) return;
+          this.meshChanged(t === "delete" ? null : o);
+        },
+      ),
     ]);
     await this.loadStore();
     this.ready = true;
@@ -175,10 +298,15 @@ export class MeshController {
   }
 
   private async loadStore(): Promise<void> {
-    for (const ns of this.namespaces.keys()) await this.store.load(ns).catch((e) => this.log("warn", "could not load learned state", { namespace: ns, error: (e as Error).message }));
+    for (const ns of this.namespaces.keys())
+      await this.store
+        .load(ns)
+        .catch((e) => this.log("warn", "could not load learned state", { namespace: ns, error: (e as Error).message }));
   }
 
-  private enqueueAll(): void { if (this.ready && this.leading) for (const k of this.workloadKeys()) this.queue.add(k); }
+  private enqueueAll(): void {
+    if (this.ready && this.leading) for (const k of this.workloadKeys()) this.queue.add(k);
+  }
 
   /** Leadership gained: resume from what the previous leader persisted, then reconcile everything. */
   async startLeading(): Promise<void> {
@@ -208,7 +336,8 @@ export class MeshController {
 
   private ruleChanged(t: WatchEvent, o: Obj): void {
     const k = `${o.kind}/${o.metadata?.namespace}/${o.metadata?.name}`;
-    if (t === "delete") this.ruleObjects.delete(k); else this.ruleObjects.set(k, o);
+    if (t === "delete") this.ruleObjects.delete(k);
+    else this.ruleObjects.set(k, o);
   }
 
   private meshChanged(cm: Obj | null): void {
@@ -216,13 +345,19 @@ export class MeshController {
       const mesh = meshFromObject(cm?.data?.mesh ? parseYaml(cm.data.mesh) : null);
       this.o.scope = { ...this.o.scope, mesh };
       this.scopeNow = null;
-    } catch (e) { this.log("warn", "ignoring invalid mesh config; keeping the previous one", { configMap: this.o.meshConfigMap ?? "istio-system/istio", error: (e as Error).message }); }
+    } catch (e) {
+      this.log("warn", "ignoring invalid mesh config; keeping the previous one", {
+        configMap: this.o.meshConfigMap ?? "istio-system/istio",
+        error: (e as Error).message,
+      });
+    }
     this.enqueueAll();
   }
 
   private catalogChanged(t: "add" | "update" | "delete", o: Obj): void {
     const k = `${o.kind}/${o.metadata?.namespace}/${o.metadata?.name}`;
-    if (t === "delete") this.catalogObjects.delete(k); else this.catalogObjects.set(k, o);
+    if (t === "delete") this.catalogObjects.delete(k);
+    else this.catalogObjects.set(k, o);
     this.catalog = null; // rebuilt lazily on the next apply
     this.index = null;
     this.scopeNow = null;
@@ -238,7 +373,9 @@ export class MeshController {
   /** The scope context as of now (catalog index, VirtualServices, mesh config); cached until one of them changes. */
   private scopeNow: ScopeContext | null = null;
   /** The live catalog's host index (exportTo checks of reported hosts). */
-  hostIndex(): HostIndex { return (this.index ??= new HostIndex(this.catalogNow())); }
+  hostIndex(): HostIndex {
+    return (this.index ??= new HostIndex(this.catalogNow()));
+  }
   private scope(): ScopeContext {
     this.scopeNow ??= { ...this.o.scope, index: this.hostIndex(), virtualServices: [...this.virtualServices.values()] };
     return this.scopeNow;
@@ -255,7 +392,9 @@ export class MeshController {
     if (this.tuneTimer) clearInterval(this.tuneTimer);
     this.queue.stop();
     if (this.flushTimer) clearTimeout(this.flushTimer);
-    await this.flush().catch((e) => this.log("error", "could not save learned state at shutdown", { error: (e as Error).message }));
+    await this.flush().catch((e) =>
+      this.log("error", "could not save learned state at shutdown", { error: (e as Error).message }),
+    );
     for (const i of this.informers) await (i as unknown as { stop(): Promise<void> }).stop();
   }
 
@@ -265,11 +404,20 @@ export class MeshController {
    */
   bindCaller: Binder = (caller, ns, workload) => {
     if (!this.ready) return { status: 503, reason: "not-ready", detail: "collector has not synced pods yet; retry" };
-    if (caller.namespace !== ns) return { status: 403, reason: "identity-mismatch", detail: `caller ${caller.namespace}/${caller.serviceAccount} may not report for namespace ${ns}` };
+    if (caller.namespace !== ns)
+      return {
+        status: 403,
+        reason: "identity-mismatch",
+        detail: `caller ${caller.namespace}/${caller.serviceAccount} may not report for namespace ${ns}`,
+      };
     const pods = this.pods.get(`${ns}/${workload}`);
     if (!pods?.size) return { status: 403, reason: "unknown-workload", detail: `no pod of workload ${ns}/${workload}` };
     for (const p of pods.values()) if ((p.spec?.serviceAccountName ?? "default") === caller.serviceAccount) return null;
-    return { status: 403, reason: "identity-mismatch", detail: `no pod of ${ns}/${workload} runs as service account ${caller.serviceAccount}` };
+    return {
+      status: 403,
+      reason: "identity-mismatch",
+      detail: `no pod of ${ns}/${workload} runs as service account ${caller.serviceAccount}`,
+    };
   };
 
   /**
@@ -282,15 +430,21 @@ export class MeshController {
     if (c.podIp) {
       const p = this.podsByIp.get(c.podIp);
       if (!p) return `no pod at ${c.podIp}`;
-      if (c.namespace && p.metadata?.namespace !== c.namespace) return `pod at ${c.podIp} is not in namespace ${c.namespace}`;
-      if (c.serviceAccount && (p.spec?.serviceAccountName ?? "default") !== c.serviceAccount) return `pod at ${c.podIp} does not run as ${c.serviceAccount}`;
+      if (c.namespace && p.metadata?.namespace !== c.namespace)
+        return `pod at ${c.podIp} is not in namespace ${c.namespace}`;
+      if (c.serviceAccount && (p.spec?.serviceAccountName ?? "default") !== c.serviceAccount)
+        return `pod at ${c.podIp} does not run as ${c.serviceAccount}`;
       return [`${p.metadata!.namespace}/${workloadOfPod(p)}`];
     }
     if (!c.namespace || !c.serviceAccount) return "caller has neither a pod address nor a mesh identity";
     const out: string[] = [];
     for (const [k, pods] of this.pods) {
       if (!k.startsWith(`${c.namespace}/`)) continue;
-      for (const p of pods.values()) if ((p.spec?.serviceAccountName ?? "default") === c.serviceAccount) { out.push(k); break; }
+      for (const p of pods.values())
+        if ((p.spec?.serviceAccountName ?? "default") === c.serviceAccount) {
+          out.push(k);
+          break;
+        }
     }
     return out.length ? out : `no pod of namespace ${c.namespace} runs as ${c.serviceAccount}`;
   }
@@ -308,20 +462,55 @@ export class MeshController {
     for (const e of r.edges) {
       const host = e.host.toLowerCase();
       const bad = fqdnError(host);
-      if (bad) { problems.push(`${host}: ${bad}`); continue; }
+      if (bad) {
+        problems.push(`${host}: ${bad}`);
+        continue;
+      }
       const who = this.callerWorkloads(e.caller);
-      if (typeof who === "string") { problems.push(who); continue; }
+      if (typeof who === "string") {
+        problems.push(who);
+        continue;
+      }
       for (const key of who) {
         const [ns, name] = key.split("/");
-        if (index.exportedTo(host, ns) === false) { problems.push(`${host} is not exported to ${ns}`); continue; }
+        if (index.exportedTo(host, ns) === false) {
+          problems.push(`${host} is not exported to ${ns}`);
+          continue;
+        }
         const n = this.graph.node(ns, name);
-        if (!n) { problems.push("graph full"); continue; }
+        if (!n) {
+          problems.push("graph full");
+          continue;
+        }
         const s = emptyStats(this.now());
         s.count = e.count;
         const ok = index.has(host)
-          ? this.graph.addEdge(n, { dir: "outbound", cluster: `outbound|${e.port}||${host}`, authority: host, proto: e.proto === "HTTP" ? "HTTP/1.1" : "TLS" }, s, "fallback")
-          : this.graph.addUnknown(n, { kind: "passthrough", dst: "", authority: e.proto === "HTTP" ? host : "", sni: e.proto === "TLS" ? host : "", proto: e.proto }, s);
-        if (ok) { merged++; this.touched(ns, name); }
+          ? this.graph.addEdge(
+              n,
+              {
+                dir: "outbound",
+                cluster: `outbound|${e.port}||${host}`,
+                authority: host,
+                proto: e.proto === "HTTP" ? "HTTP/1.1" : "TLS",
+              },
+              s,
+              "fallback",
+            )
+          : this.graph.addUnknown(
+              n,
+              {
+                kind: "passthrough",
+                dst: "",
+                authority: e.proto === "HTTP" ? host : "",
+                sni: e.proto === "TLS" ? host : "",
+                proto: e.proto,
+              },
+              s,
+            );
+        if (ok) {
+          merged++;
+          this.touched(ns, name);
+        }
       }
     }
     return this.mergeOutcome("fallback", merged, problems);
@@ -329,7 +518,8 @@ export class MeshController {
 
   /** Entries a side report could not merge are logged; a report of nothing mergeable is refused. */
   private mergeOutcome(kind: string, merged: number, problems: string[], fields: object = {}): Fail | null {
-    if (problems.length) this.log("warn", `${kind} report entries not merged`, { ...fields, count: problems.length, first: problems[0] });
+    if (problems.length)
+      this.log("warn", `${kind} report entries not merged`, { ...fields, count: problems.length, first: problems[0] });
     return merged === 0 && problems.length ? [403, "unknown-workload", problems[0]] : null;
   }
 
@@ -349,15 +539,25 @@ export class MeshController {
     for (const p of r.pods) {
       const key = `${p.namespace}/${p.name}`;
       const pod = this.podsByName.get(key);
-      if (!pod) { problems.push(`no pod ${key}`); continue; }
-      if (pod.spec?.nodeName !== r.node) { problems.push(`pod ${key} is not on node ${r.node}`); continue; }
+      if (!pod) {
+        problems.push(`no pod ${key}`);
+        continue;
+      }
+      if (pod.spec?.nodeName !== r.node) {
+        problems.push(`pod ${key} is not on node ${r.node}`);
+        continue;
+      }
       const workload = workloadOfPod(pod);
       const n = this.graph.node(p.namespace, workload);
-      if (!n) { problems.push("graph full"); continue; }
+      if (!n) {
+        problems.push("graph full");
+        continue;
+      }
       for (const e of p.edges) {
         const s = emptyStats(this.now());
         s.count = e.count;
-        if (this.graph.addUnknown(n, { kind: "passthrough", dst: e.dst, authority: "", sni: "", proto: "TCP" }, s)) merged++;
+        if (this.graph.addUnknown(n, { kind: "passthrough", dst: e.dst, authority: "", sni: "", proto: "TCP" }, s))
+          merged++;
         else problems.push("graph full");
       }
       if (p.edges.length) this.touched(p.namespace, workload);
@@ -366,7 +566,10 @@ export class MeshController {
     if (r.kernel && this.diagnose) {
       const pods = r.kernel.pods.filter((p) => {
         const pod = this.podsByName.get(`${p.namespace}/${p.name}`);
-        if (!pod || pod.spec?.nodeName !== r.node) { problems.push(`kernel signals for ${p.namespace}/${p.name}, not a pod of node ${r.node}`); return false; }
+        if (!pod || pod.spec?.nodeName !== r.node) {
+          problems.push(`kernel signals for ${p.namespace}/${p.name}, not a pod of node ${r.node}`);
+          return false;
+        }
         this.diagnose!.remember(`${p.namespace}/${p.name}`, `${p.namespace}/${workloadOfPod(pod)}`);
         merged++;
         return true;
@@ -377,16 +580,25 @@ export class MeshController {
   };
 
   /** A report (or Prometheus scrape) touched this workload. */
-  touched(ns: string, workload: string): void { if (this.ready && this.leading) this.queue.add(`${ns}/${workload}`); }
+  touched(ns: string, workload: string): void {
+    if (this.ready && this.leading) this.queue.add(`${ns}/${workload}`);
+  }
 
   private enabled(ns: string, pods: V1Pod[]): boolean {
-    for (const p of pods) { const a = p.metadata?.annotations?.[ENABLED]; if (a === "true" || a === "false") return a === "true"; }
+    for (const p of pods) {
+      const a = p.metadata?.annotations?.[ENABLED];
+      if (a === "true" || a === "false") return a === "true";
+    }
     const l = this.namespaces.get(ns)?.metadata?.labels?.[ENABLED];
     if (l === "true" || l === "false") return l === "true";
     return this.o.defaultEnabled;
   }
 
-  private learnedHosts(ns: string, name: string, scope: ScopeContext): { since: number | null; hosts: Map<string, HostSeen> } {
+  private learnedHosts(
+    ns: string,
+    name: string,
+    scope: ScopeContext,
+  ): { since: number | null; hosts: Map<string, HostSeen> } {
     const hosts = new Map<string, HostSeen>();
     let since: number | null = null;
     const n = this.graph.nodes.get(`${ns}/${name}`);
@@ -397,7 +609,12 @@ export class MeshController {
       since = since === null ? e.firstSeenMs : Math.min(since, e.firstSeenMs);
       for (const h of hs) {
         const c = hosts.get(h);
-        hosts.set(h, c ? { firstSeenMs: Math.min(c.firstSeenMs, e.firstSeenMs), lastSeenMs: Math.max(c.lastSeenMs, e.lastSeenMs) } : { firstSeenMs: e.firstSeenMs, lastSeenMs: e.lastSeenMs });
+        hosts.set(
+          h,
+          c
+            ? { firstSeenMs: Math.min(c.firstSeenMs, e.firstSeenMs), lastSeenMs: Math.max(c.lastSeenMs, e.lastSeenMs) }
+            : { firstSeenMs: e.firstSeenMs, lastSeenMs: e.lastSeenMs },
+        );
       }
     }
     if (since !== null) this.store.merge(ns, name, since, hosts);
@@ -410,8 +627,10 @@ export class MeshController {
     const [ns, name] = key.split("/");
     const pods = [...(this.pods.get(key)?.values() ?? [])];
     const existing: ExistingSidecar[] = [...(this.sidecars.get(ns)?.values() ?? [])].map((s) => ({
-      name: s.metadata!.name!, managed: s.metadata?.labels?.[MANAGED_LABEL] === FIELD_MANAGER,
-      hosts: s.spec?.egress?.[0]?.hosts ?? [], selector: s.spec?.workloadSelector?.labels ?? null,
+      name: s.metadata!.name!,
+      managed: s.metadata?.labels?.[MANAGED_LABEL] === FIELD_MANAGER,
+      hosts: s.spec?.egress?.[0]?.hosts ?? [],
+      selector: s.spec?.workloadSelector?.labels ?? null,
     }));
     if (pods.length === 0) {
       // Workload gone: clean up what we generated for it.
@@ -425,12 +644,25 @@ export class MeshController {
     const proxy = proxyOfPod(pods[0]);
     const scope = this.scope();
     const learned = this.learnedHosts(ns, name, scope);
-    const d = decide({ namespace: ns, name, selector, podLabels: pods[0].metadata?.labels ?? {}, enabled: this.enabled(ns, pods),
-      nonSidecar: proxy.kind === "sidecar" ? undefined : `${proxy.kind} (${proxy.why})`,
-      observedSinceMs: learned.since, learned: learned.hosts }, existing, { ...this.o, scope }, this.now());
+    const d = decide(
+      {
+        namespace: ns,
+        name,
+        selector,
+        podLabels: pods[0].metadata?.labels ?? {},
+        enabled: this.enabled(ns, pods),
+        nonSidecar: proxy.kind === "sidecar" ? undefined : `${proxy.kind} (${proxy.why})`,
+        observedSinceMs: learned.since,
+        learned: learned.hosts,
+      },
+      existing,
+      { ...this.o, scope },
+      this.now(),
+    );
     await this.act(ns, name, d);
     // Come back when the observation window will have passed (first-seen is the collector's clock).
-    if (d.action === "skip" && d.reason.startsWith("observing") && learned.since !== null) this.queue.addAfter(key, learned.since + this.o.minWindowMs - this.now() + 100);
+    if (d.action === "skip" && d.reason.startsWith("observing") && learned.since !== null)
+      this.queue.addAfter(key, learned.since + this.o.minWindowMs - this.now() + 100);
     this.scheduleFlush();
   }
 
@@ -446,17 +678,24 @@ export class MeshController {
   private scheduleFlush(delayMs = this.o.flushDelayMs ?? 2000): void {
     if (this.flushTimer || this.stopped) return;
     this.flushTimer = setTimeout(() => {
-      this.flush().then(() => {
-        this.flushTimer = null;
-        this.flushFailures = 0;
-        if (this.store.hasDirty()) this.scheduleFlush(); // learned more while saving
-      }, (e) => {
-        this.flushTimer = null;
-        const retryMs = Math.min(30_000, 1000 * 2 ** this.flushFailures++);
-        this.saveErrors.inc();
-        this.log("warn", "could not save learned state; retrying", { error: (e as Error).message.split("\n")[0], retryInMs: retryMs, failures: this.flushFailures });
-        this.scheduleFlush(retryMs);
-      });
+      this.flush().then(
+        () => {
+          this.flushTimer = null;
+          this.flushFailures = 0;
+          if (this.store.hasDirty()) this.scheduleFlush(); // learned more while saving
+        },
+        (e) => {
+          this.flushTimer = null;
+          const retryMs = Math.min(30_000, 1000 * 2 ** this.flushFailures++);
+          this.saveErrors.inc();
+          this.log("warn", "could not save learned state; retrying", {
+            error: (e as Error).message.split("\n")[0],
+            retryInMs: retryMs,
+            failures: this.flushFailures,
+          });
+          this.scheduleFlush(retryMs);
+        },
+      );
     }, delayMs);
   }
 
@@ -464,7 +703,11 @@ export class MeshController {
   async flush(): Promise<void> {
     while (this.flushing) await this.flushing.catch(() => {});
     this.flushing = this.store.saveDirty();
-    try { await this.flushing; } finally { this.flushing = null; }
+    try {
+      await this.flushing;
+    } finally {
+      this.flushing = null;
+    }
   }
 
   /** Carry out a decision for workload ns/name (its Sidecar has the workload's name). */
@@ -477,11 +720,17 @@ export class MeshController {
       const sig = d.rejected.map((r) => r.candidate).join(",");
       if (this.rejectedSeen.get(key) !== sig) {
         this.rejectedSeen.set(key, sig);
-        this.log("warn", "hosts rejected by Istio validation; not applied", { workload: key, rejected: d.rejected.map((r) => `${r.candidate} (${r.source}): ${r.reason}`) });
+        this.log("warn", "hosts rejected by Istio validation; not applied", {
+          workload: key,
+          rejected: d.rejected.map((r) => `${r.candidate} (${r.source}): ${r.reason}`),
+        });
       }
     }
     if (d.action === "apply") {
-      d.sidecar.metadata.annotations = { ...d.sidecar.metadata.annotations, [`${ANNOTATION}estimated-savings`]: this.savings(d.sidecar) };
+      d.sidecar.metadata.annotations = {
+        ...d.sidecar.metadata.annotations,
+        [`${ANNOTATION}estimated-savings`]: this.savings(d.sidecar),
+      };
       validateSidecar(d.sidecar);
       const cur = this.sidecar(ns, name);
       const same = cur && JSON.stringify(cur.spec) === JSON.stringify(d.sidecar.spec);
@@ -490,18 +739,42 @@ export class MeshController {
         if (!this.o.dryRun) this.indexObj(this.sidecars, ns, name, res as Obj);
         this.decisions.set(key, d); // what is applied is reported at once, not after the Event round trip
         const diff = hostDiff(cur?.spec?.egress?.[0]?.hosts ?? [], d.sidecar.spec.egress[0].hosts);
-        this.log("info", this.o.dryRun ? "dry-run: Sidecar would be applied" : "Sidecar applied", { sidecar: key, created: !cur, ...diff, expired: d.dropped });
-        if (!this.o.dryRun) await this.event(ns, d.sidecar.metadata.name, "Applied", `meshtune applied Sidecar with ${d.sidecar.spec.egress[0].hosts.length} egress hosts`, "Normal");
+        this.log("info", this.o.dryRun ? "dry-run: Sidecar would be applied" : "Sidecar applied", {
+          sidecar: key,
+          created: !cur,
+          ...diff,
+          expired: d.dropped,
+        });
+        if (!this.o.dryRun)
+          await this.event(
+            ns,
+            d.sidecar.metadata.name,
+            "Applied",
+            `meshtune applied Sidecar with ${d.sidecar.spec.egress[0].hosts.length} egress hosts`,
+            "Normal",
+          );
       }
     } else if (d.action === "delete") {
       if (!this.o.dryRun) {
-        try { await this.api.delete({ apiVersion: "networking.istio.io/v1beta1", kind: "Sidecar", metadata: { name: d.name, namespace: ns } }); }
-        catch (e) { if (!isNotFound(e)) throw e; }
+        try {
+          await this.api.delete({
+            apiVersion: "networking.istio.io/v1beta1",
+            kind: "Sidecar",
+            metadata: { name: d.name, namespace: ns },
+          });
+        } catch (e) {
+          if (!isNotFound(e)) throw e;
+        }
         this.indexObj(this.sidecars, ns, name, null);
       }
       this.log("info", "Sidecar deleted", { sidecar: key, reason: d.reason, dryRun: this.o.dryRun });
-      if (!this.o.dryRun) await this.event(ns, name, "Deleted", `meshtune deleted its Sidecar ${key}: ${d.reason}`, "Warning");
-    } else if (d.action === "skip" && /user-owned/.test(d.reason) && (prev?.action !== "skip" || prev.reason !== d.reason)) {
+      if (!this.o.dryRun)
+        await this.event(ns, name, "Deleted", `meshtune deleted its Sidecar ${key}: ${d.reason}`, "Warning");
+    } else if (
+      d.action === "skip" &&
+      /user-owned/.test(d.reason) &&
+      (prev?.action !== "skip" || prev.reason !== d.reason)
+    ) {
       // Once per change of reason, not on every reconcile.
       this.log("info", "workload skipped", { workload: key, reason: d.reason });
       if (!this.o.dryRun) await this.event(ns, name, "Skipped", `meshtune left ${key} alone: ${d.reason}`, "Warning");
@@ -509,22 +782,52 @@ export class MeshController {
     this.decisions.set(key, d);
   }
 
-  private async event(ns: string, name: string, reason: string, message: string, type: "Normal" | "Warning"): Promise<void> {
+  private async event(
+    ns: string,
+    name: string,
+    reason: string,
+    message: string,
+    type: "Normal" | "Warning",
+  ): Promise<void> {
     const now = new Date(this.now()).toISOString();
     try {
-      await this.api.create({ apiVersion: "v1", kind: "Event", metadata: { generateName: `${name}.`, name: `${name}.${this.now().toString(36)}`, namespace: ns },
-        involvedObject: { apiVersion: "networking.istio.io/v1beta1", kind: "Sidecar", name, namespace: ns }, reason, message, type,
-        source: { component: "meshtune-controller" }, firstTimestamp: now, lastTimestamp: now, count: 1 } as KubernetesObject);
-    } catch (e) { this.log("warn", "could not record event", { error: (e as Error).message }); }
+      await this.api.create({
+        apiVersion: "v1",
+        kind: "Event",
+        metadata: { generateName: `${name}.`, name: `${name}.${this.now().toString(36)}`, namespace: ns },
+        involvedObject: { apiVersion: "networking.istio.io/v1beta1", kind: "Sidecar", name, namespace: ns },
+        reason,
+        message,
+        type,
+        source: { component: "meshtune-controller" },
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      } as KubernetesObject);
+    } catch (e) {
+      this.log("warn", "could not record event", { error: (e as Error).message });
+    }
   }
 
   /** Rules, resources, discovery scope and CryptoMB from what is learned now (never applied). */
   tuning(o: { istioVersion: [number, number]; minRequests: number }, savings = this.savingsNow()): Tuning {
-    const items = [...this.catalogObjects.values(), ...this.ruleObjects.values(), ...this.nodes.values(),
+    const items = [
+      ...this.catalogObjects.values(),
+      ...this.ruleObjects.values(),
+      ...this.nodes.values(),
       ...[...this.namespaces.values()].map((n) => ({ ...n, kind: "Namespace" })),
-      ...[...this.pods.values()].flatMap((m) => [...m.values()].map((p) => ({ ...p, kind: "Pod" })))] as Obj[];
+      ...[...this.pods.values()].flatMap((m) => [...m.values()].map((p) => ({ ...p, kind: "Pod" }))),
+    ] as Obj[];
     const services = this.catalogNow();
-    return tune({ graph: this.graph, services, items, savings, domain: this.o.clusterDomain, istioVersion: o.istioVersion, minRequests: o.minRequests });
+    return tune({
+      graph: this.graph,
+      services,
+      items,
+      savings,
+      domain: this.o.clusterDomain,
+      istioVersion: o.istioVersion,
+      minRequests: o.minRequests,
+    });
   }
 
   /**
@@ -536,19 +839,34 @@ export class MeshController {
     if (!this.leading || !this.ready || this.tuneRunning || !kinds.length || this.o.mode !== "apply") return [];
     this.tuneRunning = true;
     try {
-      const t = this.tuning({ istioVersion: this.o.istioVersion ?? [1, 25], minRequests: this.o.tuneMinRequests ?? 100 });
-      const applier = new TuningApplier(this.api, { kinds: new Set(kinds), dryRun: this.o.dryRun, maxRollouts: this.o.maxRollouts ?? 5 });
+      const t = this.tuning({
+        istioVersion: this.o.istioVersion ?? [1, 25],
+        minRequests: this.o.tuneMinRequests ?? 100,
+      });
+      const applier = new TuningApplier(this.api, {
+        kinds: new Set(kinds),
+        dryRun: this.o.dryRun,
+        maxRollouts: this.o.maxRollouts ?? 5,
+      });
       const out = await applier.run(t, this.tuneWorld());
       for (const r of out) {
         this.tuneApplied.inc({ kind: r.kind, action: r.action });
-        if (r.action !== "unchanged") this.log(r.action === "failed" ? "warn" : "info", `tuning ${r.action}`, { kind: r.kind, object: r.object, reason: r.reason, dryRun: this.o.dryRun });
+        if (r.action !== "unchanged")
+          this.log(r.action === "failed" ? "warn" : "info", `tuning ${r.action}`, {
+            kind: r.kind,
+            object: r.object,
+            reason: r.reason,
+            dryRun: this.o.dryRun,
+          });
       }
       this.tuneOutcomes = out;
       return out;
     } catch (e) {
       this.log("error", "tuning pass failed; next pass retries", { error: (e as Error).message });
       return [];
-    } finally { this.tuneRunning = false; }
+    } finally {
+      this.tuneRunning = false;
+    }
   }
 
   private tuneWorld(): TuneWorld {
@@ -564,7 +882,8 @@ export class MeshController {
         if (!pods.length) return `no pods of ${key}`;
         if (!this.enabled(key.split("/")[0], pods)) return `${key} not opted in (meshtune.io/enabled)`;
         const proxy = proxyOfPod(pods[0]);
-        if (!proxies.includes(proxy.kind)) return `${key} is a ${proxy.kind} (${proxy.why}), not a ${proxies.join(" or ")}`;
+        if (!proxies.includes(proxy.kind))
+          return `${key} is a ${proxy.kind} (${proxy.why}), not a ${proxies.join(" or ")}`;
         const since = this.store.get(key.split("/")[0], key.split("/")[1])?.observedSinceMs ?? null; // set by reconcile from the first report
         if (since === null || this.now() - since < this.o.minWindowMs) return "observing: minimum window not reached";
         return true;
@@ -593,12 +912,19 @@ export class MeshController {
 
   /** Recommend-only report: what would be applied, per workload. */
   recommendations(): SidecarObj[] {
-    return [...this.decisions.values()].flatMap((d) => (d.action === "recommend" || d.action === "apply" ? [d.sidecar] : []));
+    return [...this.decisions.values()].flatMap((d) =>
+      d.action === "recommend" || d.action === "apply" ? [d.sidecar] : [],
+    );
   }
 
   /** Status report served on /recommendations: every workload's last decision and why. */
   status(): { workload: string; action: string; reason?: string; sidecar?: SidecarObj; expired?: string[] }[] {
-    return [...this.decisions].sort(([a], [b]) => (a < b ? -1 : 1)).map(([workload, d]) =>
-      d.action === "skip" || d.action === "delete" ? { workload, action: d.action, reason: d.reason } : { workload, action: d.action, sidecar: d.sidecar, expired: d.dropped });
+    return [...this.decisions]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([workload, d]) =>
+        d.action === "skip" || d.action === "delete"
+          ? { workload, action: d.action, reason: d.reason }
+          : { workload, action: d.action, sidecar: d.sidecar, expired: d.dropped },
+      );
   }
 }

@@ -8,7 +8,10 @@ import { scopeHosts, type Rejected, type ScopeContext } from "../sidecar/scope.j
 export const MANAGED_LABEL = "app.kubernetes.io/managed-by";
 export const ANNOTATION = "meshtune.io/";
 
-export interface HostSeen { firstSeenMs: number; lastSeenMs: number }
+export interface HostSeen {
+  firstSeenMs: number;
+  lastSeenMs: number;
+}
 
 export interface WorkloadView {
   namespace: string;
@@ -16,7 +19,7 @@ export interface WorkloadView {
   selector: Record<string, string>;
   /** Labels of the workload's pods: what another Sidecar's workloadSelector is matched against. */
   podLabels?: Record<string, string>;
-  enabled: boolean;        // opt-in resolved (workload annotation > namespace label > mesh default)
+  enabled: boolean; // opt-in resolved (workload annotation > namespace label > mesh default)
   /** Why this is not a sidecar proxy (gateway, waypoint, ztunnel, not injected); undefined for sidecars. */
   nonSidecar?: string;
   observedSinceMs: number | null; // first time meshtune saw this workload's traffic
@@ -45,20 +48,32 @@ export type Decision =
   | { action: "delete"; name: string; reason: string }
   | { action: "skip"; reason: string; rejected?: Rejected[] };
 
-const selects = (sel: Record<string, string>, labels: Record<string, string>) => Object.entries(sel).every(([k, v]) => labels[k] === v);
+const selects = (sel: Record<string, string>, labels: Record<string, string>) =>
+  Object.entries(sel).every(([k, v]) => labels[k] === v);
 
 export function decide(w: WorkloadView, existing: ExistingSidecar[], o: DecideOptions, nowMs: number): Decision {
   const own = existing.find((s) => s.name === w.name);
   const mine = own?.managed ? own : undefined;
-  if (!w.enabled) return mine ? { action: "delete", name: mine.name, reason: "meshtune disabled for this workload" } : { action: "skip", reason: "not enabled" };
-  if (w.nonSidecar) return mine ? { action: "delete", name: mine.name, reason: `${w.nonSidecar}: Sidecar resources do not apply` } : { action: "skip", reason: `${w.nonSidecar}: Sidecar does not apply` };
+  if (!w.enabled)
+    return mine
+      ? { action: "delete", name: mine.name, reason: "meshtune disabled for this workload" }
+      : { action: "skip", reason: "not enabled" };
+  if (w.nonSidecar)
+    return mine
+      ? { action: "delete", name: mine.name, reason: `${w.nonSidecar}: Sidecar resources do not apply` }
+      : { action: "skip", reason: `${w.nonSidecar}: Sidecar does not apply` };
   if (own && !own.managed) return { action: "skip", reason: `Sidecar ${w.namespace}/${own.name} is user-owned` };
   const userSel = existing.find((s) => !s.managed && s.selector && selects(s.selector, w.podLabels ?? w.selector));
   // Two Sidecars selecting one pod is undefined behaviour (Istio analyzer IST0110,
   // ConflictingSidecarWorkloadSelectors, pkg/config/analysis/msg/messages.yaml): the user's wins.
-  if (userSel) return mine
-    ? { action: "delete", name: mine.name, reason: `user-owned Sidecar ${w.namespace}/${userSel.name} now selects this workload (two Sidecars on one pod: IST0110)` }
-    : { action: "skip", reason: `user-owned Sidecar ${w.namespace}/${userSel.name} already selects this workload` };
+  if (userSel)
+    return mine
+      ? {
+          action: "delete",
+          name: mine.name,
+          reason: `user-owned Sidecar ${w.namespace}/${userSel.name} now selects this workload (two Sidecars on one pod: IST0110)`,
+        }
+      : { action: "skip", reason: `user-owned Sidecar ${w.namespace}/${userSel.name} already selects this workload` };
   if (!mine && (w.observedSinceMs === null || nowMs - w.observedSinceMs < o.minWindowMs))
     return { action: "skip", reason: "observing: minimum window not reached" };
 

@@ -10,11 +10,18 @@ export class WorkQueue {
   private timers = new Set<NodeJS.Timeout>();
   stopped = false;
 
-  constructor(private readonly work: (key: string) => Promise<void>, private readonly onError: (key: string, e: unknown) => void, private readonly baseDelayMs = 200) {}
+  constructor(
+    private readonly work: (key: string) => Promise<void>,
+    private readonly onError: (key: string, e: unknown) => void,
+    private readonly baseDelayMs = 200,
+  ) {}
 
   add(key: string): void {
     if (this.stopped) return;
-    if (this.active.has(key)) { this.again.add(key); return; }
+    if (this.active.has(key)) {
+      this.again.add(key);
+      return;
+    }
     if (this.waiting.has(key)) return;
     this.waiting.add(key);
     queueMicrotask(() => this.run(key));
@@ -24,7 +31,14 @@ export class WorkQueue {
   /** Queue `key` after `ms` (client-go AddAfter); the earliest pending time wins. */
   addAfter(key: string, ms: number): void {
     if (this.stopped || this.later.has(key)) return;
-    const t = setTimeout(() => { this.later.delete(key); this.timers.delete(t); this.add(key); }, Math.max(0, ms));
+    const t = setTimeout(
+      () => {
+        this.later.delete(key);
+        this.timers.delete(t);
+        this.add(key);
+      },
+      Math.max(0, ms),
+    );
     this.later.set(key, t);
     this.timers.add(t);
   }
@@ -39,7 +53,13 @@ export class WorkQueue {
       const n = (this.failures.get(key) ?? 0) + 1;
       this.failures.set(key, n);
       this.onError(key, e);
-      const t = setTimeout(() => { this.timers.delete(t); this.add(key); }, Math.min(this.baseDelayMs * 2 ** (n - 1), 60_000));
+      const t = setTimeout(
+        () => {
+          this.timers.delete(t);
+          this.add(key);
+        },
+        Math.min(this.baseDelayMs * 2 ** (n - 1), 60_000),
+      );
       this.timers.add(t);
     } finally {
       this.active.delete(key);
@@ -58,5 +78,10 @@ export class WorkQueue {
     return new Promise((r) => this.idle.push(r));
   }
 
-  stop(): void { this.stopped = true; for (const t of this.timers) clearTimeout(t); this.timers.clear(); this.later.clear(); }
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.later.clear();
+  }
 }

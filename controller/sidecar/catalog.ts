@@ -1,14 +1,17 @@
 // Service catalog from `kubectl get svc,serviceentries[,endpoints] -A -o json`:
 // what a proxy receives by default (every visible service port) for the savings estimate.
 import { parseAllDocuments } from "yaml";
-export interface CatalogPort { port: number; http: boolean }
+export interface CatalogPort {
+  port: number;
+  http: boolean;
+}
 export interface CatalogService {
   namespace: string;
   host: string;
-  vip: boolean;          // has a cluster IP / addresses (TCP listeners are per VIP)
+  vip: boolean; // has a cluster IP / addresses (TCP listeners are per VIP)
   ports: CatalogPort[];
-  endpoints: number;     // per port; from Endpoints when present, else 1 (documented assumption)
-  exportTo: string[];    // [] = everywhere
+  endpoints: number; // per port; from Endpoints when present, else 1 (documented assumption)
+  exportTo: string[]; // [] = everywhere
   /** Addresses a connection to this service is made to: ClusterIPs, ServiceEntry addresses (IPs, not CIDRs). */
   addresses?: string[];
 }
@@ -21,15 +24,25 @@ function isHttp(name: string | undefined, protocol: string | undefined, appProto
   return HTTP_PREFIX.test(name ?? "");
 }
 
-interface K8sList { items?: unknown[] }
+interface K8sList {
+  items?: unknown[];
+}
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** Catalog objects from JSON (a List) or YAML (a List, or several documents, each an object or a List). */
 export function catalogItems(text: string): Obj[] {
   let docs: unknown[];
-  try { docs = [JSON.parse(text)]; } catch {
-    try { docs = parseAllDocuments(text).map((d) => { if (d.errors.length) throw d.errors[0]; return d.toJS(); }); }
-    catch (e) { throw new Error(`neither JSON nor YAML: ${(e as Error).message.split("\n")[0]}`, { cause: e }); }
+  try {
+    docs = [JSON.parse(text)];
+  } catch {
+    try {
+      docs = parseAllDocuments(text).map((d) => {
+        if (d.errors.length) throw d.errors[0];
+        return d.toJS();
+      });
+    } catch (e) {
+      throw new Error(`neither JSON nor YAML: ${(e as Error).message.split("\n")[0]}`, { cause: e });
+    }
   }
   const items: Obj[] = [];
   for (const d of docs as Obj[]) {
@@ -65,21 +78,45 @@ export function parseCatalog(json: unknown, clusterDomain = "cluster.local"): Ca
     if (it?.kind === "Service") {
       const name = it.metadata?.name;
       if (!name) continue;
-      const ports: CatalogPort[] = (it.spec?.ports ?? []).map((p: Obj) => ({ port: Number(p.port), http: isHttp(p.name, undefined, p.appProtocol) }));
+      const ports: CatalogPort[] = (it.spec?.ports ?? []).map((p: Obj) => ({
+        port: Number(p.port),
+        http: isHttp(p.name, undefined, p.appProtocol),
+      }));
       const exportTo = it.metadata?.annotations?.["networking.istio.io/exportTo"];
       // spec.clusterIPs (dual-stack, core/v1 ServiceSpec) supersedes clusterIP; "None" = headless.
-      const ips: string[] = (Array.isArray(it.spec?.clusterIPs) ? it.spec.clusterIPs : [it.spec?.clusterIP]).filter((ip: unknown) => typeof ip === "string" && ip && ip !== "None");
+      const ips: string[] = (Array.isArray(it.spec?.clusterIPs) ? it.spec.clusterIPs : [it.spec?.clusterIP]).filter(
+        (ip: unknown) => typeof ip === "string" && ip && ip !== "None",
+      );
       out.push({
-        namespace: ns, host: `${name}.${ns}.svc.${clusterDomain}`, vip: it.spec?.clusterIP !== "None", ports,
-        endpoints: endpoints.get(`${ns}/${name}`) ?? 1, exportTo: exportTo ? String(exportTo).split(",") : [], addresses: ips,
+        namespace: ns,
+        host: `${name}.${ns}.svc.${clusterDomain}`,
+        vip: it.spec?.clusterIP !== "None",
+        ports,
+        endpoints: endpoints.get(`${ns}/${name}`) ?? 1,
+        exportTo: exportTo ? String(exportTo).split(",") : [],
+        addresses: ips,
       });
     } else if (it?.kind === "ServiceEntry") {
-      const ports: CatalogPort[] = (it.spec?.ports ?? []).map((p: Obj) => ({ port: Number(p.number), http: isHttp(p.name, p.protocol, undefined) }));
+      const ports: CatalogPort[] = (it.spec?.ports ?? []).map((p: Obj) => ({
+        port: Number(p.number),
+        http: isHttp(p.name, p.protocol, undefined),
+      }));
       const eps = Math.max(1, (it.spec?.endpoints ?? []).length);
       // ServiceEntry addresses may be CIDRs; only single addresses ("/32", "/128" or bare) name one destination.
-      const addrs: string[] = (it.spec?.addresses ?? []).map((a: unknown) => String(a)).filter((a: string) => !a.includes("/") || /\/(32|128)$/.test(a)).map((a: string) => a.replace(/\/(32|128)$/, ""));
+      const addrs: string[] = (it.spec?.addresses ?? [])
+        .map((a: unknown) => String(a))
+        .filter((a: string) => !a.includes("/") || /\/(32|128)$/.test(a))
+        .map((a: string) => a.replace(/\/(32|128)$/, ""));
       for (const h of it.spec?.hosts ?? [])
-        out.push({ namespace: ns, host: h, vip: (it.spec?.addresses ?? []).length > 0, ports, endpoints: eps, exportTo: it.spec?.exportTo ?? [], addresses: addrs });
+        out.push({
+          namespace: ns,
+          host: h,
+          vip: (it.spec?.addresses ?? []).length > 0,
+          ports,
+          endpoints: eps,
+          exportTo: it.spec?.exportTo ?? [],
+          addresses: addrs,
+        });
     }
   }
   return out;

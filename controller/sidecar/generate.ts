@@ -11,8 +11,8 @@ export const MANAGED_BY = { "app.kubernetes.io/managed-by": "meshtune" };
 export const SIDECAR_API = "networking.istio.io/v1beta1";
 
 export interface GenerateOptions extends ScopeContext {
-  namespace?: string;               // only this namespace
-  workload?: string;                // only this ns/name
+  namespace?: string; // only this namespace
+  workload?: string; // only this ns/name
   /** Fallback for unlearned destinations (ALLOW_ANY meshes only; never in REGISTRY_ONLY). */
   egressProxy?: { host: string; port: number };
   labels?: (n: WorkloadNode) => Record<string, string>;
@@ -27,12 +27,25 @@ export interface SidecarObj {
   spec: {
     workloadSelector: { labels: Record<string, string> };
     egress: { hosts: string[] }[];
-    outboundTrafficPolicy?: { mode: "ALLOW_ANY" | "REGISTRY_ONLY"; egressProxy?: { host: string; port: { number: number } } };
+    outboundTrafficPolicy?: {
+      mode: "ALLOW_ANY" | "REGISTRY_ONLY";
+      egressProxy?: { host: string; port: { number: number } };
+    };
   };
 }
 
-export interface UnregisteredNote { workload: string; kind: UnknownDest["kind"]; dst: string; authority: string; sni: string; count: number; suggestion: ServiceEntryObj | null }
-export interface RejectedNote extends Rejected { workload: string }
+export interface UnregisteredNote {
+  workload: string;
+  kind: UnknownDest["kind"];
+  dst: string;
+  authority: string;
+  sni: string;
+  count: number;
+  suggestion: ServiceEntryObj | null;
+}
+export interface RejectedNote extends Rejected {
+  workload: string;
+}
 
 export interface GenerateResult {
   sidecars: SidecarObj[];
@@ -59,16 +72,25 @@ export function generateSidecars(graph: Graph, opts: GenerateOptions = DEFAULT_G
     for (const u of [...n.unknown.values()].sort((a, b) => b.count - a.count || (a.dst < b.dst ? -1 : 1))) {
       if (hostsOfUnknown(u, n.namespace, opts).length) continue; // a registered host: learned, not unregistered
       res.unregistered.push({
-        workload: n.key, kind: u.kind, dst: u.dst, authority: u.authority, sni: u.sni, count: u.count,
+        workload: n.key,
+        kind: u.kind,
+        dst: u.dst,
+        authority: u.authority,
+        sni: u.sni,
+        count: u.count,
         suggestion: suggestServiceEntry(u, n.namespace),
       });
     }
-    if (n.proxy.kind !== "sidecar") { res.proxiesSkipped.push({ workload: n.key, kind: n.proxy.kind, why: n.proxy.why }); continue; }
+    if (n.proxy.kind !== "sidecar") {
+      res.proxiesSkipped.push({ workload: n.key, kind: n.proxy.kind, why: n.proxy.why });
+      continue;
+    }
     const rejected: Rejected[] = [];
     const sc = sidecarFor(n, opts, rejected);
     for (const r of rejected) res.rejected.push({ workload: n.key, ...r });
     // A workload that only serves still gets a Sidecar: it needs nothing beyond the defaults.
-    if (typeof sc === "string") res.rejected.push({ workload: n.key, candidate: `Sidecar ${n.key}`, reason: sc, source: "workload identity" });
+    if (typeof sc === "string")
+      res.rejected.push({ workload: n.key, candidate: `Sidecar ${n.key}`, reason: sc, source: "workload identity" });
     else res.sidecars.push(sc);
   }
   return res;
@@ -77,13 +99,31 @@ export function generateSidecars(graph: Graph, opts: GenerateOptions = DEFAULT_G
 /** The Sidecar for one workload, or the reason none can be emitted (invalid name/labels). */
 export function sidecarFor(n: WorkloadNode, opts: GenerateOptions, rejected: Rejected[] = []): SidecarObj | string {
   const hosts = scopeHosts(learnedImports(n, opts, rejected), n.namespace, opts, rejected);
-  return buildSidecar(n.namespace, n.name, opts.labels?.(n) ?? n.labels ?? defaultLabels(n.name), hosts, opts.egressProxy, opts.mesh.outboundMode);
+  return buildSidecar(
+    n.namespace,
+    n.name,
+    opts.labels?.(n) ?? n.labels ?? defaultLabels(n.name),
+    hosts,
+    opts.egressProxy,
+    opts.mesh.outboundMode,
+  );
 }
 
 /** A validated Sidecar, or a one-line reason it cannot exist. Never sets a policy the mesh forbids. */
-export function buildSidecar(namespace: string, name: string, selector: Record<string, string>, hosts: string[],
-  egressProxy?: { host: string; port: number }, meshMode: "ALLOW_ANY" | "REGISTRY_ONLY" = "ALLOW_ANY"): SidecarObj | string {
-  const bad = namespaceError(namespace) ?? objectNameError(name) ?? Object.entries(selector).map(([k, v]) => labelError(k, v)).find(Boolean) ??
+export function buildSidecar(
+  namespace: string,
+  name: string,
+  selector: Record<string, string>,
+  hosts: string[],
+  egressProxy?: { host: string; port: number },
+  meshMode: "ALLOW_ANY" | "REGISTRY_ONLY" = "ALLOW_ANY",
+): SidecarObj | string {
+  const bad =
+    namespaceError(namespace) ??
+    objectNameError(name) ??
+    Object.entries(selector)
+      .map(([k, v]) => labelError(k, v))
+      .find(Boolean) ??
     (Object.keys(selector).length === 0 ? "empty workload selector would select the whole namespace" : null) ??
     (egressProxy ? fqdnError(egressProxy.host) : null);
   if (bad) return bad;
@@ -96,6 +136,9 @@ export function buildSidecar(namespace: string, name: string, selector: Record<s
   // A Sidecar's own outboundTrafficPolicy replaces the mesh's (sidecar.go initSidecarScopeInternalIndexes):
   // only ALLOW_ANY meshes get the egressProxy fallback; REGISTRY_ONLY stays inherited.
   if (egressProxy && meshMode === "ALLOW_ANY")
-    sc.spec.outboundTrafficPolicy = { mode: "ALLOW_ANY", egressProxy: { host: egressProxy.host, port: { number: egressProxy.port } } };
+    sc.spec.outboundTrafficPolicy = {
+      mode: "ALLOW_ANY",
+      egressProxy: { host: egressProxy.host, port: { number: egressProxy.port } },
+    };
   return sc;
 }

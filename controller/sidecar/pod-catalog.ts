@@ -2,7 +2,12 @@
 // namespace, workload, selector labels and proxy kind the cluster itself says (model/identity.ts).
 import { proxyOfPod, selectorOfPod, workloadOfPod, type ProxyInfo } from "../model/identity.js";
 
-export interface PodFacts { namespace: string; workload: string; labels: Record<string, string>; proxy: ProxyInfo }
+export interface PodFacts {
+  namespace: string;
+  workload: string;
+  labels: Record<string, string>;
+  proxy: ProxyInfo;
+}
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -11,13 +16,20 @@ export class PodCatalog {
   constructor(items: Obj[]) {
     for (const it of items) {
       if (it?.kind !== "Pod" || typeof it.metadata?.name !== "string") continue;
-      const f: PodFacts = { namespace: it.metadata.namespace ?? "default", workload: workloadOfPod(it), labels: selectorOfPod(it), proxy: proxyOfPod(it) };
+      const f: PodFacts = {
+        namespace: it.metadata.namespace ?? "default",
+        workload: workloadOfPod(it),
+        labels: selectorOfPod(it),
+        proxy: proxyOfPod(it),
+      };
       const list = this.byName.get(it.metadata.name) ?? [];
       list.push(f);
       this.byName.set(it.metadata.name, list);
     }
   }
-  get size(): number { return this.byName.size; }
+  get size(): number {
+    return this.byName.size;
+  }
   /** The pod's facts; `ambiguous` when the name exists in several namespaces and no vote decides. */
   lookup(pod: string, votedNs: string | null): PodFacts | { ambiguous: true } | null {
     const l = this.byName.get(pod);

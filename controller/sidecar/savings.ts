@@ -7,11 +7,22 @@
 import type { CatalogService } from "./catalog.js";
 import type { SidecarObj } from "./generate.js";
 
-export const STATIC_CLUSTERS = 6;  // BlackHole, Passthrough, InboundPassthrough, prometheus_stats, agent, xds-grpc
+export const STATIC_CLUSTERS = 6; // BlackHole, Passthrough, InboundPassthrough, prometheus_stats, agent, xds-grpc
 export const STATIC_LISTENERS = 2; // virtualOutbound, virtualInbound
 
-export interface XdsSize { clusters: number; listeners: number; routes: number; virtualHosts: number; endpoints: number }
-export interface Savings { workload: string; before: XdsSize; after: XdsSize; savedPct: XdsSize }
+export interface XdsSize {
+  clusters: number;
+  listeners: number;
+  routes: number;
+  virtualHosts: number;
+  endpoints: number;
+}
+export interface Savings {
+  workload: string;
+  before: XdsSize;
+  after: XdsSize;
+  savedPct: XdsSize;
+}
 
 /** Does a Sidecar egress host ("ns/host", "*\/host", "./host", "ns/*", "*\/*.example.com") select a service? */
 export function hostMatches(entry: string, svc: CatalogService, sidecarNs: string): boolean {
@@ -32,13 +43,21 @@ function visible(svc: CatalogService, fromNs: string): boolean {
 
 export function xdsSize(services: CatalogService[]): XdsSize {
   const httpPorts = new Set<number>();
-  const s: XdsSize = { clusters: STATIC_CLUSTERS, listeners: STATIC_LISTENERS, routes: 0, virtualHosts: 0, endpoints: 0 };
+  const s: XdsSize = {
+    clusters: STATIC_CLUSTERS,
+    listeners: STATIC_LISTENERS,
+    routes: 0,
+    virtualHosts: 0,
+    endpoints: 0,
+  };
   for (const svc of services)
     for (const p of svc.ports) {
       s.clusters++;
       s.endpoints += svc.endpoints;
-      if (p.http) { httpPorts.add(p.port); s.virtualHosts++; }
-      else s.listeners++;
+      if (p.http) {
+        httpPorts.add(p.port);
+        s.virtualHosts++;
+      } else s.listeners++;
     }
   s.listeners += httpPorts.size;
   s.routes = httpPorts.size;
@@ -52,7 +71,8 @@ export function estimateSavings(sc: SidecarObj, catalog: CatalogService[]): Savi
   const all = catalog.filter((s) => visible(s, ns));
   const hosts = sc.spec.egress.flatMap((e) => e.hosts);
   const scoped = all.filter((s) => hosts.some((h) => hostMatches(h, s, ns)));
-  const before = xdsSize(all), after = xdsSize(scoped);
+  const before = xdsSize(all),
+    after = xdsSize(scoped);
   const savedPct = {} as XdsSize;
   for (const k of Object.keys(before) as (keyof XdsSize)[]) savedPct[k] = pct(before[k], after[k]);
   return { workload: `${ns}/${sc.metadata.name}`, before, after, savedPct };

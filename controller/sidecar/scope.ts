@@ -35,15 +35,27 @@ export interface ScopeContext {
 }
 
 export const DEFAULT_SCOPE: ScopeContext = {
-  clusterDomain: "cluster.local", alwaysInclude: ["istio-system/*"], meshtuneHosts: [DEFAULT_COLLECTOR_HOST],
-  fallbackHosts: [DEFAULT_FALLBACK_HOST], mesh: DEFAULT_MESH, index: new HostIndex(), virtualServices: [],
+  clusterDomain: "cluster.local",
+  alwaysInclude: ["istio-system/*"],
+  meshtuneHosts: [DEFAULT_COLLECTOR_HOST],
+  fallbackHosts: [DEFAULT_FALLBACK_HOST],
+  mesh: DEFAULT_MESH,
+  index: new HostIndex(),
+  virtualServices: [],
 };
 
-export interface Rejected { candidate: string; reason: string; source: string }
+export interface Rejected {
+  candidate: string;
+  reason: string;
+  source: string;
+}
 
 /** Validate one candidate; wildcards only from configuration (a VirtualService host), never from traffic. */
 function accept(candidate: string, source: string, out: Set<string>, rejected: Rejected[], wildcardOk = false): void {
-  const why = !wildcardOk && candidate.slice(candidate.indexOf("/") + 1).includes("*") ? "wildcard from observed traffic (never widened automatically)" : egressHostError(candidate);
+  const why =
+    !wildcardOk && candidate.slice(candidate.indexOf("/") + 1).includes("*")
+      ? "wildcard from observed traffic (never widened automatically)"
+      : egressHostError(candidate);
   if (why) rejected.push({ candidate, reason: why, source });
   else out.add(candidate);
 }
@@ -60,11 +72,23 @@ export function isFallbackHost(host: string, ctx: ScopeContext): boolean {
 }
 
 /** A requested host through a fallback or a Passthrough/BlackHole record: imported only when the registry defines it. */
-function registered(fqdn: string | null, callerNs: string, src: string, ctx: ScopeContext, out: Set<string>, rejected: Rejected[], lenient = false): boolean {
+function registered(
+  fqdn: string | null,
+  callerNs: string,
+  src: string,
+  ctx: ScopeContext,
+  out: Set<string>,
+  rejected: Rejected[],
+  lenient = false,
+): boolean {
   if (!fqdn) return false;
   const host = serviceOfPodName(fqdn, ctx);
   if (!ctx.index.has(host) && !(lenient && ctx.index.empty)) {
-    rejected.push({ candidate: fqdn, reason: "not in the service registry (no Service or ServiceEntry): see the suggested ServiceEntry", source: src });
+    rejected.push({
+      candidate: fqdn,
+      reason: "not in the service registry (no Service or ServiceEntry): see the suggested ServiceEntry",
+      source: src,
+    });
     return false;
   }
   if (ctx.index.exportedTo(host, callerNs) === false) {
@@ -87,13 +111,23 @@ export function hostsOfEdge(e: Edge, callerNs: string, ctx: ScopeContext, reject
     // The caller's own egressProxy route keeps the request's Host (httproute.go buildCatchAllVirtualHost).
     // Offline without a catalog the registry is unknown: the requested host is imported as the
     // hop's target (Istio ignores an egress host no service defines).
-    if (e.authority) registered(requestedFqdn(e.authority, callerNs, ctx.clusterDomain, ctx.index), callerNs, src, ctx, out, rejected, true);
+    if (e.authority)
+      registered(
+        requestedFqdn(e.authority, callerNs, ctx.clusterDomain, ctx.index),
+        callerNs,
+        src,
+        ctx,
+        out,
+        rejected,
+        true,
+      );
     return [...out];
   }
   accept(importOf(clusterHost, ctx.clusterDomain, ctx.index), src, out, rejected);
   const req = e.authority ? requestedFqdn(e.authority, callerNs, ctx.clusterDomain, ctx.index) : null;
   // The same service under its short name ("reviews", "reviews.bookinfo") adds nothing.
-  if (req && req !== clusterHost && !clusterHost.startsWith(`${req}.`)) accept(importOf(serviceOfPodName(req, ctx), ctx.clusterDomain, ctx.index), src, out, rejected);
+  if (req && req !== clusterHost && !clusterHost.startsWith(`${req}.`))
+    accept(importOf(serviceOfPodName(req, ctx), ctx.clusterDomain, ctx.index), src, out, rejected);
   return [...out];
 }
 
@@ -103,7 +137,12 @@ export function hostsOfEdge(e: Edge, callerNs: string, ctx: ScopeContext, reject
  * registry does not define teaches nothing: it stays an unregistered note with a suggested
  * ServiceEntry (meshtune never creates one unasked).
  */
-export function hostsOfUnknown(u: UnknownDest, callerNs: string, ctx: ScopeContext, rejected: Rejected[] = []): string[] {
+export function hostsOfUnknown(
+  u: UnknownDest,
+  callerNs: string,
+  ctx: ScopeContext,
+  rejected: Rejected[] = [],
+): string[] {
   const out = new Set<string>();
   const src = `${u.kind === "blackhole" ? "blocked" : "passthrough"} ${u.dst}${u.authority ? ` authority ${u.authority}` : ""}${u.sni ? ` sni ${u.sni}` : ""}`;
   const quiet: Rejected[] = [];
@@ -132,14 +171,22 @@ function serviceImport(host: string, ns: string | null, ctx: ScopeContext): stri
  * The whole egress list for a workload in `callerNs` given its learned imports, plus `kept`:
  * hosts already in an applied Sidecar that meshtune has no record of (never shrunk; may be wildcards).
  */
-export function scopeHosts(learned: Iterable<string>, callerNs: string, ctx: ScopeContext, rejected: Rejected[] = [], kept: string[] = []): string[] {
+export function scopeHosts(
+  learned: Iterable<string>,
+  callerNs: string,
+  ctx: ScopeContext,
+  rejected: Rejected[] = [],
+  kept: string[] = [],
+): string[] {
   const out = new Set<string>(ctx.alwaysInclude);
   const learnedList = [...learned];
   for (const h of learnedList) accept(h, "learned", out, rejected);
   for (const h of kept) accept(h, "applied Sidecar", out, rejected, true);
   for (const h of ctx.meshtuneHosts) accept(serviceImport(h, null, ctx), "meshtune service", out, rejected);
-  for (const p of ctx.mesh.providers) accept(serviceImport(p.host, p.namespace, ctx), `extension provider ${p.provider}`, out, rejected);
+  for (const p of ctx.mesh.providers)
+    accept(serviceImport(p.host, p.namespace, ctx), `extension provider ${p.provider}`, out, rejected);
   const fqdns = learnedList.map((h) => h.slice(h.indexOf("/") + 1));
-  for (const v of virtualServiceImports(fqdns, callerNs, ctx.virtualServices)) accept(v.host, `VirtualService ${v.vs}`, out, rejected, true);
+  for (const v of virtualServiceImports(fqdns, callerNs, ctx.virtualServices))
+    accept(v.host, `VirtualService ${v.vs}`, out, rejected, true);
   return compactHosts(out);
 }

@@ -30,7 +30,14 @@ export function suggestServiceEntry(u: UnknownDest, namespace: string): ServiceE
   return {
     apiVersion: "networking.istio.io/v1beta1",
     kind: "ServiceEntry",
-    metadata: { name: host.replace(/[^a-z0-9-]/gi, "-").toLowerCase().slice(0, 63).replace(/-+$/, ""), namespace },
+    metadata: {
+      name: host
+        .replace(/[^a-z0-9-]/gi, "-")
+        .toLowerCase()
+        .slice(0, 63)
+        .replace(/-+$/, ""),
+      namespace,
+    },
     spec: {
       hosts: [host],
       ...(isIp ? { addresses: [addr.ip.includes(":") ? `${addr.ip}/128` : `${addr.ip}/32`] } : {}),

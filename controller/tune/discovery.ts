@@ -21,9 +21,20 @@ export interface DiscoveryRec {
 
 const ALWAYS = new Set(["istio-system", "meshtune-system", "kube-system"]);
 
-export function recommendDiscovery(o: { services: CatalogService[]; namespaces: string[]; meshed: Set<string>; proxies: number; traffic: Traffic; domain: string; minRequests: number }): DiscoveryRec {
+export function recommendDiscovery(o: {
+  services: CatalogService[];
+  namespaces: string[];
+  meshed: Set<string>;
+  proxies: number;
+  traffic: Traffic;
+  domain: string;
+  minRequests: number;
+}): DiscoveryRec {
   const called = new Set<string>();
-  for (const h of o.traffic.hosts.values()) { const s = o.services.find((x) => x.host === h.host); if (s) called.add(s.namespace); }
+  for (const h of o.traffic.hosts.values()) {
+    const s = o.services.find((x) => x.host === h.host);
+    if (s) called.add(s.namespace);
+  }
   const all = new Set([...o.namespaces, ...o.services.map((s) => s.namespace)]);
   const excluded = [...all].filter((ns) => !ALWAYS.has(ns) && !o.meshed.has(ns) && !called.has(ns)).sort();
   const notes: string[] = [];
@@ -34,16 +45,31 @@ export function recommendDiscovery(o: { services: CatalogService[]; namespaces: 
     const t = o.traffic.hosts.get(s.host);
     if (!t || t.count < o.minRequests) continue; // never called, or too little seen: no claim about its callers
     if ([...t.callerNamespaces].every((ns) => ns === s.namespace)) {
-      exportTo.push({ namespace: s.namespace, service: s.host.split(".")[0], host: s.host, annotation: ".,istio-system,meshtune-system",
-        why: `${t.count} requests from ${t.callers.size} caller(s), all in ${s.namespace}` });
+      exportTo.push({
+        namespace: s.namespace,
+        service: s.host.split(".")[0],
+        host: s.host,
+        annotation: ".,istio-system,meshtune-system",
+        why: `${t.count} requests from ${t.callers.size} caller(s), all in ${s.namespace}`,
+      });
     }
   }
   const hidden = [...dropped, ...o.services.filter((s) => exportTo.some((e) => e.host === s.host))];
-  const clusters = hidden.reduce((a, s) => a + s.ports.length, 0), endpoints = hidden.reduce((a, s) => a + s.ports.length * s.endpoints, 0);
-  if (!excluded.length) notes.push("every namespace holds meshed workloads or is called by one: no discoverySelectors change");
+  const clusters = hidden.reduce((a, s) => a + s.ports.length, 0),
+    endpoints = hidden.reduce((a, s) => a + s.ports.length * s.endpoints, 0);
+  if (!excluded.length)
+    notes.push("every namespace holds meshed workloads or is called by one: no discoverySelectors change");
   return {
     excludedNamespaces: excluded,
-    meshConfig: excluded.length ? { discoverySelectors: [{ matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "NotIn", values: excluded }] }] } : null,
-    exportTo, saving: { proxies: o.proxies, clustersPerProxy: clusters, endpointsPerProxy: endpoints }, notes,
+    meshConfig: excluded.length
+      ? {
+          discoverySelectors: [
+            { matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "NotIn", values: excluded }] },
+          ],
+        }
+      : null,
+    exportTo,
+    saving: { proxies: o.proxies, clustersPerProxy: clusters, endpointsPerProxy: endpoints },
+    notes,
   };
 }

@@ -18,9 +18,14 @@ import { quantileInterpUs } from "../model/histogram.js";
 import { isHttp, type HostTraffic, type Traffic } from "./traffic.js";
 import { dur, niceCeil } from "./duration.js";
 
-export interface Why { field: string; value: unknown; why: string }
+export interface Why {
+  field: string;
+  value: unknown;
+  why: string;
+}
 export interface RuleRec {
-  host: string; namespace: string;
+  host: string;
+  namespace: string;
   virtualService: Record<string, any> | null; // eslint-disable-line @typescript-eslint/no-explicit-any
   destinationRule: Record<string, any> | null; // eslint-disable-line @typescript-eslint/no-explicit-any
   rationale: Why[];
@@ -41,7 +46,17 @@ const RETRY_ALL = "connect-failure,refused-stream,unavailable,cancelled,reset,50
 const RETRY_SAFE = "connect-failure,refused-stream";
 const RETRIES = 2; // Istio's default attempts (meshConfig defaultHttpRetryPolicy)
 
-interface Plan { host: string; t: HostTraffic; baseMs: number | null; p99Ms: number; p999Ms: number; retry: "all" | "safe" | null; perTryMs: number; totalMs: number; raisedBy: string | null }
+interface Plan {
+  host: string;
+  t: HostTraffic;
+  baseMs: number | null;
+  p99Ms: number;
+  p999Ms: number;
+  retry: "all" | "safe" | null;
+  perTryMs: number;
+  totalMs: number;
+  raisedBy: string | null;
+}
 
 function retryClass(t: HostTraffic): "all" | "safe" | null {
   if (!isHttp(t.proto) || t.idempotent + t.other === 0) return null;
@@ -53,7 +68,8 @@ export function planTimeouts(tr: Traffic, o: RuleOptions): Map<string, Plan> {
   const visiting = new Set<string>();
   const callees = (host: string): string[] => {
     const out = new Set<string>();
-    for (const w of tr.servers.get(host) ?? []) for (const h of tr.hosts.values()) if (h.callers.has(w) && h.host !== host) out.add(h.host);
+    for (const w of tr.servers.get(host) ?? [])
+      for (const h of tr.hosts.values()) if (h.callers.has(w) && h.host !== host) out.add(h.host);
     return [...out];
   };
   const plan = (host: string): Plan | null => {
@@ -62,12 +78,17 @@ export function planTimeouts(tr: Traffic, o: RuleOptions): Map<string, Plan> {
     const t = tr.hosts.get(host);
     if (!t || visiting.has(host)) return null; // a cycle: the callee on the back edge is planned on its own
     visiting.add(host);
-    const p99Ms = quantileInterpUs(t.buckets, 0.99) / 1000, p999Ms = quantileInterpUs(t.buckets, 0.999) / 1000;
+    const p99Ms = quantileInterpUs(t.buckets, 0.99) / 1000,
+      p999Ms = quantileInterpUs(t.buckets, 0.999) / 1000;
     const baseMs = t.count >= o.minRequests && isHttp(t.proto) ? niceCeil(Math.max(2 * p99Ms, 1.5 * p999Ms, 1)) : null;
-    let perTryMs = baseMs ?? 0, raisedBy: string | null = null;
+    let perTryMs = baseMs ?? 0,
+      raisedBy: string | null = null;
     for (const c of callees(host)) {
       const cp = plan(c);
-      if (cp && cp.totalMs > 0 && cp.totalMs * 1.1 > perTryMs) { perTryMs = niceCeil(cp.totalMs * 1.1); raisedBy = c; }
+      if (cp && cp.totalMs > 0 && cp.totalMs * 1.1 > perTryMs) {
+        perTryMs = niceCeil(cp.totalMs * 1.1);
+        raisedBy = c;
+      }
     }
     const retry = retryClass(t);
     const totalMs = perTryMs === 0 ? 0 : retry === "all" ? perTryMs * (1 + RETRIES) : perTryMs;
@@ -89,27 +110,63 @@ export function recommendRules(tr: Traffic, o: RuleOptions): RuleRec[] {
   for (const p of planTimeouts(tr, o).values()) {
     const ns = hostNamespace(p.host, o.domain);
     if (!ns) continue; // only Kubernetes services: external hosts belong to their ServiceEntry owners
-    const t = p.t, why: Why[] = [], skipped: string[] = [];
-    const rate = t.count / tr.windowS, errPct = t.count ? (100 * t.err5xx) / t.count : 0;
+    const t = p.t,
+      why: Why[] = [],
+      skipped: string[] = [];
+    const rate = t.count / tr.windowS,
+      errPct = t.count ? (100 * t.err5xx) / t.count : 0;
     const evidence = `${t.count} requests in ${Math.round(tr.windowS)} s from ${t.callers.size} caller(s); p99 ${ms(p.p99Ms)}, p99.9 ${ms(p.p999Ms)}; 5xx ${errPct.toFixed(2)} %`;
     const route: Record<string, unknown> = { route: [{ destination: { host: p.host } }] };
     if (p.totalMs > 0) {
       route.timeout = dur(p.totalMs);
-      why.push({ field: "http[0].timeout", value: route.timeout, why: p.raisedBy
-        ? `raised above this service's own tail (${p.baseMs !== null ? ms(p.baseMs) : "unknown"}) to cover its callee ${p.raisedBy}'s whole timeout with its retries (+10 %); ${evidence}`
-        : `max(2×p99, 1.5×p99.9) rounded up${p.retry === "all" ? `, × ${1 + RETRIES} tries` : ""}; ${evidence}` });
-    } else skipped.push(!isHttp(t.proto) ? `timeout: ${t.proto} traffic (route timeouts are HTTP only)` : `timeout: ${t.count} requests < ${o.minRequests}, the tail is not known yet`);
+      why.push({
+        field: "http[0].timeout",
+        value: route.timeout,
+        why: p.raisedBy
+          ? `raised above this service's own tail (${p.baseMs !== null ? ms(p.baseMs) : "unknown"}) to cover its callee ${p.raisedBy}'s whole timeout with its retries (+10 %); ${evidence}`
+          : `max(2×p99, 1.5×p99.9) rounded up${p.retry === "all" ? `, × ${1 + RETRIES} tries` : ""}; ${evidence}`,
+      });
+    } else
+      skipped.push(
+        !isHttp(t.proto)
+          ? `timeout: ${t.proto} traffic (route timeouts are HTTP only)`
+          : `timeout: ${t.count} requests < ${o.minRequests}, the tail is not known yet`,
+      );
     if (p.retry === "all") {
-      route.retries = { attempts: RETRIES, retryOn: RETRY_ALL, ...(p.perTryMs ? { perTryTimeout: dur(p.perTryMs) } : {}) };
-      why.push({ field: "http[0].retries", value: route.retries, why: `every observed request used an idempotent method (${t.idempotent} idempotent, 0 other): safe to retry after the request reached the app` });
+      route.retries = {
+        attempts: RETRIES,
+        retryOn: RETRY_ALL,
+        ...(p.perTryMs ? { perTryTimeout: dur(p.perTryMs) } : {}),
+      };
+      why.push({
+        field: "http[0].retries",
+        value: route.retries,
+        why: `every observed request used an idempotent method (${t.idempotent} idempotent, 0 other): safe to retry after the request reached the app`,
+      });
     } else if (p.retry === "safe") {
       route.retries = { attempts: RETRIES, retryOn: RETRY_SAFE };
-      why.push({ field: "http[0].retries", value: route.retries, why: `${t.other} non-idempotent request(s) seen: retried only when the request never reached the app` });
-    } else if (isHttp(t.proto)) skipped.push("retries: methods not observed (no report v2 or access-log method); Istio's default policy stays");
+      why.push({
+        field: "http[0].retries",
+        value: route.retries,
+        why: `${t.other} non-idempotent request(s) seen: retried only when the request never reached the app`,
+      });
+    } else if (isHttp(t.proto))
+      skipped.push("retries: methods not observed (no report v2 or access-log method); Istio's default policy stays");
 
     let vs = null;
-    if (o.userVirtualServices.has(p.host)) skipped.push(`VirtualService: a user VirtualService already routes ${p.host}; never overridden`);
-    else if (route.timeout || route.retries) vs = { apiVersion: "networking.istio.io/v1", kind: "VirtualService", metadata: { name: `meshtune-${shortName(p.host)}`, namespace: ns, labels: { "app.kubernetes.io/managed-by": "meshtune" } }, spec: { hosts: [p.host], http: [route] } };
+    if (o.userVirtualServices.has(p.host))
+      skipped.push(`VirtualService: a user VirtualService already routes ${p.host}; never overridden`);
+    else if (route.timeout || route.retries)
+      vs = {
+        apiVersion: "networking.istio.io/v1",
+        kind: "VirtualService",
+        metadata: {
+          name: `meshtune-${shortName(p.host)}`,
+          namespace: ns,
+          labels: { "app.kubernetes.io/managed-by": "meshtune" },
+        },
+        spec: { hosts: [p.host], http: [route] },
+      };
 
     const policy: Record<string, unknown> = {};
     const eps = o.endpoints(p.host);
@@ -118,27 +175,62 @@ export function recommendRules(tr: Traffic, o: RuleOptions): RuleRec[] {
       // P(k errors in a row | independent errors at rate r) = r^k < 1e-4 per window: chance alone never ejects.
       const k = r > 0 ? Math.min(50, Math.max(5, Math.ceil(Math.log(1e-4) / Math.log(r)))) : 5;
       const maxEject = Math.floor((100 * (eps - 1)) / eps);
-      policy.outlierDetection = { consecutive5xxErrors: k, interval: "10s", baseEjectionTime: "30s", maxEjectionPercent: Math.min(50, maxEject) };
-      why.push({ field: "trafficPolicy.outlierDetection", value: policy.outlierDetection, why: `${eps} endpoints; observed 5xx rate ${errPct.toFixed(2)} % makes ${k} in a row by chance < 1e-4; at most ${Math.min(50, maxEject)} % ejected so one endpoint always stays` });
-    } else skipped.push(`outlierDetection: ${eps === null ? "endpoint count unknown (give --catalog with Endpoints)" : eps < 2 ? `${eps} endpoint: ejecting it would leave none` : "too few requests"}`);
+      policy.outlierDetection = {
+        consecutive5xxErrors: k,
+        interval: "10s",
+        baseEjectionTime: "30s",
+        maxEjectionPercent: Math.min(50, maxEject),
+      };
+      why.push({
+        field: "trafficPolicy.outlierDetection",
+        value: policy.outlierDetection,
+        why: `${eps} endpoints; observed 5xx rate ${errPct.toFixed(2)} % makes ${k} in a row by chance < 1e-4; at most ${Math.min(50, maxEject)} % ejected so one endpoint always stays`,
+      });
+    } else
+      skipped.push(
+        `outlierDetection: ${eps === null ? "endpoint count unknown (give --catalog with Endpoints)" : eps < 2 ? `${eps} endpoint: ejecting it would leave none` : "too few requests"}`,
+      );
     if (isHttp(t.proto) && t.count >= o.minRequests) {
       const conc = rate * (p.p99Ms / 1000);
       const lim = Math.max(64, Math.ceil(10 * conc));
       const pool: Record<string, unknown> = { http: { http1MaxPendingRequests: lim, http2MaxRequests: lim } };
-      why.push({ field: "trafficPolicy.connectionPool.http", value: pool.http, why: `peak concurrency ≈ rate ${rate.toFixed(2)}/s × p99 ${ms(p.p99Ms)} = ${conc.toFixed(2)}; limit 10× that, at least 64` });
+      why.push({
+        field: "trafficPolicy.connectionPool.http",
+        value: pool.http,
+        why: `peak concurrency ≈ rate ${rate.toFixed(2)}/s × p99 ${ms(p.p99Ms)} = ${conc.toFixed(2)}; limit 10× that, at least 64`,
+      });
       if (route.retries && !budget) {
         (pool.http as Record<string, number>).maxRetries = Math.max(3, Math.ceil(0.2 * lim));
-        why.push({ field: "trafficPolicy.connectionPool.http.maxRetries", value: (pool.http as Record<string, number>).maxRetries, why: `Istio ${o.istioVersion.join(".")} has no retryBudget (added in 1.27): concurrent retries capped at 20 % of the request limit` });
+        why.push({
+          field: "trafficPolicy.connectionPool.http.maxRetries",
+          value: (pool.http as Record<string, number>).maxRetries,
+          why: `Istio ${o.istioVersion.join(".")} has no retryBudget (added in 1.27): concurrent retries capped at 20 % of the request limit`,
+        });
       }
       policy.connectionPool = pool;
     }
     if (route.retries && budget) {
       policy.retryBudget = { percent: 20, minRetryConcurrency: 3 };
-      why.push({ field: "trafficPolicy.retryBudget", value: policy.retryBudget, why: "retries on: at most 20 % of active requests may be retries (Envoy's default budget), so retries cannot amplify an overload" });
+      why.push({
+        field: "trafficPolicy.retryBudget",
+        value: policy.retryBudget,
+        why: "retries on: at most 20 % of active requests may be retries (Envoy's default budget), so retries cannot amplify an overload",
+      });
     }
     let dr = null;
-    if (o.userDestinationRules.has(p.host)) skipped.push(`DestinationRule: a user DestinationRule already covers ${p.host}; never overridden`);
-    else if (Object.keys(policy).length) dr = { apiVersion: "networking.istio.io/v1", kind: "DestinationRule", metadata: { name: `meshtune-${shortName(p.host)}`, namespace: ns, labels: { "app.kubernetes.io/managed-by": "meshtune" } }, spec: { host: p.host, trafficPolicy: policy } };
+    if (o.userDestinationRules.has(p.host))
+      skipped.push(`DestinationRule: a user DestinationRule already covers ${p.host}; never overridden`);
+    else if (Object.keys(policy).length)
+      dr = {
+        apiVersion: "networking.istio.io/v1",
+        kind: "DestinationRule",
+        metadata: {
+          name: `meshtune-${shortName(p.host)}`,
+          namespace: ns,
+          labels: { "app.kubernetes.io/managed-by": "meshtune" },
+        },
+        spec: { host: p.host, trafficPolicy: policy },
+      };
     out.push({ host: p.host, namespace: ns, virtualService: vs, destinationRule: dr, rationale: why, skipped });
   }
   return out.sort((a, b) => a.host.localeCompare(b.host));

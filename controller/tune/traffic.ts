@@ -10,14 +10,14 @@ import { requestedFqdn, type HostIndex } from "../istio/hosts.js";
 export interface HostTraffic {
   host: string;
   port: number;
-  proto: string;            // HTTP | TCP | … as the proxies reported it
-  callers: Set<string>;     // client workload keys
+  proto: string; // HTTP | TCP | … as the proxies reported it
+  callers: Set<string>; // client workload keys
   callerNamespaces: Set<string>;
   count: number;
   err5xx: number;
-  buckets: number[];        // client-side request time (meshtune-v1)
+  buckets: number[]; // client-side request time (meshtune-v1)
   sumUs: number;
-  idempotent: number;       // from report v2 method classes / access-log methods
+  idempotent: number; // from report v2 method classes / access-log methods
   other: number;
 }
 
@@ -38,22 +38,49 @@ export function traffic(g: Graph, index: HostIndex, domain: string): Traffic {
   const hosts = new Map<string, HostTraffic>();
   const servers = new Map<string, Set<string>>();
   const through = new Map<string, number>();
-  let first = Infinity, last = -Infinity;
+  let first = Infinity,
+    last = -Infinity;
   for (const n of g.nodes.values()) {
     for (const e of n.edges.values()) {
-      first = Math.min(first, e.firstSeenMs); last = Math.max(last, e.lastSeenMs);
+      first = Math.min(first, e.firstSeenMs);
+      last = Math.max(last, e.lastSeenMs);
       through.set(n.key, (through.get(n.key) ?? 0) + e.count);
       const c = parseCluster(e.cluster);
-      if (e.dir === "inbound") { serverOf(n, e.authority, index, domain, servers); continue; }
+      if (e.dir === "inbound") {
+        serverOf(n, e.authority, index, domain, servers);
+        continue;
+      }
       if (c.kind !== "outbound" || !c.host || c.egressGateway) continue;
       const k = `${c.host}`;
       let h = hosts.get(k);
-      if (!h) hosts.set(k, (h = { host: c.host, port: c.port, proto: e.proto, callers: new Set(), callerNamespaces: new Set(), count: 0, err5xx: 0, buckets: new Array(BUCKETS).fill(0), sumUs: 0, idempotent: 0, other: 0 }));
-      h.callers.add(n.key); h.callerNamespaces.add(n.namespace);
-      h.count += e.count; h.err5xx += e.err5xx; h.sumUs += e.sumUs;
+      if (!h)
+        hosts.set(
+          k,
+          (h = {
+            host: c.host,
+            port: c.port,
+            proto: e.proto,
+            callers: new Set(),
+            callerNamespaces: new Set(),
+            count: 0,
+            err5xx: 0,
+            buckets: new Array(BUCKETS).fill(0),
+            sumUs: 0,
+            idempotent: 0,
+            other: 0,
+          }),
+        );
+      h.callers.add(n.key);
+      h.callerNamespaces.add(n.namespace);
+      h.count += e.count;
+      h.err5xx += e.err5xx;
+      h.sumUs += e.sumUs;
       if (isHttp(e.proto)) h.proto = e.proto;
       for (let i = 0; i < BUCKETS; i++) h.buckets[i] += e.buckets[i];
-      if (e.timing) { h.idempotent += e.timing.idempotent; h.other += e.timing.other; }
+      if (e.timing) {
+        h.idempotent += e.timing.idempotent;
+        h.other += e.timing.other;
+      }
     }
   }
   const windowS = Number.isFinite(first) ? Math.max(60, (last - first) / 1000) : 60;
@@ -61,7 +88,13 @@ export function traffic(g: Graph, index: HostIndex, domain: string): Traffic {
   return { hosts, servers, windowS, proxyRps };
 }
 
-function serverOf(n: WorkloadNode, authority: string, index: HostIndex, domain: string, servers: Map<string, Set<string>>): void {
+function serverOf(
+  n: WorkloadNode,
+  authority: string,
+  index: HostIndex,
+  domain: string,
+  servers: Map<string, Set<string>>,
+): void {
   if (!authority) return;
   const host = requestedFqdn(authority, n.namespace, domain, index);
   if (!host) return;

@@ -16,13 +16,21 @@ import { proxyOfPod, workloadOfPod } from "../model/identity.js";
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 export interface TuneInputs {
-  graph: Graph; services: CatalogService[]; items: Obj[]; savings: Savings[] | null; domain: string;
-  istioVersion: [number, number]; minRequests: number;
-  usage?: Map<string, Usage>;          // workload → observed istio-proxy usage (Prometheus)
-  handshakes?: Map<string, number>;    // workload → new TLS handshakes/s (Prometheus)
+  graph: Graph;
+  services: CatalogService[];
+  items: Obj[];
+  savings: Savings[] | null;
+  domain: string;
+  istioVersion: [number, number];
+  minRequests: number;
+  usage?: Map<string, Usage>; // workload → observed istio-proxy usage (Prometheus)
+  handshakes?: Map<string, number>; // workload → new TLS handshakes/s (Prometheus)
 }
 export interface Tuning {
-  rules: RuleRec[]; resources: ResourceRec[]; discovery: DiscoveryRec; cryptomb: CryptoMbRec[];
+  rules: RuleRec[];
+  resources: ResourceRec[];
+  discovery: DiscoveryRec;
+  cryptomb: CryptoMbRec[];
   /** Objects Istio's schema or semantic rules refuse: never emitted, listed with the reason. */
   invalid: { object: string; errors: string[] }[];
 }
@@ -31,17 +39,37 @@ export function tune(i: TuneInputs): Tuning {
   const index = new HostIndex(i.services);
   const tr = traffic(i.graph, index, i.domain);
   const eps = new Map<string, number>();
-  for (const it of i.items) if (it?.kind === "Endpoints" || it?.kind === "EndpointSlice") eps.set(`${it.metadata?.namespace}/${it.metadata?.labels?.["kubernetes.io/service-name"] ?? it.metadata?.name}`, 0);
-  const endpoints = (host: string) => { const s = i.services.find((x) => x.host === host); return s && eps.has(`${s.namespace}/${host.split(".")[0]}`) ? s.endpoints : null; };
+  for (const it of i.items)
+    if (it?.kind === "Endpoints" || it?.kind === "EndpointSlice")
+      eps.set(
+        `${it.metadata?.namespace}/${it.metadata?.labels?.["kubernetes.io/service-name"] ?? it.metadata?.name}`,
+        0,
+      );
+  const endpoints = (host: string) => {
+    const s = i.services.find((x) => x.host === host);
+    return s && eps.has(`${s.namespace}/${host.split(".")[0]}`) ? s.endpoints : null;
+  };
   const userHosts = (kind: "VirtualService" | "DestinationRule") => userRuleHosts(i.items, kind, i.domain);
-  const rules = recommendRules(tr, { domain: i.domain, istioVersion: i.istioVersion, minRequests: i.minRequests, userVirtualServices: userHosts("VirtualService"), userDestinationRules: userHosts("DestinationRule"), endpoints });
+  const rules = recommendRules(tr, {
+    domain: i.domain,
+    istioVersion: i.istioVersion,
+    minRequests: i.minRequests,
+    userVirtualServices: userHosts("VirtualService"),
+    userDestinationRules: userHosts("DestinationRule"),
+    endpoints,
+  });
   const invalid: Tuning["invalid"] = [];
-  for (const r of rules) for (const k of ["virtualService", "destinationRule"] as const) {
-    const o = r[k];
-    if (!o) continue;
-    const errs = validateRule(o);
-    if (errs.length) { invalid.push({ object: `${o.kind} ${o.metadata.namespace}/${o.metadata.name}`, errors: errs }); r[k] = null; r.skipped.push(`${o.kind}: refused by Istio validation: ${errs.join("; ")}`); }
-  }
+  for (const r of rules)
+    for (const k of ["virtualService", "destinationRule"] as const) {
+      const o = r[k];
+      if (!o) continue;
+      const errs = validateRule(o);
+      if (errs.length) {
+        invalid.push({ object: `${o.kind} ${o.metadata.namespace}/${o.metadata.name}`, errors: errs });
+        r[k] = null;
+        r.skipped.push(`${o.kind}: refused by Istio validation: ${errs.join("; ")}`);
+      }
+    }
 
   const pods = i.items.filter((o) => o?.kind === "Pod");
   const podOf = (w: string) => pods.find((p) => `${p.metadata?.namespace}/${workloadOfPod(p)}` === w);
@@ -49,24 +77,59 @@ export function tune(i: TuneInputs): Tuning {
   const resources: ResourceRec[] = [];
   for (const n of i.graph.nodes.values()) {
     if (n.proxy.kind !== "sidecar") continue;
-    const p = podOf(n.key), s = sav.get(n.key);
-    resources.push(recommendResources({ workload: n.key, rps: tr.proxyRps.get(n.key) ?? 0, clusters: s?.after.clusters ?? 0, endpoints: s?.after.endpoints ?? 0,
-      qos: p ? qosOf(p) : "unknown", observed: i.usage?.get(n.key), kind: kindOf(p) }));
+    const p = podOf(n.key),
+      s = sav.get(n.key);
+    resources.push(
+      recommendResources({
+        workload: n.key,
+        rps: tr.proxyRps.get(n.key) ?? 0,
+        clusters: s?.after.clusters ?? 0,
+        endpoints: s?.after.endpoints ?? 0,
+        qos: p ? qosOf(p) : "unknown",
+        observed: i.usage?.get(n.key),
+        kind: kindOf(p),
+      }),
+    );
   }
   resources.sort((a, b) => a.workload.localeCompare(b.workload));
 
   const meshed = new Set([...i.graph.nodes.values()].map((n) => n.namespace));
-  const namespaces = i.items.filter((o) => o?.kind === "Namespace").map((o) => o.metadata?.name).filter(Boolean);
-  const proxies = [...i.graph.nodes.values()].filter((n) => n.proxy.kind === "sidecar").reduce((a, n) => a + Math.max(1, n.pods.size), 0);
-  const discovery = recommendDiscovery({ services: i.services, namespaces, meshed, proxies, traffic: tr, domain: i.domain, minRequests: i.minRequests });
-
-  const nodes = i.items.filter((o) => o?.kind === "Node").map((o) => ({ name: o.metadata?.name, labels: o.metadata?.labels ?? {} }));
-  // A live pod says what the proxy is (reports alone only guess: model/graph.ts ProxyInfo).
-  const proxyKind = (n: { key: string; proxy: { kind: string } }) => { const p = podOf(n.key); return p ? proxyOfPod(p).kind : n.proxy.kind; };
-  const tls = [...i.graph.nodes.values()].filter((n) => proxyKind(n) === "gateway" || i.handshakes?.has(n.key)).map((n) => {
-    const p = podOf(n.key);
-    return { workload: n.key, kind: proxyKind(n) === "gateway" ? "gateway" as const : "sidecar" as const, handshakesPerS: i.handshakes?.get(n.key) ?? null, pinnedTo: p?.spec?.nodeSelector ?? null };
+  const namespaces = i.items
+    .filter((o) => o?.kind === "Namespace")
+    .map((o) => o.metadata?.name)
+    .filter(Boolean);
+  const proxies = [...i.graph.nodes.values()]
+    .filter((n) => n.proxy.kind === "sidecar")
+    .reduce((a, n) => a + Math.max(1, n.pods.size), 0);
+  const discovery = recommendDiscovery({
+    services: i.services,
+    namespaces,
+    meshed,
+    proxies,
+    traffic: tr,
+    domain: i.domain,
+    minRequests: i.minRequests,
   });
+
+  const nodes = i.items
+    .filter((o) => o?.kind === "Node")
+    .map((o) => ({ name: o.metadata?.name, labels: o.metadata?.labels ?? {} }));
+  // A live pod says what the proxy is (reports alone only guess: model/graph.ts ProxyInfo).
+  const proxyKind = (n: { key: string; proxy: { kind: string } }) => {
+    const p = podOf(n.key);
+    return p ? proxyOfPod(p).kind : n.proxy.kind;
+  };
+  const tls = [...i.graph.nodes.values()]
+    .filter((n) => proxyKind(n) === "gateway" || i.handshakes?.has(n.key))
+    .map((n) => {
+      const p = podOf(n.key);
+      return {
+        workload: n.key,
+        kind: proxyKind(n) === "gateway" ? ("gateway" as const) : ("sidecar" as const),
+        handshakesPerS: i.handshakes?.get(n.key) ?? null,
+        pinnedTo: p?.spec?.nodeSelector ?? null,
+      };
+    });
   return { rules, resources, discovery, cryptomb: recommendCryptoMb(tls, nodes), invalid };
 }
 
@@ -76,10 +139,15 @@ export function tune(i: TuneInputs): Tuning {
  * ResolveShortnameToFQDN).
  */
 export function userRuleHosts(items: Obj[], kind: "VirtualService" | "DestinationRule", domain: string): Set<string> {
-  return new Set(items
-    .filter((o) => o?.kind === kind && o.metadata?.labels?.["app.kubernetes.io/managed-by"] !== "meshtune")
-    .flatMap((o) => ((kind === "VirtualService" ? o.spec?.hosts ?? [] : [o.spec?.host]) as string[]).filter(Boolean)
-      .map((h) => (h.includes(".") ? h : `${h}.${o.metadata?.namespace ?? "default"}.svc.${domain}`))));
+  return new Set(
+    items
+      .filter((o) => o?.kind === kind && o.metadata?.labels?.["app.kubernetes.io/managed-by"] !== "meshtune")
+      .flatMap((o) =>
+        ((kind === "VirtualService" ? (o.spec?.hosts ?? []) : [o.spec?.host]) as string[])
+          .filter(Boolean)
+          .map((h) => (h.includes(".") ? h : `${h}.${o.metadata?.namespace ?? "default"}.svc.${domain}`)),
+      ),
+  );
 }
 
 /** The controller kind behind a pod: its ReplicaSet's Deployment, else the owner's kind. */

@@ -16,32 +16,79 @@ import type { InputSummary } from "../report.js";
 import { stringify } from "yaml";
 
 export interface EdgeView {
-  id: string; source: string; target: string; host: string; proto: string;
-  requests: number; rps: number; errPct: number; p99Ms: number | null;
-  verdict: Verdict | null; rule: string | null;
+  id: string;
+  source: string;
+  target: string;
+  host: string;
+  proto: string;
+  requests: number;
+  rps: number;
+  errPct: number;
+  p99Ms: number | null;
+  verdict: Verdict | null;
+  rule: string | null;
 }
-export interface GraphNodeView { id: string; label: string; namespace: string; kind: "workload" | "gateway" | "service" | "external" | "unregistered" }
-export interface Recommendation { title: string; yaml: string; rationale: string[] }
+export interface GraphNodeView {
+  id: string;
+  label: string;
+  namespace: string;
+  kind: "workload" | "gateway" | "service" | "external" | "unregistered";
+}
+export interface Recommendation {
+  title: string;
+  yaml: string;
+  rationale: string[];
+}
 export interface WorkloadView {
-  id: string; namespace: string; name: string; proxy: string; pods: number;
-  action: string; reason: string | null;
+  id: string;
+  namespace: string;
+  name: string;
+  proxy: string;
+  pods: number;
+  action: string;
+  reason: string | null;
   sidecar: { applied: string[] | null; recommended: string[] | null; yaml: string | null };
   learned: { host: string; requests: number; firstSeenMs: number; lastSeenMs: number }[];
   savings: Savings | null;
   recommendations: Recommendation[];
   rps: number;
 }
-export interface AttributionPoint { t: number; clientProxyMs: number; networkMs: number; serverProxyMs: number; appMs: number; totalMs: number }
-export interface AttributionView { edge: string; client: string; server: string | null; verdict: Verdict; rule: string; points: AttributionPoint[] }
-export interface NodeView { name: string; features: Record<string, string>; datapath: string; counters: Record<string, number> }
+export interface AttributionPoint {
+  t: number;
+  clientProxyMs: number;
+  networkMs: number;
+  serverProxyMs: number;
+  appMs: number;
+  totalMs: number;
+}
+export interface AttributionView {
+  edge: string;
+  client: string;
+  server: string | null;
+  verdict: Verdict;
+  rule: string;
+  points: AttributionPoint[];
+}
+export interface NodeView {
+  name: string;
+  features: Record<string, string>;
+  datapath: string;
+  counters: Record<string, number>;
+}
 export interface ReportView {
-  inputs: InputSummary[]; limits: string | null;
-  unregistered: UnregisteredNote[]; serviceEntries: string[];
-  rejected: RejectedNote[]; proxiesSkipped: { workload: string; kind: string; why: string }[];
+  inputs: InputSummary[];
+  limits: string | null;
+  unregistered: UnregisteredNote[];
+  serviceEntries: string[];
+  rejected: RejectedNote[];
+  proxiesSkipped: { workload: string; kind: string; why: string }[];
   refused: { object: string; errors: string[] }[];
 }
 export interface DashboardData {
-  v: 1; generatedAtMs: number; source: "report" | "controller"; mode: string | null;
+  v: 1;
+  generatedAtMs: number;
+  source: "report" | "controller";
+  mode: string | null;
   namespaces: string[];
   graph: { nodes: GraphNodeView[]; edges: EdgeView[] };
   workloads: WorkloadView[];
@@ -51,10 +98,23 @@ export interface DashboardData {
 }
 
 export interface DashboardInputs {
-  source: "report" | "controller"; mode?: string; nowMs: number;
-  graph: Graph; services: CatalogService[]; domain: string;
+  source: "report" | "controller";
+  mode?: string;
+  nowMs: number;
+  graph: Graph;
+  services: CatalogService[];
+  domain: string;
   /** Per workload: what is in the cluster and what meshtune would apply (null when unknown). */
-  sidecars: Map<string, { applied: SidecarObj | Record<string, any> | null; recommended: SidecarObj | null; action: string; reason?: string }>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  sidecars: Map<
+    string,
+    {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a user's Sidecar, any shape
+      applied: SidecarObj | Record<string, any> | null;
+      recommended: SidecarObj | null;
+      action: string;
+      reason?: string;
+    }
+  >;
   savings: Savings[] | null;
   tuning: Tuning | null;
   /** Latency attribution per time window (diagnose), newest last; [] when no timings exist. */
@@ -78,13 +138,34 @@ export function buildDashboard(i: DashboardInputs): DashboardData {
   const verdicts = new Map<string, Diagnosis>();
   for (const w of i.windows) for (const d of w.edges) verdicts.set(`${d.client}|${d.host}`, d);
   for (const n of i.graph.nodes.values())
-    nodes.set(n.key, { id: n.key, label: n.name, namespace: n.namespace, kind: n.proxy.kind === "gateway" ? "gateway" : "workload" });
+    nodes.set(n.key, {
+      id: n.key,
+      label: n.name,
+      namespace: n.namespace,
+      kind: n.proxy.kind === "gateway" ? "gateway" : "workload",
+    });
   const addEdge = (source: string, target: string, host: string, s: Stats, proto: string) => {
     const id = `${source}->${target}`;
     const v = verdicts.get(`${source}|${host}`) ?? null;
     const cur = edges.get(id);
-    if (cur) { cur.requests += s.count; cur.rps = round(cur.rps + rate(s, tr.windowS), 3); return; }
-    edges.set(id, { id, source, target, host, proto, requests: s.count, rps: rate(s, tr.windowS), errPct: errPct(s), p99Ms: p99(s), verdict: v?.verdict ?? null, rule: v?.rule ?? null });
+    if (cur) {
+      cur.requests += s.count;
+      cur.rps = round(cur.rps + rate(s, tr.windowS), 3);
+      return;
+    }
+    edges.set(id, {
+      id,
+      source,
+      target,
+      host,
+      proto,
+      requests: s.count,
+      rps: rate(s, tr.windowS),
+      errPct: errPct(s),
+      p99Ms: p99(s),
+      verdict: v?.verdict ?? null,
+      rule: v?.rule ?? null,
+    });
   };
   for (const n of i.graph.nodes.values()) {
     for (const e of n.edges.values()) {
@@ -94,11 +175,20 @@ export function buildDashboard(i: DashboardInputs): DashboardData {
       if (!host) continue;
       // A host whose serving workloads are known is drawn as workload→workload; else as its own node.
       const servers = [...(tr.servers.get(host) ?? [])].filter((s) => s !== n.key);
-      if (servers.length) { for (const s of servers) addEdge(n.key, s, host, e, e.proto); continue; }
+      if (servers.length) {
+        for (const s of servers) addEdge(n.key, s, host, e, e.proto);
+        continue;
+      }
       const svc = svcByHost.get(host);
       const inCluster = host.endsWith(`.svc.${i.domain}`);
       const ns = svc?.namespace ?? (inCluster ? host.split(".")[1] : "");
-      if (!nodes.has(host)) nodes.set(host, { id: host, label: host.replace(`.svc.${i.domain}`, ""), namespace: ns, kind: inCluster ? "service" : "external" });
+      if (!nodes.has(host))
+        nodes.set(host, {
+          id: host,
+          label: host.replace(`.svc.${i.domain}`, ""),
+          namespace: ns,
+          kind: inCluster ? "service" : "external",
+        });
       addEdge(n.key, host, host, e, e.proto);
     }
     for (const u of n.unknown.values()) {
@@ -109,36 +199,88 @@ export function buildDashboard(i: DashboardInputs): DashboardData {
   }
 
   const sav = new Map((i.savings ?? []).map((s) => [s.workload, s]));
-  const workloads: WorkloadView[] = [...i.graph.nodes.values()].sort((a, b) => a.key.localeCompare(b.key)).map((n) => {
-    const sc = i.sidecars.get(n.key);
-    const hostsOf = (o: { spec?: { egress?: { hosts?: string[] }[] } } | null | undefined) => (o ? o.spec?.egress?.[0]?.hosts ?? [] : null);
-    const learned = [...n.edges.values()].filter((e) => e.dir === "outbound").map((e) => ({ host: parseCluster(e.cluster).host ?? e.authority, requests: e.count, firstSeenMs: e.firstSeenMs, lastSeenMs: e.lastSeenMs }))
-      .concat([...n.unknown.values()].map((u) => ({ host: `${u.authority || u.sni || u.dst} (${u.kind})`, requests: u.count, firstSeenMs: u.firstSeenMs, lastSeenMs: u.lastSeenMs })))
-      .sort((a, b) => b.requests - a.requests);
-    return {
-      id: n.key, namespace: n.namespace, name: n.name, proxy: n.proxy.kind, pods: n.pods.size,
-      action: sc?.action ?? (n.proxy.kind === "sidecar" ? "none" : "skip"), reason: sc?.reason ?? (n.proxy.kind === "sidecar" ? null : `${n.proxy.kind}: ${n.proxy.why}`),
-      sidecar: { applied: hostsOf(sc?.applied), recommended: hostsOf(sc?.recommended), yaml: sc?.recommended ? stringify(sc.recommended) : null },
-      learned, savings: sav.get(n.key) ?? null, recommendations: recommendationsFor(n.key, i.tuning, tr.servers), rps: round(tr.proxyRps.get(n.key) ?? 0, 3),
-    };
-  });
+  const workloads: WorkloadView[] = [...i.graph.nodes.values()]
+    .sort((a, b) => a.key.localeCompare(b.key))
+    .map((n) => {
+      const sc = i.sidecars.get(n.key);
+      const hostsOf = (o: { spec?: { egress?: { hosts?: string[] }[] } } | null | undefined) =>
+        o ? (o.spec?.egress?.[0]?.hosts ?? []) : null;
+      const learned = [...n.edges.values()]
+        .filter((e) => e.dir === "outbound")
+        .map((e) => ({
+          host: parseCluster(e.cluster).host ?? e.authority,
+          requests: e.count,
+          firstSeenMs: e.firstSeenMs,
+          lastSeenMs: e.lastSeenMs,
+        }))
+        .concat(
+          [...n.unknown.values()].map((u) => ({
+            host: `${u.authority || u.sni || u.dst} (${u.kind})`,
+            requests: u.count,
+            firstSeenMs: u.firstSeenMs,
+            lastSeenMs: u.lastSeenMs,
+          })),
+        )
+        .sort((a, b) => b.requests - a.requests);
+      return {
+        id: n.key,
+        namespace: n.namespace,
+        name: n.name,
+        proxy: n.proxy.kind,
+        pods: n.pods.size,
+        action: sc?.action ?? (n.proxy.kind === "sidecar" ? "none" : "skip"),
+        reason: sc?.reason ?? (n.proxy.kind === "sidecar" ? null : `${n.proxy.kind}: ${n.proxy.why}`),
+        sidecar: {
+          applied: hostsOf(sc?.applied),
+          recommended: hostsOf(sc?.recommended),
+          yaml: sc?.recommended ? stringify(sc.recommended) : null,
+        },
+        learned,
+        savings: sav.get(n.key) ?? null,
+        recommendations: recommendationsFor(n.key, i.tuning, tr.servers),
+        rps: round(tr.proxyRps.get(n.key) ?? 0, 3),
+      };
+    });
 
   const attribution = new Map<string, AttributionView>();
-  for (const w of i.windows) for (const d of w.edges) {
-    const a = attribution.get(d.edge) ?? { edge: d.edge, client: d.client, server: d.server, verdict: d.verdict, rule: d.rule, points: [] };
-    const ms = (c?: { meanUs: number }) => round((c?.meanUs ?? 0) / 1000, 2);
-    a.points.push({ t: w.t, clientProxyMs: ms(d.components.clientProxy), networkMs: ms(d.components.network), serverProxyMs: ms(d.components.serverProxy), appMs: ms(d.components.app), totalMs: ms(d.components.total) });
-    a.verdict = d.verdict; a.rule = d.rule;
-    attribution.set(d.edge, a);
-  }
+  for (const w of i.windows)
+    for (const d of w.edges) {
+      const a = attribution.get(d.edge) ?? {
+        edge: d.edge,
+        client: d.client,
+        server: d.server,
+        verdict: d.verdict,
+        rule: d.rule,
+        points: [],
+      };
+      const ms = (c?: { meanUs: number }) => round((c?.meanUs ?? 0) / 1000, 2);
+      a.points.push({
+        t: w.t,
+        clientProxyMs: ms(d.components.clientProxy),
+        networkMs: ms(d.components.network),
+        serverProxyMs: ms(d.components.serverProxy),
+        appMs: ms(d.components.app),
+        totalMs: ms(d.components.total),
+      });
+      a.verdict = d.verdict;
+      a.rule = d.rule;
+      attribution.set(d.edge, a);
+    }
 
   const seNs = new Map<string, string>();
-  for (const u of i.report.unregistered) if (u.suggestion) seNs.set(`${u.suggestion.metadata.namespace}/${u.suggestion.spec.hosts[0]}`, stringify(u.suggestion));
+  for (const u of i.report.unregistered)
+    if (u.suggestion)
+      seNs.set(`${u.suggestion.metadata.namespace}/${u.suggestion.spec.hosts[0]}`, stringify(u.suggestion));
   const namespaces = [...new Set([...nodes.values()].map((n) => n.namespace).filter(Boolean))].sort();
   return {
-    v: 1, generatedAtMs: i.nowMs, source: i.source, mode: i.mode ?? null, namespaces,
+    v: 1,
+    generatedAtMs: i.nowMs,
+    source: i.source,
+    mode: i.mode ?? null,
+    namespaces,
     graph: { nodes: [...nodes.values()], edges: [...edges.values()] },
-    workloads, attribution: [...attribution.values()],
+    workloads,
+    attribution: [...attribution.values()],
     nodes: i.nodes.map((n) => nodeView(n)).sort((a, b) => a.name.localeCompare(b.name)),
     report: { ...i.report, serviceEntries: [...seNs.values()], refused: i.tuning?.invalid ?? [] },
   };
@@ -146,20 +288,49 @@ export function buildDashboard(i: DashboardInputs): DashboardData {
 
 /** A node's meshtune.io/ labels (the agent's features), NFD CPU labels, and its datapath state. */
 function nodeView(n: { name: string; labels: Record<string, string>; counters?: Record<string, number> }): NodeView {
-  const features = Object.fromEntries(Object.entries(n.labels).filter(([k]) => k.startsWith("meshtune.io/") || k.startsWith("feature.node.kubernetes.io/cpu-cpuid.AVX512")).map(([k, v]) => [k.replace(/^meshtune\.io\//, ""), v]));
+  const features = Object.fromEntries(
+    Object.entries(n.labels)
+      .filter(([k]) => k.startsWith("meshtune.io/") || k.startsWith("feature.node.kubernetes.io/cpu-cpuid.AVX512"))
+      .map(([k, v]) => [k.replace(/^meshtune\.io\//, ""), v]),
+  );
   const dp = n.labels["meshtune.io/datapath"];
-  return { name: n.name, features, datapath: dp === "true" ? "eBPF datapath available" : dp === "false" ? "eBPF datapath unsupported (iptables)" : "no meshtune agent report", counters: n.counters ?? {} };
+  return {
+    name: n.name,
+    features,
+    datapath:
+      dp === "true"
+        ? "eBPF datapath available"
+        : dp === "false"
+          ? "eBPF datapath unsupported (iptables)"
+          : "no meshtune agent report",
+    counters: n.counters ?? {},
+  };
 }
 
 function recommendationsFor(key: string, t: Tuning | null, servers: Map<string, Set<string>>): Recommendation[] {
   if (!t) return [];
   const out: Recommendation[] = [];
-  for (const r of t.resources) if (r.workload === key) out.push({ title: `sidecar resources (QoS ${r.qos})`, yaml: stringify(r.patch), rationale: r.evidence });
-  for (const c of t.cryptomb) if (c.workload === key) out.push({ title: c.apply ? "CryptoMB" : "CryptoMB: not recommended", yaml: c.patch ? stringify(c.patch) : "", rationale: [c.why] });
+  for (const r of t.resources)
+    if (r.workload === key)
+      out.push({ title: `sidecar resources (QoS ${r.qos})`, yaml: stringify(r.patch), rationale: r.evidence });
+  for (const c of t.cryptomb)
+    if (c.workload === key)
+      out.push({
+        title: c.apply ? "CryptoMB" : "CryptoMB: not recommended",
+        yaml: c.patch ? stringify(c.patch) : "",
+        rationale: [c.why],
+      });
   for (const r of t.rules) {
     if (!servers.get(r.host)?.has(key)) continue;
-    const objs = [r.virtualService, r.destinationRule].filter(Boolean).map((o) => stringify(o)).join("---\n");
-    out.push({ title: `mesh rules for ${r.host}`, yaml: objs, rationale: [...r.rationale.map((w) => `${w.field}: ${w.why}`), ...r.skipped.map((s) => `not set: ${s}`)] });
+    const objs = [r.virtualService, r.destinationRule]
+      .filter(Boolean)
+      .map((o) => stringify(o))
+      .join("---\n");
+    out.push({
+      title: `mesh rules for ${r.host}`,
+      yaml: objs,
+      rationale: [...r.rationale.map((w) => `${w.field}: ${w.why}`), ...r.skipped.map((s) => `not set: ${s}`)],
+    });
   }
   return out;
 }

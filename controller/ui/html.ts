@@ -9,7 +9,12 @@ import type { DashboardData } from "./dashboard-data.js";
 /** build/ui next to the bundled CLI (build/meshtune.mjs), or one level up (build/test, build/chunks). */
 function assetDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  const dirs = [join(here, "ui"), join(here, "..", "ui"), join(here, "..", "..", "build", "ui"), join(process.cwd(), "build", "ui")];
+  const dirs = [
+    join(here, "ui"),
+    join(here, "..", "ui"),
+    join(here, "..", "..", "build", "ui"),
+    join(process.cwd(), "build", "ui"),
+  ];
   const d = dirs.find((x) => existsSync(join(x, "app.js")));
   if (!d) throw new Error(`dashboard bundle not found (looked in ${dirs.join(", ")}); run make build`);
   return d;
@@ -23,7 +28,11 @@ function assets(): { js: string; css: string } {
 }
 
 /** JSON safe inside <script>: no "</script>", no "<!--", no U+2028/9 surprises. */
-const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, "\\u003c").replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
+const scriptJson = (v: unknown) =>
+  JSON.stringify(v)
+    .replace(/</g, "\\u003c")
+    .replace(/\u2028/g, "\\u2028")
+    .replace(/\u2029/g, "\\u2029");
 const inlineJs = (js: string) => js.replace(/<\/script/gi, "<\\/script");
 
 export function dashboardHtml(data: DashboardData | null): string {

@@ -4,7 +4,15 @@
 // A new destination the proxy did not know (Passthrough, BlackHole, Istio's block_all route,
 // the fallback's cluster) is reported within fastFlushMs instead of the flush interval.
 import {
-  RootContext, Context, Counter, Headers, HeaderPair, LogLevelValues, WasmResultValues, FilterStatusValues, log,
+  RootContext,
+  Context,
+  Counter,
+  Headers,
+  HeaderPair,
+  LogLevelValues,
+  WasmResultValues,
+  FilterStatusValues,
+  log,
 } from "@solo-io/proxy-runtime";
 import { set_tick_period_milliseconds } from "@solo-io/proxy-runtime/runtime";
 import { Config, parseConfig } from "./config";
@@ -12,8 +20,27 @@ import { Edge, Table, Unknown } from "./edges";
 import { Identity, renderReport } from "./report";
 import { headerValue, nowMs, pluginConfig, propInt, propString } from "./host";
 import {
-  P_CLUSTER, P_CODE, P_FLAGS, P_DURATION, P_METHOD, P_REQ_SIZE, P_RESP_SIZE, P_BACKEND_LATENCY, P_UPSTREAM_SERVICE_TIME, P_HOST, P_PROTOCOL, P_UPSTREAM, P_DESTINATION, P_ROUTE, P_SNI,
-  K_WORKLOAD, K_NAMESPACE, K_POD, K_NODE, K_MESH, nodeMetadata,
+  P_CLUSTER,
+  P_CODE,
+  P_FLAGS,
+  P_DURATION,
+  P_METHOD,
+  P_REQ_SIZE,
+  P_RESP_SIZE,
+  P_BACKEND_LATENCY,
+  P_UPSTREAM_SERVICE_TIME,
+  P_HOST,
+  P_PROTOCOL,
+  P_UPSTREAM,
+  P_DESTINATION,
+  P_ROUTE,
+  P_SNI,
+  K_WORKLOAD,
+  K_NAMESPACE,
+  K_POD,
+  K_NODE,
+  K_MESH,
+  nodeMetadata,
 } from "./properties";
 const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 const MAX_BACKOFF_TICKS: u32 = 32;
@@ -28,7 +55,7 @@ export class MeshtuneRoot extends RootContext {
   id: Identity | null = null;
   droppedEdges: u64 = 0;
   failedReports: u64 = 0;
-  backoff: u32 = 0;   // ticks to wait after a failure, doubling up to MAX_BACKOFF_TICKS
+  backoff: u32 = 0; // ticks to wait after a failure, doubling up to MAX_BACKOFF_TICKS
   skip: u32 = 0;
   urgent: bool = false; // a new unlearned destination is waiting: the tick runs at fastFlushMs
   sent: Counter = new Counter("meshtune_reports_sent");
@@ -36,7 +63,9 @@ export class MeshtuneRoot extends RootContext {
   dropped: Counter = new Counter("meshtune_edges_dropped");
   refused: Counter = new Counter("meshtune_reports_refused"); // 4xx/507: not resendable
 
-  createContext(context_id: u32): Context { return new MeshtuneStream(context_id, this); }
+  createContext(context_id: u32): Context {
+    return new MeshtuneStream(context_id, this);
+  }
 
   onConfigure(configuration_size: u32): bool {
     const r = parseConfig(pluginConfig(configuration_size));
@@ -61,9 +90,19 @@ export class MeshtuneRoot extends RootContext {
     if (cluster.startsWith("inbound")) dir = "inbound";
     let k = cluster;
     let authority = "";
-    if (dir == "outbound") { authority = propString(P_HOST); k = cluster + "#" + authority; }
-    if (t.edges.has(k)) { const cur = t.edges.get(k); cur.observe(code, us, flagged); return cur; }
-    if (t.size >= this.config.maxEdges) { this.drop(); return null; }
+    if (dir == "outbound") {
+      authority = propString(P_HOST);
+      k = cluster + "#" + authority;
+    }
+    if (t.edges.has(k)) {
+      const cur = t.edges.get(k);
+      cur.observe(code, us, flagged);
+      return cur;
+    }
+    if (t.size >= this.config.maxEdges) {
+      this.drop();
+      return null;
+    }
     if (dir == "inbound") authority = propString(P_HOST);
     const e = new Edge(dir, cluster, authority, propString(P_PROTOCOL));
     e.observe(code, us, flagged);
@@ -102,7 +141,10 @@ export class MeshtuneRoot extends RootContext {
     let e: Edge;
     if (t.edges.has(k)) e = t.edges.get(k);
     else {
-      if (t.size >= this.config.maxEdges) { this.drop(); return; }
+      if (t.size >= this.config.maxEdges) {
+        this.drop();
+        return;
+      }
       e = new Edge(dir, cluster, sni, proto);
       t.edges.set(k, e);
       t.keys.push(k);
@@ -116,8 +158,14 @@ export class MeshtuneRoot extends RootContext {
   unknown(cluster: string, dst: string, authority: string, sni: string, route: string): void {
     const t = this.table;
     const k = cluster + "|" + dst + "|" + authority + "|" + sni + "|" + route;
-    if (t.unknown.has(k)) { t.unknown.get(k).count++; return; }
-    if (t.size >= this.config.maxEdges) { this.drop(); return; }
+    if (t.unknown.has(k)) {
+      t.unknown.get(k).count++;
+      return;
+    }
+    if (t.size >= this.config.maxEdges) {
+      this.drop();
+      return;
+    }
     const u = new Unknown(cluster, dst, authority, sni, route);
     u.count = 1;
     t.unknown.set(k, u);
@@ -131,7 +179,10 @@ export class MeshtuneRoot extends RootContext {
     return cluster.indexOf("||global-sidecar.") > 0;
   }
 
-  drop(): void { this.droppedEdges++; this.dropped.increment(1); }
+  drop(): void {
+    this.droppedEdges++;
+    this.dropped.increment(1);
+  }
 
   identity(): Identity | null {
     if (this.id === null) {
@@ -164,9 +215,15 @@ export class MeshtuneRoot extends RootContext {
   }
 
   onTick(): void {
-    if (this.urgent) { this.urgent = false; set_tick_period_milliseconds(this.config.flushIntervalMs); }
-    if (this.inflight !== null) return;          // one report at a time; the host times it out
-    if (this.skip > 0) { this.skip--; return; }  // backing off after a failure
+    if (this.urgent) {
+      this.urgent = false;
+      set_tick_period_milliseconds(this.config.flushIntervalMs);
+    }
+    if (this.inflight !== null) return; // one report at a time; the host times it out
+    if (this.skip > 0) {
+      this.skip--;
+      return;
+    } // backing off after a failure
     if (this.table.size == 0 && this.droppedEdges == 0) return;
 
     const id = this.identity();
@@ -179,7 +236,15 @@ export class MeshtuneRoot extends RootContext {
     headers.push(new HeaderPair(String.UTF8.encode("content-type"), String.UTF8.encode("application/json")));
     this.inflight = this.table;
     this.table = new Table();
-    const r = this.httpCall(this.config.collectorCluster, headers, body, [], this.config.timeoutMs, this, onReportResponse);
+    const r = this.httpCall(
+      this.config.collectorCluster,
+      headers,
+      body,
+      [],
+      this.config.timeoutMs,
+      this,
+      onReportResponse,
+    );
     if (r != WasmResultValues.Ok) this.settle(false);
   }
 
@@ -207,7 +272,7 @@ export class MeshtuneRoot extends RootContext {
     }
     this.failed.increment(1);
     this.failedReports++;
-    this.backoff = this.backoff == 0 ? 1 : (this.backoff * 2 > MAX_BACKOFF_TICKS ? MAX_BACKOFF_TICKS : this.backoff * 2);
+    this.backoff = this.backoff == 0 ? 1 : this.backoff * 2 > MAX_BACKOFF_TICKS ? MAX_BACKOFF_TICKS : this.backoff * 2;
     this.skip = this.backoff;
     const t = this.table;
     if (f.startMs < t.startMs || t.size == 0) t.startMs = f.startMs;
@@ -215,15 +280,19 @@ export class MeshtuneRoot extends RootContext {
       const k = f.keys[i];
       const e = f.edges.get(k);
       if (t.edges.has(k)) t.edges.get(k).add(e);
-      else if (t.size < this.config.maxEdges) { t.edges.set(k, e); t.keys.push(k); }
-      else this.drop();
+      else if (t.size < this.config.maxEdges) {
+        t.edges.set(k, e);
+        t.keys.push(k);
+      } else this.drop();
     }
     for (let i = 0; i < f.unknownKeys.length; i++) {
       const k = f.unknownKeys[i];
       const u = f.unknown.get(k);
       if (t.unknown.has(k)) t.unknown.get(k).count += u.count;
-      else if (t.size < this.config.maxEdges) { t.unknown.set(k, u); t.unknownKeys.push(k); }
-      else this.drop();
+      else if (t.size < this.config.maxEdges) {
+        t.unknown.set(k, u);
+        t.unknownKeys.push(k);
+      } else this.drop();
     }
   }
 }
@@ -247,11 +316,15 @@ function onReportResponse(origin: Context, headers: u32, body_size: usize, trail
   let status = "";
   if (headers != 0) status = headerValue(HTTP_CALL_RESPONSE_HEADERS, ":status");
   const ok = status.length == 3 && status.charCodeAt(0) == 50; // 2xx
-  const final = status == "507" || (status.length == 3 && status.charCodeAt(0) == 52 && status != "429" && status != "408"); // 4xx but 408/429, 507
+  const final =
+    status == "507" || (status.length == 3 && status.charCodeAt(0) == 52 && status != "429" && status != "408"); // 4xx but 408/429, 507
   if (!ok) {
     let why = " (no response)";
     if (status != "") why = " (status " + status + ")";
-    log(LogLevelValues.warn, "meshtune: report to collector " + (final ? "refused, not resent" : "failed, will retry") + why);
+    log(
+      LogLevelValues.warn,
+      "meshtune: report to collector " + (final ? "refused, not resent" : "failed, will retry") + why,
+    );
   }
   root.settle(ok, final);
 }
@@ -261,13 +334,25 @@ export class MeshtuneStream extends Context {
   startMs: u64 = 0;
   tx: u64 = 0;
   rx: u64 = 0;
-  constructor(context_id: u32, root: MeshtuneRoot) { super(context_id, root); }
+  constructor(context_id: u32, root: MeshtuneRoot) {
+    super(context_id, root);
+  }
 
   // Network filter hooks (WasmPlugin type NETWORK; exported in network.ts): mark the context
   // as a TCP connection and count bytes. Never a host call on the data path.
-  onNewConnection(): FilterStatusValues { this.tcp = true; this.startMs = nowMs(); return FilterStatusValues.Continue; }
-  onDownstreamData(size: usize, end: bool): FilterStatusValues { this.tx += <u64>size; return FilterStatusValues.Continue; }
-  onUpstreamData(size: usize, end: bool): FilterStatusValues { this.rx += <u64>size; return FilterStatusValues.Continue; }
+  onNewConnection(): FilterStatusValues {
+    this.tcp = true;
+    this.startMs = nowMs();
+    return FilterStatusValues.Continue;
+  }
+  onDownstreamData(size: usize, end: bool): FilterStatusValues {
+    this.tx += <u64>size;
+    return FilterStatusValues.Continue;
+  }
+  onUpstreamData(size: usize, end: bool): FilterStatusValues {
+    this.rx += <u64>size;
+    return FilterStatusValues.Continue;
+  }
 
   onLog(): void {
     const root = changetype<MeshtuneRoot>(this.root_context);
@@ -293,12 +378,16 @@ export class MeshtuneStream extends Context {
     if (up >= 0) e.upstream(<u64>(up / 1000));
     else {
       const ms = propString(P_UPSTREAM_SERVICE_TIME);
-      if (ms != "") { up = I64.parseInt(ms); if (up >= 0) e.upstream(<u64>(up * 1000)); }
+      if (ms != "") {
+        up = I64.parseInt(ms);
+        if (up >= 0) e.upstream(<u64>(up * 1000));
+      }
     }
     const req = propInt(P_REQ_SIZE, 0);
     const resp = propInt(P_RESP_SIZE, 0);
     if (req > 0) e.txBytes += <u64>req;
     if (resp > 0) e.rxBytes += <u64>resp;
-    if (idempotent(propString(P_METHOD))) e.idempotent++; else e.otherMethods++;
+    if (idempotent(propString(P_METHOD))) e.idempotent++;
+    else e.otherMethods++;
   }
 }

@@ -8,12 +8,25 @@ const retPtr = new ArrayBuffer(8);
 const retLen = new ArrayBuffer(8);
 
 /** A property path, NUL-separated per the ABI, encoded once. */
-export function path2(a: string, b: string): ArrayBuffer { return String.UTF8.encode(a + "\0" + b); }
-export function path3(a: string, b: string, c: string): ArrayBuffer { return String.UTF8.encode(a + "\0" + b + "\0" + c); }
-export function path4(a: string, b: string, c: string, d: string): ArrayBuffer { return String.UTF8.encode(a + "\0" + b + "\0" + c + "\0" + d); }
+export function path2(a: string, b: string): ArrayBuffer {
+  return String.UTF8.encode(a + "\0" + b);
+}
+export function path3(a: string, b: string, c: string): ArrayBuffer {
+  return String.UTF8.encode(a + "\0" + b + "\0" + c);
+}
+export function path4(a: string, b: string, c: string, d: string): ArrayBuffer {
+  return String.UTF8.encode(a + "\0" + b + "\0" + c + "\0" + d);
+}
 
 function fetch(p: ArrayBuffer): bool {
-  return imports.proxy_get_property(changetype<usize>(p), p.byteLength, changetype<usize>(retPtr), changetype<usize>(retLen)) == OK;
+  return (
+    imports.proxy_get_property(
+      changetype<usize>(p),
+      p.byteLength,
+      changetype<usize>(retPtr),
+      changetype<usize>(retLen),
+    ) == OK
+  );
 }
 
 /** The string the host just handed back through retPtr/retLen, freed after decoding; "" if none. */
@@ -47,14 +60,32 @@ export function propInt(p: ArrayBuffer, dflt: i64): i64 {
 /** A header value from a header map (e.g. the http-call response), "" when absent. */
 export function headerValue(typ: u32, key: string): string {
   const k = String.UTF8.encode(key);
-  if (imports.proxy_get_header_map_value(typ, changetype<usize>(k), k.byteLength, changetype<usize>(retPtr), changetype<usize>(retLen)) != OK) return "";
+  if (
+    imports.proxy_get_header_map_value(
+      typ,
+      changetype<usize>(k),
+      k.byteLength,
+      changetype<usize>(retPtr),
+      changetype<usize>(retLen),
+    ) != OK
+  )
+    return "";
   return takeString();
 }
 
 /** Plugin configuration bytes (the runtime's own onConfigure passes a size where a pointer belongs). */
 export function pluginConfig(size: u32): string {
   if (size == 0) return "";
-  if (imports.proxy_get_buffer_bytes(7 /* PluginConfiguration */, 0, size, changetype<usize>(retPtr), changetype<usize>(retLen)) != OK) return "";
+  if (
+    imports.proxy_get_buffer_bytes(
+      7 /* PluginConfiguration */,
+      0,
+      size,
+      changetype<usize>(retPtr),
+      changetype<usize>(retLen),
+    ) != OK
+  )
+    return "";
   return takeString();
 }
 

@@ -5,6 +5,8 @@ export * from "./network";
 import { RootContext, registerRootContext } from "@solo-io/proxy-runtime";
 import { MeshtuneRoot } from "./filter";
 
-function create(context_id: u32): RootContext { return new MeshtuneRoot(context_id); }
+function create(context_id: u32): RootContext {
+  return new MeshtuneRoot(context_id);
+}
 registerRootContext(create, "meshtune");
 registerRootContext(create, "");

@@ -10,13 +10,13 @@
 import { path2, path3, path4, propString } from "./host";
 
 // Stream attributes (Envoy docs "Attributes"; expr/context.h RequestWrapper/ResponseWrapper/XdsWrapper).
-export const P_CLUSTER = path2("xds", "cluster_name");      // upstream cluster name (string)
-export const P_ROUTE = path2("xds", "route_name");          // route name (string), e.g. "block_all"
-export const P_CODE = path2("response", "code");            // int64
-export const P_FLAGS = path2("response", "flags");          // int64 bitset of ResponseFlag
-export const P_DURATION = path2("request", "duration");     // duration, int64 ns
-export const P_METHOD = path2("request", "method");         // ":method" (string)
-export const P_REQ_SIZE = path2("request", "total_size");   // body + headers received (int64)
+export const P_CLUSTER = path2("xds", "cluster_name"); // upstream cluster name (string)
+export const P_ROUTE = path2("xds", "route_name"); // route name (string), e.g. "block_all"
+export const P_CODE = path2("response", "code"); // int64
+export const P_FLAGS = path2("response", "flags"); // int64 bitset of ResponseFlag
+export const P_DURATION = path2("request", "duration"); // duration, int64 ns
+export const P_METHOD = path2("request", "method"); // ":method" (string)
+export const P_REQ_SIZE = path2("request", "total_size"); // body + headers received (int64)
 export const P_RESP_SIZE = path2("response", "total_size"); // body + headers + trailers sent (int64)
 // Upstream time. context.cc ResponseLookupValues BackendLatency: lastUpstreamRxByteReceived -
 // firstUpstreamTxByteSent (duration, int64 ns), absent when no upstream answered. Where an Envoy
@@ -25,9 +25,9 @@ export const P_RESP_SIZE = path2("response", "total_size"); // body + headers + 
 // with suppress_envoy_headers) is read through the response headers map (HeadersWrapper).
 export const P_BACKEND_LATENCY = path2("response", "backend_latency");
 export const P_UPSTREAM_SERVICE_TIME = path3("response", "headers", "x-envoy-upstream-service-time");
-export const P_HOST = path2("request", "host");             // the :authority as requested
-export const P_PROTOCOL = path2("request", "protocol");     // "HTTP/1.1", "HTTP/2", ...
-export const P_UPSTREAM = path2("upstream", "address");     // "ip:port" of the upstream host
+export const P_HOST = path2("request", "host"); // the :authority as requested
+export const P_PROTOCOL = path2("request", "protocol"); // "HTTP/1.1", "HTTP/2", ...
+export const P_UPSTREAM = path2("upstream", "address"); // "ip:port" of the upstream host
 export const P_DESTINATION = path2("destination", "address"); // original downstream destination
 // Connection attributes (expr/context.h ConnectionWrapper): the SNI the tls_inspector read.
 export const P_SNI = path2("connection", "requested_server_name");

@@ -23,7 +23,12 @@ export function bpfUnavailable(): string {
 }
 
 export function sh(cmd: string, args: string[], opts: { timeout?: number; input?: string } = {}) {
-  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: opts.timeout ?? 120_000, input: opts.input, maxBuffer: 64 << 20 });
+  const r = spawnSync(cmd, args, {
+    encoding: "utf8",
+    timeout: opts.timeout ?? 120_000,
+    input: opts.input,
+    maxBuffer: 64 << 20,
+  });
   return { code: r.status ?? -1, stdout: r.stdout ?? "", stderr: r.stderr ?? "", error: r.error };
 }
 
@@ -32,7 +37,9 @@ export function loader(...args: string[]) {
   return { ...r, json: r.code === 0 && r.stdout.trim() ? JSON.parse(r.stdout) : null };
 }
 
-export function counters(): Record<string, number> { return loader("status").json?.counters ?? {}; }
+export function counters(): Record<string, number> {
+  return loader("status").json?.counters ?? {};
+}
 
 export class Fixture {
   readonly id = randomBytes(3).toString("hex");
@@ -45,12 +52,18 @@ export class Fixture {
   private procs: ChildProcess[] = [];
   private hasNetns = false;
 
-  constructor() { mkdirSync(this.pod, { recursive: true }); }
+  constructor() {
+    mkdirSync(this.pod, { recursive: true });
+  }
 
   /** A netns holding remote4/remote6, reached over a veth pair from the root namespace. */
   netnsUp(): void {
-    const h = `mth${this.id}`, n = `mtn${this.id}`;
-    const run = (...a: string[]) => { const r = sh("ip", a); if (r.code !== 0) throw new Error(`ip ${a.join(" ")}: ${r.stderr.trim()}`); };
+    const h = `mth${this.id}`,
+      n = `mtn${this.id}`;
+    const run = (...a: string[]) => {
+      const r = sh("ip", a);
+      if (r.code !== 0) throw new Error(`ip ${a.join(" ")}: ${r.stderr.trim()}`);
+    };
     run("netns", "add", this.netns);
     this.hasNetns = true;
     run("link", "add", h, "type", "veth", "peer", "name", n);
@@ -65,20 +78,33 @@ export class Fixture {
   }
 
   /** Start a long-running process (in the cgroup unless outside) and wait for its "ready" line. */
-  async start(cmd: string, args: string[], o: { inCgroup?: boolean; netns?: boolean; ready?: string } = {}): Promise<{ proc: ChildProcess; out: () => string }> {
+  async start(
+    cmd: string,
+    args: string[],
+    o: { inCgroup?: boolean; netns?: boolean; ready?: string } = {},
+  ): Promise<{ proc: ChildProcess; out: () => string }> {
     let argv = [cmd, ...args];
     if (o.netns) argv = ["ip", "netns", "exec", this.netns, ...argv];
     if (o.inCgroup !== false) argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.pod, ...argv];
     const proc = spawn(argv[0], argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
     this.procs.push(proc);
-    let out = "", err = "";
+    let out = "",
+      err = "";
     proc.stdout!.on("data", (d) => (out += d));
     proc.stderr!.on("data", (d) => (err += d));
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`${cmd} not ready: ${err}`)), 10_000);
-      const check = () => { if (out.includes(o.ready ?? "ready")) { clearTimeout(t); resolve(); } };
+      const check = () => {
+        if (out.includes(o.ready ?? "ready")) {
+          clearTimeout(t);
+          resolve();
+        }
+      };
       proc.stdout!.on("data", check);
-      proc.on("exit", (c) => { clearTimeout(t); reject(new Error(`${cmd} exited ${c}: ${err}`)); });
+      proc.on("exit", (c) => {
+        clearTimeout(t);
+        reject(new Error(`${cmd} exited ${c}: ${err}`));
+      });
     });
     return { proc, out: () => out };
   }
@@ -105,30 +131,46 @@ export class Fixture {
     loader("unload");
     for (const p of this.procs) if (p.exitCode === null) p.kill("SIGKILL");
     await Promise.all(this.procs.map((p) => (p.exitCode !== null ? null : new Promise((r) => p.once("exit", r)))));
-    if (this.hasNetns) { sh("ip", ["link", "del", `mth${this.id}`]); sh("ip", ["netns", "del", this.netns]); }
+    if (this.hasNetns) {
+      sh("ip", ["link", "del", `mth${this.id}`]);
+      sh("ip", ["netns", "del", this.netns]);
+    }
     await removeCgroups(this.cgroup);
-    if (existsSync(this.cgroup)) throw new Error(`could not remove ${this.cgroup}: ${readFileSync(join(this.cgroup, "cgroup.procs"), "utf8")}`);
+    if (existsSync(this.cgroup))
+      throw new Error(`could not remove ${this.cgroup}: ${readFileSync(join(this.cgroup, "cgroup.procs"), "utf8")}`);
   }
 }
 
 /** rmdir a cgroup tree bottom-up, waiting for killed processes to leave. */
 export async function removeCgroups(dir: string): Promise<void> {
   if (!existsSync(dir)) return;
-  for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) await removeCgroups(join(dir, e.name));
+  for (const e of readdirSync(dir, { withFileTypes: true }))
+    if (e.isDirectory()) await removeCgroups(join(dir, e.name));
   for (let i = 0; i < 50 && existsSync(dir); i++) {
-    try { rmdirSync(dir); } catch { await new Promise((r) => setTimeout(r, 100)); }
+    try {
+      rmdirSync(dir);
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 }
 
 export async function withFixture(fn: (f: Fixture) => Promise<void>): Promise<void> {
   const f = new Fixture();
-  try { await fn(f); } finally { await f.close(); }
+  try {
+    await fn(f);
+  } finally {
+    await f.close();
+  }
 }
 
 /** Wait (event loop running) until `get()` satisfies `ok`, or time out; returns the last value. */
 export async function waitFor<T>(get: () => T, ok: (v: T) => boolean, ms = 3000): Promise<T> {
   const end = Date.now() + ms;
   let v = get();
-  while (!ok(v) && Date.now() < end) { await new Promise((r) => setTimeout(r, 20)); v = get(); }
+  while (!ok(v) && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 20));
+    v = get();
+  }
   return v;
 }

@@ -7,17 +7,44 @@ import { ROOT } from "./cli.js";
 export const FILTER_WASM = join(ROOT, "build", "meshtune-filter.wasm");
 export const NOOP_WASM = join(ROOT, "build", "noop-filter.wasm");
 
-export const PRODUCTPAGE = { WORKLOAD_NAME: "productpage-v1", NAMESPACE: "bookinfo", NAME: "productpage-v1-6987489c74-6fgz8", NODE_NAME: "node-a", MESH_ID: "cluster.local" };
+export const PRODUCTPAGE = {
+  WORKLOAD_NAME: "productpage-v1",
+  NAMESPACE: "bookinfo",
+  NAME: "productpage-v1-6987489c74-6fgz8",
+  NODE_NAME: "node-a",
+  MESH_ID: "cluster.local",
+};
 
-export function filterHost(config: object | string = {}, md: Record<string, string> = PRODUCTPAGE, wasm = FILTER_WASM): ProxyHost {
+export function filterHost(
+  config: object | string = {},
+  md: Record<string, string> = PRODUCTPAGE,
+  wasm = FILTER_WASM,
+): ProxyHost {
   const h = new HostBuilder().wasmFile(wasm).nodeMetadata(md).pluginConfig(config).build();
   h.start();
   return h;
 }
 
 /** One request as Envoy would present it at log time. */
-export function request(cluster: string, o: { code?: number; ms?: number; upMs?: number | null; upHeaderMs?: number; method?: string; reqBytes?: number; respBytes?: number;
-  host?: string; proto?: string; upstream?: string; destination?: string; flags?: number; grpc?: boolean; route?: string } = {}) {
+export function request(
+  cluster: string,
+  o: {
+    code?: number;
+    ms?: number;
+    upMs?: number | null;
+    upHeaderMs?: number;
+    method?: string;
+    reqBytes?: number;
+    respBytes?: number;
+    host?: string;
+    proto?: string;
+    upstream?: string;
+    destination?: string;
+    flags?: number;
+    grpc?: boolean;
+    route?: string;
+  } = {},
+) {
   const method = o.method ?? (o.grpc ? "POST" : "GET");
   const properties: Record<string, PropValue> = {
     "response.code": o.code ?? 200,
@@ -41,7 +68,19 @@ export function request(cluster: string, o: { code?: number; ms?: number; upMs?:
   if (o.upstream) properties["upstream.address"] = o.upstream;
   if (o.destination) properties["destination.address"] = o.destination;
   const ct = o.grpc ? "application/grpc" : "application/json";
-  return { properties, requestHeaders: [[":method", method], [":path", "/"], [":authority", o.host ?? ""], ["content-type", ct]] as [string, string][], responseHeaders: [[":status", String(o.code ?? 200)], ["content-type", ct]] as [string, string][] };
+  return {
+    properties,
+    requestHeaders: [
+      [":method", method],
+      [":path", "/"],
+      [":authority", o.host ?? ""],
+      ["content-type", ct],
+    ] as [string, string][],
+    responseHeaders: [
+      [":status", String(o.code ?? 200)],
+      ["content-type", ct],
+    ] as [string, string][],
+  };
 }
 
 export const bodyOf = (h: ProxyHost, i = -1) => JSON.parse(new TextDecoder().decode(h.callouts.at(i)!.body));

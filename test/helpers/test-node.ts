@@ -12,7 +12,14 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { CGROUP_ROOT, LOADER, removeCgroups, sh } from "./bpf.js";
 
-export interface TestPod { name: string; uid: string; netns: string; cgroup: string; ip4: string; ip6: string }
+export interface TestPod {
+  name: string;
+  uid: string;
+  netns: string;
+  cgroup: string;
+  ip4: string;
+  ip6: string;
+}
 
 export class TestNode {
   readonly id = randomBytes(3).toString("hex");
@@ -30,15 +37,28 @@ export class TestNode {
     this.ip("-n", this.nodeNs, "link", "set", "br0", "up");
   }
 
-  private ip(...a: string[]): void { const r = sh("ip", a); if (r.code !== 0) throw new Error(`ip ${a.join(" ")}: ${r.stderr.trim()}`); }
+  private ip(...a: string[]): void {
+    const r = sh("ip", a);
+    if (r.code !== 0) throw new Error(`ip ${a.join(" ")}: ${r.stderr.trim()}`);
+  }
 
   /** A pod: netns + veth to the bridge + cgroup (burstable QoS one level deeper, as the kubelet does). */
   addPod(name: string, o: { qos?: "burstable" | "guaranteed"; sidecar?: boolean } = {}): TestPod {
-    const k = this.pods.length + 1, uid = randomUUID();
-    const netns = `mtp-${this.id}-${k}`, host = `mtv${this.id}${k}`;
-    const cgroup = o.qos === "guaranteed" ? join(this.kubepods, `pod${uid}`) : join(this.kubepods, "burstable", `pod${uid}`);
+    const k = this.pods.length + 1,
+      uid = randomUUID();
+    const netns = `mtp-${this.id}-${k}`,
+      host = `mtv${this.id}${k}`;
+    const cgroup =
+      o.qos === "guaranteed" ? join(this.kubepods, `pod${uid}`) : join(this.kubepods, "burstable", `pod${uid}`);
     mkdirSync(cgroup, { recursive: true });
-    const pod = { name, uid, netns, cgroup, ip4: `10.197.${this.subnet}.${10 + k}`, ip6: `fd00:197:${this.subnet.toString(16)}::${10 + k}` };
+    const pod = {
+      name,
+      uid,
+      netns,
+      cgroup,
+      ip4: `10.197.${this.subnet}.${10 + k}`,
+      ip6: `fd00:197:${this.subnet.toString(16)}::${10 + k}`,
+    };
     this.ip("netns", "add", netns);
     this.ip("-n", this.nodeNs, "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", netns);
     this.ip("-n", this.nodeNs, "link", "set", host, "master", "br0", "up");
@@ -53,45 +73,88 @@ export class TestNode {
 
   private argv(pod: TestPod, cmd: string, args: string[], env: Record<string, string> = {}): string[] {
     const envs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-    return ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', pod.cgroup, "ip", "netns", "exec", pod.netns, "env", ...envs, cmd, ...args];
+    return [
+      "sh",
+      "-c",
+      'echo $$ > "$0/cgroup.procs" && exec "$@"',
+      pod.cgroup,
+      "ip",
+      "netns",
+      "exec",
+      pod.netns,
+      "env",
+      ...envs,
+      cmd,
+      ...args,
+    ];
   }
 
   /** A long-running process in the pod; resolves when it prints `ready`. */
-  async start(pod: TestPod, cmd: string, args: string[], ready = "ready"): Promise<{ proc: ChildProcess; out: () => string }> {
+  async start(
+    pod: TestPod,
+    cmd: string,
+    args: string[],
+    ready = "ready",
+  ): Promise<{ proc: ChildProcess; out: () => string }> {
     const [c, ...a] = this.argv(pod, cmd, args);
     const proc = spawn(c, a, { stdio: ["pipe", "pipe", "pipe"] });
     this.procs.push(proc);
-    let out = "", err = "";
+    let out = "",
+      err = "";
     proc.stdout!.on("data", (d) => (out += d));
     proc.stderr!.on("data", (d) => (err += d));
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`${cmd} in ${pod.name} not ready: ${err}`)), 10_000);
-      proc.stdout!.on("data", () => { if (out.includes(ready)) { clearTimeout(t); resolve(); } });
-      proc.on("exit", (code) => { clearTimeout(t); reject(new Error(`${cmd} in ${pod.name} exited ${code}: ${err}`)); });
+      proc.stdout!.on("data", () => {
+        if (out.includes(ready)) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+      proc.on("exit", (code) => {
+        clearTimeout(t);
+        reject(new Error(`${cmd} in ${pod.name} exited ${code}: ${err}`));
+      });
     });
     return { proc, out: () => out };
   }
 
   /** Run to completion in the pod (async, so several pods can run at once). */
-  run(pod: TestPod, cmd: string, args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  run(
+    pod: TestPod,
+    cmd: string,
+    args: string[],
+    env: Record<string, string> = {},
+    timeoutMs = 60_000,
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
     const [c, ...a] = this.argv(pod, cmd, args, env);
     return new Promise((resolve) => {
       const p = spawn(c, a, { stdio: ["ignore", "pipe", "pipe"] });
-      let stdout = "", stderr = "";
+      let stdout = "",
+        stderr = "";
       p.stdout.on("data", (d) => (stdout += d));
       p.stderr.on("data", (d) => (stderr += d));
       const t = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
-      p.on("exit", (code) => { clearTimeout(t); resolve({ code: code ?? -1, stdout, stderr }); });
+      p.on("exit", (code) => {
+        clearTimeout(t);
+        resolve({ code: code ?? -1, stdout, stderr });
+      });
     });
   }
 
-  track(p: ChildProcess): void { this.procs.push(p); }
+  track(p: ChildProcess): void {
+    this.procs.push(p);
+  }
 
   /** Always: unload, kill, delete namespaces, remove the cgroup tree. */
   async close(): Promise<void> {
     sh(LOADER, ["unload"]);
     for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
-    await Promise.all(this.procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => p.once("exit", r)))));
+    await Promise.all(
+      this.procs.map((p) =>
+        p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => p.once("exit", r)),
+      ),
+    );
     for (const p of this.pods) sh("ip", ["netns", "del", p.netns]);
     sh("ip", ["netns", "del", this.nodeNs]);
     await removeCgroups(this.root);

@@ -12,7 +12,12 @@
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 
-export interface InboundProxyOptions { appPort: number; self: string; peer: string | null; trustDomain?: string }
+export interface InboundProxyOptions {
+  appPort: number;
+  self: string;
+  peer: string | null;
+  trustDomain?: string;
+}
 
 export class InboundProxy {
   server: Server | null = null;
@@ -21,7 +26,10 @@ export class InboundProxy {
 
   async start(): Promise<this> {
     const td = this.o.trustDomain ?? "cluster.local";
-    const spiffe = (id: string) => { const [ns, sa] = id.split("/"); return `spiffe://${td}/ns/${ns}/sa/${sa}`; };
+    const spiffe = (id: string) => {
+      const [ns, sa] = id.split("/");
+      return `spiffe://${td}/ns/${ns}/sa/${sa}`;
+    };
     this.server = createServer((req, res) => {
       const headers = { ...req.headers };
       delete headers["x-forwarded-client-cert"];
@@ -30,11 +38,23 @@ export class InboundProxy {
         const sent = req.headers["x-forwarded-client-cert"];
         headers["x-forwarded-client-cert"] = typeof sent === "string" && sent ? `${sent},${mine}` : mine;
       }
-      const up = request({ host: "127.0.0.1", port: this.o.appPort, localAddress: "127.0.0.6", method: req.method, path: req.url, headers }, (r) => {
-        res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
+      const up = request(
+        {
+          host: "127.0.0.1",
+          port: this.o.appPort,
+          localAddress: "127.0.0.6",
+          method: req.method,
+          path: req.url,
+          headers,
+        },
+        (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        },
+      );
+      up.on("error", (e) => {
+        if (!res.headersSent) res.writeHead(503).end(`upstream connect error: ${e.message}\n`);
       });
-      up.on("error", (e) => { if (!res.headersSent) res.writeHead(503).end(`upstream connect error: ${e.message}\n`); });
       req.pipe(up);
     });
     await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));

@@ -22,13 +22,31 @@
 // delegate VirtualServices, port-scoped egress listeners, ServiceEntry resolution details.
 import type { SidecarObj } from "../../controller/sidecar/generate.js";
 
-export interface ModelService { namespace: string; host: string; ports: number[]; exportTo?: string[] }
-export interface ModelVirtualService { namespace: string; hosts: string[]; exportTo?: string[]; route: { host: string; port?: number } }
-export interface Mesh { services: ModelService[]; virtualServices: ModelVirtualService[]; outbound: "ALLOW_ANY" | "REGISTRY_ONLY"; domain?: string }
-export type Route = { cluster: string; code?: undefined } | { cluster: null; code: 502 | 503; flag: "block_all" | "NC" };
+export interface ModelService {
+  namespace: string;
+  host: string;
+  ports: number[];
+  exportTo?: string[];
+}
+export interface ModelVirtualService {
+  namespace: string;
+  hosts: string[];
+  exportTo?: string[];
+  route: { host: string; port?: number };
+}
+export interface Mesh {
+  services: ModelService[];
+  virtualServices: ModelVirtualService[];
+  outbound: "ALLOW_ANY" | "REGISTRY_ONLY";
+  domain?: string;
+}
+export type Route =
+  { cluster: string; code?: undefined } | { cluster: null; code: 502 | 503; flag: "block_all" | "NC" };
 
 function exported(exportTo: string[] | undefined, owner: string, ns: string): boolean {
-  return !exportTo?.length || exportTo.includes("*") || exportTo.includes(ns) || (exportTo.includes(".") && owner === ns);
+  return (
+    !exportTo?.length || exportTo.includes("*") || exportTo.includes(ns) || (exportTo.includes(".") && owner === ns)
+  );
 }
 
 /** R1 host match: exact, or the import is a wildcard covering the host. */
@@ -44,7 +62,11 @@ export class ProxyScope {
   readonly egressProxy: string | null;
   private readonly imports: { ns: string; host: string; exclude: boolean }[];
 
-  constructor(readonly namespace: string, readonly sidecar: SidecarObj | null, readonly mesh: Mesh) {
+  constructor(
+    readonly namespace: string,
+    readonly sidecar: SidecarObj | null,
+    readonly mesh: Mesh,
+  ) {
     const hosts = sidecar?.spec.egress?.[0]?.hosts ?? ["*/*"];
     this.imports = hosts.map((h) => {
       const [rawNs, host] = [h.slice(0, h.indexOf("/")), h.slice(h.indexOf("/") + 1)];
@@ -59,9 +81,14 @@ export class ProxyScope {
     };
     const visible = mesh.services.filter((s) => exported(s.exportTo, s.namespace, namespace));
     const svcs = visible.filter((s) => imported(s.namespace, s.host)); // R1
-    this.virtualServices = mesh.virtualServices.filter((v) => exported(v.exportTo, v.namespace, namespace) && v.hosts.some((h) => imported(v.namespace, h))); // R2
-    for (const v of this.virtualServices) { // R3
-      const dest = visible.find((s) => s.host === v.route.host && (s.namespace === namespace)) ?? visible.find((s) => s.host === v.route.host);
+    this.virtualServices = mesh.virtualServices.filter(
+      (v) => exported(v.exportTo, v.namespace, namespace) && v.hosts.some((h) => imported(v.namespace, h)),
+    ); // R2
+    for (const v of this.virtualServices) {
+      // R3
+      const dest =
+        visible.find((s) => s.host === v.route.host && s.namespace === namespace) ??
+        visible.find((s) => s.host === v.route.host);
       if (dest && !svcs.includes(dest)) svcs.push(dest);
     }
     this.services = svcs;
@@ -87,7 +114,9 @@ export class ProxyScope {
       const i = s.host.indexOf(`.svc.${domain}`);
       if (i < 0) return false;
       const base = s.host.slice(0, i); // name.ns
-      return h === base || h === `${base}.svc` || (s.namespace === this.namespace && h === base.slice(0, base.indexOf(".")));
+      return (
+        h === base || h === `${base}.svc` || (s.namespace === this.namespace && h === base.slice(0, base.indexOf(".")))
+      );
     });
   }
 

@@ -16,7 +16,13 @@ import type { AddressInfo } from "node:net";
 import { parse as parseYaml } from "yaml";
 import { recordUpdate, serverSideApply } from "./field-ownership.js";
 
-interface Kind { group: string; version: string; plural: string; kind: string; namespaced: boolean }
+interface Kind {
+  group: string;
+  version: string;
+  plural: string;
+  kind: string;
+  namespaced: boolean;
+}
 const KINDS: Kind[] = [
   { group: "", version: "v1", plural: "namespaces", kind: "Namespace", namespaced: false },
   { group: "", version: "v1", plural: "nodes", kind: "Node", namespaced: false },
@@ -25,21 +31,57 @@ const KINDS: Kind[] = [
   { group: "", version: "v1", plural: "configmaps", kind: "ConfigMap", namespaced: true },
   { group: "", version: "v1", plural: "events", kind: "Event", namespaced: true },
   { group: "networking.istio.io", version: "v1beta1", plural: "sidecars", kind: "Sidecar", namespaced: true },
-  { group: "networking.istio.io", version: "v1beta1", plural: "serviceentries", kind: "ServiceEntry", namespaced: true },
-  { group: "networking.istio.io", version: "v1beta1", plural: "virtualservices", kind: "VirtualService", namespaced: true },
-  { group: "networking.istio.io", version: "v1beta1", plural: "destinationrules", kind: "DestinationRule", namespaced: true },
+  {
+    group: "networking.istio.io",
+    version: "v1beta1",
+    plural: "serviceentries",
+    kind: "ServiceEntry",
+    namespaced: true,
+  },
+  {
+    group: "networking.istio.io",
+    version: "v1beta1",
+    plural: "virtualservices",
+    kind: "VirtualService",
+    namespaced: true,
+  },
+  {
+    group: "networking.istio.io",
+    version: "v1beta1",
+    plural: "destinationrules",
+    kind: "DestinationRule",
+    namespaced: true,
+  },
   // networking.istio.io/v1 serves the same objects (Istio ≥ 1.22 CRDs list v1, v1beta1, v1alpha3).
   { group: "networking.istio.io", version: "v1", plural: "virtualservices", kind: "VirtualService", namespaced: true },
-  { group: "networking.istio.io", version: "v1", plural: "destinationrules", kind: "DestinationRule", namespaced: true },
+  {
+    group: "networking.istio.io",
+    version: "v1",
+    plural: "destinationrules",
+    kind: "DestinationRule",
+    namespaced: true,
+  },
   { group: "apps", version: "v1", plural: "deployments", kind: "Deployment", namespaced: true },
   { group: "apps", version: "v1", plural: "statefulsets", kind: "StatefulSet", namespaced: true },
   { group: "apps", version: "v1", plural: "daemonsets", kind: "DaemonSet", namespaced: true },
   { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true },
 ];
 
-type Obj = { apiVersion?: string; kind?: string; metadata: Record<string, any>; [k: string]: any };  
-export interface Request { method: string; path: string; query: URLSearchParams; contentType: string }
-export interface Fault { method?: string; path: string | RegExp; status?: number; delayMs?: number; times?: number; watch?: boolean }
+type Obj = { apiVersion?: string; kind?: string; metadata: Record<string, any>; [k: string]: any };
+export interface Request {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  contentType: string;
+}
+export interface Fault {
+  method?: string;
+  path: string | RegExp;
+  status?: number;
+  delayMs?: number;
+  times?: number;
+  watch?: boolean;
+}
 
 /** fieldSelector "a.b=v[,c=w]" by dotted path, as the API server's field selectors match (pods
  * support spec.nodeName: kubernetes pkg/registry/core/pod/strategy.go ToSelectableFields). */
@@ -59,16 +101,26 @@ export class FakeApiServer {
   private watchers = new Set<{ plural: string; ns: string | null; fields: string | null; res: ServerResponse }>();
   readonly requests: Request[] = [];
   /** Inject a failure: return this status for the next matching request. */
-  set failNext(f: { method: string; pathIncludes: string; status: number } | null) { if (f) this.fault({ method: f.method, path: f.pathIncludes, status: f.status, times: 1 }); }
+  set failNext(f: { method: string; pathIncludes: string; status: number } | null) {
+    if (f) this.fault({ method: f.method, path: f.pathIncludes, status: f.status, times: 1 });
+  }
   private readonly faults: (Fault & { left: number })[] = [];
   /** Add a fault rule (default: once). Returns a function that removes it. */
   fault(f: Fault): () => void {
     const r = { ...f, left: f.times ?? 1 };
     this.faults.push(r);
-    return () => { const i = this.faults.indexOf(r); if (i >= 0) this.faults.splice(i, 1); };
+    return () => {
+      const i = this.faults.indexOf(r);
+      if (i >= 0) this.faults.splice(i, 1);
+    };
   }
   /** End every open watch stream (clients must re-list/re-watch). */
-  dropWatches(): number { const n = this.watchers.size; for (const w of this.watchers) w.res.end(); this.watchers.clear(); return n; }
+  dropWatches(): number {
+    const n = this.watchers.size;
+    for (const w of this.watchers) w.res.end();
+    this.watchers.clear();
+    return n;
+  }
   readonly tokens = new Map<string, { username: string; groups: string[] }>();
   /** Non-resource grants "user|verb|path" (RBAC nonResourceURLs). */
   readonly grants = new Set<string>();
@@ -94,22 +146,41 @@ export class FakeApiServer {
     return `apiVersion: v1\nkind: Config\nclusters: [{name: fake, cluster: {server: "${this.url}", insecure-skip-tls-verify: true}}]\nusers: [{name: fake, user: {token: fake-token}}]\ncontexts: [{name: fake, context: {cluster: fake, user: fake}}]\ncurrent-context: fake\n`;
   }
 
-  get(plural: string, ns: string | null, name: string): Obj | undefined { return this.objects.get(`${plural}/${ns ?? ""}/${name}`); }
-  list(plural: string, ns?: string): Obj[] { return [...this.objects.entries()].filter(([k]) => k.startsWith(`${plural}/${ns === undefined ? "" : ns + "/"}`)).map(([, o]) => o); }
+  get(plural: string, ns: string | null, name: string): Obj | undefined {
+    return this.objects.get(`${plural}/${ns ?? ""}/${name}`);
+  }
+  list(plural: string, ns?: string): Obj[] {
+    return [...this.objects.entries()]
+      .filter(([k]) => k.startsWith(`${plural}/${ns === undefined ? "" : ns + "/"}`))
+      .map(([, o]) => o);
+  }
 
   /** Seed or change an object directly, as another client's update (it owns what it set: field-ownership.ts). */
   put(plural: string, o: Obj, manager = "kubectl-client-side-apply"): Obj {
     const k = KINDS.find((x) => x.plural === plural)!;
-    const ns = k.namespaced ? o.metadata.namespace ?? "default" : null;
-    return this.store(plural, recordUpdate(this.objects.get(`${plural}/${ns ?? ""}/${o.metadata.name}`), o, manager) as Obj);
+    const ns = k.namespaced ? (o.metadata.namespace ?? "default") : null;
+    return this.store(
+      plural,
+      recordUpdate(this.objects.get(`${plural}/${ns ?? ""}/${o.metadata.name}`), o, manager) as Obj,
+    );
   }
 
   private store(plural: string, o: Obj): Obj {
     const k = KINDS.find((x) => x.plural === plural)!;
-    const ns = k.namespaced ? o.metadata.namespace ?? "default" : null;
+    const ns = k.namespaced ? (o.metadata.namespace ?? "default") : null;
     const key = `${plural}/${ns ?? ""}/${o.metadata.name}`;
     const existed = this.objects.has(key);
-    const obj: Obj = { apiVersion: k.group ? `${k.group}/${k.version}` : k.version, kind: k.kind, ...o, metadata: { ...o.metadata, ...(ns ? { namespace: ns } : {}), resourceVersion: String(++this.rv), uid: o.metadata.uid ?? `uid-${this.rv}` } };
+    const obj: Obj = {
+      apiVersion: k.group ? `${k.group}/${k.version}` : k.version,
+      kind: k.kind,
+      ...o,
+      metadata: {
+        ...o.metadata,
+        ...(ns ? { namespace: ns } : {}),
+        resourceVersion: String(++this.rv),
+        uid: o.metadata.uid ?? `uid-${this.rv}`,
+      },
+    };
     this.objects.set(key, obj);
     this.emit(plural, ns, existed ? "MODIFIED" : "ADDED", obj);
     return obj;
@@ -125,7 +196,9 @@ export class FakeApiServer {
   }
 
   private emit(plural: string, ns: string | null, type: string, object: Obj) {
-    for (const w of this.watchers) if (w.plural === plural && (w.ns === null || w.ns === ns) && fieldsMatch(object, w.fields)) w.res.write(JSON.stringify({ type, object }) + "\n");
+    for (const w of this.watchers)
+      if (w.plural === plural && (w.ns === null || w.ns === ns) && fieldsMatch(object, w.fields))
+        w.res.write(JSON.stringify({ type, object }) + "\n");
   }
 
   private send(res: ServerResponse, status: number, body: unknown) {
@@ -146,19 +219,38 @@ export class FakeApiServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const u = new URL(req.url ?? "/", "http://x");
     const method = req.method ?? "GET";
-    this.requests.push({ method, path: u.pathname, query: u.searchParams, contentType: String(req.headers["content-type"] ?? "") });
+    this.requests.push({
+      method,
+      path: u.pathname,
+      query: u.searchParams,
+      contentType: String(req.headers["content-type"] ?? ""),
+    });
     const isWatch = u.searchParams.get("watch") === "true" || u.searchParams.get("watch") === "1";
-    const f = this.faults.find((x) => x.left > 0 && (!x.method || x.method === method) && (x.watch === undefined || x.watch === isWatch) &&
-      (typeof x.path === "string" ? u.pathname.includes(x.path) : x.path.test(u.pathname)));
+    const f = this.faults.find(
+      (x) =>
+        x.left > 0 &&
+        (!x.method || x.method === method) &&
+        (x.watch === undefined || x.watch === isWatch) &&
+        (typeof x.path === "string" ? u.pathname.includes(x.path) : x.path.test(u.pathname)),
+    );
     if (f) {
       f.left--;
       if (f.delayMs) await new Promise((r) => setTimeout(r, f.delayMs));
-      if (f.status) return this.status(res, f.status, f.status === 409 ? "Conflict" : f.status === 410 ? "Expired" : "InternalError", "injected failure");
+      if (f.status)
+        return this.status(
+          res,
+          f.status,
+          f.status === 409 ? "Conflict" : f.status === 410 ? "Expired" : "InternalError",
+          "injected failure",
+        );
     }
     if (method === "POST" && u.pathname === "/apis/authentication.k8s.io/v1/tokenreviews") {
       const b = await this.body(req);
       const user = this.tokens.get(b.spec?.token);
-      return this.send(res, 201, { ...b, status: user ? { authenticated: true, user } : { authenticated: false, error: "invalid bearer token" } });
+      return this.send(res, 201, {
+        ...b,
+        status: user ? { authenticated: true, user } : { authenticated: false, error: "invalid bearer token" },
+      });
     }
     if (method === "POST" && u.pathname === "/apis/authorization.k8s.io/v1/subjectaccessreviews") {
       const b = await this.body(req);
@@ -169,17 +261,29 @@ export class FakeApiServer {
     // Discovery
     const disc = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))$/.exec(u.pathname);
     if (disc && method === "GET") {
-      const group = disc[1] ? "" : disc[2], version = disc[1] ?? disc[3];
+      const group = disc[1] ? "" : disc[2],
+        version = disc[1] ?? disc[3];
       return this.send(res, 200, {
-        kind: "APIResourceList", apiVersion: "v1", groupVersion: group ? `${group}/${version}` : version,
-        resources: KINDS.filter((k) => k.group === group && k.version === version).map((k) => ({ name: k.plural, singularName: k.kind.toLowerCase(), namespaced: k.namespaced, kind: k.kind, verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] })),
+        kind: "APIResourceList",
+        apiVersion: "v1",
+        groupVersion: group ? `${group}/${version}` : version,
+        resources: KINDS.filter((k) => k.group === group && k.version === version).map((k) => ({
+          name: k.plural,
+          singularName: k.kind.toLowerCase(),
+          namespaced: k.namespaced,
+          kind: k.kind,
+          verbs: ["get", "list", "watch", "create", "update", "patch", "delete"],
+        })),
       });
     }
     // /api/v1/... or /apis/GROUP/VERSION/...; then [namespaces/NS/]PLURAL[/NAME] or namespaces[/NAME]
-    const core = /^\/api\/v1\/(.+)$/.exec(u.pathname), named = /^\/apis\/([^/]+)\/[^/]+\/(.+)$/.exec(u.pathname);
+    const core = /^\/api\/v1\/(.+)$/.exec(u.pathname),
+      named = /^\/apis\/([^/]+)\/[^/]+\/(.+)$/.exec(u.pathname);
     const group = named ? named[1] : "";
     const parts = (core ? core[1] : named ? named[2] : "").split("/");
-    let ns: string | null = null, plural = parts[0], name: string | undefined = parts[1];
+    let ns: string | null = null,
+      plural = parts[0],
+      name: string | undefined = parts[1];
     if (parts[0] === "namespaces" && parts.length >= 3) [ns, plural, name] = [parts[1], parts[2], parts[3]];
     const kind = KINDS.find((k) => k.plural === plural && k.group === group);
     if (!kind) return this.status(res, 404, "NotFound", `no route ${method} ${u.pathname}`);
@@ -197,11 +301,28 @@ export class FakeApiServer {
       const items = this.list(plural, scopeNs ?? undefined);
       const sel = u.searchParams.get("labelSelector");
       const fields = u.searchParams.get("fieldSelector");
-      const filtered = (sel ? items.filter((o) => sel.split(",").every((t) => { const [k, v] = t.split("="); return o.metadata.labels?.[k] === v; })) : items).filter((o) => fieldsMatch(o, fields));
-      return this.send(res, 200, { kind: `${kind.kind}List`, apiVersion: kind.group ? `${kind.group}/${kind.version}` : "v1", metadata: { resourceVersion: String(this.rv) }, items: filtered });
+      const filtered = (
+        sel
+          ? items.filter((o) =>
+              sel.split(",").every((t) => {
+                const [k, v] = t.split("=");
+                return o.metadata.labels?.[k] === v;
+              }),
+            )
+          : items
+      ).filter((o) => fieldsMatch(o, fields));
+      return this.send(res, 200, {
+        kind: `${kind.kind}List`,
+        apiVersion: kind.group ? `${kind.group}/${kind.version}` : "v1",
+        metadata: { resourceVersion: String(this.rv) },
+        items: filtered,
+      });
     }
     const existing = name ? this.get(plural, scopeNs, name) : undefined;
-    if (method === "GET") return existing ? this.send(res, 200, existing) : this.status(res, 404, "NotFound", `${plural} "${name}" not found`);
+    if (method === "GET")
+      return existing
+        ? this.send(res, 200, existing)
+        : this.status(res, 404, "NotFound", `${plural} "${name}" not found`);
     if (method === "DELETE") {
       if (!existing) return this.status(res, 404, "NotFound", `${plural} "${name}" not found`);
       if (u.searchParams.get("dryRun") !== "All") this.remove(plural, scopeNs, name);
@@ -210,23 +331,65 @@ export class FakeApiServer {
     const body = await this.body(req);
     const dry = u.searchParams.get("dryRun") === "All";
     if (method === "POST") {
-      if (this.get(plural, scopeNs, body.metadata.name)) return this.status(res, 409, "AlreadyExists", `${plural} "${body.metadata.name}" already exists`);
-      return this.send(res, 201, dry ? body : this.put(plural, { ...body, metadata: { ...body.metadata, namespace: scopeNs ?? undefined } }, u.searchParams.get("fieldManager") ?? "client"));
+      if (this.get(plural, scopeNs, body.metadata.name))
+        return this.status(res, 409, "AlreadyExists", `${plural} "${body.metadata.name}" already exists`);
+      return this.send(
+        res,
+        201,
+        dry
+          ? body
+          : this.put(
+              plural,
+              { ...body, metadata: { ...body.metadata, namespace: scopeNs ?? undefined } },
+              u.searchParams.get("fieldManager") ?? "client",
+            ),
+      );
     }
     if (method === "PUT") {
       if (!existing) return this.status(res, 404, "NotFound", `${plural} "${name}" not found`);
       if (body.metadata.resourceVersion && body.metadata.resourceVersion !== existing.metadata.resourceVersion)
-        return this.status(res, 409, "Conflict", `Operation cannot be fulfilled on ${plural} "${name}": the object has been modified`);
-      return this.send(res, 200, dry ? body : this.put(plural, { ...body, metadata: { ...body.metadata, uid: existing.metadata.uid } }, u.searchParams.get("fieldManager") ?? "client"));
+        return this.status(
+          res,
+          409,
+          "Conflict",
+          `Operation cannot be fulfilled on ${plural} "${name}": the object has been modified`,
+        );
+      return this.send(
+        res,
+        200,
+        dry
+          ? body
+          : this.put(
+              plural,
+              { ...body, metadata: { ...body.metadata, uid: existing.metadata.uid } },
+              u.searchParams.get("fieldManager") ?? "client",
+            ),
+      );
     }
     if (method === "PATCH") {
-      if (!req.headers["content-type"]?.startsWith("application/apply-patch")) return this.status(res, 415, "UnsupportedMediaType", "only server-side apply is implemented");
+      if (!req.headers["content-type"]?.startsWith("application/apply-patch"))
+        return this.status(res, 415, "UnsupportedMediaType", "only server-side apply is implemented");
       const manager = u.searchParams.get("fieldManager");
       if (!manager) return this.status(res, 422, "Invalid", "fieldManager is required for apply patch");
       const r = serverSideApply(existing, body, manager, u.searchParams.get("force") === "true");
-      if ("conflicts" in r) return this.status(res, 409, "Conflict", `Apply failed with ${r.conflicts.length} conflict${r.conflicts.length > 1 ? "s" : ""}: ${r.conflicts.join(", ")}`);
-      const merged: Obj = { ...r.object, kind: kind.kind, apiVersion: body.apiVersion ?? r.object.apiVersion, metadata: { ...r.object.metadata, namespace: scopeNs ?? undefined } } as Obj;
-      if (dry) return this.send(res, 200, { ...merged, metadata: { ...merged.metadata, resourceVersion: existing?.metadata.resourceVersion ?? "0" } });
+      if ("conflicts" in r)
+        return this.status(
+          res,
+          409,
+          "Conflict",
+          `Apply failed with ${r.conflicts.length} conflict${r.conflicts.length > 1 ? "s" : ""}: ${r.conflicts.join(", ")}`,
+        );
+      const merged: Obj = {
+        ...r.object,
+        kind: kind.kind,
+        apiVersion: body.apiVersion ?? r.object.apiVersion,
+        metadata: { ...r.object.metadata, namespace: scopeNs ?? undefined },
+      } as Obj;
+      if (dry)
+        return this.send(res, 200, {
+          ...merged,
+          metadata: { ...merged.metadata, resourceVersion: existing?.metadata.resourceVersion ?? "0" },
+        });
       return this.send(res, existing ? 200 : 201, this.store(plural, merged));
     }
     return this.status(res, 405, "MethodNotAllowed", method);

@@ -9,18 +9,35 @@
 // Ownership is recorded in metadata.managedFields with fieldsV1 in the real "f:<key>" form.
 // Simplification: every list is atomic (owned whole); true for lists without a merge key, such
 // as nodeAffinity's preferred terms, not for containers (meshtune never applies those).
-type Json = Record<string, any>;  
+type Json = Record<string, any>;
 
 /** Fields that identify the object; never owned. */
-const IDENTITY = new Set(["apiVersion", "kind", "status", "metadata.name", "metadata.namespace", "metadata.resourceVersion", "metadata.uid", "metadata.managedFields", "metadata.generation", "metadata.creationTimestamp"]);
+const IDENTITY = new Set([
+  "apiVersion",
+  "kind",
+  "status",
+  "metadata.name",
+  "metadata.namespace",
+  "metadata.resourceVersion",
+  "metadata.uid",
+  "metadata.managedFields",
+  "metadata.generation",
+  "metadata.creationTimestamp",
+]);
 const isMap = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Leaf paths (arrays and scalars) of an object, as string[] key paths. */
-export function leaves(o: Json, prefix: string[] = [], out = new Map<string, { path: string[]; value: unknown }>()): Map<string, { path: string[]; value: unknown }> {
+export function leaves(
+  o: Json,
+  prefix: string[] = [],
+  out = new Map<string, { path: string[]; value: unknown }>(),
+): Map<string, { path: string[]; value: unknown }> {
   for (const [k, v] of Object.entries(o ?? {})) {
-    const p = [...prefix, k], key = p.join("\u0000");
+    const p = [...prefix, k],
+      key = p.join("\u0000");
     if (IDENTITY.has(p.join("."))) continue;
-    if (isMap(v)) leaves(v, p, out); // an empty map claims nothing
+    if (isMap(v))
+      leaves(v, p, out); // an empty map claims nothing
     else out.set(key, { path: p, value: v });
   }
   return out;
@@ -34,9 +51,15 @@ function set(o: Json, p: string[], v: unknown): void {
 }
 function unset(o: Json, p: string[]): void {
   const parents: Json[] = [o];
-  for (const k of p.slice(0, -1)) { const n = parents[parents.length - 1][k]; if (!isMap(n)) return; parents.push(n); }
+  for (const k of p.slice(0, -1)) {
+    const n = parents[parents.length - 1][k];
+    if (!isMap(n)) return;
+    parents.push(n);
+  }
   delete parents[parents.length - 1][p[p.length - 1]];
-  for (let i = parents.length - 1; i > 0; i--) if (!Object.keys(parents[i]).length) delete parents[i - 1][p[i - 1]]; else break;
+  for (let i = parents.length - 1; i > 0; i--)
+    if (!Object.keys(parents[i]).length) delete parents[i - 1][p[i - 1]];
+    else break;
 }
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
@@ -48,7 +71,10 @@ export function owners(o: Json | undefined): Map<string, Set<string>> {
       if (!k.startsWith("f:")) continue;
       const p = [...prefix, k.slice(2)];
       if (isMap(v) && Object.keys(v).length) walk(v, p, mgr);
-      else { const key = p.join("\u0000"); (m.get(key) ?? m.set(key, new Set()).get(key)!).add(mgr); }
+      else {
+        const key = p.join("\u0000");
+        (m.get(key) ?? m.set(key, new Set()).get(key)!).add(mgr);
+      }
     }
   };
   for (const e of o?.metadata?.managedFields ?? []) walk(e.fieldsV1 ?? {}, [], e.manager);
@@ -57,12 +83,18 @@ export function owners(o: Json | undefined): Map<string, Set<string>> {
 
 function managedFields(own: Map<string, Set<string>>, ops: Map<string, string>): Json[] {
   const per = new Map<string, Json>();
-  for (const [key, ms] of own) for (const mgr of ms) {
-    const f = per.get(mgr) ?? per.set(mgr, {}).get(mgr)!;
-    let c = f;
-    for (const k of key.split("\u0000")) c = c[`f:${k}`] ??= {};
-  }
-  return [...per].map(([manager, fieldsV1]) => ({ manager, operation: ops.get(manager) ?? "Apply", fieldsType: "FieldsV1", fieldsV1 }));
+  for (const [key, ms] of own)
+    for (const mgr of ms) {
+      const f = per.get(mgr) ?? per.set(mgr, {}).get(mgr)!;
+      let c = f;
+      for (const k of key.split("\u0000")) c = c[`f:${k}`] ??= {};
+    }
+  return [...per].map(([manager, fieldsV1]) => ({
+    manager,
+    operation: ops.get(manager) ?? "Apply",
+    fieldsType: "FieldsV1",
+    fieldsV1,
+  }));
 }
 
 function opsOf(o: Json | undefined): Map<string, string> {
@@ -70,13 +102,19 @@ function opsOf(o: Json | undefined): Map<string, string> {
 }
 
 /** Server-side apply of `body` by `manager`: the merged object, or the conflicts. */
-export function serverSideApply(existing: Json | undefined, body: Json, manager: string, force: boolean): { object: Json } | { conflicts: string[] } {
+export function serverSideApply(
+  existing: Json | undefined,
+  body: Json,
+  manager: string,
+  force: boolean,
+): { object: Json } | { conflicts: string[] } {
   const own = owners(existing);
   const applied = leaves(body);
   const conflicts: string[] = [];
   for (const [key, { path, value }] of applied) {
     const others = [...(own.get(key) ?? [])].filter((m) => m !== manager);
-    if (others.length && !force && existing && !same(get(existing, path), value)) conflicts.push(`conflict with "${others[0]}": .${path.join(".")}`);
+    if (others.length && !force && existing && !same(get(existing, path), value))
+      conflicts.push(`conflict with "${others[0]}": .${path.join(".")}`);
   }
   if (conflicts.length) return { conflicts };
   const merged: Json = structuredClone(existing ?? {});
@@ -85,7 +123,10 @@ export function serverSideApply(existing: Json | undefined, body: Json, manager:
   for (const [key, ms] of own) {
     if (!ms.has(manager) || applied.has(key)) continue;
     ms.delete(manager);
-    if (!ms.size) { own.delete(key); unset(merged, key.split("\u0000")); }
+    if (!ms.size) {
+      own.delete(key);
+      unset(merged, key.split("\u0000"));
+    }
   }
   for (const [key, { path, value }] of applied) {
     set(merged, path, value);

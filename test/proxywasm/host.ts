@@ -10,13 +10,37 @@
 // Not modelled: body/trailer hooks, gRPC calls, shared data/queues; one VM per worker is in ./workers.ts.
 import { readFileSync } from "node:fs";
 import {
-  BufferType, MapType, MetricType, WasmResult, LOG_LEVELS, type LogLevelName, type Pairs, type PropValue,
-  encodeProperty, propertyPath, serializePairs, deserializePairs,
+  BufferType,
+  MapType,
+  MetricType,
+  WasmResult,
+  LOG_LEVELS,
+  type LogLevelName,
+  type Pairs,
+  type PropValue,
+  encodeProperty,
+  propertyPath,
+  serializePairs,
+  deserializePairs,
 } from "./abi.js";
 
-export interface LogEntry { level: LogLevelName; message: string }
-export interface Metric { name: string; type: MetricType; value: bigint }
-export interface Callout { token: number; upstream: string; headers: Pairs; body: Uint8Array; timeoutMs: number; answered: boolean }
+export interface LogEntry {
+  level: LogLevelName;
+  message: string;
+}
+export interface Metric {
+  name: string;
+  type: MetricType;
+  value: bigint;
+}
+export interface Callout {
+  token: number;
+  upstream: string;
+  headers: Pairs;
+  body: Uint8Array;
+  timeoutMs: number;
+  answered: boolean;
+}
 export interface HttpExchange {
   requestHeaders?: Pairs;
   responseHeaders?: Pairs;
@@ -26,7 +50,7 @@ export interface HttpExchange {
 
 const ROOT_ID = 1;
 /** A host import: the Wasm side passes i32/i64 numbers and reads back a status code. */
- 
+
 type HostFn = (...args: any[]) => unknown;
 
 export class HostBuilder {
@@ -37,27 +61,57 @@ export class HostBuilder {
   private props = new Map<string, Uint8Array>();
   private startMs = Date.parse("2026-11-20T10:00:00Z");
 
-  wasmFile(path: string): this { this.module = new WebAssembly.Module(readFileSync(path)); return this; }
-  wasmModule(m: WebAssembly.Module): this { this.module = m; return this; }
-  pluginConfig(json: string | object): this { this.plugin = typeof json === "string" ? json : JSON.stringify(json); return this; }
-  vmConfig(s: string): this { this.vm = s; return this; }
-  pluginRootId(id: string): this { this.rootId = id; return this; }
+  wasmFile(path: string): this {
+    this.module = new WebAssembly.Module(readFileSync(path));
+    return this;
+  }
+  wasmModule(m: WebAssembly.Module): this {
+    this.module = m;
+    return this;
+  }
+  pluginConfig(json: string | object): this {
+    this.plugin = typeof json === "string" ? json : JSON.stringify(json);
+    return this;
+  }
+  vmConfig(s: string): this {
+    this.vm = s;
+    return this;
+  }
+  pluginRootId(id: string): this {
+    this.rootId = id;
+    return this;
+  }
   /** A property by path: "a.b.c" or ["a","b","c"] (use the array form when a segment holds a dot). */
-  property(path: string | string[], v: PropValue): this { this.props.set(propertyPath(Array.isArray(path) ? path : path.split(".")), encodeProperty(v)); return this; }
+  property(path: string | string[], v: PropValue): this {
+    this.props.set(propertyPath(Array.isArray(path) ? path : path.split(".")), encodeProperty(v));
+    return this;
+  }
   /**
    * Node metadata as the given Envoy version serves it. Envoy ≥ 1.33 removed the Wasm-only
    * top-level `node` token (context.cc PROPERTY_TOKENS holds only plugin_name, plugin_root_id,
    * plugin_vm_id, connection_id); the CEL `xds.node` attribute (expr/context.h XdsWrapper) is the
    * only path. Older Envoy: `node.metadata.*` (and, conservatively, no `xds.node`).
    */
-  nodeMetadata(md: Record<string, string>): this { this.md = md; return this; }
+  nodeMetadata(md: Record<string, string>): this {
+    this.md = md;
+    return this;
+  }
   /** Envoy version the host behaves as (default 1.36, what Istio 1.27 ships). */
-  envoy(version: string): this { this.envoyVersion = version; return this; }
+  envoy(version: string): this {
+    this.envoyVersion = version;
+    return this;
+  }
   private md: Record<string, string> = {};
   private envoyVersion = "1.36";
-  clockMs(ms: number): this { this.startMs = ms; return this; }
+  clockMs(ms: number): this {
+    this.startMs = ms;
+    return this;
+  }
   /** Like Envoy's --component-log-level wasm:LEVEL: lower levels are dropped unread (default: record all). */
-  logLevel(level: LogLevelName): this { this.minLevel = LOG_LEVELS.indexOf(level); return this; }
+  logLevel(level: LogLevelName): this {
+    this.minLevel = LOG_LEVELS.indexOf(level);
+    return this;
+  }
   private minLevel = 0;
 
   build(): ProxyHost {
@@ -65,7 +119,8 @@ export class HostBuilder {
     this.props.set(propertyPath(["plugin_root_id"]), encodeProperty(this.rootId));
     const [maj, min] = this.envoyVersion.split(".").map(Number);
     const modern = maj > 1 || min >= 33;
-    for (const [k, v] of Object.entries(this.md)) this.property(modern ? ["xds", "node", "metadata", k] : ["node", "metadata", k], v);
+    for (const [k, v] of Object.entries(this.md))
+      this.property(modern ? ["xds", "node", "metadata", k] : ["node", "metadata", k], v);
     return new ProxyHost(this.module, this.plugin, this.vm, this.props, this.startMs, this.minLevel);
   }
 }
@@ -79,7 +134,7 @@ export class ProxyHost {
   readonly env: Record<string, HostFn> = {};
   nowNs: bigint;
   private readonly instance: WebAssembly.Instance;
-  private readonly exports: Record<string, any>;  
+  private readonly exports: Record<string, any>;
   private nextContextId = ROOT_ID + 1;
   private nextToken = 1;
   private nextMetric = 1;
@@ -91,17 +146,33 @@ export class ProxyHost {
   /** Count of host calls by name, for tests of the harness itself and for benches. */
   readonly calls = new Map<string, number>();
 
-  constructor(module: WebAssembly.Module, private plugin: string, private vm: string, private props: Map<string, Uint8Array>, startMs: number, private minLevel: number) {
+  constructor(
+    module: WebAssembly.Module,
+    private plugin: string,
+    private vm: string,
+    private props: Map<string, Uint8Array>,
+    startMs: number,
+    private minLevel: number,
+  ) {
     this.nowNs = BigInt(startMs) * 1_000_000n;
     const fns = this.hostFunctions() as Record<string, HostFn>;
     for (const imp of WebAssembly.Module.imports(module))
-      if (imp.kind === "function" && imp.module === "env") this.env[imp.name] = fns[imp.name] ?? (() => WasmResult.Unimplemented);
+      if (imp.kind === "function" && imp.module === "env")
+        this.env[imp.name] = fns[imp.name] ?? (() => WasmResult.Unimplemented);
     this.instance = new WebAssembly.Instance(module, {
       env: this.env,
-      wasi_unstable: { proc_exit: (code: number) => { throw new Error(`wasm called proc_exit(${code}): ${this.logs.at(-1)?.message ?? ""}`); } },
-      wasi_snapshot_preview1: { proc_exit: (code: number) => { throw new Error(`wasm called proc_exit(${code})`); } },
+      wasi_unstable: {
+        proc_exit: (code: number) => {
+          throw new Error(`wasm called proc_exit(${code}): ${this.logs.at(-1)?.message ?? ""}`);
+        },
+      },
+      wasi_snapshot_preview1: {
+        proc_exit: (code: number) => {
+          throw new Error(`wasm called proc_exit(${code})`);
+        },
+      },
     });
-    this.exports = this.instance.exports as Record<string, any>;  
+    this.exports = this.instance.exports as Record<string, any>;
   }
 
   /** Module-side allocation, for tests that call host functions directly. */
@@ -111,8 +182,12 @@ export class ProxyHost {
     this.bytes(p, b.length).set(b);
     return [p, b.length];
   }
-  read(ptr: number, len: number): Uint8Array { return this.bytes(ptr, len).slice(); }
-  u32(ptr: number): number { return this.mem.getUint32(ptr, true); }
+  read(ptr: number, len: number): Uint8Array {
+    return this.bytes(ptr, len).slice();
+  }
+  u32(ptr: number): number {
+    return this.mem.getUint32(ptr, true);
+  }
 
   // ---- memory helpers ----
   // Views over linear memory, rebuilt only when memory.grow replaced the buffer.
@@ -121,11 +196,23 @@ export class ProxyHost {
   private u8!: Uint8Array;
   private refresh(): void {
     const b = (this.exports.memory as WebAssembly.Memory).buffer;
-    if (b !== this.viewBuf) { this.viewBuf = b; this.dv = new DataView(b); this.u8 = new Uint8Array(b); }
+    if (b !== this.viewBuf) {
+      this.viewBuf = b;
+      this.dv = new DataView(b);
+      this.u8 = new Uint8Array(b);
+    }
   }
-  private get mem(): DataView { this.refresh(); return this.dv; }
-  private bytes(ptr: number, len: number): Uint8Array { this.refresh(); return this.u8.subarray(ptr, ptr + len); }
-  private str(ptr: number, len: number): string { return this.dec.decode(this.bytes(ptr, len)); }
+  private get mem(): DataView {
+    this.refresh();
+    return this.dv;
+  }
+  private bytes(ptr: number, len: number): Uint8Array {
+    this.refresh();
+    return this.u8.subarray(ptr, ptr + len);
+  }
+  private str(ptr: number, len: number): string {
+    return this.dec.decode(this.bytes(ptr, len));
+  }
   /** Property paths come from the same few module buffers on every request: memoise by address, verified by content. */
   private pathCache = new Map<number, { bytes: Uint8Array; path: string }>();
   private pathAt(ptr: number, len: number): string {
@@ -133,7 +220,11 @@ export class ProxyHost {
     const hit = this.pathCache.get(ptr * 4096 + len);
     if (hit) {
       let same = true;
-      for (let i = 0; i < len; i++) if (hit.bytes[i] !== b[i]) { same = false; break; }
+      for (let i = 0; i < len; i++)
+        if (hit.bytes[i] !== b[i]) {
+          same = false;
+          break;
+        }
       if (same) return hit.path;
     }
     const path = this.dec.decode(b);
@@ -150,7 +241,9 @@ export class ProxyHost {
     this.mem.setUint32(lenPtr, data.length, true);
     return WasmResult.Ok;
   }
-  private count(name: string) { this.calls.set(name, (this.calls.get(name) ?? 0) + 1); }
+  private count(name: string) {
+    this.calls.set(name, (this.calls.get(name) ?? 0) + 1);
+  }
 
   private mapFor(t: MapType): Pairs | null {
     if (t === MapType.HttpCallResponseHeaders) return this.callResponse?.headers ?? null;
@@ -165,8 +258,14 @@ export class ProxyHost {
         this.logs.push({ level: LOG_LEVELS[level] ?? "critical", message: this.str(ptr, len) });
         return WasmResult.Ok;
       },
-      proxy_get_current_time_nanoseconds: (ptr: number) => { this.mem.setBigUint64(ptr, this.nowNs, true); return WasmResult.Ok; },
-      proxy_set_tick_period_milliseconds: (ms: number) => { this.tickPeriodMs = ms; return WasmResult.Ok; },
+      proxy_get_current_time_nanoseconds: (ptr: number) => {
+        this.mem.setBigUint64(ptr, this.nowNs, true);
+        return WasmResult.Ok;
+      },
+      proxy_set_tick_period_milliseconds: (ms: number) => {
+        this.tickPeriodMs = ms;
+        return WasmResult.Ok;
+      },
       proxy_get_property: (pathPtr: number, pathLen: number, ptrPtr: number, lenPtr: number) => {
         this.count("proxy_get_property");
         const path = this.pathAt(pathPtr, pathLen);
@@ -190,7 +289,8 @@ export class ProxyHost {
         return this.give(data.subarray(start, Math.min(data.length, start + maxLen)), ptrPtr, lenPtr);
       },
       proxy_get_buffer_status: (type: number, lenPtr: number, flagsPtr: number) => {
-        const data = type === BufferType.PluginConfiguration ? this.plugin : type === BufferType.VmConfiguration ? this.vm : null;
+        const data =
+          type === BufferType.PluginConfiguration ? this.plugin : type === BufferType.VmConfiguration ? this.vm : null;
         if (data === null) return WasmResult.Unimplemented;
         this.mem.setUint32(lenPtr, Buffer.byteLength(data), true);
         this.mem.setUint32(flagsPtr, 0, true);
@@ -240,7 +340,18 @@ export class ProxyHost {
         m.splice(0, m.length, ...m.filter(([k]) => k !== key));
         return WasmResult.Ok;
       },
-      proxy_http_call: (uPtr: number, uLen: number, hPtr: number, hLen: number, bPtr: number, bLen: number, _tPtr: number, _tLen: number, timeoutMs: number, tokenPtr: number) => {
+      proxy_http_call: (
+        uPtr: number,
+        uLen: number,
+        hPtr: number,
+        hLen: number,
+        bPtr: number,
+        bLen: number,
+        _tPtr: number,
+        _tLen: number,
+        timeoutMs: number,
+        tokenPtr: number,
+      ) => {
         const upstream = this.str(uPtr, uLen);
         const headers = deserializePairs(this.bytes(hPtr, hLen).slice());
         // Envoy httpCall: BadArgument when getThreadLocalCluster(cluster) is null (the proxy has no
@@ -250,7 +361,14 @@ export class ProxyHost {
         const has = (k: string) => headers.some(([h]) => h === k);
         if (!has(":method") || !has(":path") || !has(":authority")) return WasmResult.BadArgument;
         const token = this.nextToken++;
-        this.callouts.push({ token, upstream, headers, body: this.bytes(bPtr, bLen).slice(), timeoutMs, answered: false });
+        this.callouts.push({
+          token,
+          upstream,
+          headers,
+          body: this.bytes(bPtr, bLen).slice(),
+          timeoutMs,
+          answered: false,
+        });
         this.mem.setUint32(tokenPtr, token, true);
         return WasmResult.Ok;
       },
@@ -258,7 +376,10 @@ export class ProxyHost {
         if (type > MetricType.Histogram) return WasmResult.BadArgument;
         const name = this.str(nPtr, nLen);
         let id = [...this.metrics].find(([, m]) => m.name === name)?.[0];
-        if (id === undefined) { id = this.nextMetric++; this.metrics.set(id, { name, type, value: 0n }); }
+        if (id === undefined) {
+          id = this.nextMetric++;
+          this.metrics.set(id, { name, type, value: 0n });
+        }
         this.mem.setUint32(idPtr, id, true);
         return WasmResult.Ok;
       },
@@ -302,7 +423,11 @@ export class ProxyHost {
     if (!f) return 0;
     const prev = this.effective;
     this.effective = ctx;
-    try { return f(ctx, ...args) as number; } finally { this.effective = prev; }
+    try {
+      return f(ctx, ...args) as number;
+    } finally {
+      this.effective = prev;
+    }
   }
 
   // ---- lifecycle (as Envoy drives it) ----
@@ -314,9 +439,14 @@ export class ProxyHost {
     return this.call("proxy_on_configure", ROOT_ID, Buffer.byteLength(this.plugin)) === 1;
   }
 
-  advance(ms: number): void { this.nowNs += BigInt(Math.round(ms * 1e6)); }
+  advance(ms: number): void {
+    this.nowNs += BigInt(Math.round(ms * 1e6));
+  }
 
-  tick(): void { this.advance(this.tickPeriodMs); this.call("proxy_on_tick", ROOT_ID); }
+  tick(): void {
+    this.advance(this.tickPeriodMs);
+    this.call("proxy_on_tick", ROOT_ID);
+  }
 
   /**
    * One HTTP stream: request headers, response headers, then, as Envoy ends a stream, the access
@@ -328,7 +458,13 @@ export class ProxyHost {
     const props = new Map<string, Uint8Array>();
     for (const [k, v] of Object.entries(x.properties ?? {})) props.set(propertyPath(k.split(".")), encodeProperty(v));
     this.streamProps.set(id, props);
-    this.maps.set(id, new Map([[MapType.RequestHeaders, [...(x.requestHeaders ?? [])]], [MapType.ResponseHeaders, [...(x.responseHeaders ?? [])]]]));
+    this.maps.set(
+      id,
+      new Map([
+        [MapType.RequestHeaders, [...(x.requestHeaders ?? [])]],
+        [MapType.ResponseHeaders, [...(x.responseHeaders ?? [])]],
+      ]),
+    );
     try {
       this.call("proxy_on_context_create", id, ROOT_ID);
       const request = this.call("proxy_on_request_headers", id, (x.requestHeaders ?? []).length, 1);
@@ -370,21 +506,36 @@ export class ProxyHost {
 
   /** Answer a callout (Envoy: proxy_on_http_call_response in the root context). */
   respond(c: Callout, r: { status: number; headers?: Pairs; body?: string }): void {
-    this.answer(c, { headers: [[":status", String(r.status)], ...(r.headers ?? [])], body: new TextEncoder().encode(r.body ?? ""), trailers: [] });
+    this.answer(c, {
+      headers: [[":status", String(r.status)], ...(r.headers ?? [])],
+      body: new TextEncoder().encode(r.body ?? ""),
+      trailers: [],
+    });
   }
 
   /** Fail a callout the way Envoy does on reset/timeout: a response with no headers and no body. */
-  fail(c: Callout): void { this.answer(c, { headers: [], body: new Uint8Array(), trailers: [] }); }
+  fail(c: Callout): void {
+    this.answer(c, { headers: [], body: new Uint8Array(), trailers: [] });
+  }
 
   private answer(c: Callout, r: { headers: Pairs; body: Uint8Array; trailers: Pairs }): void {
     if (c.answered) throw new Error(`callout ${c.token} already answered`);
     c.answered = true;
     this.callResponse = r;
-    try { this.call("proxy_on_http_call_response", ROOT_ID, c.token, r.headers.length, r.body.length, r.trailers.length); }
-    finally { this.callResponse = null; }
+    try {
+      this.call("proxy_on_http_call_response", ROOT_ID, c.token, r.headers.length, r.body.length, r.trailers.length);
+    } finally {
+      this.callResponse = null;
+    }
   }
 
-  metric(name: string): bigint | undefined { return [...this.metrics.values()].find((m) => m.name === name)?.value; }
-  pending(): Callout[] { return this.callouts.filter((c) => !c.answered); }
-  logsAt(level: LogLevelName): string[] { return this.logs.filter((l) => l.level === level).map((l) => l.message); }
+  metric(name: string): bigint | undefined {
+    return [...this.metrics.values()].find((m) => m.name === name)?.value;
+  }
+  pending(): Callout[] {
+    return this.callouts.filter((c) => !c.answered);
+  }
+  logsAt(level: LogLevelName): string[] {
+    return this.logs.filter((l) => l.level === level).map((l) => l.message);
+  }
 }

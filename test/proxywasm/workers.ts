@@ -14,15 +14,25 @@ export class EnvoyWorkers {
     this.vms = Array.from({ length: workers }, () => build().build());
     for (const vm of this.vms) vm.start();
   }
-  set clusters(f: ((name: string) => boolean) | null) { for (const vm of this.vms) vm.clusters = f; }
+  set clusters(f: ((name: string) => boolean) | null) {
+    for (const vm of this.vms) vm.clusters = f;
+  }
   http(x: HttpExchange): { request: number; response: number } {
     const vm = this.vms[this.next++ % this.vms.length];
     return vm.http(x);
   }
   /** Every worker's timer fires once (their periods are equal: one pluginConfig). */
-  tick(): void { for (const vm of this.vms) vm.tick(); }
-  advance(ms: number): void { for (const vm of this.vms) vm.advance(ms); }
+  tick(): void {
+    for (const vm of this.vms) vm.tick();
+  }
+  advance(ms: number): void {
+    for (const vm of this.vms) vm.advance(ms);
+  }
   /** Callouts not answered yet, with the VM that made them. */
-  pending(): { vm: ProxyHost; c: Callout }[] { return this.vms.flatMap((vm) => vm.pending().map((c) => ({ vm, c }))); }
-  metric(name: string): bigint { return this.vms.reduce((a, vm) => a + (vm.metric(name) ?? 0n), 0n); }
+  pending(): { vm: ProxyHost; c: Callout }[] {
+    return this.vms.flatMap((vm) => vm.pending().map((c) => ({ vm, c })));
+  }
+  metric(name: string): bigint {
+    return this.vms.reduce((a, vm) => a + (vm.metric(name) ?? 0n), 0n);
+  }
 }
