@@ -106,7 +106,8 @@ test("identity: only the sidecar's XFCC (127.0.0.6, By=self) or a reviewed token
     "By=spiffe://cluster.local/ns/meshtune-system/sa/meshtune-controller;URI=spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews";
   const cases: [string, unknown, Record<string, string>, number, RegExp][] = [
     [direct, report(), {}, 401, /^unauthenticated: no mesh identity/],
-    [direct, report(), { "x-forwarded-client-cert": forged }, 401, /^unauthenticated/], // not from 127.0.0.6: a client wrote it
+    // Not from 127.0.0.6: a client wrote it, or the mesh runs this pod otherwise (LOCALHOST/TPROXY): refused, retryably, with the reason named.
+    [direct, report(), { "x-forwarded-client-cert": forged }, 503, /^unexpected-source: .*LOCALHOST/],
     [plaintext.url, report(), { "x-forwarded-client-cert": forged }, 401, /^unauthenticated/], // plaintext: Envoy strips XFCC
     // The client's own XFCC element comes first; the proxy's (reviews) is last and wins.
     [
@@ -126,7 +127,7 @@ test("identity: only the sidecar's XFCC (127.0.0.6, By=self) or a reviewed token
       403,
       /^identity-mismatch: caller bookinfo\/bookinfo-reviews may not report for namespace secure/,
     ],
-    [fromReviews.url, report({ proxy: { workload: "ghost", namespace: "bookinfo" } }), {}, 403, /^unknown-workload/],
+    [fromReviews.url, report({ proxy: { workload: "ghost", namespace: "bookinfo" } }), {}, 503, /^unknown-workload/], // retryable: the informer may not have seen it yet
     // A forwarded-caller header counts only from another controller replica.
     [
       fromReviews.url,
@@ -144,7 +145,8 @@ test("identity: only the sidecar's XFCC (127.0.0.6, By=self) or a reviewed token
     assert.match(r.text, re);
   }
   assert.is(snapshot(), before);
-  assert.ok((await rejected("unauthenticated")) >= 4);
+  assert.ok((await rejected("unauthenticated")) >= 3);
+  assert.ok((await rejected("unexpected-source")) >= 1);
   const ok = await post(fromReviews.url, report());
   assert.is(ok.status, 202, ok.text);
 });

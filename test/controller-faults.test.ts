@@ -101,7 +101,8 @@ test("a failed learned-state save is retried with backoff until it lands, with n
   const { ctl, col, registry } = await controller(fake);
   try {
     await ctl.start();
-    fake.fault({ method: "PATCH", path: `/configmaps/${STORE_NAME}`, status: 500, times: 2 });
+    // A save reads the stored ConfigMap first (read-merge-replace): fail that read twice.
+    fake.fault({ method: "GET", path: `/configmaps/${STORE_NAME}`, status: 500, times: 2 });
     assert.is(col.ingest(JSON.stringify(report({ unknown: [] }))), null);
     assert.ok(await until(() => !!fake.get("configmaps", "bookinfo", STORE_NAME), 8000), "saved after two failures");
     assert.match(
@@ -150,6 +151,8 @@ test("a user Sidecar that starts selecting a managed workload: meshtune deletes 
     });
     assert.ok(await until(() => !fake.get("sidecars", "bookinfo", "reviews-v2")), "own Sidecar deleted");
     assert.ok(fake.get("sidecars", "bookinfo", "team-reviews"), "the user's is untouched");
+    // The Event is posted after the delete lands: wait for it rather than race it.
+    await until(() => fake.list("events", "bookinfo").some((e) => e.reason === "Deleted"));
     const ev = fake.list("events", "bookinfo").find((e) => e.reason === "Deleted");
     assert.match(ev?.message ?? "", /user-owned Sidecar bookinfo\/team-reviews now selects this workload .*IST0110/);
   } finally {

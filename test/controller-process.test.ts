@@ -36,7 +36,9 @@ test("controller process: readiness after sync, reports accepted, Sidecar applie
       },
       body,
     });
-    assert.is(direct.status, 401, "XFCC not from the sidecar's 127.0.0.6 connection is not trusted");
+    // Not trusted, and said retryably (503 unexpected-source) with the likely mesh setting named.
+    assert.is(direct.status, 503, "XFCC not from the sidecar's 127.0.0.6 connection is not trusted");
+    assert.match(await direct.text(), /^unexpected-source: .*LOCALHOST/);
     const r = await fetch(`${sidecar.url}/v1/reports`, {
       method: "POST",
       headers: { "content-type": "application/json" },

@@ -92,6 +92,7 @@ async function cluster(outbound: "ALLOW_ANY" | "REGISTRY_ONLY") {
   fake.tokens.set("agent-token", {
     username: "system:serviceaccount:meshtune-system:meshtune-node",
     groups: ["system:serviceaccounts"],
+    extra: { "authentication.kubernetes.io/node-name": ["node-1"] },
   });
   fake.tokens.set("productpage-token", {
     username: "system:serviceaccount:bookinfo:bookinfo-productpage",
@@ -407,7 +408,7 @@ test("agent L4 edges: a raw-TCP connection to a ClusterIP is imported in < 5 s; 
     assert.match(await forged.text(), /^identity-mismatch: only the node agent/);
     const wrongNode = await c.post(body("node-2", "10.96.0.20:9080"), "agent-token");
     assert.is(wrongNode.status, 403);
-    assert.match(await wrongNode.text(), /is not on node node-2/);
+    assert.match(await wrongNode.text(), /token is bound to node node-1, not node-2/);
     const bad = await c.post(body("node-1", "not-an-address"), "agent-token");
     assert.is(bad.status, 400);
     const t0 = Date.now();

@@ -1,18 +1,22 @@
 // Who is calling the collector. Two trusted ways, nothing else:
-//  1. Mesh identity. The controller runs with an Istio sidecar under STRICT mTLS. Its inbound
-//     HTTP connection manager uses forward_client_cert_details APPEND_FORWARD with URI details
-//     (istio pilot/pkg/networking/util/proxy_headers.go GetProxyHeadersFromProxyConfig;
-//     core/listener_inbound.go buildSidecarInboundHTTPOpts). Envoy removes any XFCC header on a
-//     connection without a client certificate and otherwise appends its own element
-//     "By=<our SPIFFE>;Hash=…;Subject=…;URI=<peer SPIFFE>" (envoy source/common/http/
-//     conn_manager_utility.cc mutateXfccRequestHeader), so only the LAST element is the proxy's.
-//     It is trusted only on connections from 127.0.0.6 / ::6, the source address Istio binds
-//     its inbound clusters to (core/listener_address.go InboundPassthroughBindIpv4,
-//     core/cluster_builder.go upstream_bind_config); anything else (a port-forward from
-//     127.0.0.1, a pod on an excluded port) could have written the header itself.
+//  1. Mesh identity. The controller runs with an Istio sidecar under STRICT mTLS, interception
+//     REDIRECT and forwardedClientCert SANITIZE_SET pinned on its pod (manifests/controller.yaml).
+//     Envoy removes any XFCC on a connection without a client certificate and otherwise writes
+//     its own element "By=<our SPIFFE>;Hash=<hex>;Subject=\"…\";URI=<peer SPIFFE>"
+//     (envoy source/common/http/conn_manager_utility.cc mutateXfccRequestHeader): alone under
+//     SANITIZE_SET, appended after the client's bytes under Istio's default APPEND_FORWARD.
+//     The trust parse reads that element from the right, anchored to its exact shape
+//     (xfccPeer); the client's part is never parsed. It is trusted only on connections from
+//     127.0.0.6 / ::6, the source Istio binds its inbound clusters to under REDIRECT with the
+//     default inboundTrafficPolicy PASSTHROUGH (core/listener_address.go
+//     InboundPassthroughBindIpv4, core/cluster_builder.go upstream_bind_config); LOCALHOST mode
+//     shows 127.0.0.1 and TPROXY the caller's address (listener_inbound.go original_src), where
+//     the app cannot tell the proxy from a client on an excluded port: such reports are refused
+//     as `unexpected-source`, retryably, with the likely mesh setting named.
 //  2. A Kubernetes bearer token (node agents on the host network; people), via TokenReview.
 import type { IncomingMessage } from "node:http";
 import {
+  NODE_NAME_EXTRA,
   NS_RE,
   SA_RE,
   parseServiceAccountUser,
@@ -26,6 +30,8 @@ export interface Caller {
   serviceAccount: string;
   user: UserInfo;
   via: "mesh" | "token" | "insecure";
+  /** The node a pod-bound token names (agents); never taken from a request body. */
+  node?: string;
 }
 
 export interface Identity {
@@ -41,91 +47,49 @@ export function parseIdentity(s: string): Identity | null {
 }
 
 const PROXY_PEERS = new Set(["127.0.0.6", "::6", "::ffff:127.0.0.6"]);
-const SPIFFE = new RegExp(`^spiffe://[^/]+/ns/(${NS_RE})/sa/(${SA_RE})$`);
-
-/** Split an XFCC value into elements (",") and key=value pairs (";"), honouring quoted values. */
-export function parseXfcc(v: string): Record<string, string>[] {
-  const out: Record<string, string>[] = [];
-  let cur: Record<string, string> = {},
-    key = "",
-    val = "",
-    inKey = true,
-    quoted = false;
-  const put = () => {
-    if (key) cur[key.trim()] = val;
-    key = "";
-    val = "";
-    inKey = true;
-  };
-  for (let i = 0; i < v.length; i++) {
-    const c = v[i];
-    if (quoted) {
-      if (c === "\\" && i + 1 < v.length) {
-        val += v[++i];
-        continue;
-      }
-      if (c === '"') {
-        quoted = false;
-        continue;
-      }
-      val += c;
-      continue;
-    }
-    if (c === '"' && !inKey) {
-      quoted = true;
-      continue;
-    }
-    if (c === "=" && inKey) {
-      inKey = false;
-      continue;
-    }
-    if (c === ";") {
-      put();
-      continue;
-    }
-    if (c === ",") {
-      put();
-      out.push(cur);
-      cur = {};
-      continue;
-    }
-    if (inKey) key += c;
-    else val += c;
-  }
-  put();
-  out.push(cur);
-  return out;
-}
-
-export type CallerResult =
-  | { ok: true; caller: Caller }
-  | { ok: false; status: 401 | 503; reason: "unauthenticated" | "auth-unavailable"; detail: string };
+const esc = (v: string) => v.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+/** A SPIFFE ID as Envoy prints it: no separator of the XFCC grammar (",", ";", "\"", "=") can occur in it. */
+const SPIFFE_ID = (ns: string, sa: string) => `spiffe://[^/,;"=\\s]+/ns/${ns}/sa/${sa}`;
 
 /**
- * Identify the caller of `req`. `self` is this controller's own identity: the proxy's element
- * must say By=<self>, so an element a client wrote cannot pass for the proxy's.
+ * The element this pod's own sidecar appended, read from the right end of the header and
+ * anchored to the exact shape Envoy writes for Istio's inbound HCM (Istio sets Subject, URI and
+ * DNS details; Envoy emits By, Hash = hex SHA-256 of the peer certificate, Subject="…", URI, then
+ * one DNS= per DNS SAN, joined by ";" and appended after "," — conn_manager_utility.cc
+ * mutateXfccRequestHeader). Whatever the client wrote before it is never parsed: Envoy neither
+ * escapes nor validates it, so a quote-aware split can be made to swallow the proxy's element
+ * (an unterminated quote). Under SANITIZE_SET the element is the whole header; under
+ * APPEND_FORWARD it follows the client's text and a ",".
  */
+function tailPattern(self: Identity): RegExp {
+  return new RegExp(
+    `(?:^|,)By=${SPIFFE_ID(esc(self.namespace), esc(self.serviceAccount))};Hash=[0-9a-f]{64};Subject="[^"]*";` +
+      `URI=(${SPIFFE_ID(`(${NS_RE})`, `(${SA_RE})`)})(?:;DNS=[^,;"=\\s]*)*$`,
+  );
+}
+const tails = new Map<string, RegExp>();
+
 /**
- * The mesh peer as this pod's own inbound proxy vouches for it: the last XFCC element, on a
- * connection from the proxy's bind address, written By=<self>. null: not through the proxy (no
- * header or another source); a string: why the header cannot be trusted.
+ * The mesh peer as this pod's own inbound proxy vouches for it, on a connection from the proxy's
+ * bind address. null: not through the proxy (no header, or another source); a string: why the
+ * header cannot be trusted.
  */
 export function proxyPeer(xfcc: string | string[] | undefined, peer: string, self: Identity): Identity | string | null {
   if (!PROXY_PEERS.has(peer)) return null;
   return xfccPeer(xfcc, self);
 }
 
-/** The peer named by the last XFCC element if this pod's proxy wrote it (By=<self>); the caller decides whether the source may be trusted. */
+/** The peer named by the element this pod's proxy appended (By=<self>, Envoy's exact shape, at the end of the header); the caller decides whether the source may be trusted. */
 export function xfccPeer(xfcc: string | string[] | undefined, self: Identity): Identity | string | null {
-  if (typeof xfcc !== "string") return null;
-  const els = parseXfcc(xfcc);
-  const last = els[els.length - 1];
-  const by = SPIFFE.exec(last.By ?? ""),
-    uri = SPIFFE.exec(last.URI ?? "");
-  if (!by || by[1] !== self.namespace || by[2] !== self.serviceAccount)
-    return "x-forwarded-client-cert was not set by this pod's proxy";
-  if (!uri) return "peer certificate has no SPIFFE URI";
-  return { namespace: uri[1], serviceAccount: uri[2] };
+  if (xfcc === undefined) return null;
+  if (typeof xfcc !== "string") return "more than one x-forwarded-client-cert header";
+  const key = `${self.namespace}/${self.serviceAccount}`;
+  let re = tails.get(key);
+  if (!re) tails.set(key, (re = tailPattern(self)));
+  // Bounded work: a SPIFFE element is well under 1 KiB; the tail is matched on the last 4 KiB only.
+  const m = re.exec(xfcc.length > 4096 ? xfcc.slice(-4096) : xfcc);
+  if (!m) return "x-forwarded-client-cert does not end with an element this pod's proxy wrote";
+  return { namespace: m[2], serviceAccount: m[3] };
 }
 
 /** Whether `peer` is the inbound proxy's bind address (REDIRECT mode: the caller's address is not seen). */
@@ -133,10 +97,25 @@ export function isProxyPeer(peer: string): boolean {
   return PROXY_PEERS.has(peer);
 }
 
+export type CallerResult =
+  | { ok: true; caller: Caller }
+  | {
+      ok: false;
+      status: 401 | 429 | 503;
+      reason: "unauthenticated" | "auth-unavailable" | "unexpected-source" | "rate-limited";
+      detail: string;
+    };
+
+/**
+ * Identify the caller of `req`: this pod's sidecar's element (see xfccPeer), else a bearer token
+ * by TokenReview. `admitReview` is asked before a token the reviewer has not cached is sent to
+ * the API server (0 = go, else seconds to wait).
+ */
 export async function identify(
   req: IncomingMessage,
   self: Identity,
   reviewer: AccessReviewer | null,
+  admitReview: () => number = () => 0,
 ): Promise<CallerResult> {
   const mesh = proxyPeer(req.headers["x-forwarded-client-cert"], req.socket.remoteAddress ?? "", self);
   if (typeof mesh === "string") return { ok: false, status: 401, reason: "unauthenticated", detail: mesh };
@@ -148,6 +127,14 @@ export async function identify(
   const auth = req.headers.authorization;
   const m = typeof auth === "string" ? /^Bearer ([A-Za-z0-9._~+/=-]{1,8192})$/.exec(auth) : null;
   if (m && reviewer) {
+    const wait = reviewer.cached?.(m[1]) ? 0 : admitReview();
+    if (wait > 0)
+      return {
+        ok: false,
+        status: 429,
+        reason: "rate-limited",
+        detail: `too many new tokens to review from ${req.socket.remoteAddress}; retry in ${wait}s`,
+      };
     let user: UserInfo | null;
     try {
       user = await reviewer.authenticate(m[1]);
@@ -162,12 +149,40 @@ export async function identify(
     if (!user)
       return { ok: false, status: 401, reason: "unauthenticated", detail: "bearer token rejected by TokenReview" };
     const sa = parseServiceAccountUser(user.username);
-    return { ok: true, caller: { namespace: sa?.[0] ?? "", serviceAccount: sa?.[1] ?? "", user, via: "token" } };
+    const node = user.extra?.[NODE_NAME_EXTRA]?.[0];
+    return {
+      ok: true,
+      caller: {
+        namespace: sa?.[0] ?? "",
+        serviceAccount: sa?.[1] ?? "",
+        user,
+        via: "token",
+        ...(node ? { node } : {}),
+      },
+    };
   }
+  const source = req.socket.remoteAddress ?? "";
+  if (req.headers["x-forwarded-client-cert"] !== undefined && !PROXY_PEERS.has(source))
+    // A sidecar's header from a source that is not its bind address: either the mesh runs this
+    // pod with inboundTrafficPolicy LOCALHOST (127.0.0.1) or TPROXY (the caller's address), or a
+    // client on an excluded port wrote it. Retryable: the filter keeps the data until it is fixed.
+    return {
+      ok: false,
+      status: 503,
+      reason: "unexpected-source",
+      detail: `x-forwarded-client-cert on a connection from ${source}, not the sidecar's 127.0.0.6: ${unexpectedSourceHint(source)}`,
+    };
   return {
     ok: false,
     status: 401,
     reason: "unauthenticated",
     detail: "no mesh identity (mTLS via this pod's sidecar) and no bearer token",
   };
+}
+
+/** The mesh setting that most likely explains a sidecar header from `source`. */
+export function unexpectedSourceHint(source: string): string {
+  return /^(::ffff:)?127\.0\.0\.1$|^::1$/.test(source)
+    ? "is the mesh's inboundTrafficPolicy LOCALHOST? the controller needs PASSTHROUGH (the default) with REDIRECT interception"
+    : "is this pod intercepted in TPROXY mode, or was the port excluded from interception? the controller pins sidecar.istio.io/interceptionMode: REDIRECT";
 }

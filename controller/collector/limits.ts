@@ -12,6 +12,13 @@ export interface ServerLimits {
   maxInflightBytes: number; // bodies being received, all requests together
   ratePerSecond: number; // reports per identity
   burst: number;
+  /** One identity's share of maxInflightBytes: slow bodies of one caller cannot starve the rest. */
+  maxInflightPerIdentity: number;
+  /** Open connections per source address, where sources are callers (the token port; not the sidecar's 127.0.0.6). */
+  maxConnectionsPerSource: number;
+  /** TokenReviews for tokens not in the cache: per source address and in total (junk tokens cost the API server). */
+  reviewsPerSecondPerSource: number;
+  reviewsPerSecond: number;
 }
 
 export const DEFAULT_SERVER_LIMITS: ServerLimits = {
@@ -22,6 +29,10 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = {
   maxInflightBytes: 64 << 20,
   ratePerSecond: 50,
   burst: 100,
+  maxInflightPerIdentity: 8 << 20,
+  maxConnectionsPerSource: 32,
+  reviewsPerSecondPerSource: 5,
+  reviewsPerSecond: 50,
 };
 
 /** Token bucket per key, bounded in keys (idle buckets are full and can be forgotten). */
@@ -60,14 +71,46 @@ export class RateLimiter {
 /** Bytes reserved by requests whose bodies are being received. */
 export class InflightBudget {
   used = 0;
-  constructor(readonly max: number) {}
-  reserve(n: number): boolean {
-    if (this.used + n > this.max) return false;
+  private readonly byKey = new Map<string, number>();
+  constructor(
+    readonly max: number,
+    readonly maxPerKey = max,
+  ) {}
+  /** Reserve `n` bytes for `key` (an authenticated identity); false when the total or its share is spent. */
+  reserve(n: number, key = ""): boolean {
+    const mine = this.byKey.get(key) ?? 0;
+    if (this.used + n > this.max || mine + n > this.maxPerKey) return false;
     this.used += n;
+    this.byKey.set(key, mine + n);
     return true;
   }
-  release(n: number): void {
+  release(n: number, key = ""): void {
     this.used = Math.max(0, this.used - n);
+    const left = (this.byKey.get(key) ?? 0) - n;
+    if (left > 0) this.byKey.set(key, left);
+    else this.byKey.delete(key); // the map holds only identities with bodies in flight
+  }
+  /** Bytes in flight for `key`. */
+  of(key: string): number {
+    return this.byKey.get(key) ?? 0;
+  }
+}
+
+/**
+ * Pre-authentication gate for TokenReview: a token the reviewer has cached costs nothing; a new
+ * one takes a token from its source's bucket and from the global one. Unique junk tokens from
+ * one address therefore cost the API server at most `perSource`/s, from everywhere `total`/s.
+ */
+export class ReviewGate {
+  private readonly perSource: RateLimiter;
+  private readonly total: RateLimiter;
+  constructor(perSourcePerSecond: number, totalPerSecond: number, now?: () => number) {
+    this.perSource = new RateLimiter(perSourcePerSecond, perSourcePerSecond * 2, 10_000, now);
+    this.total = new RateLimiter(totalPerSecond, totalPerSecond * 2, 1, now);
+  }
+  /** 0 when a TokenReview may be made for a request from `source`, else seconds to wait. */
+  admit(source: string): number {
+    return this.perSource.take(source) || this.total.take("");
   }
 }
 
@@ -81,12 +124,16 @@ export function applyServerLimits(
   s: Server,
   l: ServerLimits,
   count: (reason: "timeout" | "connections" | "bad-request") => void,
+  perSource = false,
 ): void {
   s.headersTimeout = l.headersTimeoutMs;
   s.requestTimeout = l.requestTimeoutMs;
   s.keepAliveTimeout = l.keepAliveTimeoutMs;
   s.maxConnections = l.maxConnections;
   s.on("drop", () => count("connections"));
+  // Per source address: one slow client cannot hold every connection (the total cap alone lets
+  // it). Only where sources are callers: behind the sidecar every connection is from 127.0.0.6.
+  if (perSource) limitPerSource(s, l.maxConnectionsPerSource, () => count("connections"));
   s.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
     const timeout = err.code === "ERR_HTTP_REQUEST_TIMEOUT" || err.code === "ERR_HTTP_HEADERS_TIMEOUT";
     count(timeout ? "timeout" : "bad-request");
@@ -97,6 +144,30 @@ export function applyServerLimits(
           : "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
       );
     socket.destroySoon();
+  });
+}
+
+/** Close connections beyond `max` open ones from the same remote address; the map holds only open ones. */
+export function limitPerSource(
+  s: { on(e: "connection", f: (c: Socket) => void): unknown },
+  max: number,
+  refused: () => void,
+): void {
+  const open = new Map<string, number>();
+  s.on("connection", (c: Socket) => {
+    const src = c.remoteAddress ?? "";
+    const n = (open.get(src) ?? 0) + 1;
+    if (n > max) {
+      refused();
+      c.destroy();
+      return;
+    }
+    open.set(src, n);
+    c.once("close", () => {
+      const left = (open.get(src) ?? 1) - 1;
+      if (left > 0) open.set(src, left);
+      else open.delete(src);
+    });
   });
 }
 

@@ -4,7 +4,7 @@
 // nothing from it becomes graph state, learned state or config unchecked.
 import { parseCluster } from "../model/cluster-name.js";
 import { fqdnError, wildcardDomainError } from "../istio/validate.js";
-import type { HostIndex } from "../istio/hosts.js";
+import { requestedFqdn, type HostIndex } from "../istio/hosts.js";
 import type { ReportV1 } from "./report-schema.js";
 
 export type ContentReason =
@@ -57,6 +57,9 @@ export function reportContentError(
         reason: "unreachable-host",
         detail: `${at}: ${c.host} is not exported to namespace ${callerNs}`,
       };
+    // The requested host is imported too (sidecar/scope.ts): check what it resolves to, not only the cluster.
+    const via = e.dir === "outbound" ? unexported(e.authority, callerNs, domain, index) : null;
+    if (via) return { status: 403, reason: "unreachable-host", detail: `${at}: authority ${via}` };
   }
   for (const [i, u] of (r.unknown ?? []).entries()) {
     const at = `unknown ${i}`;
@@ -76,8 +79,22 @@ export function reportContentError(
           reason: "invalid-authority",
           detail: `${at}: ${what} ${JSON.stringify(v.slice(0, 80))} is not host[:port]`,
         };
+    const via = unexported(u.authority, callerNs, domain, index) ?? unexported(u.sni, callerNs, domain, index);
+    if (via) return { status: 403, reason: "unreachable-host", detail: `${at}: ${via}` };
   }
   return null;
+}
+
+/** Why a host a report names (as the caller's resolver would read it) is out of the caller's reach, or null. */
+function unexported(
+  name: string | undefined,
+  callerNs: string,
+  domain: string,
+  index: HostIndex | null,
+): string | null {
+  if (!name || !index) return null;
+  const fq = requestedFqdn(name, callerNs, domain, index);
+  return fq && index.exportedTo(fq, callerNs) === false ? `${fq} is not exported to namespace ${callerNs}` : null;
 }
 
 /**

@@ -9,7 +9,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Counter, Registry } from "prom-client";
 import type { Graph } from "../model/graph.js";
 import type { HostIndex } from "../istio/hosts.js";
-import type { AccessReviewer } from "../k8s/access-review.js";
+import { NODE_NAME_EXTRA, type AccessReviewer } from "../k8s/access-review.js";
+import type { Logger } from "../log.js";
 import { MAX_REPORT_BYTES, validateReport, type ReportV1 } from "./report-schema.js";
 import { reportContentError } from "./report-content.js";
 import { mergeReport } from "./merge-report.js";
@@ -22,6 +23,7 @@ import {
   DEFAULT_SERVER_LIMITS,
   InflightBudget,
   RateLimiter,
+  ReviewGate,
   serverOptions,
   type ServerLimits,
 } from "./limits.js";
@@ -30,6 +32,9 @@ import {
 export const FORWARDED = "x-meshtune-forwarded-by";
 /** The original caller ("ns/sa") of a forwarded report; trusted only from another replica. */
 export const FORWARDED_CALLER = "x-meshtune-caller";
+/** The original caller's node claim (agents), forwarded beside FORWARDED_CALLER. */
+export const FORWARDED_NODE = "x-meshtune-caller-node";
+const NODE_RE = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 
 export type RejectReason =
   | "method"
@@ -41,6 +46,7 @@ export type RejectReason =
   | "no-leader"
   | "unauthenticated"
   | "auth-unavailable"
+  | "unexpected-source"
   | "forbidden"
   | "identity-mismatch"
   | "unknown-workload"
@@ -87,6 +93,8 @@ export interface CollectorOptions {
   mergeFallback?: (r: FallbackReport) => Fail | null;
   /** The node agents' identity: the only caller whose `kind: "agent"` reports are accepted. */
   agentIdentity?: Identity;
+  /** Where the collector says why it refuses whole classes of reports (a mesh misconfiguration). */
+  log?: Logger;
   /** Merges a node agent's L4 edges (the controller resolves each pod through its informer). */
   mergeAgent?: (r: AgentReport) => Fail | null;
 }
@@ -113,6 +121,10 @@ export class Collector {
   readonly maxBytes: number;
   private readonly rate: RateLimiter;
   readonly inflight: InflightBudget;
+  private readonly reviews: ReviewGate;
+  /** The last report refused for arriving from a source the sidecar does not use (readiness detail), or null. */
+  unexpectedSource: string | null = null;
+  private unexpectedLoggedAt = 0;
 
   constructor(
     readonly graph: Graph,
@@ -122,7 +134,8 @@ export class Collector {
     this.limits = { ...DEFAULT_SERVER_LIMITS, ...o.limits };
     this.maxBytes = o.maxBytes ?? MAX_REPORT_BYTES;
     this.rate = new RateLimiter(this.limits.ratePerSecond, this.limits.burst, 50_000, o.now);
-    this.inflight = new InflightBudget(this.limits.maxInflightBytes);
+    this.inflight = new InflightBudget(this.limits.maxInflightBytes, this.limits.maxInflightPerIdentity);
+    this.reviews = new ReviewGate(this.limits.reviewsPerSecondPerSource, this.limits.reviewsPerSecond, o.now);
     this.forwarded = new Counter({
       name: "meshtune_reports_forwarded_total",
       help: "Reports a standby forwarded to the leader and the leader accepted",
@@ -212,7 +225,21 @@ export class Collector {
         return f.ok ? { ok: true, fallback: f.report } : { ok: false, err: [400, "schema", f.detail] };
       }
       const a = validateAgentReport(v);
-      return a.ok ? { ok: true, agent: a.report } : { ok: false, err: [400, "schema", a.detail] };
+      if (!a.ok) return { ok: false, err: [400, "schema", a.detail] };
+      // All agents share one service account: the node comes from the pod-bound token
+      // (TokenReview user.extra), never from the body, so an agent speaks for its own node only.
+      if (this.o.auth && caller?.node !== a.report.node)
+        return {
+          ok: false,
+          err: [
+            403,
+            "identity-mismatch",
+            caller?.node
+              ? `the agent's token is bound to node ${caller.node}, not ${a.report.node}`
+              : `the agent's token carries no node claim (${NODE_NAME_EXTRA}: a pod-bound projected token, Kubernetes ≥ 1.30)`,
+          ],
+        };
+      return { ok: true, agent: a.report };
     }
     const r = validateReport(v);
     if (!r.ok) return { ok: false, err: [400, r.reason as RejectReason, r.detail] };
@@ -234,8 +261,12 @@ export class Collector {
   /** Authenticate a caller; in insecure mode everyone is an anonymous caller. */
   async caller(req: IncomingMessage): Promise<{ ok: true; caller: Caller | null } | { ok: false; err: Fail }> {
     if (!this.o.auth) return { ok: true, caller: null };
-    const r = await identify(req, this.o.auth.self, this.o.auth.reviewer);
-    if (!r.ok) return { ok: false, err: [r.status, r.reason, r.detail] };
+    const source = req.socket.remoteAddress ?? "";
+    const r = await identify(req, this.o.auth.self, this.o.auth.reviewer, () => this.reviews.admit(source));
+    if (!r.ok) {
+      if (r.reason === "unexpected-source") this.noteUnexpectedSource(r.detail);
+      return { ok: false, err: [r.status, r.reason, r.detail] };
+    }
     let caller = r.caller;
     // A report forwarded by another replica of this controller carries its original caller.
     const fwd = req.headers[FORWARDED_CALLER];
@@ -246,9 +277,19 @@ export class Collector {
     ) {
       const id = parseIdentity(fwd);
       if (!id) return { ok: false, err: [400, "schema", `bad ${FORWARDED_CALLER} header`] };
-      caller = { ...caller, ...id };
+      const node = req.headers[FORWARDED_NODE];
+      caller = { ...caller, ...id, node: typeof node === "string" && NODE_RE.test(node) ? node : undefined };
     }
     return { ok: true, caller };
+  }
+
+  /** Say once a minute in the log, and in the readiness detail, why mesh reports are being refused. */
+  private noteUnexpectedSource(detail: string): void {
+    this.unexpectedSource = detail;
+    const t = this.now();
+    if (t - this.unexpectedLoggedAt < 60_000) return;
+    this.unexpectedLoggedAt = t;
+    this.o.log?.("warn", "mesh reports refused: they do not come from this pod's sidecar bind address", { detail });
   }
 
   /** May this request read graph-derived data (/recommendations, UI data)? null when yes. */
@@ -294,7 +335,8 @@ export class Collector {
     if (declared > this.maxBytes)
       return this.reject(req, res, 413, "oversize", `report of ${declared} bytes exceeds ${this.maxBytes}`);
     const who = await this.caller(req);
-    if (!who.ok) return this.reject(req, res, ...who.err);
+    if (!who.ok)
+      return this.reject(req, res, ...who.err, who.err[0] === 429 || who.err[0] === 503 ? { "retry-after": "1" } : {});
     const key = who.caller ? `${who.caller.namespace}/${who.caller.serviceAccount}` : `ip:${req.socket.remoteAddress}`;
     const wait = this.rate.take(key);
     if (wait > 0)
@@ -306,16 +348,25 @@ export class Collector {
         `more than ${this.limits.ratePerSecond} reports/s from ${key}; retry in ${wait}s`,
         { "retry-after": String(wait) },
       );
+    // Reserved only now, for an authenticated identity, from that identity's share: one caller's
+    // slow bodies wait on its own share and never make everyone else's reports 503.
     const reserve = Number.isFinite(declared) ? declared : this.maxBytes;
-    if (!this.inflight.reserve(reserve))
-      return this.reject(req, res, 503, "busy", `collector is receiving ${this.inflight.used} bytes already; retry`, {
-        "retry-after": "1",
-      });
+    if (!this.inflight.reserve(reserve, key))
+      return this.reject(
+        req,
+        res,
+        503,
+        "busy",
+        this.inflight.of(key) + reserve > this.inflight.maxPerKey
+          ? `${key} has ${this.inflight.of(key)} bytes in flight already (share ${this.inflight.maxPerKey}); retry`
+          : `collector is receiving ${this.inflight.used} bytes already; retry`,
+        { "retry-after": "1" },
+      );
     let body: string | null;
     try {
       body = await this.readBody(req, res);
     } finally {
-      this.inflight.release(reserve);
+      this.inflight.release(reserve, key);
     }
     if (body === null) return;
     const c = this.check(body, who.caller);

@@ -11,7 +11,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { hostname } from "node:os";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { Graph } from "../model/graph.js";
-import { Collector, FORWARDED, FORWARDED_CALLER } from "../collector/server.js";
+import { Collector, FORWARDED, FORWARDED_CALLER, FORWARDED_NODE } from "../collector/server.js";
 import { applyServerLimits, serverOptions } from "../collector/limits.js";
 import { KubeAccessReviewer } from "../k8s/access-review.js";
 import { parseIdentity, type Identity } from "../collector/caller.js";
@@ -193,7 +193,9 @@ export async function runController(f: ControllerFlags): Promise<void> {
   const diagnoseStore = new DiagnoseStore();
   collector.diagnose = diagnoseStore;
   ctl.diagnose = diagnoseStore;
-  const edgeTime = new EdgeTimeMetric(registry);
+  // Named per edge: its own registry, behind the read authorisation (never on the open /metrics).
+  const edgeRegistry = new Registry();
+  const edgeTime = new EdgeTimeMetric(edgeRegistry);
   const edgeTimer = setInterval(() => edgeTime.observeWindow(diagnoseStore), diagnoseStore.windowMs);
   edgeTimer.unref();
   const identity = f.identity ?? process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
@@ -208,11 +210,19 @@ export async function runController(f: ControllerFlags): Promise<void> {
     collectorUrl: advertise,
   });
   collector.relay = async (body, caller, forwarded) => {
-    if (elector.leader) return null; // merge here
-    if (forwarded || !elector.leaderUrl) return { status: 503, text: "no leader to accept the report; retry" };
+    if (elector.leader) {
+      // Fenced: a leader that cannot confirm its lease (API partition) answers retryably rather
+      // than 202 for state it may never be able to save.
+      if (!elector.sure()) return { status: 503, text: "leadership unconfirmed (lease renewal failing); retry" };
+      return null; // merge here
+    }
+    // Never forward to ourselves (a lease lost through API errors can still name this replica).
+    if (forwarded || !elector.leaderUrl || elector.leaderUrl === advertise)
+      return { status: 503, text: "no leader known to accept the report; retry" };
     // Through this pod's sidecar (mTLS): the leader sees this replica's identity and trusts the caller header from it.
     const headers: Record<string, string> = { "content-type": "application/json", [FORWARDED]: identity };
     if (caller) headers[FORWARDED_CALLER] = `${caller.namespace}/${caller.serviceAccount}`;
+    if (caller?.node) headers[FORWARDED_NODE] = caller.node;
     const r = await fetch(`${elector.leaderUrl}/v1/reports`, {
       method: "POST",
       headers,
@@ -302,6 +312,14 @@ export async function runController(f: ControllerFlags): Promise<void> {
           minRequests: opts.tuneMinRequests ?? 100,
         });
         res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" }).end(JSON.stringify(d));
+      });
+      return;
+    }
+    // Per-edge time histograms (names workloads and hosts): Prometheus scrapes it with a reader's token.
+    if (req.url === "/api/metrics/edges" && req.method === "GET") {
+      read(req, res, "/api/metrics/edges", async () => {
+        const body = await edgeRegistry.metrics();
+        res.writeHead(200, { "content-type": edgeRegistry.contentType }).end(body);
       });
       return;
     }

@@ -2,15 +2,21 @@
 // component times as a Prometheus histogram. A window's requests all get their edge's mean for
 // that window (the split is only exact for means); at most MAX_OBS observations per edge,
 // component and window keep the cost bounded (the rest is counted in _dropped).
+// The labels name workloads and hosts, so this lives in its own registry, served only to
+// authorised readers (/api/metrics/edges), never on the open /metrics. At most MAX_EDGES
+// edges get series (4 components × 17 series each): further edges are counted, not exported.
 import { Counter, Histogram, type Registry } from "prom-client";
 import type { DiagnoseStore } from "./store.js";
 import { runDiagnose } from "./diagnose.js";
 
 const MAX_OBS = 1000;
+export const MAX_EDGES = 500;
 
 export class EdgeTimeMetric {
   private readonly h: Histogram<"component" | "client" | "server">;
   private readonly dropped: Counter;
+  private readonly edgesDropped: Counter;
+  private readonly edges = new Set<string>();
   private lastWindow = -1;
 
   constructor(registry: Registry) {
@@ -26,6 +32,11 @@ export class EdgeTimeMetric {
       help: "Edge-time observations beyond the per-window cap",
       registers: [registry],
     });
+    this.edgesDropped = new Counter({
+      name: "meshtune_edge_time_edges_dropped_total",
+      help: `Edge windows not exported because ${MAX_EDGES} edges already have series`,
+      registers: [registry],
+    });
   }
 
   /** Observe the last closed window once. */
@@ -35,6 +46,14 @@ export class EdgeTimeMetric {
     if (start === this.lastWindow) return;
     this.lastWindow = start;
     for (const d of runDiagnose(store, { fromMs: start, toMs: end - 1 })) {
+      const edge = `${d.client}\n${d.server ?? d.host}`;
+      if (!this.edges.has(edge)) {
+        if (this.edges.size >= MAX_EDGES) {
+          this.edgesDropped.inc();
+          continue;
+        }
+        this.edges.add(edge);
+      }
       const parts: [string, number | undefined][] = [
         ["client_proxy", d.components.clientProxy?.meanUs],
         ["network", d.components.network?.meanUs],

@@ -1,7 +1,9 @@
 // Windowed timings for diagnose: filter reports (both ends' per-edge histograms) and agent kernel
 // sections (per pod: TCP signals per remote, cgroup pressure), summed per fixed window so
-// `--since` can pick recent behaviour. Bounded: windows older than retention are dropped, and
-// each window holds at most maxKeys edges and pods (excess counted, never silent).
+// `--since` can pick recent behaviour. Bounded like the graph: windows older than retention are
+// dropped; all windows together hold at most maxKeys edges and maxKeys pods, and one reporting
+// workload at most maxPerWorkload edges per window, so one identity's flood fills its own share
+// only (excess counted by reason, never silent).
 import { BUCKETS } from "../model/histogram.js";
 import type { ReportV1 } from "../collector/report-schema.js";
 import { REMOTE_COUNTERS, type KernelSection, type RemoteSignals } from "../agent/kernel-signals.js";
@@ -38,6 +40,7 @@ export interface PodKernel {
 interface Window {
   edges: Map<string, EdgeTiming>;
   pods: Map<string, PodKernel>;
+  perWorkload: Map<string, number>;
 }
 
 const zeros = () => new Array<number>(BUCKETS).fill(0);
@@ -91,21 +94,29 @@ export function addPressure(a: Pressure, b: Pressure): void {
 export class DiagnoseStore {
   private readonly windows = new Map<number, Window>();
   private readonly podWorkload = new Map<string, string>(); // "ns/pod" -> "ns/workload"
-  readonly dropped = { edges: 0, pods: 0 };
+  readonly dropped = { edges: 0, pods: 0, workloadShare: 0 };
+  /** Edges and pods held in all windows together. */
+  private held = { edges: 0, pods: 0 };
 
   constructor(
     readonly windowMs = 60_000,
     readonly retentionMs = 3_600_000,
     readonly maxKeys = 50_000,
+    readonly maxPerWorkload = 1_000,
   ) {}
 
   private window(atMs: number): Window {
     const start = atMs - (atMs % this.windowMs);
     let w = this.windows.get(start);
     if (!w) {
-      w = { edges: new Map(), pods: new Map() };
+      w = { edges: new Map(), pods: new Map(), perWorkload: new Map() };
       this.windows.set(start, w);
-      for (const k of this.windows.keys()) if (k < start - this.retentionMs) this.windows.delete(k);
+      for (const [k, old] of this.windows)
+        if (k < start - this.retentionMs) {
+          this.held.edges -= old.edges.size;
+          this.held.pods -= old.pods.size;
+          this.windows.delete(k);
+        }
     }
     return w;
   }
@@ -120,10 +131,17 @@ export class DiagnoseStore {
       const k = `${wl}|${e.dir}|${e.cluster}|${e.authority ?? ""}`;
       let cur = w.edges.get(k);
       if (!cur) {
-        if (w.edges.size >= this.maxKeys) {
+        if (this.held.edges >= this.maxKeys) {
           this.dropped.edges++;
           continue;
         }
+        const mine = w.perWorkload.get(wl) ?? 0;
+        if (mine >= this.maxPerWorkload) {
+          this.dropped.workloadShare++;
+          continue;
+        }
+        w.perWorkload.set(wl, mine + 1);
+        this.held.edges++;
         w.edges.set(
           k,
           (cur = { workload: wl, dir: e.dir, cluster: e.cluster, authority: e.authority ?? "", t: emptySide() }),
@@ -149,10 +167,11 @@ export class DiagnoseStore {
       const key = `${p.namespace}/${p.name}`;
       let cur = w.pods.get(key);
       if (!cur) {
-        if (w.pods.size >= this.maxKeys) {
+        if (this.held.pods >= this.maxKeys) {
           this.dropped.pods++;
           continue;
         }
+        this.held.pods++;
         cur = {
           key,
           node,

@@ -9,11 +9,18 @@ import { AuthenticationV1Api, AuthorizationV1Api, type KubeConfig } from "@kuber
 export interface UserInfo {
   username: string;
   groups: string[];
+  /** TokenReview's user.extra: bound tokens carry authentication.kubernetes.io/node-name and pod-name. */
+  extra?: Record<string, string[]>;
 }
+
+/** The node a pod-bound service-account token was issued for (Kubernetes ≥ 1.30, ServiceAccountTokenPodNodeInfo). */
+export const NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name";
 
 export interface AccessReviewer {
   /** The token's user, null when the API server says the token is not valid. Throws on API errors. */
   authenticate(token: string): Promise<UserInfo | null>;
+  /** Whether a TokenReview answer for `token` is cached (no API call would be made). */
+  cached?(token: string): boolean;
   /** Whether `user` may `verb` the non-resource `path` (RBAC nonResourceURLs). Throws on API errors. */
   allowed(user: UserInfo, verb: string, path: string): Promise<boolean>;
 }
@@ -39,6 +46,8 @@ class TtlCache<V> {
   }
 }
 
+const tokenKey = (token: string) => createHash("sha256").update(token).digest("hex"); // never keep the token itself
+
 export class KubeAccessReviewer implements AccessReviewer {
   private readonly authn: AuthenticationV1Api;
   private readonly authz: AuthorizationV1Api;
@@ -52,8 +61,12 @@ export class KubeAccessReviewer implements AccessReviewer {
     this.authz = kc.makeApiClient(AuthorizationV1Api);
   }
 
+  cached(token: string): boolean {
+    return this.tokens.get(tokenKey(token)) !== undefined;
+  }
+
   async authenticate(token: string): Promise<UserInfo | null> {
-    const key = createHash("sha256").update(token).digest("hex"); // never keep the token itself
+    const key = tokenKey(token);
     const hit = this.tokens.get(key);
     if (hit !== undefined) return hit;
     const r = await this.authn.createTokenReview({
@@ -65,7 +78,11 @@ export class KubeAccessReviewer implements AccessReviewer {
     });
     const u =
       r.status?.authenticated && r.status.user?.username
-        ? { username: r.status.user.username, groups: r.status.user.groups ?? [] }
+        ? {
+            username: r.status.user.username,
+            groups: r.status.user.groups ?? [],
+            ...(r.status.user.extra ? { extra: r.status.user.extra } : {}),
+          }
         : null;
     this.tokens.set(key, u);
     return u;

@@ -3,6 +3,10 @@
 // failed (it reports that as an error event), so readiness tracks the first list instead.
 // List items carry no kind (apimachinery encodes a List's items bare; only watch events name
 // it), so handlers that tell objects apart by kind get it set here.
+// A watch can stall silently (a half-open connection behind a load balancer: no error, no
+// events). Like client-go's reflector, which ends each watch after a random 5-10 min
+// (tools/cache/reflector.go minWatchTimeout), the informer is restarted every `relistMs`
+// (jittered): a fresh list replaces the cache and reports what changed meanwhile.
 import { makeInformer, type KubeConfig, type KubernetesObject, type Informer } from "@kubernetes/client-node";
 import type { Logger } from "../log.js";
 
@@ -16,6 +20,7 @@ export function watchResource<T extends KubernetesObject>(
   log: Logger,
   stopped: () => boolean,
   kind?: string,
+  relistMs = 300_000,
 ): { informer: Informer<T>; synced: Promise<void> } {
   let synced!: () => void;
   const firstList = new Promise<void>((r) => (synced = r));
@@ -36,5 +41,20 @@ export function watchResource<T extends KubernetesObject>(
       if (!stopped()) inf.start().catch(() => {});
     }, 1000);
   });
+  const relist = () => {
+    const t = setTimeout(
+      () => {
+        if (stopped()) return;
+        inf
+          .stop()
+          .then(() => inf.start())
+          .catch(() => {}) // an error event restarts it
+          .finally(relist);
+      },
+      relistMs * (0.8 + Math.random() * 0.4),
+    );
+    t.unref();
+  };
+  relist();
   return { informer: inf, synced: inf.start().then(() => firstList) };
 }

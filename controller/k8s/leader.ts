@@ -140,7 +140,18 @@ export class LeaderElector {
   }
   private failed(now: number) {
     if (this.leader && now - this.lastRenewMs < this.renewDeadlineMs) return true;
+    // Whoever leads now, it is not known to be us: never keep our own URL as the leader's.
+    if (this.leaderUrl === (this.o.collectorUrl ?? null)) this.leaderUrl = null;
     return this.lost();
+  }
+
+  /**
+   * Whether this replica is leader and certain of it: its last renewal is younger than half the
+   * renew deadline. A partitioned leader keeps the lease until the deadline (client-go), but
+   * stops answering for durable state well before another replica can take over.
+   */
+  sure(now = this.now()): boolean {
+    return this.leader && now - this.lastRenewMs < this.renewDeadlineMs / 2;
   }
 
   /** Give the lease up (shutdown): the next candidate need not wait for expiry. */

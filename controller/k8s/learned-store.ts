@@ -3,7 +3,7 @@
 // reported and skipped, never fatal; what is in memory is never thrown away by a failed load.
 import type { KubernetesObjectApi, V1ConfigMap } from "@kubernetes/client-node";
 import type { HostSeen } from "../reconcile/decide.js";
-import { apply, isNotFound } from "./kube.js";
+import { isNotFound, statusCode } from "./kube.js";
 import { MANAGED_BY } from "../sidecar/generate.js";
 
 export const STORE_NAME = "meshtune-learned";
@@ -94,13 +94,70 @@ export class LearnedStore {
       if (isNotFound(e)) return 0;
       throw e;
     }
+    const before = this.dirty.has(ns);
+    const n = this.mergeStored(ns, cm);
+    if (!before) this.dirty.delete(ns); // loading is not a change
+    return n;
+  }
+
+  /**
+   * Write each dirty namespace's ConfigMap as read-merge-replace under the read's
+   * resourceVersion (optimistic concurrency): what another writer saved since (a new leader,
+   * while this replica was partitioned) is merged in first, and a write that races it gets 409
+   * and is redone on the fresh object. So no writer, deposed or not, can drop newer state.
+   */
+  async saveDirty(): Promise<void> {
+    for (const ns of [...this.dirty]) {
+      // Clean before the write: what is merged while it is in flight marks the namespace again.
+      this.dirty.delete(ns);
+      try {
+        await this.saveNamespace(ns);
+      } catch (e) {
+        this.dirty.add(ns);
+        throw e;
+      }
+    }
+  }
+
+  private async saveNamespace(ns: string, attempts = 4): Promise<void> {
+    const ref = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: STORE_NAME, namespace: ns } };
+    for (let i = 1; ; i++) {
+      let cur: V1ConfigMap | null = null;
+      try {
+        cur = await this.api.read<V1ConfigMap>(ref);
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+      if (cur) this.mergeStored(ns, cur);
+      const data = this.encodeNamespace(ns);
+      try {
+        if (cur)
+          await this.api.replace<V1ConfigMap>({
+            ...ref,
+            metadata: { ...ref.metadata, labels: { ...MANAGED_BY }, resourceVersion: cur.metadata?.resourceVersion },
+            data,
+          });
+        else
+          await this.api.create<V1ConfigMap>({
+            ...ref,
+            metadata: { ...ref.metadata, labels: { ...MANAGED_BY } },
+            data,
+          });
+        return;
+      } catch (e) {
+        // 409: someone wrote (or created) it since our read; read again, merge, retry.
+        if (statusCode(e) !== 409 || i >= attempts) throw e;
+      }
+    }
+  }
+
+  /** Fold a stored ConfigMap's entries in (corrupt ones are reported and skipped). */
+  private mergeStored(ns: string, cm: V1ConfigMap): number {
     let n = 0;
     for (const [name, raw] of Object.entries(cm.data ?? {})) {
       try {
         const l = decode(raw);
-        const before = this.dirty.has(ns);
         this.merge(ns, name, l.observedSinceMs, l.hosts);
-        if (!before) this.dirty.delete(ns); // loading is not a change
         n++;
       } catch (e) {
         this.log("skipping corrupt learned-state entry", {
@@ -113,36 +170,22 @@ export class LearnedStore {
     return n;
   }
 
-  async saveDirty(): Promise<void> {
-    for (const ns of [...this.dirty]) {
-      const data: Record<string, string> = {};
-      let bytes = 0;
-      // Newest workloads first; stop at the size cap (what is dropped stays in memory).
-      const entries = [...(this.state.get(ns) ?? new Map<string, Learned>())].sort(
-        (a, b) => b[1].observedSinceMs - a[1].observedSinceMs,
-      );
-      for (const [name, l] of entries) {
-        const s = encode(l);
-        if (bytes + s.length > MAX_BYTES) {
-          this.log("learned-state ConfigMap full; entry kept in memory only", { namespace: ns, workload: name });
-          continue;
-        }
-        data[name] = s;
-        bytes += s.length;
+  /** The namespace's entries, newest workloads first, up to the size cap (what is dropped stays in memory). */
+  private encodeNamespace(ns: string): Record<string, string> {
+    const data: Record<string, string> = {};
+    let bytes = 0;
+    const entries = [...(this.state.get(ns) ?? new Map<string, Learned>())].sort(
+      (a, b) => b[1].observedSinceMs - a[1].observedSinceMs,
+    );
+    for (const [name, l] of entries) {
+      const s = encode(l);
+      if (bytes + s.length > MAX_BYTES) {
+        this.log("learned-state ConfigMap full; entry kept in memory only", { namespace: ns, workload: name });
+        continue;
       }
-      // Clean before the write: what is merged while it is in flight marks the namespace again.
-      this.dirty.delete(ns);
-      try {
-        await apply(this.api, {
-          apiVersion: "v1",
-          kind: "ConfigMap",
-          metadata: { name: STORE_NAME, namespace: ns, labels: { ...MANAGED_BY } },
-          data,
-        });
-      } catch (e) {
-        this.dirty.add(ns);
-        throw e;
-      }
+      data[name] = s;
+      bytes += s.length;
     }
+    return data;
   }
 }

@@ -411,7 +411,14 @@ export class MeshController {
         detail: `caller ${caller.namespace}/${caller.serviceAccount} may not report for namespace ${ns}`,
       };
     const pods = this.pods.get(`${ns}/${workload}`);
-    if (!pods?.size) return { status: 403, reason: "unknown-workload", detail: `no pod of workload ${ns}/${workload}` };
+    // Retryable: a new workload's first report can beat its pod's watch event (or a stalled
+    // watch that the next relist repairs); the filter keeps the data and sends it again.
+    if (!pods?.size)
+      return {
+        status: 503,
+        reason: "unknown-workload",
+        detail: `no pod of workload ${ns}/${workload} known yet; retry`,
+      };
     for (const p of pods.values()) if ((p.spec?.serviceAccountName ?? "default") === caller.serviceAccount) return null;
     return {
       status: 403,
@@ -644,6 +651,8 @@ export class MeshController {
     const proxy = proxyOfPod(pods[0]);
     const scope = this.scope();
     const learned = this.learnedHosts(ns, name, scope);
+    // Persist on its own schedule: a Sidecar write that fails below must not hold learned state back.
+    this.scheduleFlush();
     const d = decide(
       {
         namespace: ns,
@@ -663,7 +672,6 @@ export class MeshController {
     // Come back when the observation window will have passed (first-seen is the collector's clock).
     if (d.action === "skip" && d.reason.startsWith("observing") && learned.since !== null)
       this.queue.addAfter(key, learned.since + this.o.minWindowMs - this.now() + 100);
-    this.scheduleFlush();
   }
 
   /**

@@ -1,14 +1,19 @@
 // TEST DOUBLE: the inbound half of an Istio sidecar in front of an app, as far as the app can
 // observe it. Each listener stands for mTLS connections from one peer identity (the double does
 // no TLS; the identity is what the peer's certificate would carry). Behaviour followed:
-//  - forward_client_cert_details APPEND_FORWARD with URI (istio pilot/pkg/networking/util/
-//    proxy_headers.go): with a client certificate, Envoy appends its own element to whatever
-//    XFCC the client sent: "By=<local SPIFFE>;Hash=<digest>;Subject=\"\";URI=<peer SPIFFE>"
-//    (envoy source/common/http/conn_manager_utility.cc mutateXfccRequestHeader); without one
-//    (plaintext under PERMISSIVE), it removes XFCC (mode `plaintext` here);
+//  - forward_client_cert_details APPEND_FORWARD (Istio's default) or SANITIZE_SET (the
+//    proxy.istio.io/config proxyHeaders.forwardedClientCert meshtune's pods pin), with Subject,
+//    URI and DNS details (istio pilot/pkg/networking/util/proxy_headers.go): with a client
+//    certificate, Envoy appends its own element to whatever XFCC the client sent (APPEND_FORWARD)
+//    or replaces the header with it (SANITIZE_SET): "By=<local SPIFFE>;Hash=<hex SHA-256 of the
+//    peer certificate>;Subject=\"\";URI=<peer SPIFFE>" (envoy source/common/http/
+//    conn_manager_utility.cc mutateXfccRequestHeader; Istio workload certificates have an empty
+//    subject and no DNS SAN); without one (plaintext under PERMISSIVE), it removes XFCC (mode
+//    `plaintext` here);
 //  - the connection to the app comes from 127.0.0.6 (istio core/listener_address.go
 //    InboundPassthroughBindIpv4; core/cluster_builder.go upstream_bind_config).
 // Not modelled: TLS itself, authorization policies, HTTP/2, retries.
+import { createHash } from "node:crypto";
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -17,6 +22,7 @@ export interface InboundProxyOptions {
   self: string;
   peer: string | null;
   trustDomain?: string;
+  forwardedClientCert?: "APPEND_FORWARD" | "SANITIZE_SET";
 }
 
 export class InboundProxy {
@@ -34,9 +40,11 @@ export class InboundProxy {
       const headers = { ...req.headers };
       delete headers["x-forwarded-client-cert"];
       if (this.o.peer) {
-        const mine = `By=${spiffe(this.o.self)};Hash=0a1b2c;Subject="";URI=${spiffe(this.o.peer)}`;
+        const hash = createHash("sha256").update(`certificate of ${this.o.peer}`).digest("hex");
+        const mine = `By=${spiffe(this.o.self)};Hash=${hash};Subject="";URI=${spiffe(this.o.peer)}`;
         const sent = req.headers["x-forwarded-client-cert"];
-        headers["x-forwarded-client-cert"] = typeof sent === "string" && sent ? `${sent},${mine}` : mine;
+        const append = (this.o.forwardedClientCert ?? "APPEND_FORWARD") === "APPEND_FORWARD";
+        headers["x-forwarded-client-cert"] = append && typeof sent === "string" && sent ? `${sent},${mine}` : mine;
       }
       const up = request(
         {

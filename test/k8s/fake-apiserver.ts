@@ -121,7 +121,9 @@ export class FakeApiServer {
     this.watchers.clear();
     return n;
   }
-  readonly tokens = new Map<string, { username: string; groups: string[] }>();
+  readonly tokens = new Map<string, { username: string; groups: string[]; extra?: Record<string, string[]> }>();
+  /** TokenReviews answered (the pre-authentication limits are checked against this). */
+  tokenReviews = 0;
   /** Non-resource grants "user|verb|path" (RBAC nonResourceURLs). */
   readonly grants = new Set<string>();
   server: Server | null = null;
@@ -247,6 +249,7 @@ export class FakeApiServer {
     if (method === "POST" && u.pathname === "/apis/authentication.k8s.io/v1/tokenreviews") {
       const b = await this.body(req);
       const user = this.tokens.get(b.spec?.token);
+      this.tokenReviews++;
       return this.send(res, 201, {
         ...b,
         status: user ? { authenticated: true, user } : { authenticated: false, error: "invalid bearer token" },
