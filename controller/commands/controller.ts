@@ -256,8 +256,13 @@ export async function runController(f: ControllerFlags): Promise<void> {
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     if (req.url === "/healthz") return void res.writeHead(200).end("ok\n");
     // Ready after this replica's own informer sync, leader or not (a 2-replica rollout completes).
-    if (req.url === "/readyz")
-      return void res.writeHead(ctl.ready ? 200 : 503).end(ctl.ready ? "ready\n" : "waiting for initial sync\n");
+    if (req.url === "/readyz") {
+      // Readiness never fails on it, but says why mesh reports are being refused (a mesh setting).
+      const warn = collector.unexpectedSource ? `warning: ${collector.unexpectedSource}\n` : "";
+      return void res
+        .writeHead(ctl.ready ? 200 : 503)
+        .end((ctl.ready ? "ready\n" : "waiting for initial sync\n") + warn);
+    }
     // The recommend-only / dry-run report: each workload's decision and its Sidecar. It is the
     // dependency map, so it needs an authorised reader (mesh identity or token, then RBAC).
     // `tuning`: mesh rules, sidecar resources, discovery scope, CryptoMB (?istioVersion=1.27&minRequests=100).
@@ -352,7 +357,8 @@ export async function runController(f: ControllerFlags): Promise<void> {
   const servers: Server[] = [];
   for (const port of [f.port, f.tokenPort].filter((p, i, a) => Number(p) > 0 && a.indexOf(p) === i)) {
     const s = createServer(serverOptions, handler);
-    applyServerLimits(s, collector.limits, (r) => collector.count(r));
+    // Per-source caps on the token port only: there each source is a caller; behind the sidecar all are 127.0.0.6.
+    applyServerLimits(s, collector.limits, (r) => collector.count(r), port === f.tokenPort && port !== f.port);
     await new Promise<void>((r, j) => {
       s.once("error", j);
       s.listen(Number(port), "0.0.0.0", r);
