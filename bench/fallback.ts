@@ -12,6 +12,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 
 const CLI = join(process.cwd(), "build", "meshtune.mjs");
+// The client stands for a pod: the fallback knows callers only by their pod address (TPROXY).
+const CALLER = "127.0.0.9";
 const ROUNDS = 5,
   SEQ = 2000,
   PAR = 16,
@@ -40,10 +42,13 @@ async function waitFor(url: string): Promise<void> {
 function once(agent: Agent, port: number, host: string): Promise<number> {
   const t = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
-    const rq = request({ host: "127.0.0.1", port, path: "/ratings/0", agent, headers: { host } }, (res) => {
-      res.resume();
-      res.on("end", () => resolve(Number(process.hrtime.bigint() - t) / 1e3));
-    });
+    const rq = request(
+      { host: "127.0.0.1", port, path: "/ratings/0", agent, headers: { host }, localAddress: CALLER },
+      (res) => {
+        res.resume();
+        res.on("end", () => resolve(Number(process.hrtime.bigint() - t) / 1e3));
+      },
+    );
     rq.on("error", reject);
     rq.end();
   });
@@ -104,6 +109,12 @@ async function main() {
             kind: "Service",
             metadata: { name: "ratings", namespace: "bookinfo" },
             spec: { clusterIP: "10.96.0.20", ports: [{ name: "http", port: 9080 }] },
+          },
+          {
+            kind: "Pod",
+            metadata: { name: "productpage-v1-x", namespace: "bookinfo" },
+            spec: { serviceAccountName: "bookinfo-productpage" },
+            status: { podIP: CALLER, podIPs: [{ ip: CALLER }] },
           },
         ],
       }),

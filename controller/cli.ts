@@ -212,9 +212,12 @@ export function buildCli(): Command {
     )
     .option(
       "--self <ns/sa>",
-      "this pod's service account: its sidecar's XFCC element must say By=<this> (default: $POD_NAMESPACE/$SERVICE_ACCOUNT)",
+      "this pod's service account; its namespace (meshtune's) is never a destination (default: $POD_NAMESPACE/$SERVICE_ACCOUNT)",
     )
     .option("--cluster-domain <domain>", "Kubernetes cluster domain", "cluster.local")
+    .option("--trust-domain <domain>", "mesh trust domain, for AuthorizationPolicy principals", "cluster.local")
+    .option("--root-namespace <ns>", "Istio root namespace (mesh-wide AuthorizationPolicies)", "istio-system")
+    .option("--deny-namespace <ns>", "a namespace never forwarded to, beside meshtune's own; repeatable", collect, [])
     .option(
       "--resolve <host:port=addr:port>",
       "connect to addr:port for host:port instead of resolving it (like curl --resolve); repeatable",
@@ -222,6 +225,9 @@ export function buildCli(): Command {
       [],
     )
     .option("--max-connections <n>", "concurrent connections; more are refused and counted", "4096")
+    .option("--max-connections-per-source <n>", "concurrent connections from one caller address", "256")
+    .option("--headers-timeout <d>", "each HTTP/1 request's headers must arrive within this", "10s")
+    .option("--max-connection-age <d>", "close any connection after this long", "1h")
     .option("--idle-timeout <d>", "close a forwarded connection idle this long", "5m")
     .option("--connect-timeout <d>", "give up connecting upstream after this long", "5s")
     .option("--report-delay <d>", "coalesce learned edges this long before reporting", "200ms")

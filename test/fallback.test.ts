@@ -265,11 +265,14 @@ test("ALLOW_ANY: an unlearned HTTP request and a TLS connection are served throu
     ).catch((e) => {
       throw new Error(`${e.message}\n${logs}`);
     });
-    // Its inbound sidecar: mTLS from productpage's identity, XFCC appended, connecting from 127.0.0.6.
+    // Its inbound sidecar: mTLS from productpage's identity, connecting from productpage's address (TPROXY).
     const inbound = await new InboundProxy({
       appPort: fbPort,
       self: "meshtune-system/meshtune-fallback",
       peer: "bookinfo/bookinfo-productpage",
+      interception: "TPROXY", // as manifests/fallback.yaml pins it: the caller is known by its pod address
+      peerAddress: "127.0.0.3",
+      forwardedClientCert: "SANITIZE_SET",
     }).start();
     closers.push(() => void inbound.stop());
 

@@ -5,7 +5,10 @@ import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import type { KubernetesObject } from "@kubernetes/client-node";
+import { networkInterfaces } from "node:os";
+import type { V1Pod } from "@kubernetes/client-node";
 import { FallbackServer } from "../fallback/server.js";
+import type { DestinationPods, Policy } from "../fallback/authz.js";
 import { LearnReporter } from "../fallback/reporter.js";
 import { HostIndex } from "../istio/hosts.js";
 import { catalogItems, parseCatalog } from "../sidecar/catalog.js";
@@ -17,6 +20,12 @@ import { UserError } from "../errors.js";
 import { duration, selfIdentity } from "./controller.js";
 
 export interface FallbackFlags {
+  trustDomain: string;
+  rootNamespace: string;
+  maxConnectionsPerSource: string;
+  headersTimeout: string;
+  maxConnectionAge: string;
+  denyNamespace?: string[];
   port: string;
   metricsPort: string;
   kubeconfig?: string;
@@ -43,6 +52,12 @@ function resolveMap(entries: string[]): Map<string, { host: string; port: number
   return m;
 }
 
+function positive(flag: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`${flag} ${v}: expected a positive integer`, 2);
+  return n;
+}
+
 export async function runFallback(f: FallbackFlags): Promise<void> {
   const self = selfIdentity(f.self, "meshtune-system/meshtune-fallback");
   const maxConnections = Number(f.maxConnections);
@@ -61,12 +76,38 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "meshtune_" });
 
-  // The catalog: Services and ServiceEntries, the index rebuilt lazily after each change; or a
-  // fixed catalog file (--catalog: debugging and benches, no API server).
+  // The registry (Services, ServiceEntries), the pods that name callers, and the
+  // AuthorizationPolicies a forward must pass: watched, or a fixed file (--catalog: debugging
+  // and benches, no API server; it may hold Pods and AuthorizationPolicies too).
   const objects = new Map<string, KubernetesObject>();
+  const podsByIp = new Map<string, { namespace: string; serviceAccount: string; key: string }>();
+  const policies = new Map<string, Policy>();
   let index: HostIndex | null = null;
   let stopped = false;
   let ready = false;
+  const changed = (t: string, o: KubernetesObject) => {
+    const k = `${o.kind}/${o.metadata?.namespace}/${o.metadata?.name}`;
+    if (o.kind === "Pod") return podChanged(t, o as V1Pod, k);
+    if (o.kind === "AuthorizationPolicy") {
+      if (t === "delete") policies.delete(k);
+      else policies.set(k, o as Policy);
+      return;
+    }
+    if (t === "delete") objects.delete(k);
+    else objects.set(k, o);
+    index = null;
+  };
+  const podChanged = (t: string, p: V1Pod, k: string) => {
+    for (const [ip, v] of podsByIp) if (v.key === k) podsByIp.delete(ip);
+    if (t === "delete" || p.spec?.hostNetwork) return; // host-network pods share the node's address: never an identity
+    for (const ip of (p.status?.podIPs ?? []).map((x) => x.ip).concat(p.status?.podIP ?? []))
+      if (ip)
+        podsByIp.set(ip, {
+          namespace: p.metadata?.namespace ?? "",
+          serviceAccount: p.spec?.serviceAccountName ?? "default",
+          key: k,
+        });
+  };
   if (f.catalog) {
     let text: string;
     try {
@@ -80,37 +121,27 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
     } catch (e) {
       throw new UserError(`--catalog ${f.catalog}: ${(e as Error).message}`);
     }
-    items.forEach((o, i) => objects.set(String(i), o));
+    for (const o of items) changed("add", o);
     ready = true;
   }
   const kc = f.catalog ? null : loadKubeConfig({ file: f.kubeconfig });
   const api = kc ? objectApi(kc) : null;
-  const changed = (t: string, o: KubernetesObject) => {
-    const k = `${o.kind}/${o.metadata?.namespace}/${o.metadata?.name}`;
-    if (t === "delete") objects.delete(k);
-    else objects.set(k, o);
-    index = null;
-  };
   if (kc && api) {
+    const watch = (path: string, apiVersion: string, kind: string) =>
+      watchResource(
+        kc,
+        path,
+        () => api.list(apiVersion, kind),
+        changed,
+        log,
+        () => stopped,
+        kind,
+      );
     const watches = [
-      watchResource(
-        kc,
-        "/api/v1/services",
-        () => api.list("v1", "Service"),
-        changed,
-        log,
-        () => stopped,
-        "Service",
-      ),
-      watchResource(
-        kc,
-        "/apis/networking.istio.io/v1beta1/serviceentries",
-        () => api.list("networking.istio.io/v1beta1", "ServiceEntry"),
-        changed,
-        log,
-        () => stopped,
-        "ServiceEntry",
-      ),
+      watch("/api/v1/services", "v1", "Service"),
+      watch("/apis/networking.istio.io/v1beta1/serviceentries", "networking.istio.io/v1beta1", "ServiceEntry"),
+      watch("/api/v1/pods", "v1", "Pod"),
+      watch("/apis/security.istio.io/v1/authorizationpolicies", "security.istio.io/v1", "AuthorizationPolicy"),
     ];
     Promise.all(watches.map((w) => w.synced)).then(() => {
       ready = true;
@@ -127,11 +158,27 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
     registry,
     (m) => log("warn", m, {}),
   );
+  const denyNamespaces = new Set([self.namespace, ...(f.denyNamespace ?? [])]);
+  const ownAddresses = new Set(
+    Object.values(networkInterfaces())
+      .flat()
+      .map((a) => a?.address ?? "")
+      .filter((a) => a && !a.startsWith("127.") && a !== "::1"),
+  );
+  const catalogIndex = () => (index ??= new HostIndex(parseCatalog({ items: [...objects.values()] }, f.clusterDomain)));
   const server = new FallbackServer(
     {
-      self,
-      clusterDomain: f.clusterDomain,
-      index: () => (index ??= new HostIndex(parseCatalog({ items: [...objects.values()] }, f.clusterDomain))),
+      context: () => ({
+        index: catalogIndex(),
+        clusterDomain: f.clusterDomain,
+        trustDomain: f.trustDomain,
+        rootNamespace: f.rootNamespace,
+        denyNamespaces,
+        policies: () => [...policies.values()],
+        destination: (host) => destinationPods(host, objects, f.clusterDomain),
+        ownAddresses,
+      }),
+      podOf: (ip) => podsByIp.get(ip) ?? null,
       connect: (host, port) => {
         const p = pinned.get(`${host}:${port}`);
         return p ? connect(p.port, p.host) : connect(port, host);
@@ -139,6 +186,9 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
       learn: (l) => reporter.add(l),
       ready: () => ready,
       maxConnections,
+      maxConnectionsPerSource: positive("--max-connections-per-source", f.maxConnectionsPerSource),
+      headersTimeoutMs: duration("--headers-timeout", f.headersTimeout),
+      maxConnectionMs: duration("--max-connection-age", f.maxConnectionAge),
       idleTimeoutMs: duration("--idle-timeout", f.idleTimeout),
       connectTimeoutMs: duration("--connect-timeout", f.connectTimeout),
     },
@@ -162,4 +212,30 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
   };
   process.once("SIGTERM", shutdown);
   process.once("SIGINT", shutdown);
+}
+
+/**
+ * The pods behind a registry host, for AuthorizationPolicy selection: a Service's selector (every
+ * backing pod carries those labels); a MESH_INTERNAL ServiceEntry's workloadSelector, else unknown
+ * labels in its namespace; null for MESH_EXTERNAL (no sidecar of the mesh serves it).
+ */
+function destinationPods(host: string, objects: Map<string, KubernetesObject>, domain: string): DestinationPods | null {
+  const svc = new RegExp(`^([^.]+)\\.([^.]+)\\.svc\\.${domain.replace(/\./g, "\\.")}$`).exec(host);
+  if (svc) {
+    const o = objects.get(`Service/${svc[2]}/${svc[1]}`) as
+      { spec?: { selector?: Record<string, string> } } | undefined;
+    return {
+      namespace: svc[2],
+      labels: o?.spec?.selector && Object.keys(o.spec.selector).length ? o.spec.selector : null,
+    };
+  }
+  for (const o of objects.values()) {
+    const se = o as KubernetesObject & {
+      spec?: { hosts?: string[]; location?: string; workloadSelector?: { labels?: Record<string, string> } };
+    };
+    if (o.kind !== "ServiceEntry" || !se.spec?.hosts?.includes(host)) continue;
+    if ((se.spec.location ?? "MESH_EXTERNAL") === "MESH_EXTERNAL") return null;
+    return { namespace: o.metadata?.namespace ?? "", labels: se.spec.workloadSelector?.labels ?? null };
+  }
+  return null;
 }

@@ -1,7 +1,8 @@
 // The fallback's fast path: what it forwarded is reported to the collector within `delayMs`
 // (coalesced per caller, host, port and protocol), so the caller's Sidecar gains the host at the
-// next reconcile — seconds, not a filter flush interval. Bounded: at most `maxPending` distinct
-// entries wait; more are dropped and counted. A failed POST keeps its entries (bounded) and is
+// next reconcile — seconds, not a filter flush interval. Bounded in total (`maxPending`) and per
+// caller pod (`maxPendingPerCaller`), so one caller's flood of distinct hosts fills only its own
+// share and never evicts or crowds out another caller's entries; excess is dropped and counted. A failed POST keeps its entries (bounded) and is
 // retried with backoff; a refusal (4xx) drops them, counted: resending would not change it.
 import { Counter, type Registry } from "prom-client";
 import type { Learned } from "./server.js";
@@ -14,15 +15,18 @@ export interface ReporterOptions {
   headers?: () => Record<string, string>;
   delayMs?: number;
   maxPending?: number;
+  maxPendingPerCaller?: number;
   timeoutMs?: number;
 }
 
 type Entry = FallbackReport["edges"][number];
+const callerKey = (e: Pick<Entry, "caller">) => `${e.caller.namespace}/${e.caller.serviceAccount}/${e.caller.podIp}`;
 const keyOf = (e: Pick<Entry, "caller" | "host" | "port" | "proto">) =>
   JSON.stringify([e.caller.namespace, e.caller.serviceAccount, e.caller.podIp, e.host, e.port, e.proto]);
 
 export class LearnReporter {
   private pending = new Map<string, Entry>();
+  private perCaller = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private sending = false;
   private backoffMs = 0;
@@ -52,11 +56,25 @@ export class LearnReporter {
     const k = keyOf(l);
     const cur = this.pending.get(k);
     if (cur) cur.count++;
-    else if (this.pending.size >= (this.o.maxPending ?? 1000)) {
-      this.dropped.inc({ reason: "pending-full" });
-      return;
-    } else this.pending.set(k, { caller: { ...l.caller }, host: l.host, port: l.port, proto: l.proto, count: 1 });
+    else if (!this.admit({ caller: { ...l.caller }, host: l.host, port: l.port, proto: l.proto, count: 1 })) return;
     this.schedule(this.o.delayMs ?? 200);
+  }
+
+  /** Take a new entry if the total and its caller's share allow; counted when not. */
+  private admit(e: Entry): boolean {
+    const who = callerKey(e);
+    const mine = this.perCaller.get(who) ?? 0;
+    if (mine >= (this.o.maxPendingPerCaller ?? 100)) {
+      this.dropped.inc({ reason: "caller-share" });
+      return false;
+    }
+    if (this.pending.size >= (this.o.maxPending ?? 1000)) {
+      this.dropped.inc({ reason: "pending-full" });
+      return false;
+    }
+    this.pending.set(keyOf(e), e);
+    this.perCaller.set(who, mine + 1);
+    return true;
   }
 
   private schedule(ms: number): void {
@@ -72,6 +90,7 @@ export class LearnReporter {
     this.sending = true;
     const batch = [...this.pending.values()];
     this.pending.clear();
+    this.perCaller.clear();
     const body: FallbackReport = { v: 2, kind: "fallback", edges: batch };
     const p = await postReport(this.o.url, body, this.o.headers?.(), this.o.timeoutMs);
     const retry = p.outcome === "retry";
@@ -89,8 +108,7 @@ export class LearnReporter {
         const k = keyOf(e);
         const cur = this.pending.get(k);
         if (cur) cur.count += e.count;
-        else if (this.pending.size < (this.o.maxPending ?? 1000)) this.pending.set(k, e);
-        else this.dropped.inc({ reason: "pending-full" });
+        else this.admit(e);
       }
       this.backoffMs = Math.min(30_000, Math.max(500, this.backoffMs * 2));
     }

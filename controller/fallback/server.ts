@@ -3,11 +3,16 @@
 // the catch-all HTTP route and the catch-all TCP chain to that single cluster
 // (httproute.go buildCatchAllVirtualHost; listener_builder.go buildOutboundCatchAllNetworkFiltersOnly).
 // So the first bytes decide: a TLS ClientHello is passed through by its SNI (never terminated);
-// anything else is parsed as HTTP/1.1 (Node's llhttp) and forwarded by its Host; bytes that are
-// neither cannot be routed (the original destination address is gone) and are refused, counted.
-// Requests leave through this pod's own sidecar (a plain connect to the service name), so mTLS,
-// AuthorizationPolicies and VirtualService routing apply as they would have for the caller.
-// Streams both ways, never buffers a body; bounded connections, sniff/idle/connect timeouts.
+// the HTTP/2 connection preface (h2c with prior knowledge, gRPC) goes to an HTTP/2 forwarder
+// (fallback/h2.ts); anything else that starts like a request line is parsed as HTTP/1.1 (Node's
+// llhttp) and forwarded by its Host; bytes that are none of these cannot be routed (the
+// original destination address is gone) and are refused, counted.
+// Every request is for a verified caller (fallback/caller.ts), to a destination fallback/route.ts
+// accepts; what was forwarded is learned for the caller only once the upstream answered.
+// Requests leave through this pod's own sidecar (a plain connect to the service name).
+// Streams both ways, never buffers a body. Bounded: connections in total and per source, and
+// every connection, however it was accepted, has its own header, idle and lifetime deadlines
+// (Node enforces its server timeouts only for servers it listens with; these are handed in).
 import {
   createServer as createNetServer,
   connect as netConnect,
@@ -23,18 +28,14 @@ import {
 } from "node:http";
 import { Counter, type Registry } from "prom-client";
 import { parseClientHelloSni, looksLikeTls } from "./sni.js";
-import { resolveTarget, type Target } from "./resolve.js";
-import { xfccPeer, isProxyPeer, type Identity } from "../collector/caller.js";
-import type { HostIndex } from "../istio/hosts.js";
+import { route, type RouteContext, type VerifiedCaller } from "./route.js";
+import { verifyCaller, type PodOfAddress } from "./caller.js";
+import { forwardable, originForm, HOP_HEADER } from "./headers.js";
+import { H2Forwarder, H2_PREFACE } from "./h2.js";
+import { limitPerSource } from "../collector/limits.js";
 
-/** What is known of the caller: its mesh identity (XFCC) and/or its pod address (TPROXY keeps it). */
-export interface CallerEvidence {
-  namespace?: string;
-  serviceAccount?: string;
-  podIp?: string;
-}
 export interface Learned {
-  caller: CallerEvidence;
+  caller: VerifiedCaller;
   host: string;
   port: number;
   proto: "HTTP" | "TLS";
@@ -42,56 +43,66 @@ export interface Learned {
 }
 
 export interface FallbackOptions {
-  self: Identity;
-  index: () => HostIndex;
-  clusterDomain: string;
-  /** Open a connection to host:port through this pod's sidecar (default: DNS + connect). */
+  /** The registry, policies and limits routes are decided by (read per request: it follows the informers). */
+  context: () => RouteContext;
+  podOf: PodOfAddress;
+  /** Open a connection to host:port through this pod's sidecar (default: connect). */
   connect?: (host: string, port: number) => Socket;
   learn: (l: Learned) => void;
   /** False until the catalog synced: a Host resolved against an empty catalog could go astray. */
   ready?: () => boolean;
   maxConnections?: number;
+  maxConnectionsPerSource?: number;
   sniffTimeoutMs?: number;
+  headersTimeoutMs?: number;
   idleTimeoutMs?: number;
   connectTimeoutMs?: number;
+  maxConnectionMs?: number;
 }
 
 export type FallbackReason =
   | "not-ready"
   | "sniff-timeout"
+  | "headers-timeout"
+  | "lifetime"
   | "unroutable-tcp"
   | "bad-tls"
   | "no-sni"
   | "bad-host"
-  | "untrusted-caller"
+  | "bad-target"
+  | "address-host"
+  | "meshtune-endpoint"
+  | "not-exported"
+  | "policy"
+  | "refused-address"
+  | "dns"
+  | "loop"
+  | "unverified-caller"
   | "upstream-error"
   | "connections"
   | "idle-timeout";
 
-// Hop-by-hop headers (RFC 9110 §7.6.1) and headers that claim an identity: never forwarded.
-const DROP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-  "host",
-  "x-forwarded-client-cert",
-  "x-meshtune-caller",
-  "x-meshtune-forwarded-by",
-]);
+type Required2 = Required<Omit<FallbackOptions, "connect" | "ready">> & Pick<FallbackOptions, "connect" | "ready">;
 
 export class FallbackServer {
   readonly requests: Counter<"proto" | "outcome">;
   readonly refused: Counter<"reason">;
   private readonly net: NetServer;
   private readonly http: HttpServer;
-  private readonly o: Required<Omit<FallbackOptions, "connect" | "ready">> & Pick<FallbackOptions, "connect" | "ready">;
+  private readonly h2: H2Forwarder;
+  readonly o: Required2;
 
   constructor(opts: FallbackOptions, registry: Registry) {
-    this.o = { maxConnections: 4096, sniffTimeoutMs: 10_000, idleTimeoutMs: 300_000, connectTimeoutMs: 5_000, ...opts };
+    this.o = {
+      maxConnections: 4096,
+      maxConnectionsPerSource: 256,
+      sniffTimeoutMs: 10_000,
+      headersTimeoutMs: 10_000,
+      idleTimeoutMs: 300_000,
+      connectTimeoutMs: 5_000,
+      maxConnectionMs: 3_600_000,
+      ...opts,
+    };
     this.requests = new Counter({
       name: "meshtune_fallback_requests_total",
       help: "Requests (HTTP) and connections (TLS) the fallback forwarded, by outcome",
@@ -100,17 +111,18 @@ export class FallbackServer {
     });
     this.refused = new Counter({
       name: "meshtune_fallback_refused_total",
-      help: "Connections or requests the fallback could not route, by reason",
+      help: "Connections or requests the fallback could not or would not route, by reason",
       labelNames: ["reason"],
       registers: [registry],
     });
-    this.http = createHttpServer(
-      { requestTimeout: 0, headersTimeout: this.o.sniffTimeoutMs, keepAliveTimeout: 5_000 },
-      (req, res) => this.forwardHttp(req, res),
+    this.http = createHttpServer({ requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: 0 }, (req, res) =>
+      this.onRequest(req, res),
     );
-    this.net = createNetServer({ pauseOnConnect: false }, (s) => this.sniff(s));
+    this.h2 = new H2Forwarder(this);
+    this.net = createNetServer({ pauseOnConnect: false }, (s) => this.accept(s));
     this.net.maxConnections = this.o.maxConnections;
     this.net.on("drop", () => this.refused.inc({ reason: "connections" }));
+    limitPerSource(this.net, this.o.maxConnectionsPerSource, () => this.refused.inc({ reason: "connections" }));
   }
 
   listen(port: number, host = "0.0.0.0"): Promise<number> {
@@ -122,126 +134,16 @@ export class FallbackServer {
 
   close(): Promise<void> {
     this.http.closeAllConnections();
+    this.h2.close();
     return new Promise((r) => this.net.close(() => r()));
   }
 
-  private connect(host: string, port: number): Socket {
-    return this.o.connect ? this.o.connect(host, port) : netConnect({ host, port });
+  refuse(reason: FallbackReason): void {
+    this.refused.inc({ reason });
   }
 
-  /** Read just enough to tell TLS from HTTP; hand the socket on with those bytes put back. */
-  private sniff(s: Socket): void {
-    let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => {
-      this.refused.inc({ reason: "sniff-timeout" });
-      s.destroy();
-    }, this.o.sniffTimeoutMs);
-    s.on("error", () => {});
-    const onData = (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      if (!looksLikeTls(buf[0])) {
-        // HTTP methods are tokens (RFC 9110 §9.1): a request line starts with an uppercase letter.
-        done();
-        if (buf[0] < 0x41 || buf[0] > 0x5a) {
-          this.refused.inc({ reason: "unroutable-tcp" });
-          s.destroy();
-          return;
-        }
-        s.unshift(buf);
-        this.http.emit("connection", s);
-        s.resume();
-        return;
-      }
-      const r = parseClientHelloSni(buf);
-      if (r.kind === "need-more") return; // the parser refuses anything past MAX_HELLO
-      done();
-      if (r.kind !== "sni") {
-        this.refused.inc({ reason: r.kind === "no-sni" ? "no-sni" : "bad-tls" });
-        s.destroy();
-        return;
-      }
-      this.passTls(s, r.name, buf);
-    };
-    const done = () => {
-      clearTimeout(timer);
-      s.removeListener("data", onData);
-      s.pause();
-    };
-    s.on("data", onData);
-  }
-
-  /** The caller as far as this connection shows it: the sidecar's XFCC (HTTP), the source address (TPROXY). */
-  private caller(s: Socket, xfcc: string | string[] | undefined): CallerEvidence | string {
-    const peer = (s.remoteAddress ?? "").replace(/^::ffff:/, "");
-    // In a pod only the proxy reaches the app over loopback: from 127.0.0.6 (inbound bind) or
-    // 127.0.0.1/::1 (in-pod callers). Any other source is the caller's own address.
-    const loopback = peer === "127.0.0.1" || peer === "::1";
-    const ev: CallerEvidence = {};
-    // Under TPROXY interception the inbound listener keeps the caller's address (listener_inbound.go
-    // populateListenerFilters adds original_src); under REDIRECT it is the bind address 127.0.0.6.
-    if (!isProxyPeer(peer) && !loopback && peer) ev.podIp = peer;
-    // The proxy's element is trusted from the proxy's bind address, or from a non-loopback
-    // source under TPROXY (only the sidecar reaches this port from outside the pod).
-    if (xfcc !== undefined && (isProxyPeer(peer) || ev.podIp)) {
-      const id = xfccPeer(xfcc, this.o.self);
-      if (typeof id === "string") return id;
-      if (id) {
-        ev.namespace = id.namespace;
-        ev.serviceAccount = id.serviceAccount;
-      }
-    }
-    return ev;
-  }
-
-  private forwardHttp(req: IncomingMessage, res: ServerResponse): void {
-    const fail = (status: number, reason: FallbackReason, detail: string) => {
-      this.refused.inc({ reason });
-      if (!res.headersSent)
-        res
-          .writeHead(status, { "content-type": "text/plain", "x-meshtune-fallback": reason })
-          .end(`meshtune fallback: ${detail}\n`);
-      else res.destroy();
-    };
-    if (this.o.ready && !this.o.ready()) return fail(503, "not-ready", "service catalog not synced yet; retry");
-    const caller = this.caller(req.socket, req.headers["x-forwarded-client-cert"]);
-    if (typeof caller === "string") return fail(403, "untrusted-caller", caller);
-    const t = resolveTarget(
-      req.headers.host ?? "",
-      caller.namespace ?? null,
-      "HTTP",
-      this.o.index(),
-      this.o.clusterDomain,
-    );
-    if (typeof t === "string") return fail(400, "bad-host", t);
-    this.o.learn({ caller, host: t.host, port: t.port, proto: "HTTP", registered: t.registered });
-    const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !DROP.has(k)) headers[k] = v;
-    // The fallback's sidecar routes by Host among *its* virtual hosts: short names only match in
-    // its own namespace (httproute.go generateAltVirtualHostsForKubernetesService), so send the FQDN.
-    headers.host = t.port === 80 ? t.host : `${t.host}:${t.port}`;
-    const up = httpRequest({ method: req.method, path: req.url, headers, createConnection: () => this.dial(t) });
-    up.setTimeout(this.o.idleTimeoutMs, () => up.destroy(new Error("idle timeout")));
-    up.on("response", (r) => {
-      const out: Record<string, string | string[]> = {};
-      for (const [k, v] of Object.entries(r.headers)) if (v !== undefined && !DROP.has(k)) out[k] = v;
-      res.writeHead(r.statusCode ?? 502, out);
-      r.pipe(res);
-      r.on("end", () => this.requests.inc({ proto: "HTTP", outcome: "forwarded" }));
-      r.on("error", () => res.destroy());
-    });
-    up.on("error", (e) => {
-      this.requests.inc({ proto: "HTTP", outcome: "upstream-error" });
-      fail(502, "upstream-error", `${t.host}:${t.port}: ${e.message}`);
-    });
-    req.pipe(up);
-    res.on("close", () => {
-      if (!res.writableFinished) up.destroy();
-    });
-  }
-
-  /** A connection to the target with a connect deadline (Node's http has none of its own). */
-  private dial(t: Target): Socket {
-    const s = this.connect(t.host, t.port);
+  dialer(host: string, port: number): Socket {
+    const s = this.o.connect ? this.o.connect(host, port) : netConnect({ host, port });
     const timer = setTimeout(
       () => s.destroy(new Error(`connect timeout after ${this.o.connectTimeoutMs} ms`)),
       this.o.connectTimeoutMs,
@@ -251,36 +153,191 @@ export class FallbackServer {
     return s;
   }
 
-  private passTls(s: Socket, sni: string, hello: Buffer): void {
-    if (this.o.ready && !this.o.ready()) {
-      this.refused.inc({ reason: "not-ready" });
+  /** Every accepted connection: an idle deadline and a lifetime, whatever protocol it turns out to be. */
+  private accept(s: Socket): void {
+    s.on("error", () => {});
+    s.setTimeout(this.o.idleTimeoutMs, () => {
+      this.refuse("idle-timeout");
       s.destroy();
-      return;
-    }
-    const caller = this.caller(s, undefined);
-    const ev = typeof caller === "string" ? {} : caller;
-    const t = resolveTarget(sni, ev.namespace ?? null, "TLS", this.o.index(), this.o.clusterDomain);
-    if (typeof t === "string") {
-      this.refused.inc({ reason: "bad-host" });
+    });
+    const life = setTimeout(() => {
+      this.refuse("lifetime");
       s.destroy();
-      return;
-    }
-    // Without a pod address (REDIRECT mode) the caller is unknown: route, but nothing to teach.
-    if (ev.podIp) this.o.learn({ caller: ev, host: t.host, port: t.port, proto: "TLS", registered: t.registered });
-    const up = this.dial(t);
-    up.write(hello);
-    const idle = () => {
-      this.refused.inc({ reason: "idle-timeout" });
+    }, this.o.maxConnectionMs);
+    life.unref();
+    s.once("close", () => clearTimeout(life));
+    this.sniff(s);
+  }
+
+  /** Read just enough to tell TLS, HTTP/2 and HTTP/1 apart; hand the socket on with those bytes put back. */
+  private sniff(s: Socket): void {
+    let buf = Buffer.alloc(0);
+    const timer = setTimeout(() => {
+      this.refuse("sniff-timeout");
       s.destroy();
-      up.destroy();
+    }, this.o.sniffTimeoutMs);
+    const done = () => {
+      clearTimeout(timer);
+      s.removeListener("data", onData);
+      s.pause();
     };
-    s.setTimeout(this.o.idleTimeoutMs, idle);
-    up.on("connect", () => this.requests.inc({ proto: "TLS", outcome: "forwarded" }));
+    const onData = (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      if (looksLikeTls(buf[0])) {
+        const r = parseClientHelloSni(buf);
+        if (r.kind === "need-more") return; // the parser refuses anything past MAX_HELLO
+        done();
+        if (r.kind !== "sni") {
+          this.refuse(r.kind === "no-sni" ? "no-sni" : "bad-tls");
+          s.destroy();
+          return;
+        }
+        void this.passTls(s, r.name, buf);
+        return;
+      }
+      // HTTP/2 prior knowledge: the 24-byte preface (RFC 9113 §3.4); wait until it can be told apart.
+      const n = Math.min(buf.length, H2_PREFACE.length);
+      if (buf.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) {
+        if (buf.length < H2_PREFACE.length) return;
+        done();
+        this.h2.accept(s, buf);
+        return;
+      }
+      done();
+      // HTTP methods are tokens (RFC 9110 §9.1): a request line starts with an uppercase letter.
+      if (buf[0] < 0x41 || buf[0] > 0x5a) {
+        this.refuse("unroutable-tcp");
+        s.destroy();
+        return;
+      }
+      s.unshift(buf);
+      this.headersDeadline(s);
+      this.http.emit("connection", s);
+      s.resume();
+    };
+    s.on("data", onData);
+  }
+
+  /** Each HTTP/1 request's headers must be complete within headersTimeoutMs of its first chance. */
+  private readonly deadlines = new WeakMap<Socket, NodeJS.Timeout>();
+  private headersDeadline(s: Socket): void {
+    clearTimeout(this.deadlines.get(s));
+    const t = setTimeout(() => {
+      this.refuse("headers-timeout");
+      if (s.writable) s.end("HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+      s.destroySoon();
+    }, this.o.headersTimeoutMs);
+    this.deadlines.set(s, t);
+    s.once("close", () => clearTimeout(t));
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const s = req.socket;
+    clearTimeout(this.deadlines.get(s));
+    // Keep-alive: the next request's headers are due within the same deadline after this answer.
+    res.once("finish", () => {
+      if (!s.destroyed) this.headersDeadline(s);
+    });
+    this.forwardHttp(req, res).catch((e) => this.fail(res, 502, "upstream-error", (e as Error).message));
+  }
+
+  private fail(res: ServerResponse, status: number, reason: FallbackReason, detail: string, retryAfter?: number): void {
+    this.refuse(reason);
+    if (res.headersSent) return void res.destroy();
+    const h: Record<string, string> = { "content-type": "text/plain", "x-meshtune-fallback": reason };
+    if (retryAfter) h["retry-after"] = String(retryAfter);
+    res.writeHead(status, h).end(`meshtune fallback: ${detail.split("\n")[0]}\n`);
+  }
+
+  /** The caller, routed destination and headers for one request (HTTP/1 and HTTP/2 alike), or a refusal. */
+  async decide(
+    remote: string | undefined,
+    authority: string,
+    hopHeader: unknown,
+    proto: "HTTP" | "TLS",
+  ): Promise<
+    | { ok: true; caller: VerifiedCaller; host: string; port: number; dial: string; registered: boolean }
+    | { ok: false; status: number; reason: FallbackReason; detail: string; retryAfter?: number }
+  > {
+    if (this.o.ready && !this.o.ready())
+      return {
+        ok: false,
+        status: 503,
+        reason: "not-ready",
+        detail: "service catalog not synced yet; retry",
+        retryAfter: 1,
+      };
+    if (hopHeader !== undefined)
+      return { ok: false, status: 508, reason: "loop", detail: "request already passed through the fallback" };
+    const caller = verifyCaller(remote, this.o.podOf);
+    if (typeof caller === "string") return { ok: false, status: 403, reason: "unverified-caller", detail: caller };
+    const r = await route(authority, caller, proto, this.o.context());
+    if (!r.ok) {
+      if (r.learn) this.o.learn({ caller, proto, ...r.learn });
+      return {
+        ok: false,
+        status: r.status,
+        reason: r.reason,
+        detail: r.detail,
+        retryAfter: r.status === 503 ? 5 : undefined,
+      };
+    }
+    return { ok: true, caller, host: r.host, port: r.port, dial: r.dial, registered: r.registered };
+  }
+
+  private async forwardHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const host = req.headers.host ?? "";
+    const target = originForm(req.method ?? "GET", req.url ?? "/", host);
+    if ("error" in target) return this.fail(res, 400, "bad-target", target.error);
+    const d = await this.decide(req.socket.remoteAddress, host, req.headers[HOP_HEADER], "HTTP");
+    if (!d.ok) return this.fail(res, d.status, d.reason, d.detail, d.retryAfter);
+    const headers = forwardable(req.headers);
+    // The fallback's sidecar routes by Host among *its* virtual hosts: short names only match in
+    // its own namespace (httproute.go generateAltVirtualHostsForKubernetesService), so send the FQDN.
+    headers.host = d.port === 80 ? d.host : `${d.host}:${d.port}`;
+    headers[HOP_HEADER] = "1";
+    const up = httpRequest({
+      method: req.method,
+      path: target.path,
+      headers,
+      createConnection: () => this.dialer(d.dial, d.port),
+    });
+    up.setTimeout(this.o.idleTimeoutMs, () => up.destroy(new Error("idle timeout")));
+    up.on("response", (r) => {
+      // Learned only now: the upstream answered, so the host is real and reachable for the caller.
+      this.o.learn({ caller: d.caller, host: d.host, port: d.port, proto: "HTTP", registered: d.registered });
+      res.writeHead(r.statusCode ?? 502, forwardable(r.headers));
+      r.pipe(res);
+      r.on("end", () => this.requests.inc({ proto: "HTTP", outcome: "forwarded" }));
+      r.on("error", () => res.destroy());
+    });
+    up.on("error", (e) => {
+      this.requests.inc({ proto: "HTTP", outcome: "upstream-error" });
+      this.fail(res, 502, "upstream-error", `${d.host}:${d.port}: ${e.message}`);
+    });
+    req.pipe(up);
+    res.on("close", () => {
+      if (!res.writableFinished) up.destroy();
+    });
+  }
+
+  private async passTls(s: Socket, sni: string, hello: Buffer): Promise<void> {
+    const d = await this.decide(s.remoteAddress, sni, undefined, "TLS");
+    if (!d.ok) {
+      this.refuse(d.reason);
+      s.destroy();
+      return;
+    }
+    const up = this.dialer(d.dial, d.port);
+    up.write(hello);
+    up.on("connect", () => {
+      this.o.learn({ caller: d.caller, host: d.host, port: d.port, proto: "TLS", registered: d.registered });
+      this.requests.inc({ proto: "TLS", outcome: "forwarded" });
+    });
     up.on("error", () => {
       this.requests.inc({ proto: "TLS", outcome: "upstream-error" });
       s.destroy();
     });
-    s.on("error", () => up.destroy());
     s.on("close", () => up.destroy());
     up.on("close", () => s.destroy());
     s.pipe(up);

@@ -1,9 +1,16 @@
 // Run the built CLI (build/meshtune.mjs) as a user would.
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+/** The checkout: the nearest directory above this (bundled) file that holds package.json. */
+function root(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(d, "package.json")) && dirname(d) !== d) d = dirname(d);
+  return d;
+}
+export const ROOT = root();
 export const CLI = join(ROOT, "build", "meshtune.mjs");
 
 export function meshtune(args: string[], input?: string | Buffer) {

@@ -10,8 +10,10 @@
 //    conn_manager_utility.cc mutateXfccRequestHeader; Istio workload certificates have an empty
 //    subject and no DNS SAN); without one (plaintext under PERMISSIVE), it removes XFCC (mode
 //    `plaintext` here);
-//  - the connection to the app comes from 127.0.0.6 (istio core/listener_address.go
-//    InboundPassthroughBindIpv4; core/cluster_builder.go upstream_bind_config).
+//  - the connection to the app comes from 127.0.0.6 under REDIRECT (istio core/listener_address.go
+//    InboundPassthroughBindIpv4; core/cluster_builder.go upstream_bind_config), or from the
+//    peer's own address under TPROXY (core/listener_inbound.go: original_src), here `peerAddress`
+//    (a loopback alias standing for the peer pod's IP).
 // Not modelled: TLS itself, authorization policies, HTTP/2, retries.
 import { createHash } from "node:crypto";
 import { createServer, request, type Server } from "node:http";
@@ -23,6 +25,9 @@ export interface InboundProxyOptions {
   peer: string | null;
   trustDomain?: string;
   forwardedClientCert?: "APPEND_FORWARD" | "SANITIZE_SET";
+  interception?: "REDIRECT" | "TPROXY";
+  /** TPROXY: the peer pod's address the connection to the app keeps. */
+  peerAddress?: string;
 }
 
 export class InboundProxy {
@@ -50,7 +55,7 @@ export class InboundProxy {
         {
           host: "127.0.0.1",
           port: this.o.appPort,
-          localAddress: "127.0.0.6",
+          localAddress: this.o.interception === "TPROXY" ? (this.o.peerAddress ?? "127.0.0.1") : "127.0.0.6",
           method: req.method,
           path: req.url,
           headers,

@@ -65,6 +65,13 @@ const KINDS: Kind[] = [
   { group: "apps", version: "v1", plural: "statefulsets", kind: "StatefulSet", namespaced: true },
   { group: "apps", version: "v1", plural: "daemonsets", kind: "DaemonSet", namespaced: true },
   { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true },
+  {
+    group: "security.istio.io",
+    version: "v1",
+    plural: "authorizationpolicies",
+    kind: "AuthorizationPolicy",
+    namespaced: true,
+  },
 ];
 
 type Obj = { apiVersion?: string; kind?: string; metadata: Record<string, any>; [k: string]: any };

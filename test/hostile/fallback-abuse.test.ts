@@ -1,0 +1,461 @@
+// Issue 23, "the fallback must not be a hole": the real `meshtune fallback` process, watching the
+// fake API server (Services, ServiceEntries, Pods, AuthorizationPolicies), attacked the ways the
+// campaign did on f898273. Callers are loopback aliases standing for pod addresses, which is
+// what the fallback's TPROXY sidecar shows it (istio listener_inbound.go original_src); its
+// upstreams are real local servers reached through --resolve (standing in for its own sidecar's
+// routing); its collector is a capture server. Item numbers refer to issue 23.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer as createHttpServer, type IncomingMessage, type Server } from "node:http";
+import { connect as h2connect, createServer as createH2Server } from "node:http2";
+import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Registry } from "prom-client";
+import { FakeApiServer } from "../k8s/fake-apiserver.js";
+import { deploymentPod } from "../fixtures/pods.js";
+import { CLI } from "../helpers/cli.js";
+import { LearnReporter } from "../../controller/fallback/reporter.js";
+import { route } from "../../controller/fallback/route.js";
+import { addressLike } from "../../controller/fallback/address.js";
+import { HostIndex } from "../../controller/istio/hosts.js";
+
+const POD = { evil: "127.0.0.21", frontend: "127.0.0.22", victim: "127.0.0.23" };
+const fq = (n: string, ns: string) => `${n}.${ns}.svc.cluster.local`;
+const listen = (s: Server | ReturnType<typeof createNetServer> | ReturnType<typeof createH2Server>) =>
+  new Promise<number>((r) => s.listen(0, "127.0.0.1", () => r((s.address() as AddressInfo).port)));
+async function until<T>(what: string, f: () => T | undefined | null | false, ms = 8000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+// Upstreams: an echo of what arrived (method, path, headers), an h2c/gRPC server, and a "sensitive"
+// server on loopback standing for Envoy admin / pilot-agent (must never be reached).
+const seen: { path: string; headers: IncomingMessage["headers"] }[] = [];
+const echo = createHttpServer((req, res) => {
+  seen.push({ path: req.url ?? "", headers: req.headers });
+  req.resume();
+  res.writeHead(200, { "content-type": "application/json", "x-envoy-upstream-service-time": "1" });
+  res.end(JSON.stringify({ path: req.url }));
+});
+const echoPort = await listen(echo);
+let adminHits = 0;
+const admin = createHttpServer((_req, res) => {
+  adminHits++;
+  res.end("admin\n");
+});
+const adminPort = await listen(admin);
+const h2 = createH2Server();
+h2.on("stream", (stream, headers) => {
+  stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+  stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0", "grpc-message": "ok" }));
+  stream.end(Buffer.from(`grpc ${headers[":path"]} via ${headers[":authority"]}`));
+});
+const h2Port = await listen(h2);
+const reports: { edges: { caller: Record<string, string>; host: string; port: number }[] }[] = [];
+const collector = createHttpServer((req, res) => {
+  let b = "";
+  req.on("data", (d) => (b += d));
+  req.on("end", () => {
+    reports.push(JSON.parse(b));
+    res.writeHead(202).end("{}");
+  });
+});
+const collectorPort = await listen(collector);
+const closedPort = await (async () => {
+  const s = createNetServer();
+  const p = await listen(s);
+  await new Promise((r) => s.close(r));
+  return p;
+})();
+
+const fake = await new FakeApiServer().start();
+const pod = (ns: string, app: string, ip: string, sa: string) => {
+  const p = deploymentPod(
+    ns,
+    `${app}-v1`,
+    "5d8c9b8d6f",
+    "q2x9z",
+    { app, version: "v1" },
+    { serviceAccount: sa },
+  ) as any;
+  p.status = { podIP: ip, podIPs: [{ ip }] };
+  fake.put("pods", p);
+};
+pod("evil", "attacker", POD.evil, "attacker");
+pod("shop", "frontend", POD.frontend, "frontend");
+pod("bookinfo", "productpage", POD.victim, "bookinfo-productpage");
+const svc = (name: string, ns: string, port: number, extra: Record<string, unknown> = {}) =>
+  fake.put("services", {
+    metadata: { name, namespace: ns, ...extra },
+    spec: { clusterIP: "10.96.0.1", selector: { app: name }, ports: [{ name: "http", port }] },
+  });
+svc("ratings", "bookinfo", 9080);
+svc("payments", "shop", 8080);
+svc("ledger", "shop", 8080);
+svc("audit", "shop", 8080);
+svc("grpc", "shop", 50051);
+svc("vault", "secure", 8200, { annotations: { "networking.istio.io/exportTo": "." } });
+svc("meshtune-controller", "meshtune-system", 8080);
+svc("meshtune-fallback", "meshtune-system", 80);
+const policy = (name: string, ns: string, spec: Record<string, unknown>) =>
+  fake.put("authorizationpolicies", {
+    apiVersion: "security.istio.io/v1",
+    kind: "AuthorizationPolicy",
+    metadata: { name, namespace: ns },
+    spec,
+  });
+// payments admits only the shop frontend; ledger denies namespace evil; audit has a path rule.
+policy("payments-allow", "shop", {
+  selector: { matchLabels: { app: "payments" } },
+  action: "ALLOW",
+  rules: [{ from: [{ source: { principals: ["cluster.local/ns/shop/sa/frontend"] } }] }],
+});
+policy("ledger-deny", "shop", {
+  selector: { matchLabels: { app: "ledger" } },
+  action: "DENY",
+  rules: [{ from: [{ source: { namespaces: ["evil"] } }] }],
+});
+policy("audit-paths", "shop", {
+  selector: { matchLabels: { app: "audit" } },
+  action: "ALLOW",
+  rules: [{ to: [{ operation: { paths: ["/public/*"] } }] }],
+});
+
+const dir = mkdtempSync(join(tmpdir(), "meshtune-fallback-abuse-"));
+writeFileSync(join(dir, "kubeconfig"), fake.kubeconfig());
+const fbPort = await (async () => {
+  const s = createNetServer();
+  const p = await listen(s);
+  await new Promise((r) => s.close(r));
+  return p;
+})();
+const pins = [
+  `${fq("ratings", "bookinfo")}:9080=127.0.0.1:${echoPort}`,
+  `${fq("payments", "shop")}:8080=127.0.0.1:${echoPort}`,
+  `${fq("ledger", "shop")}:8080=127.0.0.1:${echoPort}`,
+  `${fq("audit", "shop")}:8080=127.0.0.1:${echoPort}`,
+  `${fq("grpc", "shop")}:50051=127.0.0.1:${h2Port}`,
+  `${fq("vault", "secure")}:8200=127.0.0.1:${echoPort}`,
+  `${fq("meshtune-controller", "meshtune-system")}:8080=127.0.0.1:${collectorPort}`,
+  `${fq("meshtune-fallback", "meshtune-system")}:80=127.0.0.1:${fbPort}`,
+  `127.0.0.1:${adminPort}=127.0.0.1:${adminPort}`,
+];
+const fb: ChildProcess = spawn(
+  "node",
+  [
+    CLI,
+    "fallback",
+    ...["--port", String(fbPort), "--metrics-port", "0", "--kubeconfig", join(dir, "kubeconfig")],
+    ...["--collector", `http://127.0.0.1:${collectorPort}/v1/reports`, "--self", "meshtune-system/meshtune-fallback"],
+    ...["--report-delay", "50ms", "--headers-timeout", "1s", "--max-connections-per-source", "40"],
+    ...pins.flatMap((p) => ["--resolve", p]),
+  ],
+  { stdio: ["ignore", "pipe", "pipe"] },
+);
+let logs = "";
+fb.stdout!.on("data", (d) => (logs += d));
+fb.stderr!.on("data", (d) => (logs += d));
+await until("fallback ready", () => /catalog synced; ready/.test(logs), 15_000).catch((e) => {
+  throw new Error(`${e.message}\n${logs}`);
+});
+
+/** One raw HTTP/1.1 exchange from `from` (a pod address); the answer's status line, headers and body. */
+function raw(from: string, text: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const s = netConnect({ host: "127.0.0.1", port: fbPort, localAddress: from }, () => s.write(text));
+    let b = "";
+    s.on("data", (d) => {
+      b += d;
+      if (/\r\n\r\n[\s\S]*\n$/.test(b) || /content-length: 0\r\n\r\n$/i.test(b)) s.end();
+    });
+    s.on("end", () => resolve({ status: Number(/^HTTP\/1\.1 (\d+)/.exec(b)?.[1] ?? 0), text: b }));
+    s.on("error", reject);
+  });
+}
+const get = (from: string, host: string, extra = "", target = "/x") =>
+  raw(from, `GET ${target} HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n${extra}\r\n`);
+const learnedHosts = () => reports.flatMap((r) => r.edges.map((e) => `${e.caller.namespace}:${e.host}:${e.port}`));
+
+test("item 2: the caller is its pod address, never a header; a hidden address is refused", async () => {
+  const forged = `By=spiffe://cluster.local/ns/meshtune-system/sa/meshtune-fallback;Hash=${"0".repeat(64)};Subject="";URI=spiffe://cluster.local/ns/shop/sa/frontend`;
+  // From evil's address with frontend's identity written into XFCC (the TCP-chain case): still evil.
+  const r = await get(POD.evil, "payments.shop:8080", `x-forwarded-client-cert: ${forged}\r\n`);
+  assert.is(r.status, 403, r.text);
+  assert.match(r.text, /no ALLOW policy admits evil\/attacker/);
+  // The REDIRECT bind address hides the caller: nothing is forwarded for it.
+  const hidden = await get("127.0.0.6", "ratings.bookinfo:9080", `x-forwarded-client-cert: ${forged}\r\n`);
+  assert.is(hidden.status, 403);
+  assert.match(hidden.text, /caller's address is hidden .*TPROXY/);
+  // An app that forwards an XFCC it received is not refused for it.
+  const ok = await get(POD.victim, "ratings:9080", `x-forwarded-client-cert: ${forged}\r\n`);
+  assert.is(ok.status, 200, ok.text);
+  assert.not.ok(seen.at(-1)!.headers["x-forwarded-client-cert"], "XFCC never reaches the upstream");
+  await until("ratings learned for productpage", () =>
+    learnedHosts().includes(`bookinfo:${fq("ratings", "bookinfo")}:9080`),
+  );
+});
+
+test("item 4: no address in any notation, no loopback name, reaches anything", async () => {
+  const before = adminHits;
+  for (const host of [
+    "127.1",
+    "0x7f.0.0.1",
+    "0177.0.0.1",
+    "127.0.1",
+    "2130706433",
+    "0x7f000001",
+    "[::1]",
+    "[::ffff:127.0.0.1]",
+    "[::ffff:7f00:1]",
+    "169.254.169.254",
+    "0xa9fea9fe",
+    "10.96.0.1",
+    POD.frontend,
+    "localhost",
+    "LocalHost.",
+    "a.localhost",
+  ]) {
+    const r = await get(POD.evil, `${host}:${adminPort}`);
+    assert.is(r.status, 400, `${host}: ${r.text}`);
+    assert.match(r.text, /x-meshtune-fallback: address-host/);
+  }
+  assert.is(adminHits, before, "nothing on loopback was reached");
+  // Names outside the registry are resolved here and refused when they resolve to a private address.
+  const ctx = {
+    index: new HostIndex(),
+    clusterDomain: "cluster.local",
+    trustDomain: "cluster.local",
+    rootNamespace: "istio-system",
+    denyNamespaces: new Set(["meshtune-system"]),
+    policies: () => [],
+    destination: () => null,
+  };
+  const caller = { namespace: "evil", serviceAccount: "attacker", podIp: POD.evil };
+  for (const [addr, why] of [
+    ["127.0.0.1", /loopback/],
+    ["169.254.169.254", /link-local/],
+    ["10.0.0.7", /private/],
+    ["::ffff:127.0.0.1", /loopback/],
+    ["fd00::1", /unique local/],
+  ] as const) {
+    const r = await route("rebind.example.com", caller, "HTTP", { ...ctx, lookup: async () => ["203.0.113.9", addr] });
+    assert.ok(!r.ok && r.reason === "refused-address" && why.test(r.detail), JSON.stringify(r));
+  }
+  const pub = await route("api.example.com", caller, "HTTP", { ...ctx, lookup: async () => ["203.0.113.9"] });
+  assert.equal(
+    pub.ok && [pub.dial, pub.registered],
+    ["203.0.113.9", false],
+    "a public name is dialled at the address vetted",
+  );
+  for (const a of ["127.1", "0x7f.1", "017700000001", "1.2.3", "::1", "fe80::1"]) assert.ok(addressLike(a), a);
+  for (const a of ["ratings", "a1.example.com", "0x7f.example.com", "1.2.3.com"]) assert.not.ok(addressLike(a), a);
+});
+
+test("items 5 and 6: never to itself, never to meshtune's endpoints; a looped request stops", async () => {
+  const postsBefore = reports.length;
+  for (const host of [
+    "meshtune-fallback.meshtune-system",
+    `${fq("meshtune-fallback", "meshtune-system")}:80`,
+    "meshtune-controller.meshtune-system:8080",
+  ]) {
+    const r = await raw(
+      POD.evil,
+      `POST /v1/reports HTTP/1.1\r\nhost: ${host}\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`,
+    );
+    assert.is(r.status, 403, r.text);
+    assert.match(r.text, /x-meshtune-fallback: meshtune-endpoint/);
+  }
+  const looped = await get(POD.evil, "ratings.bookinfo:9080", "x-meshtune-fallback-hop: 1\r\n");
+  assert.is(looped.status, 508);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(
+    reports.slice(postsBefore).every((r) => r.edges.every((e) => !e.host.includes("meshtune-"))),
+    "nothing about meshtune's own endpoints was reported",
+  );
+  assert.ok(
+    seen.every((s) => s.headers["x-meshtune-fallback-hop"] === "1"),
+    "every forwarded request carries the hop marker",
+  );
+});
+
+test("item 7: exportTo and AuthorizationPolicies the caller would not pass are never bypassed; the host is learned instead", async () => {
+  const n = seen.length;
+  const vault = await get(POD.evil, "vault.secure:8200");
+  assert.is(vault.status, 403);
+  assert.match(vault.text, /not-exported/);
+  const payments = await get(POD.evil, "payments.shop:8080");
+  assert.is(payments.status, 403);
+  const ledger = await get(POD.evil, "ledger.shop:8080");
+  assert.is(ledger.status, 403);
+  assert.match(ledger.text, /denied by shop\/ledger-deny/);
+  const audit = await get(POD.evil, "audit.shop:8080");
+  assert.is(audit.status, 503, "a rule on operations cannot be proven here");
+  assert.match(audit.text, /retry-after: 5/i);
+  assert.is(seen.length, n, "none of them reached an upstream");
+  await until("policy-protected hosts learned for the caller", () =>
+    [fq("payments", "shop"), fq("ledger", "shop"), fq("audit", "shop")].every((h) =>
+      learnedHosts().includes(`evil:${h}:8080`),
+    ),
+  );
+  assert.not.ok(
+    learnedHosts().some((h) => h.includes("vault")),
+    "an unexported host is not learned",
+  );
+  const allowed = await get(POD.frontend, "payments.shop:8080");
+  assert.is(allowed.status, 200, "the caller the policy admits is forwarded");
+});
+
+test("item 9: origin-form only; control, forwarding and identity headers are stripped", async () => {
+  const smuggle = await get(POD.victim, "ratings.bookinfo:9080", "", "http://169.254.169.254/latest/meta-data");
+  assert.is(smuggle.status, 400);
+  assert.match(smuggle.text, /bad-target/);
+  const n = seen.length;
+  const r = await get(
+    POD.victim,
+    "ratings.bookinfo:9080",
+    [
+      "x-envoy-max-retries: 50",
+      "x-envoy-original-dst-host: 127.0.0.1:15000",
+      "x-envoy-internal: true",
+      "x-envoy-peer-metadata-id: router~1.2.3.4~x~cluster.local",
+      "x-forwarded-for: 10.0.0.1",
+      "forwarded: for=10.0.0.1",
+      "x-custom-hop: 1",
+      "connection: close, x-custom-hop",
+      "x-trace: kept",
+    ]
+      .map((h) => `${h}\r\n`)
+      .join(""),
+    "http://ratings.bookinfo:9080/abs?q=1",
+  );
+  assert.is(r.status, 200, r.text);
+  const up = seen[n];
+  assert.is(up.path, "/abs?q=1");
+  for (const h of [
+    "x-envoy-max-retries",
+    "x-envoy-original-dst-host",
+    "x-envoy-internal",
+    "x-envoy-peer-metadata-id",
+    "x-forwarded-for",
+    "forwarded",
+    "x-custom-hop",
+  ])
+    assert.is(up.headers[h], undefined, h);
+  assert.is(up.headers["x-trace"], "kept");
+  assert.not.match(r.text, /x-envoy-upstream-service-time/i, "Envoy control headers are stripped from answers too");
+});
+
+test("item 8: slow headers are cut off by the fallback itself; one source cannot hold every connection", async () => {
+  const slow = netConnect({ host: "127.0.0.1", port: fbPort, localAddress: POD.evil });
+  slow.on("error", () => {});
+  const t0 = Date.now();
+  let drip: NodeJS.Timeout;
+  await new Promise<void>((r) =>
+    slow.on("connect", () => {
+      slow.write("GET / HTTP/1.1\r\n");
+      drip = setInterval(() => slow.writable && slow.write("x-a: b\r\n"), 200);
+      r();
+    }),
+  );
+  await new Promise((r) => slow.on("close", r));
+  clearInterval(drip!);
+  assert.ok(Date.now() - t0 < 5000, "closed at the headers deadline although bytes kept coming");
+  // 60 idle connections from evil: the per-source cap (40) refuses the rest; another pod still gets served.
+  const held: Socket[] = [];
+  let closedEarly = 0;
+  for (let i = 0; i < 60; i++) {
+    const s = netConnect({ host: "127.0.0.1", port: fbPort, localAddress: POD.evil });
+    s.on("error", () => {});
+    s.on("close", () => closedEarly++);
+    held.push(s);
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(closedEarly >= 20, `${closedEarly} of 60 refused`);
+  const other = await get(POD.victim, "ratings.bookinfo:9080");
+  assert.is(other.status, 200);
+  for (const s of held) s.destroy();
+});
+
+test("item 10: learned only after the upstream answered; one caller's flood cannot evict another's entries", async () => {
+  // A registered host whose upstream is down: 502, and never reported.
+  const dead = await raw(
+    POD.victim,
+    `GET / HTTP/1.1\r\nhost: ratings.bookinfo:${closedPort}\r\nconnection: close\r\n\r\n`,
+  );
+  assert.ok(dead.status === 502 || dead.status === 400, dead.text);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.not.ok(learnedHosts().some((h) => h.endsWith(`:${closedPort}`)));
+  // The reporter: 1,300 distinct hosts from one caller, then one from another.
+  const reg = new Registry();
+  const rep = new LearnReporter({ url: "http://127.0.0.1:1/none", delayMs: 60_000 }, reg);
+  const flooder = { namespace: "evil", serviceAccount: "attacker", podIp: POD.evil };
+  for (let i = 0; i < 1300; i++)
+    rep.add({ caller: flooder, host: `h${i}.example.com`, port: 443, proto: "TLS", registered: false });
+  rep.add({
+    caller: { namespace: "bookinfo", serviceAccount: "p", podIp: POD.victim },
+    host: "ok.example.com",
+    port: 443,
+    proto: "TLS",
+    registered: false,
+  });
+  const pending = (rep as any).pending as Map<string, { host: string }>;
+  assert.ok(
+    [...pending.values()].some((e) => e.host === "ok.example.com"),
+    "the other caller's entry is kept",
+  );
+  assert.ok(pending.size <= 101);
+  assert.match(await reg.metrics(), /meshtune_fallback_learned_dropped_total\{reason="caller-share"\} 1200/);
+  rep.stop();
+});
+
+test("item 11: HTTP/2 prior knowledge and gRPC reach an unlearned destination, trailers intact", async () => {
+  const session = h2connect(`http://127.0.0.1:${fbPort}`, {
+    createConnection: () => netConnect({ host: "127.0.0.1", port: fbPort, localAddress: POD.frontend }),
+  });
+  session.on("error", () => {});
+  const res = await new Promise<{ status: number; body: string; trailers: Record<string, unknown> }>(
+    (resolve, reject) => {
+      const rq = session.request({
+        ":method": "POST",
+        ":path": "/shop.Payments/Charge",
+        ":authority": "grpc.shop:50051",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      let status = 0,
+        body = "",
+        trailers = {};
+      rq.on("response", (h) => (status = Number(h[":status"])));
+      rq.on("trailers", (t) => (trailers = t));
+      rq.on("data", (d) => (body += d));
+      rq.on("end", () => resolve({ status, body, trailers }));
+      rq.on("error", reject);
+      rq.end(Buffer.from([0, 0, 0, 0, 0]));
+    },
+  );
+  session.close();
+  assert.is(res.status, 200);
+  assert.is(res.body, `grpc /shop.Payments/Charge via ${fq("grpc", "shop")}:50051`);
+  assert.is((res.trailers as any)["grpc-status"], "0");
+  await until("grpc learned for frontend", () => learnedHosts().includes(`shop:${fq("grpc", "shop")}:50051`));
+});
+
+test.after(async () => {
+  fb.kill("SIGTERM");
+  for (const s of [echo, admin, collector]) {
+    s.closeAllConnections();
+    s.close();
+  }
+  h2.close();
+  await fake.stop();
+});
+
+test.run();
