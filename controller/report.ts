@@ -21,7 +21,7 @@ export interface ReportData {
   mesh?: MeshConfig;
   savings: Savings[] | null;
   /** The graph's drops and evictions (limits hit). */
-  limits: { dropped: Record<string, number>; evicted: { unbacked: number; idle: number } };
+  limits: { dropped: Record<string, number>; evicted: { unbacked: number; idle: number; fairness?: number } };
 }
 
 /** One line naming every limit that was hit, or null. */
@@ -31,6 +31,8 @@ export function limitsLine(l: ReportData["limits"]): string | null {
     .map(([r, n]) => `${r} ${fmt(n)}`);
   if (l.evicted.unbacked) parts.push(`evicted (no pod behind them) ${fmt(l.evicted.unbacked)} workloads/pods`);
   if (l.evicted.idle) parts.push(`evicted (least recently seen) ${fmt(l.evicted.idle)} workloads/pods`);
+  if (l.evicted.fairness)
+    parts.push(`evicted (the biggest holder gave way at the total cap) ${fmt(l.evicted.fairness)} workloads/pods`);
   return parts.length ? `LIMITS HIT, data was dropped: ${parts.join(", ")}` : null;
 }
 

@@ -286,7 +286,9 @@ test("memory: edge floods stay within the total cap (bounded heap), each excess 
   }
   assert.is(g.size, 50_000);
   assert.ok(partial >= 30);
-  assert.is(g.dropped["total-cap"] + g.dropped["source-share"], 40 * 5000 - 50_000);
+  // One pod gets half of a workload's outbound cap; at the total cap the biggest holder gives way
+  // (never a freeze: issue 23 item 16), so the rest is evicted workloads, not refusals.
+  assert.ok(g.dropped["source-share"] > 0 && g.evicted.fairness >= 10, JSON.stringify([g.dropped, g.evicted]));
   const grew = (process.memoryUsage().heapUsed - before) / 1e6;
   assert.ok(grew < 200, `heap grew ${grew.toFixed(0)} MB for 50k edges`);
 });

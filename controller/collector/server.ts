@@ -68,6 +68,7 @@ export type Binder = (
   caller: Caller,
   namespace: string,
   workload: string,
+  pod?: string,
 ) => { status: 403 | 503; reason: "identity-mismatch" | "unknown-workload" | "not-ready"; detail: string } | null;
 
 /** Where a valid report goes when this replica does not merge it itself (a standby forwards to the leader). */
@@ -245,7 +246,7 @@ export class Collector {
     if (!r.ok) return { ok: false, err: [400, r.reason as RejectReason, r.detail] };
     const ns = r.report.proxy.namespace;
     if (caller && this.o.bind) {
-      const b = this.o.bind(caller, ns, r.report.proxy.workload);
+      const b = this.o.bind(caller, ns, r.report.proxy.workload, r.report.proxy.pod);
       if (b) return { ok: false, err: [b.status, b.reason, b.detail] };
     }
     const c = reportContentError(r.report, ns, this.o.clusterDomain ?? "cluster.local", this.o.index?.() ?? null);

@@ -278,6 +278,7 @@ export class AccessLogLearner {
     for (const r of DROP_REASONS) into.dropped[r] += this.scratch.dropped[r];
     into.evicted.unbacked += this.scratch.evicted.unbacked;
     into.evicted.idle += this.scratch.evicted.idle;
+    into.evicted.fairness += this.scratch.evicted.fairness;
     return { graph: into, placements };
   }
 }

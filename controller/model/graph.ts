@@ -193,9 +193,10 @@ export class Graph {
   readonly nodes = new Map<string, WorkloadNode>();
   readonly dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
   /** Workloads removed to make room: `unbacked` had no pod behind them; `idle` were the least recently seen. */
-  readonly evicted = { unbacked: 0, idle: 0 };
-  /** Edges + unknown destinations held now. */
+  readonly evicted = { unbacked: 0, idle: 0, fairness: 0 };
+  /** Edges + unknown destinations held now, in all and per namespace. */
   size = 0;
+  private readonly nsSize = new Map<string, number>();
   private tick = 0;
   /** Whether a live pod backs this workload key ("ns/name"); null: nothing knows (offline without a catalog). */
   backed: ((key: string) => boolean) | null = null;
@@ -222,7 +223,11 @@ export class Graph {
   remove(key: string): void {
     const n = this.nodes.get(key);
     if (!n) return;
-    this.size -= n.edges.size + n.unknown.size;
+    const held = n.edges.size + n.unknown.size;
+    this.size -= held;
+    const left = (this.nsSize.get(n.namespace) ?? 0) - held;
+    if (left > 0) this.nsSize.set(n.namespace, left);
+    else this.nsSize.delete(n.namespace);
     this.nodes.delete(key);
     this.onEvict(n);
   }
@@ -248,6 +253,58 @@ export class Graph {
     return victims.length > 0;
   }
 
+  private grew(n: WorkloadNode): void {
+    this.size++;
+    this.nsSize.set(n.namespace, (this.nsSize.get(n.namespace) ?? 0) + 1);
+  }
+
+  /**
+   * Room for one more entry of `n`. At the total cap a full graph never freezes: it evicts (a
+   * hundredth of the cap at a time) first workloads no live pod backs, then the least recently
+   * seen workloads of the namespace holding the most entries, or, when that is n's own namespace,
+   * of the biggest other workload in it. Only a requester that is itself the biggest holder is
+   * refused: one identity's flood fills its own share and never blocks another's new host.
+   */
+  private roomFor(n: WorkloadNode): boolean {
+    if (this.size < this.limits.maxEdgesTotal) return true;
+    const want = Math.max(1, Math.floor(this.limits.maxEdgesTotal / 100));
+    let freed = 0;
+    const drop = (v: WorkloadNode, why: "unbacked" | "fairness") => {
+      freed += v.edges.size + v.unknown.size;
+      this.remove(v.key);
+      this.evicted[why]++;
+    };
+    const backed = this.backed;
+    if (backed)
+      for (const v of [...this.nodes.values()]) {
+        if (freed >= want) break;
+        if (v !== n && !backed(v.key)) drop(v, "unbacked");
+      }
+    if (freed > 0) return true;
+    let big = "",
+      most = 0;
+    for (const [ns, c] of this.nsSize)
+      if (c > most) {
+        big = ns;
+        most = c;
+      }
+    const held = (v: WorkloadNode) => v.edges.size + v.unknown.size;
+    let victims: WorkloadNode[];
+    if (big !== n.namespace && (this.nsSize.get(n.namespace) ?? 0) < most)
+      victims = [...this.nodes.values()].filter((v) => v.namespace === big).sort((a, b) => a.touched - b.touched);
+    else {
+      const biggest = [...this.nodes.values()]
+        .filter((v) => v.namespace === n.namespace && v !== n)
+        .sort((a, b) => held(b) - held(a))[0];
+      victims = biggest && held(biggest) > held(n) ? [biggest] : [];
+    }
+    for (const v of victims) {
+      if (freed >= want) break;
+      drop(v, "fairness");
+    }
+    return freed > 0;
+  }
+
   /** The edge for `e`, created on first sight; null (and counted by reason) when a cap is hit. */
   private edgeFor(n: WorkloadNode, e: EdgeKey, atMs: number, source: string): Edge | null {
     const k = edgeKey(e.dir, e.cluster, e.authority);
@@ -259,7 +316,7 @@ export class Graph {
         this.dropped[out ? "outbound-cap" : "inbound-cap"]++;
         return null;
       }
-      if (this.size >= this.limits.maxEdgesTotal) {
+      if (!this.roomFor(n)) {
         this.dropped["total-cap"]++;
         return null;
       }
@@ -276,7 +333,7 @@ export class Graph {
       n.edges.set(k, cur);
       if (out) n.outbound++;
       else n.inbound++;
-      this.size++;
+      this.grew(n);
     }
     return cur;
   }
@@ -319,13 +376,13 @@ export class Graph {
         this.dropped["unknown-cap"]++;
         return false;
       }
-      if (this.size >= this.limits.maxEdgesTotal) {
+      if (!this.roomFor(n)) {
         this.dropped["total-cap"]++;
         return false;
       }
       cur = newUnknown(u, s.firstSeenMs);
       n.unknown.set(k, cur);
-      this.size++;
+      this.grew(n);
     }
     n.touched = ++this.tick;
     mergeStats(cur, s);

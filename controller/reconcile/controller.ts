@@ -402,7 +402,7 @@ export class MeshController {
    * May `caller` report for ns/workload? Its SPIFFE namespace must be `ns`, and a pod of that
    * workload must run as its service account (a SPIFFE ID names ns + service account only).
    */
-  bindCaller: Binder = (caller, ns, workload) => {
+  bindCaller: Binder = (caller, ns, workload, pod) => {
     if (!this.ready) return { status: 503, reason: "not-ready", detail: "collector has not synced pods yet; retry" };
     if (caller.namespace !== ns)
       return {
@@ -419,6 +419,19 @@ export class MeshController {
         reason: "unknown-workload",
         detail: `no pod of workload ${ns}/${workload} known yet; retry`,
       };
+    // The pod a report names must be one of the workload's, running as the caller: per-pod
+    // fairness in the graph is keyed by it, so an invented name must not buy a fresh share.
+    if (pod) {
+      const p = this.podsByName.get(`${ns}/${pod}`);
+      if (!p) return { status: 503, reason: "unknown-workload", detail: `no pod ${ns}/${pod} known yet; retry` };
+      if (workloadOfPod(p) !== workload || (p.spec?.serviceAccountName ?? "default") !== caller.serviceAccount)
+        return {
+          status: 403,
+          reason: "identity-mismatch",
+          detail: `pod ${ns}/${pod} is not a pod of ${ns}/${workload} running as ${caller.serviceAccount}`,
+        };
+      return null;
+    }
     for (const p of pods.values()) if ((p.spec?.serviceAccountName ?? "default") === caller.serviceAccount) return null;
     return {
       status: 403,

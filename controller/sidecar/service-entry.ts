@@ -1,6 +1,10 @@
-// Suggested ServiceEntry for a destination the mesh does not know (Passthrough/BlackHole).
+// Suggested ServiceEntry for a destination the mesh does not know (Passthrough/BlackHole). The
+// host comes from a request's authority or SNI, which the caller wrote: it is used only when it
+// passes Istio's host validation (istio/validate.ts fqdnError, after ValidateFQDN); otherwise
+// the suggestion names the address alone, so no caller-written text is ever printed as a host.
 import type { UnknownDest } from "../model/graph.js";
 import { stripPort } from "../model/cluster-name.js";
+import { fqdnError } from "../istio/validate.js";
 
 export interface ServiceEntryObj {
   apiVersion: string;
@@ -23,7 +27,8 @@ function splitAddr(dst: string): { ip: string; port: number } | null {
 export function suggestServiceEntry(u: UnknownDest, namespace: string): ServiceEntryObj | null {
   const addr = splitAddr(u.dst);
   if (!addr) return null;
-  const name = stripPort(u.authority) || u.sni;
+  const given = (stripPort(u.authority) || u.sni).toLowerCase();
+  const name = given && !/^[\d.]+$|:/.test(given) && fqdnError(given) ? "" : given;
   const protocol = u.proto === "HTTP" ? "HTTP" : u.proto === "TLS" ? "TLS" : "TCP";
   const isIp = !name || /^[\d.]+$|:/.test(name);
   const host = isIp ? `ip-${addr.ip.replace(/[.:]/g, "-")}.external` : name;

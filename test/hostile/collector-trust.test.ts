@@ -8,7 +8,7 @@ import { connect, type AddressInfo } from "node:net";
 import { Registry } from "prom-client";
 import { Collector } from "../../controller/collector/server.js";
 import { xfccPeer } from "../../controller/collector/caller.js";
-import { Graph } from "../../controller/model/graph.js";
+import { Graph, DEFAULT_LIMITS } from "../../controller/model/graph.js";
 import { MeshController } from "../../controller/reconcile/controller.js";
 import { LearnedStore } from "../../controller/k8s/learned-store.js";
 import { KubeAccessReviewer } from "../../controller/k8s/access-review.js";
@@ -135,7 +135,7 @@ test("item 1: XFCC forgery by an unterminated quote, and its variants, never cha
       assert.is(r.status, 403, `${xfcc.slice(0, 60)}: ${r.text}`);
       assert.match(
         r.text,
-        /^identity-mismatch: no pod of bookinfo\/details-v1 runs as service account bookinfo-reviews/,
+        /^identity-mismatch: pod bookinfo\/details-v1-79f774bdb9-kx7lq is not a pod of bookinfo\/details-v1 running as bookinfo-reviews/,
       );
     }
   }
@@ -256,6 +256,65 @@ test("item 24: a host reached through an edge's authority, or a blocked request'
     );
   }
   assert.is(snapshot(), before);
+});
+
+test("item 16: a flood never freezes learning: other namespaces' new hosts get in, deleted pods' entries go first, invented pod names are refused", async () => {
+  const g = new Graph({ ...DEFAULT_LIMITS, maxEdgesTotal: 20_000 });
+  const c = new Collector(g, new Registry(), { auth: null });
+  const flood = (r: number) =>
+    JSON.stringify(
+      report({
+        proxy: { workload: `w${r}`, namespace: "evil", pod: `p${r}` },
+        unknown: [],
+        edges: Array.from({ length: 5000 }, (_, i) => ({
+          dir: "outbound",
+          cluster: `outbound|80||h${r}-${i}.evil.svc.cluster.local`,
+          count: 1,
+        })),
+      }),
+    );
+  for (let r = 0; r < 12; r++) c.ingest(flood(r));
+  assert.is(g.size, 20_000, "the flood filled the graph");
+  const legit = (host: string) =>
+    JSON.stringify(
+      report({
+        unknown: [],
+        edges: [{ dir: "outbound", cluster: `outbound|9080||${host}.bookinfo.svc.cluster.local`, count: 1 }],
+      }),
+    );
+  assert.is(c.ingest(legit("ratings")), null, "another namespace's new host is accepted, not 507");
+  assert.ok(g.nodes.get("bookinfo/reviews-v2")?.edges.size, "and it is in the graph");
+  assert.ok(g.evicted.fairness > 0);
+  // The flooding pods are deleted: their entries are the first to go.
+  g.backed = (key) => !key.startsWith("evil/");
+  const many = (workload: string, pod: string) =>
+    JSON.stringify(
+      report({
+        proxy: { workload, namespace: "bookinfo", pod },
+        unknown: [],
+        edges: Array.from({ length: 2400 }, (_, i) => ({
+          dir: "outbound",
+          cluster: `outbound|80||${workload}-${i}.bookinfo.svc.cluster.local`,
+          count: 1,
+        })),
+      }),
+    );
+  assert.is(c.ingest(many("details-v1", "d")), null);
+  assert.is(c.ingest(many("productpage-v1", "p")), null);
+  assert.ok(g.evicted.unbacked > 0, JSON.stringify(g.evicted));
+  // An invented pod name would buy a fresh per-pod share: refused against the informer.
+  const invented = await post(
+    fromReviews.url,
+    report({ proxy: { workload: "reviews-v2", namespace: "bookinfo", pod: "reviews-v2-7bf8c9648f-zzzzz" } }),
+  );
+  assert.is(invented.status, 503);
+  assert.match(invented.text, /^unknown-workload: no pod bookinfo\/reviews-v2-7bf8c9648f-zzzzz known yet/);
+  const otherPod = await post(
+    fromReviews.url,
+    report({ proxy: { workload: "reviews-v2", namespace: "bookinfo", pod: "details-v1-79f774bdb9-kx7lq" } }),
+  );
+  assert.is(otherPod.status, 403);
+  assert.match(otherPod.text, /is not a pod of bookinfo\/reviews-v2/);
 });
 
 test.after(async () => {
