@@ -18,7 +18,8 @@ import { parseIdentity, type Identity } from "../collector/caller.js";
 import { loadKubeConfig, objectApi } from "../k8s/kube.js";
 import { LearnedStore } from "../k8s/learned-store.js";
 import { LeaderElector } from "../k8s/leader.js";
-import { MeshController, type ControllerOptions } from "../reconcile/controller.js";
+import { MeshController, statusOf, type ControllerOptions } from "../reconcile/controller.js";
+import { boundedGraph, page, READ_BOUNDS } from "../reconcile/read-view.js";
 import { PrometheusSource } from "../sources/prometheus.js";
 import { jsonLogger as log } from "../log.js";
 import { UserError } from "../errors.js";
@@ -233,6 +234,9 @@ export async function runController(f: ControllerFlags): Promise<void> {
   };
 
   /** A read of the dependency map: only for an authorised reader (mesh identity or token, then RBAC); a refusal is counted. */
+  // Reads build views of the graph: at most two at once (each bounded by READ_BOUNDS), the rest
+  // are told to retry rather than multiplying the heap.
+  let reading = 0;
   const read = (
     req: IncomingMessage,
     res: ServerResponse,
@@ -246,7 +250,18 @@ export async function runController(f: ControllerFlags): Promise<void> {
           collector.count(deny[1]);
           return void res.writeHead(deny[0], { "content-type": "text/plain" }).end(`${deny[1]}: ${deny[2]}\n`);
         }
-        await serve(new URL(req.url!, "http://x").searchParams);
+        if (reading >= 2) {
+          collector.count("busy");
+          return void res
+            .writeHead(503, { "content-type": "text/plain", "retry-after": "1" })
+            .end("busy: two reads are being served; retry\n");
+        }
+        reading++;
+        try {
+          await serve(new URL(req.url!, "http://x").searchParams);
+        } finally {
+          reading--;
+        }
       })
       .catch((e) => {
         if (!res.headersSent) res.writeHead(500);
@@ -274,19 +289,30 @@ export async function runController(f: ControllerFlags): Promise<void> {
           return void res
             .writeHead(400, { "content-type": "text/plain" })
             .end("bad-query: istioVersion MAJOR.MINOR, minRequests a positive integer\n");
-        const tuning = ctl.tuning({ istioVersion: [Number(v[1]), Number(v[2])], minRequests });
+        // Bounded (issue 23): workloads paged (?limit, ?continue), tuning over the busiest
+        // workloads up to READ_BOUNDS; what was left out is stated in `truncated`.
+        const p = page([...ctl.decisions], q.get("limit"), q.get("continue"));
+        if (typeof p === "string")
+          return void res.writeHead(400, { "content-type": "text/plain" }).end(`bad-query: ${p}\n`);
+        const view = boundedGraph(ctl.graph);
+        const only = view.truncated ? new Set(view.graph.nodes.keys()) : undefined;
+        const tuning = ctl.tuning(
+          { istioVersion: [Number(v[1]), Number(v[2])], minRequests },
+          ctl.savingsNow(only),
+          view.graph,
+        );
         res.writeHead(200, { "content-type": "application/json" }).end(
-          JSON.stringify(
-            {
-              mode: opts.mode,
-              dryRun: opts.dryRun,
-              workloads: ctl.status(),
-              tuning,
-              tuningApplied: { kinds: opts.applyTuning ?? [], outcomes: ctl.tuneOutcomes },
-            },
-            null,
-            2,
-          ),
+          JSON.stringify({
+            mode: opts.mode,
+            dryRun: opts.dryRun,
+            workloads: p.items.map(([w, d]) => statusOf(w, d)),
+            continue: p.continue,
+            total: p.total,
+            limit: p.limit,
+            truncated: view.truncated,
+            tuning,
+            tuningApplied: { kinds: opts.applyTuning ?? [], outcomes: ctl.tuneOutcomes },
+          }),
         );
       });
       return;
@@ -345,7 +371,16 @@ export async function runController(f: ControllerFlags): Promise<void> {
           workload: q.get("workload") ?? undefined,
           edge: q.get("edge") ?? undefined,
         });
-        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ sinceMs, edges }, null, 2));
+        // Bounded like the other reads: the busiest edges, and how many were left out.
+        const max = READ_BOUNDS.maxEdges / 10;
+        const shown = edges.length > max ? [...edges].sort((a, b) => b.requests - a.requests).slice(0, max) : edges;
+        res.writeHead(200, { "content-type": "application/json" }).end(
+          JSON.stringify({
+            sinceMs,
+            edges: shown,
+            truncated: shown.length < edges.length ? { shown: shown.length, total: edges.length } : null,
+          }),
+        );
       });
       return;
     }

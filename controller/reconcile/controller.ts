@@ -831,7 +831,12 @@ export class MeshController {
   }
 
   /** Rules, resources, discovery scope and CryptoMB from what is learned now (never applied). */
-  tuning(o: { istioVersion: [number, number]; minRequests: number }, savings = this.savingsNow()): Tuning {
+  /** Tuning recommendations over `graph` (a bounded read view: reconcile/read-view.ts), default the whole graph. */
+  tuning(
+    o: { istioVersion: [number, number]; minRequests: number },
+    savings = this.savingsNow(),
+    graph: Graph = this.graph,
+  ): Tuning {
     const items = [
       ...this.catalogObjects.values(),
       ...this.ruleObjects.values(),
@@ -841,7 +846,7 @@ export class MeshController {
     ] as Obj[];
     const services = this.catalogNow();
     return tune({
-      graph: this.graph,
+      graph,
       services,
       items,
       savings,
@@ -926,26 +931,35 @@ export class MeshController {
   }
 
   /** The savings estimate of every Sidecar meshtune would apply now, against the live catalog. */
-  savingsNow(): Savings[] {
+  savingsNow(only?: ReadonlySet<string>): Savings[] {
     const services = this.catalogNow();
-    return this.recommendations().map((sc) => estimateSavings(sc, services));
+    return this.recommendations(only).map((sc) => estimateSavings(sc, services));
   }
 
   /** Recommend-only report: what would be applied, per workload. */
-  recommendations(): SidecarObj[] {
-    return [...this.decisions.values()].flatMap((d) =>
-      d.action === "recommend" || d.action === "apply" ? [d.sidecar] : [],
+  recommendations(only?: ReadonlySet<string>): SidecarObj[] {
+    return [...this.decisions].flatMap(([k, d]) =>
+      (d.action === "recommend" || d.action === "apply") && (!only || only.has(k)) ? [d.sidecar] : [],
     );
   }
 
   /** Status report served on /recommendations: every workload's last decision and why. */
-  status(): { workload: string; action: string; reason?: string; sidecar?: SidecarObj; expired?: string[] }[] {
-    return [...this.decisions]
-      .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([workload, d]) =>
-        d.action === "skip" || d.action === "delete"
-          ? { workload, action: d.action, reason: d.reason }
-          : { workload, action: d.action, sidecar: d.sidecar, expired: d.dropped },
-      );
+  status(): WorkloadStatus[] {
+    return [...this.decisions].sort(([a], [b]) => (a < b ? -1 : 1)).map(([w, d]) => statusOf(w, d));
   }
+}
+
+export type WorkloadStatus = {
+  workload: string;
+  action: string;
+  reason?: string;
+  sidecar?: SidecarObj;
+  expired?: string[];
+};
+
+/** One workload's last decision as /recommendations shows it. */
+export function statusOf(workload: string, d: Decision): WorkloadStatus {
+  return d.action === "skip" || d.action === "delete"
+    ? { workload, action: d.action, reason: d.reason }
+    : { workload, action: d.action, sidecar: d.sidecar, expired: d.dropped };
 }

@@ -7,14 +7,19 @@ import type { Collector } from "../collector/server.js";
 import { diagnoseWindows } from "../diagnose/diagnose.js";
 import { buildDashboard, type DashboardData, type DashboardInputs } from "./dashboard-data.js";
 import { limitsLine } from "../report.js";
+import { boundedGraph } from "../reconcile/read-view.js";
 
 export async function controllerDashboard(
   ctl: MeshController,
   collector: Collector,
   o: { domain: string; mode: string; istioVersion: [number, number]; minRequests: number },
 ): Promise<DashboardData> {
+  // A bounded view of the graph (reconcile/read-view.ts): the busiest workloads, stated when cut.
+  const view = boundedGraph(ctl.graph);
+  const only = view.truncated ? new Set(view.graph.nodes.keys()) : null;
   const sidecars: DashboardInputs["sidecars"] = new Map();
   for (const [key, d] of ctl.decisions) {
+    if (only && !only.has(key)) continue;
     const [ns, name] = key.split("/");
     const applied = ctl.sidecars.get(ns)?.get(name) ?? null;
     sidecars.set(
@@ -25,7 +30,7 @@ export async function controllerDashboard(
     );
   }
   const services = ctl.catalogNow();
-  const savings = ctl.savingsNow();
+  const savings = ctl.savingsNow(only ?? undefined);
   const received = (await collector.received.get()).values.reduce((a, v) => a + v.value, 0);
   const refused = Object.fromEntries(
     (await collector.rejected.get()).values.map((v) => [String(v.labels.reason), v.value]),
@@ -34,12 +39,12 @@ export async function controllerDashboard(
     source: "controller",
     mode: o.mode,
     nowMs: Date.now(),
-    graph: ctl.graph,
+    graph: view.graph,
     services,
     domain: o.domain,
     sidecars,
     savings,
-    tuning: ctl.tuning({ istioVersion: o.istioVersion, minRequests: o.minRequests }, savings),
+    tuning: ctl.tuning({ istioVersion: o.istioVersion, minRequests: o.minRequests }, savings, view.graph),
     windows: ctl.diagnose ? diagnoseWindows(ctl.diagnose) : [],
     nodes: [...ctl.nodes.values()].map((n) => ({ name: n.metadata?.name ?? "", labels: n.metadata?.labels ?? {} })),
     report: {
@@ -52,7 +57,14 @@ export async function controllerDashboard(
           skipped: refused,
         },
       ],
-      limits: limitsLine({ dropped: ctl.graph.dropped, evicted: ctl.graph.evicted }),
+      limits:
+        [
+          limitsLine({ dropped: ctl.graph.dropped, evicted: ctl.graph.evicted }),
+          view.truncated &&
+            `shown: ${view.truncated.workloads.shown} of ${view.truncated.workloads.total} workloads, ${view.truncated.edges.shown} of ${view.truncated.edges.total} edges (${view.truncated.reason})`,
+        ]
+          .filter(Boolean)
+          .join("; ") || null,
       ...ctl.registryNotes(),
     },
   });

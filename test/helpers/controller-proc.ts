@@ -11,11 +11,12 @@ export interface ControllerProc {
   ready(): Promise<number>;
 }
 
-export function spawnController(kubeconfig: string, extra: string[] = []): ControllerProc {
+export function spawnController(kubeconfig: string, extra: string[] = [], nodeArgs: string[] = []): ControllerProc {
   const port = 19600 + Math.floor(Math.random() * 300);
   const p = spawn(
     process.execPath,
     [
+      ...nodeArgs,
       CLI,
       "controller",
       "--kubeconfig",
