@@ -75,7 +75,7 @@ export class AccessLogLearner {
   /** Per-pod buffers; the namespace is decided at the end from inbound SNI/cluster hosts. */
   private readonly pods = new Map<string, PodBuffer>();
   /** Keyed "?/pod" until finish(); up to 100k pods, evicting pods the catalog does not know (or the idlest). */
-  private readonly scratch = new Graph({ ...DEFAULT_LIMITS, maxWorkloads: 100_000 });
+  private readonly scratch = new Graph({ ...DEFAULT_LIMITS, maxWorkloads: 20_000 });
   private readonly fixed: PodBuffer | null; // --workload: every unprefixed line belongs to it
 
   constructor(readonly opts: LearnOptions) {

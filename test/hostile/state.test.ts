@@ -136,6 +136,7 @@ test("item 20: with every Sidecar write refused (422), learned state is still sa
   col.onMerged = (ns, w) => ctl.touched(ns, w);
   try {
     await ctl.start();
+    await sleep(300); // past the start-up reconcile's own flush: only a report's reconcile can save now
     fake.fault({ method: "PATCH", path: "/sidecars/", status: 422, times: 1000 });
     assert.is(col.ingest(JSON.stringify(report({ unknown: [] }))), null);
     assert.ok(await until(() => !!fake.get("configmaps", "bookinfo", STORE_NAME)), "learned state saved");
