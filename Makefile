@@ -5,7 +5,7 @@ NODE_BIN := node_modules/.bin
 APT_PKGS := clang clang-format llvm libbpf-dev bpftool iptables libelf-dev zlib1g-dev pkg-config iproute2 prometheus chromium
 ESBUILD_NODE := --bundle --platform=node --format=esm --target=node20 --packages=external
 
-.PHONY: deps sysdeps build run test test-unit bench integration clean typecheck lint format
+.PHONY: deps sysdeps build run test test-unit bench integration clean typecheck lint format kube
 node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
@@ -89,12 +89,28 @@ run: build
 	node build/meshtune.mjs recommend --access-log samples/bookinfo/access.log --catalog samples/bookinfo/catalog.json --rules --resources --discovery --cryptomb --min-requests 20 --html build/meshtune-report.html
 	@echo "meshtune: dashboard written to $(CURDIR)/build/meshtune-report.html (open it in a browser)" >&2
 
+# A real Kubernetes API server for the tests (test infrastructure only, never shipped): kube-apiserver,
+# etcd and kubectl from the k8s.io/kubernetes pinned in test/kube/go.mod (go.sum), and the path of
+# the pinned istio.io/api module (its CRDs). Built once into Go's own caches: a warm rebuild only
+# relinks; cold (a fresh machine) it downloads and compiles for several minutes.
+KUBE_BIN := build/kube
+KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
+$(KUBE_BIN)/.stamp: test/kube/go.mod test/kube/go.sum test/kube/tools.go test/kube/cmd/etcd/main.go
+	@command -v go >/dev/null || { echo "make kube: the Go toolchain is needed (go 1.26)"; exit 1; }
+	@mkdir -p $(KUBE_BIN)
+	cd test/kube && go build -ldflags "$(KUBE_LDFLAGS)" -o ../../$(KUBE_BIN)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+	cd test/kube && go build -ldflags "$(KUBE_LDFLAGS)" -o ../../$(KUBE_BIN)/kubectl k8s.io/kubernetes/cmd/kubectl
+	cd test/kube && go build -o ../../$(KUBE_BIN)/etcd ./cmd/etcd
+	cd test/kube && go list -m -f '{{.Dir}}' istio.io/api > ../../$(KUBE_BIN)/istio-api-dir
+	touch $@
+kube: $(KUBE_BIN)/.stamp
+
 build/test/.stamp: $(shell find controller test -name '*.ts') | node_modules/.stamp
 	rm -rf build/test
 	$(NODE_BIN)/esbuild $$(find test -name '*.test.ts') $(ESBUILD_NODE) --outdir=build/test --out-extension:.js=.mjs --log-level=warning
 	touch $@
 
-test-unit: build bpf build/test/.stamp
+test-unit: build bpf build/test/.stamp kube
 	test/run.sh
 
 test: typecheck lint test-unit

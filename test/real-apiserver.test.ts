@@ -1,0 +1,215 @@
+// The shipped manifests and the controller against a real kube-apiserver (test/helpers/
+// kube-apiserver.ts): `kubectl apply --server-side -k manifests/` as a user would, then the
+// controller process authenticated with a token of the manifests' own ServiceAccount, so
+// manifests/rbac.yaml is what allows or denies it. Real Lease, server-side apply, Events,
+// TokenReview, SubjectAccessReview and pod-bound tokens (node claims).
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { realApiServer, type RealApiServer } from "./helpers/kube-apiserver.js";
+import { spawnController, type ControllerProc } from "./helpers/controller-proc.js";
+import { ROOT } from "./helpers/cli.js";
+import { report } from "./fixtures/report.js";
+import { deploymentPod } from "./fixtures/pods.js";
+import { join } from "node:path";
+
+let k: RealApiServer;
+const json = (args: string[]) => JSON.parse(k.kubectl([...args, "-o", "json"]));
+async function until<T>(what: string, f: () => T | null | undefined | false, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    let v: T | null | undefined | false = null;
+    try {
+      v = f();
+    } catch {
+      v = null;
+    }
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+test.before(async () => {
+  k = await realApiServer();
+  console.log(`  real kube-apiserver + etcd ready in ${k.startupMs} ms, RSS ${k.rssMiB().toFixed(0)} MiB`);
+});
+
+test("manifests apply as a user would: kubectl apply --server-side -k manifests/", () => {
+  k.kubectl(["create", "namespace", "istio-system"]);
+  const out = k.kubectl(["apply", "--server-side", "-k", join(ROOT, "manifests")]);
+  for (const o of [
+    "deployment.apps/meshtune-controller serverside-applied",
+    "deployment.apps/meshtune-fallback serverside-applied",
+    "daemonset.apps/meshtune-node serverside-applied",
+    "authorizationpolicy.security.istio.io/meshtune-fallback serverside-applied",
+    "peerauthentication.security.istio.io/meshtune-fallback serverside-applied",
+  ])
+    assert.ok(out.includes(o), `${o}\n${out}`);
+  // The optional tuning RBAC applies too (it is left out of the base on purpose).
+  k.kubectl(["apply", "--server-side", "-f", join(ROOT, "manifests", "optional", "tuning-apply.yaml")]);
+  // kubectl auth can-i prints yes/no and exits 1 on "no".
+  const can = (sa: string, verb: string, what: string, ns = "bookinfo") => {
+    try {
+      return k
+        .kubectl(["auth", "can-i", verb, what, "-n", ns, `--as=system:serviceaccount:meshtune-system:${sa}`])
+        .trim();
+    } catch {
+      return "no";
+    }
+  };
+  assert.is(can("meshtune-controller", "patch", "sidecars.networking.istio.io"), "yes");
+  assert.is(can("meshtune-controller", "update", "configmaps/meshtune-learned"), "yes");
+  assert.is(can("meshtune-controller", "update", "configmaps/other"), "no");
+  assert.is(can("meshtune-fallback", "list", "authorizationpolicies.security.istio.io"), "yes");
+  assert.is(can("meshtune-fallback", "list", "pods"), "yes");
+  assert.is(can("meshtune-fallback", "create", "configmaps"), "no");
+});
+
+test("the controller runs with its own ServiceAccount's token: Lease, Sidecar by SSA, learned state, Events, real TokenReview/SubjectAccessReview and pod-bound agent tokens", async () => {
+  // A namespace meshtune manages, a workload (pods stay Pending: no scheduler or kubelet here), a node.
+  k.kubectl(["create", "namespace", "bookinfo"]);
+  k.kubectl(["label", "namespace", "bookinfo", "meshtune.io/enabled=true"]);
+  k.kubectl(["create", "serviceaccount", "bookinfo-reviews", "-n", "bookinfo"]);
+  const reviewsPod = {
+    apiVersion: "v1",
+    kind: "Pod",
+    ...deploymentPod(
+      "bookinfo",
+      "reviews-v2",
+      "7bf8c9648f",
+      "2lcgn",
+      { app: "reviews", version: "v2" },
+      {
+        serviceAccount: "bookinfo-reviews",
+      },
+    ),
+  };
+  reviewsPod.spec.nodeName = "node-a";
+  k.kubectl(
+    ["apply", "--server-side", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "List",
+      items: [
+        { apiVersion: "v1", kind: "Node", metadata: { name: "node-a" } },
+        {
+          apiVersion: "v1",
+          kind: "Service",
+          metadata: { name: "ratings", namespace: "bookinfo" },
+          spec: { ports: [{ name: "http", port: 9080 }], selector: { app: "ratings" } },
+        },
+        // As a Deployment's ReplicaSet would have made it (owner reference): its workload is reviews-v2.
+        reviewsPod,
+        {
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name: "meshtune-node-abcde", namespace: "meshtune-system" },
+          spec: {
+            serviceAccountName: "meshtune-node",
+            nodeName: "node-a",
+            containers: [{ name: "agent", image: "x" }],
+          },
+        },
+      ],
+    }),
+  );
+  const ctlToken = k.token("meshtune-system", "meshtune-controller");
+  let c: ControllerProc | null = null;
+  try {
+    c = spawnController(k.kubeconfigFor(ctlToken, "meshtune-controller"), [
+      "--lease-namespace",
+      "meshtune-system",
+      "--mode",
+      "apply",
+      "--flush-delay",
+      "100ms",
+      "--min-window",
+      "1s",
+    ]);
+    assert.is(await c.ready(), 200, c.stderr());
+    await until(
+      "the real Lease",
+      () => json(["get", "lease", "meshtune-controller", "-n", "meshtune-system"]).spec.holderIdentity,
+    );
+
+    // A report by the workload's own token (the token port path): TokenReview by the real API server.
+    const reviewsToken = k.token("bookinfo", "bookinfo-reviews");
+    const post = (body: unknown, token: string) =>
+      fetch(c!.url("/v1/reports"), {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: JSON.stringify(body),
+      }).then(async (r) => ({ status: r.status, text: await r.text() }));
+    const r = await post(report({ unknown: [] }), reviewsToken);
+    assert.is(r.status, 202, r.text);
+    const sc = await until("the Sidecar applied by server-side apply", () =>
+      json(["get", "sidecars.networking.istio.io", "reviews-v2", "-n", "bookinfo", "--show-managed-fields"]),
+    );
+    assert.ok(sc.spec.egress[0].hosts.includes("bookinfo/ratings.bookinfo.svc.cluster.local"));
+    assert.ok(
+      sc.metadata.managedFields.some(
+        (m: { manager: string; operation: string }) => m.manager === "meshtune" && m.operation === "Apply",
+      ),
+    );
+    const cm = await until("learned state saved (read-merge-replace under resourceVersion)", () =>
+      json(["get", "configmap", "meshtune-learned", "-n", "bookinfo"]),
+    );
+    assert.match(cm.data["reviews-v2"], /ratings\.bookinfo/);
+    await until("an Event for the apply", () =>
+      json(["get", "events", "-n", "bookinfo"]).items.some((e: { reason: string }) => e.reason === "Applied"),
+    );
+
+    // Reads: real SubjectAccessReview against the manifests' meshtune-reader role.
+    k.kubectl(["create", "serviceaccount", "alice", "-n", "default"]);
+    k.kubectl(["create", "serviceaccount", "bob", "-n", "default"]);
+    k.kubectl([
+      "create",
+      "clusterrolebinding",
+      "alice-reads",
+      "--clusterrole=meshtune-reader",
+      "--serviceaccount=default:alice",
+    ]);
+    const get = (path: string, token: string) =>
+      fetch(c!.url(path), { headers: { authorization: `Bearer ${token}` } }).then((x) => x.status);
+    assert.is(await get("/recommendations", k.token("default", "alice")), 200);
+    assert.is(await get("/recommendations", k.token("default", "bob")), 403);
+    assert.is(await get("/api/dashboard", k.token("default", "alice")), 200);
+
+    // An agent's node comes from its pod-bound token's claim (TokenRequest bound to the agent pod on node-a).
+    const agentPod = json(["get", "pod", "meshtune-node-abcde", "-n", "meshtune-system"]);
+    const agentToken = k.token("meshtune-system", "meshtune-node", {
+      name: agentPod.metadata.name,
+      uid: agentPod.metadata.uid,
+    });
+    const agent = (node: string) => ({
+      v: 2,
+      kind: "agent",
+      node,
+      pods: [
+        { namespace: "bookinfo", name: "reviews-v2-7bf8c9648f-2lcgn", edges: [{ dst: "10.96.0.20:9080", count: 1 }] },
+      ],
+    });
+    const lie = await post(agent("node-b"), agentToken);
+    assert.is(lie.status, 403, lie.text);
+    assert.match(lie.text, /token is bound to node node-a, not node-b/);
+    const ok = await post(agent("node-a"), agentToken);
+    assert.is(ok.status, 202, ok.text);
+    const unbound = await post(agent("node-a"), k.token("meshtune-system", "meshtune-node"));
+    assert.is(unbound.status, 403, "a token not bound to a pod names no node");
+
+    // The shipped RBAC sufficed: no API call of the controller was refused.
+    assert.not.match(
+      c.stderr(),
+      /forbidden|403/i,
+      c
+        .stderr()
+        .split("\n")
+        .filter((l) => /forbidden|403/i.test(l))
+        .join("\n"),
+    );
+  } finally {
+    c?.p.kill("SIGTERM");
+  }
+});
+
+test.run();
