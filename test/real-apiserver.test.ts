@@ -17,7 +17,7 @@ const json = (args: string[]) => JSON.parse(k.kubectl([...args, "-o", "json"]));
 async function until<T>(what: string, f: () => T | null | undefined | false, ms = 20_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
-    let v: T | null | undefined | false = null;
+    let v: T | null | undefined | false;
     try {
       v = f();
     } catch {
