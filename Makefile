@@ -55,7 +55,7 @@ $(BPF_OUT)/tcpstats.bpf.o: bpf/tcpstats.bpf.c bpf/tcpstats.h bpf/meshtune.h $(BP
 	clang $(BPF_CFLAGS) -c $< -o $@
 $(BPF_OUT)/tcpstats.skel.h: $(BPF_OUT)/tcpstats.bpf.o
 	bpftool gen skeleton $< > $@.tmp && mv $@.tmp $@
-build/meshtune-tcpstats: bpf/tcpstats.c bpf/tcpstats.h bpf/common.c bpf/common.h $(BPF_OUT)/tcpstats.skel.h
+build/meshtune-tcpstats: bpf/tcpstats.c bpf/tcpstats.h bpf/common.c bpf/common.h bpf/meshtune.h $(BPF_OUT)/tcpstats.skel.h
 	@mkdir -p build
 	gcc -O2 -Wall -I$(BPF_OUT) -Ibpf bpf/tcpstats.c bpf/common.c -o $@ -lbpf -lelf -lz
 build/netfault.bpf.o: bpf/tools/netfault.bpf.c $(BPF_OUT)/vmlinux.h

@@ -1,4 +1,5 @@
-/* Helpers the meshtune loaders share (datapath loader.c, kernel probes tcpstats.c). */
+/* Helpers the meshtune loaders share (datapath loader.c and its pods protocol pods.c, kernel
+ * probes tcpstats.c): errors, pin paths, CIDR parsing, the datapath's reason counters. */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -8,6 +9,11 @@
 #include <linux/magic.h>
 #include <sys/mount.h>
 #include <sys/statfs.h>
+#include <stdlib.h>
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "meshtune.h"
 #include "common.h"
 
 const char *fail_prefix = "meshtune-bpf";
@@ -59,4 +65,88 @@ int ensure_bpffs(void)
 		return fail("/sys/fs/bpf is not a bpffs and mounting one failed: %s",
 			    strerror(errno));
 	return 0;
+}
+
+/* Datapath drop/redirect reasons, by their meshtune.h number (append-only). */
+static const char *reason_names[MT_REASON_MAX] = {
+	"redirected",
+	"skipped_uid",
+	"skipped_loopback",
+	"skipped_excluded_port",
+	"skipped_excluded_cidr",
+	"skipped_proxy_port",
+	"skipped_not_tcp",
+	"origdst_saved",
+	"origdst_answered",
+	"origdst_miss",
+	"sockmap_inserted",
+	"sockmap_insert_failed",
+	"sockmap_redirected",
+	"sockmap_miss",
+	"skipped_not_meshed",
+	"skipped_not_included",
+	"redirected_inbound",
+	"skipped_inbound_excluded",
+	"inbound_delivery",
+	"l4_edge_failed",
+	"skb_verdict",
+};
+_Static_assert(sizeof(reason_names) / sizeof(reason_names[0]) == MT_REASON_MAX,
+	       "a name per reason");
+
+void pin_path(char *buf, size_t n, const char *name)
+{
+	snprintf(buf, n, "%s/%s", MT_PIN_DIR, name);
+}
+
+/* "A.B.C.D[/N]" or "v6[/N]" as the BPF side keys it (v4 mapped into v6); -1 when malformed. */
+int parse_cidr(const char *s, __u32 ip[4], __u32 *plen)
+{
+	char a[64];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	int bits;
+	if (n >= sizeof(a))
+		return -1;
+	memcpy(a, s, n);
+	a[n] = 0;
+	memset(ip, 0, 16);
+	if (inet_pton(AF_INET, a, &ip[3]) == 1) {
+		ip[2] = htonl(0xffff); /* v4-mapped, as the BPF side looks it up */
+		bits = slash ? atoi(slash + 1) : 32;
+		if (bits < 0 || bits > 32)
+			return -1;
+		*plen = 96 + bits;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, a, ip) == 1) {
+		bits = slash ? atoi(slash + 1) : 128;
+		if (bits < 0 || bits > 128)
+			return -1;
+		*plen = bits;
+		return 0;
+	}
+	return -1;
+}
+
+/* The per-reason counters as one JSON object on stdout (summed over CPUs). */
+void print_datapath_counters(void)
+{
+	char p[256];
+	pin_path(p, sizeof(p), "counters");
+	int cfd = bpf_obj_get(p);
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *vals = calloc(ncpu > 0 ? ncpu : 1, sizeof(__u64));
+	printf("{");
+	for (__u32 r = 0; r < MT_REASON_MAX; r++) {
+		__u64 sum = 0;
+		if (cfd >= 0 && vals && bpf_map_lookup_elem(cfd, &r, vals) == 0)
+			for (int c = 0; c < ncpu; c++)
+				sum += vals[c];
+		printf("%s\"%s\":%llu", r ? "," : "", reason_names[r], (unsigned long long)sum);
+	}
+	printf("}");
+	free(vals);
+	if (cfd >= 0)
+		close(cfd);
 }

@@ -12,4 +12,12 @@ int cgroup_level(const char *path);
 /* A bpffs at /sys/fs/bpf, mounted when missing (as Cilium does); 0 or 1 after a one-line error. */
 int ensure_bpffs(void);
 
+#include <stddef.h>
+/* The pinned object `name` under MT_PIN_DIR. */
+void pin_path(char *buf, size_t n, const char *name);
+/* CIDR as the datapath's LPM keys hold it (v4 mapped into v6), prefix length in *plen. */
+int parse_cidr(const char *s, unsigned int ip[4], unsigned int *plen);
+/* Per-reason datapath counters as one JSON object on stdout. */
+void print_datapath_counters(void);
+
 #endif

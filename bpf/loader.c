@@ -27,32 +27,6 @@
 #include "tcpstats.h"
 #include "probe.h"
 
-static const char *reason_names[MT_REASON_MAX] = {
-	"redirected",
-	"skipped_uid",
-	"skipped_loopback",
-	"skipped_excluded_port",
-	"skipped_excluded_cidr",
-	"skipped_proxy_port",
-	"skipped_not_tcp",
-	"origdst_saved",
-	"origdst_answered",
-	"origdst_miss",
-	"sockmap_inserted",
-	"sockmap_insert_failed",
-	"sockmap_redirected",
-	"sockmap_miss",
-	"skipped_not_meshed",
-	"skipped_not_included",
-	"redirected_inbound",
-	"skipped_inbound_excluded",
-	"inbound_delivery",
-	"l4_edge_failed",
-	"skb_verdict",
-};
-_Static_assert(sizeof(reason_names) / sizeof(reason_names[0]) == MT_REASON_MAX,
-	       "a name per reason");
-
 /* Pinned links, in attach order; the sk_msg verdict is held by the sockhash itself. */
 static const char *link_names[] = { "link_connect4", "link_connect6", "link_getsockopt",
 				    "link_sockops" };
@@ -72,11 +46,6 @@ static const char *map_names[] = { "counters",
 				   "l4_edges" };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-void pin_path(char *buf, size_t n, const char *name)
-{
-	snprintf(buf, n, "%s/%s", MT_PIN_DIR, name);
-}
-
 /* One-line refusal on nodes that cannot run the datapath (the first failed check); 0 when
  * everything is there. */
 static int probe(const char *cgroup)
@@ -88,35 +57,6 @@ static int probe(const char *cgroup)
 		return 0;
 	return f->detail[0] ? fail("%s", f->detail) :
 			      fail("unsupported kernel: %s not available", f->feature);
-}
-
-int parse_cidr(const char *s, __u32 ip[4], __u32 *plen)
-{
-	char a[64];
-	const char *slash = strchr(s, '/');
-	size_t n = slash ? (size_t)(slash - s) : strlen(s);
-	int bits;
-	if (n >= sizeof(a))
-		return -1;
-	memcpy(a, s, n);
-	a[n] = 0;
-	memset(ip, 0, 16);
-	if (inet_pton(AF_INET, a, &ip[3]) == 1) {
-		ip[2] = htonl(0xffff); /* v4-mapped, as the BPF side looks it up */
-		bits = slash ? atoi(slash + 1) : 32;
-		if (bits < 0 || bits > 32)
-			return -1;
-		*plen = 96 + bits;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, a, ip) == 1) {
-		bits = slash ? atoi(slash + 1) : 128;
-		if (bits < 0 || bits > 128)
-			return -1;
-		*plen = bits;
-		return 0;
-	}
-	return -1;
 }
 
 static void unpin_all(void)
@@ -323,26 +263,6 @@ static int cmd_unload(void)
 }
 
 /* {"reason":sum over CPUs,...} */
-void print_counters(void)
-{
-	char p[256];
-	pin_path(p, sizeof(p), "counters");
-	int cfd = bpf_obj_get(p);
-	int ncpu = libbpf_num_possible_cpus();
-	__u64 *vals = calloc(ncpu > 0 ? ncpu : 1, sizeof(__u64));
-	printf("{");
-	for (__u32 r = 0; r < MT_REASON_MAX; r++) {
-		__u64 sum = 0;
-		if (cfd >= 0 && vals && bpf_map_lookup_elem(cfd, &r, vals) == 0)
-			for (int c = 0; c < ncpu; c++)
-				sum += vals[c];
-		printf("%s\"%s\":%llu", r ? "," : "", reason_names[r], (unsigned long long)sum);
-	}
-	printf("}");
-	free(vals);
-	if (cfd >= 0)
-		close(cfd);
-}
 
 static int cmd_status(void)
 {
@@ -381,7 +301,7 @@ static int cmd_status(void)
 		close(fd);
 	}
 	printf("],\"counters\":");
-	print_counters();
+	print_datapath_counters();
 	printf("}\n");
 	return 0;
 }

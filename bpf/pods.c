@@ -420,7 +420,7 @@ int cmd_pods(void)
 			cmd_edges();
 		else if (!strcmp(cmd, "counters")) {
 			printf("{\"ok\":true,\"counters\":");
-			print_counters();
+			print_datapath_counters();
 			printf("}\n");
 		} else
 			reply_error("unknown command %s", cmd);

@@ -3,7 +3,7 @@
 import { stringify } from "yaml";
 import type { GenerateResult } from "./sidecar/generate.js";
 import type { Savings, XdsSize } from "./sidecar/savings.js";
-import type { Placement } from "./log/learner.js";
+import type { Placement } from "./accesslog/learner.js";
 import type { MeshConfig } from "./istio/mesh-config.js";
 
 export interface InputSummary {

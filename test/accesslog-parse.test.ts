@@ -1,8 +1,8 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { parseText } from "../controller/log/text-format.js";
-import { parseJson } from "../controller/log/json-format.js";
-import { splitPrefix } from "../controller/log/kubectl-prefix.js";
+import { parseText } from "../controller/accesslog/text-format.js";
+import { parseJson } from "../controller/accesslog/json-format.js";
+import { splitPrefix } from "../controller/accesslog/kubectl-prefix.js";
 import * as L from "./fixtures/lines.js";
 
 test("TEXT 1.9+ with SNI and route-name", () => {

@@ -5,7 +5,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Readable } from "node:stream";
-import { AccessLogLearner } from "../controller/log/learner.js";
+import { AccessLogLearner } from "../controller/accesslog/learner.js";
 import { generateSidecars, DEFAULT_GENERATE } from "../controller/sidecar/generate.js";
 import { HostIndex } from "../controller/istio/hosts.js";
 import { parseCatalog } from "../controller/sidecar/catalog.js";

@@ -1,7 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Readable } from "node:stream";
-import { AccessLogLearner } from "../controller/log/learner.js";
+import { AccessLogLearner } from "../controller/accesslog/learner.js";
 import * as L from "./fixtures/lines.js";
 
 const opts = { defaultNamespace: "default", clusterDomain: "cluster.local" };

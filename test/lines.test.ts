@@ -1,7 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Readable } from "node:stream";
-import { readLines, type Line } from "../controller/log/lines.js";
+import { readLines, type Line } from "../controller/accesslog/lines.js";
 
 async function collect(chunks: (string | Buffer)[], max?: number): Promise<Line[]> {
   const out: Line[] = [];

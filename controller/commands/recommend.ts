@@ -2,8 +2,8 @@
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { AccessLogLearner } from "../log/learner.js";
-import { fileChunks } from "../log/lines.js";
+import { AccessLogLearner } from "../accesslog/learner.js";
+import { fileChunks } from "../accesslog/lines.js";
 import { Graph } from "../model/graph.js";
 import { generateSidecars, type SidecarObj, DEFAULT_GENERATE, type GenerateOptions } from "../sidecar/generate.js";
 import { validateSidecar } from "../sidecar/validate.js";
