@@ -108,7 +108,7 @@ async function main() {
           {
             kind: "Service",
             metadata: { name: "ratings", namespace: "bookinfo" },
-            spec: { clusterIP: "10.96.0.20", ports: [{ name: "http", port: 9080 }] },
+            spec: { clusterIP: "10.96.0.20", selector: { app: "ratings" }, ports: [{ name: "http", port: 9080 }] },
           },
           {
             kind: "Pod",

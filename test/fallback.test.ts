@@ -64,7 +64,7 @@ async function cluster(outbound: "ALLOW_ANY" | "REGISTRY_ONLY") {
   for (const [n, ip] of Object.entries(IPS))
     fake.put("services", {
       metadata: { name: n, namespace: "bookinfo" },
-      spec: { clusterIP: ip, clusterIPs: [ip], ports: [{ name: "http", port: 9080 }] },
+      spec: { clusterIP: ip, clusterIPs: [ip], selector: { app: n }, ports: [{ name: "http", port: 9080 }] },
     });
   fake.put("services", {
     metadata: { name: "meshtune-fallback", namespace: "meshtune-system" },

@@ -9,6 +9,7 @@ import { networkInterfaces } from "node:os";
 import type { V1Pod } from "@kubernetes/client-node";
 import { FallbackServer } from "../fallback/server.js";
 import type { DestinationPods, Policy } from "../fallback/authz.js";
+import { refusedAddress } from "../fallback/address.js";
 import { LearnReporter } from "../fallback/reporter.js";
 import { HostIndex } from "../istio/hosts.js";
 import { catalogItems, parseCatalog } from "../sidecar/catalog.js";
@@ -99,7 +100,10 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
   };
   const podChanged = (t: string, p: V1Pod, k: string) => {
     for (const [ip, v] of podsByIp) if (v.key === k) podsByIp.delete(ip);
-    if (t === "delete" || p.spec?.hostNetwork) return; // host-network pods share the node's address: never an identity
+    // Host-network pods share the node's address, and a finished pod's address may be someone
+    // else's now: neither is ever an identity.
+    if (t === "delete" || p.spec?.hostNetwork || p.status?.phase === "Succeeded" || p.status?.phase === "Failed")
+      return;
     for (const ip of (p.status?.podIPs ?? []).map((x) => x.ip).concat(p.status?.podIP ?? []))
       if (ip)
         podsByIp.set(ip, {
@@ -176,6 +180,8 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
         denyNamespaces,
         policies: () => [...policies.values()],
         destination: (host) => destinationPods(host, objects, f.clusterDomain),
+        hazard: (host) => hazardOf(host, objects, f.clusterDomain, ownAddresses),
+        pinned: (host, port) => pinned.has(`${host}:${port}`),
         ownAddresses,
       }),
       podOf: (ip) => podsByIp.get(ip) ?? null,
@@ -220,7 +226,7 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
  * labels in its namespace; null for MESH_EXTERNAL (no sidecar of the mesh serves it).
  */
 function destinationPods(host: string, objects: Map<string, KubernetesObject>, domain: string): DestinationPods | null {
-  const svc = new RegExp(`^([^.]+)\\.([^.]+)\\.svc\\.${domain.replace(/\./g, "\\.")}$`).exec(host);
+  const svc = serviceOfHost(host, domain);
   if (svc) {
     const o = objects.get(`Service/${svc[2]}/${svc[1]}`) as
       { spec?: { selector?: Record<string, string> } } | undefined;
@@ -238,4 +244,43 @@ function destinationPods(host: string, objects: Map<string, KubernetesObject>, d
     return { namespace: o.metadata?.namespace ?? "", labels: se.spec.workloadSelector?.labels ?? null };
   }
   return null;
+}
+
+/**
+ * Why the fallback cannot vouch for where a registry host leads, or null. Its sidecar routes by
+ * its own view: a Service without a selector goes wherever its EndpointSlices say (any pod, in
+ * any namespace), a ServiceEntry to its listed endpoints, and a host defined more than once to
+ * whichever definition wins. The policies checked would then be the wrong ones.
+ */
+function hazardOf(
+  host: string,
+  objects: Map<string, KubernetesObject>,
+  domain: string,
+  own: ReadonlySet<string>,
+): string | null {
+  const svc = serviceOfHost(host, domain);
+  if (svc) {
+    const o = objects.get(`Service/${svc[2]}/${svc[1]}`) as
+      { spec?: { selector?: Record<string, string>; type?: string } } | undefined;
+    if (o && o.spec?.type === "ExternalName") return "an ExternalName Service (its target is any DNS name)";
+    if (o && !Object.keys(o.spec?.selector ?? {}).length)
+      return "a Service without a selector (its endpoints are whatever its EndpointSlices list)";
+  }
+  const defs: string[] = [];
+  for (const o of objects.values()) {
+    const se = o as KubernetesObject & { spec?: { hosts?: string[]; endpoints?: { address?: string }[] } };
+    if (o.kind !== "ServiceEntry" || !se.spec?.hosts?.includes(host)) continue;
+    defs.push(`${o.metadata?.namespace}/${o.metadata?.name}`);
+    for (const e of se.spec.endpoints ?? []) {
+      const why = e.address && !e.address.includes("/") ? refusedAddress(e.address, own, true) : null;
+      if (why) return `ServiceEntry ${defs.at(-1)} lists endpoint ${e.address} (${why})`;
+    }
+  }
+  if (defs.length > 1 || (defs.length && svc)) return `defined more than once (${defs.join(", ")})`;
+  return null;
+}
+
+/** "name.ns.svc.<domain>" → [all, name, ns]; null for other hosts. */
+function serviceOfHost(host: string, domain: string): RegExpExecArray | null {
+  return new RegExp(`^([^.]+)\\.([^.]+)\\.svc\\.${domain.replace(/\./g, "\\.")}$`).exec(host);
 }

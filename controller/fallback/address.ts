@@ -42,10 +42,30 @@ const V4_REFUSED: [string, number, string][] = [
   ["100.64.0.0", 10, "shared address space (RFC 6598)"],
   ["224.0.0.0", 4, "multicast"],
   ["240.0.0.0", 4, "reserved"],
+  ["192.0.0.0", 24, "IETF protocol assignments (cloud metadata on some providers)"],
+  ["198.18.0.0", 15, "benchmarking (RFC 2544)"],
+  ["168.63.129.16", 32, "Azure host services"],
 ];
+// Ranges a registry host may legitimately resolve to (ClusterIPs, Istio's auto-allocated
+// ServiceEntry VIPs in 240.240.0.0/16): refused only for names outside the registry.
+const REGISTRY_OK = new Set([
+  "private (RFC 1918)",
+  "shared address space (RFC 6598)",
+  "reserved",
+  "unique local (RFC 4193)",
+]);
 
-/** Why a resolved address may not be an upstream of the fallback, or null when it may. */
-export function refusedAddress(ip: string, own: ReadonlySet<string> = new Set()): string | null {
+/**
+ * Why a resolved address may not be an upstream of the fallback, or null when it may. For a
+ * registry host (`registry`), cluster-internal space is expected; loopback, link-local,
+ * unspecified, multicast and the pod's own addresses never are.
+ */
+export function refusedAddress(ip: string, own: ReadonlySet<string> = new Set(), registry = false): string | null {
+  const why = refusedAny(ip, own);
+  return why && registry && REGISTRY_OK.has(why) ? null : why;
+}
+
+function refusedAny(ip: string, own: ReadonlySet<string>): string | null {
   let a = ip
     .trim()
     .toLowerCase()
@@ -64,6 +84,8 @@ export function refusedAddress(ip: string, own: ReadonlySet<string> = new Set())
   if (/^fe[89ab]/.test(a)) return "link-local";
   if (/^f[cd]/.test(a)) return "unique local (RFC 4193)";
   if (/^ff/.test(a)) return "multicast";
-  if (/^::ffff:/.test(a) || /^64:ff9b:/.test(a)) return "translated IPv4";
+  if (/^fe[c-f]/.test(a)) return "site-local";
+  if (/^::ffff:/.test(a) || /^64:ff9b:/.test(a) || /^2002:/.test(a)) return "translated IPv4";
+  if (/^::[0-9a-f.]/.test(a)) return "IPv4-compatible";
   return null;
 }

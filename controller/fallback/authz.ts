@@ -51,8 +51,26 @@ const glob = (pattern: string, v: string) =>
   (pattern.endsWith("*") && v.startsWith(pattern.slice(0, -1)));
 const KNOWN = new Set(["principals", "notPrincipals", "namespaces", "notNamespaces"]);
 
+/**
+ * Values the glob above decides exactly: a `*` only at one end (Istio turns every `*` of a
+ * namespace into a regex wildcard: pilot/pkg/security/authz/model generator.go), and principals
+ * of the caller's own trust domain (Istio also matches `cluster.local` and trust-domain aliases:
+ * pkg/spiffe and trustdomain/bundle.go; an alias list is not known here).
+ */
+function decidable(values: string[] | undefined, trustDomain: string | null): boolean {
+  return (values ?? []).every((v) => {
+    const inner = v.length > 2 && v.slice(1, -1).includes("*");
+    if (inner) return false;
+    if (trustDomain === null || v === "*" || v.startsWith("*")) return true;
+    const td = v.split("/ns/")[0];
+    return td === trustDomain || td.endsWith("*");
+  });
+}
+
 function sourceMatches(s: PolicySource, p: Principal): Tri {
   for (const k of Object.keys(s)) if (!KNOWN.has(k)) return "maybe";
+  if (!decidable(s.principals, p.trustDomain) || !decidable(s.notPrincipals, p.trustDomain)) return "maybe";
+  if (!decidable(s.namespaces, null) || !decidable(s.notNamespaces, null)) return "maybe";
   const principal = `${p.trustDomain}/ns/${p.namespace}/sa/${p.serviceAccount}`;
   if (s.principals && !s.principals.some((x) => glob(x, principal))) return "no";
   if (s.notPrincipals?.some((x) => glob(x, principal))) return "no";

@@ -60,7 +60,8 @@ export class H2Forwarder {
   private readonly remotes = new WeakMap<object, string | undefined>();
 
   constructor(private readonly fb: FallbackServer) {
-    this.server = createServer({ maxSessionMemory: 16 });
+    // Node's default allows 2^32-1 concurrent streams per session: cap them like Envoy's default (100).
+    this.server = createServer({ maxSessionMemory: 16, settings: { maxConcurrentStreams: 100 } });
     this.server.on("stream", (stream, headers) => {
       this.forward(stream, headers).catch((e) => this.fail(stream, 502, "upstream-error", (e as Error).message));
     });

@@ -32,6 +32,10 @@ export interface RouteContext {
   destination: (host: string) => DestinationPods | null;
   lookup?: (host: string) => Promise<string[]>;
   ownAddresses?: ReadonlySet<string>;
+  /** Why the fallback cannot vouch for where a registry host leads (selectorless Service, endpoints it may not reach), or null. */
+  hazard?: (host: string) => string | null;
+  /** An operator's fixed address for host:port (--resolve): trusted, not looked up. */
+  pinned?: (host: string, port: number) => boolean;
 }
 
 export type Route =
@@ -45,7 +49,45 @@ export type Route =
       learn?: { host: string; port: number; registered: boolean };
     };
 
+const LOOKUP_TIMEOUT_MS = 2000;
 const defaultLookup = async (host: string) => (await dnsLookup(host, { all: true })).map((a) => a.address);
+
+/** Resolve with a deadline (getaddrinfo runs on libuv's small thread pool: a slow name must not hold it). */
+async function resolveVetted(
+  host: string,
+  c: RouteContext,
+  registry: boolean,
+): Promise<
+  { ok: true; address: string } | { ok: false; status: 403 | 502; reason: "refused-address" | "dns"; detail: string }
+> {
+  let addrs: string[];
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    addrs = await Promise.race([
+      (c.lookup ?? defaultLookup)(host),
+      new Promise<never>(
+        (_, j) =>
+          (timer = setTimeout(() => j(new Error(`lookup timed out after ${LOOKUP_TIMEOUT_MS} ms`)), LOOKUP_TIMEOUT_MS)),
+      ),
+    ]);
+  } catch (e) {
+    return { ok: false, status: 502, reason: "dns", detail: `${host}: ${(e as Error).message.split("\n")[0]}` };
+  } finally {
+    clearTimeout(timer);
+  }
+  if (!addrs.length) return { ok: false, status: 502, reason: "dns", detail: `${host}: no address` };
+  for (const a of addrs) {
+    const why = refusedAddress(a, c.ownAddresses, registry);
+    if (why)
+      return {
+        ok: false,
+        status: 403,
+        reason: "refused-address",
+        detail: `${host} resolves to ${a} (${why})${registry ? "" : "; register it with a ServiceEntry to reach it"}`,
+      };
+  }
+  return { ok: true, address: addrs[0] };
+}
 
 export async function route(
   name: string,
@@ -81,6 +123,16 @@ export async function route(
         reason: "not-exported",
         detail: `${t.host} is not exported to namespace ${caller.namespace}`,
       };
+    const learn = { host: t.host, port: t.port, registered: true };
+    const hazard = c.hazard?.(t.host) ?? null;
+    if (hazard)
+      return {
+        ok: false,
+        status: 503,
+        reason: "policy",
+        detail: `${t.host}: ${hazard}; the fallback cannot vouch for where it leads (learned: the next request goes direct)`,
+        learn,
+      };
     const dest = c.destination(t.host);
     if (dest) {
       const v = authorize({ ...caller, trustDomain: c.trustDomain }, dest, c.policies(), c.rootNamespace);
@@ -90,29 +142,18 @@ export async function route(
           status: v.proven ? 403 : 503,
           reason: "policy",
           detail: `${t.host}: ${v.reason}; the fallback does not carry a caller past a policy it cannot prove admits it (learned: the next request goes direct)`,
-          learn: { host: t.host, port: t.port, registered: true },
+          learn,
         };
     }
-    return { ok: true, host: t.host, port: t.port, registered: true, dial: t.host };
+    if (c.pinned?.(t.host, t.port)) return { ok: true, ...learn, dial: t.host };
+    // Dialled at the address checked here, never by name again (no second lookup to rebind).
+    const a = await resolveVetted(t.host, c, true);
+    return a.ok ? { ok: true, ...learn, dial: a.address } : a;
   }
-  if (hostNamespace(t.host, c.clusterDomain))
+  // Outside the registry: never a name of the cluster's own DNS (pod, headless-service records).
+  if (t.host === c.clusterDomain || t.host.endsWith(`.${c.clusterDomain}`))
     return { ok: false, status: 403, reason: "not-exported", detail: `${t.host} is not a Service this mesh knows` };
-  let addrs: string[];
-  try {
-    addrs = await (c.lookup ?? defaultLookup)(t.host);
-  } catch (e) {
-    return { ok: false, status: 502, reason: "dns", detail: `${t.host}: ${(e as Error).message.split("\n")[0]}` };
-  }
-  for (const a of addrs) {
-    const why = refusedAddress(a, c.ownAddresses);
-    if (why)
-      return {
-        ok: false,
-        status: 403,
-        reason: "refused-address",
-        detail: `${t.host} resolves to ${a} (${why}); register it with a ServiceEntry to reach it`,
-      };
-  }
-  if (!addrs.length) return { ok: false, status: 502, reason: "dns", detail: `${t.host}: no address` };
-  return { ok: true, host: t.host, port: t.port, registered: false, dial: addrs[0] };
+  if (c.pinned?.(t.host, t.port)) return { ok: true, host: t.host, port: t.port, registered: false, dial: t.host };
+  const a = await resolveVetted(t.host, c, false);
+  return a.ok ? { ok: true, host: t.host, port: t.port, registered: false, dial: a.address } : a;
 }

@@ -224,6 +224,7 @@ export class Graph {
     const n = this.nodes.get(key);
     if (!n) return;
     const held = n.edges.size + n.unknown.size;
+    this.version++;
     this.size -= held;
     const left = (this.nsSize.get(n.namespace) ?? 0) - held;
     if (left > 0) this.nsSize.set(n.namespace, left);
@@ -267,6 +268,18 @@ export class Graph {
    */
   private roomFor(n: WorkloadNode): boolean {
     if (this.size < this.limits.maxEdgesTotal) return true;
+    // Refused before and nothing changed since: refused again without another scan, so a
+    // report of thousands of new edges from the biggest holder costs one scan, not thousands.
+    if (this.refused.get(n) === this.version) return false;
+    const ok = this.makeRoom(n);
+    if (!ok) this.refused.set(n, this.version);
+    return ok;
+  }
+  /** Bumped by every removal: a refusal holds until something leaves the graph. */
+  private version = 0;
+  private readonly refused = new WeakMap<WorkloadNode, number>();
+
+  private makeRoom(n: WorkloadNode): boolean {
     const want = Math.max(1, Math.floor(this.limits.maxEdgesTotal / 100));
     let freed = 0;
     const drop = (v: WorkloadNode, why: "unbacked" | "fairness") => {

@@ -20,6 +20,7 @@ import { CLI } from "../helpers/cli.js";
 import { LearnReporter } from "../../controller/fallback/reporter.js";
 import { route } from "../../controller/fallback/route.js";
 import { addressLike } from "../../controller/fallback/address.js";
+import { authorize } from "../../controller/fallback/authz.js";
 import { HostIndex } from "../../controller/istio/hosts.js";
 
 const POD = { evil: "127.0.0.21", frontend: "127.0.0.22", victim: "127.0.0.23" };
@@ -105,6 +106,23 @@ svc("grpc", "shop", 50051);
 svc("vault", "secure", 8200, { annotations: { "networking.istio.io/exportTo": "." } });
 svc("meshtune-controller", "meshtune-system", 8080);
 svc("meshtune-fallback", "meshtune-system", 80);
+// Registry entries whose real destination the fallback cannot vouch for.
+fake.put("services", {
+  metadata: { name: "anywhere", namespace: "evil" },
+  spec: { clusterIP: "10.96.0.77", ports: [{ name: "http", port: 8080 }] }, // no selector: EndpointSlices decide
+});
+fake.put("serviceentries", {
+  apiVersion: "networking.istio.io/v1beta1",
+  kind: "ServiceEntry",
+  metadata: { name: "loop", namespace: "evil" },
+  spec: {
+    hosts: ["loop.example.com"],
+    ports: [{ number: 15000, name: "http", protocol: "HTTP" }],
+    location: "MESH_EXTERNAL",
+    resolution: "STATIC",
+    endpoints: [{ address: "127.0.0.1" }],
+  },
+});
 const policy = (name: string, ns: string, spec: Record<string, unknown>) =>
   fake.put("authorizationpolicies", {
     apiVersion: "security.istio.io/v1",
@@ -257,6 +275,68 @@ test("item 4: no address in any notation, no loopback name, reaches anything", a
   );
   for (const a of ["127.1", "0x7f.1", "017700000001", "1.2.3", "::1", "fe80::1"]) assert.ok(addressLike(a), a);
   for (const a of ["ratings", "a1.example.com", "0x7f.example.com", "1.2.3.com"]) assert.not.ok(addressLike(a), a);
+});
+
+test("item 4, review: registry entries that lead to loopback or anywhere are not vouched for; cluster DNS names outside the registry are refused", async () => {
+  const before = adminHits;
+  const loop = await get(POD.evil, "loop.example.com:15000");
+  assert.is(loop.status, 503, loop.text);
+  assert.match(loop.text, /lists endpoint 127\.0\.0\.1 \(loopback\)/);
+  const anywhere = await get(POD.evil, "anywhere:8080");
+  assert.is(anywhere.status, 503);
+  assert.match(anywhere.text, /without a selector/);
+  for (const host of ["pod-0.hl.shop.svc.cluster.local", "10-96-0-1.shop.pod.cluster.local"]) {
+    const r = await get(POD.evil, `${host}:8080`);
+    assert.is(r.status, 403, `${host}: ${r.text}`);
+  }
+  assert.is(adminHits, before);
+  // A registry host is dialled at the address it resolved to, checked: never loopback or link-local.
+  const idx = new HostIndex([
+    {
+      namespace: "shop",
+      host: fq("cart", "shop"),
+      vip: true,
+      ports: [{ port: 80, name: "http", protocol: "HTTP" } as never],
+      endpoints: 1,
+      exportTo: [],
+    },
+  ]);
+  const ctx = {
+    index: idx,
+    clusterDomain: "cluster.local",
+    trustDomain: "cluster.local",
+    rootNamespace: "istio-system",
+    denyNamespaces: new Set(["meshtune-system"]),
+    policies: () => [],
+    destination: () => null,
+  };
+  const caller = { namespace: "shop", serviceAccount: "frontend", podIp: POD.frontend };
+  const bad = await route("cart", caller, "HTTP", { ...ctx, lookup: async () => ["127.0.0.1"] });
+  assert.ok(!bad.ok && bad.reason === "refused-address", JSON.stringify(bad));
+  const vip = await route("cart", caller, "HTTP", { ...ctx, lookup: async () => ["240.240.0.7"] });
+  assert.equal(
+    vip.ok && vip.dial,
+    "240.240.0.7",
+    "an auto-allocated ServiceEntry VIP or a ClusterIP is fine, and dialled as checked",
+  );
+  const slow = await route("slow.example.com", caller, "HTTP", { ...ctx, lookup: () => new Promise(() => {}) });
+  assert.ok(!slow.ok && /timed out/.test(slow.detail), "a lookup that never answers is cut off");
+});
+
+test("item 7, review: principals of another trust domain and inner namespace wildcards are never taken as decided", () => {
+  const dest = { namespace: "shop", labels: { app: "payments" } };
+  const evil = { namespace: "team-x-dev", serviceAccount: "a", trustDomain: "corp.example" };
+  const deny = (source: Record<string, unknown>) => [
+    { metadata: { namespace: "shop", name: "d" }, spec: { action: "DENY", rules: [{ from: [{ source }] }] } },
+  ];
+  // Istio also matches cluster.local/... against the local trust domain and its aliases.
+  const a = authorize(evil, dest, deny({ principals: ["cluster.local/ns/team-x-dev/sa/a"] }), "istio-system");
+  assert.equal([a.allowed, !a.allowed && a.proven], [false, false]);
+  // Istio turns every * of a namespace into a wildcard.
+  const b = authorize(evil, dest, deny({ namespaces: ["team-*-dev"] }), "istio-system");
+  assert.equal([b.allowed, !b.allowed && b.proven], [false, false]);
+  const c = authorize(evil, dest, deny({ namespaces: ["other"] }), "istio-system");
+  assert.ok(c.allowed, "a DENY that provably does not match allows");
 });
 
 test("items 5 and 6: never to itself, never to meshtune's endpoints; a looped request stops", async () => {
