@@ -11,15 +11,20 @@ import { ROOT } from "./helpers/cli.js";
 import { report } from "./fixtures/report.js";
 import { deploymentPod } from "./fixtures/pods.js";
 import { join } from "node:path";
+import { createServer, connect as netConnect, type AddressInfo, type Socket } from "node:net";
 
 let k: RealApiServer;
 const json = (args: string[]) => JSON.parse(k.kubectl([...args, "-o", "json"]));
-async function until<T>(what: string, f: () => T | null | undefined | false, ms = 20_000): Promise<T> {
+async function until<T>(
+  what: string,
+  f: () => T | null | undefined | false | Promise<T | null | undefined | false>,
+  ms = 20_000,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     let v: T | null | undefined | false;
     try {
-      v = f();
+      v = await f();
     } catch {
       v = null;
     }
@@ -205,6 +210,116 @@ test("the controller runs with its own ServiceAccount's token: Lease, Sidecar by
     assert.equal(refused, [], refused.join("\n"));
   } finally {
     c?.p.kill("SIGTERM");
+  }
+});
+
+/** A TCP proxy in front of the API server that can cut a replica off (connections reset, new ones refused). */
+async function partitionable(target: string) {
+  const { hostname, port } = new URL(target);
+  const open = new Set<Socket>();
+  let cut = false;
+  const server = createServer((c) => {
+    if (cut) return void c.destroy();
+    const u = netConnect(Number(port), hostname);
+    for (const x of [c, u]) {
+      open.add(x);
+      x.on("error", () => {});
+      x.on("close", () => open.delete(x));
+    }
+    c.pipe(u).pipe(c);
+    c.on("close", () => u.destroy());
+    u.on("close", () => c.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    partition() {
+      cut = true;
+      for (const x of open) x.destroy();
+    },
+    heal() {
+      cut = false;
+    },
+    close() {
+      for (const x of open) x.destroy();
+      server.close();
+    },
+  };
+}
+
+test("issue 29 item 5: a leader cut off from the API server stops answering 202, a new one takes over, and the old one's late save never drops the new leader's state", async () => {
+  k.kubectl(["delete", "lease", "meshtune-controller", "-n", "meshtune-system", "--ignore-not-found"]);
+  const token = k.token("meshtune-system", "meshtune-controller");
+  const proxy = await partitionable(k.url);
+  const kcA = k.kubeconfigFor(token, "a").replace(/$/, "");
+  const { readFileSync: rf, writeFileSync: wf } = await import("node:fs");
+  wf(kcA, rf(kcA, "utf8").replace(k.url, proxy.url));
+  const flags = (id: string) => [
+    ...["--lease-namespace", "meshtune-system", "--mode", "apply", "--flush-delay", "100ms", "--identity", id],
+    ...["--lease-duration", "6s", "--renew-deadline", "4s", "--retry-period", "1s"],
+  ];
+  const a = spawnController(kcA, flags("replica-a"));
+  let b: ControllerProc | null = null;
+  const reviewsToken = k.token("bookinfo", "bookinfo-reviews");
+  const post = (c: ControllerProc, host: string) =>
+    fetch(c.url("/v1/reports"), {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${reviewsToken}` },
+      body: JSON.stringify(
+        report({
+          unknown: [],
+          edges: [{ dir: "outbound", cluster: `outbound|9080||${host}.bookinfo.svc.cluster.local`, count: 1 }],
+        }),
+      ),
+    }).then(async (r) => ({ status: r.status, text: await r.text() }));
+  const stored = () => {
+    const cm = json(["get", "configmap", "meshtune-learned", "-n", "bookinfo"]);
+    return String(cm.data?.["reviews-v2"] ?? "");
+  };
+  try {
+    assert.is(await a.ready(), 200, a.stderr());
+    await until(
+      "replica-a leads",
+      () => json(["get", "lease", "meshtune-controller", "-n", "meshtune-system"]).spec.holderIdentity === "replica-a",
+    );
+    b = spawnController(k.kubeconfigFor(token, "b"), flags("replica-b"));
+    assert.is(await b.ready(), 200, b.stderr());
+    const r1 = await post(a, "ratings");
+    assert.is(r1.status, 202, r1.text);
+    await until("ratings saved", () => stored().includes("ratings.bookinfo"));
+
+    proxy.partition();
+    // Within half the renew deadline the leader stops answering 202 (fenced), and says why.
+    const fenced = await until(
+      "replica-a fenced",
+      async () => {
+        const r = await post(a, "details");
+        return r.status === 503 ? r : null;
+      },
+      10_000,
+    );
+    assert.match((await fenced).text, /leadership unconfirmed|no leader/);
+    await until(
+      "replica-b takes over",
+      () => json(["get", "lease", "meshtune-controller", "-n", "meshtune-system"]).spec.holderIdentity === "replica-b",
+      20_000,
+    );
+    const r3 = await until("replica-b accepts", async () => {
+      const r = await post(b!, "productpage");
+      return r.status === 202 ? r : null;
+    });
+    assert.ok(await r3);
+    await until("productpage saved by the new leader", () => stored().includes("productpage.bookinfo"));
+
+    proxy.heal();
+    // The deposed replica reconnects; whatever it still saves is merged, never a replacement.
+    await new Promise((r) => setTimeout(r, 4000));
+    const after = stored();
+    assert.ok(after.includes("productpage.bookinfo") && after.includes("ratings.bookinfo"), after);
+  } finally {
+    a.p.kill("SIGKILL");
+    b?.p.kill("SIGKILL");
+    proxy.close();
   }
 });
 
