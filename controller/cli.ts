@@ -137,6 +137,11 @@ export function buildCli(): Command {
     .option("--renew-deadline <d>", "leader gives up after failing to renew this long (client-go RenewDeadline)", "10s")
     .option("--retry-period <d>", "acquire/renew interval (client-go RetryPeriod)", "2s")
     .option(
+      "--relist-interval <d>",
+      "relist every watched resource this often (repairs a silently stalled watch)",
+      "5m",
+    )
+    .option(
       "--advertise-url <url>",
       "this replica's collector URL for standbys to forward to (default http://$POD_IP:PORT)",
     )

@@ -61,6 +61,7 @@ export interface ControllerFlags {
   self?: string;
   reportRate: string;
   flushDelay: string;
+  relistInterval: string;
   fallbackIdentity: string;
   agentIdentity: string;
 }
@@ -181,7 +182,11 @@ export async function runController(f: ControllerFlags): Promise<void> {
     api,
     graph,
     new LearnedStore(api, (m, x) => log("warn", m, x)),
-    { ...opts, flushDelayMs: duration("--flush-delay", f.flushDelay) },
+    {
+      ...opts,
+      flushDelayMs: duration("--flush-delay", f.flushDelay),
+      relistMs: duration("--relist-interval", f.relistInterval),
+    },
     log,
     registry,
   );

@@ -45,6 +45,10 @@ export function watchResource<T extends KubernetesObject>(
     const t = setTimeout(
       () => {
         if (stopped()) return;
+        // A full list, not a re-watch from the last resourceVersion: client-node's ListWatch lists
+        // only when it holds no resourceVersion (cache.js doneHandler), and a watch that stalled
+        // once may stall again; the list's diff reports what changed meanwhile.
+        (inf as unknown as { resourceVersion: string }).resourceVersion = "";
         inf
           .stop()
           .then(() => inf.start())

@@ -61,6 +61,7 @@ export interface ControllerOptions extends DecideOptions {
   clusterDomain: string;
   flushDelayMs?: number; // batch window for learned-state writes (default 2 s)
   resyncMs?: number; // every workload is reconciled at least this often while leading (default 5 min)
+  relistMs?: number; // every informer relists this often (jittered), repairing a silently stalled watch (default 5 min)
   /** The mesh config ConfigMap ("istio-system/istio"; key `mesh`). */
   meshConfigMap?: string;
   now?: () => number;
@@ -201,7 +202,7 @@ export class MeshController {
       on: (type: WatchEvent, o: T) => void,
       kind?: string,
     ) => {
-      const w = watchResource<T>(this.kc, path, list, on, this.log, () => this.stopped, kind);
+      const w = watchResource<T>(this.kc, path, list, on, this.log, () => this.stopped, kind, this.o.relistMs);
       this.informers.push(w.informer as unknown as Informer<KubernetesObject>);
       return w.synced;
     };

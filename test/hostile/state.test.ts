@@ -148,6 +148,60 @@ test("item 20: with every Sidecar write refused (422), learned state is still sa
   }
 });
 
+test("item 19: a silently stalled watch is repaired by the periodic relist; meanwhile the new workload's reports are retryable", async () => {
+  const fake = await new FakeApiServer().start();
+  fake.put("namespaces", { metadata: { name: "bookinfo" } });
+  fake.put("pods", deploymentPod("bookinfo", "reviews-v2", "7bf8c9648f", "2lcgn", { app: "reviews", version: "v2" }));
+  const kc = loadKubeConfig({ yaml: fake.kubeconfig() });
+  const api = objectApi(kc);
+  const ctl = new MeshController(
+    kc,
+    api,
+    new Graph(),
+    new LearnedStore(api, quiet),
+    {
+      mode: "recommend",
+      minWindowMs: 0,
+      retentionMs: 1e9,
+      fallback: { host: "meshtune-fallback.meshtune-system.svc.cluster.local", port: 80 },
+      scope: DEFAULT_SCOPE,
+      defaultEnabled: true,
+      dryRun: true,
+      clusterDomain: "cluster.local",
+      relistMs: 1500,
+    },
+    quiet,
+    new Registry(),
+  );
+  try {
+    await ctl.start();
+    // Every pod watch from now on hangs without a byte: the connection is open, nothing arrives.
+    fake.fault({ path: "/pods", watch: true, delayMs: 120_000, times: 1000 });
+    fake.dropWatches();
+    await sleep(200);
+    fake.put("pods", deploymentPod("bookinfo", "ratings-v1", "5d8c9b8d6f", "q2x9z", { app: "ratings", version: "v1" }));
+    const caller = {
+      namespace: "bookinfo",
+      serviceAccount: "bookinfo-ratings",
+      user: { username: "u", groups: [] },
+      via: "mesh" as const,
+    };
+    const early = ctl.bindCaller(caller, "bookinfo", "ratings-v1");
+    assert.equal(
+      [early?.status, early?.reason],
+      [503, "unknown-workload"],
+      "retryable while the informer has not seen it",
+    );
+    assert.ok(
+      await until(() => ctl.bindCaller(caller, "bookinfo", "ratings-v1") === null, 8000),
+      "seen after a relist",
+    );
+  } finally {
+    await ctl.stop();
+    await fake.stop();
+  }
+});
+
 test("item 13: the diagnose store is bounded per workload and in total, across windows; excess is counted", () => {
   const st = new DiagnoseStore(60_000, 3_600_000, 3_000, 500);
   const flood = (workload: string, n: number, offset = 0) =>
