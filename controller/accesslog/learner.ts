@@ -74,7 +74,10 @@ export class AccessLogLearner {
   bytes = 0;
   /** Per-pod buffers; the namespace is decided at the end from inbound SNI/cluster hosts. */
   private readonly pods = new Map<string, PodBuffer>();
-  /** Keyed "?/pod" until finish(); up to 100k pods, evicting pods the catalog does not know (or the idlest). */
+  /**
+   * Keyed "?/pod" until finish(); up to 20k pods (the final graph holds no more workloads), evicting
+   * pods the catalog does not know (or the idlest), counted in the report.
+   */
   private readonly scratch = new Graph({ ...DEFAULT_LIMITS, maxWorkloads: 20_000 });
   private readonly fixed: PodBuffer | null; // --workload: every unprefixed line belongs to it
 
