@@ -43,6 +43,16 @@ test("node DaemonSet: runs the agent on its node's kubepods cgroup, no unload on
   const spec = ds.spec.template.spec,
     c = spec.containers[0];
   assert.is(c.securityContext.privileged, true);
+  assert.is(c.securityContext.runAsUser, 0, "the image's user 65532 would get no capabilities (kubernetes#56374)");
+  assert.ok(
+    c.args.includes("--collector=http://meshtune-controller.meshtune-system.svc.cluster.local:8081/v1/reports"),
+    "the token port: the agent is off the mesh",
+  );
+  const svc = docs("controller.yaml").find((d) => d?.kind === "Service" && d.metadata.name === "meshtune-controller");
+  assert.ok(
+    svc.spec.ports.some((p: { port: number }) => p.port === 8081),
+    "the Service exposes the token port",
+  );
   assert.is(c.args[0], "agent");
   assert.equal(c.volumeMounts.map((m: { mountPath: string }) => m.mountPath).sort(), [
     "/sys/fs/bpf",
