@@ -11,9 +11,30 @@ import { ROOT } from "./helpers/cli.js";
 import { report } from "./fixtures/report.js";
 import { deploymentPod } from "./fixtures/pods.js";
 import { join } from "node:path";
+import { readFileSync } from "node:fs";
+import { parseAllDocuments } from "yaml";
 import { createServer, connect as netConnect, type AddressInfo, type Socket } from "node:net";
 
 let k: RealApiServer;
+
+/** [apiGroup, resource, verb] the manifests' (Cluster)Roles bound to a meshtune ServiceAccount grant. */
+function grantedTo(sa: string): [string, string, string][] {
+  const docs = ["rbac.yaml", "fallback.yaml", "optional/tuning-apply.yaml"].flatMap((f) =>
+    parseAllDocuments(readFileSync(join(ROOT, "manifests", f), "utf8")).map((d) => d.toJS()),
+  );
+  const roles = new Set(
+    docs
+      .filter((d) => /RoleBinding$/.test(d?.kind ?? "") && d.subjects?.some((s: { name: string }) => s.name === sa))
+      .map((d) => `${d.roleRef.kind}/${d.roleRef.name}`),
+  );
+  const out: [string, string, string][] = [];
+  for (const d of docs)
+    if (/Role$/.test(d?.kind ?? "") && roles.has(`${d.kind}/${d.metadata.name}`))
+      for (const r of d.rules ?? [])
+        for (const g of r.apiGroups ?? [])
+          for (const res of r.resources ?? []) for (const v of r.verbs) out.push([g, res, v]);
+  return out;
+}
 const json = (args: string[]) => JSON.parse(k.kubectl([...args, "-o", "json"]));
 async function until<T>(
   what: string,
@@ -208,6 +229,19 @@ test("the controller runs with its own ServiceAccount's token: Lease, Sidecar by
       .split("\n")
       .filter((l) => /HTTP-Code: 403| is forbidden: /.test(l));
     assert.equal(refused, [], refused.join("\n"));
+    // What the manifests grant and the controller never used in this run (the audit log): reported.
+    const used = k.audited("system:serviceaccount:meshtune-system:meshtune-controller");
+    assert.ok(used.length > 0, "the audit log saw the controller");
+    assert.not.ok(
+      used.some((u) => u.code === 403),
+      JSON.stringify(used.filter((u) => u.code === 403)),
+    );
+    const unused = grantedTo("meshtune-controller").filter(
+      ([g, r, v]) => !used.some((u) => u.group === g && u.resource === r && u.verb === v),
+    );
+    console.log(
+      `  controller: ${used.length} audited requests; granted but not used in this run: ${unused.map(([g, r, v]) => `${v} ${g ? `${r}.${g}` : r}`).join(", ") || "none"}`,
+    );
   } finally {
     c?.p.kill("SIGTERM");
   }

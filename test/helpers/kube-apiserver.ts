@@ -30,6 +30,8 @@ export interface RealApiServer {
   token(namespace: string, serviceAccount: string, pod?: { name: string; uid: string }): string;
   startupMs: number;
   rssMiB: () => number;
+  /** Requests the server audited for `username` (verb, API group, resource, status), oldest first. */
+  audited(username: string): { verb: string; group: string; resource: string; code: number }[];
 }
 
 const freePort = () =>
@@ -61,6 +63,13 @@ const rss = (pid?: number) => {
 /** Whether `make kube` has built the binaries (CI always does: make test depends on it). */
 export function haveKube(): boolean {
   return ["kube-apiserver", "etcd", "kubectl"].every((b) => existsSync(join(KUBE_BIN, b)));
+}
+
+interface AuditEvent {
+  verb: string;
+  user?: { username?: string };
+  objectRef?: { apiGroup?: string; resource?: string };
+  responseStatus?: { code?: number };
 }
 
 type Shared = { server: Promise<RealApiServer>; procs: ChildProcess[]; dir: string };
@@ -114,6 +123,11 @@ async function start(dir: string, procs: ChildProcess[]): Promise<RealApiServer>
   writeFileSync(join(dir, "sa.pub"), publicKey.export({ type: "spki", format: "pem" }));
   writeFileSync(join(dir, "sa.key"), privateKey.export({ type: "pkcs8", format: "pem" }));
   writeFileSync(join(dir, "tokens.csv"), `${ADMIN_TOKEN},meshtune-test-admin,1,"system:masters"\n`);
+  // Every request's metadata, so tests can tell which permissions a component really used.
+  writeFileSync(
+    join(dir, "audit-policy.yaml"),
+    "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n  - level: Metadata\n",
+  );
   const api = spawn(
     join(KUBE_BIN, "kube-apiserver"),
     [
@@ -132,6 +146,9 @@ async function start(dir: string, procs: ChildProcess[]): Promise<RealApiServer>
       "--api-audiences=https://kubernetes.default.svc.cluster.local",
       "--service-cluster-ip-range=10.96.0.0/16",
       "--enable-priority-and-fairness=false",
+      `--audit-policy-file=${join(dir, "audit-policy.yaml")}`,
+      `--audit-log-path=${join(dir, "audit.log")}`,
+      "--audit-log-format=json",
       "--v=0",
     ],
     { stdio: ["ignore", "ignore", "pipe"] },
@@ -205,5 +222,17 @@ async function start(dir: string, procs: ChildProcess[]): Promise<RealApiServer>
     token,
     startupMs,
     rssMiB: () => rss(api.pid) + rss(etcd.pid),
+    audited: (username) =>
+      readFileSync(join(dir, "audit.log"), "utf8")
+        .split("\n")
+        .filter((l) => l.includes(username))
+        .map((l) => JSON.parse(l) as AuditEvent)
+        .filter((e) => e.user?.username === username && e.objectRef)
+        .map((e) => ({
+          verb: e.verb,
+          group: e.objectRef!.apiGroup ?? "",
+          resource: e.objectRef!.resource ?? "",
+          code: e.responseStatus?.code ?? 0,
+        })),
   };
 }
