@@ -9,10 +9,10 @@
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "./cli.js";
+import { freePort } from "./net.js";
 
 export const KUBE_BIN = join(ROOT, "build", "kube");
 const ADMIN_TOKEN = "meshtune-test-admin";
@@ -33,15 +33,6 @@ export interface RealApiServer {
   /** Requests the server audited for `username` (verb, API group, resource, status), oldest first. */
   audited(username: string): { verb: string; group: string; resource: string; code: number }[];
 }
-
-const freePort = () =>
-  new Promise<number>((r) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as AddressInfo).port;
-      s.close(() => r(p));
-    });
-  });
 
 async function until(what: string, f: () => Promise<boolean>, ms: number, log: () => string): Promise<void> {
   const end = Date.now() + ms;

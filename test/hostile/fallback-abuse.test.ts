@@ -17,6 +17,7 @@ import { Registry } from "prom-client";
 import { FakeApiServer } from "../k8s/fake-apiserver.js";
 import { deploymentPod } from "../fixtures/pods.js";
 import { CLI } from "../helpers/cli.js";
+import { freePort } from "../helpers/net.js";
 import { LearnReporter } from "../../controller/fallback/reporter.js";
 import { route } from "../../controller/fallback/route.js";
 import { addressLike } from "../../controller/fallback/address.js";
@@ -70,12 +71,7 @@ const collector = createHttpServer((req, res) => {
   });
 });
 const collectorPort = await listen(collector);
-const closedPort = await (async () => {
-  const s = createNetServer();
-  const p = await listen(s);
-  await new Promise((r) => s.close(r));
-  return p;
-})();
+const closedPort = await freePort();
 
 const fake = await new FakeApiServer().start();
 const pod = (ns: string, app: string, ip: string, sa: string) => {
@@ -149,12 +145,7 @@ policy("audit-paths", "shop", {
 
 const dir = mkdtempSync(join(tmpdir(), "meshtune-fallback-abuse-"));
 writeFileSync(join(dir, "kubeconfig"), fake.kubeconfig());
-const fbPort = await (async () => {
-  const s = createNetServer();
-  const p = await listen(s);
-  await new Promise((r) => s.close(r));
-  return p;
-})();
+const fbPort = await freePort();
 const pins = [
   `${fq("ratings", "bookinfo")}:9080=127.0.0.1:${echoPort}`,
   `${fq("payments", "shop")}:8080=127.0.0.1:${echoPort}`,

@@ -3,21 +3,13 @@
 // fills only its own share; other sources are still served.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { connect, createServer, type AddressInfo, type Socket } from "node:net";
+import { connect, type Socket } from "node:net";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeApiServer } from "../k8s/fake-apiserver.js";
 import { spawnController } from "../helpers/controller-proc.js";
-
-const freePort = () =>
-  new Promise<number>((r) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as AddressInfo).port;
-      s.close(() => r(p));
-    });
-  });
+import { freePort } from "../helpers/net.js";
 
 test("item 21: one source's slow connections on the token port take only its own share (32)", async () => {
   const fake = await new FakeApiServer().start();
