@@ -94,14 +94,16 @@ run: build
 # the pinned istio.io/api module (its CRDs). Built once into Go's own caches: a warm rebuild only
 # relinks; cold (a fresh machine) it downloads and compiles for several minutes.
 KUBE_BIN := build/kube
+# Module mode from go.sum only (no VCS stamping: CI clones may be owned by another user).
+GO := GOFLAGS="-mod=readonly -buildvcs=false" go
 KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
 $(KUBE_BIN)/.stamp: test/kube/go.mod test/kube/go.sum test/kube/tools.go test/kube/cmd/etcd/main.go
 	@command -v go >/dev/null || { echo "make kube: the Go toolchain is needed (go 1.26)"; exit 1; }
 	@mkdir -p $(KUBE_BIN)
-	cd test/kube && go build -ldflags "$(KUBE_LDFLAGS)" -o ../../$(KUBE_BIN)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
-	cd test/kube && go build -ldflags "$(KUBE_LDFLAGS)" -o ../../$(KUBE_BIN)/kubectl k8s.io/kubernetes/cmd/kubectl
-	cd test/kube && go build -o ../../$(KUBE_BIN)/etcd ./cmd/etcd
-	cd test/kube && go list -m -f '{{.Dir}}' istio.io/api > ../../$(KUBE_BIN)/istio-api-dir
+	cd test/kube && $(GO) build -ldflags "$(KUBE_LDFLAGS)" -o ../../$(KUBE_BIN)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+	cd test/kube && $(GO) build -ldflags "$(KUBE_LDFLAGS)" -o ../../$(KUBE_BIN)/kubectl k8s.io/kubernetes/cmd/kubectl
+	cd test/kube && $(GO) build -o ../../$(KUBE_BIN)/etcd ./cmd/etcd
+	cd test/kube && $(GO) mod download istio.io/api && $(GO) list -m -f '{{.Dir}}' istio.io/api > ../../$(KUBE_BIN)/istio-api-dir
 	touch $@
 kube: $(KUBE_BIN)/.stamp
 
