@@ -9,15 +9,12 @@ import { Registry } from "prom-client";
 import { Collector } from "../../controller/collector/server.js";
 import { xfccPeer } from "../../controller/collector/caller.js";
 import { Graph, DEFAULT_LIMITS } from "../../controller/model/graph.js";
-import { MeshController } from "../../controller/reconcile/controller.js";
-import { LearnedStore } from "../../controller/k8s/learned-store.js";
 import { KubeAccessReviewer } from "../../controller/k8s/access-review.js";
-import { loadKubeConfig, objectApi } from "../../controller/k8s/kube.js";
-import { DEFAULT_SCOPE } from "../../controller/sidecar/scope.js";
 import { FakeApiServer } from "../k8s/fake-apiserver.js";
 import { InboundProxy } from "../istio/inbound-proxy.js";
 import { deploymentPod } from "../fixtures/pods.js";
 import { report } from "../fixtures/report.js";
+import { inProcessController } from "../helpers/in-process-controller.js";
 
 const SELF = { namespace: "meshtune-system", serviceAccount: "meshtune-controller" };
 const CTL = "spiffe://cluster.local/ns/meshtune-system/sa/meshtune-controller";
@@ -52,29 +49,7 @@ fake.tokens.set("details-token", {
   username: "system:serviceaccount:bookinfo:bookinfo-details",
   groups: ["system:serviceaccounts"],
 });
-const kc = loadKubeConfig({ yaml: fake.kubeconfig() });
-const api = objectApi(kc);
-const graph = new Graph();
-const registry = new Registry();
-const quiet = () => {};
-const ctl = new MeshController(
-  kc,
-  api,
-  graph,
-  new LearnedStore(api, quiet),
-  {
-    mode: "recommend",
-    minWindowMs: 1,
-    retentionMs: 1e9,
-    fallback: { host: "meshtune-fallback.meshtune-system.svc.cluster.local", port: 80 },
-    scope: DEFAULT_SCOPE,
-    defaultEnabled: false,
-    dryRun: true,
-    clusterDomain: "cluster.local",
-  },
-  quiet,
-  registry,
-);
+const { ctl, kc, graph, registry } = inProcessController(fake.kubeconfig(), { defaultEnabled: false });
 await ctl.start();
 const logs: string[] = [];
 const col = new Collector(graph, registry, {

@@ -8,13 +8,11 @@ import { FakeApiServer } from "../k8s/fake-apiserver.js";
 import { loadKubeConfig, objectApi } from "../../controller/k8s/kube.js";
 import { LeaderElector } from "../../controller/k8s/leader.js";
 import { LearnedStore, STORE_NAME, decode } from "../../controller/k8s/learned-store.js";
-import { MeshController } from "../../controller/reconcile/controller.js";
 import { Collector } from "../../controller/collector/server.js";
-import { Graph } from "../../controller/model/graph.js";
 import { DiagnoseStore } from "../../controller/diagnose/store.js";
-import { DEFAULT_SCOPE } from "../../controller/sidecar/scope.js";
 import { deploymentPod } from "../fixtures/pods.js";
 import { report } from "../fixtures/report.js";
+import { inProcessController } from "../helpers/in-process-controller.js";
 
 const quiet = () => {};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -109,28 +107,11 @@ test("item 20: with every Sidecar write refused (422), learned state is still sa
   const fake = await new FakeApiServer().start();
   fake.put("namespaces", { metadata: { name: "bookinfo" } });
   fake.put("pods", deploymentPod("bookinfo", "reviews-v2", "7bf8c9648f", "2lcgn", { app: "reviews", version: "v2" }));
-  const kc = loadKubeConfig({ yaml: fake.kubeconfig() });
-  const api = objectApi(kc);
-  const graph = new Graph();
-  const ctl = new MeshController(
-    kc,
-    api,
-    graph,
-    new LearnedStore(api, quiet),
-    {
-      mode: "apply",
-      minWindowMs: 0,
-      retentionMs: 1e9,
-      fallback: { host: "meshtune-fallback.meshtune-system.svc.cluster.local", port: 80 },
-      scope: DEFAULT_SCOPE,
-      defaultEnabled: true,
-      dryRun: false,
-      clusterDomain: "cluster.local",
-      flushDelayMs: 50,
-    },
-    quiet,
-    new Registry(),
-  );
+  const { ctl, graph } = inProcessController(fake.kubeconfig(), {
+    mode: "apply",
+    dryRun: false,
+    flushDelayMs: 50,
+  });
   ctl.leading = true;
   const col = new Collector(graph, new Registry(), { auth: null });
   col.onMerged = (ns, w) => ctl.touched(ns, w);
@@ -152,27 +133,7 @@ test("item 19: a silently stalled watch is repaired by the periodic relist; mean
   const fake = await new FakeApiServer().start();
   fake.put("namespaces", { metadata: { name: "bookinfo" } });
   fake.put("pods", deploymentPod("bookinfo", "reviews-v2", "7bf8c9648f", "2lcgn", { app: "reviews", version: "v2" }));
-  const kc = loadKubeConfig({ yaml: fake.kubeconfig() });
-  const api = objectApi(kc);
-  const ctl = new MeshController(
-    kc,
-    api,
-    new Graph(),
-    new LearnedStore(api, quiet),
-    {
-      mode: "recommend",
-      minWindowMs: 0,
-      retentionMs: 1e9,
-      fallback: { host: "meshtune-fallback.meshtune-system.svc.cluster.local", port: 80 },
-      scope: DEFAULT_SCOPE,
-      defaultEnabled: true,
-      dryRun: true,
-      clusterDomain: "cluster.local",
-      relistMs: 1500,
-    },
-    quiet,
-    new Registry(),
-  );
+  const { ctl } = inProcessController(fake.kubeconfig(), { relistMs: 1500 });
   try {
     await ctl.start();
     // Every pod watch from now on hangs without a byte: the connection is open, nothing arrives.
