@@ -146,12 +146,16 @@ test("item 3: a sidecar header from an unexpected source is refused retryably, c
 
 test("item 22: unique junk tokens cost the API server a bounded number of TokenReviews; cached tokens are free", async () => {
   const before = fake.tokenReviews;
+  const t0 = Date.now();
   const answers = await Promise.all(
     Array.from({ length: 200 }, (_, i) => post(direct, report(), { authorization: `Bearer junk-${i}` })),
   );
+  // The gate's bound: a burst of 10, then 5/s per source, over however long the 200 took (a busy
+  // machine stretches it; the bound stretches with it — no wall-clock assumption).
+  const bound = 10 + Math.ceil(((Date.now() - t0) / 1000) * 5) + 1;
   const reviews = fake.tokenReviews - before;
-  assert.ok(reviews <= 20, `${reviews} TokenReviews for 200 junk tokens from one source`);
-  assert.ok(answers.filter((a) => a.status === 429).length >= 180);
+  assert.ok(reviews <= bound, `${reviews} TokenReviews for 200 junk tokens from one source (bound ${bound})`);
+  assert.ok(answers.filter((a) => a.status === 429).length >= 200 - bound);
   assert.ok(answers.every((a) => a.status === 429 || a.status === 401));
   // A known token, reviewed once, is served from the cache even while its source is throttled.
   await new Promise((r) => setTimeout(r, 1100));
