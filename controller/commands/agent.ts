@@ -3,7 +3,7 @@
 // connection), keeps its pod maps equal to this node's meshed pods (pods watched with
 // fieldSelector spec.nodeName), reports connect-time L4 edges to the collector, and serves
 // /healthz, /readyz, /metrics. It never unloads on exit: `meshtune bpf unload` does that.
-import { readFileSync, existsSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 import { Registry, Counter, Gauge, collectDefaultMetrics } from "prom-client";
 import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
@@ -16,6 +16,7 @@ import { duration } from "./controller.js";
 import { loadDatapath, PodMaps } from "../agent/datapath.js";
 import type { DatapathFlags } from "./bpf.js";
 import { NodeAgent } from "../agent/node-agent.js";
+import { TokenFile } from "../collector/token-file.js";
 import { postReport } from "../collector/post-report.js";
 import type { AgentReport } from "../collector/agent-report.js";
 import { KernelSignals, loadTcpStats } from "../agent/kernel-signals.js";
@@ -95,15 +96,7 @@ export async function runAgent(f: AgentFlags): Promise<void> {
   const proxyPort = port("--proxy-port", f.proxyPort),
     resyncMs = duration("--resync", f.resync),
     reportMs = duration("--report-interval", f.reportInterval);
-  const token = f.tokenFile
-    ? (() => {
-        try {
-          return readFileSync(f.tokenFile!, "utf8").trim();
-        } catch (e) {
-          throw new UserError(`--token-file ${f.tokenFile}: ${(e as Error).message}`);
-        }
-      })()
-    : null;
+  const token = f.tokenFile ? new TokenFile(f.tokenFile) : null;
   const kc = loadKubeConfig({ file: f.kubeconfig });
   const core = kc.makeApiClient(CoreV1Api);
   const registry = new Registry();
@@ -229,7 +222,7 @@ export async function runAgent(f: AgentFlags): Promise<void> {
       ...(p?.report ?? { v: 2, kind: "agent", node, pods: [] }),
       ...(k?.section.pods.length ? { kernel: k.section } : {}),
     };
-    const r = await postReport(f.collector, body, token ? { authorization: `Bearer ${token}` } : {});
+    const r = await postReport(f.collector, body, token?.headers() ?? {}, undefined, token?.reauth);
     if (r.outcome === "accepted") {
       p?.commit();
       k?.commit();

@@ -11,6 +11,7 @@ import { FallbackServer } from "../fallback/server.js";
 import type { DestinationPods, Policy } from "../fallback/authz.js";
 import { refusedAddress } from "../fallback/address.js";
 import { LearnReporter } from "../fallback/reporter.js";
+import { TokenFile } from "../collector/token-file.js";
 import { HostIndex } from "../istio/hosts.js";
 import { catalogItems, parseCatalog } from "../sidecar/catalog.js";
 import { loadKubeConfig, objectApi } from "../k8s/kube.js";
@@ -65,15 +66,7 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
   if (!Number.isInteger(maxConnections) || maxConnections < 1)
     throw new UserError(`--max-connections ${f.maxConnections}: expected a positive integer`, 2);
   const pinned = resolveMap(f.resolve);
-  const token = f.tokenFile
-    ? (() => {
-        try {
-          return readFileSync(f.tokenFile!, "utf8").trim();
-        } catch (e) {
-          throw new UserError(`--token-file ${f.tokenFile}: ${(e as Error).message}`);
-        }
-      })()
-    : null;
+  const token = f.tokenFile ? new TokenFile(f.tokenFile) : null;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "meshtune_" });
 
@@ -156,7 +149,8 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
   const reporter = new LearnReporter(
     {
       url: f.collector,
-      headers: (): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {}),
+      headers: (): Record<string, string> => token?.headers() ?? {},
+      reauth: token?.reauth,
       delayMs: duration("--report-delay", f.reportDelay),
     },
     registry,

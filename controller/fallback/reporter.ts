@@ -13,6 +13,8 @@ export interface ReporterOptions {
   url: string;
   /** Extra request headers (a bearer token off the mesh). */
   headers?: () => Record<string, string>;
+  /** Fresh headers after a 401 (a rotated token file), or null. */
+  reauth?: () => Record<string, string> | null;
   delayMs?: number;
   maxPending?: number;
   maxPendingPerCaller?: number;
@@ -92,7 +94,7 @@ export class LearnReporter {
     this.pending.clear();
     this.perCaller.clear();
     const body: FallbackReport = { v: 2, kind: "fallback", edges: batch };
-    const p = await postReport(this.o.url, body, this.o.headers?.(), this.o.timeoutMs);
+    const p = await postReport(this.o.url, body, this.o.headers?.(), this.o.timeoutMs, this.o.reauth);
     const retry = p.outcome === "retry";
     if (p.outcome === "accepted") {
       this.sent.inc({ outcome: "accepted" });
