@@ -63,6 +63,16 @@ interface AuditEvent {
   responseStatus?: { code?: number };
 }
 
+/**
+ * The server outlives the test file that started it, so it must not keep the test process alive:
+ * the child and its stderr pipe are unref'd (uvu does not exit the process itself), and the exit
+ * handler in realApiServer() kills both.
+ */
+function background(p: ChildProcess): void {
+  p.unref();
+  (p.stderr as unknown as { unref?: () => void } | null)?.unref?.();
+}
+
 type Shared = { server: Promise<RealApiServer>; procs: ChildProcess[]; dir: string };
 const G = globalThis as unknown as { __meshtuneKube?: Shared };
 
@@ -103,6 +113,7 @@ async function start(dir: string, procs: ChildProcess[]): Promise<RealApiServer>
   );
   procs.push(etcd);
   etcd.stderr!.on("data", (d) => (etcdLog = (etcdLog + d).slice(-20_000)));
+  background(etcd);
   await until(
     "etcd",
     async () => (await fetch(`http://127.0.0.1:${etcdPort}/health`)).ok,
@@ -146,6 +157,7 @@ async function start(dir: string, procs: ChildProcess[]): Promise<RealApiServer>
   );
   procs.push(api);
   api.stderr!.on("data", (d) => (apiLog = (apiLog + d).slice(-20_000)));
+  background(api);
   const url = `https://127.0.0.1:${apiPort}`;
   const kubeconfigFor = (token: string, name = "admin") => {
     const f = join(dir, `kubeconfig-${name}-${Math.random().toString(36).slice(2, 8)}`);
