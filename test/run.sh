@@ -4,7 +4,7 @@
 set -o pipefail
 log=build/test-output.log
 mkdir -p build
-node_modules/.bin/uvu build/test '\.test\.mjs$' 2>&1 | tee "$log"
+node test/run-suite.mjs build/test '\.test\.mjs$' 2>&1 | tee "$log"
 rc=$?
 if [ $rc -ne 0 ]; then
   echo "==== failures (from $log) ===="
