@@ -10,6 +10,7 @@
 import { lookup as dnsLookup } from "node:dns/promises";
 import { hostNamespace } from "../model/cluster-name.js";
 import { resolveTarget } from "./resolve.js";
+import { fqdnError } from "../istio/validate.js";
 import { addressLike, refusedAddress } from "./address.js";
 import { authorize, type DestinationPods, type Policy } from "./authz.js";
 import type { HostIndex } from "../istio/hosts.js";
@@ -150,6 +151,10 @@ export async function route(
     const a = await resolveVetted(t.host, c, true);
     return a.ok ? { ok: true, ...learn, dial: a.address } : a;
   }
+  // Outside the registry only a name Istio would accept as a host goes to a resolver: nothing
+  // with '@', '%', spaces or other bytes a resolver may read its own way (ValidateFQDN).
+  const invalid = fqdnError(t.host);
+  if (invalid) return { ok: false, status: 400, reason: "bad-host", detail: invalid };
   // Outside the registry: never a name of the cluster's own DNS (pod, headless-service records).
   if (t.host === c.clusterDomain || t.host.endsWith(`.${c.clusterDomain}`))
     return { ok: false, status: 403, reason: "not-exported", detail: `${t.host} is not a Service this mesh knows` };
