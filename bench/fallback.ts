@@ -46,6 +46,9 @@ function once(agent: Agent, port: number, host: string): Promise<number> {
       { host: "127.0.0.1", port, path: "/ratings/0", agent, headers: { host }, localAddress: CALLER },
       (res) => {
         res.resume();
+        // Only a forwarded answer counts: a refusal (403 for an unverified caller, 503) is fast
+        // and would make a ratio out of no work.
+        if (res.statusCode !== 200) return reject(new Error(`${host} via port ${port}: HTTP ${res.statusCode}`));
         res.on("end", () => resolve(Number(process.hrtime.bigint() - t) / 1e3));
       },
     );
