@@ -475,4 +475,67 @@ test("REGISTRY_ONLY: the mesh policy is kept; a blocked in-mesh host and a Passt
   }
 });
 
+test("--catalog (no API server, as the bench runs it): Pods in the file name callers; the fallback serves", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "meshtune-fallback-cat-"));
+  const up = createHttpServer((req, res) => {
+    req.resume();
+    res.end("ok");
+  });
+  const upPort = await listen(up);
+  writeFileSync(
+    join(dir, "catalog.json"),
+    JSON.stringify({
+      items: [
+        {
+          kind: "Service",
+          metadata: { name: "ratings", namespace: "bookinfo" },
+          spec: { clusterIP: "10.96.0.20", selector: { app: "ratings" }, ports: [{ name: "http", port: 9080 }] },
+        },
+        {
+          kind: "Pod",
+          metadata: { name: "productpage-v1-x", namespace: "bookinfo" },
+          spec: { serviceAccountName: "bookinfo-productpage" },
+          status: { podIP: "127.0.0.3" },
+        },
+      ],
+    }),
+  );
+  const probe = createNetServer();
+  const port = await listen(probe);
+  await new Promise((r) => probe.close(r));
+  const fb = spawn(
+    "node",
+    [CLI, "fallback", "--port", String(port), "--metrics-port", "0", "--catalog", join(dir, "catalog.json")].concat([
+      "--collector",
+      "http://127.0.0.1:9/v1/reports",
+      "--resolve",
+      `${fq("ratings")}:9080=127.0.0.1:${upPort}`,
+    ]),
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let logs = "";
+  fb.stderr!.on("data", (d) => (logs += d));
+  try {
+    await until("listening", () => /meshtune fallback listening/.test(logs), 10_000).catch((e) => {
+      throw new Error(`${e.message}\n${logs}`);
+    });
+    const status = await new Promise<number>((resolve, reject) => {
+      const rq = httpRequest(
+        { host: "127.0.0.1", port, path: "/", localAddress: "127.0.0.3", headers: { host: "ratings.bookinfo:9080" } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        },
+      );
+      rq.on("error", reject);
+      rq.end();
+    });
+    assert.is(status, 200, logs);
+  } finally {
+    fb.kill("SIGKILL");
+    up.closeAllConnections();
+    up.close();
+  }
+});
+
 test.run();

@@ -77,6 +77,8 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
   const podsByIp = new Map<string, { namespace: string; serviceAccount: string; key: string }>();
   const policies = new Map<string, Policy>();
   let index: HostIndex | null = null;
+  // ServiceEntries by host, rebuilt with the index after a change (not a scan per request).
+  let entries: Map<string, ServiceEntryObj[]> | null = null;
   let stopped = false;
   let ready = false;
   const changed = (t: string, o: KubernetesObject) => {
@@ -90,6 +92,7 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
     if (t === "delete") objects.delete(k);
     else objects.set(k, o);
     index = null;
+    entries = null;
   };
   const podChanged = (t: string, p: V1Pod, k: string) => {
     for (const [ip, v] of podsByIp) if (v.key === k) podsByIp.delete(ip);
@@ -164,6 +167,7 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
       .filter((a) => a && !a.startsWith("127.") && a !== "::1"),
   );
   const catalogIndex = () => (index ??= new HostIndex(parseCatalog({ items: [...objects.values()] }, f.clusterDomain)));
+  const entriesOf = (host: string) => (entries ??= entriesByHost(objects)).get(host) ?? [];
   const server = new FallbackServer(
     {
       context: () => ({
@@ -173,8 +177,8 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
         rootNamespace: f.rootNamespace,
         denyNamespaces,
         policies: () => [...policies.values()],
-        destination: (host) => destinationPods(host, objects, f.clusterDomain),
-        hazard: (host) => hazardOf(host, objects, f.clusterDomain, ownAddresses),
+        destination: (host) => destinationPods(host, objects, entriesOf(host), f.clusterDomain),
+        hazard: (host) => hazardOf(host, objects, entriesOf(host), f.clusterDomain, ownAddresses),
         pinned: (host, port) => pinned.has(`${host}:${port}`),
         ownAddresses,
       }),
@@ -219,7 +223,29 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
  * backing pod carries those labels); a MESH_INTERNAL ServiceEntry's workloadSelector, else unknown
  * labels in its namespace; null for MESH_EXTERNAL (no sidecar of the mesh serves it).
  */
-function destinationPods(host: string, objects: Map<string, KubernetesObject>, domain: string): DestinationPods | null {
+type ServiceEntryObj = KubernetesObject & {
+  spec?: {
+    hosts?: string[];
+    location?: string;
+    workloadSelector?: { labels?: Record<string, string> };
+    endpoints?: { address?: string }[];
+  };
+};
+
+function entriesByHost(objects: Map<string, KubernetesObject>): Map<string, ServiceEntryObj[]> {
+  const m = new Map<string, ServiceEntryObj[]>();
+  for (const o of objects.values())
+    if (o.kind === "ServiceEntry")
+      for (const h of (o as ServiceEntryObj).spec?.hosts ?? []) m.set(h, [...(m.get(h) ?? []), o as ServiceEntryObj]);
+  return m;
+}
+
+function destinationPods(
+  host: string,
+  objects: Map<string, KubernetesObject>,
+  entries: ServiceEntryObj[],
+  domain: string,
+): DestinationPods | null {
   const svc = serviceOfHost(host, domain);
   if (svc) {
     const o = objects.get(`Service/${svc[2]}/${svc[1]}`) as
@@ -229,15 +255,9 @@ function destinationPods(host: string, objects: Map<string, KubernetesObject>, d
       labels: o?.spec?.selector && Object.keys(o.spec.selector).length ? o.spec.selector : null,
     };
   }
-  for (const o of objects.values()) {
-    const se = o as KubernetesObject & {
-      spec?: { hosts?: string[]; location?: string; workloadSelector?: { labels?: Record<string, string> } };
-    };
-    if (o.kind !== "ServiceEntry" || !se.spec?.hosts?.includes(host)) continue;
-    if ((se.spec.location ?? "MESH_EXTERNAL") === "MESH_EXTERNAL") return null;
-    return { namespace: o.metadata?.namespace ?? "", labels: se.spec.workloadSelector?.labels ?? null };
-  }
-  return null;
+  const se = entries[0];
+  if (!se || (se.spec?.location ?? "MESH_EXTERNAL") === "MESH_EXTERNAL") return null;
+  return { namespace: se.metadata?.namespace ?? "", labels: se.spec?.workloadSelector?.labels ?? null };
 }
 
 /**
@@ -249,6 +269,7 @@ function destinationPods(host: string, objects: Map<string, KubernetesObject>, d
 function hazardOf(
   host: string,
   objects: Map<string, KubernetesObject>,
+  entries: ServiceEntryObj[],
   domain: string,
   own: ReadonlySet<string>,
 ): string | null {
@@ -261,11 +282,9 @@ function hazardOf(
       return "a Service without a selector (its endpoints are whatever its EndpointSlices list)";
   }
   const defs: string[] = [];
-  for (const o of objects.values()) {
-    const se = o as KubernetesObject & { spec?: { hosts?: string[]; endpoints?: { address?: string }[] } };
-    if (o.kind !== "ServiceEntry" || !se.spec?.hosts?.includes(host)) continue;
-    defs.push(`${o.metadata?.namespace}/${o.metadata?.name}`);
-    for (const e of se.spec.endpoints ?? []) {
+  for (const se of entries) {
+    defs.push(`${se.metadata?.namespace}/${se.metadata?.name}`);
+    for (const e of se.spec?.endpoints ?? []) {
       const why = e.address && !e.address.includes("/") ? refusedAddress(e.address, own, true) : null;
       if (why) return `ServiceEntry ${defs.at(-1)} lists endpoint ${e.address} (${why})`;
     }
