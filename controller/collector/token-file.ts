@@ -1,5 +1,6 @@
 // A bearer token read from a file that the kubelet rotates: projected service-account tokens are
-// replaced before they expire (by an atomic symlink swap in the volume), so a sender re-reads the
+// replaced before they expire (by an atomic swap of the volume's ..data symlink: kubernetes
+// pkg/volume/util/atomic_writer.go), so a sender re-reads the
 // file when it changed, and once more after a 401 in case the change raced the request.
 import { readFileSync, statSync } from "node:fs";
 import { UserError } from "../errors.js";
