@@ -5,7 +5,7 @@ NODE_BIN := node_modules/.bin
 APT_PKGS := clang clang-format llvm libbpf-dev bpftool iptables libelf-dev zlib1g-dev pkg-config iproute2 prometheus chromium
 ESBUILD_NODE := --bundle --platform=node --format=esm --target=node20 --packages=external
 
-.PHONY: deps sysdeps build run test test-unit bench integration clean typecheck lint format kube
+.PHONY: deps sysdeps build run test test-unit bench integration clean typecheck lint format kube oracle
 node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
@@ -107,12 +107,24 @@ $(KUBE_BIN)/.stamp: test/kube/go.mod test/kube/go.sum test/kube/tools.go test/ku
 	touch $@
 kube: $(KUBE_BIN)/.stamp
 
+# Istio's own control plane for the tests (test infrastructure only, never shipped): the oracle, a
+# Go test binary over istio.io/istio's config generator, Envoy simulator, validation and analyzers
+# (test/istio-oracle, istio.io/istio pinned in its go.sum), and istioctl from the same module.
+ORACLE_BIN := build/istio-oracle
+$(ORACLE_BIN)/.stamp: $(wildcard test/istio-oracle/*.go) test/istio-oracle/go.mod test/istio-oracle/go.sum
+	@command -v go >/dev/null || { echo "make oracle: the Go toolchain is needed (go 1.26)"; exit 1; }
+	@mkdir -p $(ORACLE_BIN)
+	cd test/istio-oracle && $(GO) test -c -o ../../$(ORACLE_BIN)/oracle.test .
+	cd test/istio-oracle && $(GO) build -o ../../$(ORACLE_BIN)/istioctl istio.io/istio/istioctl/cmd/istioctl
+	touch $@
+oracle: $(ORACLE_BIN)/.stamp
+
 build/test/.stamp: $(shell find controller test -name '*.ts') | node_modules/.stamp
 	rm -rf build/test
 	$(NODE_BIN)/esbuild $$(find test -name '*.test.ts') $(ESBUILD_NODE) --outdir=build/test --out-extension:.js=.mjs --log-level=warning
 	touch $@
 
-test-unit: build bpf build/test/.stamp kube
+test-unit: build bpf build/test/.stamp kube oracle
 	test/run.sh
 
 test: typecheck lint test-unit
