@@ -1,9 +1,11 @@
 // The closed loop, end to end through the doubles: Bookinfo traffic through the real filter
 // (test/proxywasm: one VM per worker, Envoy ≥ 1.33 properties) → reports → collector →
-// controller (fake API server) applies Sidecars → the Istio scope model (test/istio) recomputes
-// each proxy's clusters and routes → traffic and reports continue. Asserts: the collector keeps
-// receiving every proxy's reports, no request that worked unscoped fails scoped, and Sidecars
-// keep every learned host past --retention while traffic continues.
+// controller (fake API server) applies Sidecars → Istio itself (the oracle: istio.io/istio's
+// generator and Envoy simulator) recomputes each proxy's clusters and where each call goes →
+// traffic and reports continue. Asserts: the collector keeps receiving every proxy's reports, every
+// learned call reaches the same cluster before and after each apply, an unlearned one reaches the
+// egressProxy, the collector and fallback clusters exist on every scoped proxy, both WasmPlugins
+// land where the README says, and Sidecars keep every learned host past --retention.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Registry } from "prom-client";
@@ -17,7 +19,11 @@ import { DEFAULT_SCOPE, DEFAULT_COLLECTOR_HOST } from "../controller/sidecar/sco
 import type { SidecarObj } from "../controller/sidecar/generate.js";
 import { HostBuilder } from "./proxywasm/host.js";
 import { EnvoyWorkers } from "./proxywasm/workers.js";
-import { ProxyScope, type Mesh, type Route } from "./istio/scope-model.js";
+import { IstioOracle, type Hit, type OracleCall, type Chain } from "./helpers/istio-oracle.js";
+import { scenario, service, pod } from "./istio/scenario.js";
+import { readFileSync } from "node:fs";
+import { parseAllDocuments } from "yaml";
+import { ROOT } from "./helpers/cli.js";
 import { FILTER_WASM, request } from "./helpers/filter.js";
 import { deploymentPod } from "./fixtures/pods.js";
 
@@ -25,26 +31,20 @@ const MIN = 60_000,
   FLUSH = 10_000;
 const T0 = Date.parse("2026-11-22T08:00:00Z");
 const FALLBACK = "meshtune-fallback.meshtune-system.svc.cluster.local";
-const fq = (n: string, ns = "bookinfo") => `${n}.${ns}.svc.cluster.local`;
-const MESH: Mesh = {
-  outbound: "ALLOW_ANY",
-  services: [
-    ...["productpage", "details", "reviews", "ratings"].map((n) => ({
-      namespace: "bookinfo",
-      host: fq(n),
-      ports: [9080],
-    })),
-    { namespace: "meshtune-system", host: DEFAULT_COLLECTOR_HOST, ports: [8080] },
-    { namespace: "meshtune-system", host: FALLBACK, ports: [80] },
-    { namespace: "istio-system", host: fq("istiod", "istio-system"), ports: [15012] },
-    ...Array.from({ length: 30 }, (_, i) => ({
-      namespace: `team-${i}`,
-      host: fq(`svc-${i}`, `team-${i}`),
-      ports: [8080],
-    })),
-  ],
-  virtualServices: [],
-};
+type Obj = Record<string, unknown>;
+const SERVICES: [string, string, number][] = [
+  ...["productpage", "details", "reviews", "ratings"].map((n): [string, string, number] => [n, "bookinfo", 9080]),
+  ["meshtune-controller", "meshtune-system", 8080],
+  ["meshtune-fallback", "meshtune-system", 80],
+  ["istiod", "istio-system", 15012],
+  ...Array.from({ length: 30 }, (_, i): [string, string, number] => [`svc-${i}`, `team-${i}`, 8080]),
+];
+const VIP = (i: number) => `10.96.${Math.floor(i / 200)}.${10 + (i % 200)}`;
+const CATALOG: Obj[] = SERVICES.map(([n, ns, port], i) => service(ns, n, VIP(i), [{ port }]));
+const vipOf = (name: string) => VIP(SERVICES.findIndex(([n]) => n === name));
+const WASM_PLUGINS = parseAllDocuments(readFileSync(`${ROOT}/manifests/wasmplugin.yaml`, "utf8")).map(
+  (d) => d.toJSON() as Obj,
+);
 // Who calls whom (Bookinfo): Host header as the app sends it, port.
 const CALLS: Record<string, [string, number][]> = {
   "productpage-v1": [
@@ -72,11 +72,7 @@ test("closed loop: reports → Sidecars → scoped proxies keep working and keep
       "ratings-v1": deploymentPod("bookinfo", "ratings-v1", "5d6f7c8b9d", "p2m4x", { app: "ratings", version: "v1" }),
     };
     for (const p of Object.values(pods)) fake.put("pods", p);
-    for (const s of MESH.services)
-      fake.put("services", {
-        metadata: { name: s.host.split(".")[0], namespace: s.namespace },
-        spec: { clusterIP: "10.96.0.1", ports: s.ports.map((p) => ({ name: `http-${p}`, port: p })) },
-      });
+    for (const s of CATALOG) fake.put("services", s as { metadata: { name: string; namespace: string } });
     const kc = loadKubeConfig({ yaml: fake.kubeconfig() });
     const api = objectApi(kc);
     const graph = new Graph();
@@ -122,7 +118,13 @@ test("closed loop: reports → Sidecars → scoped proxies keep working and keep
         ),
       ]),
     );
-    const scopes: Record<string, ProxyScope> = {};
+    const IPS: Record<string, string> = {
+      "productpage-v1": "10.244.1.10",
+      "reviews-v2": "10.244.1.11",
+      "details-v1": "10.244.1.12",
+      "ratings-v1": "10.244.1.13",
+    };
+    const oracle = IstioOracle.get();
     const applied = () =>
       Object.fromEntries(
         Object.keys(pods).map((w) => [
@@ -130,15 +132,52 @@ test("closed loop: reports → Sidecars → scoped proxies keep working and keep
           (fake.get("sidecars", "bookinfo", w) as unknown as SidecarObj | undefined) ?? null,
         ]),
       );
-    const rescope = () => {
+    // Per workload: the calls it makes (learned) and one it never made before (unlearned).
+    const UNLEARNED: OracleCall = { port: 9080, host: "svc-3.team-3", address: vipOf("svc-3") };
+    const callsOf = (w: string): OracleCall[] => [
+      ...CALLS[w].map(([host, port]) => ({ port, host, address: vipOf(host.split(":")[0]) })),
+      UNLEARNED,
+    ];
+    const routes: Record<string, Map<string, Hit>> = {};
+    const clusters: Record<string, Set<string>> = {};
+    const chains: Record<string, Chain[]> = {};
+    let asked = "";
+    const rescope = async () => {
       const a = applied();
-      for (const w of Object.keys(pods)) {
-        scopes[w] = new ProxyScope("bookinfo", a[w], MESH);
-        const have = scopes[w].clusters();
+      const key = JSON.stringify(a);
+      if (key === asked) return; // Istio's answer changes only when the Sidecars do
+      asked = key;
+      const objs = [
+        ...CATALOG,
+        ...WASM_PLUGINS,
+        ...Object.values(a).filter((x): x is SidecarObj => !!x),
+        ...Object.entries(pods).map(([w, p]) => pod("bookinfo", p.metadata.name, IPS[w], p.metadata.labels)),
+      ] as Obj[];
+      const ans = await oracle.answer(
+        scenario(
+          objs,
+          Object.entries(pods).map(([w, p]) => ({
+            name: p.metadata.name,
+            namespace: "bookinfo",
+            ip: IPS[w],
+            labels: p.metadata.labels,
+            calls: callsOf(w),
+            names: true,
+          })),
+        ),
+      );
+      for (const v of ans.validation) assert.is(v.error, undefined, `Istio rejects ${v.kind} ${v.name}: ${v.error}`);
+      Object.keys(pods).forEach((w, i) => {
+        const p = ans.proxies[i];
+        clusters[w] = new Set(p.xds!.cds.names);
+        chains[w] = p.chains ?? [];
+        routes[w] = new Map(callsOf(w).map((c, k) => [`${c.host}:${c.port}`, p.calls![k]]));
+        const have = clusters[w];
         proxies[w].clusters = (c) => have.has(c); // proxy_http_call to a cluster the proxy lacks → BadArgument
-      }
+      });
     };
-    const baseline = new Map<string, Route>();
+    const baseline = new Map<string, Hit>();
+    const unlearned: Record<string, Hit> = {};
     const failures: string[] = [];
     const received = new Map<string, number>();
     // One flush interval of traffic, then every worker's tick; reports delivered to the collector.
@@ -146,12 +185,12 @@ test("closed loop: reports → Sidecars → scoped proxies keep working and keep
       for (const [w, calls] of Object.entries(CALLS))
         for (const [host, port] of calls)
           for (let i = 0; i < 4; i++) {
-            const r = scopes[w].route(host.split(":")[0], port);
+            const r = routes[w].get(`${host}:${port}`)!;
             const key = `${w}→${host}`;
             if (!baseline.has(key)) baseline.set(key, r);
-            if (r.cluster === null || r.cluster !== baseline.get(key)!.cluster)
+            if (!r.cluster || r.error || r.cluster !== baseline.get(key)!.cluster)
               failures.push(`${key}: ${JSON.stringify(r)} at +${(now - T0) / MIN}m`);
-            proxies[w].http(request(r.cluster ?? "", { host, code: r.cluster ? 200 : r.code }));
+            proxies[w].http(request(r.cluster ?? "", { host, code: r.cluster ? 200 : 503 }));
             // the callee's inbound side
             const callee = Object.keys(pods).find((p) => host.startsWith(p.split("-")[0]));
             if (callee && r.cluster) proxies[callee].http(request(`inbound|${port}||`, { host }));
@@ -171,10 +210,11 @@ test("closed loop: reports → Sidecars → scoped proxies keep working and keep
       await new Promise((r) => setTimeout(r, 20));
       await ctl.queue.drained();
       await ctl.flush();
-      rescope();
+      await rescope();
+      for (const w of Object.keys(pods)) unlearned[w] = routes[w].get(`${UNLEARNED.host}:${UNLEARNED.port}`)!;
     };
 
-    rescope();
+    await rescope();
     for (let i = 0; i < 15; i++) await interval(); // past --min-window: Sidecars applied
     const first = applied();
     for (const w of Object.keys(pods)) assert.ok(first[w], `Sidecar for ${w}`);
@@ -185,11 +225,36 @@ test("closed loop: reports → Sidecars → scoped proxies keep working and keep
       `meshtune-system/${DEFAULT_COLLECTOR_HOST}`,
       `meshtune-system/${FALLBACK}`,
     ]);
-    assert.is(
-      scopes["productpage-v1"].clusters().size < 10,
-      true,
-      `scoped: ${[...scopes["productpage-v1"].clusters()]}`,
-    );
+    const collectorCluster = `outbound|8080||${DEFAULT_COLLECTOR_HOST}`;
+    for (const w of Object.keys(pods)) {
+      assert.ok(clusters[w].has(collectorCluster), `${w} keeps the collector cluster`);
+      assert.ok(clusters[w].has(`outbound|80||${FALLBACK}`), `${w} keeps the fallback cluster`);
+      assert.is(unlearned[w].cluster, `outbound|80||${FALLBACK}`, `${w}: unlearned → egressProxy`);
+      // README "TCP learning": the HTTP plugin on every HTTP chain, the NETWORK plugin on per-service
+      // TCP and inbound chains, and neither on the outbound catch-all (Passthrough/egressProxy).
+      // Istio names the filter extensions.istio.io/wasmplugin/<ns>.<name> (≤ 1.30) or, since WasmPlugins
+      // became TrafficExtensions, extensions.istio.io/trafficextension/<ns>.<name>~istio-translated-wasmplugin.
+      const HTTP_PLUGIN = /\/istio-system\.meshtune(~|$)/,
+        TCP_PLUGIN = /\/istio-system\.meshtune-tcp(~|$)/;
+      const httpChains = chains[w].filter((c) => c.httpFilters);
+      assert.ok(httpChains.length > 0);
+      for (const c of httpChains)
+        assert.ok(
+          c.httpFilters!.some((f) => HTTP_PLUGIN.test(f)),
+          `HTTP plugin on ${c.listener}/${c.name}: ${c.httpFilters}`,
+        );
+      const inbound = chains[w].filter((c) => c.listener === "virtualInbound" && !c.name.endsWith("-blackhole"));
+      assert.ok(
+        inbound.length > 0 && inbound.every((c) => c.networkFilters.some((f) => TCP_PLUGIN.test(f))),
+        JSON.stringify(inbound),
+      );
+      for (const c of chains[w].filter((c) => c.listener === "virtualOutbound"))
+        assert.not.ok(
+          c.networkFilters.some((f) => HTTP_PLUGIN.test(f) || TCP_PLUGIN.test(f)),
+          `no plugin on the catch-all ${c.name}`,
+        );
+    }
+    assert.ok(clusters["productpage-v1"].size < 12, `scoped: ${[...clusters["productpage-v1"]]}`);
     const before = new Map(received);
     // ≥ 3 more flush intervals, then beyond --retention (10 min) with traffic continuing.
     for (let i = 0; i < 75; i++) await interval();

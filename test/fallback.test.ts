@@ -1,8 +1,8 @@
 // Acceptance for destinations not learned yet, with real processes on loopback: the real
 // `meshtune fallback` (its "sidecar" in front is test/istio/inbound-proxy.ts; out the back it
 // connects through --resolve, standing in for its own sidecar's routing), a collector + controller
-// against the fake API server, real upstream HTTP and TLS servers. The Istio scope model decides
-// where the caller's request goes before and after each apply.
+// against the fake API server, real upstream HTTP and TLS servers. Istio itself (the oracle,
+// test/istio-oracle) decides where the caller's request goes before and after each apply.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
@@ -23,23 +23,52 @@ import { Collector } from "../controller/collector/server.js";
 import { DEFAULT_SCOPE, DEFAULT_COLLECTOR_HOST, DEFAULT_FALLBACK_HOST } from "../controller/sidecar/scope.js";
 import type { SidecarObj } from "../controller/sidecar/generate.js";
 import { InboundProxy } from "./istio/inbound-proxy.js";
-import { ProxyScope, type Mesh } from "./istio/scope-model.js";
+import { IstioOracle, type Hit } from "./helpers/istio-oracle.js";
+import { scenario, service, pod } from "./istio/scenario.js";
 import { deploymentPod } from "./fixtures/pods.js";
 import { CLI } from "./helpers/cli.js";
 import { filterHost, request, bodyOf } from "./helpers/filter.js";
 
 const fq = (n: string, ns = "bookinfo") => `${n}.${ns}.svc.cluster.local`;
-const MESH: Mesh = {
-  outbound: "ALLOW_ANY",
-  services: [
-    ...["productpage", "reviews", "ratings"].map((n) => ({ namespace: "bookinfo", host: fq(n), ports: [9080] })),
-    { namespace: "meshtune-system", host: DEFAULT_COLLECTOR_HOST, ports: [8080] },
-    { namespace: "meshtune-system", host: DEFAULT_FALLBACK_HOST, ports: [80] },
-    { namespace: "payments", host: "api.example.com", ports: [443] },
-  ],
-  virtualServices: [],
-};
 const IPS: Record<string, string> = { ratings: "10.96.0.20", reviews: "10.96.0.21", productpage: "10.96.0.22" };
+// Istio itself (the oracle) says where productpage's sidecar sends a request under a Sidecar.
+const ORACLE_CATALOG = [
+  ...["productpage", "reviews", "ratings"].map((n) => service("bookinfo", n, IPS[n], [{ port: 9080 }])),
+  service("meshtune-system", "meshtune-controller", "10.96.0.30", [{ port: 8080 }]),
+  service("meshtune-system", "meshtune-fallback", "10.96.0.31", [{ port: 80 }]),
+  {
+    apiVersion: "networking.istio.io/v1",
+    kind: "ServiceEntry",
+    metadata: { name: "api", namespace: "payments" },
+    spec: { hosts: ["api.example.com"], ports: [{ number: 443, name: "tls", protocol: "TLS" }], resolution: "DNS" },
+  },
+];
+const REGISTRY_ONLY = "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY\n";
+async function routeOf(sidecar: SidecarObj, host: string, port: number, mesh?: string): Promise<Hit> {
+  const labels = { app: "productpage", version: "v1" };
+  const ans = await IstioOracle.get().answer(
+    scenario(
+      [
+        ...ORACLE_CATALOG,
+        sidecar as unknown as Record<string, unknown>,
+        pod("bookinfo", "productpage-v1-1", "10.244.0.9", labels),
+      ],
+      [
+        {
+          name: "productpage-v1-1",
+          namespace: "bookinfo",
+          ip: "10.244.0.9",
+          labels,
+          calls: [{ port, host, address: IPS[host.split(".")[0]] }],
+        },
+      ],
+      { mesh },
+    ),
+  );
+  for (const v of ans.validation) assert.is(v.error, undefined, `Istio rejects ${v.kind} ${v.name}: ${v.error}`);
+  return ans.proxies[0].calls![0];
+}
+const blocked = (h: Hit) => h.virtualHost === "block_all" || h.cluster === "BlackHoleCluster";
 
 async function until<T>(what: string, f: () => T | undefined | null | false, ms = 5000): Promise<T> {
   const end = Date.now() + ms;
@@ -173,11 +202,10 @@ test("ALLOW_ANY: an unlearned HTTP request and a TLS connection are served throu
       mode: "ALLOW_ANY",
       egressProxy: { host: DEFAULT_FALLBACK_HOST, port: { number: 80 } },
     });
-    const before = new ProxyScope("bookinfo", first, MESH);
-    const viaFallback = before.route("ratings.bookinfo", 9080);
-    assert.equal(
-      viaFallback,
-      { cluster: `outbound|80||${DEFAULT_FALLBACK_HOST}` },
+    const viaFallback = await routeOf(first, "ratings.bookinfo", 9080);
+    assert.is(
+      viaFallback.cluster,
+      `outbound|80||${DEFAULT_FALLBACK_HOST}`,
       "the scoped proxy sends ratings to the fallback",
     );
 
@@ -317,9 +345,9 @@ test("ALLOW_ANY: an unlearned HTTP request and a TLS connection are served throu
       hostsOf(grown).some((x) => x.startsWith("evil/")),
       "forged XFCC element ignored",
     );
-    assert.equal(
-      new ProxyScope("bookinfo", grown, MESH).route("ratings.bookinfo", 9080),
-      { cluster: `outbound|9080||${fq("ratings")}` },
+    assert.is(
+      (await routeOf(grown, "ratings.bookinfo", 9080)).cluster,
+      `outbound|9080||${fq("ratings")}`,
       "after the apply: direct",
     );
 
@@ -433,8 +461,8 @@ test("REGISTRY_ONLY: the mesh policy is kept; a blocked in-mesh host and a Passt
   try {
     const { h, first } = await c.firstSidecar();
     assert.is(first.spec.outboundTrafficPolicy, undefined, "REGISTRY_ONLY is inherited, never overridden");
-    const scope = new ProxyScope("bookinfo", first, { ...MESH, outbound: "REGISTRY_ONLY" });
-    assert.equal(scope.route("ratings.bookinfo", 9080), { cluster: null, code: 502, flag: "block_all" });
+    const before = await routeOf(first, "ratings.bookinfo", 9080, REGISTRY_ONLY);
+    assert.ok(blocked(before), `REGISTRY_ONLY blocks the unlearned host: ${JSON.stringify(before)}`);
     // The filter sees the block_all refusal; a Passthrough TCP record (an Istio that filters the catch-all chain, or a gateway) names a ClusterIP.
     h.http(
       request("", { code: 502, host: "ratings.bookinfo:9080", destination: "10.96.0.20:9080", route: "block_all" }),
@@ -454,9 +482,9 @@ test("REGISTRY_ONLY: the mesh policy is kept; a blocked in-mesh host and a Passt
       hostsOf(grown).some((x) => x.includes("example.org")),
       "an unregistered host is never imported",
     );
-    assert.equal(
-      new ProxyScope("bookinfo", grown, { ...MESH, outbound: "REGISTRY_ONLY" }).route("ratings.bookinfo", 9080),
-      { cluster: `outbound|9080||${fq("ratings")}` },
+    assert.is(
+      (await routeOf(grown, "ratings.bookinfo", 9080, REGISTRY_ONLY)).cluster,
+      `outbound|9080||${fq("ratings")}`,
     );
 
     // TCP through Passthrough, seen by the network filter: the ClusterIP names productpage's service.

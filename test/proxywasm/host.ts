@@ -415,7 +415,7 @@ export class ProxyHost {
     };
   }
 
-  /** The clusters this proxy has (e.g. from the Istio scope model); null: every cluster exists. */
+  /** The clusters this proxy has (e.g. from the Istio oracle's CDS); null: every cluster exists. */
   clusters: ((name: string) => boolean) | null = null;
 
   private call(fn: string, ctx: number, ...args: number[]): number {
