@@ -24,7 +24,7 @@ import { PrometheusSource } from "../sources/prometheus.js";
 import { jsonLogger as log } from "../log.js";
 import { UserError } from "../errors.js";
 import { DEFAULT_SCOPE } from "../sidecar/scope.js";
-import { checkScopeFlags } from "./scope-flags.js";
+import { checkScopeFlags, qualifyServiceHost } from "./scope-flags.js";
 import { TUNE_KINDS, type TuneKind } from "../tune/apply.js";
 import { dashboardHtml } from "../ui/html.js";
 import { controllerDashboard } from "../ui/controller-dashboard.js";
@@ -114,6 +114,11 @@ export function tuningFlags(
 }
 
 export async function runController(f: ControllerFlags): Promise<void> {
+  f = {
+    ...f,
+    fallbackHost: qualifyServiceHost("--fallback-host", f.fallbackHost, f.clusterDomain),
+    collectorHost: qualifyServiceHost("--collector-host", f.collectorHost, f.clusterDomain),
+  };
   if (f.mode !== "apply" && f.mode !== "recommend")
     throw new UserError(`--mode ${f.mode}: expected apply or recommend`, 2);
   const opts: ControllerOptions = {

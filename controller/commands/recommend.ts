@@ -16,7 +16,7 @@ import { loadReportDir } from "../collector/report-dir.js";
 import { HostIndex } from "../istio/hosts.js";
 import { DEFAULT_MESH, parseMeshConfig, type MeshConfig } from "../istio/mesh-config.js";
 import { virtualServiceRef, type VirtualServiceRef } from "../istio/virtual-services.js";
-import { checkScopeFlags } from "./scope-flags.js";
+import { checkScopeFlags, qualifyServiceHost } from "./scope-flags.js";
 import { tune } from "../tune/tune.js";
 import { renderTuning } from "../tune/render.js";
 import { proxyUsage } from "../tune/prometheus-usage.js";
@@ -152,6 +152,11 @@ export async function recommend(o: RecommendOptions): Promise<void> {
     throw new UserError("recommend needs --access-log FILE|- or --reports DIR", 2);
   if (o.workload && !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(o.workload))
     throw new UserError(`--workload ${o.workload}: expected NAMESPACE/NAME`, 2);
+  o = {
+    ...o,
+    collectorHost: qualifyServiceHost("--collector-host", o.collectorHost, o.clusterDomain),
+    fallbackHost: o.fallbackHost && qualifyServiceHost("--fallback-host", o.fallbackHost, o.clusterDomain),
+  };
   checkScopeFlags(o.alwaysInclude, [
     ["--collector-host", o.collectorHost],
     ["--fallback-host", o.fallbackHost],
@@ -185,6 +190,7 @@ export async function recommend(o: RecommendOptions): Promise<void> {
     fallbackHosts: o.fallbackHost ? [o.fallbackHost] : DEFAULT_GENERATE.fallbackHosts,
     index: new HostIndex(catalog?.services ?? []),
     virtualServices: catalog?.virtualServices ?? [],
+    existingSidecars: catalog?.items.filter((x) => x?.kind === "Sidecar") ?? [],
   };
   const result = generateSidecars(graph, gen);
   for (const s of result.sidecars) validateSidecar(s);

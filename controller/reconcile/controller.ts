@@ -3,6 +3,7 @@
 // a keyed queue per namespace/workload whose work runs only while this replica leads (Istio's
 // leaderelection AddRunFunction semantics: leadership starts/stops the work, never the process);
 // decisions from decide.ts; Sidecars written by server-side apply (field manager "meshtune").
+import { namespaceDefault } from "../sidecar/namespace-default.js";
 import type { DiagnoseStore } from "../diagnose/store.js";
 import { watchResource, type WatchEvent } from "../k8s/informer.js";
 import {
@@ -240,8 +241,11 @@ export class MeshController {
         () => this.api.list("networking.istio.io/v1beta1", "Sidecar"),
         (t, o) => {
           this.indexObj(this.sidecars, o.metadata!.namespace!, o.metadata!.name!, t === "delete" ? null : o);
-          // A user Sidecar can block several workloads of its namespace: recheck them all.
-          this.enqueueNamespace(o.metadata!.namespace!);
+          // A user Sidecar can block several workloads of its namespace: recheck them all; a
+          // root-namespace default concerns every namespace.
+          const ns = o.metadata!.namespace!;
+          if (ns === this.scope().mesh.rootNamespace) for (const k of this.workloadKeys()) this.queue.add(k);
+          else this.enqueueNamespace(ns);
         },
       ),
       watch<Obj>(
@@ -677,6 +681,12 @@ export class MeshController {
         nonSidecar: proxy.kind === "sidecar" ? undefined : `${proxy.kind} (${proxy.why})`,
         observedSinceMs: learned.since,
         learned: learned.hosts,
+        namespaceDefault: namespaceDefault(
+          (n) => [...(this.sidecars.get(n)?.values() ?? [])],
+          ns,
+          scope.mesh.rootNamespace,
+          (s) => s.metadata?.labels?.[MANAGED_LABEL] === FIELD_MANAGER,
+        ),
       },
       existing,
       { ...this.o, scope },

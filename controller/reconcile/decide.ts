@@ -4,6 +4,7 @@
 // that keeps the proxy whole (sidecar/scope.ts: collector, fallback, providers, VS namespaces).
 import { buildSidecar, type SidecarObj } from "../sidecar/generate.js";
 import { scopeHosts, type Rejected, type ScopeContext } from "../sidecar/scope.js";
+import type { NamespaceDefault } from "../sidecar/namespace-default.js";
 
 export const MANAGED_LABEL = "app.kubernetes.io/managed-by";
 export const ANNOTATION = "meshtune.io/";
@@ -24,6 +25,8 @@ export interface WorkloadView {
   nonSidecar?: string;
   observedSinceMs: number | null; // first time meshtune saw this workload's traffic
   learned: Map<string, HostSeen>; // Sidecar host ("ns/host") → when it was seen
+  /** The namespace's (or root namespace's) selector-less Sidecar, which a per-workload one replaces. */
+  namespaceDefault?: NamespaceDefault | null;
 }
 
 /** A Sidecar already in the cluster that could concern this workload. */
@@ -74,6 +77,11 @@ export function decide(w: WorkloadView, existing: ExistingSidecar[], o: DecideOp
           reason: `user-owned Sidecar ${w.namespace}/${userSel.name} now selects this workload (two Sidecars on one pod: IST0110)`,
         }
       : { action: "skip", reason: `user-owned Sidecar ${w.namespace}/${userSel.name} already selects this workload` };
+  const dflt = w.namespaceDefault;
+  if (dflt?.unmergeable) {
+    const why = `default Sidecar ${dflt.namespace}/${dflt.name} cannot be carried into a per-workload Sidecar (${dflt.unmergeable}); meshtune stands aside`;
+    return mine ? { action: "delete", name: mine.name, reason: why } : { action: "skip", reason: why };
+  }
   if (!mine && (w.observedSinceMs === null || nowMs - w.observedSinceMs < o.minWindowMs))
     return { action: "skip", reason: "observing: minimum window not reached" };
 
@@ -86,8 +94,19 @@ export function decide(w: WorkloadView, existing: ExistingSidecar[], o: DecideOp
   // Never shrink by something we have no record of: keep hosts of unknown age.
   const kept = (mine?.hosts ?? []).filter((h) => !w.learned.has(h));
   const rejected: Rejected[] = [];
-  const hosts = scopeHosts(learned, w.namespace, o.scope, rejected, kept);
-  const sidecar = buildSidecar(w.namespace, w.name, w.selector, hosts, o.fallback, o.scope.mesh.outboundMode);
+  // Istio replaces the namespace default with this Sidecar: its hosts and policy come along.
+  const hosts = scopeHosts(learned, w.namespace, o.scope, rejected, [...kept, ...(dflt?.hosts ?? [])]);
+  const mode = dflt?.policy?.mode ?? o.scope.mesh.outboundMode;
+  const ep = dflt?.policy?.egressProxy;
+  const sidecar = buildSidecar(
+    w.namespace,
+    w.name,
+    w.selector,
+    hosts,
+    ep ? { host: ep.host, port: ep.port.number } : o.fallback,
+    mode,
+    !!dflt?.policy,
+  );
   if (typeof sidecar === "string") return { action: "skip", reason: `invalid Sidecar: ${sidecar}`, rejected };
   sidecar.metadata.annotations = { [`${ANNOTATION}learned-hosts`]: String(w.learned.size) };
   return { action: o.mode === "apply" ? "apply" : "recommend", sidecar, dropped: dropped.sort(), rejected };

@@ -1,6 +1,7 @@
 // Sidecar generation, per ARCHITECTURE.md "Sidecar rules". Pure: graph in, Sidecar objects plus
 // report notes out, in a stable order. Scope (what each proxy must import) is scope.ts; names
 // and labels pass Kubernetes' validation before anything is emitted.
+import { namespaceDefault } from "./namespace-default.js";
 import { type Graph, type WorkloadNode, type UnknownDest } from "../model/graph.js";
 import { defaultLabels } from "../model/workload.js";
 import { suggestServiceEntry, type ServiceEntryObj } from "./service-entry.js";
@@ -16,6 +17,8 @@ export interface GenerateOptions extends ScopeContext {
   /** Fallback for unlearned destinations (ALLOW_ANY meshes only; never in REGISTRY_ONLY). */
   egressProxy?: { host: string; port: number };
   labels?: (n: WorkloadNode) => Record<string, string>;
+  /** Sidecars already in the cluster (from the catalog): a namespace default is carried over. */
+  existingSidecars?: Record<string, unknown>[];
 }
 
 export const DEFAULT_GENERATE: GenerateOptions = { ...DEFAULT_SCOPE };
@@ -98,14 +101,28 @@ export function generateSidecars(graph: Graph, opts: GenerateOptions = DEFAULT_G
 
 /** The Sidecar for one workload, or the reason none can be emitted (invalid name/labels). */
 export function sidecarFor(n: WorkloadNode, opts: GenerateOptions, rejected: Rejected[] = []): SidecarObj | string {
-  const hosts = scopeHosts(learnedImports(n, opts, rejected), n.namespace, opts, rejected);
+  const existing = opts.existingSidecars ?? [];
+  const dflt = existing.length
+    ? namespaceDefault(
+        (ns) => existing.filter((s) => (s.metadata as { namespace?: string } | undefined)?.namespace === ns),
+        n.namespace,
+        opts.mesh.rootNamespace,
+        (s) =>
+          (s.metadata as { labels?: Record<string, string> })?.labels?.["app.kubernetes.io/managed-by"] === "meshtune",
+      )
+    : null;
+  if (dflt?.unmergeable)
+    return `default Sidecar ${dflt.namespace}/${dflt.name} cannot be carried into a per-workload Sidecar (${dflt.unmergeable})`;
+  const hosts = scopeHosts(learnedImports(n, opts, rejected), n.namespace, opts, rejected, dflt?.hosts ?? []);
+  const ep = dflt?.policy?.egressProxy;
   return buildSidecar(
     n.namespace,
     n.name,
     opts.labels?.(n) ?? n.labels ?? defaultLabels(n.name),
     hosts,
-    opts.egressProxy,
-    opts.mesh.outboundMode,
+    ep ? { host: ep.host, port: ep.port.number } : opts.egressProxy,
+    dflt?.policy?.mode ?? opts.mesh.outboundMode,
+    !!dflt?.policy,
   );
 }
 
@@ -117,6 +134,7 @@ export function buildSidecar(
   hosts: string[],
   egressProxy?: { host: string; port: number },
   meshMode: "ALLOW_ANY" | "REGISTRY_ONLY" = "ALLOW_ANY",
+  explicit = false,
 ): SidecarObj | string {
   const bad =
     namespaceError(namespace) ??
@@ -134,11 +152,13 @@ export function buildSidecar(
     spec: { workloadSelector: { labels: { ...selector } }, egress: [{ hosts }] },
   };
   // A Sidecar's own outboundTrafficPolicy replaces the mesh's (sidecar.go initSidecarScopeInternalIndexes):
-  // only ALLOW_ANY meshes get the egressProxy fallback; REGISTRY_ONLY stays inherited.
+  // only ALLOW_ANY meshes get the egressProxy fallback; REGISTRY_ONLY stays inherited unless it
+  // came from a namespace default this Sidecar replaces (explicit), which must be written out.
   if (egressProxy && meshMode === "ALLOW_ANY")
     sc.spec.outboundTrafficPolicy = {
       mode: "ALLOW_ANY",
       egressProxy: { host: egressProxy.host, port: { number: egressProxy.port } },
     };
+  else if (explicit) sc.spec.outboundTrafficPolicy = { mode: meshMode };
   return sc;
 }

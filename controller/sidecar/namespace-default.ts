@@ -1,0 +1,64 @@
+// The Sidecar Istio gives a workload when no Sidecar with a workloadSelector selects it: the
+// selector-less Sidecar of its own namespace, else the root namespace's (the oldest when several:
+// pilot/pkg/model/push_context.go getSidecarScope, sidecar.go DefaultSidecarScopeForNamespace).
+// A per-workload Sidecar replaces that default entirely; Istio merges nothing. So meshtune carries
+// the default's egress hosts and outbound policy into what it writes (a namespace REGISTRY_ONLY
+// stays REGISTRY_ONLY), or stands aside, saying why, when the default sets what it cannot carry.
+import type { SidecarObj } from "./generate.js";
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export type OutboundPolicy = NonNullable<SidecarObj["spec"]["outboundTrafficPolicy"]>;
+
+export interface NamespaceDefault {
+  namespace: string;
+  name: string;
+  /** Egress hosts to keep ("*\/*" left out: it is what no Sidecar means). */
+  hosts: string[];
+  /** Its outboundTrafficPolicy, replacing the mesh's for the namespace; null: the mesh's. */
+  policy: OutboundPolicy | null;
+  /** Why its settings cannot be carried into a per-workload Sidecar; null when they can. */
+  unmergeable: string | null;
+}
+
+const hasSelector = (s: Obj) => Object.keys(s.spec?.workloadSelector?.labels ?? {}).length > 0;
+
+function oldest(list: Obj[]): Obj | undefined {
+  const t = (s: Obj) => Date.parse(s.metadata?.creationTimestamp ?? "") || 0;
+  return [...list].sort((a, b) => t(a) - t(b) || String(a.metadata?.name).localeCompare(String(b.metadata?.name)))[0];
+}
+
+/** `managed` tells meshtune's own Sidecars apart: they are never a default. */
+export function namespaceDefault(
+  sidecarsOf: (ns: string) => Obj[],
+  ns: string,
+  rootNs: string,
+  managed: (s: Obj) => boolean,
+): NamespaceDefault | null {
+  const pick = (n: string) => oldest(sidecarsOf(n).filter((s) => !hasSelector(s) && !managed(s)));
+  const s = pick(ns) ?? (ns === rootNs ? undefined : pick(rootNs));
+  if (!s) return null;
+  const spec: Obj = s.spec ?? {};
+  const egress: Obj[] = spec.egress ?? [];
+  const extra = Object.keys(spec).filter((k) => !["egress", "outboundTrafficPolicy"].includes(k));
+  let unmergeable: string | null = null;
+  if (extra.length) unmergeable = `it sets ${extra.sort().join(", ")}`;
+  else if (egress.length > 1 || egress.some((e) => e.port || e.bind || e.captureMode))
+    unmergeable = "it has port-scoped egress listeners";
+  const p = spec.outboundTrafficPolicy;
+  const policy: OutboundPolicy | null = p
+    ? {
+        mode: p.mode === "REGISTRY_ONLY" ? "REGISTRY_ONLY" : "ALLOW_ANY",
+        ...(p.egressProxy?.host
+          ? { egressProxy: { host: p.egressProxy.host, port: { number: p.egressProxy.port?.number } } }
+          : {}),
+      }
+    : null;
+  return {
+    namespace: s.metadata?.namespace,
+    name: s.metadata?.name,
+    hosts: ((egress[0]?.hosts ?? []) as string[]).filter((h) => h !== "*/*"),
+    policy,
+    unmergeable,
+  };
+}
