@@ -28,6 +28,7 @@ export interface OracleProxy {
   ip: string;
   labels?: Record<string, string>;
   type?: "sidecar" | "router";
+  interception?: "REDIRECT" | "TPROXY";
   calls?: OracleCall[];
   xds?: boolean;
   names?: boolean;
@@ -56,6 +57,7 @@ export interface Sizes {
 export type XdsType = "cds" | "lds" | "rds" | "eds" | "ecds";
 export interface Chain {
   listener: string;
+  listenerFilters: string[];
   name: string;
   networkFilters: string[];
   httpFilters?: string[];

@@ -70,8 +70,12 @@ func generate(t *testing.T, s *xds.FakeDiscoveryServer, p *model.Proxy, names bo
 	var chains []Chain
 	if names {
 		for _, l := range listeners {
+			lf := []string{}
+			for _, f := range l.ListenerFilters {
+				lf = append(lf, f.Name)
+			}
 			for _, fc := range allChains(l) {
-				c := Chain{Listener: l.Name, Name: fc.Name, NetworkFilters: []string{}}
+				c := Chain{Listener: l.Name, ListenerFilters: lf, Name: fc.Name, NetworkFilters: []string{}}
 				for _, f := range fc.Filters {
 					c.NetworkFilters = append(c.NetworkFilters, f.Name)
 				}

@@ -27,8 +27,10 @@ type ProxyQuery struct {
 	IP        string            `json:"ip"`
 	Labels    map[string]string `json:"labels,omitempty"`
 	// Type is "sidecar" (default) or "router" (a gateway).
-	Type  string `json:"type,omitempty"`
-	Calls []Call `json:"calls,omitempty"`
+	Type string `json:"type,omitempty"`
+	// Interception is the proxy's capture mode: REDIRECT (default) or TPROXY.
+	Interception string `json:"interception,omitempty"`
+	Calls        []Call `json:"calls,omitempty"`
 	// XDS asks for the generated CDS/LDS/RDS/EDS/ECDS sizes; Names adds resource names and chains.
 	XDS   bool `json:"xds,omitempty"`
 	Names bool `json:"names,omitempty"`
@@ -68,10 +70,12 @@ type Sizes struct {
 
 // Chain is one listener filter chain and the filters on it, in order.
 type Chain struct {
-	Listener       string   `json:"listener"`
-	Name           string   `json:"name"`
-	NetworkFilters []string `json:"networkFilters"`
-	HTTPFilters    []string `json:"httpFilters,omitempty"`
+	Listener string `json:"listener"`
+	// ListenerFilters are the listener's own filters (TLS inspector, original_src, ...).
+	ListenerFilters []string `json:"listenerFilters"`
+	Name            string   `json:"name"`
+	NetworkFilters  []string `json:"networkFilters"`
+	HTTPFilters     []string `json:"httpFilters,omitempty"`
 }
 
 // ProxyAnswer is what Istio generated for one proxy.

@@ -68,6 +68,9 @@ func proxyFor(s *xds.FakeDiscoveryServer, q ProxyQuery) *model.Proxy {
 			IstioVersion: IstioVersion,
 		},
 	}
+	if q.Interception != "" {
+		p.Metadata.InterceptionMode = model.TrafficInterceptionMode(q.Interception)
+	}
 	if q.Type == "router" {
 		p.Type = model.Router
 	}
