@@ -129,16 +129,17 @@ test-unit: build bpf build/test/.stamp kube oracle
 
 test: typecheck lint test-unit
 
-bench: build bpf
+bench: build bpf oracle
 	CLIENT_CPU=1 SERVER_CPU=1 bench/datapath.sh # one CPU: wakeups stay local, the stack cost shows
 	CLIENT_CPU=0 SERVER_CPU=1 bench/datapath.sh # split CPUs: cross-CPU wakeups dominate small RTTs
 	CPU=1 bench/tcpstats.sh # kernel TCP probes: attached vs detached, run time per event
-	$(NODE_BIN)/esbuild bench/filter.ts bench/reconcile.ts bench/collector.ts bench/fallback.ts $(ESBUILD_NODE) --outdir=build/bench --out-extension:.js=.mjs --log-level=warning
+	$(NODE_BIN)/esbuild bench/filter.ts bench/reconcile.ts bench/collector.ts bench/fallback.ts bench/xds-savings.ts $(ESBUILD_NODE) --outdir=build/bench --out-extension:.js=.mjs --log-level=warning
 	taskset -c 1 node build/bench/filter.mjs
 	node build/bench/reconcile.mjs
 	taskset -c 1 node --max-old-space-size=320 build/bench/collector.mjs # the heap cap the controller manifest sets
 	taskset -c 0 node build/bench/fallback.mjs
 	node bench/accesslog.mjs
+	taskset -c 1 node build/bench/xds-savings.mjs # Istio's own generator: xDS bytes without and with meshtune's Sidecars
 
 # kind + Istio + Bookinfo end to end; needs a Docker engine (a developer laptop), not part of make test.
 integration:

@@ -137,7 +137,10 @@ test("a default Sidecar meshtune cannot carry (ingress listeners) makes it stand
 
 test("egressProxy names a cluster literally: a short host routes to a cluster no proxy has; meshtune completes it", async () => {
   const withHost = (host: string) =>
-    buildSidecar("shop", "web", WEB, ["istio-system/*", `meshtune-system/${FALLBACK}`], { host, port: 80 }) as Obj;
+    buildSidecar("shop", "web", WEB, ["istio-system/*", `meshtune-system/${FALLBACK}`], {
+      host,
+      port: 80,
+    }) as unknown as Obj;
   const short = await web([withHost("meshtune-fallback.meshtune-system")], [EXTERNAL]);
   const c = short.calls![0].cluster!;
   assert.is(c, "outbound|80||meshtune-fallback.meshtune-system");

@@ -1,5 +1,7 @@
 // Savings estimate: how much outbound xDS a proxy receives with the default (mesh-wide)
 // scope vs with its generated Sidecar. A model, not a measurement; see README "Savings model".
+// Bytes are calibrated against Istio's own generator (the 1.31 line, via the Istio oracle):
+// `make bench` (bench/xds-savings.ts) prints this model's error against the real bytes.
 //  - clusters: one outbound cluster per visible service port (+ STATIC_CLUSTERS both ways)
 //  - listeners: one per TCP service port per VIP, one 0.0.0.0:port per HTTP port (+ virtual in/out)
 //  - routes: one route config per HTTP port; virtual hosts: one per HTTP service port
@@ -16,6 +18,7 @@ export interface XdsSize {
   routes: number;
   virtualHosts: number;
   endpoints: number;
+  bytes: number;
 }
 export interface Savings {
   workload: string;
@@ -41,6 +44,24 @@ function visible(svc: CatalogService, fromNs: string): boolean {
   return svc.exportTo.includes(fromNs) || (svc.exportTo.includes(".") && svc.namespace === fromNs);
 }
 
+/**
+ * Serialized CDS+EDS+RDS+LDS+ECDS bytes for these counts. Per-resource sizes measured with
+ * Istio's generator: an outbound cluster ~1.1 KB (auto-mTLS transport socket matches) and its
+ * load assignment ~90 B plus ~90 B per endpoint; a virtual host ~520 B; an HTTP port's
+ * 0.0.0.0 listener ~4.2 KB (connection manager and its filters) and its route config ~300 B; a
+ * TCP listener per VIP and port ~540 B; virtualInbound/virtualOutbound ~7 KB; meshtune's two
+ * WasmPlugins in ECDS ~1.9 KB.
+ */
+export function xdsBytes(s: Omit<XdsSize, "bytes">): number {
+  const outbound = Math.max(0, s.clusters - STATIC_CLUSTERS);
+  const tcpListeners = Math.max(0, s.listeners - STATIC_LISTENERS - s.routes);
+  const cds = 1000 + 1100 * outbound,
+    eds = 90 * outbound + 90 * s.endpoints,
+    rds = 300 * s.routes + 520 * s.virtualHosts,
+    lds = 7100 + 4150 * s.routes + 540 * tcpListeners;
+  return cds + eds + rds + lds + 1950;
+}
+
 export function xdsSize(services: CatalogService[]): XdsSize {
   const httpPorts = new Set<number>();
   const s: XdsSize = {
@@ -49,6 +70,7 @@ export function xdsSize(services: CatalogService[]): XdsSize {
     routes: 0,
     virtualHosts: 0,
     endpoints: 0,
+    bytes: 0,
   };
   for (const svc of services)
     for (const p of svc.ports) {
@@ -61,6 +83,7 @@ export function xdsSize(services: CatalogService[]): XdsSize {
     }
   s.listeners += httpPorts.size;
   s.routes = httpPorts.size;
+  s.bytes = xdsBytes(s);
   return s;
 }
 

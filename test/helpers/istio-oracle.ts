@@ -111,11 +111,15 @@ export class IstioOracle {
       // Istio's harness reports on stdout (a separate pipe): let it arrive, then attach it.
       setTimeout(() => w?.ok({ ...a, error: `${a.error}\n--- oracle output ---\n${this.tail.slice(-3000)}` }), 100);
     });
-    child.on("exit", (code, sig) => {
-      this.exited = new Error(`istio oracle exited (${code ?? sig}): ${this.tail.slice(-2000)}`);
+    // The answer stream closes when the process dies; the child is unref'd, so its exit event
+    // may never come before Node would leave: fail every open question here.
+    const died = (why: string) => {
+      this.exited ??= new Error(`istio oracle ${why}: ${this.tail.slice(-2000)}`);
       for (const w of this.waiting.values()) w.fail(this.exited);
       this.waiting.clear();
-    });
+    };
+    answers.on("close", () => died("closed its answer stream"));
+    child.on("exit", (code, sig) => died(`exited (${code ?? sig})`));
   }
 
   /** The shared oracle for this environment (e.g. { PILOT_FILTER_GATEWAY_CLUSTER_CONFIG: "true" }). */
