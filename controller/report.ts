@@ -1,6 +1,6 @@
 // Human-readable report: what was learned, what was skipped and why, what the mesh does
 // not know, and the savings estimate. Goes to stderr or --report FILE, never to stdout.
-import { stringify } from "yaml";
+import { toYaml } from "./k8s/yaml.js";
 import type { GenerateResult } from "./sidecar/generate.js";
 import type { Savings, XdsSize } from "./sidecar/savings.js";
 import type { Placement } from "./accesslog/learner.js";
@@ -109,7 +109,7 @@ export function renderReport(d: ReportData): string {
         suggestions.set(`${u.suggestion.metadata.namespace}/${u.suggestion.spec.hosts[0]}`, u.suggestion);
     if (suggestions.size) {
       out.push("", "suggested ServiceEntries (review before applying):");
-      for (const se of suggestions.values()) out.push("---", stringify(se).trimEnd());
+      for (const se of suggestions.values()) out.push("---", toYaml(se).trimEnd());
     }
   }
   if (d.savings) {

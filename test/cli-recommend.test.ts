@@ -184,7 +184,9 @@ test("bundled sample with --rules --resources --discovery --cryptomb: Sidecars, 
   const docs = parseAllDocuments(r.stdout)
     .map((d) => d.toJS())
     .filter(Boolean);
-  const kinds = docs.map((d) => d.kind ?? (d.meshConfig ? "meshConfig" : "?"));
+  const kinds = docs.map((d) => d.kind ?? "?");
+  assert.not.ok(kinds.includes("?"), "every document is a whole object with a kind");
+  assert.ok(kinds.includes("IstioOperator"), "the discovery scope is an IstioOperator");
   assert.ok(
     kinds.includes("Sidecar") &&
       kinds.includes("VirtualService") &&

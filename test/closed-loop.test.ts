@@ -24,6 +24,8 @@ import { scenario, service, pod } from "./istio/scenario.js";
 import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
 import { ROOT } from "./helpers/cli.js";
+import { istioctlAnalyze, describe } from "./helpers/istioctl.js";
+import { toYaml } from "../controller/k8s/yaml.js";
 import { FILTER_WASM, request } from "./helpers/filter.js";
 import { deploymentPod } from "./fixtures/pods.js";
 
@@ -272,6 +274,14 @@ test("closed loop: reports → Sidecars → scoped proxies keep working and keep
       "learned hosts kept while traffic continues",
     );
     assert.ok(later["reviews-v2"]!.spec.egress[0].hosts.includes("bookinfo/ratings.bookinfo.svc.cluster.local"));
+    // What the controller applied, with the catalog and the WasmPlugins, under istioctl analyze -A.
+    const msgs = istioctlAnalyze({
+      "catalog.yaml": [...CATALOG, ...WASM_PLUGINS].map((o) => toYaml(o)).join("---\n"),
+      "applied.yaml": Object.values(later)
+        .map((o) => toYaml(o))
+        .join("---\n"),
+    });
+    assert.equal(msgs, [], describe(msgs));
   } finally {
     for (const s of ctlStop) await s();
     await fake.stop();

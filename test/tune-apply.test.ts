@@ -3,6 +3,8 @@
 // meshtune's own VirtualServices/DestinationRules only, workload patches never forced over a
 // field someone else set, withdrawal removing only meshtune's fields, dry-run writing nothing,
 // and the rollout budget.
+import { istioctlAnalyze, describe } from "./helpers/istioctl.js";
+import { toYaml } from "../controller/k8s/yaml.js";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Registry } from "prom-client";
@@ -195,6 +197,22 @@ test("opted-in tuning: meshtune's own VS/DR and sidecar-resource patches by SSA;
       t.outcome(out, "resources", "gw/ingress")?.reason ?? t.outcome(out, "resources", "Deployment/gw/ingress")!.reason,
       /gateway/,
     );
+
+    // What tuning applied passes istioctl analyze -A (managedFields and status dropped, as kubectl get -o yaml | neat).
+    const neat = (o: Record<string, unknown>) => {
+      const { managedFields: _m, resourceVersion: _r, uid: _u, ...meta } = o.metadata as Record<string, unknown>;
+      return toYaml({ apiVersion: o.apiVersion, kind: o.kind, metadata: meta, spec: o.spec });
+    };
+    const applied = [
+      t.fake.get("virtualservices", "shop", "meshtune-b")!,
+      ...(["a", "b"] as const).map((n) => t.fake.get("deployments", "shop", n)!),
+      t.fake.get("deployments", "gw", "ingress")!,
+      ...["shop"].flatMap((ns) =>
+        t.fake.get("destinationrules", ns, "meshtune-b") ? [t.fake.get("destinationrules", ns, "meshtune-b")!] : [],
+      ),
+    ];
+    const msgs = istioctlAnalyze({ "applied.yaml": applied.map(neat).join("---\n") });
+    assert.equal(msgs, [], describe(msgs));
 
     const before = t.writes();
     const again = await t.ctl.tunePass();

@@ -1,7 +1,7 @@
 // `meshtune recommend`: inputs → graph → Sidecars on stdout (or --out-dir), report on stderr.
+import { toYaml } from "../k8s/yaml.js";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
-import { stringify } from "yaml";
 import { AccessLogLearner } from "../accesslog/learner.js";
 import { fileChunks } from "../accesslog/lines.js";
 import { Graph } from "../model/graph.js";
@@ -100,7 +100,7 @@ export async function learnAccessLogs(
 
 export function renderSidecars(items: SidecarObj[], output: "yaml" | "json"): string {
   if (output === "json") return JSON.stringify({ apiVersion: "v1", kind: "List", items }, null, 2) + "\n";
-  return items.map((s) => stringify(s)).join("---\n");
+  return items.map((s) => toYaml(s)).join("---\n");
 }
 
 interface Catalog {

@@ -108,6 +108,9 @@ export function decide(w: WorkloadView, existing: ExistingSidecar[], o: DecideOp
     !!dflt?.policy,
   );
   if (typeof sidecar === "string") return { action: "skip", reason: `invalid Sidecar: ${sidecar}`, rejected };
-  sidecar.metadata.annotations = { [`${ANNOTATION}learned-hosts`]: String(w.learned.size) };
+  sidecar.metadata.annotations = {
+    ...sidecar.metadata.annotations,
+    [`${ANNOTATION}learned-hosts`]: String(w.learned.size),
+  };
   return { action: o.mode === "apply" ? "apply" : "recommend", sidecar, dropped: dropped.sort(), rejected };
 }

@@ -1,13 +1,7 @@
 // Recommendations as reviewable YAML: every object preceded by the reasons for its fields and
 // what was left out and why. Comments only: the documents apply as they are.
-import { Document } from "yaml";
 import type { Tuning } from "./tune.js";
-
-function doc(obj: object, lines: string[]): string {
-  const d = new Document(obj);
-  d.commentBefore = lines.map((l) => ` ${l}`).join("\n");
-  return d.toString();
-}
+import { commentedYaml as doc } from "../k8s/yaml.js";
 
 export function renderTuning(
   t: Tuning,
@@ -38,11 +32,21 @@ export function renderTuning(
     const saving = `saving: ${d.saving.clustersPerProxy} clusters and ${d.saving.endpointsPerProxy} endpoints fewer on each of ${d.saving.proxies} proxies (model)`;
     if (d.meshConfig)
       out.push(
-        doc({ meshConfig: d.meshConfig }, [
-          "istiod discovery scope (IstioOperator / Helm values: meshConfig)",
-          `namespaces with no meshed workload that no meshed workload calls: ${d.excludedNamespaces.join(", ")}`,
-          saving,
-        ]),
+        // A whole object (istioctl install -f takes it; Helm users copy spec.meshConfig into their
+        // values), never a kind-less fragment that kubectl, jq or istioctl analyze cannot parse.
+        doc(
+          {
+            apiVersion: "install.istio.io/v1alpha1",
+            kind: "IstioOperator",
+            metadata: { name: "meshtune-discovery-scope", namespace: "istio-system" },
+            spec: { meshConfig: d.meshConfig },
+          },
+          [
+            "istiod discovery scope: merge spec.meshConfig into your IstioOperator or Helm values (meshConfig)",
+            `namespaces with no meshed workload that no meshed workload calls: ${d.excludedNamespaces.join(", ")}`,
+            saving,
+          ],
+        ),
       );
     for (const e of d.exportTo)
       out.push(

@@ -2,6 +2,7 @@
 // each workload's Sidecar (applied vs recommended), savings, tuning, latency attribution, node
 // features and the input report. The same builder serves the CLI's HTML report and the
 // controller's /api/dashboard, so both show the same thing.
+import { toYaml } from "../k8s/yaml.js";
 import type { Graph, Stats } from "../model/graph.js";
 import { parseCluster } from "../model/cluster-name.js";
 import { quantileInterpUs } from "../model/histogram.js";
@@ -13,7 +14,6 @@ import type { Tuning } from "../tune/tune.js";
 import { traffic } from "../tune/traffic.js";
 import type { Diagnosis, Verdict } from "../diagnose/verdict.js";
 import type { InputSummary } from "../report.js";
-import { stringify } from "yaml";
 
 export interface EdgeView {
   id: string;
@@ -233,7 +233,7 @@ export function buildDashboard(i: DashboardInputs): DashboardData {
         sidecar: {
           applied: hostsOf(sc?.applied),
           recommended: hostsOf(sc?.recommended),
-          yaml: sc?.recommended ? stringify(sc.recommended) : null,
+          yaml: sc?.recommended ? toYaml(sc.recommended) : null,
         },
         learned,
         savings: sav.get(n.key) ?? null,
@@ -270,7 +270,7 @@ export function buildDashboard(i: DashboardInputs): DashboardData {
   const seNs = new Map<string, string>();
   for (const u of i.report.unregistered)
     if (u.suggestion)
-      seNs.set(`${u.suggestion.metadata.namespace}/${u.suggestion.spec.hosts[0]}`, stringify(u.suggestion));
+      seNs.set(`${u.suggestion.metadata.namespace}/${u.suggestion.spec.hosts[0]}`, toYaml(u.suggestion));
   const namespaces = [...new Set([...nodes.values()].map((n) => n.namespace).filter(Boolean))].sort();
   return {
     v: 1,
@@ -312,19 +312,19 @@ function recommendationsFor(key: string, t: Tuning | null, servers: Map<string, 
   const out: Recommendation[] = [];
   for (const r of t.resources)
     if (r.workload === key)
-      out.push({ title: `sidecar resources (QoS ${r.qos})`, yaml: stringify(r.patch), rationale: r.evidence });
+      out.push({ title: `sidecar resources (QoS ${r.qos})`, yaml: toYaml(r.patch), rationale: r.evidence });
   for (const c of t.cryptomb)
     if (c.workload === key)
       out.push({
         title: c.apply ? "CryptoMB" : "CryptoMB: not recommended",
-        yaml: c.patch ? stringify(c.patch) : "",
+        yaml: c.patch ? toYaml(c.patch) : "",
         rationale: [c.why],
       });
   for (const r of t.rules) {
     if (!servers.get(r.host)?.has(key)) continue;
     const objs = [r.virtualService, r.destinationRule]
       .filter(Boolean)
-      .map((o) => stringify(o))
+      .map((o) => toYaml(o))
       .join("---\n");
     out.push({
       title: `mesh rules for ${r.host}`,
