@@ -73,6 +73,11 @@ export function buildCli(): Command {
     )
     .option("--fallback-host <fqdn>", "egressProxy for unlearned destinations (ALLOW_ANY meshes only); imported too")
     .option("--fallback-port <n>", "egressProxy port", "80")
+    .option(
+      "--unlearned <mode>",
+      "first requests to unlearned destinations: egress-proxy (the fallback), passthrough, or auto (egress-proxy on Istio lines proven to honour it)",
+      "auto",
+    )
     .option("--report <file>", "write the report here instead of stderr")
     .option("--always-include <hosts>", "egress hosts every Sidecar keeps", csv, ["istio-system/*"])
     .option("--cluster-domain <domain>", "Kubernetes cluster domain", "cluster.local")
@@ -191,6 +196,11 @@ export function buildCli(): Command {
     .option("--tune-interval <d>", "how often the tuning is recomputed and applied", "10m")
     .option("--max-rollouts <n>", "pod-template patches (each rolls the workload) per tuning pass", "5")
     .option("--istio-version <x.y>", "Istio version of the mesh (fields of the rules: retryBudget from 1.27)", "1.25")
+    .option(
+      "--unlearned <mode>",
+      "first requests to unlearned destinations: egress-proxy (the fallback), passthrough, or auto (egress-proxy on Istio lines proven to honour it)",
+      "auto",
+    )
     .option("--tune-min-requests <n>", "requests a service needs before rules are derived from its traffic", "100")
     .action((o) => runController(o));
 

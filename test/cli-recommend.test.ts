@@ -157,6 +157,22 @@ test("usage errors exit 2 with one line", () => {
   assert.ok(oneLine(c.stderr));
 });
 
+test("--unlearned: egress-proxy on Istio lines proven to honour it, passthrough past them or when asked; a bad value is a usage error", () => {
+  const FB = ["--fallback-host", "meshtune-fallback.meshtune-system"];
+  const proven = meshtune(["recommend", ...SAMPLE, ...FB, "--istio-version", "1.28"]);
+  assert.is(proven.code, 0, proven.stderr);
+  assert.match(proven.stdout, /host: meshtune-fallback\.meshtune-system\.svc\.cluster\.local/, "short form completed");
+  const newer = meshtune(["recommend", ...SAMPLE, ...FB, "--istio-version", "1.40"]);
+  assert.is(newer.code, 0, newer.stderr);
+  assert.not.match(newer.stdout, /egressProxy/);
+  assert.match(newer.stderr, /not used as egressProxy: Istio 1\.40 is newer than 1\.31/);
+  const asked = meshtune(["recommend", ...SAMPLE, ...FB, "--unlearned", "passthrough"]);
+  assert.not.match(asked.stdout, /egressProxy/);
+  const bad = meshtune(["recommend", ...SAMPLE, "--unlearned", "sometimes"]);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--unlearned sometimes: expected auto, egress-proxy or passthrough/);
+});
+
 test.run();
 
 test("bundled sample with --rules --resources --discovery --cryptomb: Sidecars, then reviewable rules and patches, each rule valid for Istio", async () => {

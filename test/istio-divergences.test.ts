@@ -15,6 +15,7 @@ import { namespaceDefault } from "../controller/sidecar/namespace-default.js";
 import { DEFAULT_SCOPE, DEFAULT_COLLECTOR_HOST, DEFAULT_FALLBACK_HOST } from "../controller/sidecar/scope.js";
 import { buildSidecar, type SidecarObj } from "../controller/sidecar/generate.js";
 import { qualifyServiceHost } from "../controller/commands/scope-flags.js";
+import { EGRESS_PROXY_PROVEN_THROUGH, unlearnedMode } from "../controller/istio/egress-proxy.js";
 
 type Obj = Record<string, unknown>;
 const FALLBACK = DEFAULT_FALLBACK_HOST;
@@ -181,6 +182,57 @@ test("every protocol's first request to an unlearned destination leaves through 
   assert.is(p.calls![0].virtualHost, "allow_any");
   assert.is(p.calls![1].virtualHost, "allow_any");
   for (const i of [2, 3, 4]) assert.is(p.calls![i].filterChain, "virtualOutbound-catchall-tcp", calls[i][0]);
+});
+
+test("the way out if Istio stops honouring egressProxy: passthrough, chosen automatically past the proven line", async () => {
+  // The pinned Istio is the line EGRESS_PROXY_PROVEN_THROUGH names: raising the pin re-runs the
+  // proof above, and this check asks for the constant to follow.
+  const pinned = readFileSync(`${ROOT}/test/istio-oracle/oracle_test.go`, "utf8").match(
+    /IstioVersion = "(\d+)\.(\d+)/,
+  )!;
+  assert.equal(
+    [Number(pinned[1]), Number(pinned[2])],
+    EGRESS_PROXY_PROVEN_THROUGH,
+    "proof and constant name the same line",
+  );
+  assert.is(unlearnedMode("auto", [1, 31]).mode, "egress-proxy");
+  assert.is(unlearnedMode("auto", [1, 32]).mode, "passthrough");
+  // Without egressProxy (as istiod would behave if it dropped the field), Istio itself sends every
+  // protocol's first request through PassthroughCluster: no hop, no extra cluster; a STRICT
+  // destination then refuses the plaintext first request until meshtune learns the host.
+  const d = decide(
+    {
+      namespace: "shop",
+      name: "web",
+      selector: WEB,
+      podLabels: WEB,
+      enabled: true,
+      observedSinceMs: 0,
+      learned: new Map([["bookinfo/ratings.bookinfo.svc.cluster.local", { firstSeenMs: 0, lastSeenMs: 1000 }]]),
+    },
+    [],
+    {
+      mode: "apply",
+      minWindowMs: 0,
+      retentionMs: 3_600_000,
+      fallback: null,
+      scope: { ...DEFAULT_SCOPE, meshtuneHosts: [DEFAULT_COLLECTOR_HOST] },
+    },
+    2000,
+  );
+  assert.is(d.action, "apply");
+  const sc = (d as { sidecar: SidecarObj }).sidecar;
+  assert.is(sc.spec.outboundTrafficPolicy, undefined, "passthrough: the mesh's ALLOW_ANY, no egressProxy");
+  const p = await web(
+    [sc as unknown as Obj],
+    [
+      EXTERNAL,
+      { port: 9090, host: "catalog.shop", address: "10.96.3.3", protocol: "http2" },
+      { port: 5432, address: "10.96.3.4", protocol: "tcp" },
+    ],
+  );
+  for (const h of p.calls!) assert.is(h.cluster, "PassthroughCluster", JSON.stringify(h));
+  assert.is(p.calls![1].filterChain, "virtualOutbound-catchall-tcp");
 });
 
 test("the fallback's sidecar: both chains a first request can arrive on accept it, and TPROXY keeps the caller's address", async () => {

@@ -33,7 +33,7 @@ test("enabled + window reached → apply, with the fallback egressProxy, valid a
   assert.equal(d.sidecar.spec.egress[0].hosts, ["bookinfo/ratings.bookinfo.svc.cluster.local", "istio-system/*"]);
   assert.equal(d.sidecar.spec.outboundTrafficPolicy, {
     mode: "ALLOW_ANY",
-    egressProxy: { host: O.fallback.host, port: { number: 80 } },
+    egressProxy: { host: O.fallback!.host, port: { number: 80 } },
   });
   assert.is(d.sidecar.metadata.labels["app.kubernetes.io/managed-by"], "meshtune");
   validateSidecar(d.sidecar);

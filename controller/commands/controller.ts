@@ -25,6 +25,7 @@ import { jsonLogger as log } from "../log.js";
 import { UserError } from "../errors.js";
 import { DEFAULT_SCOPE } from "../sidecar/scope.js";
 import { checkScopeFlags, qualifyServiceHost } from "./scope-flags.js";
+import { unlearnedMode } from "../istio/egress-proxy.js";
 import { TUNE_KINDS, type TuneKind } from "../tune/apply.js";
 import { dashboardHtml } from "../ui/html.js";
 import { controllerDashboard } from "../ui/controller-dashboard.js";
@@ -54,6 +55,8 @@ export interface ControllerFlags {
   tuneInterval?: string;
   maxRollouts?: string;
   istioVersion?: string;
+  /** auto | egress-proxy | passthrough (controller/istio/egress-proxy.ts). */
+  unlearned?: string;
   tuneMinRequests?: string;
   identity?: string;
   tokenPort: string;
@@ -114,6 +117,9 @@ export function tuningFlags(
 }
 
 export async function runController(f: ControllerFlags): Promise<void> {
+  const iv = /^(\d+)\.(\d+)$/.exec(f.istioVersion ?? "1.25");
+  if (!iv) throw new UserError(`--istio-version ${f.istioVersion}: expected MAJOR.MINOR like 1.27`, 2);
+  const unlearned = unlearnedMode(f.unlearned ?? "auto", [Number(iv[1]), Number(iv[2])]);
   f = {
     ...f,
     fallbackHost: qualifyServiceHost("--fallback-host", f.fallbackHost, f.clusterDomain),
@@ -128,7 +134,7 @@ export async function runController(f: ControllerFlags): Promise<void> {
     clusterDomain: f.clusterDomain,
     minWindowMs: duration("--min-window", f.minWindow),
     retentionMs: duration("--retention", f.retention),
-    fallback: { host: f.fallbackHost, port: Number(f.fallbackPort) },
+    fallback: unlearned.mode === "egress-proxy" ? { host: f.fallbackHost, port: Number(f.fallbackPort) } : null,
     meshConfigMap: f.meshConfigMap,
     scope: {
       ...DEFAULT_SCOPE,

@@ -17,6 +17,7 @@ import { HostIndex } from "../istio/hosts.js";
 import { DEFAULT_MESH, parseMeshConfig, type MeshConfig } from "../istio/mesh-config.js";
 import { virtualServiceRef, type VirtualServiceRef } from "../istio/virtual-services.js";
 import { checkScopeFlags, qualifyServiceHost } from "./scope-flags.js";
+import { unlearnedMode } from "../istio/egress-proxy.js";
 import { tune } from "../tune/tune.js";
 import { renderTuning } from "../tune/render.js";
 import { proxyUsage } from "../tune/prometheus-usage.js";
@@ -35,6 +36,8 @@ export interface RecommendOptions {
   collectorHost: string;
   fallbackHost?: string;
   fallbackPort: string;
+  /** auto | egress-proxy | passthrough (controller/istio/egress-proxy.ts). */
+  unlearned?: string;
   report?: string;
   alwaysInclude: string[];
   clusterDomain: string;
@@ -152,10 +155,18 @@ export async function recommend(o: RecommendOptions): Promise<void> {
     throw new UserError("recommend needs --access-log FILE|- or --reports DIR", 2);
   if (o.workload && !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(o.workload))
     throw new UserError(`--workload ${o.workload}: expected NAMESPACE/NAME`, 2);
+  const iv = /^(\d+)\.(\d+)$/.exec(o.istioVersion);
+  if (!iv) throw new UserError(`--istio-version ${o.istioVersion}: expected MAJOR.MINOR, e.g. 1.27`, 2);
+  const unlearned = unlearnedMode(o.unlearned ?? "auto", [Number(iv[1]), Number(iv[2])]);
+  if (o.fallbackHost && unlearned.mode === "passthrough")
+    process.stderr.write(`meshtune: --fallback-host not used as egressProxy: ${unlearned.why}\n`);
   o = {
     ...o,
     collectorHost: qualifyServiceHost("--collector-host", o.collectorHost, o.clusterDomain),
-    fallbackHost: o.fallbackHost && qualifyServiceHost("--fallback-host", o.fallbackHost, o.clusterDomain),
+    fallbackHost:
+      o.fallbackHost && unlearned.mode === "egress-proxy"
+        ? qualifyServiceHost("--fallback-host", o.fallbackHost, o.clusterDomain)
+        : undefined,
   };
   checkScopeFlags(o.alwaysInclude, [
     ["--collector-host", o.collectorHost],

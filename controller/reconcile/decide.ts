@@ -41,7 +41,8 @@ export interface DecideOptions {
   mode: "apply" | "recommend";
   minWindowMs: number;
   retentionMs: number;
-  fallback: { host: string; port: number };
+  /** The egressProxy for unlearned destinations; null: passthrough (controller/istio/egress-proxy.ts). */
+  fallback: { host: string; port: number } | null;
   scope: ScopeContext;
 }
 
@@ -103,7 +104,7 @@ export function decide(w: WorkloadView, existing: ExistingSidecar[], o: DecideOp
     w.name,
     w.selector,
     hosts,
-    ep ? { host: ep.host, port: ep.port.number } : o.fallback,
+    ep ? { host: ep.host, port: ep.port.number } : (o.fallback ?? undefined),
     mode,
     !!dflt?.policy,
   );
