@@ -1,7 +1,5 @@
 // Node features: the probe on this machine's real kernel and CPU, recorded inputs of other
-// nodes (test/fixtures/nodes), publishing to the fake API server (label-level SSA ownership as
-// the real API server keeps it: test/k8s/fake-apiserver.ts), and an agent that refuses to load
-// the datapath where a check fails.
+// nodes (test/fixtures/nodes), and an agent that refuses to load the datapath where a check fails.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync, mkdtempSync } from "node:fs";
@@ -13,10 +11,7 @@ import { bpfUnavailable, loader, waitFor, CGROUP_ROOT, removeCgroups } from "./h
 import { evaluate, type NodeInputs, type BpfProbe } from "../controller/node/features.js";
 import { nodeLabels, LABEL, labelValue } from "../controller/node/labels.js";
 import { parseCpuinfo } from "../controller/node/cpu-flags.js";
-import { publishNodeFeatures, AGENT_FIELD_MANAGER } from "../controller/node/publish.js";
-import { FakeApiServer } from "./k8s/fake-apiserver.js";
-import { loadKubeConfig, objectApi } from "../controller/k8s/kube.js";
-import { PatchStrategy } from "@kubernetes/client-node";
+import { realApiServer } from "./helpers/kube-apiserver.js";
 
 const fx = (f: string) => readFileSync(join(ROOT, "test/fixtures/nodes", f), "utf8");
 const probeFx = (f: string) => JSON.parse(fx(f)) as BpfProbe;
@@ -133,78 +128,21 @@ test("NFD present: its cpuid labels decide CryptoMB and meshtune writes none of 
   assert.is(labelValue("6.1.0-rc1+debug/x"), "6.1.0-rc1_debug_x");
 });
 
-test("publish: labels by SSA without force (NFD's keys are never taken), dropped keys removed, status ConfigMap owned by the Node", async () => {
-  const fake = new FakeApiServer();
-  await fake.start();
-  try {
-    const api = objectApi(loadKubeConfig({ yaml: fake.kubeconfig() }));
-    await api.patch(
-      {
-        apiVersion: "v1",
-        kind: "Node",
-        metadata: { name: "n1", uid: "node-uid-1", labels: { "kubernetes.io/hostname": "n1" } },
-      } as never,
-      undefined,
-      undefined,
-      "kubelet",
-      true,
-      PatchStrategy.ServerSideApply,
-    );
-    await publishNodeFeatures(api, "n1", "meshtune-system", evaluate(inputs({})));
-    let n = fake.get("nodes", null, "n1")!;
-    assert.is(n.metadata.labels["kubernetes.io/hostname"], "n1", "other managers' labels untouched");
-    assert.is(n.metadata.labels[LABEL.cryptomb], "true");
-    assert.is(
-      n.metadata.labels["feature.node.kubernetes.io/cpu-cpuid.AVX512IFMA"],
-      "true",
-      "NFD's name where NFD is absent",
-    );
-    const cm = fake.get("configmaps", "meshtune-system", "meshtune-node-n1")!;
-    assert.equal(cm.metadata.ownerReferences, [{ apiVersion: "v1", kind: "Node", name: "n1", uid: n.metadata.uid }]);
-    assert.is(JSON.parse(cm.data["features.json"]).cryptomb.capable, true);
-    assert.is(cm.data.datapath, "enabled");
+// Publishing (labels by SSA, the status ConfigMap) runs against a real kube-apiserver with the
+// agent's own token: test/real-apiserver-node.test.ts.
 
-    // The node is re-imaged onto a Zen 3 CPU: the cpuid labels meshtune applied are removed.
-    await publishNodeFeatures(
-      api,
-      "n1",
-      "meshtune-system",
-      evaluate(inputs({ cpuinfo: fx("cpuinfo-zen3.txt"), probe: probeFx("probe-5.2-no-getsockopt-hook.json") })),
-    );
-    n = fake.get("nodes", null, "n1")!;
-    assert.not.ok("feature.node.kubernetes.io/cpu-cpuid.AVX512IFMA" in n.metadata.labels);
-    assert.is(n.metadata.labels[LABEL.datapath], "false");
-    assert.match(
-      fake.get("configmaps", "meshtune-system", "meshtune-node-n1")!.data.datapath,
-      /^disabled: prog:cgroup_sockopt/,
-    );
-
-    // An admin pins meshtune.io/cryptomb=false by hand: meshtune's apply conflicts, never overwrites.
-    await api.patch(
-      { apiVersion: "v1", kind: "Node", metadata: { name: "n1", labels: { [LABEL.cryptomb]: "false" } } } as never,
-      undefined,
-      undefined,
-      "admin",
-      true,
-      PatchStrategy.ServerSideApply,
-    );
-    const err = await publishNodeFeatures(api, "n1", "meshtune-system", evaluate(inputs({}))).catch((e) => e);
-    assert.ok(err instanceof Error, "conflict surfaces as an error the agent logs and retries");
-    assert.is(fake.get("nodes", null, "n1")!.metadata.labels[LABEL.cryptomb], "false");
-    assert.ok(AGENT_FIELD_MANAGER);
-  } finally {
-    await fake.stop();
-  }
-});
-
-test("agent: a node whose checks fail runs without the datapath, says which check and why, and publishes it", async () => {
+test("agent: a node whose checks fail runs without the datapath, says which check and why, and publishes it (real API server, the agent's own token)", async () => {
   if (why) return console.log(`  skipped: ${why}`);
-  const fake = new FakeApiServer();
-  await fake.start();
+  const k = await realApiServer();
+  try {
+    k.kubectl(["create", "namespace", "istio-system"]);
+  } catch {
+    // another test file of this run created it
+  }
+  k.kubectl(["apply", "--server-side", "-k", join(ROOT, "manifests")]);
+  k.kubectl(["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name: "n2" } }));
   const dir = mkdtempSync(join(tmpdir(), "meshtune-notcg-"));
-  const kc = join(dir, "kubeconfig");
-  (await import("node:fs")).writeFileSync(kc, fake.kubeconfig());
-  fake.put("nodes", { apiVersion: "v1", kind: "Node", metadata: { name: "n2", labels: {} } });
+  const kc = k.kubeconfigFor(k.token("meshtune-system", "meshtune-node"), "meshtune-node-n2");
   const before = loader("status").json;
   const p = spawn(
     process.execPath,
@@ -214,20 +152,25 @@ test("agent: a node whose checks fail runs without the datapath, says which chec
   let out = "";
   p.stdout.on("data", (d) => (out += d));
   p.stderr.on("data", (d) => (out += d));
+  const cmOf = () => {
+    try {
+      return JSON.parse(k.kubectl(["get", "configmap", "-n", "meshtune-system", "meshtune-node-n2", "-o", "json"]));
+    } catch {
+      return null;
+    }
+  };
   try {
-    await waitFor(
-      () => fake.get("configmaps", "meshtune-system", "meshtune-node-n2"),
-      (c) => !!c,
-      8000,
-    );
-    const cm = fake.get("configmaps", "meshtune-system", "meshtune-node-n2")!;
+    const cm = await waitFor(cmOf, (c) => !!c, 15_000);
     assert.match(cm.data.datapath, /^disabled: cgroup-v2: cgroup .* is not on a cgroup v2 filesystem/);
-    assert.is(fake.get("nodes", null, "n2")!.metadata.labels[LABEL.datapath], "false");
+    const n = JSON.parse(k.kubectl(["get", "node", "n2", "-o", "json"]));
+    assert.is(n.metadata.labels[LABEL.datapath], "false");
+    await waitFor(() => out, (o) => /datapath disabled on this node: cgroup-v2/.test(o), 5000);
     assert.match(out, /datapath disabled on this node: cgroup-v2/);
     assert.equal(loader("status").json?.loaded ?? false, before?.loaded ?? false, "nothing was loaded");
+    const denied = k.audited("system:serviceaccount:meshtune-system:meshtune-node").filter((a) => a.code === 403);
+    assert.equal(denied, [], JSON.stringify(denied));
   } finally {
     p.kill("SIGTERM");
-    await fake.stop();
   }
 });
 
