@@ -1,57 +1,20 @@
-// Opted-in tuning applied by the controller against the fake API server (test/k8s/fake-apiserver.ts,
-// whose server-side apply keeps field ownership as Kubernetes does: test/k8s/field-ownership.ts):
-// meshtune's own VirtualServices/DestinationRules only, workload patches never forced over a
-// field someone else set, withdrawal removing only meshtune's fields, dry-run writing nothing,
-// and the rollout budget.
+// Opted-in tuning applied by the controller against a real kube-apiserver, authenticated with the
+// controller's own ServiceAccount token under manifests/optional/tuning-apply.yaml
+// (test/helpers/tuning-cluster.ts): meshtune's own VirtualServices/DestinationRules only,
+// workload patches never forced over a field someone else set, withdrawal removing only meshtune's
+// fields, dry-run writing nothing, and the rollout budget. The fake API server's SSA is still
+// checked against Kubernetes' rules below (test/k8s/field-ownership.ts).
 import { istioctlAnalyze, describe } from "./helpers/istioctl.js";
 import { toYaml } from "../controller/k8s/yaml.js";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { Registry } from "prom-client";
-import { FakeApiServer } from "./k8s/fake-apiserver.js";
-import { loadKubeConfig, objectApi } from "../controller/k8s/kube.js";
-import { LearnedStore } from "../controller/k8s/learned-store.js";
-import { MeshController } from "../controller/reconcile/controller.js";
-import { Graph } from "../controller/model/graph.js";
+import { tuningCluster } from "./helpers/tuning-cluster.js";
 import { deploymentPod } from "./fixtures/pods.js";
-import { DEFAULT_SCOPE, DEFAULT_COLLECTOR_HOST } from "../controller/sidecar/scope.js";
-import { withinChange, type TuneKind, type TuneOutcome } from "../controller/tune/apply.js";
+import { withinChange, type TuneKind } from "../controller/tune/apply.js";
 import { RESOURCES_MANAGER, CRYPTOMB_MANAGER } from "../controller/tune/apply.js";
 import { controllerOfPod } from "../controller/model/identity.js";
 import { recordUpdate, serverSideApply } from "./k8s/field-ownership.js";
 import { tuningFlags } from "../controller/commands/controller.js";
-
-const H = 3600_000;
-const NOW = Date.parse("2026-11-22T12:00:00Z");
-const D = "cluster.local";
-const fq = (s: string) => `${s}.shop.svc.${D}`;
-const FALLBACK = { host: "meshtune-fallback.meshtune-system.svc.cluster.local", port: 80 };
-const quiet = () => {};
-
-/** n GET requests from→to, latencies spread up to maxMs, two hours ago. */
-function calls(g: Graph, ns: string, from: string, to: string, n: number, maxMs: number) {
-  const a = g.node(ns, from)!,
-    b = g.node("shop", to)!;
-  for (let i = 0; i < n; i++) {
-    const us = Math.round(((i + 1) / n) * maxMs * 1000),
-      at = NOW - 2 * H + i * 10;
-    g.observe(
-      a,
-      { dir: "outbound", cluster: `outbound|8080||${fq(to)}`, authority: `${to}:8080`, proto: "HTTP/1.1" },
-      200,
-      us,
-      at,
-      "GET",
-    );
-    g.observe(
-      b,
-      { dir: "inbound", cluster: "inbound|8080||", authority: `${to}:8080`, proto: "HTTP/1.1" },
-      200,
-      us,
-      at,
-    );
-  }
-}
 
 const deployment = (ns: string, name: string, annotations: Record<string, string> = {}) => ({
   apiVersion: "apps/v1",
@@ -64,116 +27,30 @@ const deployment = (ns: string, name: string, annotations: Record<string, string
 });
 
 async function setup(o: { kinds?: TuneKind[]; dryRun?: boolean; maxRollouts?: number } = {}) {
-  const fake = await new FakeApiServer().start();
-  fake.put("namespaces", { metadata: { name: "shop", labels: { "meshtune.io/enabled": "true" } } });
-  fake.put("namespaces", { metadata: { name: "gw" } });
-  for (const s of ["a", "b", "c"])
-    fake.put("services", {
-      metadata: { name: s, namespace: "shop" },
-      spec: { clusterIP: "10.96.0.10", ports: [{ name: "http", port: 8080 }] },
-    });
-  for (const [w, h] of [
-    ["a", "5d9f7c6b8"],
-    ["b", "7c8d9e6f5"],
-    ["c", "6b7c8d9e4"],
-  ]) {
-    fake.put("pods", deploymentPod("shop", w, h, "x1y2z", { app: w }));
-    fake.put("deployments", deployment("shop", w));
-  }
-  // b's owner already sized its sidecar (kubectl apply: the field belongs to them).
-  fake.put("deployments", deployment("shop", "b", { "sidecar.istio.io/proxyCPU": "2" }));
-  // An ingress gateway (proxy-only pod labelled istio=…), opted in by annotation; one capable node.
-  const gwPod = deploymentPod(
-    "gw",
-    "ingress",
-    "5f6a7b8c9",
-    "g1h2j",
-    { app: "ingress", istio: "ingressgateway" },
-    { annotations: { "meshtune.io/enabled": "true" } },
-  );
-  gwPod.spec.containers = [{ name: "istio-proxy", image: "docker.io/istio/proxyv2:1.27.0" }];
-  fake.put("pods", gwPod);
-  fake.put("deployments", deployment("gw", "ingress"));
-  fake.put("nodes", { metadata: { name: "n1", labels: { "meshtune.io/cryptomb": "true" } } });
-  fake.put("nodes", { metadata: { name: "n2", labels: { "meshtune.io/cryptomb": "false" } } });
-
-  const kc = loadKubeConfig({ yaml: fake.kubeconfig() });
-  const api = objectApi(kc);
-  const graph = new Graph();
-  calls(graph, "shop", "a", "b", 400, 300);
-  calls(graph, "shop", "b", "c", 400, 200);
-  calls(graph, "gw", "ingress", "a", 400, 350);
-  const ctl = new MeshController(
-    kc,
-    api,
-    graph,
-    new LearnedStore(api, quiet),
-    {
-      mode: "apply",
-      minWindowMs: H,
-      retentionMs: 7 * 24 * H,
-      fallback: FALLBACK,
-      scope: { ...DEFAULT_SCOPE, meshtuneHosts: [DEFAULT_COLLECTOR_HOST, FALLBACK.host] },
-      defaultEnabled: false,
-      dryRun: o.dryRun ?? false,
-      clusterDomain: D,
-      now: () => NOW,
-      flushDelayMs: 10,
-      applyTuning: o.kinds ?? ["rules", "resources", "cryptomb"],
-      istioVersion: [1, 25],
-      tuneMinRequests: 100,
-      maxRollouts: o.maxRollouts ?? 5,
-    },
-    quiet,
-    new Registry(),
-  );
-  ctl.leading = true;
-  await ctl.start();
-  await new Promise((r) => setTimeout(r, 50));
-  await ctl.queue.drained(); // reconcile records each workload's first-seen (the observation window)
-  const writes = () =>
-    fake.requests.filter(
-      (r) =>
-        ["PATCH", "POST", "DELETE", "PUT"].includes(r.method) &&
-        !r.path.includes("configmaps") &&
-        !r.path.includes("events") &&
-        !r.path.includes("sidecars"),
-    ).length;
-  const outcome = (out: TuneOutcome[], kind: string, object: string) =>
-    out.find((x) => x.kind === kind && x.object === object);
-  return {
-    fake,
-    ctl,
-    writes,
-    outcome,
-    close: async () => {
-      await ctl.stop();
-      await fake.stop();
-    },
-  };
+  return tuningCluster(o);
 }
 
 test("opted-in tuning: meshtune's own VS/DR and sidecar-resource patches by SSA; a field the user set is never overridden; a second pass writes nothing", async () => {
   const t = await setup();
   try {
     const out = await t.ctl.tunePass();
-    const vsB = t.fake.get("virtualservices", "shop", "meshtune-b")!;
+    const vsB = t.get("virtualservices", "shop", "meshtune-b")!;
     assert.ok(vsB, JSON.stringify(out, null, 1));
     assert.is(vsB.metadata.labels["app.kubernetes.io/managed-by"], "meshtune");
-    assert.equal(vsB.spec.hosts, [fq("b")]);
+    assert.equal(vsB.spec.hosts, [t.fq("b")]);
     assert.ok(vsB.spec.http[0].timeout, "timeout from the tail");
     assert.ok(vsB.metadata.managedFields.some((f: { manager: string }) => f.manager === "meshtune"));
     assert.is(t.outcome(out, "rules", "VirtualService/shop/meshtune-b")!.action, "applied");
 
     // a: no one sized it → meshtune's annotations, owned by its own field manager.
-    const a = t.fake.get("deployments", "shop", "a")!;
+    const a = t.get("deployments", "shop", "a")!;
     const ann = a.spec.template.metadata.annotations;
     assert.match(ann["sidecar.istio.io/proxyCPU"], /^\d+m$/);
     assert.match(ann["sidecar.istio.io/proxyMemoryLimit"], /^\d+Mi$/);
     assert.ok(a.metadata.managedFields.some((f: { manager: string }) => f.manager === RESOURCES_MANAGER));
     assert.equal(a.spec.selector, { matchLabels: { app: "a" } }, "the rest of the Deployment untouched");
     // b: proxyCPU belongs to its owner → conflict, skipped with the reason, value kept.
-    const b = t.fake.get("deployments", "shop", "b")!;
+    const b = t.get("deployments", "shop", "b")!;
     assert.is(b.spec.template.metadata.annotations["sidecar.istio.io/proxyCPU"], "2");
     assert.not.ok(
       "sidecar.istio.io/proxyMemory" in b.spec.template.metadata.annotations,
@@ -184,7 +61,7 @@ test("opted-in tuning: meshtune's own VS/DR and sidecar-resource patches by SSA;
     assert.match(ob.reason, /user-owned field.*annotations\.sidecar\.istio\.io\/proxyCPU is "2"/);
 
     // The gateway terminates TLS and a capable node exists: CryptoMB with a preferred affinity, fallback on.
-    const gw = t.fake.get("deployments", "gw", "ingress")!;
+    const gw = t.get("deployments", "gw", "ingress")!;
     assert.match(
       gw.spec.template.metadata.annotations["proxy.istio.io/config"],
       /cryptomb:\n\s+pollDelay: 10ms\n\s+fallback: true/,
@@ -204,20 +81,21 @@ test("opted-in tuning: meshtune's own VS/DR and sidecar-resource patches by SSA;
       return toYaml({ apiVersion: o.apiVersion, kind: o.kind, metadata: meta, spec: o.spec });
     };
     const applied = [
-      t.fake.get("virtualservices", "shop", "meshtune-b")!,
-      ...(["a", "b"] as const).map((n) => t.fake.get("deployments", "shop", n)!),
-      t.fake.get("deployments", "gw", "ingress")!,
+      t.get("virtualservices", "shop", "meshtune-b")!,
+      ...(["a", "b"] as const).map((n) => t.get("deployments", "shop", n)!),
+      t.get("deployments", "gw", "ingress")!,
       ...["shop"].flatMap((ns) =>
-        t.fake.get("destinationrules", ns, "meshtune-b") ? [t.fake.get("destinationrules", ns, "meshtune-b")!] : [],
+        t.get("destinationrules", ns, "meshtune-b") ? [t.get("destinationrules", ns, "meshtune-b")!] : [],
       ),
     ];
     const msgs = istioctlAnalyze({ "applied.yaml": applied.map(neat).join("---\n") });
     assert.equal(msgs, [], describe(msgs));
 
-    const before = t.writes();
+    assert.equal(t.forbidden(), [], "manifests/optional/tuning-apply.yaml grants what tuning does");
+    const before = t.writes().length;
     const again = await t.ctl.tunePass();
     assert.is(
-      t.writes(),
+      t.writes().length,
       before,
       `second pass wrote: ${JSON.stringify(again.filter((x) => x.action !== "unchanged" && x.action !== "skipped"))}`,
     );
@@ -231,7 +109,7 @@ test("opted-in tuning: meshtune's own VS/DR and sidecar-resource patches by SSA;
 test("ownership: a same-named user object is left alone; a user DestinationRule appearing retires meshtune's; opting out withdraws only meshtune's fields", async () => {
   const t = await setup();
   try {
-    t.fake.put("virtualservices", {
+    t.put("virtualservices", {
       apiVersion: "networking.istio.io/v1",
       kind: "VirtualService",
       metadata: { name: "meshtune-c", namespace: "shop" },
@@ -240,12 +118,12 @@ test("ownership: a same-named user object is left alone; a user DestinationRule 
     await new Promise((r) => setTimeout(r, 50));
     const out = await t.ctl.tunePass();
     assert.match(t.outcome(out, "rules", "VirtualService/shop/meshtune-c")!.reason, /user-owned/);
-    assert.equal(t.fake.get("virtualservices", "shop", "meshtune-c")!.spec.hosts, ["legacy.example.com"]);
-    const dr = t.fake.get("destinationrules", "shop", "meshtune-b");
+    assert.equal(t.get("virtualservices", "shop", "meshtune-c")!.spec.hosts, ["legacy.example.com"]);
+    const dr = t.get("destinationrules", "shop", "meshtune-b");
     assert.ok(dr, "meshtune's DestinationRule for b (connection pool / maxRetries on 1.25)");
 
     // The user takes over b's traffic policy: the user's object wins, meshtune's goes.
-    t.fake.put("destinationrules", {
+    t.put("destinationrules", {
       apiVersion: "networking.istio.io/v1",
       kind: "DestinationRule",
       metadata: { name: "b-policy", namespace: "shop" },
@@ -253,30 +131,28 @@ test("ownership: a same-named user object is left alone; a user DestinationRule 
     });
     await new Promise((r) => setTimeout(r, 50));
     const out2 = await t.ctl.tunePass();
-    assert.not.ok(t.fake.get("destinationrules", "shop", "meshtune-b"));
+    assert.not.ok(t.get("destinationrules", "shop", "meshtune-b"));
     assert.match(
       t.outcome(out2, "rules", "DestinationRule/shop/meshtune-b")!.reason,
       /user DestinationRule now covers/,
     );
-    assert.ok(t.fake.get("destinationrules", "shop", "b-policy"), "the user's object untouched");
+    assert.ok(t.get("destinationrules", "shop", "b-policy"), "the user's object untouched");
 
     // The owner of a adds their own annotation next to meshtune's; then the namespace opts out.
-    const a = t.fake.get("deployments", "shop", "a")!;
-    a.spec.template.metadata.annotations["team.example.com/owner"] = "payments";
-    t.fake.put("deployments", a);
-    t.fake.put("namespaces", { metadata: { name: "shop", labels: { "meshtune.io/enabled": "false" } } });
+    t.annotateTemplate("shop", "a", "team.example.com/owner", "payments");
+    t.put("namespaces", { metadata: { name: "shop", labels: { "meshtune.io/enabled": "false" } } });
     await new Promise((r) => setTimeout(r, 50));
     const out3 = await t.ctl.tunePass();
-    const anns = t.fake.get("deployments", "shop", "a")!.spec.template.metadata.annotations;
+    const anns = t.get("deployments", "shop", "a")!.spec.template.metadata.annotations;
     assert.not.ok(
       Object.keys(anns).some((k) => k.startsWith("sidecar.istio.io/")),
       JSON.stringify(anns),
     );
     assert.is(anns["team.example.com/owner"], "payments", "the owner's annotation stays");
     assert.is(t.outcome(out3, "resources", "Deployment/shop/a")!.action, "withdrawn");
-    assert.not.ok(t.fake.get("virtualservices", "shop", "meshtune-b"), "meshtune's rules leave an opted-out namespace");
+    assert.not.ok(t.get("virtualservices", "shop", "meshtune-b"), "meshtune's rules leave an opted-out namespace");
     assert.ok(
-      t.fake.get("deployments", "shop", "b")!.spec.template.metadata.annotations["sidecar.istio.io/proxyCPU"] === "2",
+      t.get("deployments", "shop", "b")!.spec.template.metadata.annotations["sidecar.istio.io/proxyCPU"] === "2",
     );
   } finally {
     await t.close();
@@ -287,14 +163,13 @@ test("dry-run sends dryRun=All and writes nothing; the rollout budget is reporte
   const t = await setup({ dryRun: true, kinds: ["rules", "resources"] });
   try {
     const out = await t.ctl.tunePass();
-    const patches = t.fake.requests.filter(
-      (r) => r.method === "PATCH" && (r.path.includes("deployments") || r.path.includes("virtualservices")),
-    );
+    const patches = t.writes().filter((w) => w.verb === "patch" && /deployments|virtualservices/.test(w.uri));
     assert.ok(patches.length >= 2);
-    for (const p of patches) assert.is(p.query.get("dryRun"), "All");
-    assert.not.ok(t.fake.get("virtualservices", "shop", "meshtune-b"));
+    for (const p of patches) assert.match(p.uri, /dryRun=All/);
+    assert.not.ok(t.get("virtualservices", "shop", "meshtune-b"));
     assert.not.ok(
-      t.fake.get("deployments", "shop", "a")!.spec.template.metadata.annotations["sidecar.istio.io/proxyCPU"],
+      t.get("deployments", "shop", "a")!.spec.template.metadata.annotations?.["sidecar.istio.io/proxyCPU"],
+      "no annotation (the real server drops the empty map)",
     );
     assert.ok(out.some((x) => x.action === "applied" && x.dryRun));
   } finally {

@@ -31,7 +31,7 @@ export interface RealApiServer {
   startupMs: number;
   rssMiB: () => number;
   /** Requests the server audited for `username` (verb, API group, resource, status), oldest first. */
-  audited(username: string): { verb: string; group: string; resource: string; code: number }[];
+  audited(username: string): Audited[];
 }
 
 async function until(what: string, f: () => Promise<boolean>, ms: number, log: () => string): Promise<void> {
@@ -58,9 +58,18 @@ export function haveKube(): boolean {
 
 interface AuditEvent {
   verb: string;
+  requestURI?: string;
   user?: { username?: string };
-  objectRef?: { apiGroup?: string; resource?: string };
+  objectRef?: { apiGroup?: string; resource?: string; namespace?: string };
   responseStatus?: { code?: number };
+}
+export interface Audited {
+  verb: string;
+  group: string;
+  resource: string;
+  namespace: string;
+  uri: string;
+  code: number;
 }
 
 /**
@@ -235,6 +244,8 @@ async function start(dir: string, procs: ChildProcess[]): Promise<RealApiServer>
           verb: e.verb,
           group: e.objectRef!.apiGroup ?? "",
           resource: e.objectRef!.resource ?? "",
+          namespace: e.objectRef!.namespace ?? "",
+          uri: e.requestURI ?? "",
           code: e.responseStatus?.code ?? 0,
         })),
   };
