@@ -180,6 +180,18 @@ static __always_inline struct mt_pod *current_pod(void)
 	return NULL;
 }
 
+/* istio-iptables exempts the proxy by UID and by GID (-m owner --uid-owner / --gid-owner): the
+ * pod's own values when the agent set them (OpenShift-style arbitrary UIDs), else the node's. */
+static __always_inline int is_proxy(const struct mt_pod *pod)
+{
+	__u64 ug = bpf_get_current_uid_gid();
+	__u32 uid = (__u32)ug, gid = (__u32)(ug >> 32);
+
+	if (!pod->proxy_uid)
+		return uid == proxy_uid;
+	return uid == pod->proxy_uid || (pod->proxy_gid && gid == pod->proxy_gid);
+}
+
 /* Addresses that mean the same thing in every pod: loopback, and Istio's inbound passthrough
  * sources 127.0.0.6 / ::6 (run.go). Keys built from them need the netns cookie. */
 static __always_inline int pod_local(__u32 family, const __u32 ip[4])
@@ -307,7 +319,7 @@ static __always_inline enum verdict decide(struct bpf_sock_addr *ctx, __u32 fami
 	a.ip[1] = ip[1];
 	a.ip[2] = ip[2];
 	a.ip[3] = ip[3];
-	if ((__u32)bpf_get_current_uid_gid() == proxy_uid) {
+	if (is_proxy(pod)) {
 		if (is_passthrough_src(family, src)) {
 			save(ctx, family, ip, port, MT_ORIG_DELIVERY, pod->id);
 			count(MT_INBOUND_DELIVERY);

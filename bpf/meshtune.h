@@ -41,6 +41,11 @@ enum mt_reason {
 struct mt_pod {
 	__u32 id; /* agent-assigned, unique on the node, never 0 */
 	__u32 flags;
+	/* The pod's proxy runs as this UID or GID (istio-iptables -u/-g, from the istio-proxy
+	 * container's securityContext); its own connections are never captured. 0: unset, the
+	 * loader's node-wide proxy_uid applies. */
+	__u32 proxy_uid;
+	__u32 proxy_gid;
 };
 
 /* Per-pod port rules, one bit each. */

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* `meshtune-bpf pods`: the node agent's view into the pinned pod maps, one command per stdin line,
  * one JSON line back per command (so one long-lived process serves the agent):
- *   set CGROUP_DIR id=N flags=N [ips=A,B] [ports=PORT:BITS,...] [exclude=CIDR,...] [include=CIDR,...]
+ *   set CGROUP_DIR id=N flags=N [uid=N gid=N] [ips=A,B] [ports=PORT:BITS,...] [exclude=CIDR,...] [include=CIDR,...]
  *       make the pod in CGROUP_DIR meshed with exactly these settings. New entries go in before
  *       stale ones of the same id come out, so a pod being updated is never briefly unmeshed.
  *   del ID      remove every entry of pod ID (and its L4 edges)
@@ -243,17 +243,22 @@ static void cmd_set(char *args)
 			goto out;
 		}
 		*eq++ = 0;
-		if (!strcmp(kv, "id") || !strcmp(kv, "flags")) {
+		if (!strcmp(kv, "id") || !strcmp(kv, "flags") || !strcmp(kv, "uid") ||
+		    !strcmp(kv, "gid")) {
 			char *end;
 			v = strtoll(eq, &end, 10);
 			if (*end || v < 0 || v > 0xffffffffLL || (!strcmp(kv, "id") && v == 0)) {
 				reply_error("bad number %s", eq);
 				goto out;
 			}
-			if (kv[0] == 'i')
+			if (!strcmp(kv, "id"))
 				w.pod.id = v;
-			else
+			else if (!strcmp(kv, "flags"))
 				w.pod.flags = v;
+			else if (!strcmp(kv, "uid"))
+				w.pod.proxy_uid = v;
+			else
+				w.pod.proxy_gid = v;
 		} else if (!strcmp(kv, "ips"))
 			lists[0] = eq;
 		else if (!strcmp(kv, "ports"))
@@ -360,8 +365,9 @@ static void cmd_list(void)
 		k = next;
 		prev = &k;
 		if (bpf_map_lookup_elem(fd, &k, &v) == 0)
-			printf("%s{\"id\":%u,\"cgroupId\":%llu,\"flags\":%u}", n++ ? "," : "", v.id,
-			       (unsigned long long)k, v.flags);
+			printf("%s{\"id\":%u,\"cgroupId\":%llu,\"flags\":%u,\"uid\":%u,\"gid\":%u}",
+			       n++ ? "," : "", v.id, (unsigned long long)k, v.flags, v.proxy_uid,
+			       v.proxy_gid);
 	}
 	printf("]}\n");
 	close(fd);

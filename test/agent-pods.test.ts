@@ -50,11 +50,12 @@ test("an injected pod with Istio's defaults: capture everything, REDIRECT inboun
       [15090, PORT_IN_EXCLUDE],
       [15021, PORT_IN_EXCLUDE],
       [15020, PORT_IN_EXCLUDE | PORT_OUT_EXCLUDE],
+      [53, PORT_OUT_EXCLUDE],
     ],
   );
   assert.is(
     setLine("/cg/pod", 7, d.capture),
-    "set /cg/pod id=7 flags=7 ips=10.244.1.7,fd00:10:244:1::7 ports=15020:5,15021:4,15090:4",
+    "set /cg/pod id=7 flags=7 uid=1337 gid=1337 ips=10.244.1.7,fd00:10:244:1::7 ports=53:1,15020:5,15021:4,15090:4",
   );
 });
 
@@ -100,13 +101,13 @@ test("pods left alone, each with its reason", () => {
   assert.is(skip({ ...injected(), status: { phase: "Succeeded" } }), "finished");
   assert.match(
     skip(injected({ "traffic.sidecar.istio.io/excludeOutboundPorts": "80,http" })),
-    /^bad-annotation: excludeOutboundPorts: "http" is not a port$/,
+    /^bad-settings: annotations: excludeOutboundPorts: "http" is not a port$/,
   );
   assert.match(
     skip(injected({ "traffic.sidecar.istio.io/excludeOutboundIPRanges": "10.0.0.0/33" })),
-    /^bad-annotation: excludeOutboundIPRanges: "10.0.0.0\/33" is not a CIDR$/,
+    /^bad-settings: annotations: excludeOutboundIPRanges: "10.0.0.0\/33" is not a CIDR$/,
   );
-  assert.match(skip(injected({ "traffic.sidecar.istio.io/excludeOutboundIPRanges": "*" })), /^bad-annotation/);
+  assert.match(skip(injected({ "traffic.sidecar.istio.io/excludeOutboundIPRanges": "*" })), /^bad-settings/);
   assert.match(
     skip(
       injected({
@@ -116,6 +117,128 @@ test("pods left alone, each with its reason", () => {
     /^too-many-rules/,
   );
   assert.is(skip(injected({ "sidecar.istio.io/interceptionMode": "TPROXY" })), "captured");
+});
+
+// The two shapes Istio's injector gives a pod (manifests/charts/istio-control/istio-discovery/files/
+// injection-template.yaml): without istio-cni an istio-init container whose istio-iptables
+// arguments are the only record of the mesh-wide values; with istio-cni an istio-validation
+// container with the same arguments plus --run-validation --skip-rule-apply, and the values also
+// written as annotations.
+const iptablesArgs = (o: { i?: string; m?: string; u?: string; g?: string; extra?: string[] } = {}) => [
+  "istio-iptables",
+  ...["-p", "15001", "-z", "15006", "-u", o.u ?? "1337", "-m", o.m ?? "REDIRECT"],
+  ...["-i", o.i ?? "*", "-x", "", "-b", "*", "-d", "15090,15021,15020"],
+  ...(o.g ? ["-g", o.g] : []),
+  ...(o.extra ?? []),
+  "--log_output_level=default:info",
+];
+function shaped(
+  shape: "istio-init" | "istio-validation",
+  args: string[],
+  annotations: Record<string, string> = {},
+  proxySecurity: Record<string, number> = { runAsUser: 1337, runAsGroup: 1337 },
+): V1Pod {
+  return {
+    metadata: {
+      name: "web-2",
+      namespace: "shop",
+      uid: UID,
+      annotations: {
+        "sidecar.istio.io/status": `{"initContainers":["${shape}"],"containers":["istio-proxy"]}`,
+        ...annotations,
+      },
+    },
+    spec: {
+      initContainers: [
+        {
+          name: shape,
+          image: "docker.io/istio/proxyv2:1.28.0",
+          args: shape === "istio-validation" ? [...args, "--run-validation", "--skip-rule-apply"] : args,
+        },
+      ],
+      containers: [{ name: "web" }, { name: "istio-proxy", securityContext: proxySecurity }],
+    },
+    status: { phase: "Running", podIP: "10.244.1.8" },
+  };
+}
+const cap = (p: V1Pod) => {
+  const d = podCapture(p);
+  if (!("capture" in d)) throw new Error(JSON.stringify(d));
+  return d.capture;
+};
+
+test("without istio-cni: the mesh's values come from istio-init's arguments (no annotations exist)", () => {
+  // A mesh installed with values.global.proxy.includeIPRanges=10.0.0.0/8 and a TPROXY default.
+  const c = cap(shaped("istio-init", iptablesArgs({ i: "10.0.0.0/8", m: "TPROXY" })));
+  assert.equal(c.include, ["10.0.0.0/8"], "only the mesh's range is captured, not all egress");
+  assert.is(c.flags & POD_OUT_ALL, 0);
+  assert.is(c.flags & POD_IN_REDIRECT, 0, "TPROXY, not REDIRECT");
+  assert.is(c.ports.get(15020), PORT_IN_EXCLUDE);
+  assert.is(c.ports.get(53), PORT_OUT_EXCLUDE, "DNS is left to Istio's DNS capture");
+  const all = cap(shaped("istio-init", iptablesArgs()));
+  assert.is(all.flags, POD_OUT_ALL | POD_IN_ALL | POD_IN_REDIRECT);
+});
+
+test("the proxy's UID and GID: from -u/-g, else the istio-proxy container's securityContext; both exempted", () => {
+  // OpenShift: an arbitrary UID from the namespace's range; the injector passes it as -u.
+  const os = cap(
+    shaped("istio-init", iptablesArgs({ u: "1000670000" }), {}, { runAsUser: 1000670000, runAsGroup: 1000670000 }),
+  );
+  assert.equal([os.uid, os.gid], [1000670000, 1000670000]);
+  assert.match(setLine("/cg/p", 3, os), / uid=1000670000 gid=1000670000 /);
+  const g = cap(shaped("istio-init", iptablesArgs({ g: "2000" })));
+  assert.equal([g.uid, g.gid], [1337, 2000]);
+  // istio-cni with no istio-validation container: the container's securityContext decides.
+  const pod = injected();
+  pod.spec!.containers![1].securityContext = { runAsUser: 1000680000, runAsGroup: 1000680001 };
+  const c = cap(pod);
+  assert.equal([c.uid, c.gid], [1000680000, 1000680001]);
+});
+
+test("with istio-cni: istio-validation's arguments and the annotations agree, or the pod is left alone as ambiguous", () => {
+  const ann = {
+    "traffic.sidecar.istio.io/includeOutboundIPRanges": "10.0.0.0/8",
+    "traffic.sidecar.istio.io/includeInboundPorts": "*",
+  };
+  const c = cap(shaped("istio-validation", iptablesArgs({ i: "10.0.0.0/8" }), ann));
+  assert.equal(c.include, ["10.0.0.0/8"]);
+  const d = podCapture(
+    shaped("istio-validation", iptablesArgs({ i: "10.0.0.0/8" }), {
+      ...ann,
+      "traffic.sidecar.istio.io/includeOutboundIPRanges": "*",
+    }),
+  );
+  assert.ok(
+    "skip" in d &&
+      /^ambiguous: istio-validation says --istio-service-cidr "10.0.0.0\/8", annotation traffic.sidecar.istio.io\/includeOutboundIPRanges says "\*"/.test(
+        d.skip,
+      ),
+    JSON.stringify(d),
+  );
+});
+
+test("settings the connect-time hooks cannot honour leave the pod uncaptured, never half-captured", () => {
+  const skip = (p: V1Pod) => ((d) => ("skip" in d ? d.skip : "captured"))(podCapture(p));
+  assert.match(
+    skip(shaped("istio-init", iptablesArgs({ extra: ["-c", "eth1"] }))),
+    /^exclude-interfaces: istio-init args exclude eth1/,
+  );
+  assert.match(skip(shaped("istio-init", iptablesArgs({ extra: ["-k", "net1"] }))), /^virtual-interfaces/);
+  const p = shaped("istio-init", iptablesArgs());
+  p.spec!.initContainers![0].args = p.spec!.initContainers![0].args!.map((a) => (a === "15001" ? "15002" : a));
+  assert.match(skip(p), /^proxy-ports: istio-init args capture to 15002\/15006, the node's datapath to 15001\/15006/);
+  assert.match(
+    skip(shaped("istio-init", iptablesArgs({ extra: ["--no-such-flag", "x"] }))),
+    /^bad-settings: istio-init: unknown flag "--no-such-flag"/,
+  );
+  assert.match(
+    skip(shaped("istio-init", iptablesArgs({ u: "root" }))),
+    /^bad-settings: istio-init: -u: "root" is not a number/,
+  );
+  // DNS stays Istio's even when listed for capture.
+  const dns = cap(shaped("istio-init", iptablesArgs({ extra: ["-q", "53,443"] })));
+  assert.is(dns.ports.get(53), PORT_OUT_EXCLUDE);
+  assert.is(dns.ports.get(443), PORT_OUT_INCLUDE);
 });
 
 test("kubelet cgroup names: cgroupfs and systemd drivers, any QoS depth", () => {

@@ -73,6 +73,30 @@ if (why && process.env.CI !== "true") {
       }));
   }
 
+  // The agent sets each pod's proxy UID and GID from its istio-init arguments or securityContext
+  // (controller/agent/capture-settings.ts); istio-iptables exempts both (-u, -g).
+  for (const [what, runAs] of [
+    ["UID", "4242:4242"],
+    ["GID", "5000:4343"],
+  ] as const)
+    test(`per-pod proxy ${what}: the pod's own proxy identity is never captured, whatever the node-wide --proxy-uid`, () =>
+      withFixture(async (f) => {
+        f.netnsUp();
+        const dst = `${f.remote4}:8080`;
+        await f.start(MTNET, ["serve", dst], { inCgroup: false, netns: true });
+        assert.is(f.load("--proxy-port", PROXY_PORT, "--proxy-uid", "1337").code, 0);
+        const set = f.pods(`set ${f.pod} id=1 flags=7 uid=4242 gid=4343`);
+        assert.ok(set.includes('"ok":true'), set);
+        assert.match(f.pods("list"), /"uid":4242,"gid":4343/);
+        const proxy = await f.start(MTPROXY, [PROXY_PORT, runAs]);
+        const before = counters();
+        const r = f.run(MTNET, ["integrity", dst, "20", "1", "3"]);
+        assert.is(r.code, 0, r.stdout + r.stderr);
+        await waitFor(proxy.out, (o) => o.includes(`origdst ${dst}`));
+        assert.is(delta(before, "redirected"), 1);
+        assert.is(delta(before, "skipped_uid"), 1, `the proxy (${runAs}) reaches the server directly: no loop`);
+      }));
+
   test("processes outside the cgroup and excluded ports are not redirected", () =>
     withFixture(async (f) => {
       f.netnsUp();

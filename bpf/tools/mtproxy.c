@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,7 +131,7 @@ static void *serve(void *arg)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: mtproxy PORT UID [INBOUND_PORT]\n");
+		fprintf(stderr, "usage: mtproxy PORT UID[:GID] [INBOUND_PORT]\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -141,7 +142,9 @@ int main(int argc, char **argv)
 		l[2] = (struct pollfd){ listen_on(AF_INET, in_port, 1), POLLIN, 0 };
 		l[3] = (struct pollfd){ listen_on(AF_INET6, in_port, 1), POLLIN, 0 };
 	}
-	if (setgid(atoi(argv[2])) || setuid(atoi(argv[2]))) {
+	/* UID[:GID]: the GID defaults to the UID, as istio-iptables' -g defaults to -u. */
+	const char *gid = strchr(argv[2], ':');
+	if (setgroups(0, NULL) || setgid(atoi(gid ? gid + 1 : argv[2])) || setuid(atoi(argv[2]))) {
 		perror("mtproxy: setuid");
 		return 1;
 	}

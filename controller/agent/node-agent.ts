@@ -16,6 +16,8 @@ export interface AgentOptions {
   cgroupRoot: string;
   procRoot: string;
   proxyPort: number;
+  /** The datapath's inbound redirect port (pods capturing elsewhere are left alone). */
+  inboundPort?: number;
 }
 interface Meshed {
   id: number;
@@ -125,7 +127,7 @@ export class NodeAgent {
   }
 
   private async syncPod(uid: string, pod: V1Pod): Promise<void> {
-    const d = podCapture(pod);
+    const d = podCapture(pod, { proxyPort: this.o.proxyPort, inboundPort: this.o.inboundPort ?? 15006 });
     const cur = this.meshed.get(uid);
     if ("skip" in d) {
       if (cur) await this.remove(uid, cur, d.skip);

@@ -4,14 +4,16 @@
 //    container (or native-sidecar init container); not `sidecar.istio.io/inject: "false"`;
 //    not hostNetwork (pkg/kube/inject/inject.go never injects those); interception mode
 //    REDIRECT or TPROXY (NONE captures nothing);
-//  - settings: the traffic.sidecar.istio.io annotations the injection template writes
-//    (manifests/charts/istio-control/istio-discovery/files/injection-template.yaml), with
-//    istio-cni's defaults where one is absent (cni/pkg/plugin/sidecar_redirect.go:
-//    includeOutboundIPRanges "*", includeInboundPorts "*", excludeInbound/OutboundPorts "15020"),
-//    and 15090,15021 always excluded inbound (the template's `-d 15090,15021,...`).
+//  - settings: the istio-init (or istio-validation) container's istio-iptables arguments, or the
+//    traffic.sidecar.istio.io annotations, or istio-cni's defaults (capture-settings.ts); the
+//    proxy's UID and GID are both exempted; port 53 is never redirected (Istio's DNS capture owns
+//    it: istio-iptables SetupDNSRedir sends it to 15053); a pod whose settings need what the
+//    connect-time hooks cannot do (excludeInterfaces, virtual interfaces, other proxy ports) is
+//    left uncaptured with the reason.
 // `meshtune.io/datapath: "false"` opts a pod out of the eBPF datapath only.
 import type { V1Pod } from "@kubernetes/client-node";
 import { isIP } from "node:net";
+import { captureSettings } from "./capture-settings.js";
 
 export const POD_OUT_ALL = 1,
   POD_IN_ALL = 2,
@@ -24,6 +26,9 @@ const LIMIT = 64; // per list, as the loader's `pods set` accepts
 
 export interface Capture {
   flags: number;
+  /** The pod's proxy UID and GID (never captured). */
+  uid: number;
+  gid: number;
   ips: string[];
   /** port -> MT_PORT_* bits */
   ports: Map<number, number>;
@@ -32,7 +37,9 @@ export interface Capture {
 }
 export type Decision = { capture: Capture } | { skip: string };
 
-const T = "traffic.sidecar.istio.io/";
+const DEFAULT_PORTS = { proxyPort: 15001, inboundPort: 15006 };
+/** DNS: Istio's own capture sends it to the agent's DNS proxy (15053); meshtune never takes it. */
+const DNS_PORT = 53;
 
 function portList(v: string, what: string): number[] | "*" {
   const s = v.trim();
@@ -69,7 +76,7 @@ function cidrList(v: string, what: string): string[] | "*" {
 
 /** Capture settings for one pod, or why it is left alone. Bad annotations skip the pod with the
  * reason (the pod then works as unmeshed-by-eBPF; its own iptables, if any, still apply). */
-export function podCapture(pod: V1Pod): Decision {
+export function podCapture(pod: V1Pod, node: { proxyPort: number; inboundPort: number } = DEFAULT_PORTS): Decision {
   const a = pod.metadata?.annotations ?? {},
     l = pod.metadata?.labels ?? {};
   if (pod.spec?.hostNetwork) return { skip: "host-network" };
@@ -81,19 +88,29 @@ export function podCapture(pod: V1Pod): Decision {
   );
   if (!a["sidecar.istio.io/status"] || !proxy) return { skip: "no-sidecar" };
   if (a["meshtune.io/datapath"] === "false") return { skip: "opted-out" };
-  const mode = a["sidecar.istio.io/interceptionMode"] ?? "REDIRECT";
-  if (mode === "NONE") return { skip: "interception-none" };
-  if (mode !== "REDIRECT" && mode !== "TPROXY")
-    return { skip: `bad-annotation: sidecar.istio.io/interceptionMode ${JSON.stringify(mode)}` };
+  const s = captureSettings(pod);
+  if ("skip" in s) return s;
+  const from = s.source;
+  if (s.mode === "NONE") return { skip: "interception-none" };
+  if (s.mode !== "REDIRECT" && s.mode !== "TPROXY")
+    return { skip: `bad-settings: ${from}: interception mode ${JSON.stringify(s.mode)}` };
+  if (s.proxyPort !== node.proxyPort || s.inboundPort !== node.inboundPort)
+    return {
+      skip: `proxy-ports: ${from} capture to ${s.proxyPort}/${s.inboundPort}, the node's datapath to ${node.proxyPort}/${node.inboundPort}`,
+    };
+  // The connect-time hooks do not know which interface a connection will use.
+  if (s.excludeInterfaces.trim())
+    return { skip: `exclude-interfaces: ${from} exclude ${s.excludeInterfaces}; istio-iptables keeps this pod` };
+  if (s.rerouteInterfaces.trim())
+    return { skip: `virtual-interfaces: ${from} reroute ${s.rerouteInterfaces}; istio-iptables keeps this pod` };
   try {
-    const get = (k: string, d: string) => a[T + k] ?? d;
-    const inclRanges = cidrList(get("includeOutboundIPRanges", "*"), "includeOutboundIPRanges");
-    const exclRanges = cidrList(get("excludeOutboundIPRanges", ""), "excludeOutboundIPRanges");
+    const inclRanges = cidrList(s.includeOutboundIPRanges, "includeOutboundIPRanges");
+    const exclRanges = cidrList(s.excludeOutboundIPRanges, "excludeOutboundIPRanges");
     if (exclRanges === "*") throw new Error(`excludeOutboundIPRanges: "*" is not allowed`);
-    const inclIn = portList(get("includeInboundPorts", "*"), "includeInboundPorts");
-    const exclIn = portList(get("excludeInboundPorts", "15020"), "excludeInboundPorts");
-    const inclOut = portList(get("includeOutboundPorts", ""), "includeOutboundPorts");
-    const exclOut = portList(get("excludeOutboundPorts", "15020"), "excludeOutboundPorts");
+    const inclIn = portList(s.includeInboundPorts, "includeInboundPorts");
+    const exclIn = portList(s.excludeInboundPorts, "excludeInboundPorts");
+    const inclOut = portList(s.includeOutboundPorts, "includeOutboundPorts");
+    const exclOut = portList(s.excludeOutboundPorts, "excludeOutboundPorts");
     if (exclIn === "*" || exclOut === "*" || inclOut === "*")
       throw new Error(`"*" is only allowed in includeInboundPorts`);
     const ports = new Map<number, number>();
@@ -101,8 +118,11 @@ export function podCapture(pod: V1Pod): Decision {
       for (const p of ps) ports.set(p, (ports.get(p) ?? 0) | bit);
     };
     mark([15090, 15021, ...exclIn], PORT_IN_EXCLUDE);
-    mark(exclOut, PORT_OUT_EXCLUDE);
-    mark(inclOut, PORT_OUT_INCLUDE);
+    mark([DNS_PORT, ...exclOut], PORT_OUT_EXCLUDE);
+    mark(
+      inclOut.filter((p) => p !== DNS_PORT),
+      PORT_OUT_INCLUDE,
+    );
     if (inclIn !== "*") mark(inclIn, PORT_IN_INCLUDE);
     const ips = (pod.status?.podIPs?.map((p) => p.ip) ?? (pod.status?.podIP ? [pod.status.podIP] : [])).filter((ip) =>
       isIP(ip),
@@ -111,7 +131,9 @@ export function podCapture(pod: V1Pod): Decision {
       flags:
         (inclRanges === "*" ? POD_OUT_ALL : 0) |
         (inclIn === "*" ? POD_IN_ALL : 0) |
-        (mode === "REDIRECT" ? POD_IN_REDIRECT : 0),
+        (s.mode === "REDIRECT" ? POD_IN_REDIRECT : 0),
+      uid: s.uid,
+      gid: s.gid,
       ips,
       ports,
       exclude: exclRanges,
@@ -121,13 +143,13 @@ export function podCapture(pod: V1Pod): Decision {
       return { skip: `too-many-rules: more than ${LIMIT} ports or ranges` };
     return { capture: cap };
   } catch (e) {
-    return { skip: `bad-annotation: ${(e as Error).message}` };
+    return { skip: `bad-settings: ${from}: ${(e as Error).message}` };
   }
 }
 
 /** The loader's `pods set` line for a captured pod. */
 export function setLine(cgroupDir: string, id: number, c: Capture): string {
-  const parts = [`set ${cgroupDir}`, `id=${id}`, `flags=${c.flags}`];
+  const parts = [`set ${cgroupDir}`, `id=${id}`, `flags=${c.flags}`, `uid=${c.uid}`, `gid=${c.gid}`];
   if (c.ips.length) parts.push(`ips=${c.ips.join(",")}`);
   if (c.ports.size)
     parts.push(

@@ -126,6 +126,12 @@ export class Fixture {
     return r;
   }
 
+  /** The loader's `pods` command with these lines; its stdout. */
+  pods(...lines: string[]): string {
+    const p = sh(LOADER, ["pods"], { input: lines.map((l) => `${l}\n`).join("") });
+    return p.stdout + p.stderr;
+  }
+
   /** Always: unload, stop processes, remove the netns and the cgroup. */
   async close(): Promise<void> {
     loader("unload");
