@@ -5,7 +5,7 @@ NODE_BIN := node_modules/.bin
 APT_PKGS := clang clang-format llvm libbpf-dev bpftool iptables libelf-dev zlib1g-dev pkg-config iproute2 prometheus chromium
 ESBUILD_NODE := --bundle --platform=node --format=esm --target=node20 --packages=external
 
-.PHONY: deps sysdeps build run test test-unit bench integration clean typecheck lint format kube oracle
+.PHONY: deps sysdeps build run test test-unit bench integration clean typecheck lint format kube oracle helm
 node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
@@ -119,12 +119,18 @@ $(ORACLE_BIN)/.stamp: $(wildcard test/istio-oracle/*.go) test/istio-oracle/go.mo
 	touch $@
 oracle: $(ORACLE_BIN)/.stamp
 
+# Helm 4 for the chart tests (manifests/helm), built from the Go module proxy (test/helm/go.sum).
+build/helm/helm: test/helm/go.mod test/helm/go.sum
+	@mkdir -p build/helm
+	cd test/helm && $(GO) build -o ../../build/helm/helm helm.sh/helm/v4/cmd/helm
+helm: build/helm/helm
+
 build/test/.stamp: $(shell find controller test -name '*.ts') | node_modules/.stamp
 	rm -rf build/test
 	$(NODE_BIN)/esbuild $$(find test -name '*.test.ts') $(ESBUILD_NODE) --outdir=build/test --out-extension:.js=.mjs --log-level=warning
 	touch $@
 
-test-unit: build bpf build/test/.stamp kube oracle
+test-unit: build bpf build/test/.stamp kube oracle helm
 	test/run.sh
 
 test: typecheck lint test-unit

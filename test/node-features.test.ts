@@ -164,7 +164,11 @@ test("agent: a node whose checks fail runs without the datapath, says which chec
     assert.match(cm.data.datapath, /^disabled: cgroup-v2: cgroup .* is not on a cgroup v2 filesystem/);
     const n = JSON.parse(k.kubectl(["get", "node", "n2", "-o", "json"]));
     assert.is(n.metadata.labels[LABEL.datapath], "false");
-    await waitFor(() => out, (o) => /datapath disabled on this node: cgroup-v2/.test(o), 5000);
+    await waitFor(
+      () => out,
+      (o) => /datapath disabled on this node: cgroup-v2/.test(o),
+      5000,
+    );
     assert.match(out, /datapath disabled on this node: cgroup-v2/);
     assert.equal(loader("status").json?.loaded ?? false, before?.loaded ?? false, "nothing was loaded");
     const denied = k.audited("system:serviceaccount:meshtune-system:meshtune-node").filter((a) => a.code === 403);

@@ -17,7 +17,7 @@ import { deploymentPod } from "../fixtures/pods.js";
 import { DEFAULT_SCOPE, DEFAULT_COLLECTOR_HOST } from "../../controller/sidecar/scope.js";
 import type { TuneKind, TuneOutcome } from "../../controller/tune/apply.js";
 
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
 export const H = 3600_000;
 export const NOW = Date.parse("2026-11-22T12:00:00Z");
 const D = "cluster.local";
