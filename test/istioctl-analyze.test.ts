@@ -45,6 +45,24 @@ test("the manifests (kustomize build) are clean", () => {
   assert.equal(m, [], describe(m));
 });
 
+test("the Helm chart's render (every component on, a revision set) is clean", () => {
+  const out = execFileSync(
+    `${ROOT}/build/helm/helm`,
+    [
+      "template",
+      "meshtune",
+      `${ROOT}/manifests/helm/meshtune`,
+      "-n",
+      "meshtune-system",
+      "--set",
+      "tuningApply.enabled=true",
+    ],
+    { encoding: "utf8" },
+  );
+  const m = istioctlAnalyze({ "chart.yaml": out });
+  assert.equal(m, [], describe(m));
+});
+
 const FALLBACK = ["--fallback-host", DEFAULT_FALLBACK_HOST];
 for (const flags of [
   [],
