@@ -6,32 +6,13 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, statSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { ROOT } from "./helpers/cli.js";
-
-/** COPY lines of the Dockerfile as [sources, destination] (relative to WORKDIR). */
-function copies(): [string[], string][] {
-  return readFileSync(join(ROOT, "Dockerfile"), "utf8")
-    .split("\n")
-    .filter((l) => /^COPY\s/.test(l))
-    .map((l) => {
-      const parts = l.trim().split(/\s+/).slice(1);
-      return [parts.slice(0, -1), parts[parts.length - 1]] as [string[], string];
-    });
-}
+import { assembleImageTree } from "./helpers/image-tree.js";
 
 test("the Dockerfile's tree holds everything the components load, and runs", () => {
-  const tree = mkdtempSync(join(tmpdir(), "meshtune-image-"));
-  for (const [srcs, dst] of copies()) {
-    for (const src of srcs) {
-      assert.ok(existsSync(join(ROOT, src)), `COPY source ${src} missing: build it first`);
-      const target = dst.endsWith("/") ? join(tree, dst, basename(src)) : join(tree, dst);
-      cpSync(join(ROOT, src), target, { recursive: true });
-    }
-  }
-  symlinkSync(join(ROOT, "node_modules"), join(tree, "node_modules"));
+  const tree = assembleImageTree().dir;
   for (const f of ["build/meshtune-bpf", "build/meshtune-tcpstats"])
     assert.ok(statSync(join(tree, f)).mode & 0o111, `${f} is in the image and executable (the agent runs it)`);
   assert.ok(existsSync(join(tree, "build/ui/app.js")), "the dashboard bundle (/ui/, recommend --html)");
@@ -39,7 +20,7 @@ test("the Dockerfile's tree holds everything the components load, and runs", () 
     readFileSync(join(tree, "build/meshtune-filter.wasm.sha256"), "utf8").trim(),
     readFileSync(join(ROOT, "build/meshtune-filter.wasm.sha256"), "utf8").trim(),
   );
-  const html = join(tree, "report.html");
+  const html = join(tree, "..", "report.html");
   const r = spawnSync(
     process.execPath,
     [
