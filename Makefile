@@ -5,7 +5,7 @@ NODE_BIN := node_modules/.bin
 APT_PKGS := clang clang-format llvm libbpf-dev bpftool iptables libelf-dev zlib1g-dev pkg-config iproute2 prometheus chromium
 ESBUILD_NODE := --bundle --platform=node --format=esm --target=node20 --packages=external
 
-.PHONY: deps sysdeps build run test test-unit bench integration clean typecheck lint format kube oracle helm
+.PHONY: deps sysdeps build run test test-unit bench integration clean typecheck lint format kube oracle helm image-tree
 node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
@@ -19,6 +19,7 @@ sysdeps:
 	  || { tail -20 /tmp/meshtune-apt.log; echo "apt-get install failed:$$missing"; exit 1; }; fi
 
 build/meshtune.mjs: $(shell find controller -name '*.ts') | node_modules/.stamp
+	rm -rf build/chunks # stale chunks of earlier builds would ship in the image (COPY build/chunks)
 	$(NODE_BIN)/esbuild controller/main.ts $(ESBUILD_NODE) --splitting --outdir=build --entry-names=meshtune --chunk-names=chunks/[name]-[hash] --out-extension:.js=.mjs --log-level=warning
 	chmod +x $@
 
@@ -150,6 +151,9 @@ bench: build bpf oracle
 # kind + Istio + Bookinfo end to end; needs a Docker engine (a developer laptop), not part of make test.
 integration:
 	integration/run.sh
+
+image-tree: build bpf
+	integration/image-tree.sh
 
 clean:
 	rm -rf build

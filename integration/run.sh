@@ -7,8 +7,16 @@
 #  3. meshtune installed (kubectl apply -k manifests/), filter module served in-cluster
 #  4. traffic driven during learning; every request's status recorded: none may fail
 #  5. Sidecars must appear with exactly the expected hosts; config size and memory measured again
+# `integration/run.sh api-server`: where no kind cluster can run (this repo's CI), render and apply
+# everything to the real test kube-apiserver instead: the kustomize base and the Helm chart, and run
+# the image's components as shipped (test/real-apiserver*.test.ts, test/image-run.test.ts,
+# test/helm-chart.test.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = api-server ]; then
+  make build bpf kube oracle helm build/test/.stamp
+  exec node test/run-suite.mjs build/test '(real-apiserver.*|image-run|helm-chart|controller-ha|tune-apply)\.test\.mjs$'
+fi
 CLUSTER=${CLUSTER:-meshtune-it}
 ISTIO_VERSION=${ISTIO_VERSION:-1.27.1}
 NS=bookinfo
@@ -71,13 +79,21 @@ YAML
 # The module server must be Ready before the WasmPlugin points at it (Istio fetches once; FAIL_OPEN would skip the filter).
 kubectl -n meshtune-system rollout status deploy/meshtune-filter --timeout=180s
 kubectl -n istio-system patch wasmplugin meshtune --type merge -p "{\"spec\":{\"url\":\"http://meshtune-filter.meshtune-system.svc/meshtune-filter.wasm\",\"sha256\":\"$(cat build/meshtune-filter.wasm.sha256)\"}}"
-kubectl -n meshtune-system patch deploy meshtune-controller --type json -p '[
-  {"op":"replace","path":"/spec/template/spec/containers/0/image","value":"meshtune:dev"},
-  {"op":"replace","path":"/spec/template/spec/containers/0/args","value":["controller","--port=8080","--min-window=1m"]}]'
+# The image under test everywhere; only the learning window shortened (the manifest's other args,
+# the token port among them, stay as shipped).
+for d in deploy/meshtune-controller deploy/meshtune-fallback ds/meshtune-node; do
+  kubectl -n meshtune-system set image "$d" "*=meshtune:dev"
+done
+args=$(kubectl -n meshtune-system get deploy meshtune-controller -o jsonpath='{.spec.template.spec.containers[0].args}')
+kubectl -n meshtune-system patch deploy meshtune-controller --type json -p "[{\"op\":\"replace\",\"path\":\"/spec/template/spec/containers/0/args\",\"value\":$(echo "$args" | sed 's/--min-window=[^"]*/--min-window=1m/')}]"
 # Two replicas: both must become Ready (each after its own informer sync), not only the leader.
 kubectl -n meshtune-system rollout status deploy/meshtune-controller --timeout=180s
 [ "$(kubectl -n meshtune-system get deploy meshtune-controller -o jsonpath='{.status.readyReplicas}')" = 2 ] || { echo "integration: both controller replicas must be Ready"; exit 1; }
-kubectl -n meshtune-system delete daemonset meshtune-node # the eBPF datapath is tested on the host, not inside kind
+# The node agent: kind's nodes run the kubelet's systemd driver inside the node container; its
+# kubepods cgroup (not verified here: no kind cluster runs on this repo's machines).
+KIND_KUBEPODS=${KIND_KUBEPODS:-/sys/fs/cgroup/kubelet.slice/kubelet-kubepods.slice}
+kubectl -n meshtune-system set env ds/meshtune-node MESHTUNE_CGROUP="$KIND_KUBEPODS"
+kubectl -n meshtune-system rollout status ds/meshtune-node --timeout=180s
 
 # Drive traffic for the learning window and beyond; record every status code.
 kubectl -n $NS exec deploy/curl -- sh -c 'for i in $(seq 1 600); do curl -s -o /dev/null -w "%{http_code}\n" http://productpage:9080/productpage; sleep 0.2; done' > "$OUT/statuses.txt"
@@ -95,11 +111,13 @@ expect_hosts reviews-v2 istio-system/* $MT $NS/ratings.$NS.svc.cluster.local
 expect_hosts reviews-v3 istio-system/* $MT $NS/ratings.$NS.svc.cluster.local
 expect_hosts details-v1 istio-system/* $MT
 # After the apply the loop must stay closed: traffic still all 200, and reports still reach the collector.
-before=$(kubectl -n meshtune-system exec deploy/meshtune-controller -- wget -qO- localhost:8080/metrics | awk '/^meshtune_reports_received_total/{print $2}')
+# The image has no wget or curl: node's fetch reads the controller's metrics.
+metrics() { kubectl -n meshtune-system exec deploy/meshtune-controller -c controller -- node -e 'fetch("http://127.0.0.1:8080/metrics").then(r=>r.text()).then(t=>process.stdout.write(t))'; }
+before=$(metrics | awk '/^meshtune_reports_received_total/{print $2}')
 kubectl -n $NS exec deploy/curl -- sh -c 'for i in $(seq 1 150); do curl -s -o /dev/null -w "%{http_code}\n" http://productpage:9080/productpage; sleep 0.2; done' > "$OUT/statuses-after.txt"
 failed=$(grep -vc '^200$' "$OUT/statuses-after.txt" || true)
 [ "$failed" = 0 ] || { echo "integration: $failed requests failed after Sidecars were applied"; exit 1; }
-after=$(kubectl -n meshtune-system exec deploy/meshtune-controller -- wget -qO- localhost:8080/metrics | awk '/^meshtune_reports_received_total/{print $2}')
+after=$(metrics | awk '/^meshtune_reports_received_total/{print $2}')
 python3 -c "import sys; sys.exit(0 if float('${after:-0}') > float('${before:-0}') else 1)" || { echo "integration: collector stopped receiving reports after the apply"; exit 1; }
 sleep 20
 proxy_stats after | tee "$OUT/after.txt"

@@ -14,19 +14,12 @@ import { report } from "./fixtures/report.js";
 import { deploymentPod } from "./fixtures/pods.js";
 import { InboundProxy } from "./istio/inbound-proxy.js";
 import { realApiServer } from "./helpers/kube-apiserver.js";
-import { ROOT } from "./helpers/cli.js";
-import { join } from "node:path";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test("HA: both replicas Ready; standby forwards to the leader; takeover after the leader dies", async () => {
   const k = await realApiServer();
-  try {
-    k.kubectl(["create", "namespace", "istio-system"]);
-  } catch {
-    // another test file of this run created it
-  }
-  k.kubectl(["apply", "--server-side", "-k", join(ROOT, "manifests")]);
+  k.installManifests();
   // Its own namespace: other test files of the run use bookinfo.
   const NS = "ha-books";
   k.kubectl(["create", "namespace", NS]);

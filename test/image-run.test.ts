@@ -27,12 +27,7 @@ const NS = "meshtune-system";
 
 test.before(async () => {
   k = await realApiServer();
-  try {
-    k.kubectl(["create", "namespace", "istio-system"]);
-  } catch {
-    // another test file of this run created it
-  }
-  k.kubectl(["apply", "--server-side", "-k", join(ROOT, "manifests")]);
+  k.installManifests();
   k.kubectl(["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name: "node-a" } }));
   tree = assembleImageTree();
   objs = parseAllDocuments(k.kubectl(["kustomize", join(ROOT, "manifests")]))

@@ -134,12 +134,7 @@ test("NFD present: its cpuid labels decide CryptoMB and meshtune writes none of 
 test("agent: a node whose checks fail runs without the datapath, says which check and why, and publishes it (real API server, the agent's own token)", async () => {
   if (why) return console.log(`  skipped: ${why}`);
   const k = await realApiServer();
-  try {
-    k.kubectl(["create", "namespace", "istio-system"]);
-  } catch {
-    // another test file of this run created it
-  }
-  k.kubectl(["apply", "--server-side", "-k", join(ROOT, "manifests")]);
+  k.installManifests();
   k.kubectl(["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name: "n2" } }));
   const dir = mkdtempSync(join(tmpdir(), "meshtune-notcg-"));
   const kc = k.kubeconfigFor(k.token("meshtune-system", "meshtune-node"), "meshtune-node-n2");

@@ -34,12 +34,7 @@ const node = (name: string) =>
 
 test.before(async () => {
   k = await realApiServer();
-  try {
-    k.kubectl(["create", "namespace", "istio-system"]);
-  } catch {
-    // another test file of this run created it
-  }
-  k.kubectl(["apply", "--server-side", "-k", join(ROOT, "manifests")]);
+  k.installManifests();
 });
 
 test("node features by the agent's own token: labels by SSA without force, NFD's labels untouched, conflicts surface, status owned by the Node", async () => {

@@ -61,8 +61,7 @@ test.before(async () => {
 });
 
 test("manifests apply as a user would: kubectl apply --server-side -k manifests/", () => {
-  k.kubectl(["create", "namespace", "istio-system"]);
-  const out = k.kubectl(["apply", "--server-side", "-k", join(ROOT, "manifests")]);
+  const out = k.installManifests();
   for (const o of [
     "deployment.apps/meshtune-controller serverside-applied",
     "deployment.apps/meshtune-fallback serverside-applied",

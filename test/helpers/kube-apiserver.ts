@@ -26,6 +26,10 @@ export interface RealApiServer {
   kubeconfigFor(token: string, name?: string): string;
   /** kubectl against this server as admin; stdout, throws with stderr on failure. */
   kubectl(args: string[], input?: string): string;
+  /** The shipped manifests applied as a user would (`kubectl apply --server-side -k manifests/`),
+   * after the istio-system namespace Istio's install would have made; idempotent, so every test
+   * file sharing this server may call it. Returns kubectl's output. */
+  installManifests(): string;
   /** A token for namespace/serviceAccount by TokenRequest, optionally bound to a pod (node claims). */
   token(namespace: string, serviceAccount: string, pod?: { name: string; uid: string }): string;
   startupMs: number;
@@ -231,6 +235,13 @@ async function start(dir: string, procs: ChildProcess[]): Promise<RealApiServer>
     adminKubeconfig,
     kubeconfigFor,
     kubectl,
+    installManifests: () => {
+      kubectl(
+        ["apply", "-f", "-"],
+        JSON.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: "istio-system" } }),
+      );
+      return kubectl(["apply", "--server-side", "-k", join(ROOT, "manifests")]);
+    },
     token,
     startupMs,
     rssMiB: () => rss(api.pid) + rss(etcd.pid),

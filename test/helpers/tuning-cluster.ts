@@ -94,12 +94,7 @@ interface Backend {
 let seq = 0;
 async function realBackend(map: (ns: string) => string): Promise<Backend> {
   const k: RealApiServer = await realApiServer();
-  try {
-    k.kubectl(["create", "namespace", "istio-system"]);
-  } catch {
-    // created by another test of this run
-  }
-  k.kubectl(["apply", "--server-side", "-k", join(ROOT, "manifests")]);
+  k.installManifests();
   k.kubectl(["apply", "--server-side", "-f", join(ROOT, "manifests", "optional", "tuning-apply.yaml")]);
   const user = "system:serviceaccount:meshtune-system:meshtune-controller";
   const ours = new Set([map("shop"), map("gw")]);
