@@ -67,8 +67,20 @@ function launch(kind: string, name: string, extraEnv: Record<string, string>, ma
   const args = (c.args ?? []).map((a: string) => mapArg(a.replace(/\$\((\w+)\)/g, (_m, v) => env[v] ?? "")));
   const uid = c.securityContext?.runAsUser ?? pod.securityContext?.runAsUser ?? 65532;
   const gid = c.securityContext?.runAsGroup ?? pod.securityContext?.runAsGroup ?? 0;
+  // The container's capabilities: with `drop: [ALL]` only those added stay in the bounding set
+  // (what a non-privileged container gets), so a loader needing more fails here as in a pod.
+  const sc = c.securityContext ?? {};
+  const caps: string[] | null = sc.privileged
+    ? null
+    : sc.capabilities?.drop?.includes("ALL")
+      ? (sc.capabilities.add ?? [])
+      : null;
+  const bounded = caps
+    ? ["setpriv", "--bounding-set", ["-all", ...caps.map((x: string) => `+${x.toLowerCase()}`)].join(","), "--"]
+    : [];
   // ENTRYPOINT ["meshtune"]: /usr/local/bin/meshtune, a symlink into /opt/meshtune/build.
-  const p = spawn(process.execPath, [tree.path("/usr/local/bin/meshtune"), ...args], {
+  const argv = [...bounded, process.execPath, tree.path("/usr/local/bin/meshtune"), ...args];
+  const p = spawn(argv[0], argv.slice(1), {
     cwd: "/",
     env,
     uid,

@@ -42,7 +42,8 @@ test("node DaemonSet: runs the agent on its node's kubepods cgroup, no unload on
   const ds = parse(readFileSync(join(ROOT, "manifests/node-daemonset.yaml"), "utf8"));
   const spec = ds.spec.template.spec,
     c = spec.containers[0];
-  assert.is(c.securityContext.privileged, true);
+  assert.is(c.securityContext.privileged, false, "exactly the capabilities it needs, not privileged");
+  assert.equal(c.securityContext.capabilities, { drop: ["ALL"], add: ["BPF", "NET_ADMIN", "PERFMON"] });
   assert.is(c.securityContext.runAsUser, 0, "the image's user 65532 would get no capabilities (kubernetes#56374)");
   assert.ok(
     c.args.includes("--collector=http://meshtune-controller.meshtune-system.svc.cluster.local:8081/v1/reports"),
