@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 NODE_BIN := node_modules/.bin
-APT_PKGS := clang clang-format llvm libbpf-dev bpftool iptables libelf-dev zlib1g-dev pkg-config iproute2 prometheus chromium
+APT_PKGS := clang clang-format llvm libbpf-dev bpftool iptables libelf-dev zlib1g-dev pkg-config iproute2 prometheus chromium time
 ESBUILD_NODE := --bundle --platform=node --format=esm --target=node20 --packages=external
 
 .PHONY: deps sysdeps build run test test-unit bench integration clean typecheck lint format kube oracle helm image-tree

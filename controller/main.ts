@@ -1,6 +1,11 @@
 #!/usr/bin/env node
 import { main } from "./cli.js";
+import { rerunBounded } from "./heap-bound.js";
 
-main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-});
+const argv = process.argv.slice(2);
+const bounded = rerunBounded(argv);
+if (bounded !== null) process.exitCode = bounded;
+else
+  main(argv).then((code) => {
+    process.exitCode = code;
+  });

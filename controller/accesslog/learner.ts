@@ -57,6 +57,13 @@ export interface Placement {
   proxy: ProxyInfo;
 }
 
+/**
+ * Pods held while learning (before they are placed into workloads): the learner's memory bound,
+ * about 2.4 KB per pod with its edges (≈ 19 MB here). Beyond it the idlest pods, or those the
+ * catalog does not know, are evicted and counted in the report.
+ */
+export const SCRATCH_PODS = 8_000;
+
 export class AccessLogLearner {
   readonly skipped: Record<SkipReason, number> = {
     "not-access-log": 0,
@@ -75,10 +82,10 @@ export class AccessLogLearner {
   /** Per-pod buffers; the namespace is decided at the end from inbound SNI/cluster hosts. */
   private readonly pods = new Map<string, PodBuffer>();
   /**
-   * Keyed "?/pod" until finish(); up to 20k pods (the final graph holds no more workloads), evicting
-   * pods the catalog does not know (or the idlest), counted in the report.
+   * Keyed "?/pod" until finish(); up to SCRATCH_PODS pods, evicting pods the catalog does not know
+   * (or the idlest), counted in the report.
    */
-  private readonly scratch = new Graph({ ...DEFAULT_LIMITS, maxWorkloads: 20_000 });
+  private readonly scratch = new Graph({ ...DEFAULT_LIMITS, maxWorkloads: SCRATCH_PODS });
   private readonly fixed: PodBuffer | null; // --workload: every unprefixed line belongs to it
 
   constructor(readonly opts: LearnOptions) {
@@ -276,6 +283,9 @@ export class AccessLogLearner {
       b.node.proxy = proxy;
       into.mergeNode(b.node, ns, workload);
       placements.push({ pod, namespace: ns, workload, how, proxy });
+      // Each pod's scratch data goes as soon as it is merged: the two graphs never both hold it all.
+      this.pods.delete(pod);
+      this.scratch.nodes.delete(b.node.key);
     }
     // What the per-pod stage had to drop or evict is the result's too.
     for (const r of DROP_REASONS) into.dropped[r] += this.scratch.dropped[r];

@@ -15,6 +15,7 @@
 //     as `unexpected-source`, retryably, with the likely mesh setting named.
 //  2. A Kubernetes bearer token (node agents on the host network; people), via TokenReview.
 import type { IncomingMessage } from "node:http";
+import { UserError } from "../errors.js";
 import {
   NODE_NAME_EXTRA,
   NS_RE,
@@ -185,4 +186,16 @@ export function unexpectedSourceHint(source: string): string {
   return /^(::ffff:)?127\.0\.0\.1$|^::1$/.test(source)
     ? "is the mesh's inboundTrafficPolicy LOCALHOST? the controller needs PASSTHROUGH (the default) with REDIRECT interception"
     : "is this pod intercepted in TPROXY mode, or was the port excluded from interception? the controller pins sidecar.istio.io/interceptionMode: REDIRECT";
+}
+
+/** This pod's own mesh identity: --self, else the downward-API env (POD_NAMESPACE, SERVICE_ACCOUNT), else `dflt`. */
+export function selfIdentity(self: string | undefined, dflt: string): Identity {
+  const v =
+    self ??
+    (process.env.POD_NAMESPACE && process.env.SERVICE_ACCOUNT
+      ? `${process.env.POD_NAMESPACE}/${process.env.SERVICE_ACCOUNT}`
+      : dflt);
+  const id = parseIdentity(v);
+  if (!id) throw new UserError(`--self ${v}: expected NAMESPACE/SERVICEACCOUNT`, 2);
+  return id;
 }

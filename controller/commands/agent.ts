@@ -12,7 +12,7 @@ import { watchResource } from "../k8s/informer.js";
 import { listenAdmin } from "../k8s/admin-server.js";
 import { jsonLogger as log } from "../log.js";
 import { UserError } from "../errors.js";
-import { duration } from "./controller.js";
+import { duration } from "./common-flags.js";
 import { loadDatapath, PodMaps } from "../agent/datapath.js";
 import type { DatapathFlags } from "./bpf.js";
 import { NodeAgent } from "../agent/node-agent.js";

@@ -14,7 +14,7 @@ import { Graph } from "../model/graph.js";
 import { Collector, FORWARDED, FORWARDED_CALLER, FORWARDED_NODE } from "../collector/server.js";
 import { applyServerLimits, serverOptions } from "../collector/limits.js";
 import { KubeAccessReviewer } from "../k8s/access-review.js";
-import { parseIdentity, type Identity } from "../collector/caller.js";
+import { parseIdentity, selfIdentity } from "../collector/caller.js";
 import { loadKubeConfig, objectApi } from "../k8s/kube.js";
 import { LearnedStore } from "../k8s/learned-store.js";
 import { LeaderElector } from "../k8s/leader.js";
@@ -25,6 +25,8 @@ import { jsonLogger as log } from "../log.js";
 import { UserError } from "../errors.js";
 import { DEFAULT_SCOPE } from "../sidecar/scope.js";
 import { checkScopeFlags, qualifyServiceHost } from "./scope-flags.js";
+import { duration } from "./common-flags.js";
+export { duration };
 import { unlearnedMode } from "../istio/egress-proxy.js";
 import { TUNE_KINDS, type TuneKind } from "../tune/apply.js";
 import { dashboardHtml } from "../ui/html.js";
@@ -70,24 +72,6 @@ export interface ControllerFlags {
 }
 
 /** "90s", "15m", "2h", "7d" → ms. */
-export function duration(flag: string, v: string): number {
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(v);
-  if (!m) throw new UserError(`${flag} ${v}: expected a duration like 30s, 15m, 2h or 7d`, 2);
-  return Number(m[1]) * { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2] as "ms"];
-}
-
-/** This pod's own mesh identity: --self, else the downward-API env (POD_NAMESPACE, SERVICE_ACCOUNT), else `dflt`. */
-export function selfIdentity(self: string | undefined, dflt: string): Identity {
-  const v =
-    self ??
-    (process.env.POD_NAMESPACE && process.env.SERVICE_ACCOUNT
-      ? `${process.env.POD_NAMESPACE}/${process.env.SERVICE_ACCOUNT}`
-      : dflt);
-  const id = parseIdentity(v);
-  if (!id) throw new UserError(`--self ${v}: expected NAMESPACE/SERVICEACCOUNT`, 2);
-  return id;
-}
-
 /** --apply-tuning and its companions; tuning is applied only in --mode apply. */
 export function tuningFlags(
   f: Pick<ControllerFlags, "applyTuning" | "tuneInterval" | "maxRollouts" | "istioVersion" | "tuneMinRequests">,

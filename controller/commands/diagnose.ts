@@ -9,7 +9,7 @@ import { validateReport } from "../collector/report-schema.js";
 import { jsonFiles } from "../collector/report-dir.js";
 import { validateAgentReport } from "../collector/agent-report.js";
 import { UserError } from "../errors.js";
-import { duration } from "./controller.js";
+import { duration } from "./common-flags.js";
 
 export interface DiagnoseFlags {
   reports?: string;

@@ -19,7 +19,8 @@ import { watchResource } from "../k8s/informer.js";
 import { listenAdmin } from "../k8s/admin-server.js";
 import { jsonLogger as log } from "../log.js";
 import { UserError } from "../errors.js";
-import { duration, selfIdentity } from "./controller.js";
+import { duration } from "./common-flags.js";
+import { selfIdentity } from "../collector/caller.js";
 
 export interface FallbackFlags {
   trustDomain: string;

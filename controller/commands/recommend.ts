@@ -102,8 +102,23 @@ export async function learnAccessLogs(
 }
 
 export function renderSidecars(items: SidecarObj[], output: "yaml" | "json"): string {
-  if (output === "json") return JSON.stringify({ apiVersion: "v1", kind: "List", items }, null, 2) + "\n";
-  return items.map((s) => toYaml(s)).join("---\n");
+  let out = "";
+  writeSidecars((s) => (out += s), items, output);
+  return out;
+}
+
+/**
+ * One document (a JSON List, or YAML documents), written object by object: tens of thousands of
+ * Sidecars never sit in memory as one string (stdout to a pipe or file is synchronous).
+ */
+export function writeSidecars(write: (s: string) => void, items: SidecarObj[], output: "yaml" | "json"): void {
+  if (output === "yaml") {
+    items.forEach((s, i) => write((i ? "---\n" : "") + toYaml(s)));
+    return;
+  }
+  write('{\n  "apiVersion": "v1",\n  "kind": "List",\n  "items": [');
+  items.forEach((s, i) => write((i ? "," : "") + "\n    " + JSON.stringify(s, null, 2).replace(/\n/g, "\n    ")));
+  write(items.length ? "\n  ]\n}\n" : "]\n}\n");
 }
 
 interface Catalog {
@@ -256,7 +271,7 @@ export async function recommend(o: RecommendOptions): Promise<void> {
       );
     if (tuningYaml) await fs.writeFile(join(o.outDir, "recommendations.yaml"), tuningYaml);
   } else {
-    process.stdout.write(renderSidecars(result.sidecars, o.output));
+    writeSidecars((s) => process.stdout.write(s), result.sidecars, o.output);
     if (tuningYaml) process.stdout.write(`---\n${tuningYaml}`);
   }
 
