@@ -5,7 +5,9 @@
 // map write is counted and retried, never stops the loop.
 import { existsSync, statSync } from "node:fs";
 import type { V1Pod } from "@kubernetes/client-node";
-import { Counter, Gauge, type Registry } from "prom-client";
+import type { Counter, Gauge, Registry } from "prom-client";
+import { agentMetrics } from "../metrics.js";
+import type { Logger } from "../log.js";
 import { podCapture, setLine } from "./pod-capture.js";
 import { findPodCgroup, listening, podPid } from "./pod-cgroups.js";
 import type { PodMaps, Reply } from "./datapath.js";
@@ -46,30 +48,14 @@ export class NodeAgent {
     private readonly maps: PodMaps,
     private readonly o: AgentOptions,
     registry: Registry,
-    private readonly log: (level: string, msg: string, f: object) => void,
+    private readonly log: Logger,
   ) {
-    this.states = new Gauge({
-      name: "meshtune_agent_pods",
-      help: "Pods of this node by datapath state",
-      labelNames: ["state"],
-      registers: [registry],
-    });
-    this.skips = new Counter({
-      name: "meshtune_agent_pod_skips_total",
-      help: "Pods left to the kernel's normal path, by reason (counted on each change)",
-      labelNames: ["reason"],
-      registers: [registry],
-    });
-    this.deferred = new Counter({
-      name: "meshtune_agent_edges_deferred_total",
-      help: "L4 edges held for a later report by the per-report cap",
-      registers: [registry],
-    });
-    this.mapErrors = new Counter({
-      name: "meshtune_agent_map_errors_total",
-      help: "Pod map writes the loader refused",
-      registers: [registry],
-    });
+    ({
+      pods: this.states,
+      skips: this.skips,
+      deferred: this.deferred,
+      mapErrors: this.mapErrors,
+    } = agentMetrics(registry));
   }
 
   /** Re-adopt what a previous agent left in the pinned maps: same ids, no gap in capture. */

@@ -7,6 +7,7 @@
 // counted by reason in meshtune_reports_rejected_total.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { Counter, Registry } from "prom-client";
+import { collectorMetrics } from "../metrics.js";
 import type { Graph } from "../model/graph.js";
 import type { HostIndex } from "../istio/hosts.js";
 import { NODE_NAME_EXTRA, type AccessReviewer } from "../k8s/access-review.js";
@@ -137,28 +138,12 @@ export class Collector {
     this.rate = new RateLimiter(this.limits.ratePerSecond, this.limits.burst, 50_000, o.now);
     this.inflight = new InflightBudget(this.limits.maxInflightBytes, this.limits.maxInflightPerIdentity);
     this.reviews = new ReviewGate(this.limits.reviewsPerSecondPerSource, this.limits.reviewsPerSecond, o.now);
-    this.forwarded = new Counter({
-      name: "meshtune_reports_forwarded_total",
-      help: "Reports a standby forwarded to the leader and the leader accepted",
-      registers: [registry],
-    });
-    this.received = new Counter({
-      name: "meshtune_reports_received_total",
-      help: "Filter reports accepted into the graph",
-      registers: [registry],
-    });
-    this.rejected = new Counter({
-      name: "meshtune_reports_rejected_total",
-      help: "Reports (or connections) refused, by reason",
-      labelNames: ["reason"],
-      registers: [registry],
-    });
-    this.edgesDropped = new Counter({
-      name: "meshtune_edges_dropped_total",
-      help: "Edges of accepted reports that a graph cap refused, by reason",
-      labelNames: ["reason"],
-      registers: [registry],
-    });
+    ({
+      forwarded: this.forwarded,
+      received: this.received,
+      rejected: this.rejected,
+      edgesDropped: this.edgesDropped,
+    } = collectorMetrics(registry));
   }
 
   private now() {

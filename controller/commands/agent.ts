@@ -5,7 +5,8 @@
 // /healthz, /readyz, /metrics. It never unloads on exit: `meshtune bpf unload` does that.
 import { existsSync } from "node:fs";
 import { dirname } from "node:path";
-import { Registry, Counter, Gauge, collectDefaultMetrics } from "prom-client";
+import { Registry, collectDefaultMetrics } from "prom-client";
+import { agentProcessMetrics } from "../metrics.js";
 import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import { loadKubeConfig } from "../k8s/kube.js";
 import { watchResource } from "../k8s/informer.js";
@@ -113,11 +114,9 @@ export async function runAgent(f: AgentFlags): Promise<void> {
   const feats = evaluate(
     gatherNodeInputs({ proc: f.proc, sys: f.sys, probe: () => runProbe(cgroup), labels: nodeLabels }),
   );
-  const enabled = new Gauge({
-    name: "meshtune_node_feature_enabled",
-    help: "Node features this agent enabled (1) or refused (0)",
-    labelNames: ["feature"],
-    registers: [registry],
+  const { featureEnabled: enabled, reports } = agentProcessMetrics(registry, async () => {
+    const r = await maps.send("counters");
+    return r.ok ? (r.counters as Record<string, number>) : null;
   });
   enabled.set({ feature: "datapath" }, feats.datapath.ok ? 1 : 0);
   enabled.set({ feature: "tcpstats" }, feats.datapath.ok && feats.tcpstats.ok && !f.noKernelSignals ? 1 : 0);
@@ -156,29 +155,9 @@ export async function runAgent(f: AgentFlags): Promise<void> {
   }
 
   const maps = new PodMaps();
-  const agent = new NodeAgent(maps, { cgroupRoot: cgroup, procRoot: f.proc, proxyPort }, registry, (l, m, o) =>
-    log(l as "info", m, o),
-  );
+  const agent = new NodeAgent(maps, { cgroupRoot: cgroup, procRoot: f.proc, proxyPort }, registry, log);
   agent.onRelease = (id) => kernel?.forget(id);
   await agent.adopt();
-  const reports = new Counter({
-    name: "meshtune_agent_reports_total",
-    help: "L4 edge reports to the collector, by outcome",
-    labelNames: ["outcome"],
-    registers: [registry],
-  });
-  // Datapath counters, read from the maps at scrape time.
-  new Gauge({
-    name: "meshtune_datapath_events",
-    help: "eBPF datapath events since load, by reason (bpf/meshtune.h mt_reason)",
-    labelNames: ["reason"],
-    registers: [registry],
-    async collect() {
-      const r = await maps.send("counters");
-      if (r.ok) for (const [k, v] of Object.entries(r.counters as Record<string, number>)) this.set({ reason: k }, v);
-    },
-  });
-
   let stopped = false,
     ready = false;
   const fieldSelector = `spec.nodeName=${node}`;

@@ -176,7 +176,7 @@ export async function runController(f: ControllerFlags): Promise<void> {
     kc,
     api,
     graph,
-    new LearnedStore(api, (m, x) => log("warn", m, x)),
+    new LearnedStore(api, log),
     {
       ...opts,
       flushDelayMs: duration("--flush-delay", f.flushDelay),

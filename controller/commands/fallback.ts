@@ -158,7 +158,7 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
       delayMs: duration("--report-delay", f.reportDelay),
     },
     registry,
-    (m) => log("warn", m, {}),
+    log,
   );
   const denyNamespaces = new Set([self.namespace, ...(f.denyNamespace ?? [])]);
   const ownAddresses = new Set(

@@ -5,7 +5,8 @@
 // The labels name workloads and hosts, so this lives in its own registry, served only to
 // authorised readers (/api/metrics/edges), never on the open /metrics. At most MAX_EDGES
 // edges get series (4 components × 17 series each): further edges are counted, not exported.
-import { Counter, Histogram, type Registry } from "prom-client";
+import type { Counter, Histogram, Registry } from "prom-client";
+import { edgeTimeMetrics } from "../metrics.js";
 import type { DiagnoseStore } from "./store.js";
 import { runDiagnose } from "./diagnose.js";
 
@@ -20,23 +21,7 @@ export class EdgeTimeMetric {
   private lastWindow = -1;
 
   constructor(registry: Registry) {
-    this.h = new Histogram({
-      name: "meshtune_edge_time_seconds",
-      help: "Per-request time of each edge by component (client_proxy, network, server_proxy, app), from both proxies' timings",
-      labelNames: ["component", "client", "server"],
-      buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
-      registers: [registry],
-    });
-    this.dropped = new Counter({
-      name: "meshtune_edge_time_observations_dropped_total",
-      help: "Edge-time observations beyond the per-window cap",
-      registers: [registry],
-    });
-    this.edgesDropped = new Counter({
-      name: "meshtune_edge_time_edges_dropped_total",
-      help: `Edge windows not exported because ${MAX_EDGES} edges already have series`,
-      registers: [registry],
-    });
+    ({ time: this.h, dropped: this.dropped, edgesDropped: this.edgesDropped } = edgeTimeMetrics(registry, MAX_EDGES));
   }
 
   /** Observe the last closed window once. */

@@ -4,7 +4,9 @@
 // caller pod (`maxPendingPerCaller`), so one caller's flood of distinct hosts fills only its own
 // share and never evicts or crowds out another caller's entries; excess is dropped and counted. A failed POST keeps its entries (bounded) and is
 // retried with backoff; a refusal (4xx) drops them, counted: resending would not change it.
-import { Counter, type Registry } from "prom-client";
+import type { Counter, Registry } from "prom-client";
+import { fallbackReporterMetrics } from "../metrics.js";
+import type { Logger } from "../log.js";
 import type { Learned } from "./server.js";
 import type { FallbackReport } from "../collector/fallback-report.js";
 import { postReport } from "../collector/post-report.js";
@@ -38,20 +40,9 @@ export class LearnReporter {
   constructor(
     private readonly o: ReporterOptions,
     registry: Registry,
-    private readonly log: (msg: string) => void = () => {},
+    private readonly log: Logger = () => {},
   ) {
-    this.sent = new Counter({
-      name: "meshtune_fallback_reports_total",
-      help: "Fast-path reports to the collector, by outcome",
-      labelNames: ["outcome"],
-      registers: [registry],
-    });
-    this.dropped = new Counter({
-      name: "meshtune_fallback_learned_dropped_total",
-      help: "Learned entries not reported, by reason",
-      labelNames: ["reason"],
-      registers: [registry],
-    });
+    ({ sent: this.sent, dropped: this.dropped } = fallbackReporterMetrics(registry));
   }
 
   add(l: Learned): void {
@@ -102,8 +93,8 @@ export class LearnReporter {
     } else if (p.outcome === "refused") {
       this.sent.inc({ outcome: "refused" });
       this.dropped.inc({ reason: "refused" }, batch.length);
-      this.log(`collector refused a fallback report: ${p.detail}`);
-    } else this.log(`collector ${p.detail.startsWith("unreachable") ? p.detail : `answered ${p.detail}`}; will retry`);
+      this.log("warn", "collector refused a fallback report", { detail: p.detail });
+    } else this.log("warn", "collector did not take the fallback report; will retry", { detail: p.detail });
     if (retry) {
       this.sent.inc({ outcome: "failed" });
       for (const e of batch) {

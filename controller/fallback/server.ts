@@ -26,7 +26,8 @@ import {
   type ServerResponse,
   type Server as HttpServer,
 } from "node:http";
-import { Counter, type Registry } from "prom-client";
+import type { Counter, Registry } from "prom-client";
+import { fallbackMetrics } from "../metrics.js";
 import { parseClientHelloSni, looksLikeTls } from "./sni.js";
 import { route, type RouteContext, type VerifiedCaller } from "./route.js";
 import { verifyCaller, type PodOfAddress } from "./caller.js";
@@ -103,18 +104,7 @@ export class FallbackServer {
       maxConnectionMs: 3_600_000,
       ...opts,
     };
-    this.requests = new Counter({
-      name: "meshtune_fallback_requests_total",
-      help: "Requests (HTTP) and connections (TLS) the fallback forwarded, by outcome",
-      labelNames: ["proto", "outcome"],
-      registers: [registry],
-    });
-    this.refused = new Counter({
-      name: "meshtune_fallback_refused_total",
-      help: "Connections or requests the fallback could not or would not route, by reason",
-      labelNames: ["reason"],
-      registers: [registry],
-    });
+    ({ requests: this.requests, refused: this.refused } = fallbackMetrics(registry));
     this.http = createHttpServer({ requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: 0 }, (req, res) =>
       this.onRequest(req, res),
     );

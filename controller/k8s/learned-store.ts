@@ -5,6 +5,7 @@ import type { KubernetesObjectApi, V1ConfigMap } from "@kubernetes/client-node";
 import type { HostSeen } from "../reconcile/decide.js";
 import { isNotFound, statusCode } from "./kube.js";
 import { MANAGED_BY } from "../sidecar/generate.js";
+import type { Logger } from "../log.js";
 
 export const STORE_NAME = "meshtune-learned";
 export const MAX_HOSTS_PER_WORKLOAD = 1000;
@@ -42,7 +43,7 @@ export class LearnedStore {
   private readonly dirty = new Set<string>();
   constructor(
     private readonly api: KubernetesObjectApi,
-    private readonly log: (msg: string, f?: object) => void = () => {},
+    private readonly log: Logger = () => {},
   ) {}
 
   get(ns: string, name: string): Learned | undefined {
@@ -160,7 +161,7 @@ export class LearnedStore {
         this.merge(ns, name, l.observedSinceMs, l.hosts);
         n++;
       } catch (e) {
-        this.log("skipping corrupt learned-state entry", {
+        this.log("warn", "skipping corrupt learned-state entry", {
           namespace: ns,
           workload: name,
           error: (e as Error).message,
@@ -180,7 +181,7 @@ export class LearnedStore {
     for (const [name, l] of entries) {
       const s = encode(l);
       if (bytes + s.length > MAX_BYTES) {
-        this.log("learned-state ConfigMap full; entry kept in memory only", { namespace: ns, workload: name });
+        this.log("warn", "learned-state ConfigMap full; entry kept in memory only", { namespace: ns, workload: name });
         continue;
       }
       data[name] = s;

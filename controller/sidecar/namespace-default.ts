@@ -4,11 +4,14 @@
 // A per-workload Sidecar replaces that default entirely; Istio merges nothing. So meshtune carries
 // the default's egress hosts and outbound policy into what it writes (a namespace REGISTRY_ONLY
 // stays REGISTRY_ONLY), or stands aside, saying why, when the default sets what it cannot carry.
-import type { SidecarObj } from "./generate.js";
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-export type OutboundPolicy = NonNullable<SidecarObj["spec"]["outboundTrafficPolicy"]>;
+/** A Sidecar's outboundTrafficPolicy (generate.ts writes the same shape). */
+export interface OutboundPolicy {
+  mode: "ALLOW_ANY" | "REGISTRY_ONLY";
+  egressProxy?: { host: string; port: { number: number } };
+}
 
 export interface NamespaceDefault {
   namespace: string;
