@@ -10,12 +10,15 @@ import * as L from "./fixtures/lines.js";
 const tmp = mkdtempSync(join(tmpdir(), "meshtune-cli-"));
 const SAMPLE = ["--access-log", "samples/bookinfo/access.log"];
 
-test("bundled sample: YAML Sidecars on stdout, report on stderr", () => {
+test("bundled sample: one YAML List of Sidecars on stdout, report on stderr", () => {
   const r = meshtune(["recommend", ...SAMPLE, "--catalog", "samples/bookinfo/catalog.json"]);
   assert.is(r.code, 0, r.stderr);
-  const docs = parseAllDocuments(r.stdout).map((d) => d.toJS());
+  const all = parseAllDocuments(r.stdout).map((d) => d.toJS());
+  assert.is(all.length, 1, "exactly one document");
+  assert.is(all[0].kind, "List");
+  const docs = all[0].items;
   assert.is(docs.length, 10);
-  const pp = docs.find((d) => d.metadata.name === "productpage-v1");
+  const pp = docs.find((d: { metadata: { name: string } }) => d.metadata.name === "productpage-v1");
   assert.equal(pp.spec.egress[0].hosts, [
     "bookinfo/details.bookinfo.svc.cluster.local",
     "bookinfo/reviews.bookinfo.svc.cluster.local",
@@ -173,6 +176,43 @@ test("--unlearned: egress-proxy on Istio lines proven to honour it, passthrough 
   assert.match(bad.stderr, /--unlearned sometimes: expected auto, egress-proxy or passthrough/);
 });
 
+test("--workload that matches no workload in the input: exit 2 with the closest names seen, nothing on stdout", () => {
+  const r = meshtune(["recommend", ...SAMPLE, "--workload", "bookinfo/productpage"]);
+  assert.is(r.code, 2, r.stderr);
+  assert.is(r.stdout, "");
+  assert.match(
+    r.stderr,
+    /--workload bookinfo\/productpage: no traffic of that workload in the input; workloads seen: bookinfo\/productpage-v1, /,
+  );
+  const ok = meshtune(["recommend", ...SAMPLE, "--workload", "bookinfo/productpage-v1", "-o", "json"]);
+  assert.is(ok.code, 0, ok.stderr);
+  assert.equal(
+    JSON.parse(ok.stdout).items.map((s: { metadata: { name: string } }) => s.metadata.name),
+    ["productpage-v1"],
+  );
+});
+
+test("a user Sidecar in --catalog that selects a workload: no second Sidecar for it (IST0110), the reason in the report", () => {
+  const cat = JSON.parse(readFileSync("samples/bookinfo/catalog.json", "utf8"));
+  cat.items.push({
+    apiVersion: "networking.istio.io/v1",
+    kind: "Sidecar",
+    metadata: { name: "reviews-mine", namespace: "bookinfo" },
+    spec: { workloadSelector: { labels: { app: "reviews", version: "v2" } }, egress: [{ hosts: ["./*"] }] },
+  });
+  const dir = mkdtempSync(join(tmpdir(), "meshtune-usersc-"));
+  writeFileSync(join(dir, "catalog.json"), JSON.stringify(cat));
+  const r = meshtune(["recommend", ...SAMPLE, "--catalog", join(dir, "catalog.json"), "-o", "json"]);
+  assert.is(r.code, 0, r.stderr);
+  const names = JSON.parse(r.stdout).items.map((s: { metadata: { name: string } }) => s.metadata.name);
+  assert.not.ok(names.includes("reviews-v2"), names.join(","));
+  assert.ok(names.includes("reviews-v3"));
+  assert.match(
+    r.stderr,
+    /user Sidecar bookinfo\/reviews-mine already selects this workload \(two Sidecars on one pod: IST0110\)/,
+  );
+});
+
 test.run();
 
 test("bundled sample with --rules --resources --discovery --cryptomb: Sidecars, then reviewable rules and patches, each rule valid for Istio", async () => {
@@ -197,24 +237,27 @@ test("bundled sample with --rules --resources --discovery --cryptomb: Sidecars, 
     "1.27",
   ]);
   assert.is(r.code, 0, r.stderr);
-  const docs = parseAllDocuments(r.stdout)
+  // Exactly one document on stdout, whole objects only (Sidecars and meshtune's own rules);
+  // partial Deployments and Services (patches) and install guidance go to the report.
+  const all = parseAllDocuments(r.stdout).map((d) => d.toJS());
+  assert.is(all.length, 1, "exactly one document");
+  assert.is(all[0].kind, "List");
+  const docs = all[0].items;
+  const kinds = docs.map((d: { kind?: string }) => d.kind ?? "?");
+  assert.equal([...new Set(kinds)].sort(), ["DestinationRule", "Sidecar", "VirtualService"], kinds.join(","));
+  assert.match(r.stderr, /## not on stdout: merge these into objects you own/);
+  assert.match(r.stderr, /kind: IstioOperator/);
+  assert.match(r.stderr, /kind: Deployment/);
+  for (const d of docs.filter((x: { kind: string }) => x.kind === "VirtualService" || x.kind === "DestinationRule"))
+    assert.equal(validateRule(d), [], `${d.kind} ${d.metadata.name}`);
+  assert.match(r.stderr, /http\[0\]\.timeout: /, "each rule field says why (in the report)");
+  assert.match(r.stderr, /sidecar\.istio\.io\/proxyCPU/, "resource patches in the report");
+  const patches = parseAllDocuments(
+    r.stderr.slice(r.stderr.indexOf("## not on stdout")).split("\n").slice(1).join("\n").split("\n## ")[0],
+  )
     .map((d) => d.toJS())
     .filter(Boolean);
-  const kinds = docs.map((d) => d.kind ?? "?");
-  assert.not.ok(kinds.includes("?"), "every document is a whole object with a kind");
-  assert.ok(kinds.includes("IstioOperator"), "the discovery scope is an IstioOperator");
-  assert.ok(
-    kinds.includes("Sidecar") &&
-      kinds.includes("VirtualService") &&
-      kinds.includes("DestinationRule") &&
-      kinds.includes("Deployment"),
-    kinds.join(","),
-  );
-  for (const d of docs.filter((x) => x.kind === "VirtualService" || x.kind === "DestinationRule"))
-    assert.equal(validateRule(d), [], `${d.kind} ${d.metadata.name}`);
-  assert.match(r.stdout, /# http\[0\]\.timeout: /, "each rule field says why");
-  assert.match(r.stdout, /sidecar\.istio\.io\/proxyCPU/);
-  const gw = docs.find(
+  const gw = patches.find(
     (d) =>
       d.metadata?.annotations?.["proxy.istio.io/config"] ||
       d.spec?.template?.metadata?.annotations?.["proxy.istio.io/config"],

@@ -19,7 +19,7 @@ import { virtualServiceRef, type VirtualServiceRef } from "../istio/virtual-serv
 import { checkScopeFlags, qualifyServiceHost } from "./scope-flags.js";
 import { unlearnedMode } from "../istio/egress-proxy.js";
 import { tune } from "../tune/tune.js";
-import { renderTuning } from "../tune/render.js";
+import { tuningParts, renderParts, type TuningParts } from "../tune/render.js";
 import { proxyUsage } from "../tune/prometheus-usage.js";
 import { writeHtmlReport } from "./recommend-html.js";
 
@@ -101,25 +101,62 @@ export async function learnAccessLogs(
   return { inputs, placements };
 }
 
-export function renderSidecars(items: SidecarObj[], output: "yaml" | "json"): string {
+type Obj = Record<string, unknown>;
+
+export function renderSidecars(items: Obj[] | SidecarObj[], output: "yaml" | "json"): string {
   let out = "";
-  writeSidecars((s) => (out += s), items, output);
+  writeList((s) => (out += s), items as Obj[], output);
   return out;
 }
 
 /**
- * One document (a JSON List, or YAML documents), written object by object: tens of thousands of
- * Sidecars never sit in memory as one string (stdout to a pipe or file is synchronous).
+ * Exactly one document, a Kubernetes List (JSON or YAML), parseable by kubectl apply -f -, jq and
+ * yq; written object by object, so tens of thousands of Sidecars never sit in memory as one string
+ * (stdout to a pipe or file is synchronous).
  */
-export function writeSidecars(write: (s: string) => void, items: SidecarObj[], output: "yaml" | "json"): void {
+export function writeList(write: (s: string) => void, items: Obj[], output: "yaml" | "json"): void {
   if (output === "yaml") {
-    items.forEach((s, i) => write((i ? "---\n" : "") + toYaml(s)));
+    write(items.length ? "apiVersion: v1\nkind: List\nitems:\n" : "apiVersion: v1\nkind: List\nitems: []\n");
+    for (const o of items)
+      write(
+        toYaml(o)
+          .trimEnd()
+          .split("\n")
+          .map((l, i) => (i ? "    " : "  - ") + l)
+          .join("\n") + "\n",
+      );
     return;
   }
   write('{\n  "apiVersion": "v1",\n  "kind": "List",\n  "items": [');
   items.forEach((s, i) => write((i ? "," : "") + "\n    " + JSON.stringify(s, null, 2).replace(/\n/g, "\n    ")));
   write(items.length ? "\n  ]\n}\n" : "]\n}\n");
 }
+
+/**
+ * --workload must name a workload the input shows: a Sidecar for one it never saw would import
+ * nothing and cut it off when applied. Exit 2 with the closest names seen.
+ */
+function checkWorkloadSeen(graph: Graph, key: string): void {
+  const n = graph.nodes.get(key);
+  if (n && (n.edges.size || n.unknown.size || n.pods.size)) return;
+  const [ns, name] = key.split("/");
+  const seen = [...graph.nodes.values()].filter((x) => x.edges.size || x.unknown.size || x.pods.size);
+  const score = (x: { namespace: string; name: string }) =>
+    (x.namespace === ns ? 0 : 2) + (x.name.startsWith(name) || name.startsWith(x.name) ? 0 : 1);
+  const candidates = seen
+    .sort((a, b) => score(a) - score(b) || a.key.localeCompare(b.key))
+    .slice(0, 8)
+    .map((x) => x.key);
+  throw new UserError(
+    `--workload ${key}: no traffic of that workload in the input${candidates.length ? `; workloads seen: ${candidates.join(", ")}` : ""}`,
+    2,
+  );
+}
+
+const partName = (o: Obj) => {
+  const m = o.metadata as { name: string; namespace?: string };
+  return `${m.namespace ?? "cluster"}.${String(o.kind).toLowerCase()}.${m.name}`;
+};
 
 interface Catalog {
   services: CatalogService[];
@@ -203,6 +240,7 @@ export async function recommend(o: RecommendOptions): Promise<void> {
   if (o.reports) inputs.push(await loadReportDir(o.reports, graph));
   if (graph.nodes.size === 0)
     throw new UserError(`no access-log entries or reports found in ${inputs.map((i) => i.name).join(", ")}`);
+  if (o.workload) checkWorkloadSeen(graph, o.workload);
 
   const gen: GenerateOptions = {
     ...DEFAULT_GENERATE,
@@ -223,7 +261,7 @@ export async function recommend(o: RecommendOptions): Promise<void> {
   const savings = catalog ? result.sidecars.map((s) => estimateSavings(s, catalog.services)) : null;
 
   const want = { rules: !!o.rules, resources: !!o.resources, discovery: !!o.discovery, cryptomb: !!o.cryptomb };
-  let tuningYaml = "";
+  let parts: TuningParts | null = null;
   let tuning: ReturnType<typeof tune> | null = null;
   if (want.rules || want.resources || want.discovery || want.cryptomb || o.html) {
     const v = /^(\d+)\.(\d+)$/.exec(o.istioVersion);
@@ -247,7 +285,7 @@ export async function recommend(o: RecommendOptions): Promise<void> {
       usage: cal?.usage,
       handshakes: cal?.handshakes,
     });
-    if (want.rules || want.resources || want.discovery || want.cryptomb) tuningYaml = renderTuning(tuning, want);
+    if (want.rules || want.resources || want.discovery || want.cryptomb) parts = tuningParts(tuning, want);
   }
   if (o.html)
     await writeHtmlReport(o.html, {
@@ -262,21 +300,43 @@ export async function recommend(o: RecommendOptions): Promise<void> {
       reports: o.reports,
     });
 
+  // stdout: whole objects only (Sidecars, meshtune's own rules). Patches and install guidance go
+  // to --out-dir files or the report, each with its reasons.
+  const applyParts = parts?.apply ?? [];
+  const aside = parts ? [...parts.patches, ...parts.guidance] : [];
+  let tuningReport = "";
   if (o.outDir) {
     await fs.mkdir(o.outDir, { recursive: true });
+    const wrote: string[] = [];
+    const file = async (name: string, text: string) => {
+      await fs.writeFile(join(o.outDir!, name), text);
+      wrote.push(name);
+    };
     for (const s of result.sidecars)
-      await fs.writeFile(
-        join(o.outDir, `${s.metadata.namespace}.${s.metadata.name}.${o.output}`),
-        renderSidecars([s], o.output),
-      );
-    if (tuningYaml) await fs.writeFile(join(o.outDir, "recommendations.yaml"), tuningYaml);
+      await file(`${s.metadata.namespace}.${s.metadata.name}.${o.output}`, renderSidecars([s], o.output));
+    for (const x of applyParts) await file(`${partName(x.obj)}.${o.output}`, renderSidecars([x.obj], o.output));
+    if (parts?.patches.length) await file("patches.yaml", renderParts(parts.patches));
+    if (parts?.guidance.length) await file("install-guidance.yaml", renderParts(parts.guidance));
+    process.stderr.write(`meshtune: wrote ${wrote.length} files to ${o.outDir}: ${wrote.join(", ")}\n`);
   } else {
-    writeSidecars((s) => process.stdout.write(s), result.sidecars, o.output);
-    if (tuningYaml) process.stdout.write(`---\n${tuningYaml}`);
+    writeList(
+      (s) => process.stdout.write(s),
+      [...(result.sidecars as unknown as Obj[]), ...applyParts.map((x) => x.obj)],
+      o.output,
+    );
+    if (aside.length)
+      tuningReport += `\n## not on stdout: merge these into objects you own (reasons above each)\n${renderParts(aside)}`;
   }
+  if (applyParts.length)
+    tuningReport =
+      "\n## rules on stdout, and why\n" +
+      applyParts.map((x) => `${partName(x.obj)}:\n${x.why.map((w) => `  ${w}`).join("\n")}`).join("\n") +
+      "\n" +
+      tuningReport;
+  if (parts?.notes.length) tuningReport += `\n## tuning notes\n${parts.notes.map((n) => `- ${n}`).join("\n")}\n`;
 
   const limits = { dropped: graph.dropped, evicted: graph.evicted };
-  const text = renderReport({ inputs, placements, result, savings, limits, mesh });
+  const text = renderReport({ inputs, placements, result, savings, limits, mesh }) + tuningReport;
   if (o.report) await fs.writeFile(o.report, text);
   else process.stderr.write(text);
   // A hit limit is always said on stderr, even when the report goes to a file.

@@ -115,12 +115,28 @@ export function sidecarFor(n: WorkloadNode, opts: GenerateOptions, rejected: Rej
     : null;
   if (dflt?.unmergeable)
     return `default Sidecar ${dflt.namespace}/${dflt.name} cannot be carried into a per-workload Sidecar (${dflt.unmergeable})`;
+  // Two Sidecars selecting one pod is undefined behaviour (IST0110): the user's wins, as in the controller.
+  const labels = opts.labels?.(n) ?? n.labels ?? defaultLabels(n.name);
+  const userSel = existing.find((s) => {
+    const m = s.metadata as { namespace?: string; name?: string; labels?: Record<string, string> } | undefined;
+    const sel = (s.spec as { workloadSelector?: { labels?: Record<string, string> } } | undefined)?.workloadSelector
+      ?.labels;
+    return (
+      m?.namespace === n.namespace &&
+      m?.labels?.["app.kubernetes.io/managed-by"] !== "meshtune" &&
+      sel &&
+      Object.keys(sel).length > 0 &&
+      Object.entries(sel).every(([k, v]) => labels[k] === v)
+    );
+  });
+  if (userSel)
+    return `user Sidecar ${n.namespace}/${(userSel.metadata as { name: string }).name} already selects this workload (two Sidecars on one pod: IST0110)`;
   const hosts = scopeHosts(learnedImports(n, opts, rejected), n.namespace, opts, rejected, dflt?.hosts ?? []);
   const ep = dflt?.policy?.egressProxy;
   return buildSidecar(
     n.namespace,
     n.name,
-    opts.labels?.(n) ?? n.labels ?? defaultLabels(n.name),
+    labels,
     hosts,
     ep ? { host: ep.host, port: ep.port.number } : opts.egressProxy,
     dflt?.policy?.mode ?? opts.mesh.outboundMode,
