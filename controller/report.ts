@@ -44,9 +44,10 @@ function sizeTotals(rows: Savings[], side: "before" | "after"): XdsSize {
   return t;
 }
 
-export function renderReport(d: ReportData): string {
-  const out: string[] = ["# meshtune report"];
-  for (const i of d.inputs) {
+/** What each input held and what was skipped, by reason. */
+export function inputLines(inputs: InputSummary[]): string[] {
+  const out: string[] = [];
+  for (const i of inputs) {
     const sk = Object.entries(i.skipped)
       .filter(([, n]) => n > 0)
       .map(([r, n]) => `${r} ${fmt(n)}`);
@@ -56,6 +57,11 @@ export function renderReport(d: ReportData): string {
     );
     if (i.records === 0) out.push(`  warning: ${i.name} holds no access-log entries`);
   }
+  return out;
+}
+
+export function renderReport(d: ReportData): string {
+  const out: string[] = ["# meshtune report", ...inputLines(d.inputs)];
   const lim = limitsLine(d.limits);
   if (lim) out.push(lim);
   const by = (how: Placement["how"]) => d.placements.filter((p) => p.how === how);

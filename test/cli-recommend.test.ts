@@ -2,6 +2,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { mkdtempSync, writeFileSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { meshtune } from "./helpers/cli.js";
@@ -211,6 +212,31 @@ test("a user Sidecar in --catalog that selects a workload: no second Sidecar for
     r.stderr,
     /user Sidecar bookinfo\/reviews-mine already selects this workload \(two Sidecars on one pod: IST0110\)/,
   );
+});
+
+test("inputs as users collect them: gzip, kubectl logs --prefix --timestamps; an input that teaches nothing gets its report and the fix; stdin once", () => {
+  const dir = mkdtempSync(join(tmpdir(), "meshtune-inputs-"));
+  const lines = readFileSync("samples/bookinfo/access.log", "utf8").split("\n").filter(Boolean);
+  // --timestamps: the kubelet's RFC 3339 time after the prefix.
+  const stamped =
+    lines.map((l) => l.replace(/^(\[pod\/[^\]]+\] )/, "$12026-11-20T10:00:06.830123456Z ")).join("\n") + "\n";
+  writeFileSync(join(dir, "stamped.log"), stamped);
+  writeFileSync(join(dir, "stamped.log.gz"), gzipSync(stamped));
+  const plain = meshtune(["recommend", ...SAMPLE, "-o", "json"]);
+  for (const f of ["stamped.log", "stamped.log.gz"]) {
+    const r = meshtune(["recommend", "--access-log", join(dir, f), "-o", "json"]);
+    assert.is(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout), JSON.parse(plain.stdout), `${f}: the same Sidecars as the plain log`);
+  }
+  // Unprefixed lines without --workload: the report still says what was skipped, and the error the fix.
+  writeFileSync(join(dir, "unprefixed.log"), lines.map((l) => l.replace(/^\[pod\/[^\]]+\] /, "")).join("\n") + "\n");
+  const un = meshtune(["recommend", "--access-log", join(dir, "unprefixed.log")]);
+  assert.is(un.code, 1);
+  assert.match(un.stderr, /# meshtune report\ninput .*unprefixed\.log: .* skipped: .*unattributed/);
+  assert.match(un.stderr, /carry no pod: collect them with `kubectl logs --prefix`, or pass --workload NS\/NAME/);
+  const twice = meshtune(["recommend", "--access-log", "-", "--access-log", "-"], "");
+  assert.is(twice.code, 2);
+  assert.match(twice.stderr, /standard input can be read once/);
 });
 
 test.run();

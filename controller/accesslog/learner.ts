@@ -62,6 +62,9 @@ export interface Placement {
  * about 2.4 KB per pod with its edges (≈ 19 MB here). Beyond it the idlest pods, or those the
  * catalog does not know, are evicted and counted in the report.
  */
+/** The kubelet's timestamp `kubectl logs --timestamps` adds: 2026-11-20T10:00:06.830123456Z (or an offset). */
+const KUBELET_TS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d) /;
+
 export const SCRATCH_PODS = 8_000;
 
 export class AccessLogLearner {
@@ -126,6 +129,9 @@ export class AccessLogLearner {
       pod = p.pod;
       line = p.rest;
     }
+    // `kubectl logs --timestamps` puts the kubelet's RFC 3339 time before each line.
+    const ts = KUBELET_TS.exec(line);
+    if (ts) line = line.slice(ts[0].length);
     if (ZTUNNEL.test(line)) {
       this.skipped["ztunnel-log"]++;
       if (pod) this.shapeOf(pod, { kind: "ztunnel", why: "ztunnel access-log lines" });

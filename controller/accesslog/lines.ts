@@ -1,7 +1,8 @@
 // Streaming line splitter with a hard cap on line length, so memory stays
 // constant whatever the input: an over-long line is skipped while it streams
 // past, never buffered whole.
-import { promises as fs } from "node:fs";
+import { promises as fs, createReadStream } from "node:fs";
+import { createGunzip } from "node:zlib";
 
 export const MAX_LINE_BYTES = 64 * 1024;
 
@@ -81,4 +82,17 @@ export async function* fileChunks(path: string, size = 1 << 20): AsyncGenerator<
   } finally {
     await fh.close();
   }
+}
+
+/** A file's bytes, gunzipped when it starts with gzip's magic bytes (`kubectl logs … | gzip`). */
+export async function* inputChunks(path: string): AsyncGenerator<Buffer> {
+  const fh = await fs.open(path, "r");
+  const head = Buffer.alloc(2);
+  try {
+    await fh.read(head, 0, 2, 0);
+  } finally {
+    await fh.close();
+  }
+  if (head[0] === 0x1f && head[1] === 0x8b) yield* createReadStream(path).pipe(createGunzip());
+  else yield* fileChunks(path);
 }

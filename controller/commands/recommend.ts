@@ -3,14 +3,14 @@ import { toYaml } from "../k8s/yaml.js";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { AccessLogLearner } from "../accesslog/learner.js";
-import { fileChunks } from "../accesslog/lines.js";
+import { inputChunks } from "../accesslog/lines.js";
 import { Graph } from "../model/graph.js";
 import { generateSidecars, type SidecarObj, DEFAULT_GENERATE, type GenerateOptions } from "../sidecar/generate.js";
 import { validateSidecar } from "../sidecar/validate.js";
 import { catalogItems, parseCatalog, type CatalogService } from "../sidecar/catalog.js";
 import { PodCatalog } from "../sidecar/pod-catalog.js";
 import { estimateSavings } from "../sidecar/savings.js";
-import { limitsLine, renderReport, type InputSummary } from "../report.js";
+import { inputLines, limitsLine, renderReport, type InputSummary } from "../report.js";
 import { UserError, describeFsError } from "../errors.js";
 import { loadReportDir } from "../collector/report-dir.js";
 import { HostIndex } from "../istio/hosts.js";
@@ -80,7 +80,7 @@ export async function learnAccessLogs(
   });
   for (const p of paths) {
     const before = { lines: l.lines, records: l.records, bytes: l.bytes, skipped: { ...l.skipped } };
-    const stream = p === "-" ? process.stdin : fileChunks(p);
+    const stream = p === "-" ? process.stdin : inputChunks(p);
     try {
       await l.learnStream(stream);
     } catch (e) {
@@ -130,6 +130,18 @@ export function writeList(write: (s: string) => void, items: Obj[], output: "yam
   write('{\n  "apiVersion": "v1",\n  "kind": "List",\n  "items": [');
   items.forEach((s, i) => write((i ? "," : "") + "\n    " + JSON.stringify(s, null, 2).replace(/\n/g, "\n    ")));
   write(items.length ? "\n  ]\n}\n" : "]\n}\n");
+}
+
+/** The likely fix for an input that taught nothing, from its skip reasons. */
+function emptyInputHint(inputs: InputSummary[]): string {
+  const sum = (k: string) => inputs.reduce((a, i) => a + (i.skipped[k] ?? 0), 0);
+  if (sum("unattributed"))
+    return `: ${sum("unattributed")} access-log lines carry no pod: collect them with \`kubectl logs --prefix\`, or pass --workload NS/NAME for one workload's log`;
+  if (sum("not-proxy-container"))
+    return ": only application containers' lines: collect the istio-proxy container's logs";
+  if (sum("not-access-log"))
+    return ": no Envoy access-log lines (Istio writes none unless meshConfig.accessLogFile is set, e.g. /dev/stdout)";
+  return "";
 }
 
 /**
@@ -205,6 +217,8 @@ async function loadMesh(path: string): Promise<MeshConfig> {
 export async function recommend(o: RecommendOptions): Promise<void> {
   if (o.accessLog.length === 0 && !o.reports)
     throw new UserError("recommend needs --access-log FILE|- or --reports DIR", 2);
+  if (o.accessLog.filter((p) => p === "-").length > 1)
+    throw new UserError("--access-log -: standard input can be read once; give it once", 2);
   if (o.workload && !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(o.workload))
     throw new UserError(`--workload ${o.workload}: expected NAMESPACE/NAME`, 2);
   const iv = /^(\d+)\.(\d+)$/.exec(o.istioVersion);
@@ -238,8 +252,18 @@ export async function recommend(o: RecommendOptions): Promise<void> {
     graph,
   );
   if (o.reports) inputs.push(await loadReportDir(o.reports, graph));
-  if (graph.nodes.size === 0)
-    throw new UserError(`no access-log entries or reports found in ${inputs.map((i) => i.name).join(", ")}`);
+  if (graph.nodes.size === 0) {
+    // Say what was skipped and why before failing (the skip reasons name the fix); an input with
+    // no lines at all needs no report beyond the one-line error.
+    if (inputs.some((i) => i.lines > 0)) {
+      const text = ["# meshtune report", ...inputLines(inputs)].join("\n") + "\n";
+      if (o.report) await fs.writeFile(o.report, text);
+      else process.stderr.write(text);
+    }
+    throw new UserError(
+      `no access-log entries or reports found in ${inputs.map((i) => i.name).join(", ")}${emptyInputHint(inputs)}`,
+    );
+  }
   if (o.workload) checkWorkloadSeen(graph, o.workload);
 
   const gen: GenerateOptions = {
