@@ -67,6 +67,11 @@ export function buildCli(): Command {
       "Istio mesh config (istio ConfigMap or MeshConfig YAML): outbound policy, extension providers",
     )
     .option(
+      "--kubeconfig <file>",
+      "read the catalog and mesh config from this cluster instead of --catalog (read-only: manifests/optional/recommend-reader.yaml)",
+    )
+    .option("--context <name>", "kubeconfig context for --kubeconfig")
+    .option(
       "--collector-host <fqdn>",
       "meshtune collector service every Sidecar keeps",
       "meshtune-controller.meshtune-system.svc.cluster.local",

@@ -22,6 +22,7 @@ import { tune } from "../tune/tune.js";
 import { tuningParts, renderParts, type TuningParts } from "../tune/render.js";
 import { proxyUsage } from "../tune/prometheus-usage.js";
 import { writeHtmlReport } from "./recommend-html.js";
+import { readLiveCatalog } from "./live-catalog.js";
 
 export interface RecommendOptions {
   accessLog: string[];
@@ -38,6 +39,9 @@ export interface RecommendOptions {
   fallbackPort: string;
   /** auto | egress-proxy | passthrough (controller/istio/egress-proxy.ts). */
   unlearned?: string;
+  /** Read the catalog and mesh config from this cluster (live-catalog.ts) instead of --catalog. */
+  kubeconfig?: string;
+  context?: string;
   report?: string;
   alwaysInclude: string[];
   clusterDomain: string;
@@ -177,6 +181,18 @@ interface Catalog {
   items: Record<string, unknown>[];
 }
 
+function catalogOf(items: Record<string, unknown>[], domain: string): Catalog {
+  return {
+    services: parseCatalog({ items }, domain),
+    pods: new PodCatalog(items),
+    items,
+    virtualServices: items
+      .filter((o) => o?.kind === "VirtualService")
+      .map((o) => virtualServiceRef(o, domain))
+      .filter((v): v is VirtualServiceRef => v !== null),
+  };
+}
+
 async function loadCatalog(path: string, domain: string): Promise<Catalog> {
   let raw: string;
   try {
@@ -185,16 +201,7 @@ async function loadCatalog(path: string, domain: string): Promise<Catalog> {
     throw new UserError(`--catalog ${describeFsError(path, e)}`);
   }
   try {
-    const items = catalogItems(raw);
-    return {
-      services: parseCatalog({ items }, domain),
-      pods: new PodCatalog(items),
-      items,
-      virtualServices: items
-        .filter((o) => o?.kind === "VirtualService")
-        .map((o) => virtualServiceRef(o, domain))
-        .filter((v): v is VirtualServiceRef => v !== null),
-    };
+    return catalogOf(catalogItems(raw), domain);
   } catch (e) {
     throw new UserError(`--catalog ${path}: ${(e as Error).message}`);
   }
@@ -242,8 +249,15 @@ export async function recommend(o: RecommendOptions): Promise<void> {
   if (!Number.isInteger(fallbackPort) || fallbackPort < 1 || fallbackPort > 65535)
     throw new UserError(`--fallback-port ${o.fallbackPort}: expected 1-65535`, 2);
   for (const p of o.accessLog) await checkReadable(p);
-  const catalog = o.catalog ? await loadCatalog(o.catalog, o.clusterDomain) : null;
-  const mesh = o.meshConfig ? await loadMesh(o.meshConfig) : DEFAULT_MESH;
+  if (o.kubeconfig && o.catalog)
+    throw new UserError("--kubeconfig and --catalog: give one (a live cluster or a file)", 2);
+  const live = o.kubeconfig ? await readLiveCatalog(o.kubeconfig, o.context) : null;
+  const catalog = live
+    ? catalogOf(live.items, o.clusterDomain)
+    : o.catalog
+      ? await loadCatalog(o.catalog, o.clusterDomain)
+      : null;
+  const mesh = o.meshConfig ? await loadMesh(o.meshConfig) : (live?.mesh ?? DEFAULT_MESH);
 
   const graph = new Graph();
   const { inputs, placements } = await learnAccessLogs(

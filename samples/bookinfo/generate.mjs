@@ -103,7 +103,7 @@ const items = [];
 let vip = 1;
 function service(name, ns, ports, eps = 2) {
   items.push({ apiVersion: "v1", kind: "Service", metadata: { name, namespace: ns },
-    spec: { clusterIP: `10.96.${Math.floor(vip / 250)}.${(vip++ % 250) + 1}`, ports: ports.map(([port, pname]) => ({ name: pname, port, protocol: "TCP", targetPort: port })) } });
+    spec: { clusterIP: `10.96.${Math.floor(vip / 250)}.${(vip++ % 250) + 1}`, ports: ports.map(([port, pname, protocol = "TCP"]) => ({ name: pname, port, protocol, targetPort: port })) } });
   items.push({ apiVersion: "v1", kind: "Endpoints", metadata: { name, namespace: ns },
     subsets: [{ addresses: Array.from({ length: eps }, (_, k) => ({ ip: `10.244.${vip % 200}.${k + 10}` })), ports: ports.map(([port, pname]) => ({ name: pname, port })) }] });
 }
@@ -115,7 +115,7 @@ service("redis", "shop", [[6379, "tcp-redis"]], 1);
 service("istiod", "istio-system", [[15010, "grpc-xds"], [15012, "https-dns"], [443, "https-webhook"], [15014, "http-monitoring"]], 2);
 service("istio-ingressgateway", "istio-system", [[80, "http2"], [443, "https"], [15021, "status-port"]], 2);
 service("istio-egressgateway", "istio-system", [[80, "http2"], [443, "https"]], 2);
-service("kube-dns", "kube-system", [[53, "dns"], [53, "dns-tcp"], [9153, "metrics"]], 2);
+service("kube-dns", "kube-system", [[53, "dns", "UDP"], [53, "dns-tcp"], [9153, "metrics"]], 2);
 service("prometheus", "monitoring", [[9090, "http-web"]], 1);
 service("grafana", "monitoring", [[3000, "http"]], 1);
 service("alertmanager", "monitoring", [[9093, "http"]], 1);
