@@ -358,6 +358,19 @@ test("discovery: a namespace nobody meshed calls is excluded; a service only its
   );
   assert.is(t.discovery.exportTo[0].annotation, ".,istio-system,meshtune-system");
   assert.ok(t.discovery.saving.clustersPerProxy >= 3, "etl's 2 ports + b's port");
+  // An idle namespace with an injected pod is meshed: hiding it from istiod would leave that
+  // pod's proxy without config (issue 24 item 5).
+  const idle = run(g, { a: 1, b: 1 }, {}, [
+    { kind: "Namespace", metadata: { name: "shop" } },
+    { kind: "Namespace", metadata: { name: "legacy" } },
+    { kind: "Namespace", metadata: { name: "batch" } },
+    {
+      kind: "Pod",
+      metadata: { name: "old-1", namespace: "legacy", annotations: { "sidecar.istio.io/status": "{}" } },
+      spec: { containers: [{ name: "app" }, { name: "istio-proxy" }] },
+    },
+  ]);
+  assert.equal(idle.discovery.excludedNamespaces, ["batch"], "legacy holds an injected pod: kept");
 });
 
 test("CryptoMB: gateways and high-handshake workloads on capable nodes only, preferred affinity, fallback on; nothing forced", () => {

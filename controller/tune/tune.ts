@@ -93,7 +93,12 @@ export function tune(i: TuneInputs): Tuning {
   }
   resources.sort((a, b) => a.workload.localeCompare(b.workload));
 
+  // Meshed: a namespace with traffic, or with an injected pod even when it is idle (the injector's
+  // sidecar.istio.io/status annotation, or an istio-proxy container): hiding it from istiod
+  // would leave that pod's proxy without config.
   const meshed = new Set([...i.graph.nodes.values()].map((n) => n.namespace));
+  for (const o of i.items)
+    if (o?.kind === "Pod" && o.metadata?.namespace && isInjected(o)) meshed.add(o.metadata.namespace);
   const namespaces = i.items
     .filter((o) => o?.kind === "Namespace")
     .map((o) => o.metadata?.name)
@@ -154,4 +159,9 @@ export function userRuleHosts(items: Obj[], kind: "VirtualService" | "Destinatio
 function kindOf(p: Obj | undefined): string {
   const o = p?.metadata?.ownerReferences?.find((r: Obj) => r.controller);
   return !o ? "Deployment" : o.kind === "ReplicaSet" ? "Deployment" : o.kind;
+}
+
+function isInjected(p: Obj): boolean {
+  const containers = [...(p.spec?.containers ?? []), ...(p.spec?.initContainers ?? [])] as { name?: string }[];
+  return !!p.metadata?.annotations?.["sidecar.istio.io/status"] || containers.some((c) => c.name === "istio-proxy");
 }
