@@ -241,6 +241,18 @@ test("settings the connect-time hooks cannot honour leave the pod uncaptured, ne
   assert.is(dns.ports.get(443), PORT_OUT_INCLUDE);
 });
 
+test("review findings: -g defaults to -u, a root proxy is left alone, NONE from ProxyConfig's env is honoured", () => {
+  // istio-iptables: without -g the GID is -u, not the container's group.
+  const g = cap(shaped("istio-init", iptablesArgs({ u: "4000" }), {}, { runAsUser: 4000, runAsGroup: 5000 }));
+  assert.equal([g.uid, g.gid], [4000, 4000]);
+  const root = podCapture(shaped("istio-init", iptablesArgs({ u: "0" }), {}, { runAsUser: 0 }));
+  assert.ok("skip" in root && /^proxy-root:/.test(root.skip), JSON.stringify(root));
+  // interceptionMode NONE set in ProxyConfig: no init container, no annotation, only the env.
+  const none = injected();
+  none.spec!.containers![1].env = [{ name: "ISTIO_META_INTERCEPTION_MODE", value: "NONE" }];
+  assert.equal(podCapture(none), { skip: "interception-none" });
+});
+
 test("kubelet cgroup names: cgroupfs and systemd drivers, any QoS depth", () => {
   assert.ok(podCgroupName(`pod${UID}`, UID));
   assert.ok(podCgroupName(`kubepods-burstable-pod${UID.replace(/-/g, "_")}.slice`, UID));

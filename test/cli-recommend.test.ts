@@ -139,6 +139,7 @@ test("a log that starts with 100,000 fake pods: real Sidecars kept, the limit sa
   ]);
   assert.is(strict.code, 3);
   assert.match(strict.stderr, /^meshtune: --strict: LIMITS HIT/m);
+  assert.is(strict.stdout, "", "--strict refuses before anything reaches stdout (no partial apply)");
 });
 
 test("usage errors exit 2 with one line", () => {

@@ -119,6 +119,20 @@ for (const ns of ["shop", "istio-system"])
     assert.is(after.calls![1].cluster, before.calls![1].cluster, "the default's ./* hosts kept: cart unchanged");
   });
 
+test("a default Sidecar's policy without a mode is REGISTRY_ONLY (sidecar.proto: REGISTRY_ONLY = 0)", () => {
+  const d = defaultSidecar("shop", { egress: [{ hosts: ["./*"] }], outboundTrafficPolicy: {} });
+  assert.equal(
+    namespaceDefault(
+      () => [d],
+      "shop",
+      "istio-system",
+      () => false,
+    )!.policy,
+    { mode: "REGISTRY_ONLY" },
+  );
+  assert.equal(meshtuneSidecar([d]).spec.outboundTrafficPolicy, { mode: "REGISTRY_ONLY" });
+});
+
 test("a default Sidecar meshtune cannot carry (ingress listeners) makes it stand aside and say why", () => {
   const dflt = defaultSidecar("shop", {
     ingress: [{ port: { number: 8080, protocol: "HTTP", name: "http" }, defaultEndpoint: "127.0.0.1:8080" }],

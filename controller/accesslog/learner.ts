@@ -66,6 +66,8 @@ export interface Placement {
 const KUBELET_TS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d) /;
 
 export const SCRATCH_PODS = 8_000;
+/** Edges held while learning (~1 KB each): with SCRATCH_PODS, what the heap bound is sized for. */
+export const SCRATCH_EDGES = 30_000;
 
 export class AccessLogLearner {
   readonly skipped: Record<SkipReason, number> = {
@@ -88,7 +90,7 @@ export class AccessLogLearner {
    * Keyed "?/pod" until finish(); up to SCRATCH_PODS pods, evicting pods the catalog does not know
    * (or the idlest), counted in the report.
    */
-  private readonly scratch = new Graph({ ...DEFAULT_LIMITS, maxWorkloads: SCRATCH_PODS });
+  private readonly scratch = new Graph({ ...DEFAULT_LIMITS, maxWorkloads: SCRATCH_PODS, maxEdgesTotal: SCRATCH_EDGES });
   private readonly fixed: PodBuffer | null; // --workload: every unprefixed line belongs to it
 
   constructor(readonly opts: LearnOptions) {

@@ -103,20 +103,37 @@ export function captureSettings(pod: V1Pod): CaptureSettings | { skip: string } 
       (c.name === "istio-init" || c.name === "istio-validation") &&
       [...(c.command ?? []), ...(c.args ?? [])].some(isIptables),
   );
-  const sc = proxyContainer(pod)?.securityContext;
+  const proxy = proxyContainer(pod);
+  const sc = proxy?.securityContext;
+  // Interception mode set through ProxyConfig reaches the pod only as the proxy's environment.
+  const envMode = proxy?.env?.find((e) => e.name === "ISTIO_META_INTERCEPTION_MODE")?.value;
   try {
-    const ctrUid =
-      num(sc?.runAsUser?.toString(), "istio-proxy runAsUser") ??
-      num(pod.spec?.securityContext?.runAsUser?.toString(), "runAsUser");
-    const ctrGid =
-      num(sc?.runAsGroup?.toString(), "istio-proxy runAsGroup") ??
-      num(pod.spec?.securityContext?.runAsGroup?.toString(), "runAsGroup");
-    if (!init) {
+    // The istio-proxy container's own securityContext (istio-cni reads no pod-level default).
+    const ctrUid = num(sc?.runAsUser?.toString(), "istio-proxy runAsUser");
+    const ctrGid = num(sc?.runAsGroup?.toString(), "istio-proxy runAsGroup");
+    let f: Map<string, string> | null = null;
+    if (init) {
+      const argv = [...(init.command ?? []), ...(init.args ?? [])];
+      f = parseIptablesArgs(argv.slice(argv.findIndex(isIptables) + 1));
+      // The injector derives both from the same values: a difference means someone edited one.
+      for (const [flag, ann] of Object.entries(ANNOTATION_OF)) {
+        const fv = f.get(flag),
+          av = a[ann];
+        if (fv !== undefined && av !== undefined && norm(fv) !== norm(av))
+          return {
+            skip: `ambiguous: ${init.name} says --${flag} ${JSON.stringify(fv)}, annotation ${ann} says ${JSON.stringify(av)}`,
+          };
+      }
+    }
+    // Without istio-cni (istio-init) the arguments are what istio-iptables applied. With istio-cni
+    // (istio-validation, or no init container) the plugin programs from the annotations and its own
+    // defaults (cni/pkg/plugin/sidecar_redirect.go); the arguments only cross-check them.
+    if (!f || init?.name === "istio-validation") {
       const annotated = Object.keys(a).some((k) => k.startsWith(T));
       const uid = ctrUid ?? 1337;
       return {
         source: annotated ? "annotations" : "istio-cni defaults",
-        mode: a["sidecar.istio.io/interceptionMode"] ?? "REDIRECT",
+        mode: a["sidecar.istio.io/interceptionMode"] ?? envMode ?? "REDIRECT",
         includeOutboundIPRanges: a[`${T}includeOutboundIPRanges`] ?? "*",
         excludeOutboundIPRanges: a[`${T}excludeOutboundIPRanges`] ?? "",
         includeInboundPorts: a[`${T}includeInboundPorts`] ?? "*",
@@ -131,21 +148,10 @@ export function captureSettings(pod: V1Pod): CaptureSettings | { skip: string } 
         gid: ctrGid ?? uid,
       };
     }
-    const argv = [...(init.command ?? []), ...(init.args ?? [])];
-    const f = parseIptablesArgs(argv.slice(argv.findIndex(isIptables) + 1));
-    // The injector derives both from the same values: a difference means someone edited one.
-    for (const [flag, ann] of Object.entries(ANNOTATION_OF)) {
-      const fv = f.get(flag),
-        av = a[ann];
-      if (fv !== undefined && av !== undefined && norm(fv) !== norm(av))
-        return {
-          skip: `ambiguous: ${init.name} says --${flag} ${JSON.stringify(fv)}, annotation ${ann} says ${JSON.stringify(av)}`,
-        };
-    }
     const uid = num(f.get("proxy-uid"), "-u") ?? ctrUid ?? 1337;
     return {
-      source: init.name === "istio-init" ? "istio-init args" : "istio-validation args",
-      mode: f.get("istio-inbound-interception-mode") ?? "REDIRECT",
+      source: "istio-init args",
+      mode: f.get("istio-inbound-interception-mode") ?? envMode ?? "REDIRECT",
       includeOutboundIPRanges: f.get("istio-service-cidr") ?? "",
       excludeOutboundIPRanges: f.get("istio-service-exclude-cidr") ?? "",
       includeInboundPorts: f.get("istio-inbound-ports") ?? "",
@@ -157,7 +163,8 @@ export function captureSettings(pod: V1Pod): CaptureSettings | { skip: string } 
       excludeInterfaces: f.get("istio-exclude-interfaces") ?? "",
       rerouteInterfaces: f.get("kube-virt-interfaces") ?? "",
       uid,
-      gid: num(f.get("proxy-gid"), "-g") ?? ctrGid ?? uid,
+      // istio-iptables: -g defaults to -u (tools/istio-iptables/pkg/config).
+      gid: num(f.get("proxy-gid"), "-g") ?? uid,
     };
   } catch (e) {
     return { skip: `bad-settings: ${init?.name ?? "annotations"}: ${(e as Error).message}` };

@@ -94,6 +94,9 @@ export function podCapture(pod: V1Pod, node: { proxyPort: number; inboundPort: n
   if (s.mode === "NONE") return { skip: "interception-none" };
   if (s.mode !== "REDIRECT" && s.mode !== "TPROXY")
     return { skip: `bad-settings: ${from}: interception mode ${JSON.stringify(s.mode)}` };
+  // The BPF program reads uid 0 as "not set" (the node's proxy UID applies): a proxy running as
+  // root could not be exempted, and its own connections would loop back to it.
+  if (s.uid === 0) return { skip: `proxy-root: ${from} run the proxy as uid 0; istio-iptables keeps this pod` };
   if (s.proxyPort !== node.proxyPort || s.inboundPort !== node.inboundPort)
     return {
       skip: `proxy-ports: ${from} capture to ${s.proxyPort}/${s.inboundPort}, the node's datapath to ${node.proxyPort}/${node.inboundPort}`,

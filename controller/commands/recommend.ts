@@ -338,6 +338,13 @@ export async function recommend(o: RecommendOptions): Promise<void> {
       reports: o.reports,
     });
 
+  // --strict refuses before anything reaches stdout: Sidecars learned from dropped data must not
+  // flow into `| kubectl apply -f -`.
+  const limitsHit = limitsLine({ dropped: graph.dropped, evicted: graph.evicted });
+  if (limitsHit && o.strict) {
+    process.stderr.write(["# meshtune report", ...inputLines(inputs), limitsHit].join("\n") + "\n");
+    throw new UserError(`--strict: ${limitsHit}`, 3);
+  }
   // stdout: whole objects only (Sidecars, meshtune's own rules). Patches and install guidance go
   // to --out-dir files or the report, each with its reasons.
   const applyParts = parts?.apply ?? [];

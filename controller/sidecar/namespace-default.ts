@@ -51,7 +51,8 @@ export function namespaceDefault(
   const p = spec.outboundTrafficPolicy;
   const policy: OutboundPolicy | null = p
     ? {
-        mode: p.mode === "REGISTRY_ONLY" ? "REGISTRY_ONLY" : "ALLOW_ANY",
+        // sidecar.proto: REGISTRY_ONLY = 0, so a policy without a mode is REGISTRY_ONLY.
+        mode: p.mode === "ALLOW_ANY" ? "ALLOW_ANY" : "REGISTRY_ONLY",
         ...(p.egressProxy?.host
           ? { egressProxy: { host: p.egressProxy.host, port: { number: p.egressProxy.port?.number } } }
           : {}),
