@@ -20,13 +20,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 test("HA: both replicas Ready; standby forwards to the leader; takeover after the leader dies", async () => {
   const k = await realApiServer();
   k.installManifests();
-  // Its own namespace: other test files of the run use bookinfo.
+  // Its own namespace and pod names: other test files of the run use bookinfo and the sample's pods.
   const NS = "ha-books";
   k.kubectl(["create", "namespace", NS]);
   k.kubectl(["label", "namespace", NS, "meshtune.io/enabled=true"]);
   for (const [w, h, sfx, app, v] of [
-    ["reviews-v2", "7bf8c9648f", "2lcgn", "reviews", "v2"],
-    ["details-v1", "79f774bdb9", "kx7lq", "details", "v1"],
+    ["reviews-v2", "5c6d7e8f9a", "hha01", "reviews", "v2"],
+    ["details-v1", "6b7c8d9e0f", "hha02", "details", "v1"],
   ]) {
     k.kubectl(["create", "serviceaccount", `${NS}-${app}`, "-n", NS]);
     k.kubectl(

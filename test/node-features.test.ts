@@ -6,25 +6,17 @@ import { readFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
-import { meshtune, ROOT, CLI } from "./helpers/cli.js";
+import { meshtune, CLI } from "./helpers/cli.js";
 import { bpfUnavailable, loader, waitFor, CGROUP_ROOT, removeCgroups } from "./helpers/bpf.js";
-import { evaluate, type NodeInputs, type BpfProbe } from "../controller/node/features.js";
+import { evaluate, type BpfProbe } from "../controller/node/features.js";
 import { nodeLabels, LABEL, labelValue } from "../controller/node/labels.js";
 import { parseCpuinfo } from "../controller/node/cpu-flags.js";
 import { realApiServer } from "./helpers/kube-apiserver.js";
+import { nodeFixture, nodeInputs } from "./fixtures/node-inputs.js";
 
-const fx = (f: string) => readFileSync(join(ROOT, "test/fixtures/nodes", f), "utf8");
+const fx = nodeFixture;
 const probeFx = (f: string) => JSON.parse(fx(f)) as BpfProbe;
-const here = JSON.parse(fx("probe-6.12.75-hazard.json")) as BpfProbe;
-const inputs = (o: Partial<NodeInputs>): NodeInputs => ({
-  probe: here,
-  cpuinfo: fx("cpuinfo-icelake.txt"),
-  arch: "x64",
-  kernelConfig: null,
-  pciDrivers: [],
-  labels: {},
-  ...o,
-});
+const inputs = nodeInputs;
 const why = bpfUnavailable();
 
 test("this machine: every check loads for real; CPU flags match /proc/cpuinfo; a child cgroup passes, the root is refused", async () => {

@@ -6,28 +6,17 @@
 // keeps the probe and the recorded-kernel cases, which need no API server).
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { join } from "node:path";
 import { CoreV1Api, PatchStrategy, type V1Pod } from "@kubernetes/client-node";
 import { realApiServer, type RealApiServer } from "./helpers/kube-apiserver.js";
-import { ROOT } from "./helpers/cli.js";
-import { readFileSync } from "node:fs";
+import { nodeInputs } from "./fixtures/node-inputs.js";
 import { loadKubeConfig, objectApi } from "../controller/k8s/kube.js";
 import { watchResource } from "../controller/k8s/informer.js";
-import { evaluate, type NodeInputs, type BpfProbe } from "../controller/node/features.js";
+import { evaluate } from "../controller/node/features.js";
 import { publishNodeFeatures } from "../controller/node/publish.js";
 import { LABEL } from "../controller/node/labels.js";
 
 let k: RealApiServer;
-const fx = (f: string) => readFileSync(join(ROOT, "test/fixtures/nodes", f), "utf8");
-const inputs = (o: Partial<NodeInputs>): NodeInputs => ({
-  probe: JSON.parse(fx("probe-6.12.75-hazard.json")) as BpfProbe,
-  cpuinfo: fx("cpuinfo-icelake.txt"),
-  arch: "x64",
-  kernelConfig: null,
-  pciDrivers: [],
-  labels: {},
-  ...o,
-});
+const inputs = nodeInputs;
 const json = (args: string[]) => JSON.parse(k.kubectl([...args, "-o", "json"]));
 const node = (name: string) =>
   JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name, labels: { "kubernetes.io/hostname": name } } });

@@ -52,6 +52,11 @@ test.before(async () => {
   }
 });
 
+// The mesh config is the cluster's, shared by every test file of this run: put it back.
+test.after(() => {
+  k.kubectl(["delete", "configmap", "istio", "-n", "istio-system", "--ignore-not-found"]);
+});
+
 const hostsOf = (out: string) =>
   Object.fromEntries(
     (JSON.parse(out).items as Obj[]).map((s) => [

@@ -92,7 +92,11 @@ test("manifests apply as a user would: kubectl apply --server-side -k manifests/
 
 test("the controller runs with its own ServiceAccount's token: Lease, Sidecar by SSA, learned state, Events, real TokenReview/SubjectAccessReview and pod-bound agent tokens", async () => {
   // A namespace meshtune manages, a workload (pods stay Pending: no scheduler or kubelet here), a node.
-  k.kubectl(["create", "namespace", "bookinfo"]);
+  // Idempotent: another test file of this run may have created it.
+  k.kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: "bookinfo" } }),
+  );
   k.kubectl(["label", "namespace", "bookinfo", "meshtune.io/enabled=true"]);
   k.kubectl(["create", "serviceaccount", "bookinfo-reviews", "-n", "bookinfo"]);
   const reviewsPod = {
@@ -291,9 +295,11 @@ test("issue 29 item 5: a leader cut off from the API server stops answering 202,
     ...["--lease-namespace", "meshtune-system", "--mode", "apply", "--flush-delay", "100ms", "--identity", id],
     ...["--lease-duration", "6s", "--renew-deadline", "4s", "--retry-period", "1s"],
   ];
+  // Everything that can throw comes before the first process starts: a process started outside
+  // the try below would outlive the test.
+  const reviewsToken = k.token("bookinfo", "bookinfo-reviews");
   const a = spawnController(kcA, flags("replica-a"));
   let b: ControllerProc | null = null;
-  const reviewsToken = k.token("bookinfo", "bookinfo-reviews");
   const post = (c: ControllerProc, host: string) =>
     fetch(c.url("/v1/reports"), {
       method: "POST",

@@ -8,23 +8,13 @@ import { istioctlAnalyze, describe } from "./helpers/istioctl.js";
 import { toYaml } from "../controller/k8s/yaml.js";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { tuningCluster } from "./helpers/tuning-cluster.js";
+import { tuningCluster, deployment } from "./helpers/tuning-cluster.js";
 import { deploymentPod } from "./fixtures/pods.js";
 import { withinChange, type TuneKind } from "../controller/tune/apply.js";
 import { RESOURCES_MANAGER, CRYPTOMB_MANAGER } from "../controller/tune/apply.js";
 import { controllerOfPod } from "../controller/model/identity.js";
 import { recordUpdate, serverSideApply } from "./k8s/field-ownership.js";
 import { tuningFlags } from "../controller/commands/controller.js";
-
-const deployment = (ns: string, name: string, annotations: Record<string, string> = {}) => ({
-  apiVersion: "apps/v1",
-  kind: "Deployment",
-  metadata: { name, namespace: ns },
-  spec: {
-    selector: { matchLabels: { app: name } },
-    template: { metadata: { labels: { app: name }, annotations }, spec: { containers: [{ name, image: "app:1" }] } },
-  },
-});
 
 async function setup(o: { kinds?: TuneKind[]; dryRun?: boolean; maxRollouts?: number } = {}) {
   return tuningCluster(o);

@@ -35,6 +35,10 @@ export function spawnController(kubeconfig: string, extra: string[] = [], nodeAr
   );
   let err = "";
   p.stderr!.on("data", (d) => (err += d));
+  // A test that fails before its cleanup must not leave a controller hammering a shared API server.
+  const reap = () => p.kill("SIGKILL");
+  process.once("exit", reap);
+  p.once("exit", () => process.off("exit", reap));
   const url = (path: string) => `http://127.0.0.1:${port}${path}`;
   return {
     p,

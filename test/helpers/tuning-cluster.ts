@@ -68,7 +68,7 @@ function calls(g: Graph, ns: string, from: string, toNs: string, to: string, n: 
   }
 }
 
-const deployment = (ns: string, name: string, annotations: Record<string, string> = {}) => ({
+export const deployment = (ns: string, name: string, annotations: Record<string, string> = {}) => ({
   apiVersion: "apps/v1",
   kind: "Deployment",
   metadata: { name, namespace: ns },
