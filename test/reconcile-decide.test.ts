@@ -139,4 +139,36 @@ test("gateways: skipped, and a stale managed Sidecar for one is deleted", () => 
   );
 });
 
+test("hosts carried from a namespace default follow it: recorded, and dropped when the default narrows or goes", () => {
+  const dflt = {
+    namespace: "bookinfo",
+    name: "default",
+    hosts: ["./*", "payments/*"],
+    policy: null,
+    unmergeable: null,
+  };
+  const d = decide(w({ namespaceDefault: dflt }), [], O, NOW);
+  if (d.action !== "apply") return assert.unreachable(JSON.stringify(d));
+  assert.ok(d.sidecar.spec.egress[0].hosts.includes("payments/*"));
+  assert.is(d.sidecar.metadata.annotations?.["meshtune.io/carried-hosts"], "./*,payments/*");
+  // The default is narrowed to ./*: payments/* was carried, not learned, so it goes.
+  const mine = {
+    name: "reviews-v2",
+    managed: true,
+    hosts: d.sidecar.spec.egress[0].hosts,
+    selector: { app: "reviews", version: "v2" },
+    carried: ["./*", "payments/*"],
+  };
+  const narrowed = decide(w({ namespaceDefault: { ...dflt, hosts: ["./*"] } }), [mine], O, NOW);
+  if (narrowed.action !== "apply") return assert.unreachable(JSON.stringify(narrowed));
+  assert.not.ok(
+    narrowed.sidecar.spec.egress[0].hosts.includes("payments/*"),
+    narrowed.sidecar.spec.egress[0].hosts.join(","),
+  );
+  assert.ok(
+    narrowed.sidecar.spec.egress[0].hosts.includes("bookinfo/ratings.bookinfo.svc.cluster.local"),
+    "learned hosts stay",
+  );
+});
+
 test.run();

@@ -35,7 +35,12 @@ export interface ExistingSidecar {
   managed: boolean;
   hosts: string[];
   selector: Record<string, string> | null; // null: namespace-wide default Sidecar
+  /** Hosts meshtune carried from a namespace default last time (annotation CARRIED). */
+  carried?: string[];
 }
+
+/** Which of a managed Sidecar's hosts came from the namespace default: they follow the default. */
+export const CARRIED = `${ANNOTATION}carried-hosts`;
 
 export interface DecideOptions {
   mode: "apply" | "recommend";
@@ -92,8 +97,10 @@ export function decide(w: WorkloadView, existing: ExistingSidecar[], o: DecideOp
     if (nowMs - seen.lastSeenMs <= o.retentionMs) learned.add(h);
     else dropped.push(h);
   }
-  // Never shrink by something we have no record of: keep hosts of unknown age.
-  const kept = (mine?.hosts ?? []).filter((h) => !w.learned.has(h));
+  // Never shrink by something we have no record of: keep hosts of unknown age. Hosts carried from
+  // the default are not ours to keep: they follow the default (narrowed or deleted, they go).
+  const carriedBefore = new Set(mine?.carried ?? []);
+  const kept = (mine?.hosts ?? []).filter((h) => !w.learned.has(h) && !carriedBefore.has(h));
   const rejected: Rejected[] = [];
   // Istio replaces the namespace default with this Sidecar: its hosts and policy come along.
   const hosts = scopeHosts(learned, w.namespace, o.scope, rejected, [...kept, ...(dflt?.hosts ?? [])]);
@@ -109,6 +116,8 @@ export function decide(w: WorkloadView, existing: ExistingSidecar[], o: DecideOp
     !!dflt?.policy,
   );
   if (typeof sidecar === "string") return { action: "skip", reason: `invalid Sidecar: ${sidecar}`, rejected };
+  if (dflt?.hosts.length)
+    sidecar.metadata.annotations = { ...sidecar.metadata.annotations, [CARRIED]: dflt.hosts.join(",") };
   sidecar.metadata.annotations = {
     ...sidecar.metadata.annotations,
     [`${ANNOTATION}learned-hosts`]: String(w.learned.size),

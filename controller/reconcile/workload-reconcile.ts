@@ -6,7 +6,7 @@ import { namespaceDefault } from "../sidecar/namespace-default.js";
 import { FIELD_MANAGER } from "../k8s/kube.js";
 import type { LearnedStore } from "../k8s/learned-store.js";
 import type { Graph } from "../model/graph.js";
-import { decide, MANAGED_LABEL, type ExistingSidecar } from "./decide.js";
+import { decide, CARRIED, MANAGED_LABEL, type ExistingSidecar } from "./decide.js";
 import type { ClusterView } from "./cluster-view.js";
 import type { SidecarWriter } from "./sidecar-writer.js";
 import type { ControllerOptions } from "./options.js";
@@ -35,6 +35,7 @@ export async function reconcileWorkload(
     managed: s.metadata?.labels?.[MANAGED_LABEL] === FIELD_MANAGER,
     hosts: s.spec?.egress?.[0]?.hosts ?? [],
     selector: s.spec?.workloadSelector?.labels ?? null,
+    carried: s.metadata?.annotations?.[CARRIED]?.split(",").filter(Boolean),
   }));
   if (pods.length === 0) {
     // Workload gone: clean up what we generated for it.
