@@ -36,16 +36,9 @@ const csv = (v: string) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
-export function buildCli(): Command {
-  const program = new Command("meshtune")
-    .description("Service-mesh performance tuner for Istio")
-    .version("0.1.0")
-    .exitOverride()
-    .configureOutput({ outputError: (s, write) => write(s.split("\n")[0] + "\n") });
-
-  program
-    .command("recommend")
-    .description("learn dependencies from access logs / filter reports and print scoped Sidecar resources")
+/** recommend's inputs and knobs: shared by `recommend` and `diff`. */
+const recommendOptions = (c: Command) =>
+  c
     .option(
       "--access-log <file>",
       "Istio access log (TEXT or JSON, optionally kubectl --prefix); '-' for stdin; repeatable",
@@ -107,8 +100,27 @@ export function buildCli(): Command {
     .option("--istio-version <v>", "target Istio MAJOR.MINOR (retryBudget needs 1.27+)", "1.25")
     .option("--min-requests <n>", "requests an edge needs before its tail sets a timeout or limit", "100")
     .option("--prometheus <url>", "calibrate sidecar resources and TLS handshake rates from this Prometheus")
-    .option("--prometheus-window <d>", "usage window for --prometheus", "1d")
-    .action(async (o) => recommend({ ...o, accessLog: o.accessLog }));
+    .option("--prometheus-window <d>", "usage window for --prometheus", "1d");
+
+export function buildCli(): Command {
+  const program = new Command("meshtune")
+    .description("Service-mesh performance tuner for Istio")
+    .version("0.1.0")
+    .exitOverride()
+    .configureOutput({ outputError: (s, write) => write(s.split("\n")[0] + "\n") });
+
+  recommendOptions(
+    program
+      .command("recommend")
+      .description("learn dependencies from access logs / filter reports and print scoped Sidecar resources"),
+  ).action(async (o) => recommend({ ...o, accessLog: o.accessLog }));
+  recommendOptions(
+    program
+      .command("diff")
+      .description(
+        "what applying the recommendation would change against the cluster's (--kubeconfig) or the catalog's Sidecars; exit 1 when something would",
+      ),
+  ).action(async (o) => recommend({ ...o, accessLog: o.accessLog, diff: true }));
 
   program
     .command("diagnose")

@@ -240,6 +240,50 @@ test("inputs as users collect them: gzip, kubectl logs --prefix --timestamps; an
   assert.match(twice.stderr, /standard input can be read once/);
 });
 
+test("meshtune diff: per workload what applying would create or change, the conflicts left alone; exit 1 when something would change, 0 when nothing", () => {
+  const cat = JSON.parse(readFileSync("samples/bookinfo/catalog.json", "utf8"));
+  const managed = { "app.kubernetes.io/managed-by": "meshtune" };
+  cat.items.push(
+    {
+      apiVersion: "networking.istio.io/v1",
+      kind: "Sidecar",
+      metadata: { name: "reviews-v2", namespace: "bookinfo", labels: managed },
+      spec: {
+        workloadSelector: { labels: { app: "reviews", version: "v2" } },
+        egress: [{ hosts: ["bookinfo/old.bookinfo.svc.cluster.local", "istio-system/*"] }],
+      },
+    },
+    {
+      apiVersion: "networking.istio.io/v1",
+      kind: "Sidecar",
+      metadata: { name: "mine", namespace: "bookinfo" },
+      spec: { workloadSelector: { labels: { app: "ratings" } }, egress: [{ hosts: ["./*"] }] },
+    },
+  );
+  const dir = mkdtempSync(join(tmpdir(), "meshtune-diff-"));
+  writeFileSync(join(dir, "catalog.json"), JSON.stringify(cat));
+  const args = ["--access-log", "samples/bookinfo/access.log", "--min-requests", "20"];
+  const r = meshtune(["diff", ...args, "--catalog", join(dir, "catalog.json")]);
+  assert.is(r.code, 1, r.stderr);
+  assert.match(
+    r.stdout,
+    /^~ bookinfo\/reviews-v2: \+bookinfo\/ratings\.bookinfo\.svc\.cluster\.local .*-bookinfo\/old\.bookinfo\.svc\.cluster\.local$/m,
+  );
+  assert.match(r.stdout, /^\+ bookinfo\/productpage-v1: new Sidecar, 4 egress hosts/m);
+  assert.match(r.stdout, /^! bookinfo\/ratings-v1: user Sidecar bookinfo\/mine already selects this workload/m);
+  assert.match(r.stdout, /8 to create, 1 to change, 0 unchanged, 1 conflicts$/m);
+  // After applying exactly what recommend prints, there is nothing left to change.
+  const rec = JSON.parse(meshtune(["recommend", ...args, "-o", "json", "--catalog", join(dir, "catalog.json")]).stdout);
+  cat.items = cat.items.filter(
+    (o: { kind: string; metadata: { name: string } }) => o.kind !== "Sidecar" || o.metadata.name === "mine",
+  );
+  cat.items.push(...rec.items);
+  writeFileSync(join(dir, "applied.json"), JSON.stringify(cat));
+  const again = meshtune(["diff", ...args, "--catalog", join(dir, "applied.json")]);
+  assert.is(again.code, 0, again.stdout + again.stderr);
+  assert.match(again.stdout, /0 to create, 0 to change, 9 unchanged, 1 conflicts$/m);
+});
+
 test.run();
 
 test("bundled sample with --rules --resources --discovery --cryptomb: Sidecars, then reviewable rules and patches, each rule valid for Istio", async () => {

@@ -23,6 +23,7 @@ import { tuningParts, renderParts, type TuningParts } from "../tune/render.js";
 import { proxyUsage } from "../tune/prometheus-usage.js";
 import { writeHtmlReport } from "./recommend-html.js";
 import { readLiveCatalog } from "./live-catalog.js";
+import { diffSidecars } from "./sidecar-diff.js";
 
 export interface RecommendOptions {
   accessLog: string[];
@@ -39,6 +40,8 @@ export interface RecommendOptions {
   fallbackPort: string;
   /** auto | egress-proxy | passthrough (controller/istio/egress-proxy.ts). */
   unlearned?: string;
+  /** `meshtune diff`: print what applying would change instead of the objects. */
+  diff?: boolean;
   /** Read the catalog and mesh config from this cluster (live-catalog.ts) instead of --catalog. */
   kubeconfig?: string;
   context?: string;
@@ -338,6 +341,12 @@ export async function recommend(o: RecommendOptions): Promise<void> {
       reports: o.reports,
     });
 
+  if (o.diff) {
+    const d = diffSidecars(result.sidecars, catalog?.items ?? [], result.rejected);
+    process.stdout.write(d.lines.join("\n") + "\n");
+    if (d.created + d.changed) throw new UserError(`diff: ${d.created + d.changed} Sidecars would change`, 1);
+    return;
+  }
   // --strict refuses before anything reaches stdout: Sidecars learned from dropped data must not
   // flow into `| kubectl apply -f -`.
   const limitsHit = limitsLine({ dropped: graph.dropped, evicted: graph.evicted });
