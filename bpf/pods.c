@@ -310,8 +310,18 @@ static void cmd_set(char *args)
 	printf("{\"ok\":true,\"id\":%u,\"cgroupId\":%llu,\"removedStale\":%d}\n", w.pod.id,
 	       (unsigned long long)w.cgroup_id, stale);
 	goto out;
-full:
-	reply_error("map update failed: %s (map full?)", strerror(errno));
+full : {
+	/* Never half-captured: whatever this id holds goes, so the pod is plainly unmeshed (its own
+	 * iptables, if any, apply) and a retry under a new id leaves nothing behind. */
+	int err = errno;
+	delete_owned(fds[0], sizeof(__u64), pod_val_owned, w.pod.id, NULL, NULL);
+	delete_owned(fds[1], sizeof(struct mt_addr), pod_val_owned, w.pod.id, NULL, NULL);
+	delete_owned(fds[2], sizeof(struct mt_pod_port), port_owned, w.pod.id, NULL, NULL);
+	delete_owned(fds[3], sizeof(struct mt_pod_cidr), cidr_owned, w.pod.id, NULL, NULL);
+	delete_owned(fds[4], sizeof(struct mt_pod_cidr), cidr_owned, w.pod.id, NULL, NULL);
+	reply_error("map update failed: %s (map full?); the pod's entries were removed",
+		    strerror(err));
+}
 out:
 	for (int i = 0; i < 5; i++)
 		if (fds[i] >= 0)
