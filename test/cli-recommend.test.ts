@@ -3,9 +3,10 @@ import * as assert from "uvu/assert";
 import { mkdtempSync, writeFileSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { gzipSync } from "node:zlib";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { meshtune } from "./helpers/cli.js";
+import { meshtune, CLI } from "./helpers/cli.js";
 import * as L from "./fixtures/lines.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "meshtune-cli-"));
@@ -282,6 +283,25 @@ test("meshtune diff: per workload what applying would create or change, the conf
   const again = meshtune(["diff", ...args, "--catalog", join(dir, "applied.json")]);
   assert.is(again.code, 0, again.stdout + again.stderr);
   assert.match(again.stdout, /0 to create, 0 to change, 9 unchanged, 1 conflicts$/m);
+});
+
+test("progress on large inputs: on a terminal only (a pseudo-terminal from script(1)); never on a pipe", () => {
+  const dir = mkdtempSync(join(tmpdir(), "meshtune-progress-"));
+  const log = join(dir, "big.log");
+  const sample = readFileSync("samples/bookinfo/access.log", "utf8");
+  writeFileSync(log, sample.repeat(Math.ceil(80e6 / sample.length)));
+  const tty = spawnSync(
+    "script",
+    ["-qc", `${process.execPath} ${CLI} recommend --access-log ${log} -o json > /dev/null`, "/dev/null"],
+    {
+      encoding: "utf8",
+      maxBuffer: 64 << 20,
+    },
+  );
+  assert.match(tty.stdout, /meshtune: .*big\.log: \d+ MB read/);
+  const piped = meshtune(["recommend", "--access-log", log, "-o", "json"]);
+  assert.is(piped.code, 0);
+  assert.not.match(piped.stderr, /MB read/);
 });
 
 test.run();

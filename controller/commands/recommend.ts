@@ -72,6 +72,22 @@ async function checkReadable(path: string): Promise<void> {
   }
 }
 
+/** Large inputs say how far they are, on a terminal only (a pipe or a CI log gets no \r lines). */
+async function* withProgress(input: AsyncIterable<Buffer>, name: string): AsyncGenerator<Buffer> {
+  if (!process.stderr.isTTY) return yield* input;
+  let bytes = 0,
+    last = Date.now();
+  for await (const c of input) {
+    bytes += c.length;
+    if (Date.now() - last > 1000) {
+      last = Date.now();
+      process.stderr.write(`\rmeshtune: ${name}: ${(bytes / 2 ** 20).toFixed(0)} MB read`);
+    }
+    yield c;
+  }
+  if (bytes > 2 ** 26) process.stderr.write(`\rmeshtune: ${name}: ${(bytes / 2 ** 20).toFixed(0)} MB read\n`);
+}
+
 /** All files through one learner: a pod's namespace is inferred from every input, so one pod is one workload. */
 export async function learnAccessLogs(
   paths: string[],
@@ -87,7 +103,7 @@ export async function learnAccessLogs(
   });
   for (const p of paths) {
     const before = { lines: l.lines, records: l.records, bytes: l.bytes, skipped: { ...l.skipped } };
-    const stream = p === "-" ? process.stdin : inputChunks(p);
+    const stream = withProgress(p === "-" ? process.stdin : inputChunks(p), p === "-" ? "stdin" : p);
     try {
       await l.learnStream(stream);
     } catch (e) {
