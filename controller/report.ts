@@ -20,6 +20,8 @@ export interface ReportData {
   result: GenerateResult;
   mesh?: MeshConfig;
   savings: Savings[] | null;
+  /** The evidence behind each workload's Sidecar, and meshed workloads the input never showed. */
+  coverage?: { workloads: { key: string; requests: number; firstMs: number; lastMs: number }[]; uncovered: string[] };
   /** The graph's drops and evictions (limits hit). */
   limits: { dropped: Record<string, number>; evicted: { unbacked: number; idle: number; fairness?: number } };
 }
@@ -92,6 +94,16 @@ export function renderReport(d: ReportData): string {
       `mesh outbound policy: ${d.mesh.outboundMode}${d.mesh.providers.length ? `; extension providers kept in scope: ${d.mesh.providers.map((p) => p.provider).join(", ")}` : ""}`,
     );
   out.push(`sidecars generated: ${d.result.sidecars.length}`);
+  if (d.coverage) {
+    out.push("", "## coverage (the evidence behind each Sidecar; thin evidence means hosts may be missing)");
+    for (const w of d.coverage.workloads) {
+      const mins = Math.max(0, Math.round((w.lastMs - w.firstMs) / 60_000));
+      const thin = w.requests < 20 || mins < 10 ? "  THIN" : "";
+      out.push(`${w.key}: ${fmt(w.requests)} requests over ${mins} min${thin}`);
+    }
+    if (d.coverage.uncovered.length)
+      out.push(`meshed workloads the input did not cover (no Sidecar for them): ${d.coverage.uncovered.join(", ")}`);
+  }
   for (const g of d.result.proxiesSkipped)
     out.push(`${g.kind} skipped: ${g.workload} (${g.why}; Sidecar resources do not apply)`);
   if (d.result.rejected.length) {

@@ -304,6 +304,33 @@ test("progress on large inputs: on a terminal only (a pseudo-terminal from scrip
   assert.not.match(piped.stderr, /MB read/);
 });
 
+test("coverage: each workload's evidence in the report (thin windows flagged), and meshed workloads the input never showed", () => {
+  const cat = JSON.parse(readFileSync("samples/bookinfo/catalog.json", "utf8"));
+  cat.items.push({
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name: "old-app-7d9f8c6b5d-abcde",
+      namespace: "legacy",
+      labels: { app: "old-app", "pod-template-hash": "7d9f8c6b5d" },
+      annotations: { "sidecar.istio.io/status": "{}" },
+      ownerReferences: [{ kind: "ReplicaSet", name: "old-app-7d9f8c6b5d", controller: true }],
+    },
+    spec: { containers: [{ name: "app" }, { name: "istio-proxy" }] },
+  });
+  const dir = mkdtempSync(join(tmpdir(), "meshtune-coverage-"));
+  writeFileSync(join(dir, "catalog.json"), JSON.stringify(cat));
+  const r = meshtune(["recommend", ...SAMPLE, "--catalog", join(dir, "catalog.json")]);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stderr, /## coverage/);
+  assert.match(
+    r.stderr,
+    /^bookinfo\/productpage-v1: 180 requests over \d+ min {2}THIN$/m,
+    "the sample spans minutes: thin",
+  );
+  assert.match(r.stderr, /meshed workloads the input did not cover \(no Sidecar for them\): legacy\/old-app/);
+});
+
 test.run();
 
 test("bundled sample with --rules --resources --discovery --cryptomb: Sidecars, then reviewable rules and patches, each rule valid for Istio", async () => {

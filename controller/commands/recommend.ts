@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { AccessLogLearner } from "../accesslog/learner.js";
 import { inputChunks } from "../accesslog/lines.js";
 import { Graph } from "../model/graph.js";
+import { workloadOfPod } from "../model/identity.js";
+import type { V1Pod } from "@kubernetes/client-node";
 import { generateSidecars, type SidecarObj, DEFAULT_GENERATE, type GenerateOptions } from "../sidecar/generate.js";
 import { validateSidecar } from "../sidecar/validate.js";
 import { catalogItems, parseCatalog, type CatalogService } from "../sidecar/catalog.js";
@@ -70,6 +72,35 @@ async function checkReadable(path: string): Promise<void> {
   } catch (e) {
     throw new UserError(`--access-log ${describeFsError(path, e)}`);
   }
+}
+
+/** Per workload, how much traffic stands behind its Sidecar; and meshed workloads with none. */
+function coverageOf(graph: Graph, items: Record<string, unknown>[]) {
+  const workloads = [...graph.nodes.values()]
+    .filter((n) => n.proxy.kind === "sidecar")
+    .map((n) => {
+      let requests = 0,
+        firstMs = Infinity,
+        lastMs = 0;
+      for (const e of [...n.edges.values(), ...n.unknown.values()]) {
+        requests += e.count;
+        firstMs = Math.min(firstMs, e.firstSeenMs);
+        lastMs = Math.max(lastMs, e.lastSeenMs);
+      }
+      return { key: n.key, requests, firstMs: firstMs === Infinity ? 0 : firstMs, lastMs };
+    })
+    .sort((a, b) => a.key.localeCompare(b.key));
+  const seen = new Set(graph.nodes.keys());
+  const uncovered = new Set<string>();
+  for (const o of items as V1Pod[]) {
+    if ((o as { kind?: string }).kind !== "Pod" || !o.metadata?.namespace) continue;
+    const injected =
+      !!o.metadata.annotations?.["sidecar.istio.io/status"] ||
+      [...(o.spec?.containers ?? []), ...(o.spec?.initContainers ?? [])].some((c) => c.name === "istio-proxy");
+    const key = `${o.metadata.namespace}/${workloadOfPod(o)}`;
+    if (injected && !seen.has(key)) uncovered.add(key);
+  }
+  return { workloads, uncovered: [...uncovered].sort() };
 }
 
 /** Large inputs say how far they are, on a terminal only (a pipe or a CI log gets no \r lines). */
@@ -406,7 +437,8 @@ export async function recommend(o: RecommendOptions): Promise<void> {
   if (parts?.notes.length) tuningReport += `\n## tuning notes\n${parts.notes.map((n) => `- ${n}`).join("\n")}\n`;
 
   const limits = { dropped: graph.dropped, evicted: graph.evicted };
-  const text = renderReport({ inputs, placements, result, savings, limits, mesh }) + tuningReport;
+  const coverage = coverageOf(graph, catalog?.items ?? []);
+  const text = renderReport({ inputs, placements, result, savings, limits, mesh, coverage }) + tuningReport;
   if (o.report) await fs.writeFile(o.report, text);
   else process.stderr.write(text);
   // A hit limit is always said on stderr, even when the report goes to a file.
