@@ -331,6 +331,32 @@ test("coverage: each workload's evidence in the report (thin windows flagged), a
   assert.match(r.stderr, /meshed workloads the input did not cover \(no Sidecar for them\): legacy\/old-app/);
 });
 
+test("without a catalog, a blocked request to NAME.NS.svc.<domain> is a Service by its name: learned; any other blocked host is not", () => {
+  const dir = mkdtempSync(join(tmpdir(), "meshtune-blocked-"));
+  const line = (host: string) =>
+    `[pod/reviews-v2-7bf8c9648f-2lcgn/istio-proxy] [2026-11-20T10:00:06.830Z] "GET /r HTTP/1.1" 502 - direct_response - "-" 0 0 0 - "-" "curl/8.5.0" "9c59b654-b743-4717-12be-7f0c846c58e6" "${host}" "-" - - 10.96.7.7:9080 10.244.1.50:55059 - block_all`;
+  writeFileSync(
+    join(dir, "blocked.log"),
+    [line("ratings.bookinfo.svc.cluster.local:9080"), line("api.unknown.example:9080")].join("\n") + "\n",
+  );
+  const r = meshtune([
+    "recommend",
+    "--access-log",
+    join(dir, "blocked.log"),
+    "--default-namespace",
+    "bookinfo",
+    "-o",
+    "json",
+  ]);
+  assert.is(r.code, 0, r.stderr);
+  const hosts = JSON.parse(r.stdout).items[0].spec.egress[0].hosts as string[];
+  assert.ok(hosts.includes("bookinfo/ratings.bookinfo.svc.cluster.local"), hosts.join(","));
+  assert.not.ok(
+    hosts.some((h) => h.includes("unknown.example")),
+    hosts.join(","),
+  );
+});
+
 test.run();
 
 test("bundled sample with --rules --resources --discovery --cryptomb: Sidecars, then reviewable rules and patches, each rule valid for Istio", async () => {

@@ -148,11 +148,20 @@ export function hostsOfUnknown(
   const quiet: Rejected[] = [];
   for (const name of [u.authority, u.sni]) {
     const fq = name ? requestedFqdn(name, callerNs, ctx.clusterDomain, ctx.index) : null;
-    if (fq && registered(fq, callerNs, src, ctx, out, quiet)) return [...out];
+    // Without a catalog the registry is unknown, but NAME.NS.svc.DOMAIN is a Kubernetes Service
+    // by its form: a blocked request to one is learned like any registry host.
+    const serviceName = !!fq && ctx.index.empty && isServiceFqdn(fq, ctx.clusterDomain);
+    if (fq && registered(fq, callerNs, src, ctx, out, quiet, serviceName)) return [...out];
   }
   const byAddr = ctx.index.hostOfAddress(u.dst);
   if (byAddr) registered(byAddr, callerNs, src, ctx, out, rejected);
   return [...out];
+}
+
+/** NAME.NAMESPACE.svc.DOMAIN: a Kubernetes Service's own name. */
+function isServiceFqdn(h: string, domain: string): boolean {
+  const suffix = `.svc.${domain}`;
+  return h.endsWith(suffix) && h.slice(0, -suffix.length).split(".").length === 2;
 }
 
 /** "mysql-0.mysql.db.svc.cluster.local" (a headless service's pod name) → its service's host, when known. */
