@@ -357,6 +357,21 @@ test("without a catalog, a blocked request to NAME.NS.svc.<domain> is a Service 
   );
 });
 
+test("Envoy-based ztunnel lines (Istio 1.15-1.17 ambient: tunnel clusters) are a ztunnel, never a Sidecar", () => {
+  const dir = mkdtempSync(join(tmpdir(), "meshtune-ztunnel-"));
+  const zt = `[pod/ztunnel-x7k2p/istio-proxy] [2026-11-20T10:00:06.830Z] "- - -" 0 - - - "-" 120 300 5 - "-" "-" "-" "-" "10.244.1.9:15008" outbound_tunnel_clus_spiffe://cluster.local/ns/bookinfo/sa/bookinfo-ratings 10.244.1.50:52525 10.96.7.7:9080 10.244.1.50:55059 - -`;
+  writeFileSync(join(dir, "zt.log"), zt + "\n" + readFileSync("samples/bookinfo/access.log", "utf8"));
+  const r = meshtune(["recommend", "--access-log", join(dir, "zt.log"), "-o", "json"]);
+  assert.is(r.code, 0, r.stderr);
+  const names = JSON.parse(r.stdout).items.map((s: { metadata: { name: string } }) => s.metadata.name);
+  assert.not.ok(
+    names.some((n: string) => n.startsWith("ztunnel")),
+    names.join(","),
+  );
+  assert.match(r.stderr, /ztunnel-log 1/);
+  assert.match(r.stderr, /ztunnel skipped: .*ztunnel/);
+});
+
 test.run();
 
 test("bundled sample with --rules --resources --discovery --cryptomb: Sidecars, then reviewable rules and patches, each rule valid for Istio", async () => {

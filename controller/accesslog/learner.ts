@@ -152,6 +152,21 @@ export class AccessLogLearner {
       this.skipped["not-access-log"]++;
       return;
     }
+    // Istio 1.15–1.17 ambient ran ztunnel on Envoy: its lines are Envoy access logs with tunnel
+    // clusters (outbound_tunnel_clus_…) or its virtual_inbound chain. A ztunnel, never a Sidecar.
+    if (
+      rec.cluster.startsWith("outbound_tunnel_clus_") ||
+      rec.cluster.startsWith("inbound_tunnel_clus_") ||
+      /\bvirtual_inbound\b/.test(line)
+    ) {
+      this.skipped["ztunnel-log"]++;
+      if (pod)
+        this.shapeOf(pod, {
+          kind: "ztunnel",
+          why: "Envoy-based ztunnel lines (tunnel clusters, Istio 1.15–1.17 ambient)",
+        });
+      return;
+    }
     const buf = this.bufferFor(pod);
     if (!buf) {
       this.skipped[pod ? "graph-full" : "unattributed"]++;
