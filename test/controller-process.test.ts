@@ -21,7 +21,7 @@ test("controller process: readiness after sync, reports accepted, Sidecar applie
   }).start();
   fake.tokens.set("alice-token", { username: "alice", groups: ["system:authenticated"] });
   fake.tokens.set("bob-token", { username: "bob", groups: ["system:authenticated"] });
-  fake.grants.add("alice|get|/recommendations");
+  fake.grants.add("alice|get|/meshtune/recommendations");
   try {
     assert.is(await c.ready(), 200, c.stderr());
     assert.is((await fetch(url("/healthz"))).status, 200);

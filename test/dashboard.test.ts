@@ -239,7 +239,7 @@ test("controller /ui/: asks for a token, then shows what /api/dashboard holds af
     peer: "bookinfo/bookinfo-reviews",
   }).start();
   fake.tokens.set("alice-token", { username: "alice", groups: ["system:authenticated"] });
-  fake.grants.add("alice|get|/api/dashboard");
+  fake.grants.add("alice|get|/meshtune/api/dashboard");
   try {
     assert.is(await c.ready(), 200, c.stderr());
     const now = Date.now();

@@ -203,6 +203,15 @@ test("the controller runs with its own ServiceAccount's token: Lease, Sidecar by
     assert.is(await get("/recommendations", k.token("default", "alice")), 200);
     assert.is(await get("/recommendations", k.token("default", "bob")), 403);
     assert.is(await get("/api/dashboard", k.token("default", "alice")), 200);
+    // The mesh's AuthorizationPolicy admits GET /ui, /ui/* and /api/* from any identity: every data
+    // read behind it must still be refused to an identity RBAC does not bind (path variants included).
+    const bob = k.token("default", "bob");
+    for (const path of ["/api/dashboard", "/api/diagnose?since=1h", "/api/metrics/edges"])
+      assert.is(await get(path, bob), 403, path);
+    for (const path of ["/api/dashboard?x=1", "/api/dashboard/", "/API/dashboard", "/api/dashboard/../dashboard"])
+      assert.ok([403, 404].includes(await get(path, bob)), `${path}: no data for bob`);
+    const anon = await fetch(c!.url("/api/dashboard")).then((x) => x.status);
+    assert.ok(anon === 401 || anon === 403, `no credentials: ${anon}`);
 
     // An agent's node comes from its pod-bound token's claim (TokenRequest bound to the agent pod on node-a).
     const agentPod = json(["get", "pod", "meshtune-node-abcde", "-n", "meshtune-system"]);

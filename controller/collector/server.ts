@@ -279,6 +279,7 @@ export class Collector {
   }
 
   /** May this request read graph-derived data (/recommendations, UI data)? null when yes. */
+  /** A read of `path` by the caller: its identity, then RBAC on the non-resource URL readUrl(path). */
   async authorizeRead(req: IncomingMessage, path: string): Promise<Fail | null> {
     if (!this.o.auth) return null;
     const c = await this.caller(req);
@@ -286,7 +287,7 @@ export class Collector {
     const reviewer = this.o.auth.reviewer;
     if (!reviewer || !c.caller) return [403, "forbidden", "no SubjectAccessReview available to authorise reads"];
     try {
-      if (await reviewer.allowed(c.caller.user, "get", path)) return null;
+      if (await reviewer.allowed(c.caller.user, "get", readUrl(path))) return null;
     } catch (e) {
       return [503, "auth-unavailable", `SubjectAccessReview failed: ${(e as Error).message.split("\n")[0]}`];
     }
@@ -436,4 +437,14 @@ export class Collector {
       s.listen(port, host, () => resolve(s));
     });
   }
+}
+
+/**
+ * The non-resource URL a read is authorised as. Reads are checked under their own /meshtune/
+ * prefix: Kubernetes' built-in system:discovery ClusterRole grants GET on /api and /api/* to every
+ * authenticated user (plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go), so authorising
+ * "/api/dashboard" as itself would admit every ServiceAccount of the cluster.
+ */
+export function readUrl(path: string): string {
+  return `/meshtune${path}`;
 }

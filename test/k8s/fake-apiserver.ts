@@ -265,7 +265,10 @@ export class FakeApiServer {
     if (method === "POST" && u.pathname === "/apis/authorization.k8s.io/v1/subjectaccessreviews") {
       const b = await this.body(req);
       const a = b.spec?.nonResourceAttributes;
-      const allowed = !!a && this.grants.has(`${b.spec.user}|${a.verb}|${a.path}`);
+      // RBAC as the API server ships it: system:discovery grants GET /api, /api/*, /apis, /apis/*
+      // (and /version, /healthz...) to every authenticated user (bootstrappolicy/policy.go).
+      const discovery = a?.verb === "get" && /^\/(apis?|version|healthz|livez|readyz)(\/|$)/.test(a.path ?? "");
+      const allowed = !!a && (discovery || this.grants.has(`${b.spec.user}|${a.verb}|${a.path}`));
       return this.send(res, 201, { ...b, status: { allowed, reason: allowed ? "granted" : "" } });
     }
     // Discovery
