@@ -14,7 +14,7 @@ import { generateSidecars, DEFAULT_GENERATE, type SidecarObj } from "../controll
 import { DEFAULT_COLLECTOR_HOST, DEFAULT_FALLBACK_HOST } from "../controller/sidecar/scope.js";
 import { HostIndex } from "../controller/istio/hosts.js";
 import { parseCatalog } from "../controller/sidecar/catalog.js";
-import { virtualServiceRef, type VirtualServiceRef } from "../controller/istio/virtual-services.js";
+import { virtualServiceRefs } from "../controller/istio/virtual-services.js";
 import { estimateSavings } from "../controller/sidecar/savings.js";
 
 type Obj = Record<string, unknown>;
@@ -79,10 +79,7 @@ function syntheticCase(n: number, sampled: number): Case {
     meshtuneHosts: [DEFAULT_COLLECTOR_HOST, DEFAULT_FALLBACK_HOST],
     egressProxy: { host: DEFAULT_FALLBACK_HOST, port: 80 },
     index: new HostIndex(parseCatalog({ items: withMeshtune })),
-    virtualServices: items
-      .filter((o) => o.kind === "VirtualService")
-      .map((o) => virtualServiceRef(o, "cluster.local"))
-      .filter((v): v is VirtualServiceRef => v !== null),
+    virtualServices: virtualServiceRefs(items, "cluster.local"),
   });
   const step = Math.max(1, Math.floor(res.sidecars.length / sampled));
   return {

@@ -14,7 +14,7 @@ import { generateSidecars, DEFAULT_GENERATE, type GenerateOptions } from "../con
 import { DEFAULT_COLLECTOR_HOST, DEFAULT_FALLBACK_HOST } from "../controller/sidecar/scope.js";
 import { HostIndex } from "../controller/istio/hosts.js";
 import { parseCatalog } from "../controller/sidecar/catalog.js";
-import { virtualServiceRef, type VirtualServiceRef } from "../controller/istio/virtual-services.js";
+import { virtualServiceRefs } from "../controller/istio/virtual-services.js";
 import { DEFAULT_MESH } from "../controller/istio/mesh-config.js";
 
 type Obj = Record<string, unknown>;
@@ -45,10 +45,7 @@ function options(mode: "ALLOW_ANY" | "REGISTRY_ONLY", fallback: boolean, existin
     meshtuneHosts: [DEFAULT_COLLECTOR_HOST, ...(fallback && mode === "ALLOW_ANY" ? [DEFAULT_FALLBACK_HOST] : [])],
     egressProxy: fallback ? { host: DEFAULT_FALLBACK_HOST, port: 80 } : undefined,
     index: new HostIndex(parseCatalog({ items })),
-    virtualServices: items
-      .filter((o) => o.kind === "VirtualService")
-      .map((o) => virtualServiceRef(o, "cluster.local"))
-      .filter((v): v is VirtualServiceRef => v !== null),
+    virtualServices: virtualServiceRefs(items, "cluster.local"),
     existingSidecars: existing,
   };
 }

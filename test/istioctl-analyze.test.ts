@@ -13,7 +13,7 @@ import { generateSidecars, DEFAULT_GENERATE, buildSidecar } from "../controller/
 import { DEFAULT_COLLECTOR_HOST, DEFAULT_FALLBACK_HOST } from "../controller/sidecar/scope.js";
 import { HostIndex } from "../controller/istio/hosts.js";
 import { parseCatalog } from "../controller/sidecar/catalog.js";
-import { virtualServiceRef, type VirtualServiceRef } from "../controller/istio/virtual-services.js";
+import { virtualServiceRefs } from "../controller/istio/virtual-services.js";
 import { DEFAULT_MESH } from "../controller/istio/mesh-config.js";
 import { toYaml } from "../controller/k8s/yaml.js";
 
@@ -90,10 +90,7 @@ test("Sidecars for a synthetic 240-service mesh (ALLOW_ANY with the fallback, an
       meshtuneHosts: [DEFAULT_COLLECTOR_HOST, DEFAULT_FALLBACK_HOST],
       egressProxy: { host: DEFAULT_FALLBACK_HOST, port: 80 },
       index: new HostIndex(parseCatalog({ items: mesh.items })),
-      virtualServices: mesh.items
-        .filter((o) => o.kind === "VirtualService")
-        .map((o) => virtualServiceRef(o, "cluster.local"))
-        .filter((v): v is VirtualServiceRef => v !== null),
+      virtualServices: virtualServiceRefs(mesh.items, "cluster.local"),
     });
     assert.ok(res.sidecars.length > 200);
     const m = istioctlAnalyze({

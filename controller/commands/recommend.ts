@@ -17,7 +17,7 @@ import { UserError, describeFsError } from "../errors.js";
 import { loadReportDir } from "../collector/report-dir.js";
 import { HostIndex } from "../istio/hosts.js";
 import { DEFAULT_MESH, parseMeshConfig, type MeshConfig } from "../istio/mesh-config.js";
-import { virtualServiceRef, type VirtualServiceRef } from "../istio/virtual-services.js";
+import { virtualServiceRefs, type VirtualServiceRef } from "../istio/virtual-services.js";
 import { checkScopeFlags, qualifyServiceHost } from "./scope-flags.js";
 import { unlearnedMode } from "../istio/egress-proxy.js";
 import { tune } from "../tune/tune.js";
@@ -236,10 +236,7 @@ function catalogOf(items: Record<string, unknown>[], domain: string): Catalog {
     services: parseCatalog({ items }, domain),
     pods: new PodCatalog(items),
     items,
-    virtualServices: items
-      .filter((o) => o?.kind === "VirtualService")
-      .map((o) => virtualServiceRef(o, domain))
-      .filter((v): v is VirtualServiceRef => v !== null),
+    virtualServices: virtualServiceRefs(items, domain),
   };
 }
 

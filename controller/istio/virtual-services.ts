@@ -36,6 +36,14 @@ export function virtualServiceRef(o: Obj, domain: string): VirtualServiceRef | n
   };
 }
 
+/** The VirtualServices among a list of objects, unusable ones dropped. */
+export function virtualServiceRefs(items: Obj[], domain: string): VirtualServiceRef[] {
+  return items
+    .filter((o) => o?.kind === "VirtualService")
+    .map((o) => virtualServiceRef(o, domain))
+    .filter((v): v is VirtualServiceRef => v !== null);
+}
+
 function visibleFrom(vs: VirtualServiceRef, ns: string): boolean {
   return (
     vs.exportTo.length === 0 ||
