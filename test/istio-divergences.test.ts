@@ -57,17 +57,22 @@ async function web(objs: Obj[], calls: OracleCall[], mesh?: string): Promise<Pro
   return a.proxies[0];
 }
 
-/** meshtune's decision for shop/web, which learned ratings, under the Sidecars already there. */
+/** shop/web, which learned bookinfo's ratings. */
+const webView = (namespaceDefault?: WorkloadView["namespaceDefault"]): WorkloadView => ({
+  namespace: "shop",
+  name: "web",
+  selector: WEB,
+  podLabels: WEB,
+  enabled: true,
+  observedSinceMs: 0,
+  learned: new Map([["bookinfo/ratings.bookinfo.svc.cluster.local", { firstSeenMs: 0, lastSeenMs: 1000 }]]),
+  namespaceDefault,
+});
+
+/** meshtune's decision for shop/web under the Sidecars already there. */
 function meshtuneDecision(existing: Obj[], carry = true) {
-  const w: WorkloadView = {
-    namespace: "shop",
-    name: "web",
-    selector: WEB,
-    podLabels: WEB,
-    enabled: true,
-    observedSinceMs: 0,
-    learned: new Map([["bookinfo/ratings.bookinfo.svc.cluster.local", { firstSeenMs: 0, lastSeenMs: 1000 }]]),
-    namespaceDefault: carry
+  const w = webView(
+    carry
       ? namespaceDefault(
           (ns) => existing.filter((s) => (s.metadata as { namespace: string }).namespace === ns) as Obj[],
           "shop",
@@ -75,7 +80,7 @@ function meshtuneDecision(existing: Obj[], carry = true) {
           () => false,
         )
       : null,
-  };
+  );
   const o: DecideOptions = {
     mode: "apply",
     minWindowMs: 0,
@@ -215,15 +220,7 @@ test("the way out if Istio stops honouring egressProxy: passthrough, chosen auto
   // protocol's first request through PassthroughCluster: no hop, no extra cluster; a STRICT
   // destination then refuses the plaintext first request until meshtune learns the host.
   const d = decide(
-    {
-      namespace: "shop",
-      name: "web",
-      selector: WEB,
-      podLabels: WEB,
-      enabled: true,
-      observedSinceMs: 0,
-      learned: new Map([["bookinfo/ratings.bookinfo.svc.cluster.local", { firstSeenMs: 0, lastSeenMs: 1000 }]]),
-    },
+    webView(),
     [],
     {
       mode: "apply",
