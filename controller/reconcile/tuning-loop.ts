@@ -112,13 +112,9 @@ export class TuningLoop {
 
   private world(): TuneWorld {
     const v = this.view;
-    const nsEnabled = (ns: string) => {
-      const l = v.namespaces.get(ns)?.metadata?.labels?.[ENABLED];
-      return l === "true" || l === "false" ? l === "true" : this.o.defaultEnabled;
-    };
     const items = [...v.ruleObjects.values()];
     return {
-      namespaceEnabled: nsEnabled,
+      namespaceEnabled: (ns) => enabledFor(v, ns, [], this.o.defaultEnabled), // the namespace label alone
       workloadReady: (key, proxies) => {
         const pods = [...(v.pods.get(key)?.values() ?? [])];
         if (!pods.length) return `no pods of ${key}`;
