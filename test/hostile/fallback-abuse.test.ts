@@ -193,6 +193,17 @@ const get = (from: string, host: string, extra = "", target = "/x") =>
   raw(from, `GET ${target} HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n${extra}\r\n`);
 const learnedHosts = () => reports.flatMap((r) => r.edges.map((e) => `${e.caller.namespace}:${e.host}:${e.port}`));
 
+/** route()'s context for a cluster with no policies: meshtune-system denied, names resolved by `index`. */
+const routeContext = (index: HostIndex) => ({
+  index,
+  clusterDomain: "cluster.local",
+  trustDomain: "cluster.local",
+  rootNamespace: "istio-system",
+  denyNamespaces: new Set(["meshtune-system"]),
+  policies: () => [],
+  destination: () => null,
+});
+
 test("item 2: the caller is its pod address, never a header; a hidden address is refused", async () => {
   const forged = `By=spiffe://cluster.local/ns/meshtune-system/sa/meshtune-fallback;Hash=${"0".repeat(64)};Subject="";URI=spiffe://cluster.local/ns/shop/sa/frontend`;
   // From evil's address with frontend's identity written into XFCC (the TCP-chain case): still evil.
@@ -238,15 +249,7 @@ test("item 4: no address in any notation, no loopback name, reaches anything", a
   }
   assert.is(adminHits, before, "nothing on loopback was reached");
   // Names outside the registry are resolved here and refused when they resolve to a private address.
-  const ctx = {
-    index: new HostIndex(),
-    clusterDomain: "cluster.local",
-    trustDomain: "cluster.local",
-    rootNamespace: "istio-system",
-    denyNamespaces: new Set(["meshtune-system"]),
-    policies: () => [],
-    destination: () => null,
-  };
+  const ctx = routeContext(new HostIndex());
   const caller = { namespace: "evil", serviceAccount: "attacker", podIp: POD.evil };
   for (const [addr, why] of [
     ["127.0.0.1", /loopback/],
@@ -292,15 +295,7 @@ test("item 4, review: registry entries that lead to loopback or anywhere are not
       exportTo: [],
     },
   ]);
-  const ctx = {
-    index: idx,
-    clusterDomain: "cluster.local",
-    trustDomain: "cluster.local",
-    rootNamespace: "istio-system",
-    denyNamespaces: new Set(["meshtune-system"]),
-    policies: () => [],
-    destination: () => null,
-  };
+  const ctx = routeContext(idx);
   const caller = { namespace: "shop", serviceAccount: "frontend", podIp: POD.frontend };
   const bad = await route("cart", caller, "HTTP", { ...ctx, lookup: async () => ["127.0.0.1"] });
   assert.ok(!bad.ok && bad.reason === "refused-address", JSON.stringify(bad));
