@@ -70,7 +70,7 @@ export function renderReport(d: ReportData): string {
   if (by("catalog").length) out.push(`pods placed from the pod catalog: ${by("catalog").length}`);
   if (by("inferred").length)
     out.push(
-      `namespaces inferred from inbound mTLS SNI: ${by("inferred")
+      `namespaces inferred (inbound mTLS SNI, else the namespace its short-name calls resolved in): ${by("inferred")
         .map((p) => `${p.pod}→${p.namespace}`)
         .join(", ")}`,
     );

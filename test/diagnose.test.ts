@@ -126,7 +126,7 @@ test("offline: saved filter and agent reports → per-edge split and verdict (js
   }
 });
 
-test("rules: throttled server → node-pressure; retransmits → network; v1 reports → unknown when slow; healthy", () => {
+test("rules: throttled server → node-pressure; retransmits → network; v1 reports → unknown, fast or slow; healthy", () => {
   const at = Date.now();
   const run = (rep: object[], agent?: object) => {
     const st = new DiagnoseStore();
@@ -151,6 +151,9 @@ test("rules: throttled server → node-pressure; retransmits → network; v1 rep
   const u = run(v1);
   assert.is(u.verdict, "unknown");
   assert.match(u.rule, /no upstream time/);
+  const fastV1 = run(reports({ total: 3, up: null, sTotal: 1.2, app: null }));
+  assert.is(fastV1.verdict, "unknown", "a fast v1-only edge is not shown healthy: nothing split it");
+  assert.match(fastV1.rule, /total 3\.0 ms mean, but v1 reports carry no upstream time/);
 });
 
 test("agent kernel sections are schema-checked: a forged histogram or pressure field is refused with its path", () => {

@@ -26,9 +26,11 @@ test("per-pod attribution via kubectl --prefix; namespace inferred from inbound 
       proxy: placements.find((p) => p.pod === "details-v1-79f774bdb9-kx7lq")!.proxy,
     },
   );
-  // productpage has no inbound line here: default namespace
-  const pp = graph.nodes.get("default/productpage-v1")!;
+  // productpage has no inbound line here, but its short-name call `details:9080` reached
+  // details.bookinfo: its resolv.conf search list completed it with its own namespace.
+  const pp = graph.nodes.get("bookinfo/productpage-v1")!;
   assert.ok(pp, "productpage attributed");
+  assert.is(placements.find((p) => p.pod.startsWith("productpage"))!.how, "inferred");
   const e = [...pp.edges.values()][0];
   assert.is(e.cluster, "outbound|9080||details.bookinfo.svc.cluster.local");
   assert.is(e.count, 1);

@@ -33,7 +33,7 @@ function calls(
     b = g.node("shop", to)!;
   for (let i = 0; i < n; i++) {
     const us = Math.round(((i + 1) / n) * maxMs * 1000),
-      at = T0 + i * 100;
+      at = T0 + Math.round((i * 1_200_000) / n); // 20 minutes: above the evidence window
     const m = typeof o.method === "function" ? o.method(i) : (o.method ?? "GET");
     const code = i < (o.err5xx ?? 0) ? 503 : 200;
     g.observe(
@@ -182,14 +182,14 @@ test("outlier detection: none for 1 endpoint; threshold rises with the backgroun
 test("pools from concurrency; too few requests: no timeout, said why; TCP: no route timeout", () => {
   const g = new Graph();
   const a = g.node("shop", "a")!;
-  // 20 000 requests over 100 s at p99 ≈ 1 s: ≈ 200 concurrent → limit 2000.
+  // 20 000 requests over 20 min at p99 ≈ 1 s: λ ≈ 16.7/s, L = λ·W ≈ 16.7 → limit 10× ≈ 170.
   for (let i = 0; i < 20000; i++)
     g.observe(
       a,
       { dir: "outbound", cluster: `outbound|8080||${fq("busy")}`, authority: "", proto: "HTTP/1.1" },
       200,
       Math.round(((i % 100) + 1) * 10_000),
-      T0 + i * 5,
+      T0 + i * 60,
       "GET",
     );
   calls(g, "a", "rare", 20, 10);
@@ -203,11 +203,59 @@ test("pools from concurrency; too few requests: no timeout, said why; TCP: no ro
     );
   const t = run(g, { busy: 3, rare: 2, db: 2 });
   const busy = t.rules.find((x) => x.host === fq("busy"))!.destinationRule!.spec.trafficPolicy.connectionPool.http;
-  assert.ok(busy.http2MaxRequests > 1000 && busy.http2MaxRequests < 3000, String(busy.http2MaxRequests));
+  assert.ok(busy.http2MaxRequests > 150 && busy.http2MaxRequests < 200, String(busy.http2MaxRequests));
+  const poolWhy = t.rules
+    .find((x) => x.host === fq("busy"))!
+    .rationale.find((w) => w.field.endsWith("connectionPool.http"))!;
+  assert.match(poolWhy.why, /Little's law L = λ·W at p99/);
+  assert.match(poolWhy.why, /not a peak/);
   const rare = t.rules.find((x) => x.host === fq("rare"))!;
   assert.not.ok(rare.virtualService?.spec.http[0].timeout);
   assert.ok(rare.skipped.some((s) => /20 requests < 100/.test(s)));
   assert.ok(t.rules.find((x) => x.host === fq("db"))!.skipped.some((s) => /TCP traffic/.test(s)));
+});
+
+test("where: nothing into the control plane's namespace or a namespace with no meshed workload; no mesh VirtualService for a gateway-only host", () => {
+  const g = new Graph();
+  calls(g, "a", "b", 500, 50);
+  const a = g.node("shop", "a")!;
+  for (let i = 0; i < 500; i++)
+    for (const host of [`zipkin.istio-system.svc.${D}`, `legacy.batch.svc.${D}`])
+      g.observe(
+        a,
+        { dir: "outbound", cluster: `outbound|9411||${host}`, authority: "", proto: "HTTP/1.1" },
+        200,
+        2000,
+        T0 + i * 2400,
+        "POST",
+      );
+  const gw = g.node("shop", "edge")!;
+  gw.proxy = { kind: "gateway", why: "test" };
+  for (let i = 0; i < 500; i++)
+    g.observe(
+      gw,
+      { dir: "outbound", cluster: `outbound|8080||${fq("front")}`, authority: "", proto: "HTTP/1.1" },
+      200,
+      40_000,
+      T0 + i * 2400,
+      "GET",
+    );
+  const t = run(g, { b: 2, front: 2 });
+  const rec = (h: string) => t.rules.find((r) => r.host === h)!;
+  for (const h of [`zipkin.istio-system.svc.${D}`, `legacy.batch.svc.${D}`]) {
+    assert.is(rec(h).virtualService, null, h);
+    assert.is(rec(h).destinationRule, null, h);
+  }
+  assert.match(rec(`zipkin.istio-system.svc.${D}`).skipped[0], /istio-system is the control plane's namespace/);
+  assert.match(rec(`legacy.batch.svc.${D}`).skipped[0], /batch has no meshed workload/);
+  const front = rec(fq("front"));
+  assert.is(front.virtualService, null, "a VirtualService without gateways: would not touch gateway traffic");
+  assert.ok(front.skipped.some((s) => /only gateways call .*shop\/edge/.test(s)));
+  assert.not.ok(
+    front.rationale.some((w) => w.field.startsWith("http[0]")),
+    "no reason listed for a route field that was not emitted",
+  );
+  assert.ok(front.destinationRule, "a DestinationRule applies to gateway traffic too");
 });
 
 test("ownership: a user VirtualService or DestinationRule for the host is never overridden", () => {
@@ -223,7 +271,15 @@ test("ownership: a user VirtualService or DestinationRule for the host is never 
   ]);
   assert.is(t.rules[0].virtualService, null);
   assert.is(t.rules[0].destinationRule, null);
-  assert.ok(t.rules[0].skipped.some((s) => /user VirtualService already routes/.test(s)));
+  assert.ok(
+    t.rules[0].skipped.some((s) => /user VirtualService already routes .*timeout and retries left to it/.test(s)),
+  );
+  assert.ok(
+    t.rules[0].skipped.some((s) =>
+      /user DestinationRule already covers .*outlierDetection, connectionPool left to it/.test(s),
+    ),
+  );
+  assert.equal(t.rules[0].rationale, [], "nothing emitted, so no field is explained as if it were");
   // A short host in the user's object means its own namespace (Istio ResolveShortnameToFQDN).
   const short = run(g, { b: 2 }, {}, [
     { kind: "VirtualService", metadata: { name: "mine", namespace: "shop" }, spec: { hosts: ["b"], http: [] } },
@@ -380,16 +436,31 @@ test("CryptoMB: gateways and high-handshake workloads on capable nodes only, pre
   ];
   const [gw, busy, quiet, pinned] = recommendCryptoMb(
     [
-      { workload: "istio-system/ingress", kind: "gateway", handshakesPerS: null, pinnedTo: null },
-      { workload: "shop/api", kind: "sidecar", handshakesPerS: 400, pinnedTo: null },
-      { workload: "shop/b", kind: "sidecar", handshakesPerS: 3, pinnedTo: null },
-      { workload: "shop/pinned", kind: "gateway", handshakesPerS: null, pinnedTo: { pool: "core" } },
+      {
+        workload: "istio-system/ingress",
+        kind: "gateway",
+        handshakesPerS: null,
+        tlsRequests: 500,
+        pinnedTo: null,
+        proxyConfig: "holdApplicationUntilProxyStarts: true\nconcurrency: 2\n",
+      },
+      { workload: "shop/api", kind: "sidecar", handshakesPerS: 400, tlsRequests: 0, pinnedTo: null },
+      { workload: "shop/b", kind: "sidecar", handshakesPerS: 3, tlsRequests: 9000, pinnedTo: null },
+      { workload: "shop/pinned", kind: "gateway", handshakesPerS: null, tlsRequests: 10, pinnedTo: { pool: "core" } },
     ],
     nodes,
   );
   assert.ok(gw.apply && busy.apply);
   const tpl = (gw.patch as any).spec.template;
-  assert.match(tpl.metadata.annotations["proxy.istio.io/config"], /cryptomb:\n\s+pollDelay: 10ms\n\s+fallback: true/);
+  const cfg = tpl.metadata.annotations["proxy.istio.io/config"];
+  assert.match(cfg, /cryptomb:\n\s+pollDelay: 10ms\n\s+fallback: true/);
+  assert.match(
+    cfg,
+    /holdApplicationUntilProxyStarts: true\nconcurrency: 2\n/,
+    "the user's ProxyConfig fields are kept",
+  );
+  assert.match(gw.why, /gateway terminating TLS: 500 request\(s\) arrived over TLS/, "the evidence is named");
+  assert.match(busy.why, /400 new TLS handshakes\/s ≥ 100 \(Prometheus\)/);
   assert.ok(
     tpl.spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution,
     "preferred, never required",
@@ -399,9 +470,32 @@ test("CryptoMB: gateways and high-handshake workloads on capable nodes only, pre
   assert.not.ok(pinned.apply);
   assert.match(pinned.why, /pinned .* none of which is capable/);
   assert.not.ok(
-    recommendCryptoMb([{ workload: "a/gw", kind: "gateway", handshakesPerS: null, pinnedTo: null }], [nodes[1]])[0]
-      .apply,
+    recommendCryptoMb(
+      [{ workload: "a/gw", kind: "gateway", handshakesPerS: null, tlsRequests: 5, pinnedTo: null }],
+      [nodes[1]],
+    )[0].apply,
   );
+  const [plain, mtlsOnly, theirs, broken] = recommendCryptoMb(
+    [
+      { workload: "a/gw", kind: "gateway", handshakesPerS: null, tlsRequests: 0, pinnedTo: null },
+      { workload: "a/svc", kind: "sidecar", handshakesPerS: null, tlsRequests: 800, pinnedTo: null },
+      {
+        workload: "a/own",
+        kind: "gateway",
+        handshakesPerS: 900,
+        tlsRequests: 0,
+        pinnedTo: null,
+        proxyConfig: "privateKeyProvider:\n  qat: {}\n",
+      },
+      { workload: "a/bad", kind: "gateway", handshakesPerS: 900, tlsRequests: 0, pinnedTo: null, proxyConfig: "[1, 2" },
+    ],
+    nodes,
+  );
+  assert.is(plain.code, "no-tls-evidence", "a gateway with no TLS in the input is not assumed to terminate TLS");
+  assert.is(mtlsOnly.code, "unknown-rate");
+  assert.match(mtlsOnly.why, /800 request\(s\) arrived over TLS \(SNI in the access log: inbound mesh mTLS\)/);
+  assert.is(theirs.code, "user-config", "another privateKeyProvider is the user's");
+  assert.is(broken.code, "user-config");
 });
 
 test.run();

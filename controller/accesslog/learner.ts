@@ -45,6 +45,8 @@ export interface LearnOptions {
 interface PodBuffer {
   node: WorkloadNode;
   nsVotes: Map<string, number>;
+  /** Namespaces the pod's short-name calls resolved in (weaker than inbound SNI votes). */
+  callVotes: Map<string, number>;
   shape: ProxyInfo | null;
 }
 
@@ -101,7 +103,7 @@ export class AccessLogLearner {
     };
     const [ns, name] = opts.workload?.split("/") ?? [];
     const node = opts.workload ? this.scratch.node(ns, name) : null;
-    this.fixed = node ? { node, nsVotes: new Map(), shape: null } : null;
+    this.fixed = node ? { node, nsVotes: new Map(), callVotes: new Map(), shape: null } : null;
   }
 
   async learnStream(input: AsyncIterable<Buffer>): Promise<void> {
@@ -184,7 +186,7 @@ export class AccessLogLearner {
       const node = this.scratch.node("?", pod);
       if (!node) return null;
       node.pods.add(pod);
-      b = { node, nsVotes: new Map(), shape: null };
+      b = { node, nsVotes: new Map(), callVotes: new Map(), shape: null };
       this.pods.set(pod, b);
     }
     return b;
@@ -200,8 +202,10 @@ export class AccessLogLearner {
     const us = Math.max(0, Math.round(r.durationMs * 1000));
     const c = parseCluster(r.cluster);
     const proto = r.protocol || "TCP";
+    if (r.sni && (c.kind === "inbound" || c.kind === "outbound")) b.node.tlsRequests++;
     switch (c.kind) {
       case "outbound":
+        this.voteByShortName(b, r.authority, c.host);
         this.scratch.observe(
           b.node,
           { dir: "outbound", cluster: r.cluster, authority: r.authority, proto },
@@ -270,22 +274,32 @@ export class AccessLogLearner {
   }
 
   /**
+   * A short name (`orders-api:8080`, no dot) is completed with the caller's own namespace by its
+   * resolv.conf search list (`<ns>.svc.<domain>` first), so the cluster it reached names the
+   * namespace the caller runs in.
+   */
+  private voteByShortName(b: PodBuffer, authority: string, host: string | null): void {
+    if (!host || !authority) return;
+    const name = authority.replace(/:\d+$/, "");
+    if (!name || name.includes(".") || !host.startsWith(`${name}.`)) return;
+    const ns = hostNamespace(host, this.opts.clusterDomain);
+    if (ns && host === `${name}.${ns}.svc.${this.opts.clusterDomain}`)
+      b.callVotes.set(ns, (b.callVotes.get(ns) ?? 0) + 1);
+  }
+
+  /**
    * Place every pod (namespace, workload, proxy kind) and return the learned graph. With a pod
    * catalog, the catalog decides; without one, the namespace is the one inbound mTLS SNI votes
-   * for across all inputs (this learner sees them all), else --default-namespace, and the
+   * for across all inputs (this learner sees them all), else the namespace its short-name calls
+   * resolved in, else --default-namespace, and the
    * workload and gateway-ness are guesses from the pod name: every such pod is listed.
    */
   finish(into: Graph = new Graph()): { graph: Graph; placements: Placement[] } {
     const placements: Placement[] = [];
     if (this.fixed) into.mergeNode(this.fixed.node, this.fixed.node.namespace);
     for (const [pod, b] of this.pods) {
-      let best = "",
-        votes = 0;
-      for (const [v, n] of b.nsVotes)
-        if (n > votes) {
-          best = v;
-          votes = n;
-        }
+      // Inbound mTLS SNI first (what the pod serves); a sidecar's short-name calls come second.
+      const best = topVote(b.nsVotes);
       const cat = this.opts.pods?.lookup(pod, best || null);
       let ns: string, workload: string, how: Placement["how"], proxy: ProxyInfo;
       if (cat && !("ambiguous" in cat)) {
@@ -300,8 +314,11 @@ export class AccessLogLearner {
           (looksLikeGateway(workload)
             ? { kind: "gateway", why: "guessed from the pod name (no pod catalog)" }
             : { kind: "sidecar", why: "guessed: istio-proxy lines with no gateway/waypoint shape" });
-        ns = best || (proxy.kind === "gateway" ? "istio-system" : this.opts.defaultNamespace);
-        how = cat ? "ambiguous" : best ? "inferred" : "defaulted";
+        // A gateway forwards the client's Host as it came; only an app's own lookup went through
+        // its pod's resolv.conf search list, so only a sidecar's short names place it.
+        const byCalls = proxy.kind === "sidecar" ? topVote(b.callVotes) : "";
+        ns = best || byCalls || (proxy.kind === "gateway" ? "istio-system" : this.opts.defaultNamespace);
+        how = cat ? "ambiguous" : best || byCalls ? "inferred" : "defaulted";
       }
       b.node.proxy = proxy;
       into.mergeNode(b.node, ns, workload);
@@ -317,4 +334,15 @@ export class AccessLogLearner {
     into.evicted.fairness += this.scratch.evicted.fairness;
     return { graph: into, placements };
   }
+}
+
+function topVote(votes: Map<string, number>): string {
+  let best = "",
+    most = 0;
+  for (const [v, n] of votes)
+    if (n > most || (n === most && v < best)) {
+      best = v;
+      most = n;
+    }
+  return best;
 }

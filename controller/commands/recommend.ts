@@ -21,6 +21,7 @@ import { virtualServiceRefs, type VirtualServiceRef } from "../istio/virtual-ser
 import { checkScopeFlags, qualifyServiceHost } from "./scope-flags.js";
 import { unlearnedMode } from "../istio/egress-proxy.js";
 import { tune } from "../tune/tune.js";
+import { parseDur } from "../tune/duration.js";
 import { tuningParts, renderParts, type TuningParts } from "../tune/render.js";
 import { proxyUsage } from "../tune/prometheus-usage.js";
 import { writeHtmlReport } from "./recommend-html.js";
@@ -57,6 +58,7 @@ export interface RecommendOptions {
   cryptomb?: boolean;
   istioVersion: string;
   minRequests: string;
+  minWindow: string;
   prometheus?: string;
   prometheusWindow: string;
   /** Also write the dashboard as one self-contained HTML file. */
@@ -354,6 +356,9 @@ export async function recommend(o: RecommendOptions): Promise<void> {
     const minRequests = Number(o.minRequests);
     if (!Number.isInteger(minRequests) || minRequests < 1)
       throw new UserError(`--min-requests ${o.minRequests}: expected a positive integer`, 2);
+    const minWindowMs = parseDur(o.minWindow ?? "10m");
+    if (!(minWindowMs >= 0))
+      throw new UserError(`--min-window ${o.minWindow}: expected a duration like 10m, 1h or 600s`, 2);
     const cal = o.prometheus
       ? await proxyUsage(o.prometheus, graph, o.prometheusWindow).catch((e) => {
           throw new UserError(`--prometheus: ${(e as Error).message}`);
@@ -367,6 +372,7 @@ export async function recommend(o: RecommendOptions): Promise<void> {
       domain: o.clusterDomain,
       istioVersion: [Number(v[1]), Number(v[2])],
       minRequests,
+      minWindowS: minWindowMs / 1000,
       usage: cal?.usage,
       handshakes: cal?.handshakes,
     });

@@ -168,6 +168,9 @@ export class WorkloadNode {
   readonly bySource = new Map<string, number>();
   outbound = 0;
   inbound = 0;
+  /** Requests that reached this proxy over TLS it saw the SNI of (access logs' requested server
+   * name): inbound mesh mTLS, and at a gateway its downstream TLS. Evidence for CryptoMB. */
+  tlsRequests = 0;
   constructor(
     readonly namespace: string,
     readonly name: string,
@@ -413,6 +416,7 @@ export class Graph {
     if (!n) return;
     for (const p of o.pods) n.pods.add(p);
     n.labels ??= o.labels;
+    n.tlsRequests += o.tlsRequests;
     if (o.proxy.kind !== "sidecar") n.proxy = o.proxy;
     for (const e of o.edges.values()) this.addEdge(n, e, e, "", e.timing);
     for (const u of o.unknown.values()) this.addUnknown(n, u, u);

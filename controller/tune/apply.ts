@@ -107,7 +107,7 @@ export class TuningApplier {
           : t.cryptomb.map((c) => ({
               workload: c.workload,
               patch: c.patch as Obj | null,
-              keep: c.code === "unknown-rate" || c.code === "low-rate",
+              keep: c.code === "unknown-rate" || c.code === "low-rate" || c.code === "no-tls-evidence",
               withdrawWhy: c.apply ? null : c.why,
             }));
       for (const it of items)

@@ -7,25 +7,50 @@
 // becomes the provider's fallback, so a pod on a node without the instructions falls back to
 // BoringSSL instead of failing handshakes. The node affinity is *preferred*: the scheduler
 // favours capable nodes (the agent's meshtune.io/cryptomb label) and never strands a pod.
+import { parse, stringify } from "yaml";
+
 export interface TlsWorkload {
   workload: string;
   kind: "gateway" | "sidecar";
   /** New TLS handshakes per second (Prometheus), when known. */
   handshakesPerS: number | null;
+  /** Requests the input shows arriving over TLS this proxy terminates (SNI in its access log). */
+  tlsRequests: number;
   /** The pod template's required node affinity / nodeSelector, if any (it must allow capable nodes). */
   pinnedTo: Record<string, string> | null;
+  /** The pod template's current proxy.istio.io/config annotation: the patch keeps its other fields. */
+  proxyConfig?: string | null;
 }
 /** code: why, as a stable word — "no-capable-node" and "pinned" are definite (an applied patch
  * is withdrawn); "unknown-rate" is not (nothing is withdrawn on missing data). */
 export interface CryptoMbRec {
   workload: string;
   apply: boolean;
-  code: "apply" | "low-rate" | "unknown-rate" | "no-capable-node" | "pinned";
+  code: "apply" | "low-rate" | "unknown-rate" | "no-tls-evidence" | "no-capable-node" | "pinned" | "user-config";
   why: string;
   patch: Record<string, unknown> | null;
 }
 
 export const CRYPTOMB_LABEL = "meshtune.io/cryptomb";
+
+/**
+ * The annotation's value with privateKeyProvider set and every other ProxyConfig field the user
+ * wrote kept: a patch replaces the whole annotation string, so it must carry them. An annotation
+ * that does not parse as a YAML mapping is kept out of reach: null (nothing is patched).
+ */
+export function mergeProxyConfig(current: string | null): string | null {
+  let base: unknown = {};
+  try {
+    if (current?.trim()) base = parse(current);
+  } catch {
+    return null;
+  }
+  if (base === null || typeof base !== "object" || Array.isArray(base)) return null;
+  const cfg = base as Record<string, unknown>;
+  if (cfg.privateKeyProvider !== undefined && !(cfg.privateKeyProvider as Record<string, unknown>)?.cryptomb)
+    return null;
+  return stringify({ ...cfg, privateKeyProvider: { cryptomb: { pollDelay: "10ms", fallback: true } } });
+}
 
 export function recommendCryptoMb(
   ws: TlsWorkload[],
@@ -35,16 +60,29 @@ export function recommendCryptoMb(
   const capable = nodes.filter((n) => n.labels[CRYPTOMB_LABEL] === "true");
   return ws.map((w) => {
     const [namespace, name] = w.workload.split("/");
-    const terminates = w.kind === "gateway" || (w.handshakesPerS ?? 0) >= threshold;
-    if (!terminates)
+    // Evidence, strongest first: a measured handshake rate; else, for a gateway, requests the
+    // input shows arriving with an SNI (TLS it terminates). Mesh mTLS at a sidecar is TLS too, but
+    // it is per connection, not per request, so only a measured rate can justify it.
+    const tls = `${w.tlsRequests} request(s) arrived over TLS (SNI in the access log${w.kind === "sidecar" ? ": inbound mesh mTLS" : ""})`;
+    const evidence =
+      w.handshakesPerS !== null
+        ? w.handshakesPerS >= threshold
+          ? `${w.handshakesPerS.toFixed(0)} new TLS handshakes/s ≥ ${threshold} (Prometheus)`
+          : null
+        : w.kind === "gateway" && w.tlsRequests > 0
+          ? `gateway terminating TLS: ${tls}; handshake rate not measured (give --prometheus to confirm)`
+          : null;
+    if (!evidence)
       return {
         workload: w.workload,
         apply: false,
-        code: w.handshakesPerS === null ? "unknown-rate" : "low-rate",
+        code: w.handshakesPerS !== null ? "low-rate" : w.kind === "gateway" ? "no-tls-evidence" : "unknown-rate",
         why:
-          w.handshakesPerS === null
-            ? "sidecar with no measured handshake rate (give --prometheus)"
-            : `${w.handshakesPerS.toFixed(0)} new TLS handshakes/s < ${threshold}`,
+          w.handshakesPerS !== null
+            ? `${w.handshakesPerS.toFixed(0)} new TLS handshakes/s < ${threshold}`
+            : w.kind === "gateway"
+              ? "gateway, but no TLS appears in the input (no SNI on its requests) and no handshake rate (give --prometheus)"
+              : `sidecar with no measured handshake rate (give --prometheus); ${tls}, but mTLS handshakes are per connection`,
         patch: null,
       };
     if (!capable.length)
@@ -66,12 +104,20 @@ export function recommendCryptoMb(
         why: `pinned by nodeSelector ${JSON.stringify(w.pinnedTo)} to nodes none of which is capable; nothing forced`,
         patch: null,
       };
-    const proxyConfig = "privateKeyProvider:\n  cryptomb:\n    pollDelay: 10ms\n    fallback: true\n";
+    const proxyConfig = mergeProxyConfig(w.proxyConfig ?? null);
+    if (proxyConfig === null)
+      return {
+        workload: w.workload,
+        apply: false,
+        code: "user-config",
+        why: "the pod template's proxy.istio.io/config is not a YAML mapping, or sets another privateKeyProvider: left to its owner",
+        patch: null,
+      };
     return {
       workload: w.workload,
       apply: true,
       code: "apply",
-      why: `${w.kind === "gateway" ? "gateway (terminates TLS)" : `${w.handshakesPerS!.toFixed(0)} new TLS handshakes/s ≥ ${threshold}`}; ${reachable.length} capable node(s): ${reachable.map((n) => n.name).join(", ")}`,
+      why: `${evidence}; ${reachable.length} capable node(s): ${reachable.map((n) => n.name).join(", ")}`,
       patch: {
         apiVersion: "apps/v1",
         kind: "Deployment",

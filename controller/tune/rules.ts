@@ -12,7 +12,14 @@
 //    older meshes get connectionPool.http.maxRetries instead.
 //  - outlier detection only with ≥ 2 endpoints, its 5xx threshold above what the observed error
 //    rate produces by chance, never ejecting the last endpoint.
-//  - connection-pool limits at 10× the observed peak concurrency (Little's law: rate × p99).
+//  - connection-pool limits at 10× the concurrency Little's law gives (L = λ·W) for the mean rate
+//    over the window and the p99 request time: counts carry no per-second peaks, so this is a
+//    stated estimate, not an observed peak.
+//  - minimum evidence: timeouts and pools need ≥ minRequests over ≥ minWindowS of observation, and
+//    a timeout is never below timeoutFloorMs (a tail measured over minutes misses rare slow paths).
+//  - where: only Kubernetes services in namespaces with meshed workloads of the input, never the
+//    control plane's; and no mesh VirtualService for a host only gateways call (a VirtualService
+//    without `gateways:` binds to `mesh` only, so it would not touch gateway traffic).
 import { hostNamespace } from "../model/cluster-name.js";
 import { quantileInterpUs } from "../model/histogram.js";
 import { isHttp, type HostTraffic, type Traffic } from "./traffic.js";
@@ -40,7 +47,17 @@ export interface RuleOptions {
   userVirtualServices: Set<string>;
   userDestinationRules: Set<string>;
   endpoints: (host: string) => number | null;
+  /** Observed duration below this (s): no timeout or pool limits. */
+  minWindowS?: number;
+  /** No recommended timeout is shorter than this. */
+  timeoutFloorMs?: number;
+  /** Namespaces meshtune may write rules into (meshed workloads seen); null: any but the control plane's. */
+  meshedNamespaces?: Set<string> | null;
+  /** Namespaces that belong to the control plane (default: istio-system). */
+  controlPlaneNamespaces?: Set<string>;
 }
+export const MIN_WINDOW_S = 600;
+export const TIMEOUT_FLOOR_MS = 1000;
 
 const RETRY_ALL = "connect-failure,refused-stream,unavailable,cancelled,reset,503";
 const RETRY_SAFE = "connect-failure,refused-stream";
@@ -80,7 +97,11 @@ export function planTimeouts(tr: Traffic, o: RuleOptions): Map<string, Plan> {
     visiting.add(host);
     const p99Ms = quantileInterpUs(t.buckets, 0.99) / 1000,
       p999Ms = quantileInterpUs(t.buckets, 0.999) / 1000;
-    const baseMs = t.count >= o.minRequests && isHttp(t.proto) ? niceCeil(Math.max(2 * p99Ms, 1.5 * p999Ms, 1)) : null;
+    const enough = t.count >= o.minRequests && tr.observedS >= (o.minWindowS ?? MIN_WINDOW_S);
+    const baseMs =
+      enough && isHttp(t.proto)
+        ? niceCeil(Math.max(2 * p99Ms, 1.5 * p999Ms, o.timeoutFloorMs ?? TIMEOUT_FLOOR_MS))
+        : null;
     let perTryMs = baseMs ?? 0,
       raisedBy: string | null = null;
     for (const c of callees(host)) {
@@ -107,30 +128,48 @@ const shortName = (host: string) => host.split(".")[0];
 export function recommendRules(tr: Traffic, o: RuleOptions): RuleRec[] {
   const out: RuleRec[] = [];
   const budget = o.istioVersion[0] > 1 || o.istioVersion[1] >= 27;
+  const controlPlane = o.controlPlaneNamespaces ?? new Set(["istio-system"]);
+  const minWindowS = o.minWindowS ?? MIN_WINDOW_S;
   for (const p of planTimeouts(tr, o).values()) {
     const ns = hostNamespace(p.host, o.domain);
     if (!ns) continue; // only Kubernetes services: external hosts belong to their ServiceEntry owners
     const t = p.t,
-      why: Why[] = [],
       skipped: string[] = [];
+    if (controlPlane.has(ns) || (o.meshedNamespaces && !o.meshedNamespaces.has(ns))) {
+      skipped.push(
+        controlPlane.has(ns)
+          ? `all rules: ${ns} is the control plane's namespace; meshtune writes no objects there`
+          : `all rules: ${ns} has no meshed workload in the input; meshtune writes only where it sees meshed workloads`,
+      );
+      out.push({ host: p.host, namespace: ns, virtualService: null, destinationRule: null, rationale: [], skipped });
+      continue;
+    }
     const rate = t.count / tr.windowS,
       errPct = t.count ? (100 * t.err5xx) / t.count : 0;
-    const evidence = `${t.count} requests in ${Math.round(tr.windowS)} s from ${t.callers.size} caller(s); p99 ${ms(p.p99Ms)}, p99.9 ${ms(p.p999Ms)}; 5xx ${errPct.toFixed(2)} %`;
+    const evidence = `${t.count} requests in ${Math.round(tr.observedS)} s from ${t.callers.size} caller(s); p99 ${ms(p.p99Ms)}, p99.9 ${ms(p.p999Ms)}; 5xx ${errPct.toFixed(2)} %`;
+    const thin =
+      t.count < o.minRequests
+        ? `${t.count} requests < ${o.minRequests}`
+        : tr.observedS < minWindowS
+          ? `${Math.round(tr.observedS)} s observed < ${minWindowS} s`
+          : null;
+    // The VirtualService: its reasons are kept apart and listed only if it is emitted.
     const route: Record<string, unknown> = { route: [{ destination: { host: p.host } }] };
+    const vsWhy: Why[] = [];
     if (p.totalMs > 0) {
       route.timeout = dur(p.totalMs);
-      why.push({
+      vsWhy.push({
         field: "http[0].timeout",
         value: route.timeout,
         why: p.raisedBy
           ? `raised above this service's own tail (${p.baseMs !== null ? ms(p.baseMs) : "unknown"}) to cover its callee ${p.raisedBy}'s whole timeout with its retries (+10 %); ${evidence}`
-          : `max(2×p99, 1.5×p99.9) rounded up${p.retry === "all" ? `, × ${1 + RETRIES} tries` : ""}; ${evidence}`,
+          : `max(2×p99, 1.5×p99.9, floor ${ms(o.timeoutFloorMs ?? TIMEOUT_FLOOR_MS)}) rounded up${p.retry === "all" ? `, × ${1 + RETRIES} tries` : ""}; ${evidence}`,
       });
     } else
       skipped.push(
         !isHttp(t.proto)
           ? `timeout: ${t.proto} traffic (route timeouts are HTTP only)`
-          : `timeout: ${t.count} requests < ${o.minRequests}, the tail is not known yet`,
+          : `timeout: too little evidence (${thin}), the tail is not known yet`,
       );
     if (p.retry === "all") {
       route.retries = {
@@ -138,14 +177,14 @@ export function recommendRules(tr: Traffic, o: RuleOptions): RuleRec[] {
         retryOn: RETRY_ALL,
         ...(p.perTryMs ? { perTryTimeout: dur(p.perTryMs) } : {}),
       };
-      why.push({
+      vsWhy.push({
         field: "http[0].retries",
         value: route.retries,
         why: `every observed request used an idempotent method (${t.idempotent} idempotent, 0 other): safe to retry after the request reached the app`,
       });
     } else if (p.retry === "safe") {
       route.retries = { attempts: RETRIES, retryOn: RETRY_SAFE };
-      why.push({
+      vsWhy.push({
         field: "http[0].retries",
         value: route.retries,
         why: `${t.other} non-idempotent request(s) seen: retried only when the request never reached the app`,
@@ -153,10 +192,18 @@ export function recommendRules(tr: Traffic, o: RuleOptions): RuleRec[] {
     } else if (isHttp(t.proto))
       skipped.push("retries: methods not observed (no report v2 or access-log method); Istio's default policy stays");
 
+    const why: Why[] = [];
     let vs = null;
-    if (o.userVirtualServices.has(p.host))
-      skipped.push(`VirtualService: a user VirtualService already routes ${p.host}; never overridden`);
-    else if (route.timeout || route.retries)
+    const meshCallers = t.callers.size - t.gatewayCallers.size;
+    if (!route.timeout && !route.retries) {
+      /* nothing to route */
+    } else if (o.userVirtualServices.has(p.host))
+      skipped.push(`VirtualService: a user VirtualService already routes ${p.host}; timeout and retries left to it`);
+    else if (meshCallers === 0)
+      skipped.push(
+        `VirtualService: only gateways call ${p.host} (${[...t.gatewayCallers].join(", ")}); a VirtualService without gateways: binds to the mesh only, so set timeout and retries on the gateway's own VirtualService`,
+      );
+    else {
       vs = {
         apiVersion: "networking.istio.io/v1",
         kind: "VirtualService",
@@ -167,10 +214,17 @@ export function recommendRules(tr: Traffic, o: RuleOptions): RuleRec[] {
         },
         spec: { hosts: [p.host], http: [route] },
       };
+      why.push(...vsWhy);
+      if (t.gatewayCallers.size)
+        skipped.push(
+          `VirtualService: applies to the ${meshCallers} sidecar caller(s) only; gateway caller(s) ${[...t.gatewayCallers].join(", ")} keep their own routes`,
+        );
+    }
 
     const policy: Record<string, unknown> = {};
+    const drWhy: Why[] = [];
     const eps = o.endpoints(p.host);
-    if (eps !== null && eps >= 2 && t.count >= o.minRequests) {
+    if (eps !== null && eps >= 2 && !thin) {
       const r = Math.min(0.99, t.err5xx / t.count);
       // P(k errors in a row | independent errors at rate r) = r^k < 1e-4 per window: chance alone never ejects.
       const k = r > 0 ? Math.min(50, Math.max(5, Math.ceil(Math.log(1e-4) / Math.log(r)))) : 5;
@@ -181,46 +235,54 @@ export function recommendRules(tr: Traffic, o: RuleOptions): RuleRec[] {
         baseEjectionTime: "30s",
         maxEjectionPercent: Math.min(50, maxEject),
       };
-      why.push({
+      drWhy.push({
         field: "trafficPolicy.outlierDetection",
         value: policy.outlierDetection,
         why: `${eps} endpoints; observed 5xx rate ${errPct.toFixed(2)} % makes ${k} in a row by chance < 1e-4; at most ${Math.min(50, maxEject)} % ejected so one endpoint always stays`,
       });
     } else
       skipped.push(
-        `outlierDetection: ${eps === null ? "endpoint count unknown (give --catalog with Endpoints)" : eps < 2 ? `${eps} endpoint: ejecting it would leave none` : "too few requests"}`,
+        `outlierDetection: ${eps === null ? "endpoint count unknown (give --catalog with Endpoints)" : eps < 2 ? `${eps} endpoint: ejecting it would leave none` : `too little evidence (${thin})`}`,
       );
-    if (isHttp(t.proto) && t.count >= o.minRequests) {
-      const conc = rate * (p.p99Ms / 1000);
+    if (isHttp(t.proto) && !thin) {
+      // Little's law L = λ·W: λ the mean rate over the window, W the request time at p99 (and, for
+      // reference, the mean from the histogram's sum). Bursts above the mean rate are invisible in
+      // counts, hence the 10× headroom.
+      const meanMs = t.count ? t.sumUs / t.count / 1000 : 0;
+      const conc = rate * (p.p99Ms / 1000),
+        concMean = rate * (meanMs / 1000);
       const lim = Math.max(64, Math.ceil(10 * conc));
       const pool: Record<string, unknown> = { http: { http1MaxPendingRequests: lim, http2MaxRequests: lim } };
-      why.push({
+      drWhy.push({
         field: "trafficPolicy.connectionPool.http",
         value: pool.http,
-        why: `peak concurrency ≈ rate ${rate.toFixed(2)}/s × p99 ${ms(p.p99Ms)} = ${conc.toFixed(2)}; limit 10× that, at least 64`,
+        why: `concurrency by Little's law L = λ·W at p99: mean rate ${rate.toFixed(2)}/s × p99 ${ms(p.p99Ms)} = ${conc.toFixed(2)} (at the mean time ${ms(meanMs)}: ${concMean.toFixed(2)}); λ is the mean over ${Math.round(tr.observedS)} s, not a peak, so the limit is 10× L, at least 64`,
       });
-      if (route.retries && !budget) {
+      if (route.retries && vs && !budget) {
         (pool.http as Record<string, number>).maxRetries = Math.max(3, Math.ceil(0.2 * lim));
-        why.push({
+        drWhy.push({
           field: "trafficPolicy.connectionPool.http.maxRetries",
           value: (pool.http as Record<string, number>).maxRetries,
           why: `Istio ${o.istioVersion.join(".")} has no retryBudget (added in 1.27): concurrent retries capped at 20 % of the request limit`,
         });
       }
       policy.connectionPool = pool;
-    }
-    if (route.retries && budget) {
+    } else if (isHttp(t.proto)) skipped.push(`connectionPool: too little evidence (${thin})`);
+    if (route.retries && vs && budget) {
       policy.retryBudget = { percent: 20, minRetryConcurrency: 3 };
-      why.push({
+      drWhy.push({
         field: "trafficPolicy.retryBudget",
         value: policy.retryBudget,
         why: "retries on: at most 20 % of active requests may be retries (Envoy's default budget), so retries cannot amplify an overload",
       });
     }
     let dr = null;
-    if (o.userDestinationRules.has(p.host))
-      skipped.push(`DestinationRule: a user DestinationRule already covers ${p.host}; never overridden`);
-    else if (Object.keys(policy).length)
+    if (o.userDestinationRules.has(p.host)) {
+      if (Object.keys(policy).length)
+        skipped.push(
+          `DestinationRule: a user DestinationRule already covers ${p.host}; ${Object.keys(policy).join(", ")} left to it`,
+        );
+    } else if (Object.keys(policy).length) {
       dr = {
         apiVersion: "networking.istio.io/v1",
         kind: "DestinationRule",
@@ -231,6 +293,8 @@ export function recommendRules(tr: Traffic, o: RuleOptions): RuleRec[] {
         },
         spec: { host: p.host, trafficPolicy: policy },
       };
+      why.push(...drWhy);
+    }
     out.push({ host: p.host, namespace: ns, virtualService: vs, destinationRule: dr, rationale: why, skipped });
   }
   return out.sort((a, b) => a.host.localeCompare(b.host));

@@ -13,6 +13,8 @@ export interface HostTraffic {
   proto: string; // HTTP | TCP | … as the proxies reported it
   callers: Set<string>; // client workload keys
   callerNamespaces: Set<string>;
+  /** Callers that are gateways (or other non-sidecar proxies): mesh VirtualServices skip them. */
+  gatewayCallers: Set<string>;
   count: number;
   err5xx: number;
   buckets: number[]; // client-side request time (meshtune-v1)
@@ -27,6 +29,8 @@ export interface Traffic {
   servers: Map<string, Set<string>>;
   /** Observation window (s): first to last observation in the graph, at least 60 s. */
   windowS: number;
+  /** First to last observation as seen (s), unclamped: the evidence window rules are judged on. */
+  observedS: number;
   /** Requests per second through each workload's proxy (outbound + inbound). */
   proxyRps: Map<string, number>;
 }
@@ -62,6 +66,7 @@ export function traffic(g: Graph, index: HostIndex, domain: string): Traffic {
             proto: e.proto,
             callers: new Set(),
             callerNamespaces: new Set(),
+            gatewayCallers: new Set(),
             count: 0,
             err5xx: 0,
             buckets: new Array(BUCKETS).fill(0),
@@ -72,6 +77,7 @@ export function traffic(g: Graph, index: HostIndex, domain: string): Traffic {
         );
       h.callers.add(n.key);
       h.callerNamespaces.add(n.namespace);
+      if (n.proxy.kind !== "sidecar") h.gatewayCallers.add(n.key);
       h.count += e.count;
       h.err5xx += e.err5xx;
       h.sumUs += e.sumUs;
@@ -83,9 +89,10 @@ export function traffic(g: Graph, index: HostIndex, domain: string): Traffic {
       }
     }
   }
-  const windowS = Number.isFinite(first) ? Math.max(60, (last - first) / 1000) : 60;
+  const observedS = Number.isFinite(first) ? Math.max(0, (last - first) / 1000) : 0;
+  const windowS = Math.max(60, observedS);
   const proxyRps = new Map([...through].map(([k, c]) => [k, c / windowS]));
-  return { hosts, servers, windowS, proxyRps };
+  return { hosts, servers, windowS, observedS, proxyRps };
 }
 
 function serverOf(

@@ -23,6 +23,8 @@ export interface TuneInputs {
   domain: string;
   istioVersion: [number, number];
   minRequests: number;
+  /** Observed seconds below which no timeout or pool is recommended (rules.ts MIN_WINDOW_S). */
+  minWindowS?: number;
   usage?: Map<string, Usage>; // workload → observed istio-proxy usage (Prometheus)
   handshakes?: Map<string, number>; // workload → new TLS handshakes/s (Prometheus)
 }
@@ -50,7 +52,14 @@ export function tune(i: TuneInputs): Tuning {
     return s && eps.has(`${s.namespace}/${host.split(".")[0]}`) ? s.endpoints : null;
   };
   const userHosts = (kind: "VirtualService" | "DestinationRule") => userRuleHosts(i.items, kind, i.domain);
+  // Meshed: a namespace with a sidecar workload in the input, or with an injected pod even when it
+  // is idle (the injector's sidecar.istio.io/status annotation, or an istio-proxy container).
+  const meshed = new Set([...i.graph.nodes.values()].filter((n) => n.proxy.kind === "sidecar").map((n) => n.namespace));
+  for (const o of i.items)
+    if (o?.kind === "Pod" && o.metadata?.namespace && isInjected(o)) meshed.add(o.metadata.namespace);
   const rules = recommendRules(tr, {
+    meshedNamespaces: meshed,
+    minWindowS: i.minWindowS,
     domain: i.domain,
     istioVersion: i.istioVersion,
     minRequests: i.minRequests,
@@ -93,12 +102,9 @@ export function tune(i: TuneInputs): Tuning {
   }
   resources.sort((a, b) => a.workload.localeCompare(b.workload));
 
-  // Meshed: a namespace with traffic, or with an injected pod even when it is idle (the injector's
-  // sidecar.istio.io/status annotation, or an istio-proxy container): hiding it from istiod
-  // would leave that pod's proxy without config.
-  const meshed = new Set([...i.graph.nodes.values()].map((n) => n.namespace));
-  for (const o of i.items)
-    if (o?.kind === "Pod" && o.metadata?.namespace && isInjected(o)) meshed.add(o.metadata.namespace);
+  // Discovery keeps every namespace with traffic too: hiding an idle meshed one from istiod would
+  // leave its proxies without config.
+  const withTraffic = new Set([...meshed, ...[...i.graph.nodes.values()].map((n) => n.namespace)]);
   const namespaces = i.items
     .filter((o) => o?.kind === "Namespace")
     .map((o) => o.metadata?.name)
@@ -109,7 +115,7 @@ export function tune(i: TuneInputs): Tuning {
   const discovery = recommendDiscovery({
     services: i.services,
     namespaces,
-    meshed,
+    meshed: withTraffic,
     proxies,
     traffic: tr,
     domain: i.domain,
@@ -132,7 +138,9 @@ export function tune(i: TuneInputs): Tuning {
         workload: n.key,
         kind: proxyKind(n) === "gateway" ? ("gateway" as const) : ("sidecar" as const),
         handshakesPerS: i.handshakes?.get(n.key) ?? null,
+        tlsRequests: n.tlsRequests,
         pinnedTo: p?.spec?.nodeSelector ?? null,
+        proxyConfig: templateProxyConfig(i.items, n.key, p),
       };
     });
   return { rules, resources, discovery, cryptomb: recommendCryptoMb(tls, nodes), invalid };
@@ -153,6 +161,22 @@ export function userRuleHosts(items: Obj[], kind: "VirtualService" | "Destinatio
           .map((h) => (h.includes(".") ? h : `${h}.${o.metadata?.namespace ?? "default"}.svc.${domain}`)),
       ),
   );
+}
+
+/**
+ * The proxy.istio.io/config annotation the workload's template carries: the Deployment (or other
+ * controller) in the catalog when present, else the pod's own (a pod carries its template's).
+ */
+function templateProxyConfig(items: Obj[], workload: string, pod: Obj | undefined): string | null {
+  const [ns, name] = workload.split("/");
+  const owner = items.find(
+    (o) =>
+      ["Deployment", "StatefulSet", "DaemonSet"].includes(o?.kind) &&
+      o.metadata?.namespace === ns &&
+      o.metadata?.name === name,
+  );
+  const a = (owner?.spec?.template?.metadata ?? pod?.metadata)?.annotations?.["proxy.istio.io/config"];
+  return typeof a === "string" ? a : null;
 }
 
 /** The controller kind behind a pod: its ReplicaSet's Deployment, else the owner's kind. */

@@ -42,13 +42,13 @@ const API: Record<string, [string, string]> = {
   destinationrules: ["networking.istio.io/v1", "DestinationRule"],
 };
 
-/** n GET requests from→to, latencies spread up to maxMs, two hours ago. */
+/** n GET requests from→to, latencies spread up to maxMs, over the hour that ended an hour ago. */
 function calls(g: Graph, ns: string, from: string, toNs: string, to: string, n: number, maxMs: number) {
   const a = g.node(ns, from)!,
     b = g.node(toNs, to)!;
   for (let i = 0; i < n; i++) {
     const us = Math.round(((i + 1) / n) * maxMs * 1000),
-      at = NOW - 2 * H + i * 10;
+      at = NOW - 2 * H + Math.round((i * H) / n); // spread over an hour: above the evidence window
     const host = `${to}.${toNs}.svc.${D}`;
     g.observe(
       a,
@@ -244,6 +244,7 @@ export async function tuningCluster(
   calls(graph, ns.shop, "a", ns.shop, "b", 400, 300);
   calls(graph, ns.shop, "b", ns.shop, "c", 400, 200);
   calls(graph, ns.gw, "ingress", ns.shop, "a", 400, 350);
+  graph.node(ns.gw, "ingress")!.tlsRequests = 400; // its clients came over TLS (SNI in its log): CryptoMB evidence
   const ctl = new MeshController(
     kc,
     api,
