@@ -24,6 +24,52 @@ export interface ReportData {
   coverage?: { workloads: { key: string; requests: number; firstMs: number; lastMs: number }[]; uncovered: string[] };
   /** The graph's drops and evictions (limits hit). */
   limits: { dropped: Record<string, number>; evicted: { unbacked: number; idle: number; fairness?: number } };
+  /** Other things a reviewer must know before applying (e.g. a flag that was not honoured). */
+  notes?: string[];
+}
+
+/** Evidence too thin to trust a Sidecar's host list: under 20 requests or 10 minutes. */
+const isThin = (w: { requests: number; firstMs: number; lastMs: number }) =>
+  w.requests < 20 || w.lastMs - w.firstMs < 600_000;
+
+/**
+ * Everything a reviewer must check before applying the output, one line each: the same list
+ * heads the CLI report and the HTML report's Report page, so neither can drop a warning.
+ */
+export function trustWarnings(d: ReportData): string[] {
+  const out: string[] = [];
+  const lim = limitsLine(d.limits);
+  if (lim) out.push(lim);
+  for (const i of d.inputs) if (i.records === 0) out.push(`${i.name} holds no access-log entries`);
+  const pods = (how: Placement["how"]) => d.placements.filter((p) => p.how === how);
+  if (pods("defaulted").length)
+    out.push(
+      `namespace defaulted for ${pods("defaulted").length} pod(s), nothing showed where they run: ${pods("defaulted")
+        .map((p) => `${p.pod}→${p.namespace}`)
+        .join(", ")}`,
+    );
+  if (pods("ambiguous").length)
+    out.push(
+      `pod name in several catalog namespaces, guessed: ${pods("ambiguous")
+        .map((p) => p.pod)
+        .join(", ")}`,
+    );
+  const guessed = d.placements.filter((p) => p.how !== "catalog");
+  if (guessed.length)
+    out.push(
+      `workload names and proxy kinds of ${guessed.length} pod(s) guessed from pod names (give --catalog with pods)`,
+    );
+  const thin = (d.coverage?.workloads ?? []).filter(isThin);
+  if (thin.length)
+    out.push(
+      `thin evidence (< 20 requests or < 10 min) behind ${thin.length} Sidecar(s), hosts may be missing: ${thin.map((w) => w.key).join(", ")}`,
+    );
+  if (d.coverage?.uncovered.length)
+    out.push(`meshed workloads the input did not cover (no Sidecar): ${d.coverage.uncovered.join(", ")}`);
+  for (const r of d.result.rejected)
+    if (r.source === "workload identity") out.push(`no Sidecar for ${r.workload}: ${r.reason}`);
+  out.push(...(d.notes ?? []));
+  return out;
 }
 
 /** One line naming every limit that was hit, or null. */
@@ -64,6 +110,8 @@ export function inputLines(inputs: InputSummary[]): string[] {
 
 export function renderReport(d: ReportData): string {
   const out: string[] = ["# meshtune report", ...inputLines(d.inputs)];
+  const warn = trustWarnings(d);
+  if (warn.length) out.push("", "## check before applying", ...warn.map((w) => `- ${w}`), "");
   const lim = limitsLine(d.limits);
   if (lim) out.push(lim);
   const by = (how: Placement["how"]) => d.placements.filter((p) => p.how === how);
@@ -98,7 +146,7 @@ export function renderReport(d: ReportData): string {
     out.push("", "## coverage (the evidence behind each Sidecar; thin evidence means hosts may be missing)");
     for (const w of d.coverage.workloads) {
       const mins = Math.max(0, Math.round((w.lastMs - w.firstMs) / 60_000));
-      const thin = w.requests < 20 || mins < 10 ? "  THIN" : "";
+      const thin = isThin(w) ? "  THIN" : "";
       out.push(`${w.key}: ${fmt(w.requests)} requests over ${mins} min${thin}`);
     }
     if (d.coverage.uncovered.length)

@@ -8,8 +8,8 @@ import type { CatalogService } from "../sidecar/catalog.js";
 import type { GenerateResult } from "../sidecar/generate.js";
 import type { Savings } from "../sidecar/savings.js";
 import type { Tuning } from "../tune/tune.js";
-import type { InputSummary } from "../report.js";
-import { limitsLine } from "../report.js";
+import type { InputSummary, ReportData } from "../report.js";
+import { limitsLine, renderReport, trustWarnings } from "../report.js";
 import { buildDashboard, type DashboardInputs } from "../ui/dashboard-data.js";
 import { dashboardHtml } from "../ui/html.js";
 import { DiagnoseStore } from "../diagnose/store.js";
@@ -30,6 +30,8 @@ export async function writeHtmlReport(
     savings: Savings[] | null;
     tuning: Tuning | null;
     inputs: InputSummary[];
+    /** The CLI's report: its warnings and text go into the HTML report unabridged. */
+    report: ReportData;
     reports?: string;
   },
 ): Promise<void> {
@@ -69,6 +71,8 @@ export async function writeHtmlReport(
       unregistered: c.result.unregistered,
       rejected: c.result.rejected,
       proxiesSkipped: c.result.proxiesSkipped,
+      warnings: trustWarnings(c.report),
+      text: renderReport(c.report),
     },
   });
   try {

@@ -12,7 +12,7 @@ import { validateSidecar } from "../sidecar/validate.js";
 import { catalogItems, parseCatalog, type CatalogService } from "../sidecar/catalog.js";
 import { PodCatalog } from "../sidecar/pod-catalog.js";
 import { estimateSavings } from "../sidecar/savings.js";
-import { inputLines, limitsLine, renderReport, type InputSummary } from "../report.js";
+import { inputLines, limitsLine, renderReport, type InputSummary, type ReportData } from "../report.js";
 import { UserError, describeFsError } from "../errors.js";
 import { loadReportDir } from "../collector/report-dir.js";
 import { HostIndex } from "../istio/hosts.js";
@@ -280,8 +280,11 @@ export async function recommend(o: RecommendOptions): Promise<void> {
   const iv = /^(\d+)\.(\d+)$/.exec(o.istioVersion);
   if (!iv) throw new UserError(`--istio-version ${o.istioVersion}: expected MAJOR.MINOR, e.g. 1.27`, 2);
   const unlearned = unlearnedMode(o.unlearned ?? "auto", [Number(iv[1]), Number(iv[2])]);
-  if (o.fallbackHost && unlearned.mode === "passthrough")
-    process.stderr.write(`meshtune: --fallback-host not used as egressProxy: ${unlearned.why}\n`);
+  const unlearnedNote =
+    o.fallbackHost && unlearned.mode === "passthrough"
+      ? `--fallback-host not used as egressProxy: ${unlearned.why}`
+      : null;
+  if (unlearnedNote) process.stderr.write(`meshtune: ${unlearnedNote}\n`);
   o = {
     ...o,
     collectorHost: qualifyServiceHost("--collector-host", o.collectorHost, o.clusterDomain),
@@ -378,8 +381,20 @@ export async function recommend(o: RecommendOptions): Promise<void> {
     });
     if (want.rules || want.resources || want.discovery || want.cryptomb) parts = tuningParts(tuning, want);
   }
+  const limits = { dropped: graph.dropped, evicted: graph.evicted };
+  const reportData: ReportData = {
+    inputs,
+    placements,
+    result,
+    savings,
+    limits,
+    mesh,
+    coverage: coverageOf(graph, catalog?.items ?? []),
+    notes: unlearnedNote ? [unlearnedNote] : [],
+  };
   if (o.html)
     await writeHtmlReport(o.html, {
+      report: reportData,
       graph,
       services: catalog?.services ?? [],
       items: catalog?.items ?? [],
@@ -439,9 +454,7 @@ export async function recommend(o: RecommendOptions): Promise<void> {
       tuningReport;
   if (parts?.notes.length) tuningReport += `\n## tuning notes\n${parts.notes.map((n) => `- ${n}`).join("\n")}\n`;
 
-  const limits = { dropped: graph.dropped, evicted: graph.evicted };
-  const coverage = coverageOf(graph, catalog?.items ?? []);
-  const text = renderReport({ inputs, placements, result, savings, limits, mesh, coverage }) + tuningReport;
+  const text = renderReport(reportData) + tuningReport;
   if (o.report) await fs.writeFile(o.report, text);
   else process.stderr.write(text);
   // A hit limit is always said on stderr, even when the report goes to a file.

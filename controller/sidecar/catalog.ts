@@ -14,6 +14,8 @@ export interface CatalogService {
   exportTo: string[]; // [] = everywhere
   /** Addresses a connection to this service is made to: ClusterIPs, ServiceEntry addresses (IPs, not CIDRs). */
   addresses?: string[];
+  /** A Kubernetes Service's spec.selector: the pods (workloads) behind it. */
+  selector?: Record<string, string>;
 }
 
 const HTTP_PREFIX = /^(http|http2|grpc|grpc-web)(-|$)/i;
@@ -95,6 +97,7 @@ export function parseCatalog(json: unknown, clusterDomain = "cluster.local"): Ca
         endpoints: endpoints.get(`${ns}/${name}`) ?? 1,
         exportTo: exportTo ? String(exportTo).split(",") : [],
         addresses: ips,
+        ...(it.spec?.selector && typeof it.spec.selector === "object" ? { selector: it.spec.selector } : {}),
       });
     } else if (it?.kind === "ServiceEntry") {
       const ports: CatalogPort[] = (it.spec?.ports ?? []).map((p: Obj) => ({

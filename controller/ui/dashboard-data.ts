@@ -3,7 +3,7 @@
 // features and the input report. The same builder serves the CLI's HTML report and the
 // controller's /api/dashboard, so both show the same thing.
 import { toYaml } from "../k8s/yaml.js";
-import type { Graph, Stats } from "../model/graph.js";
+import { emptyStats, mergeStats, type Graph, type Stats } from "../model/graph.js";
 import { parseCluster } from "../model/cluster-name.js";
 import { quantileInterpUs } from "../model/histogram.js";
 import { HostIndex } from "../istio/hosts.js";
@@ -14,6 +14,7 @@ import type { Tuning } from "../tune/tune.js";
 import { traffic } from "../tune/traffic.js";
 import type { Diagnosis, Verdict } from "../diagnose/verdict.js";
 import type { InputSummary } from "../report.js";
+import { serversByHost, type ServerJoin } from "./service-join.js";
 
 export interface EdgeView {
   id: string;
@@ -32,7 +33,9 @@ export interface GraphNodeView {
   id: string;
   label: string;
   namespace: string;
-  kind: "workload" | "gateway" | "service" | "external" | "unregistered";
+  /** service: a Kubernetes Service; external: a ServiceEntry host; unregistered: reached through
+   * PassthroughCluster (outside the registry); blocked: refused (BlackHoleCluster / block_all). */
+  kind: "workload" | "gateway" | "service" | "external" | "unregistered" | "blocked";
 }
 export interface Recommendation {
   title: string;
@@ -83,6 +86,9 @@ export interface ReportView {
   rejected: RejectedNote[];
   proxiesSkipped: { workload: string; kind: string; why: string }[];
   refused: { object: string; errors: string[] }[];
+  /** What to check before applying (report.ts trustWarnings), and the CLI's report text. */
+  warnings?: string[];
+  text?: string | null;
 }
 export interface DashboardData {
   v: 1;
@@ -167,18 +173,15 @@ export function buildDashboard(i: DashboardInputs): DashboardData {
       rule: v?.rule ?? null,
     });
   };
+  // Kiali's versioned-app graph: caller → the service it named → the workloads behind it.
+  const join = serversByHost(i.graph, i.services, tr.servers, index, i.domain);
+  const called = new Map<string, { port: number; proto: string; stats: Stats }>();
   for (const n of i.graph.nodes.values()) {
     for (const e of n.edges.values()) {
       if (e.dir !== "outbound") continue;
       const c = parseCluster(e.cluster);
       const host = c.host ?? e.authority;
       if (!host) continue;
-      // A host whose serving workloads are known is drawn as workload→workload; else as its own node.
-      const servers = [...(tr.servers.get(host) ?? [])].filter((s) => s !== n.key);
-      if (servers.length) {
-        for (const s of servers) addEdge(n.key, s, host, e, e.proto);
-        continue;
-      }
       const svc = svcByHost.get(host);
       const inCluster = host.endsWith(`.svc.${i.domain}`);
       const ns = svc?.namespace ?? (inCluster ? host.split(".")[1] : "");
@@ -190,11 +193,25 @@ export function buildDashboard(i: DashboardInputs): DashboardData {
           kind: inCluster ? "service" : "external",
         });
       addEdge(n.key, host, host, e, e.proto);
+      const sum = called.get(host) ?? { port: c.port, proto: e.proto, stats: emptyStats(e.firstSeenMs) };
+      mergeStats(sum.stats, e);
+      called.set(host, sum);
     }
     for (const u of n.unknown.values()) {
       const id = u.authority || u.sni || u.dst;
-      if (!nodes.has(id)) nodes.set(id, { id, label: id, namespace: "", kind: "unregistered" });
+      if (!nodes.has(id))
+        nodes.set(id, { id, label: id, namespace: "", kind: u.kind === "blackhole" ? "blocked" : "unregistered" });
       addEdge(n.key, id, id, u, u.proto ?? "");
+    }
+  }
+  const serversOf = new Map<string, ServerJoin[]>();
+  for (const [host, c] of called) {
+    const servers = join(host, c.port);
+    serversOf.set(host, servers);
+    for (const s of servers) {
+      // One server and nothing on its inbound side to attribute: all the callers' traffic went there.
+      const st = s.stats ?? (servers.length === 1 ? c.stats : emptyStats(c.stats.firstSeenMs));
+      addEdge(host, s.workload, host, st, c.proto);
     }
   }
 
@@ -237,7 +254,7 @@ export function buildDashboard(i: DashboardInputs): DashboardData {
         },
         learned,
         savings: sav.get(n.key) ?? null,
-        recommendations: recommendationsFor(n.key, i.tuning, tr.servers),
+        recommendations: recommendationsFor(n, i.tuning, serversOf),
         rps: round(tr.proxyRps.get(n.key) ?? 0, 3),
       };
     });
@@ -307,8 +324,13 @@ function nodeView(n: { name: string; labels: Record<string, string>; counters?: 
   };
 }
 
-function recommendationsFor(key: string, t: Tuning | null, servers: Map<string, Set<string>>): Recommendation[] {
+function recommendationsFor(
+  n: { key: string; edges: Map<string, { dir: string; cluster: string }> },
+  t: Tuning | null,
+  servers: Map<string, ServerJoin[]>,
+): Recommendation[] {
   if (!t) return [];
+  const key = n.key;
   const out: Recommendation[] = [];
   for (const r of t.resources)
     if (r.workload === key)
@@ -320,14 +342,20 @@ function recommendationsFor(key: string, t: Tuning | null, servers: Map<string, 
         yaml: c.patch ? toYaml(c.patch) : "",
         rationale: [c.why],
       });
+  // The rules the CLI printed for a host belong on the page of every workload behind it (it
+  // serves under them) and of every caller (its proxy applies the route and the pool).
+  const calls = new Set(
+    [...n.edges.values()].filter((e) => e.dir === "outbound").map((e) => parseCluster(e.cluster).host),
+  );
   for (const r of t.rules) {
-    if (!servers.get(r.host)?.has(key)) continue;
+    const serves = servers.get(r.host)?.some((s) => s.workload === key);
+    if (!serves && !calls.has(r.host)) continue;
     const objs = [r.virtualService, r.destinationRule]
       .filter(Boolean)
       .map((o) => toYaml(o))
       .join("---\n");
     out.push({
-      title: `mesh rules for ${r.host}`,
+      title: `mesh rules for ${r.host} (${serves ? "it serves" : "it calls"})`,
       yaml: objs,
       rationale: [...r.rationale.map((w) => `${w.field}: ${w.why}`), ...r.skipped.map((s) => `not set: ${s}`)],
     });

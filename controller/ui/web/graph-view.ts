@@ -34,6 +34,9 @@ export function graphView(root: HTMLElement, d: DashboardData, open: (workload: 
   const t0 = performance.now();
   const pos = layered(d.graph.nodes, d.graph.edges);
   const layoutMs = performance.now() - t0;
+  const outside = new Set(
+    d.graph.nodes.filter((n) => n.kind === "blocked" || n.kind === "unregistered").map((n) => n.id),
+  );
   const live = h("div", { class: "sr-only", "aria-live": "polite" });
   const box = h("div", {
     class: "graph",
@@ -42,7 +45,13 @@ export function graphView(root: HTMLElement, d: DashboardData, open: (workload: 
     "aria-label": "Dependency graph. Arrow keys move between nodes, Enter opens a workload, Escape clears.",
   });
   const info = h("div", { class: "graph-info", "aria-hidden": "true" }, "Select an edge or node for its traffic.");
-  root.append(h("div", { class: "legend" }, ...legend()), box, info, live);
+  root.append(
+    h("div", { class: "legend", "aria-label": "Node shapes" }, ...shapes()),
+    h("div", { class: "legend", "aria-label": "Edge colours" }, ...legend()),
+    box,
+    info,
+    live,
+  );
   const cy = cytoscape({
     container: box,
     minZoom: 0.05,
@@ -62,6 +71,7 @@ export function graphView(root: HTMLElement, d: DashboardData, open: (workload: 
           source: e.source,
           target: e.target,
           color: css(edgeColorVar(e)),
+          dash: outside.has(e.target) ? "dashed" : "solid",
           w: Math.min(6, 1 + Math.log10(1 + e.rps)),
           label: edgeLabel(e),
         },
@@ -76,9 +86,14 @@ export function graphView(root: HTMLElement, d: DashboardData, open: (workload: 
           label: "data(label)",
           color: css("--fg"),
           "font-size": 11,
-          "text-valign": "center",
-          "text-halign": "right",
-          "text-margin-x": 4,
+          // Below the node, on a backdrop: edges leave left to right at the node's middle, so a
+          // label beside the node sat in their path.
+          "text-valign": "bottom",
+          "text-halign": "center",
+          "text-margin-y": 3,
+          "text-background-color": css("--bg"),
+          "text-background-opacity": 0.85,
+          "text-background-padding": "1px",
           width: 14,
           height: 14,
           "min-zoomed-font-size": 7,
@@ -86,10 +101,18 @@ export function graphView(root: HTMLElement, d: DashboardData, open: (workload: 
       },
       { selector: "node[kind = 'gateway']", style: { shape: "diamond", "background-color": css("--accent") } },
       { selector: "node[kind = 'service']", style: { shape: "triangle", "background-color": css("--muted") } },
+      { selector: "node[kind = 'external']", style: { shape: "round-rectangle", "background-color": css("--v-ok") } },
       {
-        selector: "node[kind = 'external'], node[kind = 'unregistered']",
-        style: { shape: "round-rectangle", "background-color": css("--v-app") },
+        selector: "node[kind = 'unregistered']",
+        style: {
+          shape: "round-rectangle",
+          "background-opacity": 0,
+          "border-width": 2,
+          "border-style": "dashed",
+          "border-color": css("--v-app"),
+        },
       },
+      { selector: "node[kind = 'blocked']", style: { shape: "octagon", "background-color": css("--v-proxy") } },
       {
         selector: "edge",
         style: {
@@ -98,6 +121,7 @@ export function graphView(root: HTMLElement, d: DashboardData, open: (workload: 
           "target-arrow-color": "data(color)",
           "target-arrow-shape": "triangle",
           "curve-style": "bezier",
+          "line-style": "data(dash)" as never,
           "arrow-scale": 0.8,
           opacity: 0.8,
         },
@@ -224,6 +248,19 @@ export function graphView(root: HTMLElement, d: DashboardData, open: (workload: 
     },
     destroy: () => cy.destroy(),
   };
+}
+
+/** Every node shape and what it stands for (the graph draws nothing the legend does not name). */
+function shapes(): HTMLElement[] {
+  const item = (k: string, t: string) => h("span", { class: "key" }, h("b", { class: k }), t);
+  return [
+    item("workload", "workload (sidecar)"),
+    item("gateway", "gateway"),
+    item("service", "Kubernetes Service"),
+    item("external", "ServiceEntry host (registered)"),
+    item("unregistered", "unregistered (PassthroughCluster)"),
+    item("blocked", "blocked (BlackHoleCluster / block_all)"),
+  ];
 }
 
 function legend(): HTMLElement[] {

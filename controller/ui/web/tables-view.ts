@@ -62,7 +62,16 @@ export function nodesView(root: HTMLElement, d: DashboardData): void {
 export function reportView(root: HTMLElement, d: DashboardData): void {
   const r = d.report;
   root.append(h("h2", {}, "Report"));
-  if (r.limits) root.append(h("p", { class: "warn", role: "alert" }, r.limits));
+  if (r.limits && !r.warnings?.includes(r.limits)) root.append(h("p", { class: "warn", role: "alert" }, r.limits));
+  if (r.warnings?.length)
+    root.append(
+      h("h3", {}, `Check before applying (${r.warnings.length})`),
+      h(
+        "ul",
+        { class: "warn", role: "alert", "aria-label": "Check before applying" },
+        ...r.warnings.map((w) => h("li", {}, w)),
+      ),
+    );
   root.append(
     h("h3", {}, "Inputs"),
     table(
@@ -117,6 +126,7 @@ export function reportView(root: HTMLElement, d: DashboardData): void {
         "Rejected hosts",
       ),
     );
+  if (r.text) root.append(h("h3", {}, "The CLI's report"), pre(r.text, "The CLI's report"));
   if (r.refused.length)
     root.append(
       h("h3", {}, "Recommendations refused by Istio validation"),
