@@ -45,13 +45,13 @@ BPF_CFLAGS := -g -O2 -Wall -target bpf -D__TARGET_ARCH_x86 -I$(BPF_OUT)
 $(BPF_OUT)/vmlinux.h: | sysdeps
 	@mkdir -p $(BPF_OUT)
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
-$(BPF_OUT)/meshtune.bpf.o: bpf/meshtune.bpf.c bpf/meshtune.h $(BPF_OUT)/vmlinux.h
+$(BPF_OUT)/meshtune.bpf.o: bpf/meshtune.bpf.c bpf/ambient.bpf.h bpf/meshtune.h $(BPF_OUT)/vmlinux.h
 	clang $(BPF_CFLAGS) -c $< -o $@
 $(BPF_OUT)/meshtune.skel.h: $(BPF_OUT)/meshtune.bpf.o
 	bpftool gen skeleton $< > $@.tmp && mv $@.tmp $@
-build/meshtune-bpf: bpf/loader.c bpf/pods.c bpf/pods.h bpf/common.c bpf/common.h bpf/probe.c bpf/probe.h bpf/tcpstats.h bpf/meshtune.h $(BPF_OUT)/meshtune.skel.h
+build/meshtune-bpf: bpf/loader.c bpf/pods.c bpf/pods.h bpf/ambient.c bpf/common.c bpf/common.h bpf/probe.c bpf/probe.h bpf/tcpstats.h bpf/meshtune.h $(BPF_OUT)/meshtune.skel.h
 	@mkdir -p build
-	gcc -O2 -Wall -Wno-format-truncation -I$(BPF_OUT) -Ibpf bpf/loader.c bpf/pods.c bpf/common.c bpf/probe.c -o $@ -lbpf -lelf -lz
+	gcc -O2 -Wall -Wno-format-truncation -I$(BPF_OUT) -Ibpf bpf/loader.c bpf/pods.c bpf/ambient.c bpf/common.c bpf/probe.c -o $@ -lbpf -lelf -lz
 $(BPF_OUT)/tcpstats.bpf.o: bpf/tcpstats.bpf.c bpf/tcpstats.h bpf/meshtune.h $(BPF_OUT)/vmlinux.h
 	clang $(BPF_CFLAGS) -c $< -o $@
 $(BPF_OUT)/tcpstats.skel.h: $(BPF_OUT)/tcpstats.bpf.o
@@ -68,7 +68,10 @@ build/mtproxy: bpf/tools/mtproxy.c | sysdeps
 build/mtnet: bpf/tools/mtnet.c | sysdeps
 	@mkdir -p build
 	gcc -O2 -Wall -pthread $< -o $@
-bpf: build/meshtune-bpf build/meshtune-tcpstats build/mtproxy build/mtnet build/netfault.bpf.o
+build/mtztunnel: bpf/tools/mtztunnel.c | sysdeps
+	@mkdir -p build
+	gcc -O2 -Wall -pthread $< -o $@
+bpf: build/meshtune-bpf build/meshtune-tcpstats build/mtproxy build/mtnet build/mtztunnel build/netfault.bpf.o
 .PHONY: bpf
 
 typecheck: deps

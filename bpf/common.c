@@ -90,6 +90,15 @@ static const char *reason_names[MT_REASON_MAX] = {
 	"inbound_delivery",
 	"l4_edge_failed",
 	"skb_verdict",
+	"ambient_redirected",
+	"ambient_skipped_mark",
+	"ambient_skipped_local",
+	"ambient_skipped_probe",
+	"ambient_dns",
+	"ambient_dns_reply",
+	"ambient_inbound",
+	"ambient_inbound_passed",
+	"ambient_no_ztunnel",
 };
 _Static_assert(sizeof(reason_names) / sizeof(reason_names[0]) == MT_REASON_MAX,
 	       "a name per reason");

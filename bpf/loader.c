@@ -29,7 +29,8 @@
 
 /* Pinned links, in attach order; the sk_msg verdict is held by the sockhash itself. */
 static const char *link_names[] = { "link_connect4", "link_connect6", "link_getsockopt",
-				    "link_sockops" };
+				    "link_sockops",  "link_sendmsg4", "link_sendmsg6",
+				    "link_recvmsg4", "link_recvmsg6" };
 static const char *map_names[] = { "counters",
 				   "meta",
 				   "sock_pairs",
@@ -43,7 +44,9 @@ static const char *map_names[] = { "counters",
 				   "pod_ports",
 				   "pod_cidrs_exclude",
 				   "pod_cidrs_include",
-				   "l4_edges" };
+				   "l4_edges",
+				   "ztunnel_inbound",
+				   "dns_orig" };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 /* One-line refusal on nodes that cannot run the datapath (the first failed check); 0 when
@@ -84,6 +87,9 @@ static void unpin_all(void)
 	}
 	pin_path(p, sizeof(p), "prog_sk_msg");
 	unlink(p);
+	ambient_unpin_all(); /* every pod's sk_lookup link, then the program */
+	pin_path(p, sizeof(p), "prog_ambient_lookup");
+	unlink(p);
 	rmdir(MT_PIN_DIR);
 }
 
@@ -113,7 +119,7 @@ struct load_opts {
 static int cmd_load(struct load_opts *o)
 {
 	struct meshtune_bpf *skel = NULL;
-	struct bpf_link *links[4] = {};
+	struct bpf_link *links[N(link_names)] = {};
 	struct mt_meta meta = {};
 	char real[PATH_MAX], p[256];
 	_Static_assert(MT_MAX_CGROUP_PATH == 256, "meta.cgroup size");
@@ -154,6 +160,16 @@ static int cmd_load(struct load_opts *o)
 	skel->rodata->splice = !o->no_splice;
 	if (!verdict)
 		bpf_program__set_autoload(skel->progs.mt_skb_verdict, false);
+	/* Ambient capture only where every hook it needs exists; elsewhere istio-cni keeps it. */
+	static struct probe_result pr;
+	probe_run(real, NULL, &pr);
+	const struct probe_check *no_ambient = probe_first_failure(&pr, "ambient");
+	struct bpf_program *ambient_progs[] = { skel->progs.mt_sendmsg4, skel->progs.mt_sendmsg6,
+						skel->progs.mt_recvmsg4, skel->progs.mt_recvmsg6,
+						skel->progs.mt_ambient_lookup };
+	if (no_ambient)
+		for (size_t i = 0; i < N(ambient_progs); i++)
+			bpf_program__set_autoload(ambient_progs[i], false);
 	if (meshtune_bpf__load(skel)) {
 		fail("load BPF programs: %s (set MESHTUNE_BPF_DEBUG=1 for the verifier log)",
 		     strerror(errno));
@@ -182,6 +198,7 @@ static int cmd_load(struct load_opts *o)
 	meta.proxy_uid = o->proxy_uid;
 	meta.inbound_port = o->inbound_port;
 	meta.skb_verdict = verdict && !o->no_splice;
+	meta.ambient = !no_ambient;
 	__u32 zero = 0;
 	bpf_map__update_elem(skel->maps.meta, &zero, sizeof(zero), &meta, sizeof(meta), BPF_ANY);
 
@@ -208,9 +225,14 @@ static int cmd_load(struct load_opts *o)
 		fail("attach sk_skb verdict to sockhash: %s", strerror(errno));
 		goto out;
 	}
-	struct bpf_program *progs[4] = { skel->progs.mt_connect4, skel->progs.mt_connect6,
-					 skel->progs.mt_getsockopt, skel->progs.mt_sockops };
-	for (int i = 0; i < 4; i++) {
+	struct bpf_program *progs[N(link_names)] = {
+		skel->progs.mt_connect4, skel->progs.mt_connect6, skel->progs.mt_getsockopt,
+		skel->progs.mt_sockops,	 skel->progs.mt_sendmsg4, skel->progs.mt_sendmsg6,
+		skel->progs.mt_recvmsg4, skel->progs.mt_recvmsg6,
+	};
+	for (size_t i = 0; i < N(link_names); i++) {
+		if (!bpf_program__autoload(progs[i]))
+			continue;
 		links[i] = bpf_program__attach_cgroup(progs[i], cg);
 		if (!links[i]) {
 			fail("attach %s to %s: %s", bpf_program__name(progs[i]), real,
@@ -223,6 +245,12 @@ static int cmd_load(struct load_opts *o)
 			goto out;
 		}
 	}
+	/* Ambient pods' netns get their own link to this program (`pods ambient`). */
+	pin_path(p, sizeof(p), "prog_ambient_lookup");
+	if (meta.ambient && bpf_program__pin(skel->progs.mt_ambient_lookup, p)) {
+		fail("pin %s: %s", p, strerror(errno));
+		goto out;
+	}
 	for (size_t i = 0; i < N(map_names); i++) {
 		pin_path(p, sizeof(p), map_names[i]);
 		if (bpf_map__pin(bpf_object__find_map_by_name(skel->obj, map_names[i]), p)) {
@@ -231,13 +259,14 @@ static int cmd_load(struct load_opts *o)
 		}
 	}
 	printf("{\"loaded\":true,\"already\":false,\"cgroup\":\"%s\",\"proxyPort\":%d,"
-	       "\"inboundPort\":%d,\"proxyUid\":%d,\"podLevel\":%d,\"skbVerdict\":%s}\n",
+	       "\"inboundPort\":%d,\"proxyUid\":%d,\"podLevel\":%d,\"skbVerdict\":%s,"
+	       "\"ambient\":%s}\n",
 	       real, o->proxy_port, o->inbound_port, o->proxy_uid, level + 1,
-	       meta.skb_verdict ? "true" : "false");
+	       meta.skb_verdict ? "true" : "false", meta.ambient ? "true" : "false");
 	err = 0;
 out:
 	/* One cleanup path: on failure undo every pin; on success the pins keep everything alive. */
-	for (int i = 0; i < 4; i++)
+	for (size_t i = 0; i < N(link_names); i++)
 		if (links[i])
 			bpf_link__destroy(links[i]);
 	if (err && skel)
@@ -273,9 +302,9 @@ static int cmd_status(void)
 		return 0;
 	}
 	printf("{\"loaded\":true,\"cgroup\":\"%s\",\"proxyPort\":%u,\"inboundPort\":%u,"
-	       "\"proxyUid\":%u,\"skbVerdict\":%s,\"pods\":%d,\"programs\":[",
+	       "\"proxyUid\":%u,\"skbVerdict\":%s,\"ambient\":%s,\"pods\":%d,\"programs\":[",
 	       meta.cgroup, meta.proxy_port, meta.inbound_port, meta.proxy_uid,
-	       meta.skb_verdict ? "true" : "false", count_pods());
+	       meta.skb_verdict ? "true" : "false", meta.ambient ? "true" : "false", count_pods());
 	for (size_t i = 0; i < N(link_names); i++) {
 		struct bpf_link_info li = {};
 		struct bpf_prog_info pi = {};

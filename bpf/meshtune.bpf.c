@@ -291,7 +291,20 @@ static __always_inline void learn(__u32 pod, __u32 family, const __u32 ip[4], __
 	e->last_ns = now;
 }
 
-enum verdict { PASS, TO_PROXY, TO_INBOUND };
+static __always_inline void endpoint(struct mt_endpoint *e, __u32 family, const __u32 ip[4],
+				     __u32 port)
+{
+	e->family = family;
+	e->port = port;
+	e->ip[0] = ip[0];
+	e->ip[1] = ip[1];
+	e->ip[2] = ip[2];
+	e->ip[3] = ip[3];
+}
+
+enum verdict { PASS, TO_PROXY, TO_INBOUND, TO_ZTUNNEL, TO_DNS };
+
+#include "ambient.bpf.h"
 
 /* Decide for one connect(); src is the socket's bound address (0 when unbound). */
 static __always_inline enum verdict decide(struct bpf_sock_addr *ctx, __u32 family,
@@ -301,13 +314,19 @@ static __always_inline enum verdict decide(struct bpf_sock_addr *ctx, __u32 fami
 	struct mt_pod *pod, *peer;
 	__u32 rules;
 
-	if (ctx->type != SOCK_STREAM) {
+	if (ctx->type != SOCK_STREAM && !(ctx->type == SOCK_DGRAM && port == 53)) {
 		count(MT_SKIP_NOT_TCP);
 		return PASS;
 	}
 	pod = current_pod();
 	if (!pod) {
 		count(MT_SKIP_NOT_MESHED);
+		return PASS;
+	}
+	if (pod->flags & MT_POD_AMBIENT)
+		return ambient_decide(ctx, pod, family, ip, port);
+	if (ctx->type != SOCK_STREAM) {
+		count(MT_SKIP_NOT_TCP);
 		return PASS;
 	}
 	rules = port_rules(pod->id, port);
@@ -375,6 +394,14 @@ static __always_inline enum verdict decide(struct bpf_sock_addr *ctx, __u32 fami
 	return TO_PROXY;
 }
 
+static __always_inline __u16 port_of(enum verdict v)
+{
+	return v == TO_PROXY   ? proxy_port :
+	       v == TO_INBOUND ? inbound_port :
+	       v == TO_ZTUNNEL ? zt_outbound_port :
+				 zt_dns_port;
+}
+
 SEC("cgroup/connect4")
 int mt_connect4(struct bpf_sock_addr *ctx)
 {
@@ -386,10 +413,10 @@ int mt_connect4(struct bpf_sock_addr *ctx)
 	if (sk)
 		src[0] = sk->src_ip4;
 	v = decide(ctx, AF_INET, ip, bpf_ntohs(ctx->user_port), src);
-	if (v == TO_PROXY)
+	if (v != PASS && v != TO_INBOUND)
 		ctx->user_ip4 = bpf_htonl(0x7f000001);
 	if (v != PASS)
-		ctx->user_port = bpf_htons(v == TO_PROXY ? proxy_port : inbound_port);
+		ctx->user_port = bpf_htons(port_of(v));
 	return 1;
 }
 
@@ -408,14 +435,14 @@ int mt_connect6(struct bpf_sock_addr *ctx)
 		src[3] = sk->src_ip6[3];
 	}
 	v = decide(ctx, AF_INET6, ip, bpf_ntohs(ctx->user_port), src);
-	if (v == TO_PROXY) {
+	if (v != PASS && v != TO_INBOUND) {
 		ctx->user_ip6[0] = 0;
 		ctx->user_ip6[1] = 0;
 		ctx->user_ip6[2] = 0;
 		ctx->user_ip6[3] = bpf_htonl(1);
 	}
 	if (v != PASS)
-		ctx->user_port = bpf_htons(v == TO_PROXY ? proxy_port : inbound_port);
+		ctx->user_port = bpf_htons(port_of(v));
 	return 1;
 }
 
@@ -439,17 +466,6 @@ static __always_inline void pair_of(struct bpf_sock_ops *s, __u32 family, struct
 	}
 	p->local_port = s->local_port; /* host order */
 	p->remote_port = bpf_ntohl(s->remote_port); /* network order in the upper half */
-}
-
-static __always_inline void endpoint(struct mt_endpoint *e, __u32 family, const __u32 ip[4],
-				     __u32 port)
-{
-	e->family = family;
-	e->port = port;
-	e->ip[0] = ip[0];
-	e->ip[1] = ip[1];
-	e->ip[2] = ip[2];
-	e->ip[3] = ip[3];
 }
 
 static __always_inline void insert(struct bpf_sock_ops *s, struct mt_pair *p)

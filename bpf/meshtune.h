@@ -29,6 +29,15 @@ enum mt_reason {
 	MT_INBOUND_DELIVERY, /* proxy -> its own app from 127.0.0.6 / ::6 (inbound passthrough) */
 	MT_L4_EDGE_FAIL, /* L4 edge map update failed */
 	MT_SKB_VERDICT, /* no-op SK_SKB verdict ran (kernel wakeup workaround) */
+	MT_AMBIENT_REDIRECTED, /* ambient pod connect() -> ztunnel's in-pod outbound port */
+	MT_AMBIENT_SKIP_MARK, /* a socket carrying ztunnel's mark 0x539/0xfff */
+	MT_AMBIENT_SKIP_LOCAL, /* 127.0.0.1, or a destination that leaves over lo */
+	MT_AMBIENT_SKIP_PROBE, /* to or from the kubelet probe SNAT address */
+	MT_AMBIENT_DNS, /* DNS (UDP or TCP 53) -> ztunnel's in-pod DNS port */
+	MT_AMBIENT_DNS_REPLY, /* a reply from the DNS port shown as from the server asked */
+	MT_AMBIENT_INBOUND, /* sk_lookup: inbound connection handed to ztunnel's inbound listener */
+	MT_AMBIENT_INBOUND_PASS, /* sk_lookup: HBONE port, loopback, lo or probe: normal lookup */
+	MT_AMBIENT_NO_ZTUNNEL, /* sk_lookup: enrolled pod with no ztunnel listener: refused */
 	MT_REASON_MAX,
 };
 
@@ -37,6 +46,8 @@ enum mt_reason {
 #define MT_POD_IN_ALL  2 /* includeInboundPorts "*" */
 #define MT_POD_IN_REDIRECT \
 	4 /* inbound captured by REDIRECT (not TPROXY): 15006 may be dialled directly */
+#define MT_POD_AMBIENT	   8 /* ambient pod: outbound to ztunnel's in-pod listeners, no sidecar */
+#define MT_POD_AMBIENT_DNS 16 /* ... and its DNS (UDP/TCP 53) to ztunnel's DNS proxy */
 
 struct mt_pod {
 	__u32 id; /* agent-assigned, unique on the node, never 0 */
@@ -127,6 +138,7 @@ struct mt_meta {
 	__u32 proxy_uid;
 	__u32 inbound_port;
 	__u32 skb_verdict;
+	__u32 ambient; /* the ambient programs were loaded (the node passed the "ambient" probes) */
 };
 
 #endif

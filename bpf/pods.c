@@ -5,6 +5,8 @@
  *       make the pod in CGROUP_DIR meshed with exactly these settings. New entries go in before
  *       stale ones of the same id come out, so a pod being updated is never briefly unmeshed.
  *   del ID      remove every entry of pod ID (and its L4 edges)
+ *   ambient ID NETNS PID ips=…   steer an ambient pod's inbound to ztunnel (ambient.c)
+ *   unambient ID ips=…           stop steering it
  *   list        pods in the maps: id, cgroup id, flags (an agent restart re-adopts them)
  *   edges       connect-time L4 edges: pod, family, destination, count, first/last (monotonic ns)
  *   counters    per-reason counters
@@ -47,7 +49,7 @@ int count_pods(void)
 	return n;
 }
 
-static void reply_error(const char *fmt, const char *arg)
+void reply_error(const char *fmt, const char *arg)
 {
 	char msg[512];
 	snprintf(msg, sizeof(msg), fmt, arg);
@@ -430,6 +432,10 @@ int cmd_pods(void)
 			cmd_set(rest);
 		else if (!strcmp(cmd, "del"))
 			cmd_del(strtok_r(NULL, " ", &save));
+		else if (!strcmp(cmd, "ambient"))
+			cmd_ambient(rest);
+		else if (!strcmp(cmd, "unambient"))
+			cmd_unambient(rest);
 		else if (!strcmp(cmd, "list"))
 			cmd_list();
 		else if (!strcmp(cmd, "edges"))

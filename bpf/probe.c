@@ -59,7 +59,16 @@ static int load_tiny(enum bpf_prog_type t, enum bpf_attach_type at)
 	return 0;
 }
 
+static void probe_all(const char *cgroup, const char *release, struct probe_result *r);
+
 void probe_run(const char *cgroup, const char *release, struct probe_result *r)
+{
+	libbpf_print_fn_t before = libbpf_set_print(libbpf_silent); /* failed probes are expected */
+	probe_all(cgroup, release, r);
+	libbpf_set_print(before);
+}
+
+static void probe_all(const char *cgroup, const char *release, struct probe_result *r)
 {
 	struct utsname u = {};
 	struct statfs fs;
@@ -69,8 +78,6 @@ void probe_run(const char *cgroup, const char *release, struct probe_result *r)
 	uname(&u);
 	snprintf(r->release, sizeof(r->release), "%s", release ? release : u.release);
 	r->wakeup_hazard = wakeup_hazard(r->release);
-	libbpf_set_print(libbpf_silent);
-
 	struct probe_check *c = add(r, "node", "btf", access("/sys/kernel/btf/vmlinux", R_OK) == 0);
 	if (!c->ok)
 		snprintf(c->detail, sizeof(c->detail),
@@ -85,6 +92,7 @@ void probe_run(const char *cgroup, const char *release, struct probe_result *r)
 		{ "datapath", "prog:cgroup_sockopt", BPF_PROG_TYPE_CGROUP_SOCKOPT },
 		{ "datapath", "prog:sk_msg", BPF_PROG_TYPE_SK_MSG },
 		{ "node", "prog:sock_ops", BPF_PROG_TYPE_SOCK_OPS },
+		{ "ambient", "prog:sk_lookup", BPF_PROG_TYPE_SK_LOOKUP },
 	};
 	for (size_t i = 0; i < N(progs); i++)
 		add(r, progs[i].g, progs[i].n, libbpf_probe_bpf_prog_type(progs[i].t, NULL) == 1);
@@ -109,6 +117,11 @@ void probe_run(const char *cgroup, const char *release, struct probe_result *r)
 		{ "datapath", "attach:cgroup/getsockopt", BPF_PROG_TYPE_CGROUP_SOCKOPT,
 		  BPF_CGROUP_GETSOCKOPT },
 		{ "node", "attach:cgroup/sock_ops", BPF_PROG_TYPE_SOCK_OPS, BPF_CGROUP_SOCK_OPS },
+		{ "ambient", "attach:cgroup/sendmsg4", BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+		  BPF_CGROUP_UDP4_SENDMSG },
+		{ "ambient", "attach:cgroup/recvmsg4", BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+		  BPF_CGROUP_UDP4_RECVMSG },
+		{ "ambient", "attach:netns/sk_lookup", BPF_PROG_TYPE_SK_LOOKUP, BPF_SK_LOOKUP },
 	};
 	for (size_t i = 0; i < N(attach); i++) {
 		int e = load_tiny(attach[i].t, attach[i].a);
@@ -158,6 +171,10 @@ void probe_run(const char *cgroup, const char *release, struct probe_result *r)
 		  BPF_FUNC_skc_to_tcp_sock },
 		{ "tcpstats", "helper:sock_ops/sock_ops_cb_flags_set", BPF_PROG_TYPE_SOCK_OPS,
 		  BPF_FUNC_sock_ops_cb_flags_set },
+		{ "ambient", "helper:sk_lookup/sk_assign", BPF_PROG_TYPE_SK_LOOKUP,
+		  BPF_FUNC_sk_assign },
+		{ "ambient", "helper:cgroup_sock_addr/sk_storage_get",
+		  BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_sk_storage_get },
 	};
 	for (size_t i = 0; i < N(helpers); i++)
 		add(r, helpers[i].g, helpers[i].n,

@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Ambient mode: the semantics of istio-cni's in-pod rules (istio/istio
+ * cni/pkg/iptables/iptables.go, golden files cni/pkg/iptables/testdata/default.golden,
+ * default_ipv6.golden, dns_pod_enabled_and_off_globally.golden, hostprobe.golden), without
+ * iptables. Included by meshtune.bpf.c after its maps and helpers.
+ *
+ *  outbound (cgroup/connect4|6, an enrolled pod's processes)
+ *    nat OUTPUT  -d 169.254.7.127 -p tcp -j ACCEPT                 -> probe address: untouched
+ *                ! -o lo -p udp --dport 53 -j REDIRECT 15053        -> sendmsg/connect: 127.0.0.1:15053
+ *                ! -d 127.0.0.1 -p tcp --dport 53 ! mark -j REDIRECT 15053
+ *                -p tcp -m mark --mark 0x111 -j ACCEPT               -> only replies carry it: no connect
+ *                ! -d 127.0.0.1 -o lo -j ACCEPT                      -> loopback and own IPs: untouched
+ *                ! -d 127.0.0.1 -p tcp ! --mark 0x539 -j REDIRECT 15001 -> 127.0.0.1:15001
+ *    ztunnel's own sockets are never redirected: they belong to ztunnel's cgroup, not the pod's
+ *    (the hook looks the pod up from the calling task's cgroup), and they carry SO_MARK 0x539.
+ *  inbound (sk_lookup on the pod's netns: the TPROXY rules' semantics, the connection keeps its
+ *  original destination as its local address, as TPROXY gives ztunnel)
+ *    mangle PRERT -s 169.254.7.127 -p tcp -j ACCEPT                  -> probe: untouched
+ *                 ! -d 127.0.0.1 -p tcp -i lo -j ACCEPT              -> arrivals on lo: untouched
+ *                 -p tcp --dport 15008 -j TPROXY 15008               -> HBONE: the normal lookup
+ *                                                                      finds ztunnel's 15008
+ *                 --ctstate RELATED,ESTABLISHED -j ACCEPT            -> sk_lookup sees new
+ *                                                                      connections only
+ *                 ! -d 127.0.0.1 -p tcp ! --mark 0x539 -j TPROXY 15006 -> ztunnel's 15006 listener
+ *    ztunnel's marked packets reach the app over lo (the "-i lo" rule), so the mark needs no
+ *    test of its own here; the CONNMARK 0x111 rules route replies of TPROXYed flows back to
+ *    ztunnel's transparent sockets, which sk_assign'ed sockets need no help with. */
+
+#define SOCK_DGRAM	 2
+#define IPPROTO_TCP	 6
+#define LOOPBACK_IFINDEX 1 /* include/net/flow.h: lo is the first device of every netns */
+
+const volatile __u16 zt_outbound_port = 15001;
+const volatile __u16 zt_dns_port = 15053;
+const volatile __u32 zt_mark = 0x539, zt_mark_mask = 0xfff;
+
+/* ztunnel's in-pod inbound listener, by the pod IP it serves (pod IPs are unique on a node).
+ * Written by the agent (`pods ambient`) with the listener it takes from ztunnel (pidfd_getfd). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 8192);
+	__type(key, struct mt_addr);
+	__type(value, __u64);
+} ztunnel_inbound SEC(".maps");
+
+/* The DNS server a UDP socket asked, so the reply from 127.0.0.1:15053 reads as from it (the
+ * socket's last query; resolvers ask their servers one at a time). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct mt_endpoint);
+} dns_orig SEC(".maps");
+
+/* Istio's kubelet-probe SNAT addresses (pkg/config/constants: HostProbeSNATIP and
+ * HostProbeSNATIPV6 = fd16:9254:7127:1337:ffff:ffff:ffff:ffff). */
+static __always_inline int is_probe_addr(__u32 family, const __u32 ip[4])
+{
+	if (family == AF_INET)
+		return ip[0] == bpf_htonl(0xa9fe077f);
+	return ip[0] == bpf_htonl(0xfd169254) && ip[1] == bpf_htonl(0x71271337) &&
+	       ip[2] == 0xffffffff && ip[3] == 0xffffffff;
+}
+
+static __always_inline int is_localhost(__u32 family, const __u32 ip[4])
+{
+	if (family == AF_INET)
+		return ip[0] == bpf_htonl(0x7f000001);
+	return !ip[0] && !ip[1] && !ip[2] && ip[3] == bpf_htonl(1);
+}
+
+/* A destination that leaves over lo: loopback (any 127/8, ::1) or one of the pod's own IPs. */
+static __always_inline int over_lo(const struct mt_pod *pod, __u32 family, const __u32 ip[4])
+{
+	struct mt_addr a = { .family = family };
+	struct mt_pod *self;
+	if (family == AF_INET ? (bpf_ntohl(ip[0]) >> 24) == 127 : is_localhost(family, ip))
+		return 1;
+	a.ip[0] = ip[0];
+	a.ip[1] = ip[1];
+	a.ip[2] = ip[2];
+	a.ip[3] = ip[3];
+	self = bpf_map_lookup_elem(&pod_ips, &a);
+	return self && self->id == pod->id;
+}
+
+static __always_inline int zt_marked(struct bpf_sock *sk)
+{
+	return sk && (sk->mark & zt_mark_mask) == zt_mark;
+}
+
+static __always_inline void remember_dns(struct bpf_sock *sk, __u32 family, const __u32 ip[4],
+					 __u16 port)
+{
+	struct mt_endpoint *e;
+	if (!sk)
+		return;
+	e = bpf_sk_storage_get(&dns_orig, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (e)
+		endpoint(e, family, ip, port);
+}
+
+/* One connect() of an enrolled ambient pod (TCP, or connected UDP to port 53). */
+static __always_inline enum verdict ambient_decide(struct bpf_sock_addr *ctx,
+						   const struct mt_pod *pod, __u32 family,
+						   const __u32 ip[4], __u16 port)
+{
+	struct bpf_sock *sk = ctx->sk;
+	int dns = port == 53 && (pod->flags & MT_POD_AMBIENT_DNS);
+
+	if (zt_marked(sk)) {
+		count(MT_AMBIENT_SKIP_MARK);
+		return PASS;
+	}
+	if (ctx->type == SOCK_DGRAM) {
+		if (!dns || over_lo(pod, family, ip)) /* ! -o lo -p udp --dport 53 */
+			return PASS;
+		remember_dns(sk, family, ip, port);
+		count(MT_AMBIENT_DNS);
+		return TO_DNS;
+	}
+	if (is_probe_addr(family, ip)) {
+		count(MT_AMBIENT_SKIP_PROBE);
+		return PASS;
+	}
+	if (dns && !is_localhost(family, ip)) { /* ! -d 127.0.0.1 -p tcp --dport 53 */
+		save(ctx, family, ip, port, MT_ORIG_APP, pod->id);
+		count(MT_AMBIENT_DNS);
+		return TO_DNS;
+	}
+	if (over_lo(pod, family, ip)) {
+		count(MT_AMBIENT_SKIP_LOCAL);
+		return PASS;
+	}
+	save(ctx, family, ip, port, MT_ORIG_APP, pod->id);
+	learn(pod->id, family, ip, port);
+	count(MT_AMBIENT_REDIRECTED);
+	return TO_ZTUNNEL;
+}
+
+/* Unconnected UDP DNS (sendto): the same rule as a connected socket's connect(). */
+static __always_inline int ambient_sendmsg(struct bpf_sock_addr *ctx, __u32 family,
+					   const __u32 ip[4])
+{
+	struct mt_pod *pod;
+	__u16 port = bpf_ntohs(ctx->user_port);
+	if (ctx->type != SOCK_DGRAM || port != 53)
+		return 0;
+	pod = current_pod();
+	if (!pod || !(pod->flags & MT_POD_AMBIENT) || !(pod->flags & MT_POD_AMBIENT_DNS))
+		return 0;
+	if (zt_marked(ctx->sk)) {
+		count(MT_AMBIENT_SKIP_MARK);
+		return 0;
+	}
+	if (over_lo(pod, family, ip))
+		return 0;
+	remember_dns(ctx->sk, family, ip, port);
+	count(MT_AMBIENT_DNS);
+	return 1;
+}
+
+SEC("cgroup/sendmsg4")
+int mt_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	__u32 ip[4] = { ctx->user_ip4, 0, 0, 0 };
+	if (ambient_sendmsg(ctx, AF_INET, ip)) {
+		ctx->user_ip4 = bpf_htonl(0x7f000001);
+		ctx->user_port = bpf_htons(zt_dns_port);
+	}
+	return 1;
+}
+
+SEC("cgroup/sendmsg6")
+int mt_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	__u32 ip[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
+	if (ambient_sendmsg(ctx, AF_INET6, ip)) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = 0;
+		ctx->user_ip6[3] = bpf_htonl(1);
+		ctx->user_port = bpf_htons(zt_dns_port);
+	}
+	return 1;
+}
+
+/* A reply from ztunnel's DNS port reads as from the server the query was sent to (resolvers
+ * drop answers from another address). Only sockets that sent a redirected query have storage. */
+static __always_inline struct mt_endpoint *dns_reply(struct bpf_sock_addr *ctx, __u32 family)
+{
+	struct mt_endpoint *e;
+	if (ctx->type != SOCK_DGRAM || bpf_ntohs(ctx->user_port) != zt_dns_port || !ctx->sk)
+		return NULL;
+	e = bpf_sk_storage_get(&dns_orig, ctx->sk, 0, 0);
+	if (!e || e->family != family)
+		return NULL;
+	count(MT_AMBIENT_DNS_REPLY);
+	return e;
+}
+
+SEC("cgroup/recvmsg4")
+int mt_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	struct mt_endpoint *e;
+	if (ctx->user_ip4 != bpf_htonl(0x7f000001))
+		return 1;
+	e = dns_reply(ctx, AF_INET);
+	if (e) {
+		ctx->user_ip4 = e->ip[0];
+		ctx->user_port = bpf_htons(e->port);
+	}
+	return 1;
+}
+
+SEC("cgroup/recvmsg6")
+int mt_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	struct mt_endpoint *e;
+	if (ctx->user_ip6[0] || ctx->user_ip6[1] || ctx->user_ip6[2] ||
+	    ctx->user_ip6[3] != bpf_htonl(1))
+		return 1;
+	e = dns_reply(ctx, AF_INET6);
+	if (e) {
+		ctx->user_ip6[0] = e->ip[0];
+		ctx->user_ip6[1] = e->ip[1];
+		ctx->user_ip6[2] = e->ip[2];
+		ctx->user_ip6[3] = e->ip[3];
+		ctx->user_port = bpf_htons(e->port);
+	}
+	return 1;
+}
+
+/* Attached to each enrolled pod's network namespace (a BPF_SK_LOOKUP link per pod). */
+SEC("sk_lookup")
+int mt_ambient_lookup(struct bpf_sk_lookup *ctx)
+{
+	struct mt_addr a = { .family = ctx->family };
+	__u32 remote[4] = {};
+	struct bpf_sock *sk;
+	long err;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return SK_PASS;
+	/* Each field read on its own path (barrier_var): clang otherwise offsets the ctx pointer, a
+	 * dereference the verifier refuses ("dereference of modified ctx ptr"). */
+	if (ctx->family == AF_INET) {
+		__u32 l = ctx->local_ip4, r = ctx->remote_ip4;
+		barrier_var(l);
+		barrier_var(r);
+		a.ip[0] = l;
+		remote[0] = r;
+	} else {
+		__u32 l0 = ctx->local_ip6[0], l1 = ctx->local_ip6[1], l2 = ctx->local_ip6[2],
+		      l3 = ctx->local_ip6[3];
+		__u32 r0 = ctx->remote_ip6[0], r1 = ctx->remote_ip6[1], r2 = ctx->remote_ip6[2],
+		      r3 = ctx->remote_ip6[3];
+		barrier_var(l0);
+		barrier_var(l3);
+		barrier_var(r0);
+		barrier_var(r3);
+		a.ip[0] = l0;
+		a.ip[1] = l1;
+		a.ip[2] = l2;
+		a.ip[3] = l3;
+		remote[0] = r0;
+		remote[1] = r1;
+		remote[2] = r2;
+		remote[3] = r3;
+	}
+	if (ctx->local_port == tunnel_port || ctx->ingress_ifindex == LOOPBACK_IFINDEX ||
+	    is_localhost(ctx->family, a.ip) || is_probe_addr(ctx->family, remote)) {
+		count(MT_AMBIENT_INBOUND_PASS);
+		return SK_PASS;
+	}
+	sk = bpf_map_lookup_elem(&ztunnel_inbound, &a);
+	if (!sk) {
+		/* Enrolled but ztunnel is not there: refuse, as TPROXY to a missing listener does,
+		 * rather than hand the app a connection that skipped ztunnel's policy. */
+		count(MT_AMBIENT_NO_ZTUNNEL);
+		return SK_DROP;
+	}
+	err = bpf_sk_assign(ctx, sk, 0);
+	bpf_sk_release(sk);
+	if (err) {
+		count(MT_AMBIENT_NO_ZTUNNEL);
+		return SK_DROP;
+	}
+	count(MT_AMBIENT_INBOUND);
+	return SK_PASS;
+}

@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: GPL-2.0
+/* An ambient pod's inbound for the agent's line protocol (pods.c):
+ *   ambient ID NETNS_PATH ZTUNNEL_PID ips=A[,B] [in=15006] [out=15001]
+ *       Find ztunnel's listeners inside the pod's network namespace by taking its sockets with
+ *       pidfd_getfd(2) (the agent is root with CAP_SYS_PTRACE), require both the outbound and
+ *       the inbound one (ztunnel is ready for this pod), key the inbound listener by each pod IP
+ *       in ztunnel_inbound, and attach the sk_lookup program to the netns (a link pinned as
+ *       ambient_ID). A pod is steered whole or not at all.
+ *   unambient ID ips=A[,B]
+ *       Unpin the link (new connections take the normal lookup again; established ones are
+ *       untouched) and drop the pod's keys. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include "meshtune.h"
+#include "pods.h"
+
+#define MAX_IPS 8
+
+static int parse_ips(char *list, struct mt_addr *out)
+{
+	int n = 0;
+	for (char *save = NULL, *it = strtok_r(list, ",", &save); it;
+	     it = strtok_r(NULL, ",", &save)) {
+		if (n == MAX_IPS)
+			return -1;
+		memset(&out[n], 0, sizeof(out[n]));
+		if (inet_pton(AF_INET, it, &out[n].ip[0]) == 1)
+			out[n].family = AF_INET;
+		else if (inet_pton(AF_INET6, it, out[n].ip) == 1)
+			out[n].family = AF_INET6;
+		else
+			return -1;
+		n++;
+	}
+	return n;
+}
+
+static void link_pin(char *buf, size_t n, unsigned long id)
+{
+	char name[64];
+	snprintf(name, sizeof(name), "ambient_%lu", id);
+	pin_path(buf, n, name);
+}
+
+/* The netns a socket lives in, as the inode of its nsfs file. */
+static ino_t sock_netns(int fd)
+{
+	struct stat st;
+	int ns = ioctl(fd, SIOCGSKNS);
+	ino_t ino = 0;
+	if (ns < 0)
+		return 0;
+	if (!fstat(ns, &st))
+		ino = st.st_ino;
+	close(ns);
+	return ino;
+}
+
+/* ztunnel's TCP listeners on `port` in the netns `ino`, by family: duplicate fds the caller
+ * closes (-1 when absent); *dual is set when the IPv6 one also takes IPv4 (not v6only). */
+static void take_listeners(int pidfd, long pid, ino_t ino, int port, int fds[2], int *dual)
+{
+	char dir[64], link[PATH_MAX], path[PATH_MAX + 64];
+	struct dirent *d;
+	fds[0] = fds[1] = -1;
+	*dual = 0;
+	snprintf(dir, sizeof(dir), "/proc/%ld/fd", pid);
+	DIR *dp = opendir(dir);
+	if (!dp)
+		return;
+	while ((fds[0] < 0 || fds[1] < 0) && (d = readdir(dp))) {
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		ssize_t n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = 0;
+		if (strncmp(link, "socket:", 7))
+			continue;
+		int fd = syscall(SYS_pidfd_getfd, pidfd, atoi(d->d_name), 0);
+		if (fd < 0)
+			continue;
+		int listening = 0, proto = 0, v6only = 1;
+		socklen_t l = sizeof(int);
+		struct sockaddr_storage a;
+		socklen_t al = sizeof(a);
+		getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l);
+		l = sizeof(int);
+		getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l);
+		if (listening && proto == IPPROTO_TCP &&
+		    !getsockname(fd, (struct sockaddr *)&a, &al) &&
+		    ntohs(((struct sockaddr_in *)&a)->sin_port) == port && sock_netns(fd) == ino) {
+			int v6 = a.ss_family == AF_INET6;
+			if (fds[v6] < 0) {
+				fds[v6] = fd;
+				if (v6) {
+					l = sizeof(int);
+					getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &l);
+					*dual = !v6only;
+				}
+				continue;
+			}
+		}
+		close(fd);
+	}
+	closedir(dp);
+}
+
+void cmd_ambient(char *args)
+{
+	char *save = NULL, *id_s = strtok_r(args, " ", &save), *ns = strtok_r(NULL, " ", &save),
+	     *pid_s = strtok_r(NULL, " ", &save), *ips_s = NULL, p[256];
+	struct mt_addr ips[MAX_IPS];
+	long in_port = 15006, out_port = 15001;
+	unsigned long id = id_s ? strtoul(id_s, NULL, 10) : 0;
+	long pid = pid_s ? strtol(pid_s, NULL, 10) : 0;
+	int n_ips, pidfd = -1, in[2] = { -1, -1 }, out[2] = { -1, -1 }, dual, odual, nsfd = -1,
+		   map = -1, prog = -1, lk = -1;
+	struct stat st;
+
+	for (char *kv = strtok_r(NULL, " ", &save); kv; kv = strtok_r(NULL, " ", &save)) {
+		if (!strncmp(kv, "ips=", 4))
+			ips_s = kv + 4;
+		else if (!strncmp(kv, "in=", 3))
+			in_port = strtol(kv + 3, NULL, 10);
+		else if (!strncmp(kv, "out=", 4))
+			out_port = strtol(kv + 4, NULL, 10);
+		else {
+			reply_error("unknown key %s", kv);
+			return;
+		}
+	}
+	if (!id || !ns || pid <= 0 || !ips_s || (n_ips = parse_ips(ips_s, ips)) <= 0 ||
+	    in_port < 1 || in_port > 65535 || out_port < 1 || out_port > 65535) {
+		reply_error("%s",
+			    "usage: ambient ID NETNS_PATH ZTUNNEL_PID ips=A[,B] [in=N] [out=N]");
+		return;
+	}
+	nsfd = open(ns, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0 || fstat(nsfd, &st)) {
+		reply_error("netns %s: cannot open", ns);
+		goto out;
+	}
+	pidfd = syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0) {
+		reply_error("ztunnel pid %s: no such process (pidfd_open)", pid_s);
+		goto out;
+	}
+	take_listeners(pidfd, pid, st.st_ino, in_port, in, &dual);
+	take_listeners(pidfd, pid, st.st_ino, out_port, out, &odual);
+	/* Each pod IP needs an inbound listener of its family (or a dual-stack one for IPv4). */
+	int need_v4 = 0, need_v6 = 0;
+	for (int i = 0; i < n_ips; i++)
+		*(ips[i].family == AF_INET ? &need_v4 : &need_v6) = 1;
+	int v4_fd = in[0] >= 0 ? in[0] : dual ? in[1] : -1;
+	if ((need_v4 && v4_fd < 0) || (need_v6 && in[1] < 0) || (out[0] < 0 && out[1] < 0)) {
+		snprintf(p, sizeof(p), "%ld%s%s", pid,
+			 (need_v4 && v4_fd < 0) || (need_v6 && in[1] < 0) ?
+				 " (no inbound listener)" :
+				 "",
+			 out[0] < 0 && out[1] < 0 ? " (no outbound listener)" : "");
+		reply_error("ztunnel %s in this pod's netns: not ready; pod not enrolled", p);
+		goto out;
+	}
+	pin_path(p, sizeof(p), "ztunnel_inbound");
+	map = bpf_obj_get(p);
+	pin_path(p, sizeof(p), "prog_ambient_lookup");
+	prog = bpf_obj_get(p);
+	if (map < 0 || prog < 0) {
+		reply_error("%s", "datapath not loaded (no pinned ambient program or map)");
+		goto out;
+	}
+	for (int i = 0; i < n_ips; i++) {
+		__u64 v = ips[i].family == AF_INET ? v4_fd : in[1];
+		if (bpf_map_update_elem(map, &ips[i], &v, BPF_ANY)) {
+			int e = errno;
+			for (int j = 0; j < i; j++)
+				bpf_map_delete_elem(map, &ips[j]);
+			reply_error("ztunnel_inbound update: %s", strerror(e));
+			goto out;
+		}
+	}
+	link_pin(p, sizeof(p), id);
+	int already = access(p, F_OK) == 0;
+	if (!already) {
+		lk = bpf_link_create(prog, nsfd, BPF_SK_LOOKUP, NULL);
+		if (lk < 0 || bpf_obj_pin(lk, p)) {
+			int e = errno;
+			for (int i = 0; i < n_ips; i++)
+				bpf_map_delete_elem(map, &ips[i]);
+			reply_error("attach sk_lookup to the pod's netns: %s", strerror(e));
+			goto out;
+		}
+	}
+	printf("{\"ok\":true,\"id\":%lu,\"linked\":true,\"already\":%s,\"ips\":%d}\n", id,
+	       already ? "true" : "false", n_ips);
+out:
+	for (int *f = (int[]){ pidfd, in[0], in[1], out[0], out[1], nsfd, map, prog, lk }, k = 0;
+	     k < 9; k++)
+		if (f[k] >= 0)
+			close(f[k]);
+}
+
+void cmd_unambient(char *args)
+{
+	char *save = NULL, *id_s = strtok_r(args, " ", &save), *kv = strtok_r(NULL, " ", &save),
+	     p[256];
+	struct mt_addr ips[MAX_IPS];
+	unsigned long id = id_s ? strtoul(id_s, NULL, 10) : 0;
+	int n = kv && !strncmp(kv, "ips=", 4) ? parse_ips(kv + 4, ips) : -1, removed = 0;
+	if (!id || n <= 0) {
+		reply_error("%s", "usage: unambient ID ips=A[,B]");
+		return;
+	}
+	link_pin(p, sizeof(p), id);
+	int unlinked = unlink(p) == 0; /* the last reference: the link detaches */
+	pin_path(p, sizeof(p), "ztunnel_inbound");
+	int map = bpf_obj_get(p);
+	for (int i = 0; map >= 0 && i < n; i++)
+		removed += bpf_map_delete_elem(map, &ips[i]) == 0;
+	if (map >= 0)
+		close(map);
+	printf("{\"ok\":true,\"id\":%lu,\"unlinked\":%s,\"removed\":%d}\n", id,
+	       unlinked ? "true" : "false", removed);
+}
+
+/* Every pod's link: used when the whole datapath is unloaded. */
+void ambient_unpin_all(void)
+{
+	char p[512];
+	struct dirent *d;
+	DIR *dp = opendir(MT_PIN_DIR);
+	if (!dp)
+		return;
+	while ((d = readdir(dp)))
+		if (!strncmp(d->d_name, "ambient_", 8)) {
+			snprintf(p, sizeof(p), "%s/%s", MT_PIN_DIR, d->d_name);
+			unlink(p);
+		}
+	closedir(dp);
+}
