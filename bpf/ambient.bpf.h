@@ -43,6 +43,35 @@ struct {
 	__type(value, __u64);
 } ztunnel_inbound SEC(".maps");
 
+/* ztunnel's own connections to the pods it serves (its inbound delivery), by the 4-tuple the
+ * accepting side will see: noted before the SYN leaves (sockops TCP_CONNECT_CB, not gated by
+ * callback flags) for sockets carrying ztunnel's mark, so sk_lookup leaves them to the normal
+ * lookup even when ztunnel keeps the client's address as the source (IP_TRANSPARENT). */
+struct zt_tuple {
+	__u32 family;
+	__u32 client[4];
+	__u32 server[4];
+	__u32 client_port; /* host order */
+	__u32 server_port; /* host order */
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct zt_tuple);
+	__type(value, __u8);
+} zt_delivery SEC(".maps");
+
+/* An enrolled pod's netns cookie by its IP (the agent writes it with the listener): a mark does
+ * not cross namespaces (skb_scrub_packet), so only connections made inside the destination pod's
+ * own netns are ztunnel's deliveries; its outbound connections to other pods are not. sk_lookup
+ * programs cannot read a netns cookie themselves. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct mt_addr);
+	__type(value, __u64);
+} ambient_netns SEC(".maps");
+
 /* The DNS server a UDP socket asked, so the reply from 127.0.0.1:15053 reads as from it (the
  * socket's last query; resolvers ask their servers one at a time). */
 struct {
@@ -98,6 +127,39 @@ static __always_inline void remember_dns(struct bpf_sock *sk, __u32 family, cons
 	e = bpf_sk_storage_get(&dns_orig, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (e)
 		endpoint(e, family, ip, port);
+}
+
+/* sockops TCP_CONNECT_CB: a ztunnel-marked socket's tuple, for mt_ambient_lookup. */
+static __always_inline void ambient_note_connect(struct bpf_sock_ops *s)
+{
+	struct zt_tuple t = { .family = s->family };
+	struct bpf_sock *sk = s->sk;
+	__u8 one = 1;
+	if (!sk || !zt_marked(sk))
+		return;
+	if (t.family == AF_INET) {
+		t.client[0] = s->local_ip4;
+		t.server[0] = s->remote_ip4;
+	} else if (t.family == AF_INET6) {
+		t.client[0] = s->local_ip6[0];
+		t.client[1] = s->local_ip6[1];
+		t.client[2] = s->local_ip6[2];
+		t.client[3] = s->local_ip6[3];
+		t.server[0] = s->remote_ip6[0];
+		t.server[1] = s->remote_ip6[1];
+		t.server[2] = s->remote_ip6[2];
+		t.server[3] = s->remote_ip6[3];
+	} else {
+		return;
+	}
+	t.client_port = s->local_port;
+	t.server_port = bpf_ntohl(s->remote_port);
+	struct mt_addr dst = { .family = t.family };
+	__builtin_memcpy(dst.ip, t.server, sizeof(dst.ip));
+	__u64 *ns = bpf_map_lookup_elem(&ambient_netns, &dst);
+	if (!ns || *ns != bpf_get_netns_cookie(s))
+		return;
+	bpf_map_update_elem(&zt_delivery, &t, &one, BPF_ANY);
 }
 
 /* One connect() of an enrolled ambient pod (TCP, or connected UDP to port 53). */
@@ -268,8 +330,20 @@ int mt_ambient_lookup(struct bpf_sk_lookup *ctx)
 		remote[2] = r2;
 		remote[3] = r3;
 	}
+	/* "-i lo": lo's own index for loopback addresses; a connection to the pod's eth0 address
+	 * from inside the pod also loops over lo, but reports eth0's index (the route keeps the FIB
+	 * device, net/ipv4/route.c ip_route_output_key_hash_rcu), so it is known by its source: the
+	 * pod itself, or ztunnel's marked delivery (zt_delivery). */
+	struct zt_tuple t = { .family = ctx->family,
+			      .client_port = bpf_ntohs(ctx->remote_port),
+			      .server_port = ctx->local_port };
+	__builtin_memcpy(t.client, remote, sizeof(remote));
+	__builtin_memcpy(t.server, a.ip, sizeof(a.ip));
+	int from_self = remote[0] == a.ip[0] && remote[1] == a.ip[1] && remote[2] == a.ip[2] &&
+			remote[3] == a.ip[3];
 	if (ctx->local_port == tunnel_port || ctx->ingress_ifindex == LOOPBACK_IFINDEX ||
-	    is_localhost(ctx->family, a.ip) || is_probe_addr(ctx->family, remote)) {
+	    is_localhost(ctx->family, a.ip) || from_self || is_probe_addr(ctx->family, remote) ||
+	    bpf_map_lookup_elem(&zt_delivery, &t)) {
 		count(MT_AMBIENT_INBOUND_PASS);
 		return SK_PASS;
 	}

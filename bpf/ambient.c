@@ -29,6 +29,9 @@
 #include "pods.h"
 
 #define MAX_IPS 8
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71 /* include/uapi/asm-generic/socket.h, Linux 5.14 */
+#endif
 
 static int parse_ips(char *list, struct mt_addr *out)
 {
@@ -128,7 +131,7 @@ void cmd_ambient(char *args)
 	unsigned long id = id_s ? strtoul(id_s, NULL, 10) : 0;
 	long pid = pid_s ? strtol(pid_s, NULL, 10) : 0;
 	int n_ips, pidfd = -1, in[2] = { -1, -1 }, out[2] = { -1, -1 }, dual, odual, nsfd = -1,
-		   map = -1, prog = -1, lk = -1;
+		   map = -1, nsmap = -1, prog = -1, lk = -1;
 	struct stat st;
 
 	for (char *kv = strtok_r(NULL, " ", &save); kv; kv = strtok_r(NULL, " ", &save)) {
@@ -175,20 +178,31 @@ void cmd_ambient(char *args)
 		reply_error("ztunnel %s in this pod's netns: not ready; pod not enrolled", p);
 		goto out;
 	}
+	__u64 cookie = 0;
+	socklen_t cl = sizeof(cookie);
+	if (getsockopt(in[1] >= 0 ? in[1] : in[0], SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &cl)) {
+		reply_error("SO_NETNS_COOKIE: %s", strerror(errno));
+		goto out;
+	}
+	pin_path(p, sizeof(p), "ambient_netns");
+	nsmap = bpf_obj_get(p);
 	pin_path(p, sizeof(p), "ztunnel_inbound");
 	map = bpf_obj_get(p);
 	pin_path(p, sizeof(p), "prog_ambient_lookup");
 	prog = bpf_obj_get(p);
-	if (map < 0 || prog < 0) {
+	if (map < 0 || prog < 0 || nsmap < 0) {
 		reply_error("%s", "datapath not loaded (no pinned ambient program or map)");
 		goto out;
 	}
 	for (int i = 0; i < n_ips; i++) {
 		__u64 v = ips[i].family == AF_INET ? v4_fd : in[1];
-		if (bpf_map_update_elem(map, &ips[i], &v, BPF_ANY)) {
+		if (bpf_map_update_elem(map, &ips[i], &v, BPF_ANY) ||
+		    bpf_map_update_elem(nsmap, &ips[i], &cookie, BPF_ANY)) {
 			int e = errno;
-			for (int j = 0; j < i; j++)
+			for (int j = 0; j <= i; j++) {
 				bpf_map_delete_elem(map, &ips[j]);
+				bpf_map_delete_elem(nsmap, &ips[j]);
+			}
 			reply_error("ztunnel_inbound update: %s", strerror(e));
 			goto out;
 		}
@@ -199,8 +213,10 @@ void cmd_ambient(char *args)
 		lk = bpf_link_create(prog, nsfd, BPF_SK_LOOKUP, NULL);
 		if (lk < 0 || bpf_obj_pin(lk, p)) {
 			int e = errno;
-			for (int i = 0; i < n_ips; i++)
+			for (int i = 0; i < n_ips; i++) {
 				bpf_map_delete_elem(map, &ips[i]);
+				bpf_map_delete_elem(nsmap, &ips[i]);
+			}
 			reply_error("attach sk_lookup to the pod's netns: %s", strerror(e));
 			goto out;
 		}
@@ -208,8 +224,9 @@ void cmd_ambient(char *args)
 	printf("{\"ok\":true,\"id\":%lu,\"linked\":true,\"already\":%s,\"ips\":%d}\n", id,
 	       already ? "true" : "false", n_ips);
 out:
-	for (int *f = (int[]){ pidfd, in[0], in[1], out[0], out[1], nsfd, map, prog, lk }, k = 0;
-	     k < 9; k++)
+	for (int *f = (int[]){ pidfd, in[0], in[1], out[0], out[1], nsfd, map, nsmap, prog, lk },
+		 k = 0;
+	     k < 10; k++)
 		if (f[k] >= 0)
 			close(f[k]);
 }
@@ -229,10 +246,17 @@ void cmd_unambient(char *args)
 	int unlinked = unlink(p) == 0; /* the last reference: the link detaches */
 	pin_path(p, sizeof(p), "ztunnel_inbound");
 	int map = bpf_obj_get(p);
-	for (int i = 0; map >= 0 && i < n; i++)
+	pin_path(p, sizeof(p), "ambient_netns");
+	int nsmap = bpf_obj_get(p);
+	for (int i = 0; map >= 0 && i < n; i++) {
 		removed += bpf_map_delete_elem(map, &ips[i]) == 0;
+		if (nsmap >= 0)
+			bpf_map_delete_elem(nsmap, &ips[i]);
+	}
 	if (map >= 0)
 		close(map);
+	if (nsmap >= 0)
+		close(nsmap);
 	printf("{\"ok\":true,\"id\":%lu,\"unlinked\":%s,\"removed\":%d}\n", id,
 	       unlinked ? "true" : "false", removed);
 }

@@ -46,6 +46,8 @@ static const char *map_names[] = { "counters",
 				   "pod_cidrs_include",
 				   "l4_edges",
 				   "ztunnel_inbound",
+				   "zt_delivery",
+				   "ambient_netns",
 				   "dns_orig" };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

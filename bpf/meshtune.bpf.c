@@ -487,6 +487,10 @@ int mt_sockops(struct bpf_sock_ops *s)
 	__u32 op = s->op;
 	__u32 family = s->family;
 
+	if (op == BPF_SOCK_OPS_TCP_CONNECT_CB) {
+		ambient_note_connect(s);
+		return 1;
+	}
 	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
 		return 1;
 	if (family != AF_INET && family != AF_INET6)

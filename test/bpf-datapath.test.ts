@@ -167,7 +167,11 @@ if (why && process.env.CI !== "true") {
       assert.is(again.code, 0);
       assert.is(again.json.already, true);
       const st = loader("status").json;
-      assert.is(st.programs.filter((p: any) => p.attached).length, 4);
+      assert.is(
+        st.programs.filter((p: any) => p.attached).length,
+        8,
+        "connect4|6, getsockopt, sockops, and the ambient sendmsg4|6, recvmsg4|6",
+      );
       assert.is(
         st.skbVerdict,
         loader("probe").json.wakeupHazard,

@@ -9,7 +9,8 @@
  *   mtnet stream ADDR SIZE MB              one-way throughput (echo discarded by a reader thread)
  *   mtnet connrate ADDR SECONDS            connect+1 B echo+close per second
  * ADDR: 1.2.3.4:PORT | [::1]:PORT | unix:/path. Results are one JSON line on stdout.
- * MTNET_BIND_PORT=N binds client sockets to source port N first. */
+ * MTNET_BIND_PORT=N binds client sockets to source port N first; MTNET_MARK=N sets SO_MARK on
+ * them (ztunnel's own sockets carry 0x539). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -80,8 +81,14 @@ static int dial(void)
 	int fd = socket(addr.ss_family, SOCK_STREAM, 0), one = 1;
 	const char *bind_port =
 		getenv("MTNET_BIND_PORT"); /* fixed source port: tests pods that reuse one */
+	const char *mark = getenv("MTNET_MARK");
 	if (fd < 0)
 		die("socket");
+	if (mark) {
+		int m = (int)strtol(mark, NULL, 0);
+		if (setsockopt(fd, SOL_SOCKET, SO_MARK, &m, sizeof(m)))
+			die("SO_MARK");
+	}
 	if (bind_port && addr.ss_family != AF_UNIX) {
 		struct sockaddr_storage b = { .ss_family = addr.ss_family };
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));

@@ -10,6 +10,8 @@
  *   15008 HBONE     accept, print "hbone NS LOCAL", echo.
  *   15053 DNS       UDP and TCP: print "dns NS udp|tcp peer=PEER", echo the query back.
  * Listeners are 0.0.0.0 and [::] (v6only) per port. NS is the argument's index (0, 1, …).
+ * MTZT_INBOUND_SOURCE=IPv4 makes inbound deliveries (IPv4) leave from that address instead of the
+ * pod's own: a source that is not the pod's, as ztunnel's original-source option gives.
  * Usage: mtztunnel NETNS_PATH...; prints "ready" once every pod's listeners are up. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -114,11 +116,18 @@ static void relay(int a, int b)
 	}
 }
 
-/* Connect to `to` with ztunnel's mark (the capture must let this one through). */
-static int dial(const struct sockaddr_storage *to)
+/* Connect to `to` with ztunnel's mark (the capture must let this one through), from `src` when
+ * given (IPv4 only). */
+static int dial(const struct sockaddr_storage *to, const char *src)
 {
 	int fd = socket(to->ss_family, SOCK_STREAM, 0), mark = MARK;
 	setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	if (src && to->ss_family == AF_INET) {
+		struct sockaddr_in b = { .sin_family = AF_INET };
+		inet_pton(AF_INET, src, &b.sin_addr);
+		if (bind(fd, (void *)&b, sizeof(b)))
+			fprintf(stderr, "mtztunnel: bind %s: %s\n", src, strerror(errno));
+	}
 	if (connect(fd, (const void *)to,
 		    to->ss_family == AF_INET ? sizeof(struct sockaddr_in) :
 					       sizeof(struct sockaddr_in6))) {
@@ -153,14 +162,14 @@ static void *serve(void *arg)
 		}
 		fmt_addr(&orig, os, sizeof(os));
 		say("out %d %s peer=%s", c.ns, os, ps);
-		int up = dial(&orig);
+		int up = dial(&orig, NULL);
 		if (up >= 0) {
 			relay(c.fd, up);
 			close(up);
 		}
 	} else if (c.port == 15006) {
 		say("in %d %s peer=%s", c.ns, ls, ps);
-		int up = dial(&local);
+		int up = dial(&local, getenv("MTZT_INBOUND_SOURCE"));
 		if (up >= 0) {
 			relay(c.fd, up);
 			close(up);
