@@ -4,11 +4,12 @@
 // which the app's connections bypass it. Each pod is handled alone; one bad pod or one failed
 // map write is counted and retried, never stops the loop.
 import { existsSync, statSync } from "node:fs";
-import type { V1Pod } from "@kubernetes/client-node";
+import type { V1Namespace, V1Pod } from "@kubernetes/client-node";
 import type { Counter, Gauge, Registry } from "prom-client";
 import { agentMetrics } from "../metrics.js";
 import type { Logger } from "../log.js";
 import { podCapture, setLine } from "./pod-capture.js";
+import { ambientPod, isZtunnel, POD_AMBIENT, POD_AMBIENT_DNS } from "./ambient-pod.js";
 import { findPodCgroup, listening, podPid } from "./pod-cgroups.js";
 import type { PodMaps, Reply } from "./datapath.js";
 import type { AgentReport } from "../collector/agent-report.js";
@@ -20,6 +21,10 @@ export interface AgentOptions {
   proxyPort: number;
   /** The datapath's inbound redirect port (pods capturing elsewhere are left alone). */
   inboundPort?: number;
+  /** Ambient pods: DNS to ztunnel's DNS proxy unless the pod says otherwise (default true). */
+  ambientDns?: boolean;
+  /** The loaded datapath has the ambient programs (the node passed the ambient probes). */
+  ambient?: boolean;
 }
 interface Meshed {
   id: number;
@@ -27,10 +32,13 @@ interface Meshed {
   line: string;
   ns: string;
   name: string;
+  /** Ambient pods: their IPs (inbound keys) and the ztunnel process they were enrolled with. */
+  ambient?: { ips: string; ztPid: number };
 }
 
 export class NodeAgent {
   private readonly pods = new Map<string, V1Pod>(); // uid -> pod
+  private readonly namespaces = new Map<string, V1Namespace>(); // name -> namespace (ambient labels)
   private readonly meshed = new Map<string, Meshed>(); // uid -> what the maps hold
   private readonly waiting = new Map<string, string>(); // uid -> why not meshed yet
   private readonly dirs = new Map<string, string>(); // uid -> pod cgroup dir (the walk runs once per pod)
@@ -75,6 +83,13 @@ export class NodeAgent {
     else this.pods.set(uid, p);
   }
 
+  namespaceChanged(type: "add" | "update" | "delete", ns: V1Namespace): void {
+    const name = ns.metadata?.name;
+    if (!name) return;
+    if (type === "delete") this.namespaces.delete(name);
+    else this.namespaces.set(name, ns);
+  }
+
   /** One pass over every pod of the node (cheap: a directory walk and a /proc read per new pod). */
   async sync(initial = false): Promise<void> {
     for (const [uid, pod] of this.pods) {
@@ -112,17 +127,36 @@ export class NodeAgent {
     this.log("info", "pod not captured", { pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, why });
   }
 
+  private podDir(uid: string): string | null {
+    let dir = this.dirs.get(uid);
+    if (!dir || !existsSync(dir)) dir = findPodCgroup(this.o.cgroupRoot, uid) ?? undefined;
+    if (dir) this.dirs.set(uid, dir);
+    return dir ?? null;
+  }
+
+  /** ztunnel's process on this node (its pod's cgroup), or null while it is not running. */
+  private ztunnelPid(): number | null {
+    for (const [uid, p] of this.pods)
+      if (isZtunnel(p)) {
+        const dir = this.podDir(uid);
+        const pid = dir ? podPid(dir) : null;
+        if (pid) return pid;
+      }
+    return null;
+  }
+
   private async syncPod(uid: string, pod: V1Pod): Promise<void> {
-    const d = podCapture(pod, { proxyPort: this.o.proxyPort, inboundPort: this.o.inboundPort ?? 15006 });
     const cur = this.meshed.get(uid);
+    const amb = ambientPod(pod, this.namespaces.get(pod.metadata?.namespace ?? ""), this.o.ambientDns ?? true);
+    if (amb) return this.syncAmbient(uid, pod, amb, cur);
+    const d = podCapture(pod, { proxyPort: this.o.proxyPort, inboundPort: this.o.inboundPort ?? 15006 });
     if ("skip" in d) {
       if (cur) await this.remove(uid, cur, d.skip);
       return this.note(uid, `skip:${d.skip}`, pod);
     }
-    let dir = this.dirs.get(uid);
-    if (!dir || !existsSync(dir)) dir = findPodCgroup(this.o.cgroupRoot, uid) ?? undefined;
+    if (cur?.ambient) await this.remove(uid, cur, "no longer ambient");
+    const dir = this.podDir(uid);
     if (!dir) return this.note(uid, "waiting: pod cgroup not found", pod);
-    this.dirs.set(uid, dir);
     const cgroupId = String(statSync(dir, { bigint: true }).ino);
     // A pod stays captured once captured, across agent restarts too (adopted from the maps).
     if (!cur && !this.adopted.has(cgroupId)) {
@@ -130,7 +164,7 @@ export class NodeAgent {
       if (!pid || !listening(this.o.procRoot, pid, this.o.proxyPort))
         return this.note(uid, `waiting: proxy not listening on ${this.o.proxyPort}`, pod);
     }
-    const id = cur?.id ?? this.adopted.get(cgroupId) ?? this.nextId++;
+    const id = (cur && !cur.ambient ? cur.id : undefined) ?? this.adopted.get(cgroupId) ?? this.nextId++;
     const line = setLine(dir, id, d.capture);
     if (cur && cur.line === line && cur.cgroupId === cgroupId) return;
     const r: Reply = await this.maps.send(line);
@@ -144,11 +178,63 @@ export class NodeAgent {
       this.log("info", "pod captured", { pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, id, cgroup: dir });
   }
 
+  /** An ambient pod: inbound steering first (it checks that ztunnel is ready in the pod), then
+   * outbound capture; re-keyed when ztunnel restarts (its listeners are new sockets). */
+  private async syncAmbient(
+    uid: string,
+    pod: V1Pod,
+    amb: NonNullable<ReturnType<typeof ambientPod>>,
+    cur: Meshed | undefined,
+  ): Promise<void> {
+    if ("skip" in amb) {
+      if (cur) await this.remove(uid, cur, amb.skip);
+      return this.note(uid, `skip:${amb.skip}`, pod);
+    }
+    if (!this.o.ambient) return this.note(uid, "skip:ambient-unsupported: this node's kernel lacks a hook ambient capture needs (meshtune features); istio-cni keeps ambient pods", pod);
+    if (cur && !cur.ambient) await this.remove(uid, cur, "now ambient");
+    const dir = this.podDir(uid);
+    if (!dir) return this.note(uid, "waiting: pod cgroup not found", pod);
+    const pid = podPid(dir);
+    if (!pid) return this.note(uid, "waiting: pod has no process yet", pod);
+    const zt = this.ztunnelPid();
+    if (!zt) return this.note(uid, "waiting: ztunnel not running on this node", pod);
+    const cgroupId = String(statSync(dir, { bigint: true }).ino);
+    const now = this.meshed.get(uid);
+    const id = now?.id ?? this.adopted.get(cgroupId) ?? this.nextId++;
+    const ips = amb.ambient.ips.join(",");
+    const line = `set ${dir} id=${id} flags=${POD_AMBIENT | (amb.ambient.dns ? POD_AMBIENT_DNS : 0)} ips=${ips}`;
+    if (now && now.line === line && now.ambient?.ztPid === zt && now.cgroupId === cgroupId) return;
+    const inbound = await this.maps.send(`ambient ${id} ${this.o.procRoot}/${pid}/ns/net ${zt} ips=${ips}`);
+    if (!inbound.ok) return this.note(uid, `waiting: ${inbound.error}`, pod);
+    const r = await this.maps.send(line);
+    if (!r.ok) {
+      this.mapErrors.inc();
+      await this.maps.send(`unambient ${id} ips=${ips}`);
+      return this.note(uid, `waiting: map write failed: ${r.error}`, pod);
+    }
+    this.meshed.set(uid, {
+      id,
+      cgroupId,
+      line,
+      ns: pod.metadata!.namespace!,
+      name: pod.metadata!.name!,
+      ambient: { ips, ztPid: zt },
+    });
+    this.waiting.delete(uid);
+    if (!now)
+      this.log("info", "pod enrolled (ambient)", { pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, id, ztunnel: zt });
+  }
+
   private async remove(uid: string, m: Meshed, why: string): Promise<void> {
+    // Outbound capture first, then inbound steering: established connections keep their path.
     const r = await this.maps.send(`del ${m.id}`);
     if (!r.ok) {
       this.mapErrors.inc();
       return;
+    }
+    if (m.ambient) {
+      const u = await this.maps.send(`unambient ${m.id} ips=${m.ambient.ips}`);
+      if (!u.ok) this.mapErrors.inc();
     }
     this.meshed.delete(uid);
     this.waiting.delete(uid);

@@ -160,12 +160,12 @@ export class AmbientNode {
   }
 
   /** ztunnel's stand-in with listeners in these pods' namespaces (in this order: its NS index). */
-  async startZtunnel(pods: string[]): Promise<number> {
-    const z = await this.start(
-      { ztunnel: true },
+  async startZtunnel(pods: string[], env: Record<string, string> = {}): Promise<number> {
+    const z = await this.start({ ztunnel: true }, "env", [
+      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
       MTZTUNNEL,
-      pods.map((p) => `/run/netns/${this.pod(p).netns}`),
-    );
+      ...pods.map((p) => `/run/netns/${this.pod(p).netns}`),
+    ]);
     this.ztunnel = { proc: z.proc, lines: () => z.out().split("\n").filter(Boolean), err: z.err };
     return z.proc.pid!;
   }
