@@ -76,9 +76,11 @@ test("node DaemonSet: runs the agent on its node's kubepods cgroup, no unload on
   assert.ok(c.args.includes("--cgroup=$(MESHTUNE_CGROUP)"));
   const rbac = docs("rbac.yaml");
   const role = rbac.find((d) => d.kind === "ClusterRole" && d.metadata.name === "meshtune-node");
-  // Pods to capture; its own Node to label (node features); nothing else cluster-wide.
+  // Pods to capture; namespaces for ambient enrolment labels; its own Node to label (node
+  // features); nothing else cluster-wide.
   assert.equal(role.rules, [
     { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
+    { apiGroups: [""], resources: ["namespaces"], verbs: ["get", "list", "watch"] },
     { apiGroups: [""], resources: ["nodes"], verbs: ["get", "patch"] },
   ]);
   assert.ok(rbac.some((d) => d.kind === "ClusterRoleBinding" && d.subjects?.[0]?.name === "meshtune-node"));

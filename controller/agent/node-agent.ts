@@ -190,7 +190,12 @@ export class NodeAgent {
       if (cur) await this.remove(uid, cur, amb.skip);
       return this.note(uid, `skip:${amb.skip}`, pod);
     }
-    if (!this.o.ambient) return this.note(uid, "skip:ambient-unsupported: this node's kernel lacks a hook ambient capture needs (meshtune features); istio-cni keeps ambient pods", pod);
+    if (!this.o.ambient)
+      return this.note(
+        uid,
+        "skip:ambient-unsupported: this node's kernel lacks a hook ambient capture needs (meshtune features); istio-cni keeps ambient pods",
+        pod,
+      );
     if (cur && !cur.ambient) await this.remove(uid, cur, "now ambient");
     const dir = this.podDir(uid);
     if (!dir) return this.note(uid, "waiting: pod cgroup not found", pod);
@@ -222,7 +227,11 @@ export class NodeAgent {
     });
     this.waiting.delete(uid);
     if (!now)
-      this.log("info", "pod enrolled (ambient)", { pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, id, ztunnel: zt });
+      this.log("info", "pod enrolled (ambient)", {
+        pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`,
+        id,
+        ztunnel: zt,
+      });
   }
 
   private async remove(uid: string, m: Meshed, why: string): Promise<void> {

@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { agentProcessMetrics } from "../metrics.js";
-import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, type V1Namespace, type V1Pod } from "@kubernetes/client-node";
 import { loadKubeConfig } from "../k8s/kube.js";
 import { watchResource } from "../k8s/informer.js";
 import { listenAdmin } from "../k8s/admin-server.js";
@@ -50,6 +50,8 @@ export interface AgentFlags extends DatapathFlags {
   resync: string;
   metricsPort: string;
   noKernelSignals?: boolean;
+  /** commander's --no-ambient-dns: false when given. */
+  ambientDns?: boolean;
   namespace?: string;
   sys: string;
 }
@@ -155,7 +157,22 @@ export async function runAgent(f: AgentFlags): Promise<void> {
   }
 
   const maps = new PodMaps();
-  const agent = new NodeAgent(maps, { cgroupRoot: cgroup, procRoot: f.proc, proxyPort }, registry, log);
+  const agent = new NodeAgent(
+    maps,
+    {
+      cgroupRoot: cgroup,
+      procRoot: f.proc,
+      proxyPort,
+      ambient: loaded.ambient === true,
+      ambientDns: f.ambientDns !== false,
+    },
+    registry,
+    log,
+  );
+  if (loaded.ambient !== true)
+    log("warn", `ambient capture disabled on this node: ${feats.ambient.reason}; istio-cni keeps ambient pods`, {
+      node,
+    });
   agent.onRelease = (id) => kernel?.forget(id);
   await agent.adopt();
   let stopped = false,
@@ -170,10 +187,23 @@ export async function runAgent(f: AgentFlags): Promise<void> {
     () => stopped,
     "Pod",
   );
+  // Namespace labels enrol ambient pods (istio.io/dataplane-mode): a change resyncs every pod.
+  const nsw = watchResource<V1Namespace>(
+    kc,
+    "/api/v1/namespaces",
+    () => core.listNamespace(),
+    (t, ns) => {
+      agent.namespaceChanged(t, ns);
+      if (ready) void tick();
+    },
+    log,
+    () => stopped,
+    "Namespace",
+  );
   let syncing: Promise<void> = Promise.resolve();
   const tick = (initial = false) =>
     (syncing = syncing.then(() => agent.sync(initial)).catch((e) => log("warn", "sync failed", { error: String(e) })));
-  w.synced.then(async () => {
+  Promise.all([w.synced, nsw.synced]).then(async () => {
     await tick(true);
     ready = true;
     log("info", "pods synced; ready", { node });

@@ -9,7 +9,7 @@ import { basename } from "node:path";
 import { parseCpuinfo, nfdFlags, cryptomb, presentFlags, type CryptoMbSupport } from "./cpu-flags.js";
 
 export interface ProbeCheck {
-  group: "datapath" | "tcpstats" | "node";
+  group: "datapath" | "tcpstats" | "ambient" | "node";
   feature: string;
   ok: boolean;
   detail?: string;
@@ -43,6 +43,8 @@ export interface NodeFeatures {
   kernel: { release: string; version: string; wakeupHazard: boolean; config: Record<string, string> };
   datapath: Verdict;
   tcpstats: Verdict;
+  /** Ambient capture (sk_lookup, UDP sendmsg/recvmsg hooks, sk_assign): istio-cni keeps ambient pods where false. */
+  ambient: Verdict;
   cpu: { vendor: string; model: string; flags: string[]; source: "nfd" | "cpuinfo" };
   cryptomb: CryptoMbSupport;
   qat: { devices: number; drivers: string[] };
@@ -119,7 +121,7 @@ export function gatherNodeInputs(o: {
   };
 }
 
-function why(p: BpfProbe, group: "datapath" | "tcpstats"): Verdict {
+function why(p: BpfProbe, group: "datapath" | "tcpstats" | "ambient"): Verdict {
   const f = p.checks.find((c) => !c.ok && (c.group === group || c.group === "node"));
   return f ? { ok: false, reason: `${f.feature}: ${f.detail ?? "not supported by this kernel"}` } : { ok: true };
 }
@@ -151,6 +153,7 @@ export function evaluate(i: NodeInputs): NodeFeatures {
       kernel: { release: "", version: "", wakeupHazard: true, config },
       datapath: v,
       tcpstats: v,
+      ambient: v,
       checks: [],
     };
   }
@@ -161,6 +164,7 @@ export function evaluate(i: NodeInputs): NodeFeatures {
     kernel: { release: p.kernel, version, wakeupHazard: p.wakeupHazard, config },
     datapath: why(p, "datapath"),
     tcpstats: why(p, "tcpstats"),
+    ambient: why(p, "ambient"),
     checks: p.checks,
   };
 }

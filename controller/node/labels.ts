@@ -8,6 +8,7 @@ import type { NodeFeatures } from "./features.js";
 export const LABEL = {
   datapath: "meshtune.io/datapath",
   tcpstats: "meshtune.io/tcpstats",
+  ambient: "meshtune.io/ambient",
   hazard: "meshtune.io/sockmap-wakeup-hazard",
   cryptomb: "meshtune.io/cryptomb",
   qat: "meshtune.io/qat",
@@ -28,6 +29,7 @@ export function nodeLabels(f: NodeFeatures): Record<string, string> {
   const l: Record<string, string> = {
     [LABEL.datapath]: b(f.datapath.ok),
     [LABEL.tcpstats]: b(f.datapath.ok && f.tcpstats.ok),
+    [LABEL.ambient]: b(f.datapath.ok && f.ambient.ok),
     [LABEL.hazard]: b(f.kernel.wakeupHazard),
     [LABEL.cryptomb]: b(f.cryptomb.capable),
     [LABEL.qat]: b(f.qat.devices > 0),

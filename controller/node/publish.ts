@@ -37,6 +37,10 @@ export function statusConfigMap(
         f.datapath.ok && f.tcpstats.ok
           ? "enabled"
           : `disabled: ${!f.datapath.ok ? "needs the datapath" : f.tcpstats.reason}`,
+      ambient:
+        f.datapath.ok && f.ambient.ok
+          ? "enabled"
+          : `disabled: ${!f.datapath.ok ? "needs the datapath" : f.ambient.reason}; istio-cni keeps ambient pods`,
       cryptomb: f.cryptomb.capable ? "capable" : `incapable: missing ${f.cryptomb.missing.join(", ")}`,
       "features.json": JSON.stringify(f, null, 1),
     },
