@@ -33,7 +33,12 @@ export class PodMaps {
       if (this.proc === p) this.proc = null;
       for (const w of this.waiting.splice(0)) w({ ok: false, error: "loader 'pods' process exited" });
     });
-    p.on("error", () => {});
+    // A loader that cannot start (missing, not executable) answers every waiting command with
+    // the reason instead of leaving it pending forever.
+    p.on("error", (e) => {
+      if (this.proc === p) this.proc = null;
+      for (const w of this.waiting.splice(0)) w({ ok: false, error: `loader 'pods': ${e.message}` });
+    });
     return p;
   }
 

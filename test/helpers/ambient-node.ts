@@ -17,6 +17,7 @@ export const MTZTUNNEL = join(ROOT, "build", "mtztunnel");
 export interface Pod {
   name: string;
   index: number; // subnet 10.<net>.<index>.0/24, fd00:<net>:<index>::/64
+  uid: string; // the cgroup is pod<uid>, as the kubelet's cgroupfs driver names it
   cgroup: string;
   netns: string;
   ip4: string;
@@ -35,6 +36,7 @@ export class AmbientNode {
   /** An address on pod b's lo: a delivery source that is not the pod's eth0 address. */
   readonly deliverySource = `10.${this.net}.200.2`;
   readonly pods = new Map<string, Pod>();
+  readonly ztunnelUid = `${this.tag}-ztunnel`;
   private procs: ChildProcess[] = [];
   private links: string[] = [];
   ztunnel: { proc: ChildProcess; lines: () => string[]; err: () => string } | null = null;
@@ -46,7 +48,7 @@ export class AmbientNode {
 
   /** The node namespace (a router with the remote and DNS addresses on its lo), then the pods. */
   up(names: string[]): void {
-    mkdirSync(join(this.cgroup, "ztunnel"), { recursive: true });
+    mkdirSync(join(this.cgroup, `pod${this.ztunnelUid}`), { recursive: true });
     this.ip("netns", "add", this.nodeNs);
     this.ip("-n", this.nodeNs, "link", "set", "lo", "up");
     for (const a of [`${this.remote4}/32`, `${this.dns4}/32`])
@@ -63,10 +65,12 @@ export class AmbientNode {
     ]);
     names.forEach((name, i) => {
       const index = i + 1;
+      const uid = `${this.tag}-${name}`;
       const pod: Pod = {
         name,
         index,
-        cgroup: join(this.cgroup, `pod-${name}`),
+        uid,
+        cgroup: join(this.cgroup, `pod${uid}`),
         netns: `mtp${name}-${this.tag}`,
         ip4: `10.${this.net}.${index}.2`,
         ip6: `fd00:${this.net}:${index}::2`,
@@ -110,7 +114,7 @@ export class AmbientNode {
     const pod = where.pod ? this.pod(where.pod) : null;
     if (pod) argv = ["ip", "netns", "exec", pod.netns, ...argv];
     if (where.nodeNs) argv = ["ip", "netns", "exec", this.nodeNs, ...argv];
-    const cg = pod ? pod.cgroup : where.ztunnel ? join(this.cgroup, "ztunnel") : null;
+    const cg = pod ? pod.cgroup : where.ztunnel ? join(this.cgroup, `pod${this.ztunnelUid}`) : null;
     if (cg) argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg, ...argv];
     const proc = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
     this.procs.push(proc);
