@@ -143,6 +143,7 @@ bench: build bpf oracle
 	CLIENT_CPU=1 SERVER_CPU=1 bench/datapath.sh # one CPU: wakeups stay local, the stack cost shows
 	CLIENT_CPU=0 SERVER_CPU=1 bench/datapath.sh # split CPUs: cross-CPU wakeups dominate small RTTs
 	CPU=1 bench/tcpstats.sh # kernel TCP probes: attached vs detached, run time per event
+	CLIENT_CPU=0 SERVER_CPU=1 bench/ambient.sh # ambient: istio-cni-style iptables vs eBPF into ztunnel; enrolment time
 	$(NODE_BIN)/esbuild bench/filter.ts bench/reconcile.ts bench/collector.ts bench/fallback.ts bench/xds-savings.ts $(ESBUILD_NODE) --outdir=build/bench --out-extension:.js=.mjs --log-level=warning
 	taskset -c 1 node build/bench/filter.mjs
 	node build/bench/reconcile.mjs

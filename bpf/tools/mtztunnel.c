@@ -21,6 +21,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,6 +276,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: mtztunnel NETNS_PATH...\n");
 		return 2;
 	}
+	signal(SIGPIPE, SIG_IGN); /* a peer closing mid-relay ends that relay, not the process */
 	for (int i = 1; i < argc; i++) {
 		struct pod *p = malloc(sizeof(*p));
 		*p = (struct pod){ argv[i], i - 1 };
