@@ -100,6 +100,10 @@ const recommendOptions = (c: Command) =>
     .option("--istio-version <v>", "target Istio MAJOR.MINOR (retryBudget needs 1.27+)", "1.25")
     .option("--min-requests <n>", "requests an edge needs before its tail sets a timeout or limit", "100")
     .option("--min-window <d>", "observed time a service needs before its tail sets a timeout or limit", "10m")
+    .option(
+      "--dataplane",
+      "per namespace: cost as sidecars, ambient or sidecars on meshtune's datapath (report section)",
+    )
     .option("--prometheus <url>", "calibrate sidecar resources and TLS handshake rates from this Prometheus")
     .option("--prometheus-window <d>", "usage window for --prometheus", "1d");
 

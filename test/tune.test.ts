@@ -258,6 +258,40 @@ test("where: nothing into the control plane's namespace or a namespace with no m
   assert.ok(front.destinationRule, "a DestinationRule applies to gateway traffic too");
 });
 
+test("data plane advisor: Istio's per-1,000-rps figures per namespace; a waypoint only where L7 features are in use; scoped config saved from the savings model", () => {
+  const g = new Graph();
+  // a → b: 1,200,000 requests over 20 minutes = 1,000 rps, seen by a's and b's proxies.
+  const a = g.node("shop", "a")!,
+    b = g.node("shop", "b")!;
+  for (const [n, dir, cluster] of [
+    [a, "outbound", `outbound|8080||${fq("b")}`],
+    [b, "inbound", "inbound|8080||"],
+  ] as const) {
+    n.pods.add(`${n.name}-1`);
+    g.observe(n, { dir, cluster, authority: "b:8080", proto: "HTTP/1.1" }, 200, 1000, T0, "GET");
+    g.observe(n, { dir, cluster, authority: "b:8080", proto: "HTTP/1.1" }, 200, 1000, T0 + 1_200_000, "GET");
+    [...n.edges.values()][0].count = 1_200_000;
+  }
+  const plain = run(g, { b: 1 }).dataplane[0];
+  assert.is(plain.namespace, "shop");
+  assert.is(plain.rps, 2000, "each request counted at both proxies");
+  assert.equal(plain.sidecar, { vcpu: 0.42, memMB: 200 }, "2 × idle (0.01, 40) + 2 × (0.20 vCPU, 60 MB)");
+  assert.equal(
+    [plain.ambient.vcpu, plain.ambient.memMB, plain.ambient.waypoint],
+    [0.12, 24, false],
+    "2 × ztunnel share",
+  );
+  assert.is(plain.choice, "ambient");
+  assert.ok(plain.loses.ambient.some((l) => /waypoint/.test(l)));
+  const l7 = run(g, { b: 1 }, {}, [
+    { kind: "VirtualService", metadata: { name: "b", namespace: "shop" }, spec: { hosts: ["b"], http: [] } },
+  ]).dataplane[0];
+  assert.ok(l7.ambient.waypoint, "a VirtualService needs a waypoint in ambient");
+  assert.is(l7.l7Rps, 1000, "the waypoint serves b's inbound requests");
+  assert.equal([l7.ambient.vcpu, l7.ambient.memMB], [0.12 + 0.01 + 0.25, 24 + 40 + 60]);
+  assert.match(l7.l7Why.join(), /VirtualService shop\/b routes b/);
+});
+
 test("ownership: a user VirtualService or DestinationRule for the host is never overridden", () => {
   const g = new Graph();
   calls(g, "a", "b", 500, 50);

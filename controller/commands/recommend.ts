@@ -22,6 +22,7 @@ import { checkScopeFlags, qualifyServiceHost } from "./scope-flags.js";
 import { unlearnedMode } from "../istio/egress-proxy.js";
 import { tune } from "../tune/tune.js";
 import { parseDur } from "../tune/duration.js";
+import { renderDataplane } from "../tune/dataplane-advisor.js";
 import { tuningParts, renderParts, type TuningParts } from "../tune/render.js";
 import { proxyUsage } from "../tune/prometheus-usage.js";
 import { writeHtmlReport } from "./recommend-html.js";
@@ -59,6 +60,7 @@ export interface RecommendOptions {
   istioVersion: string;
   minRequests: string;
   minWindow: string;
+  dataplane?: boolean;
   prometheus?: string;
   prometheusWindow: string;
   /** Also write the dashboard as one self-contained HTML file. */
@@ -353,7 +355,7 @@ export async function recommend(o: RecommendOptions): Promise<void> {
   const want = { rules: !!o.rules, resources: !!o.resources, discovery: !!o.discovery, cryptomb: !!o.cryptomb };
   let parts: TuningParts | null = null;
   let tuning: ReturnType<typeof tune> | null = null;
-  if (want.rules || want.resources || want.discovery || want.cryptomb || o.html) {
+  if (want.rules || want.resources || want.discovery || want.cryptomb || o.html || o.dataplane) {
     const v = /^(\d+)\.(\d+)$/.exec(o.istioVersion);
     if (!v) throw new UserError(`--istio-version ${o.istioVersion}: expected MAJOR.MINOR, e.g. 1.27`, 2);
     const minRequests = Number(o.minRequests);
@@ -453,6 +455,7 @@ export async function recommend(o: RecommendOptions): Promise<void> {
       "\n" +
       tuningReport;
   if (parts?.notes.length) tuningReport += `\n## tuning notes\n${parts.notes.map((n) => `- ${n}`).join("\n")}\n`;
+  if (o.dataplane && tuning) tuningReport += `\n${renderDataplane(tuning.dataplane)}`;
 
   const text = renderReport(reportData) + tuningReport;
   if (o.report) await fs.writeFile(o.report, text);

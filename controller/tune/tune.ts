@@ -11,6 +11,7 @@ import { validateRule } from "./rule-validate.js";
 import { recommendResources, qosOf, type ResourceRec, type Usage } from "./resources.js";
 import { recommendDiscovery, type DiscoveryRec } from "./discovery.js";
 import { recommendCryptoMb, type CryptoMbRec } from "./cryptomb.js";
+import { adviseDataplane, type DataplaneAdvice } from "./dataplane-advisor.js";
 import { proxyOfPod, workloadOfPod } from "../model/identity.js";
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -33,6 +34,8 @@ export interface Tuning {
   resources: ResourceRec[];
   discovery: DiscoveryRec;
   cryptomb: CryptoMbRec[];
+  /** Per namespace: sidecars, ambient or meshtune's datapath, with costs and what each gives up. */
+  dataplane: DataplaneAdvice[];
   /** Objects Istio's schema or semantic rules refuse: never emitted, listed with the reason. */
   invalid: { object: string; errors: string[] }[];
 }
@@ -143,7 +146,14 @@ export function tune(i: TuneInputs): Tuning {
         proxyConfig: templateProxyConfig(i.items, n.key, p),
       };
     });
-  return { rules, resources, discovery, cryptomb: recommendCryptoMb(tls, nodes), invalid };
+  const dataplane = adviseDataplane({
+    graph: i.graph,
+    traffic: tr,
+    items: i.items,
+    savings: i.savings,
+    domain: i.domain,
+  });
+  return { rules, resources, discovery, cryptomb: recommendCryptoMb(tls, nodes), dataplane, invalid };
 }
 
 /**

@@ -11,6 +11,7 @@ import type { CatalogService } from "../sidecar/catalog.js";
 import type { SidecarObj, UnregisteredNote, RejectedNote } from "../sidecar/generate.js";
 import type { Savings } from "../sidecar/savings.js";
 import type { Tuning } from "../tune/tune.js";
+import type { DataplaneAdvice } from "../tune/dataplane-advisor.js";
 import { traffic } from "../tune/traffic.js";
 import type { Diagnosis, Verdict } from "../diagnose/verdict.js";
 import type { InputSummary } from "../report.js";
@@ -89,6 +90,8 @@ export interface ReportView {
   /** What to check before applying (report.ts trustWarnings), and the CLI's report text. */
   warnings?: string[];
   text?: string | null;
+  /** Per namespace: sidecars, ambient or meshtune's datapath (tune/dataplane-advisor.ts). */
+  dataplane?: DataplaneAdvice[];
 }
 export interface DashboardData {
   v: 1;
@@ -126,7 +129,7 @@ export interface DashboardInputs {
   /** Latency attribution per time window (diagnose), newest last; [] when no timings exist. */
   windows: { t: number; edges: Diagnosis[] }[];
   nodes: { name: string; labels: Record<string, string>; counters?: Record<string, number> }[];
-  report: Omit<ReportView, "serviceEntries" | "refused">;
+  report: Omit<ReportView, "serviceEntries" | "refused" | "dataplane">;
 }
 
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
@@ -299,7 +302,12 @@ export function buildDashboard(i: DashboardInputs): DashboardData {
     workloads,
     attribution: [...attribution.values()],
     nodes: i.nodes.map((n) => nodeView(n)).sort((a, b) => a.name.localeCompare(b.name)),
-    report: { ...i.report, serviceEntries: [...seNs.values()], refused: i.tuning?.invalid ?? [] },
+    report: {
+      ...i.report,
+      serviceEntries: [...seNs.values()],
+      refused: i.tuning?.invalid ?? [],
+      dataplane: i.tuning?.dataplane ?? [],
+    },
   };
 }
 

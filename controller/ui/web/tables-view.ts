@@ -126,6 +126,25 @@ export function reportView(root: HTMLElement, d: DashboardData): void {
         "Rejected hosts",
       ),
     );
+  if (r.dataplane?.length) {
+    const c = (x: { vcpu: number; memMB: number }) => `${fmtNum(x.vcpu * 1000, 1)} m, ${fmtNum(x.memMB, 1)} MB`;
+    root.append(
+      h("h3", {}, "Data plane per namespace (Istio 1.24 per-1,000-rps figures)"),
+      table(
+        ["namespace", "rps", "sidecars", "sidecars + meshtune", "ambient", "suggested", "ambient gives up"],
+        r.dataplane.map((a) => [
+          a.namespace,
+          fmtNum(a.rps, 2),
+          c(a.sidecar),
+          c(a.accelerated),
+          `${c(a.ambient)}${a.ambient.waypoint ? " (with waypoint)" : ""}`,
+          a.choice,
+          a.loses.ambient.join("; "),
+        ]),
+        "Data plane per namespace",
+      ),
+    );
+  }
   if (r.text) root.append(h("h3", {}, "The CLI's report"), pre(r.text, "The CLI's report"));
   if (r.refused.length)
     root.append(
