@@ -398,6 +398,39 @@ test("Envoy-based ztunnel lines (Istio 1.15-1.17 ambient: tunnel clusters) are a
   assert.match(r.stderr, /ztunnel skipped: .*ztunnel/);
 });
 
+test("ztunnel's connection log (Rust ztunnel): the ambient pods it names get their L4 edges in the graph and the dashboard, never a Sidecar", () => {
+  const dir = mkdtempSync(join(tmpdir(), "meshtune-ztlog-"));
+  const line = (dir_: string, t: string) =>
+    `[pod/ztunnel-x7k2p/istio-proxy] ${t}\tinfo\taccess\tconnection complete\tsrc.addr=10.244.1.5:52332 src.workload=sleep-7bf8c9648f-2lcgn src.namespace=demo src.identity="spiffe://cluster.local/ns/demo/sa/sleep" dst.addr=10.244.2.7:15008 dst.hbone_addr=10.244.2.7:8080 dst.service=httpbin.demo.svc.cluster.local dst.workload=httpbin-5d8f7c9b4-x9q2z dst.namespace=demo dst.identity="spiffe://cluster.local/ns/demo/sa/httpbin" direction="${dir_}" bytes_sent=120 bytes_recv=300 duration="12ms"`;
+  writeFileSync(
+    join(dir, "zt.log"),
+    [
+      line("outbound", "2026-11-20T10:00:06.830000Z"),
+      line("inbound", "2026-11-20T10:00:06.842000Z"),
+      L.prefixed("productpage-v1-6987489c74-6fgz8", L.TEXT_1_9),
+    ].join("\n") + "\n",
+  );
+  const html = join(dir, "r.html");
+  const r = meshtune(["recommend", "--access-log", join(dir, "zt.log"), "-o", "json", "--html", html]);
+  assert.is(r.code, 0, r.stderr);
+  const names = JSON.parse(r.stdout).items.map((x: { metadata: { name: string } }) => x.metadata.name);
+  assert.equal(names, ["productpage-v1"], "only the sidecar pod gets a Sidecar");
+  assert.match(r.stderr, /ambient skipped: demo\/sleep .*ambient pod, no sidecar/);
+  assert.match(r.stderr, /ambient skipped: demo\/httpbin /);
+  const data = JSON.parse(
+    /<script type="application\/json" id="meshtune-data">([\s\S]*?)<\/script>/.exec(readFileSync(html, "utf8"))![1],
+  );
+  const kinds = new Map(data.graph.nodes.map((n: { id: string; kind: string }) => [n.id, n.kind]));
+  assert.is(kinds.get("demo/sleep"), "ambient");
+  assert.is(kinds.get("demo/httpbin"), "ambient");
+  const e = (a: string, b: string) =>
+    data.graph.edges.some((x: { source: string; target: string }) => x.source === a && x.target === b);
+  assert.ok(
+    e("demo/sleep", "httpbin.demo.svc.cluster.local") && e("httpbin.demo.svc.cluster.local", "demo/httpbin"),
+    "joined through the service",
+  );
+});
+
 test("bundled sample with --rules --resources --discovery --cryptomb: Sidecars, then reviewable rules and patches, each rule valid for Istio", async () => {
   const { validateRule } = await import("../controller/tune/rule-validate.js");
   const cat = JSON.parse(readFileSync("samples/bookinfo/catalog.json", "utf8"));

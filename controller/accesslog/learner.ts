@@ -8,6 +8,7 @@ import { splitPrefix } from "./kubectl-prefix.js";
 import type { AccessRecord } from "./record.js";
 import { DEFAULT_LIMITS, DROP_REASONS, Graph, type Stats, emptyStats, type WorkloadNode } from "../model/graph.js";
 import { bucketOf } from "../model/histogram.js";
+import { isZtunnelLine, parseZtunnel, type ZtunnelRecord } from "./ztunnel-format.js";
 import { hostNamespace, parseCluster } from "../model/cluster-name.js";
 import { looksLikeGateway, workloadFromPod } from "../model/workload.js";
 import type { PodCatalog } from "../sidecar/pod-catalog.js";
@@ -24,10 +25,6 @@ export type SkipReason =
   | "waypoint-cluster"
   | "graph-full";
 
-// ztunnel's access log (its "access" log target, as `kubectl logs` of a ztunnel pod shows it;
-// the shape is not checked against ztunnel's source here):
-// "<time>\tinfo\taccess\tconnection complete\tsrc.addr=… dst.service=…". Never a sidecar.
-const ZTUNNEL = /^\S+\s+\w+\s+access\s+connection (?:opened|complete)\s/;
 // Clusters only a waypoint has (pilot/pkg/networking/core/cluster_waypoint.go, waypoint.go):
 // inbound-vip|…, connect_originate, main_internal, encap.
 const WAYPOINT_CLUSTER = /^(inbound-vip\||connect_originate$|main_internal$|encap$)/;
@@ -47,6 +44,8 @@ interface PodBuffer {
   nsVotes: Map<string, number>;
   /** Namespaces the pod's short-name calls resolved in (weaker than inbound SNI votes). */
   callVotes: Map<string, number>;
+  /** The namespace a ztunnel line named for this pod (authoritative). */
+  ns?: string;
   shape: ProxyInfo | null;
 }
 
@@ -136,9 +135,13 @@ export class AccessLogLearner {
     // `kubectl logs --timestamps` puts the kubelet's RFC 3339 time before each line.
     const ts = KUBELET_TS.exec(line);
     if (ts) line = line.slice(ts[0].length);
-    if (ZTUNNEL.test(line)) {
+    if (isZtunnelLine(line)) {
+      // ztunnel's own pod, never a Sidecar; its connection lines teach the ambient pods' L4 edges.
       this.skipped["ztunnel-log"]++;
       if (pod) this.shapeOf(pod, { kind: "ztunnel", why: "ztunnel access-log lines" });
+      const z = parseZtunnel(line);
+      const t = Date.parse(line.slice(0, line.search(/\s/)));
+      if (z?.complete) this.ambientEdge(z, Number.isNaN(t) ? Date.now() : t);
       return;
     }
     let rec: AccessRecord | null;
@@ -274,6 +277,33 @@ export class AccessLogLearner {
   }
 
   /**
+   * One ztunnel connection: the client pod's outbound L4 edge to the service (from the client
+   * ztunnel's "outbound" line) or the server pod's inbound edge on the application port (from the
+   * server ztunnel's "inbound" line). Both pods are ambient pods: no Sidecar, their namespace as
+   * ztunnel names it.
+   */
+  private ambientEdge(z: ZtunnelRecord, at: number): void {
+    const out = z.direction === "outbound";
+    const pod = out ? z.srcPod : z.dstPod,
+      ns = out ? z.srcNamespace : z.dstNamespace;
+    if (!pod || !ns || (out && !z.dstService) || !z.dstPort) return;
+    const b = this.bufferFor(pod);
+    if (!b) return;
+    b.ns = ns;
+    b.shape ??= { kind: "ambient", why: "ztunnel connection log: an ambient pod, no sidecar" };
+    const us = Math.max(0, Math.round(z.durationMs * 1000));
+    this.scratch.observe(
+      b.node,
+      out
+        ? { dir: "outbound", cluster: `outbound|${z.dstPort}||${z.dstService}`, authority: "", proto: "TCP" }
+        : { dir: "inbound", cluster: `inbound|${z.dstPort}||`, authority: "", proto: "TCP" },
+      0,
+      us,
+      at,
+    );
+  }
+
+  /**
    * A short name (`orders-api:8080`, no dot) is completed with the caller's own namespace by its
    * resolv.conf search list (`<ns>.svc.<domain>` first), so the cluster it reached names the
    * namespace the caller runs in.
@@ -299,13 +329,16 @@ export class AccessLogLearner {
     if (this.fixed) into.mergeNode(this.fixed.node, this.fixed.node.namespace);
     for (const [pod, b] of this.pods) {
       // Inbound mTLS SNI first (what the pod serves); a sidecar's short-name calls come second.
-      const best = topVote(b.nsVotes);
+      const best = b.ns || topVote(b.nsVotes);
       const cat = this.opts.pods?.lookup(pod, best || null);
       let ns: string, workload: string, how: Placement["how"], proxy: ProxyInfo;
       if (cat && !("ambiguous" in cat)) {
         ({ namespace: ns, workload } = cat);
         how = "catalog";
-        proxy = b.shape && cat.proxy.kind === "unknown" ? b.shape : cat.proxy;
+        proxy =
+          b.shape && (cat.proxy.kind === "unknown" || (b.shape.kind === "ambient" && cat.proxy.kind === "none"))
+            ? b.shape
+            : cat.proxy;
         b.node.labels = cat.labels;
       } else {
         workload = workloadFromPod(pod);

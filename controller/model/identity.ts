@@ -14,7 +14,7 @@
 //    `istio.io/gateway-name`); ztunnel by its chart's `app: ztunnel` + `istio.io/dataplane-mode: none`.
 //    Only "sidecar" gets a Sidecar resource: Sidecar does not apply to the others.
 
-export type ProxyKind = "sidecar" | "gateway" | "waypoint" | "ztunnel" | "none" | "unknown";
+export type ProxyKind = "sidecar" | "gateway" | "waypoint" | "ztunnel" | "ambient" | "none" | "unknown";
 export interface ProxyInfo {
   kind: ProxyKind;
   why: string;
@@ -98,6 +98,8 @@ export function proxyOfPod(pod: Obj): ProxyInfo {
   if (labels.istio && hasProxy && (pod?.spec?.containers ?? []).length === 1)
     return { kind: "gateway", why: `label istio=${labels.istio} on a proxy-only pod` };
   if (hasProxy || ann["sidecar.istio.io/status"]) return { kind: "sidecar", why: "injected istio-proxy sidecar" };
+  if (labels["istio.io/dataplane-mode"] === "ambient" || ann["ambient.istio.io/redirection"] === "enabled")
+    return { kind: "ambient", why: "ambient pod (istio.io/dataplane-mode / ambient.istio.io/redirection), no sidecar" };
   if (pod?.spec && !pod?.spec?.containers) return { kind: "unknown", why: "pod spec without containers" };
   return pod?.spec
     ? { kind: "none", why: "no istio-proxy container (not injected, or ambient)" }

@@ -36,7 +36,7 @@ export interface GraphNodeView {
   namespace: string;
   /** service: a Kubernetes Service; external: a ServiceEntry host; unregistered: reached through
    * PassthroughCluster (outside the registry); blocked: refused (BlackHoleCluster / block_all). */
-  kind: "workload" | "gateway" | "service" | "external" | "unregistered" | "blocked";
+  kind: "workload" | "ambient" | "waypoint" | "gateway" | "service" | "external" | "unregistered" | "blocked";
 }
 export interface Recommendation {
   title: string;
@@ -151,7 +151,10 @@ export function buildDashboard(i: DashboardInputs): DashboardData {
       id: n.key,
       label: n.name,
       namespace: n.namespace,
-      kind: n.proxy.kind === "gateway" ? "gateway" : "workload",
+      kind:
+        n.proxy.kind === "gateway" || n.proxy.kind === "ambient" || n.proxy.kind === "waypoint"
+          ? n.proxy.kind
+          : "workload",
     });
   const addEdge = (source: string, target: string, host: string, s: Stats, proto: string) => {
     const id = `${source}->${target}`;

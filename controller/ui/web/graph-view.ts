@@ -100,6 +100,8 @@ export function graphView(root: HTMLElement, d: DashboardData, open: (workload: 
         },
       },
       { selector: "node[kind = 'gateway']", style: { shape: "diamond", "background-color": css("--accent") } },
+      { selector: "node[kind = 'ambient']", style: { shape: "hexagon", "background-color": css("--v-network") } },
+      { selector: "node[kind = 'waypoint']", style: { shape: "barrel", "background-color": css("--v-node") } },
       { selector: "node[kind = 'service']", style: { shape: "triangle", "background-color": css("--muted") } },
       { selector: "node[kind = 'external']", style: { shape: "round-rectangle", "background-color": css("--v-ok") } },
       {
@@ -164,7 +166,7 @@ export function graphView(root: HTMLElement, d: DashboardData, open: (workload: 
   };
   cy.on("tap", "node", (ev) => {
     const id = ev.target.id();
-    if (ev.target.data("kind") === "workload" || ev.target.data("kind") === "gateway") open(id);
+    if (["workload", "gateway", "ambient", "waypoint"].includes(ev.target.data("kind"))) open(id);
     else say(describe(id));
   });
   cy.on("tap", "edge", (ev) =>
@@ -195,7 +197,7 @@ export function graphView(root: HTMLElement, d: DashboardData, open: (workload: 
       say(describe(order[at]));
     } else if (ev.key === "Enter" && at >= 0) {
       const k = cy.getElementById(order[at]).data("kind");
-      if (k === "workload" || k === "gateway") open(order[at]);
+      if (["workload", "gateway", "ambient", "waypoint"].includes(k)) open(order[at]);
     } else if (ev.key === "Escape") {
       cy.nodes(".focus").removeClass("focus");
       at = -1;
@@ -255,6 +257,8 @@ function shapes(): HTMLElement[] {
   const item = (k: string, t: string) => h("span", { class: "key" }, h("b", { class: k }), t);
   return [
     item("workload", "workload (sidecar)"),
+    item("ambient", "ambient workload (ztunnel, no sidecar)"),
+    item("waypoint", "waypoint"),
     item("gateway", "gateway"),
     item("service", "Kubernetes Service"),
     item("external", "ServiceEntry host (registered)"),
