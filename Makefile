@@ -144,6 +144,7 @@ bench: build bpf oracle
 	CLIENT_CPU=0 SERVER_CPU=1 bench/datapath.sh # split CPUs: cross-CPU wakeups dominate small RTTs
 	CPU=1 bench/tcpstats.sh # kernel TCP probes: attached vs detached, run time per event
 	CLIENT_CPU=0 SERVER_CPU=1 bench/ambient.sh # ambient: istio-cni-style iptables vs eBPF into ztunnel; enrolment time
+	bench/proxy-priority.sh # the proxy's CPU weight as the kubelet sets it vs meshtune's priority, app saturating the CPU
 	$(NODE_BIN)/esbuild bench/filter.ts bench/reconcile.ts bench/collector.ts bench/fallback.ts bench/xds-savings.ts $(ESBUILD_NODE) --outdir=build/bench --out-extension:.js=.mjs --log-level=warning
 	taskset -c 1 node build/bench/filter.mjs
 	node build/bench/reconcile.mjs

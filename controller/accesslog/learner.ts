@@ -360,6 +360,13 @@ export class AccessLogLearner {
       this.pods.delete(pod);
       this.scratch.nodes.delete(b.node.key);
     }
+    // A workload whose own istio-proxy wrote access-log lines is a sidecar workload, whatever a
+    // ztunnel line says about it (ztunnel names the client of every connection it carries).
+    for (const p of placements)
+      if (p.proxy.kind === "sidecar") {
+        const n = into.nodes.get(`${p.namespace}/${p.workload}`);
+        if (n?.proxy.kind === "ambient") n.proxy = p.proxy;
+      }
     // What the per-pod stage had to drop or evict is the result's too.
     for (const r of DROP_REASONS) into.dropped[r] += this.scratch.dropped[r];
     into.evicted.unbacked += this.scratch.evicted.unbacked;

@@ -10,6 +10,7 @@ import { agentMetrics } from "../metrics.js";
 import type { Logger } from "../log.js";
 import { podCapture, setLine } from "./pod-capture.js";
 import { ambientPod, isZtunnel, POD_AMBIENT, POD_AMBIENT_DNS } from "./ambient-pod.js";
+import { syncProxyPriority, wantsPriority, type CpuRoots } from "./proxy-priority.js";
 import { findPodCgroup, listening, podPid } from "./pod-cgroups.js";
 import type { PodMaps, Reply } from "./datapath.js";
 import type { AgentReport } from "../collector/agent-report.js";
@@ -25,6 +26,8 @@ export interface AgentOptions {
   ambientDns?: boolean;
   /** The loaded datapath has the ambient programs (the node passed the ambient probes). */
   ambient?: boolean;
+  /** Where container CPU weights live (proxy-priority.ts); absent: proxy priority is off. */
+  cpuRoots?: CpuRoots;
 }
 interface Meshed {
   id: number;
@@ -39,6 +42,7 @@ interface Meshed {
 export class NodeAgent {
   private readonly pods = new Map<string, V1Pod>(); // uid -> pod
   private readonly namespaces = new Map<string, V1Namespace>(); // name -> namespace (ambient labels)
+  private readonly prioritized = new Map<string, string>(); // uid -> the proxy weight applied (why)
   private readonly meshed = new Map<string, Meshed>(); // uid -> what the maps hold
   private readonly waiting = new Map<string, string>(); // uid -> why not meshed yet
   private readonly dirs = new Map<string, string>(); // uid -> pod cgroup dir (the walk runs once per pod)
@@ -95,6 +99,7 @@ export class NodeAgent {
     for (const [uid, pod] of this.pods) {
       try {
         await this.syncPod(uid, pod);
+        this.syncPriority(uid, pod);
       } catch (e) {
         this.mapErrors.inc();
         this.log("warn", "pod sync failed", {
@@ -118,6 +123,27 @@ export class NodeAgent {
     this.states.set({ state: "meshed" }, this.meshed.size);
     this.states.set({ state: "waiting" }, [...this.waiting.values()].filter((w) => !w.startsWith("skip:")).length);
     this.states.set({ state: "skipped" }, [...this.waiting.values()].filter((w) => w.startsWith("skip:")).length);
+  }
+
+  /** Opted-in pods' proxies get their CPU weight; opted-out ones that had it get the kubelet's back. */
+  private syncPriority(uid: string, pod: V1Pod): void {
+    if (!this.o.cpuRoots) return;
+    const want =
+      wantsPriority(pod, this.namespaces.get(pod.metadata?.namespace ?? "")) &&
+      (pod.spec?.containers ?? []).some((c) => c.name === "istio-proxy");
+    if (!want && !this.prioritized.has(uid)) return;
+    const dir = this.podDir(uid);
+    if (!dir) return;
+    const r = syncProxyPriority(this.o.cpuRoots, dir, pod, want);
+    const before = this.prioritized.get(uid);
+    if (r.applied) this.prioritized.set(uid, r.why);
+    else if (want) return this.note(uid, `waiting: proxy priority: ${r.why}`, pod);
+    else this.prioritized.delete(uid);
+    if (before !== (r.applied ? r.why : undefined))
+      this.log("info", r.applied ? "proxy priority applied" : "proxy priority removed", {
+        pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`,
+        why: r.why,
+      });
   }
 
   private note(uid: string, why: string, pod: V1Pod): void {

@@ -165,6 +165,7 @@ export async function runAgent(f: AgentFlags): Promise<void> {
       proxyPort,
       ambient: loaded.ambient === true,
       ambientDns: f.ambientDns !== false,
+      cpuRoots: { unified: cgroupUnifiedRoot(cgroup), cpuV1: v1Root("cpu") },
     },
     registry,
     log,

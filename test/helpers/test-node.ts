@@ -135,7 +135,9 @@ export class TestNode {
       p.stdout.on("data", (d) => (stdout += d));
       p.stderr.on("data", (d) => (stderr += d));
       const t = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
-      p.on("exit", (code) => {
+      // 'close', not 'exit': at 'exit' the child's stdout may not be drained yet (Node's
+      // child_process docs), and a result line read then is empty.
+      p.on("close", (code) => {
         clearTimeout(t);
         resolve({ code: code ?? -1, stdout, stderr });
       });
