@@ -31,6 +31,11 @@ cleanup() {
   rm -f /tmp/mt-bench-$ID.sock
 }
 trap cleanup EXIT
+# Where the time goes: per-program run time (bpf_prog_info run_time_ns / run_cnt) while the
+# variants run; the setting is restored on exit.
+OLD_STATS=$(sysctl -n kernel.bpf_stats_enabled)
+trap 'sysctl -q kernel.bpf_stats_enabled=$OLD_STATS; cleanup' EXIT
+sysctl -q kernel.bpf_stats_enabled=1
 [ "$(id -u)" = 0 ] || { echo "datapath bench needs root"; exit 1; }
 command -v taskset >/dev/null || { echo "datapath bench needs taskset (util-linux)"; exit 1; }
 
@@ -108,6 +113,13 @@ for r in $(seq $ROUNDS); do
   done
   echo "round $r/$ROUNDS done" >&2
 done
+$B/meshtune-bpf status | python3 -c '
+import json, sys
+progs = [p for p in json.load(sys.stdin)["programs"] if p.get("attached") and p.get("runCount")]
+print("where the time goes (kernel.bpf_stats_enabled, whole run, cgroup-attached programs):")
+for p in progs:
+    print(f"  {p["program"]:16} {p["runCount"]:>12,} runs  {p["runTimeNs"] / p["runCount"]:7.0f} ns/run")
+' >&2
 spliced=$($B/meshtune-bpf status | field counters | python3 -c "import sys,ast; c=ast.literal_eval(sys.stdin.read()); print(c['sockmap_redirected'], c['redirected_inbound'], c['inbound_delivery'])")
 
 python3 - "$OUT" "$ROUNDS" "$spliced" "$CC" "$SC" <<'PY'

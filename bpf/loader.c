@@ -325,10 +325,12 @@ static int cmd_status(void)
 			bpf_obj_get_info_by_fd(pfd, &pi, &pl);
 			close(pfd);
 		}
+		/* run time and count are filled only while kernel.bpf_stats_enabled=1 */
 		printf("%s{\"link\":\"%s\",\"attached\":true,\"program\":\"%s\",\"progId\":%u,"
-		       "\"attachType\":%u,\"cgroupId\":%llu}",
+		       "\"attachType\":%u,\"cgroupId\":%llu,\"runTimeNs\":%llu,\"runCount\":%llu}",
 		       i ? "," : "", link_names[i], pi.name, li.prog_id, li.cgroup.attach_type,
-		       (unsigned long long)li.cgroup.cgroup_id);
+		       (unsigned long long)li.cgroup.cgroup_id, (unsigned long long)pi.run_time_ns,
+		       (unsigned long long)pi.run_cnt);
 		close(fd);
 	}
 	printf("],\"counters\":");
