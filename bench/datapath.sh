@@ -113,13 +113,14 @@ for r in $(seq $ROUNDS); do
   done
   echo "round $r/$ROUNDS done" >&2
 done
-$B/meshtune-bpf status | python3 -c '
+$B/meshtune-bpf status | python3 /dev/fd/3 3<<'PY' >&2
 import json, sys
 progs = [p for p in json.load(sys.stdin)["programs"] if p.get("attached") and p.get("runCount")]
 print("where the time goes (kernel.bpf_stats_enabled, whole run, cgroup-attached programs):")
 for p in progs:
-    print(f"  {p["program"]:16} {p["runCount"]:>12,} runs  {p["runTimeNs"] / p["runCount"]:7.0f} ns/run")
-' >&2
+    name, runs, ns = p["program"], p["runCount"], p["runTimeNs"] / p["runCount"]
+    print(f"  {name:16} {runs:>12,} runs  {ns:7.0f} ns/run")
+PY
 spliced=$($B/meshtune-bpf status | field counters | python3 -c "import sys,ast; c=ast.literal_eval(sys.stdin.read()); print(c['sockmap_redirected'], c['redirected_inbound'], c['inbound_delivery'])")
 
 python3 - "$OUT" "$ROUNDS" "$spliced" "$CC" "$SC" <<'PY'
