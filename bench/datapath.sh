@@ -113,6 +113,22 @@ for r in $(seq $ROUNDS); do
   done
   echo "round $r/$ROUNDS done" >&2
 done
+# One pod->pod round trip, counted system-wide by perf's software events and tracepoints (this VM
+# has no hardware counters): syscalls, wakeups and context switches per 64 B round trip.
+if command -v perf >/dev/null; then
+  echo "one pod->pod round trip (perf stat -a, per round trip, includes background noise):" >&2
+  for v in "g.iptables-pod-to-pod|$GB:8080|innet $S-ga $CC" "h.ebpf-pod-to-pod|$HB:8080|inpod $CG/ha $S-ha $CC"; do
+    IFS='|' read -r label addr runner <<< "$v"
+    perf stat -a -x, -e raw_syscalls:sys_enter,sched:sched_wakeup,context-switches -o /tmp/mt-perf-$ID.csv \
+      bash -c "$(declare -f inpod innet); $runner $B/mtnet pingpong $addr 64 5000" > /dev/null
+    python3 - "$label" /tmp/mt-perf-$ID.csv <<'PY' >&2
+import sys
+c = {l.split(",")[2]: float(l.split(",")[0]) for l in open(sys.argv[2]) if l.count(",") > 2 and l.split(",")[0].replace(".", "").isdigit()}
+print(f"  {sys.argv[1]:24} syscalls {c.get('raw_syscalls:sys_enter', 0) / 5000:5.1f}  wakeups {c.get('sched:sched_wakeup', 0) / 5000:5.1f}  context switches {c.get('context-switches', 0) / 5000:5.1f}")
+PY
+  done
+  rm -f /tmp/mt-perf-$ID.csv
+fi
 $B/meshtune-bpf status | python3 /dev/fd/3 3<<'PY' >&2
 import json, sys
 progs = [p for p in json.load(sys.stdin)["programs"] if p.get("attached") and p.get("runCount")]
