@@ -150,6 +150,9 @@ static int cmd_load(struct load_opts *o)
 	struct utsname u = {};
 	uname(&u);
 	int verdict = o->skb_verdict < 0 ? wakeup_hazard(u.release) : o->skb_verdict;
+	const char *no_splice_why = splice_hazard(u.release);
+	if (no_splice_why)
+		o->no_splice = 1; /* capture only on kernels with known sockmap defects */
 	int level = cgroup_level(real);
 	if (level < 1) {
 		fail("cgroup %s: cannot tell its level in the hierarchy", real);
@@ -262,9 +265,11 @@ static int cmd_load(struct load_opts *o)
 	}
 	printf("{\"loaded\":true,\"already\":false,\"cgroup\":\"%s\",\"proxyPort\":%d,"
 	       "\"inboundPort\":%d,\"proxyUid\":%d,\"podLevel\":%d,\"skbVerdict\":%s,"
-	       "\"ambient\":%s}\n",
+	       "\"ambient\":%s,\"splice\":%s,\"spliceOff\":\"%s\"}\n",
 	       real, o->proxy_port, o->inbound_port, o->proxy_uid, level + 1,
-	       meta.skb_verdict ? "true" : "false", meta.ambient ? "true" : "false");
+	       meta.skb_verdict ? "true" : "false", meta.ambient ? "true" : "false",
+	       o->no_splice ? "false" : "true",
+	       no_splice_why ? no_splice_why : (o->no_splice ? "--no-splice" : ""));
 	err = 0;
 out:
 	/* One cleanup path: on failure undo every pin; on success the pins keep everything alive. */

@@ -6,6 +6,7 @@
  * expected_attach_type, which the kernel refuses for unknown types (bpf_prog_load_check_attach in
  * kernel/bpf/syscall.c). Nothing is attached; nothing is left behind. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,6 +30,19 @@ int wakeup_hazard(const char *release)
 	if (a > 6 || (a == 6 && b >= 19))
 		return 1;
 	return a == 6 && ((b == 6 && c >= 128) || (b == 12 && c >= 75) || (b == 18 && c >= 14));
+}
+
+/* Kernels where splicing with sockmap is known to misbehave: the datapath still captures, but
+ * redirect-only (no sockhash inserts). Reported, not yet bisected here: sendmsg stalls on
+ * 6.12.79 (issue 25). NULL when none applies. */
+const char *splice_hazard(const char *release)
+{
+	int a = 0, b = 0, c = 0;
+	if (sscanf(release, "%d.%d.%d", &a, &b, &c) < 3)
+		return NULL;
+	if (a == 6 && b == 12 && c == 79)
+		return "sockmap sendmsg stalls reported on 6.12.79";
+	return NULL;
 }
 
 static struct probe_check *add(struct probe_result *r, const char *group, const char *feature,
@@ -60,6 +74,7 @@ static int load_tiny(enum bpf_prog_type t, enum bpf_attach_type at)
 }
 
 static void probe_all(const char *cgroup, const char *release, struct probe_result *r);
+static void foreign_programs(struct probe_result *r, const char *cgroup);
 
 void probe_run(const char *cgroup, const char *release, struct probe_result *r)
 {
@@ -78,6 +93,10 @@ static void probe_all(const char *cgroup, const char *release, struct probe_resu
 	uname(&u);
 	snprintf(r->release, sizeof(r->release), "%s", release ? release : u.release);
 	r->wakeup_hazard = wakeup_hazard(r->release);
+	const char *sh = splice_hazard(r->release);
+	struct probe_check *sp = add(r, "splice", "kernel:sockmap-splice", !sh);
+	if (sh)
+		snprintf(sp->detail, sizeof(sp->detail), "%s: capture stays, splice off", sh);
 	struct probe_check *c = add(r, "node", "btf", access("/sys/kernel/btf/vmlinux", R_OK) == 0);
 	if (!c->ok)
 		snprintf(c->detail, sizeof(c->detail),
@@ -192,9 +211,65 @@ static void probe_all(const char *cgroup, const char *release, struct probe_resu
 	/* Only non-root cgroups have cgroup.events: never attach to the root of the hierarchy. */
 	snprintf(p, sizeof(p), "%s/cgroup.events", cgroup);
 	c = add(r, "node", "cgroup-not-root", access(p, F_OK) == 0);
-	if (!c->ok)
+	if (!c->ok) {
 		snprintf(c->detail, sizeof(c->detail),
 			 "refusing to attach to the root cgroup %s: pass a child cgroup", cgroup);
+		return;
+	}
+	foreign_programs(r, cgroup);
+}
+
+/* Programs of others where meshtune attaches (this cgroup's effective programs: its own and its
+ * ancestors'), e.g. Cilium's socket load balancer (cgroup/connect4|6, sendmsg, recvmsg,
+ * getpeername) or OpenTelemetry eBPF instrumentation (sockops, sk_msg). They run in the same
+ * chain as meshtune's (BPF_F_ALLOW_MULTI order), and a connect hook that rewrites a service
+ * address before or after meshtune's changes what the proxy sees as the original destination:
+ * the datapath stays off and names them rather than guess how the two compose. Meshtune's own are
+ * mt_* (datapath) and ts_* (TCP probes). */
+static void foreign_programs(struct probe_result *r, const char *cgroup)
+{
+	static const struct {
+		enum bpf_attach_type t;
+		const char *name;
+	} types[] = {
+		{ BPF_CGROUP_INET4_CONNECT, "connect4" },
+		{ BPF_CGROUP_INET6_CONNECT, "connect6" },
+		{ BPF_CGROUP_UDP4_SENDMSG, "sendmsg4" },
+		{ BPF_CGROUP_UDP6_SENDMSG, "sendmsg6" },
+		{ BPF_CGROUP_UDP4_RECVMSG, "recvmsg4" },
+		{ BPF_CGROUP_UDP6_RECVMSG, "recvmsg6" },
+		{ BPF_CGROUP_GETSOCKOPT, "getsockopt" },
+		{ BPF_CGROUP_SOCK_OPS, "sock_ops" },
+		{ BPF_CGROUP_INET4_GETPEERNAME, "getpeername4" },
+	};
+	char found[160] = "";
+	int cg = open(cgroup, O_RDONLY | O_DIRECTORY);
+	if (cg < 0)
+		return;
+	for (size_t i = 0; i < N(types); i++) {
+		__u32 ids[64], n = 64, flags = 0;
+		if (bpf_prog_query(cg, types[i].t, BPF_F_QUERY_EFFECTIVE, &flags, ids, &n))
+			continue;
+		for (__u32 k = 0; k < n; k++) {
+			struct bpf_prog_info pi = {};
+			__u32 len = sizeof(pi);
+			int fd = bpf_prog_get_fd_by_id(ids[k]);
+			if (fd < 0)
+				continue;
+			if (!bpf_obj_get_info_by_fd(fd, &pi, &len) && strncmp(pi.name, "mt_", 3) &&
+			    strncmp(pi.name, "ts_", 3) && strlen(found) + 40 < sizeof(found)) {
+				snprintf(found + strlen(found), sizeof(found) - strlen(found),
+					 "%s%s %s", found[0] ? ", " : "", types[i].name,
+					 pi.name[0] ? pi.name : "(unnamed)");
+			}
+			close(fd);
+		}
+	}
+	close(cg);
+	struct probe_check *c = add(r, "datapath", "foreign-programs", !found[0]);
+	if (!c->ok)
+		snprintf(c->detail, sizeof(c->detail),
+			 "other BPF programs attached where meshtune would attach: %s", found);
 }
 
 const struct probe_check *probe_first_failure(const struct probe_result *r, const char *group)

@@ -6,7 +6,7 @@
 #define PROBE_MAX_CHECKS 48
 
 struct probe_check {
-	const char *group; /* "datapath" | "tcpstats" | "node" */
+	const char *group; /* "datapath" | "tcpstats" | "ambient" | "splice" | "node" */
 	const char *feature; /* e.g. "attach:cgroup/connect6", "helper:sk_msg/msg_redirect_hash" */
 	int ok;
 	char detail[160];
@@ -21,6 +21,7 @@ struct probe_result {
 
 /* Kernels carrying 929e30f93125 lose sockmap receive wakeups without a verdict program. */
 int wakeup_hazard(const char *release);
+const char *splice_hazard(const char *release);
 /* Run every check; `release` overrides uname for the hazard range (recorded fixtures). */
 void probe_run(const char *cgroup, const char *release, struct probe_result *r);
 /* The first failed check of `group` (a "node" check fails every group), or NULL. */

@@ -3,7 +3,17 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { join } from "node:path";
-import { bpfUnavailable, counters, loader, waitFor, withFixture, MTNET, MTPROXY, CGROUP_ROOT } from "./helpers/bpf.js";
+import {
+  bpfUnavailable,
+  counters,
+  loader,
+  sh,
+  waitFor,
+  withFixture,
+  MTNET,
+  MTPROXY,
+  CGROUP_ROOT,
+} from "./helpers/bpf.js";
 import { ROOT, meshtune } from "./helpers/cli.js";
 
 const why = bpfUnavailable();
@@ -38,6 +48,33 @@ if (why && process.env.CI !== "true") {
       /^meshtune-bpf: cgroup \/sys\/fs\/cgroup\/unified\/meshtune-test-missing: No such file or directory$/,
     );
   });
+
+  test("another program on the cgroup where meshtune attaches (a socket LB's connect hook): probe and load refuse, naming it; gone, load works", () =>
+    withFixture(async (f) => {
+      const pin = `/sys/fs/bpf/meshtune-test-foreign-${f.id}`;
+      const bpftool = (...a: string[]) => {
+        const r = sh("bpftool", a);
+        if (r.code !== 0) throw new Error(`bpftool ${a.join(" ")}: ${r.stderr}`);
+      };
+      bpftool("prog", "load", join(ROOT, "build", "foreign.bpf.o"), pin, "type", "cgroup/connect4");
+      try {
+        bpftool("cgroup", "attach", f.cgroup, "connect4", "pinned", pin, "multi");
+        try {
+          const p = loader("probe", "--cgroup", f.cgroup);
+          assert.is(p.code, 1);
+          assert.match(p.stderr, /other BPF programs attached where meshtune would attach: connect4 other_sock_lb/);
+          const l = loader("load", "--cgroup", f.cgroup);
+          assert.is(l.code, 1, "the datapath stays off rather than guess how the two compose");
+          assert.match(l.stderr, /other_sock_lb/);
+          assert.is(loader("status").json.loaded, false);
+        } finally {
+          bpftool("cgroup", "detach", f.cgroup, "connect4", "pinned", pin);
+        }
+        assert.is(f.load().code, 0, "nothing foreign left: load works");
+      } finally {
+        sh("rm", ["-f", pin]);
+      }
+    }));
 
   test("meshtune bpf wraps the loader: one-line errors, JSON status", () => {
     const r = meshtune(["bpf", "load", "--cgroup", CGROUP_ROOT]);

@@ -69,6 +69,20 @@ test("hazard range is judged from the release by the loader itself", () => {
   assert.is(hz("garbage"), true, "an unparsable release is treated as affected (safe side)");
 });
 
+test("kernels with known sockmap defects: capture stays, splice off, the reason in the features and the label", () => {
+  if (why) return console.log(`  skipped: ${why}`);
+  const probe = (rel: string) => loader("probe", "--release", rel).json;
+  const bad = probe("6.12.79-1-cloud-amd64");
+  const check = bad.checks.find((c: { feature: string }) => c.feature === "kernel:sockmap-splice");
+  assert.is(check.ok, false);
+  assert.match(check.detail, /sendmsg stalls reported on 6\.12\.79: capture stays, splice off/);
+  const f = evaluate({ ...inputs({}), probe: bad });
+  assert.ok(f.datapath.ok, "the datapath itself still runs");
+  assert.is(f.splice.ok, false);
+  assert.is(nodeLabels(f)["meshtune.io/sockmap-splice"], "false");
+  assert.ok(evaluate({ ...inputs({}), probe: probe("6.12.80") }).splice.ok);
+});
+
 test("recorded CPUs: Ice Lake capable; Skylake lacks IFMA+VBMI2; Zen 3 has no AVX-512; a mixed node has only what every CPU has; arm64 never", () => {
   assert.ok(evaluate(inputs({})).cryptomb.capable);
   assert.equal(evaluate(inputs({ cpuinfo: fx("cpuinfo-skylake.txt") })).cryptomb.missing, [

@@ -23,6 +23,7 @@ export function featuresCommand(f: FeaturesFlags): void {
       `kernel     ${feats.kernel.release}${feats.kernel.wakeupHazard ? " (sockmap wakeup hazard: no-op SK_SKB verdict)" : ""}`,
       `datapath   ${v(feats.datapath)}`,
       `tcpstats   ${feats.datapath.ok ? v(feats.tcpstats) : "DISABLED: needs the datapath"}`,
+      `splice     ${feats.datapath.ok ? v(feats.splice) : "DISABLED: needs the datapath"}`,
       `ambient    ${feats.datapath.ok ? v(feats.ambient) : "DISABLED: needs the datapath"}${feats.datapath.ok && !feats.ambient.ok ? " (istio-cni keeps ambient pods)" : ""}`,
       `cryptomb   ${feats.cryptomb.capable ? "capable" : `incapable: missing ${feats.cryptomb.missing.join(", ")}`} (CPU flags from ${feats.cryptomb.source})`,
       `qat        ${feats.qat.devices} device(s)`,

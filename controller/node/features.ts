@@ -9,7 +9,7 @@ import { basename } from "node:path";
 import { parseCpuinfo, nfdFlags, cryptomb, presentFlags, type CryptoMbSupport } from "./cpu-flags.js";
 
 export interface ProbeCheck {
-  group: "datapath" | "tcpstats" | "ambient" | "node";
+  group: "datapath" | "tcpstats" | "ambient" | "splice" | "node";
   feature: string;
   ok: boolean;
   detail?: string;
@@ -45,6 +45,8 @@ export interface NodeFeatures {
   tcpstats: Verdict;
   /** Ambient capture (sk_lookup, UDP sendmsg/recvmsg hooks, sk_assign): istio-cni keeps ambient pods where false. */
   ambient: Verdict;
+  /** Sockmap splicing: off (capture only) on kernels with known sockmap defects (bpf/probe.c). */
+  splice: Verdict;
   cpu: { vendor: string; model: string; flags: string[]; source: "nfd" | "cpuinfo" };
   cryptomb: CryptoMbSupport;
   qat: { devices: number; drivers: string[] };
@@ -121,7 +123,7 @@ export function gatherNodeInputs(o: {
   };
 }
 
-function why(p: BpfProbe, group: "datapath" | "tcpstats" | "ambient"): Verdict {
+function why(p: BpfProbe, group: "datapath" | "tcpstats" | "ambient" | "splice"): Verdict {
   const f = p.checks.find((c) => !c.ok && (c.group === group || c.group === "node"));
   return f ? { ok: false, reason: `${f.feature}: ${f.detail ?? "not supported by this kernel"}` } : { ok: true };
 }
@@ -154,6 +156,7 @@ export function evaluate(i: NodeInputs): NodeFeatures {
       datapath: v,
       tcpstats: v,
       ambient: v,
+      splice: v,
       checks: [],
     };
   }
@@ -165,6 +168,7 @@ export function evaluate(i: NodeInputs): NodeFeatures {
     datapath: why(p, "datapath"),
     tcpstats: why(p, "tcpstats"),
     ambient: why(p, "ambient"),
+    splice: why(p, "splice"),
     checks: p.checks,
   };
 }

@@ -37,6 +37,10 @@ export function statusConfigMap(
         f.datapath.ok && f.tcpstats.ok
           ? "enabled"
           : `disabled: ${!f.datapath.ok ? "needs the datapath" : f.tcpstats.reason}`,
+      splice:
+        f.datapath.ok && f.splice.ok
+          ? "enabled"
+          : `disabled: ${!f.datapath.ok ? "needs the datapath" : f.splice.reason}`,
       ambient:
         f.datapath.ok && f.ambient.ok
           ? "enabled"
