@@ -250,7 +250,7 @@ test("where: nothing into the control plane's namespace or a namespace with no m
   assert.match(rec(`legacy.batch.svc.${D}`).skipped[0], /batch has no meshed workload/);
   const front = rec(fq("front"));
   assert.is(front.virtualService, null, "a VirtualService without gateways: would not touch gateway traffic");
-  assert.ok(front.skipped.some((s) => /only gateways call .*shop\/edge/.test(s)));
+  assert.ok(front.skipped.some((s) => /no sidecar calls .*, only shop\/edge \(gateway\)/.test(s)));
   assert.not.ok(
     front.rationale.some((w) => w.field.startsWith("http[0]")),
     "no reason listed for a route field that was not emitted",

@@ -194,14 +194,15 @@ export function recommendRules(tr: Traffic, o: RuleOptions): RuleRec[] {
 
     const why: Why[] = [];
     let vs = null;
-    const meshCallers = t.callers.size - t.gatewayCallers.size;
+    const meshCallers = t.callers.size - t.otherCallers.size;
+    const others = [...t.otherCallers].map(([k, kind]) => `${k} (${kind})`).join(", ");
     if (!route.timeout && !route.retries) {
       /* nothing to route */
     } else if (o.userVirtualServices.has(p.host))
       skipped.push(`VirtualService: a user VirtualService already routes ${p.host}; timeout and retries left to it`);
     else if (meshCallers === 0)
       skipped.push(
-        `VirtualService: only gateways call ${p.host} (${[...t.gatewayCallers].join(", ")}); a VirtualService without gateways: binds to the mesh only, so set timeout and retries on the gateway's own VirtualService`,
+        `VirtualService: no sidecar calls ${p.host}, only ${others}; a VirtualService without gateways: binds to sidecars (and waypoints) only, so set timeout and retries on the gateway's own VirtualService or the service's waypoint`,
       );
     else {
       vs = {
@@ -215,9 +216,9 @@ export function recommendRules(tr: Traffic, o: RuleOptions): RuleRec[] {
         spec: { hosts: [p.host], http: [route] },
       };
       why.push(...vsWhy);
-      if (t.gatewayCallers.size)
+      if (t.otherCallers.size)
         skipped.push(
-          `VirtualService: applies to the ${meshCallers} sidecar caller(s) only; gateway caller(s) ${[...t.gatewayCallers].join(", ")} keep their own routes`,
+          `VirtualService: applies to the ${meshCallers} sidecar caller(s) only; ${others} keep their own routes (a gateway's VirtualService, or a waypoint for ambient callers)`,
         );
     }
 

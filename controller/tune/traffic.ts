@@ -13,8 +13,9 @@ export interface HostTraffic {
   proto: string; // HTTP | TCP | … as the proxies reported it
   callers: Set<string>; // client workload keys
   callerNamespaces: Set<string>;
-  /** Callers that are gateways (or other non-sidecar proxies): mesh VirtualServices skip them. */
-  gatewayCallers: Set<string>;
+  /** Callers that are not sidecars, with their kind (gateway, ambient, waypoint): a mesh
+   * VirtualService's routes are applied by sidecars (and waypoints), not by them. */
+  otherCallers: Map<string, string>;
   count: number;
   err5xx: number;
   buckets: number[]; // client-side request time (meshtune-v1)
@@ -66,7 +67,7 @@ export function traffic(g: Graph, index: HostIndex, domain: string): Traffic {
             proto: e.proto,
             callers: new Set(),
             callerNamespaces: new Set(),
-            gatewayCallers: new Set(),
+            otherCallers: new Map(),
             count: 0,
             err5xx: 0,
             buckets: new Array(BUCKETS).fill(0),
@@ -77,7 +78,7 @@ export function traffic(g: Graph, index: HostIndex, domain: string): Traffic {
         );
       h.callers.add(n.key);
       h.callerNamespaces.add(n.namespace);
-      if (n.proxy.kind !== "sidecar") h.gatewayCallers.add(n.key);
+      if (n.proxy.kind !== "sidecar") h.otherCallers.set(n.key, n.proxy.kind);
       h.count += e.count;
       h.err5xx += e.err5xx;
       h.sumUs += e.sumUs;
