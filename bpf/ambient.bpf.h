@@ -98,17 +98,32 @@ static __always_inline int is_localhost(__u32 family, const __u32 ip[4])
 	return !ip[0] && !ip[1] && !ip[2] && ip[3] == bpf_htonl(1);
 }
 
-/* A destination that leaves over lo: loopback (any 127/8, ::1) or one of the pod's own IPs. */
+/* An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is IPv4 on the wire: judged as IPv4, as
+ * iptables (which sees the IPv4 packet) judges it. */
+static __always_inline __u32 unmapped(__u32 family, const __u32 ip[4], __u32 out[4])
+{
+	if (family == AF_INET6 && !ip[0] && !ip[1] && ip[2] == bpf_htonl(0xffff)) {
+		out[0] = ip[3];
+		out[1] = out[2] = out[3] = 0;
+		return AF_INET;
+	}
+	out[0] = ip[0];
+	out[1] = ip[1];
+	out[2] = ip[2];
+	out[3] = ip[3];
+	return family;
+}
+
+/* A destination that leaves over lo: loopback (any 127/8, ::1), the unspecified address (the
+ * kernel connects it to loopback), or one of the pod's own IPs. */
 static __always_inline int over_lo(const struct mt_pod *pod, __u32 family, const __u32 ip[4])
 {
-	struct mt_addr a = { .family = family };
+	struct mt_addr a = {};
 	struct mt_pod *self;
-	if (family == AF_INET ? (bpf_ntohl(ip[0]) >> 24) == 127 : is_localhost(family, ip))
+	a.family = unmapped(family, ip, a.ip);
+	if (a.family == AF_INET ? (bpf_ntohl(a.ip[0]) >> 24) == 127 || !a.ip[0] :
+				  is_localhost(a.family, a.ip) || !(a.ip[0] | a.ip[1] | a.ip[2] | a.ip[3]))
 		return 1;
-	a.ip[0] = ip[0];
-	a.ip[1] = ip[1];
-	a.ip[2] = ip[2];
-	a.ip[3] = ip[3];
 	self = bpf_map_lookup_elem(&pod_ips, &a);
 	return self && self->id == pod->id;
 }
@@ -181,11 +196,12 @@ static __always_inline enum verdict ambient_decide(struct bpf_sock_addr *ctx,
 		count(MT_AMBIENT_DNS);
 		return TO_DNS;
 	}
-	if (is_probe_addr(family, ip)) {
+	__u32 v[4], vf = unmapped(family, ip, v);
+	if (is_probe_addr(vf, v)) {
 		count(MT_AMBIENT_SKIP_PROBE);
 		return PASS;
 	}
-	if (dns && !is_localhost(family, ip)) { /* ! -d 127.0.0.1 -p tcp --dport 53 */
+	if (dns && !is_localhost(vf, v)) { /* ! -d 127.0.0.1 -p tcp --dport 53 */
 		save(ctx, family, ip, port, MT_ORIG_APP, pod->id);
 		count(MT_AMBIENT_DNS);
 		return TO_DNS;
@@ -341,9 +357,12 @@ int mt_ambient_lookup(struct bpf_sk_lookup *ctx)
 	__builtin_memcpy(t.server, a.ip, sizeof(a.ip));
 	int from_self = remote[0] == a.ip[0] && remote[1] == a.ip[1] && remote[2] == a.ip[2] &&
 			remote[3] == a.ip[3];
+	/* A delivery's tuple is used once: its SYN's retransmissions match the request socket
+	 * before any listener lookup, and a later connection reusing the tuple is not ztunnel's. */
+	int delivery = bpf_map_delete_elem(&zt_delivery, &t) == 0;
 	if (ctx->local_port == tunnel_port || ctx->ingress_ifindex == LOOPBACK_IFINDEX ||
 	    is_localhost(ctx->family, a.ip) || from_self || is_probe_addr(ctx->family, remote) ||
-	    bpf_map_lookup_elem(&zt_delivery, &t)) {
+	    delivery) {
 		count(MT_AMBIENT_INBOUND_PASS);
 		return SK_PASS;
 	}

@@ -169,12 +169,15 @@ void cmd_ambient(char *args)
 	for (int i = 0; i < n_ips; i++)
 		*(ips[i].family == AF_INET ? &need_v4 : &need_v6) = 1;
 	int v4_fd = in[0] >= 0 ? in[0] : dual ? in[1] : -1;
-	if ((need_v4 && v4_fd < 0) || (need_v6 && in[1] < 0) || (out[0] < 0 && out[1] < 0)) {
+	/* Outbound is redirected to 127.0.0.1 (IPv4) and ::1 (IPv6): a listener per family used. */
+	int out_ok =
+		(!need_v4 || out[0] >= 0 || (out[1] >= 0 && odual)) && (!need_v6 || out[1] >= 0);
+	if ((need_v4 && v4_fd < 0) || (need_v6 && in[1] < 0) || !out_ok) {
 		snprintf(p, sizeof(p), "%ld%s%s", pid,
 			 (need_v4 && v4_fd < 0) || (need_v6 && in[1] < 0) ?
 				 " (no inbound listener)" :
 				 "",
-			 out[0] < 0 && out[1] < 0 ? " (no outbound listener)" : "");
+			 !out_ok ? " (no outbound listener for every family)" : "");
 		reply_error("ztunnel %s in this pod's netns: not ready; pod not enrolled", p);
 		goto out;
 	}
@@ -209,6 +212,20 @@ void cmd_ambient(char *args)
 	}
 	link_pin(p, sizeof(p), id);
 	int already = access(p, F_OK) == 0;
+	if (already) {
+		/* A pin of this id on another netns (an id reused after a restart, a pod whose sandbox
+		 * was recreated) steers the wrong namespace: replace it. */
+		struct bpf_link_info li = {};
+		__u32 ll = sizeof(li);
+		int old = bpf_obj_get(p);
+		if (old < 0 || bpf_obj_get_info_by_fd(old, &li, &ll) ||
+		    li.netns.netns_ino != (__u32)st.st_ino) {
+			unlink(p);
+			already = 0;
+		}
+		if (old >= 0)
+			close(old);
+	}
 	if (!already) {
 		lk = bpf_link_create(prog, nsfd, BPF_SK_LOOKUP, NULL);
 		if (lk < 0 || bpf_obj_pin(lk, p)) {
@@ -237,9 +254,10 @@ void cmd_unambient(char *args)
 	     p[256];
 	struct mt_addr ips[MAX_IPS];
 	unsigned long id = id_s ? strtoul(id_s, NULL, 10) : 0;
-	int n = kv && !strncmp(kv, "ips=", 4) ? parse_ips(kv + 4, ips) : -1, removed = 0;
-	if (!id || n <= 0) {
-		reply_error("%s", "usage: unambient ID ips=A[,B]");
+	/* Without ips= only the link goes (a pod that vanished while the agent was down). */
+	int n = kv && !strncmp(kv, "ips=", 4) ? parse_ips(kv + 4, ips) : kv ? -1 : 0, removed = 0;
+	if (!id || n < 0) {
+		reply_error("%s", "usage: unambient ID [ips=A[,B]]");
 		return;
 	}
 	link_pin(p, sizeof(p), id);

@@ -3,7 +3,7 @@
 // and stays until the pod is gone or stops qualifying: a proxy restart never opens a window in
 // which the app's connections bypass it. Each pod is handled alone; one bad pod or one failed
 // map write is counted and retried, never stops the loop.
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import type { V1Namespace, V1Pod } from "@kubernetes/client-node";
 import type { Counter, Gauge, Registry } from "prom-client";
 import { agentMetrics } from "../metrics.js";
@@ -11,10 +11,13 @@ import type { Logger } from "../log.js";
 import { podCapture, setLine } from "./pod-capture.js";
 import { ambientPod, isZtunnel, POD_AMBIENT, POD_AMBIENT_DNS } from "./ambient-pod.js";
 import { syncProxyPriority, wantsPriority, type CpuRoots } from "./proxy-priority.js";
-import { findPodCgroup, listening, podPid } from "./pod-cgroups.js";
+import { findPodCgroup, listening, podPid, podPids } from "./pod-cgroups.js";
 import type { PodMaps, Reply } from "./datapath.js";
 import type { AgentReport } from "../collector/agent-report.js";
 import type { MeshedPod } from "./kernel-signals.js";
+
+/** How often an ambient pod's inbound listener is re-keyed even when nothing seems to change. */
+const REKEY_MS = 10_000;
 
 export interface AgentOptions {
   cgroupRoot: string;
@@ -26,6 +29,8 @@ export interface AgentOptions {
   ambientDns?: boolean;
   /** The loaded datapath has the ambient programs (the node passed the ambient probes). */
   ambient?: boolean;
+  /** ztunnel's namespace (Istio's system namespace): only a pod there labelled app=ztunnel is it. */
+  ztunnelNamespace?: string;
   /** Where container CPU weights live (proxy-priority.ts); absent: proxy priority is off. */
   cpuRoots?: CpuRoots;
 }
@@ -35,8 +40,9 @@ interface Meshed {
   line: string;
   ns: string;
   name: string;
-  /** Ambient pods: their IPs (inbound keys) and the ztunnel process they were enrolled with. */
-  ambient?: { ips: string; ztPid: number };
+  /** Ambient pods: their IPs (inbound keys), the ztunnel process they were enrolled with, and
+   * when its listeners were last keyed (re-keyed every REKEY_MS: ztunnel may re-create them). */
+  ambient?: { ips: string; ztPid: number; keyedMs: number };
 }
 
 export class NodeAgent {
@@ -117,7 +123,11 @@ export class NodeAgent {
     if (initial) {
       // Pods a previous agent meshed that no longer exist on this node.
       const live = new Set([...this.meshed.values()].map((m) => m.id));
-      for (const id of this.adopted.values()) if (!live.has(id)) await this.maps.send(`del ${id}`);
+      for (const id of this.adopted.values())
+        if (!live.has(id)) {
+          await this.maps.send(`del ${id}`);
+          await this.maps.send(`unambient ${id}`); // its sk_lookup link, if it was ambient
+        }
       this.adopted.clear();
     }
     this.states.set({ state: "meshed" }, this.meshed.size);
@@ -160,13 +170,25 @@ export class NodeAgent {
     return dir ?? null;
   }
 
-  /** ztunnel's process on this node (its pod's cgroup), or null while it is not running. */
+  /** ztunnel's process on this node (in its pod's cgroup: the one named ztunnel, never the
+   * pod's pause process, which holds no sockets), or null while it is not running. */
   private ztunnelPid(): number | null {
     for (const [uid, p] of this.pods)
-      if (isZtunnel(p)) {
+      if (isZtunnel(p) && p.metadata?.namespace === (this.o.ztunnelNamespace ?? "istio-system")) {
         const dir = this.podDir(uid);
-        const pid = dir ? podPid(dir) : null;
-        if (pid) return pid;
+        if (!dir) continue;
+        let fallback: number | null = null;
+        for (const pid of podPids(dir)) {
+          let comm = "";
+          try {
+            comm = readFileSync(`${this.o.procRoot}/${pid}/comm`, "utf8").trim();
+          } catch {
+            continue;
+          }
+          if (comm === "ztunnel") return pid;
+          if (comm !== "pause") fallback ??= pid;
+        }
+        if (fallback) return fallback;
       }
     return null;
   }
@@ -234,13 +256,15 @@ export class NodeAgent {
     const id = now?.id ?? this.adopted.get(cgroupId) ?? this.nextId++;
     const ips = amb.ambient.ips.join(",");
     const line = `set ${dir} id=${id} flags=${POD_AMBIENT | (amb.ambient.dns ? POD_AMBIENT_DNS : 0)} ips=${ips}`;
-    if (now && now.line === line && now.ambient?.ztPid === zt && now.cgroupId === cgroupId) return;
+    const fresh = now?.ambient && Date.now() - now.ambient.keyedMs < REKEY_MS;
+    if (now && now.line === line && now.ambient?.ztPid === zt && now.cgroupId === cgroupId && fresh) return;
     const inbound = await this.maps.send(`ambient ${id} ${this.o.procRoot}/${pid}/ns/net ${zt} ips=${ips}`);
     if (!inbound.ok) return this.note(uid, `waiting: ${inbound.error}`, pod);
     const r = await this.maps.send(line);
     if (!r.ok) {
       this.mapErrors.inc();
-      await this.maps.send(`unambient ${id} ips=${ips}`);
+      // Only a pod enrolled just now loses its inbound steering again; an enrolled one keeps it.
+      if (!now?.ambient) await this.maps.send(`unambient ${id} ips=${ips}`);
       return this.note(uid, `waiting: map write failed: ${r.error}`, pod);
     }
     this.meshed.set(uid, {
@@ -249,7 +273,7 @@ export class NodeAgent {
       line,
       ns: pod.metadata!.namespace!,
       name: pod.metadata!.name!,
-      ambient: { ips, ztPid: zt },
+      ambient: { ips, ztPid: zt, keyedMs: Date.now() },
     });
     this.waiting.delete(uid);
     if (!now)

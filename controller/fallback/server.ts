@@ -33,6 +33,7 @@ import { route, type RouteContext, type VerifiedCaller } from "./route.js";
 import { verifyCaller, type PodOfAddress } from "./caller.js";
 import { forwardable, originForm, HOP_HEADER } from "./headers.js";
 import { H2Forwarder, H2_PREFACE } from "./h2.js";
+import { UpstreamPool } from "./upstream-pool.js";
 import { limitPerSource } from "../collector/limits.js";
 
 export interface Learned {
@@ -91,6 +92,8 @@ export class FallbackServer {
   private readonly net: NetServer;
   private readonly http: HttpServer;
   private readonly h2: H2Forwarder;
+  /** Kept-alive upstream connections for HTTP/1.1 forwarding (bounded: upstream-pool.ts). */
+  private readonly pool = new UpstreamPool((host, port) => this.dialer(host, port));
   readonly o: Required2;
 
   constructor(opts: FallbackOptions, registry: Registry) {
@@ -123,6 +126,7 @@ export class FallbackServer {
   }
 
   close(): Promise<void> {
+    this.pool.close();
     this.http.closeAllConnections();
     this.h2.close();
     return new Promise((r) => this.net.close(() => r()));
@@ -290,7 +294,7 @@ export class FallbackServer {
       method: req.method,
       path: target.path,
       headers,
-      createConnection: () => this.dialer(d.dial, d.port),
+      agent: this.pool.agent(d.dial, d.port),
     });
     up.setTimeout(this.o.idleTimeoutMs, () => up.destroy(new Error("idle timeout")));
     up.on("response", (r) => {
