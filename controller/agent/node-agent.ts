@@ -179,7 +179,7 @@ export class NodeAgent {
         if (!dir) continue;
         let fallback: number | null = null;
         for (const pid of podPids(dir)) {
-          let comm = "";
+          let comm: string;
           try {
             comm = readFileSync(`${this.o.procRoot}/${pid}/comm`, "utf8").trim();
           } catch {
