@@ -121,8 +121,9 @@ static __always_inline int over_lo(const struct mt_pod *pod, __u32 family, const
 	struct mt_addr a = {};
 	struct mt_pod *self;
 	a.family = unmapped(family, ip, a.ip);
-	if (a.family == AF_INET ? (bpf_ntohl(a.ip[0]) >> 24) == 127 || !a.ip[0] :
-				  is_localhost(a.family, a.ip) || !(a.ip[0] | a.ip[1] | a.ip[2] | a.ip[3]))
+	if (a.family == AF_INET ?
+		    (bpf_ntohl(a.ip[0]) >> 24) == 127 || !a.ip[0] :
+		    is_localhost(a.family, a.ip) || !(a.ip[0] | a.ip[1] | a.ip[2] | a.ip[3]))
 		return 1;
 	self = bpf_map_lookup_elem(&pod_ips, &a);
 	return self && self->id == pod->id;
