@@ -293,6 +293,7 @@ export function buildCli(): Command {
       "namespace of this node's status ConfigMap meshtune-node-<node> (default: $POD_NAMESPACE or meshtune-system)",
     )
     .option("--sys <path>", "sysfs of the host (PCI devices for QAT)", "/sys")
+    .option("--ztunnel-namespace <ns>", "namespace of the ztunnel DaemonSet (Istio's system namespace)", "istio-system")
     .option(
       "--no-ambient-dns",
       "ambient pods' DNS stays theirs unless a pod asks (ambient.istio.io/dns-capture: \"true\"); default: to ztunnel's DNS proxy",

@@ -49,6 +49,7 @@ export class NodeAgent {
   private readonly pods = new Map<string, V1Pod>(); // uid -> pod
   private readonly namespaces = new Map<string, V1Namespace>(); // name -> namespace (ambient labels)
   private readonly prioritized = new Map<string, string>(); // uid -> the proxy weight applied (why)
+  private readonly priorityWhy = new Map<string, string>(); // uid -> why priority could not apply
   private readonly meshed = new Map<string, Meshed>(); // uid -> what the maps hold
   private readonly waiting = new Map<string, string>(); // uid -> why not meshed yet
   private readonly dirs = new Map<string, string>(); // uid -> pod cgroup dir (the walk runs once per pod)
@@ -115,10 +116,17 @@ export class NodeAgent {
       }
     }
     for (const [uid, m] of this.meshed) if (!this.pods.has(uid)) await this.remove(uid, m, "deleted");
-    for (const uid of [...this.dirs.keys(), ...this.waiting.keys()])
+    for (const uid of [
+      ...this.dirs.keys(),
+      ...this.waiting.keys(),
+      ...this.prioritized.keys(),
+      ...this.priorityWhy.keys(),
+    ])
       if (!this.pods.has(uid)) {
         this.dirs.delete(uid);
         this.waiting.delete(uid);
+        this.prioritized.delete(uid);
+        this.priorityWhy.delete(uid);
       }
     if (initial) {
       // Pods a previous agent meshed that no longer exist on this node.
@@ -147,8 +155,16 @@ export class NodeAgent {
     const r = syncProxyPriority(this.o.cpuRoots, dir, pod, want);
     const before = this.prioritized.get(uid);
     if (r.applied) this.prioritized.set(uid, r.why);
-    else if (want) return this.note(uid, `waiting: proxy priority: ${r.why}`, pod);
-    else this.prioritized.delete(uid);
+    else if (want) {
+      // Logged once per reason; the pod's capture state (and its gauge) is not this.
+      if (this.priorityWhy.get(uid) !== r.why)
+        this.log("info", "proxy priority not applied", {
+          pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`,
+          why: r.why,
+        });
+      this.priorityWhy.set(uid, r.why);
+      return;
+    } else this.prioritized.delete(uid);
     if (before !== (r.applied ? r.why : undefined))
       this.log("info", r.applied ? "proxy priority applied" : "proxy priority removed", {
         pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`,

@@ -52,6 +52,7 @@ export interface AgentFlags extends DatapathFlags {
   noKernelSignals?: boolean;
   /** commander's --no-ambient-dns: false when given. */
   ambientDns?: boolean;
+  ztunnelNamespace?: string;
   namespace?: string;
   sys: string;
 }
@@ -165,6 +166,7 @@ export async function runAgent(f: AgentFlags): Promise<void> {
       proxyPort,
       ambient: loaded.ambient === true,
       ambientDns: f.ambientDns !== false,
+      ztunnelNamespace: f.ztunnelNamespace,
       cpuRoots: { unified: cgroupUnifiedRoot(cgroup), cpuV1: v1Root("cpu") },
     },
     registry,
