@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /* An ambient pod's inbound for the agent's line protocol (pods.c):
- *   ambient ID NETNS_PATH ZTUNNEL_PID ips=A[,B] [in=15006] [out=15001]
+ *   ambient ID NETNS_PATH ZTUNNEL_PID ips=A[,B] [in=15006] [out=15001] [closed=1]
  *       Find ztunnel's listeners inside the pod's network namespace by taking its sockets with
  *       pidfd_getfd(2) (the agent is root with CAP_SYS_PTRACE), require both the outbound and
  *       the inbound one (ztunnel is ready for this pod), key the inbound listener by each pod IP
  *       in ztunnel_inbound, and attach the sk_lookup program to the netns (a link pinned as
- *       ambient_ID). A pod is steered whole or not at all.
+ *       ambient_ID). A pod is steered whole or not at all. With closed=1 (ZTUNNEL_PID 0: ztunnel
+ *       not ready) only the link goes in: the pod's inbound is refused until ztunnel is keyed.
  *   unambient ID ips=A[,B]
  *       Unpin the link (new connections take the normal lookup again; established ones are
  *       untouched) and drop the pod's keys. */
@@ -131,7 +132,7 @@ void cmd_ambient(char *args)
 	unsigned long id = id_s ? strtoul(id_s, NULL, 10) : 0;
 	long pid = pid_s ? strtol(pid_s, NULL, 10) : 0;
 	int n_ips, pidfd = -1, in[2] = { -1, -1 }, out[2] = { -1, -1 }, dual, odual, nsfd = -1,
-		   map = -1, nsmap = -1, prog = -1, lk = -1;
+		   map = -1, nsmap = -1, prog = -1, lk = -1, closed = 0;
 	struct stat st;
 
 	for (char *kv = strtok_r(NULL, " ", &save); kv; kv = strtok_r(NULL, " ", &save)) {
@@ -141,50 +142,22 @@ void cmd_ambient(char *args)
 			in_port = strtol(kv + 3, NULL, 10);
 		else if (!strncmp(kv, "out=", 4))
 			out_port = strtol(kv + 4, NULL, 10);
+		else if (!strcmp(kv, "closed=1"))
+			closed = 1;
 		else {
 			reply_error("unknown key %s", kv);
 			return;
 		}
 	}
-	if (!id || !ns || pid <= 0 || !ips_s || (n_ips = parse_ips(ips_s, ips)) <= 0 ||
+	if (!id || !ns || (pid <= 0 && !closed) || !ips_s || (n_ips = parse_ips(ips_s, ips)) <= 0 ||
 	    in_port < 1 || in_port > 65535 || out_port < 1 || out_port > 65535) {
-		reply_error("%s",
-			    "usage: ambient ID NETNS_PATH ZTUNNEL_PID ips=A[,B] [in=N] [out=N]");
+		reply_error("%s", "usage: ambient ID NETNS_PATH ZTUNNEL_PID ips=A[,B] [in=N] "
+				  "[out=N] [closed=1]");
 		return;
 	}
 	nsfd = open(ns, O_RDONLY | O_CLOEXEC);
 	if (nsfd < 0 || fstat(nsfd, &st)) {
 		reply_error("netns %s: cannot open", ns);
-		goto out;
-	}
-	pidfd = syscall(SYS_pidfd_open, pid, 0);
-	if (pidfd < 0) {
-		reply_error("ztunnel pid %s: no such process (pidfd_open)", pid_s);
-		goto out;
-	}
-	take_listeners(pidfd, pid, st.st_ino, in_port, in, &dual);
-	take_listeners(pidfd, pid, st.st_ino, out_port, out, &odual);
-	/* Each pod IP needs an inbound listener of its family (or a dual-stack one for IPv4). */
-	int need_v4 = 0, need_v6 = 0;
-	for (int i = 0; i < n_ips; i++)
-		*(ips[i].family == AF_INET ? &need_v4 : &need_v6) = 1;
-	int v4_fd = in[0] >= 0 ? in[0] : dual ? in[1] : -1;
-	/* Outbound is redirected to 127.0.0.1 (IPv4) and ::1 (IPv6): a listener per family used. */
-	int out_ok =
-		(!need_v4 || out[0] >= 0 || (out[1] >= 0 && odual)) && (!need_v6 || out[1] >= 0);
-	if ((need_v4 && v4_fd < 0) || (need_v6 && in[1] < 0) || !out_ok) {
-		snprintf(p, sizeof(p), "%ld%s%s", pid,
-			 (need_v4 && v4_fd < 0) || (need_v6 && in[1] < 0) ?
-				 " (no inbound listener)" :
-				 "",
-			 !out_ok ? " (no outbound listener for every family)" : "");
-		reply_error("ztunnel %s in this pod's netns: not ready; pod not enrolled", p);
-		goto out;
-	}
-	__u64 cookie = 0;
-	socklen_t cl = sizeof(cookie);
-	if (getsockopt(in[1] >= 0 ? in[1] : in[0], SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &cl)) {
-		reply_error("SO_NETNS_COOKIE: %s", strerror(errno));
 		goto out;
 	}
 	pin_path(p, sizeof(p), "ambient_netns");
@@ -197,17 +170,54 @@ void cmd_ambient(char *args)
 		reply_error("%s", "datapath not loaded (no pinned ambient program or map)");
 		goto out;
 	}
-	for (int i = 0; i < n_ips; i++) {
-		__u64 v = ips[i].family == AF_INET ? v4_fd : in[1];
-		if (bpf_map_update_elem(map, &ips[i], &v, BPF_ANY) ||
-		    bpf_map_update_elem(nsmap, &ips[i], &cookie, BPF_ANY)) {
-			int e = errno;
-			for (int j = 0; j <= i; j++) {
-				bpf_map_delete_elem(map, &ips[j]);
-				bpf_map_delete_elem(nsmap, &ips[j]);
-			}
-			reply_error("ztunnel_inbound update: %s", strerror(e));
+	/* closed=1: ztunnel is not ready; the link goes in without keys, so the pod's inbound is
+	 * refused (and its outbound, captured by `set`, finds no listener) until it is: enrolled
+	 * closed, never open. */
+	if (!closed) {
+		pidfd = syscall(SYS_pidfd_open, pid, 0);
+		if (pidfd < 0) {
+			reply_error("ztunnel pid %s: no such process (pidfd_open)", pid_s);
 			goto out;
+		}
+		take_listeners(pidfd, pid, st.st_ino, in_port, in, &dual);
+		take_listeners(pidfd, pid, st.st_ino, out_port, out, &odual);
+		/* Each pod IP needs an inbound listener of its family (or a dual-stack one for IPv4). */
+		int need_v4 = 0, need_v6 = 0;
+		for (int i = 0; i < n_ips; i++)
+			*(ips[i].family == AF_INET ? &need_v4 : &need_v6) = 1;
+		int v4_fd = in[0] >= 0 ? in[0] : dual ? in[1] : -1;
+		/* Outbound is redirected to 127.0.0.1 (IPv4) and ::1 (IPv6): a listener per family used. */
+		int out_ok = (!need_v4 || out[0] >= 0 || (out[1] >= 0 && odual)) &&
+			     (!need_v6 || out[1] >= 0);
+		if ((need_v4 && v4_fd < 0) || (need_v6 && in[1] < 0) || !out_ok) {
+			snprintf(p, sizeof(p), "%ld%s%s", pid,
+				 (need_v4 && v4_fd < 0) || (need_v6 && in[1] < 0) ?
+					 " (no inbound listener)" :
+					 "",
+				 !out_ok ? " (no outbound listener for every family)" : "");
+			reply_error("ztunnel %s in this pod's netns: not ready; pod not enrolled",
+				    p);
+			goto out;
+		}
+		__u64 cookie = 0;
+		socklen_t cl = sizeof(cookie);
+		if (getsockopt(in[1] >= 0 ? in[1] : in[0], SOL_SOCKET, SO_NETNS_COOKIE, &cookie,
+			       &cl)) {
+			reply_error("SO_NETNS_COOKIE: %s", strerror(errno));
+			goto out;
+		}
+		for (int i = 0; i < n_ips; i++) {
+			__u64 v = ips[i].family == AF_INET ? v4_fd : in[1];
+			if (bpf_map_update_elem(map, &ips[i], &v, BPF_ANY) ||
+			    bpf_map_update_elem(nsmap, &ips[i], &cookie, BPF_ANY)) {
+				int e = errno;
+				for (int j = 0; j <= i; j++) {
+					bpf_map_delete_elem(map, &ips[j]);
+					bpf_map_delete_elem(nsmap, &ips[j]);
+				}
+				reply_error("ztunnel_inbound update: %s", strerror(e));
+				goto out;
+			}
 		}
 	}
 	link_pin(p, sizeof(p), id);
@@ -238,8 +248,9 @@ void cmd_ambient(char *args)
 			goto out;
 		}
 	}
-	printf("{\"ok\":true,\"id\":%lu,\"linked\":true,\"already\":%s,\"ips\":%d}\n", id,
-	       already ? "true" : "false", n_ips);
+	printf("{\"ok\":true,\"id\":%lu,\"linked\":true,\"already\":%s,\"ips\":%d,"
+	       "\"listener\":%s}\n",
+	       id, already ? "true" : "false", n_ips, closed ? "false" : "true");
 out:
 	for (int *f = (int[]){ pidfd, in[0], in[1], out[0], out[1], nsfd, map, nsmap, prog, lk },
 		 k = 0;

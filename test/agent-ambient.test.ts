@@ -84,7 +84,6 @@ if (why && process.env.CI !== "true") {
         await n.start({ pod: "b" }, MTNET, ["serve", addr]);
       }
       for (const p of ["a", "s", "c"]) await n.start({ pod: p }, "sh", ["-c", "echo ready; exec sleep 600"]);
-      await n.startZtunnel(["a", "b"]);
       process.env.MESHTUNE_BPF_LOADER = LOADER; // in-process: not next to the CLI entry
       const maps = new PodMaps();
       const agent = new NodeAgent(
@@ -107,7 +106,14 @@ if (why && process.env.CI !== "true") {
         );
         agent.podChanged("add", pod(n, "s", "shop", { annotations: { "sidecar.istio.io/status": "{}" } }, true));
         agent.podChanged("add", pod(n, "c", "shop", { annotations: { "ambient.istio.io/redirection": "enabled" } }));
+        // ztunnel not running yet: a and b are enrolled closed, never open: a's connections are
+        // refused rather than leaving unencrypted, and nothing reaches b's app past ztunnel.
         await agent.sync(true);
+        assert.is(listed().size, 2, "enrolled closed");
+        assert.not.equal(n.run("a", MTNET, ["pingpong", `${n.remote4}:8080`, "8", "1"]).code, 0, "a: refused");
+        assert.not.equal(n.run("c", MTNET, ["pingpong", `${n.pod("b").ip4}:8080`, "8", "1"]).code, 0, "b: refused");
+        await n.startZtunnel(["a", "b"]);
+        await agent.sync();
         let l = listed();
         assert.is(l.size, 2, JSON.stringify([...l]));
         assert.equal(

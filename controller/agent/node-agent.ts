@@ -266,16 +266,27 @@ export class NodeAgent {
     const pid = podPid(dir);
     if (!pid) return this.note(uid, "waiting: pod has no process yet", pod);
     const zt = this.ztunnelPid();
-    if (!zt) return this.note(uid, "waiting: ztunnel not running on this node", pod);
     const cgroupId = String(statSync(dir, { bigint: true }).ino);
     const now = this.meshed.get(uid);
     const id = now?.id ?? this.adopted.get(cgroupId) ?? this.nextId++;
     const ips = amb.ambient.ips.join(",");
     const line = `set ${dir} id=${id} flags=${POD_AMBIENT | (amb.ambient.dns ? POD_AMBIENT_DNS : 0)} ips=${ips}`;
     const fresh = now?.ambient && Date.now() - now.ambient.keyedMs < REKEY_MS;
-    if (now && now.line === line && now.ambient?.ztPid === zt && now.cgroupId === cgroupId && fresh) return;
-    const inbound = await this.maps.send(`ambient ${id} ${this.o.procRoot}/${pid}/ns/net ${zt} ips=${ips}`);
-    if (!inbound.ok) return this.note(uid, `waiting: ${inbound.error}`, pod);
+    if (now && now.line === line && now.ambient?.ztPid === (zt ?? 0) && now.cgroupId === cgroupId && fresh) return;
+    const netns = `${this.o.procRoot}/${pid}/ns/net`;
+    let inbound = zt
+      ? await this.maps.send(`ambient ${id} ${netns} ${zt} ips=${ips}`)
+      : ({ ok: false, error: "ztunnel not running on this node" } as Reply);
+    const ready = inbound.ok;
+    if (!inbound.ok) {
+      // Enrolled closed, as istio-cni keeps a pod from starting until ztunnel is ready: the
+      // sk_lookup link without a listener refuses inbound, and outbound finds no listener,
+      // rather than letting the pod's traffic skip ztunnel.
+      const why = inbound.error;
+      inbound = await this.maps.send(`ambient ${id} ${netns} 0 ips=${ips} closed=1`);
+      if (!inbound.ok) return this.note(uid, `waiting: ${inbound.error}`, pod);
+      this.note(uid, `waiting: ${why}; enrolled closed (connections refused until ztunnel is ready)`, pod);
+    }
     const r = await this.maps.send(line);
     if (!r.ok) {
       this.mapErrors.inc();
@@ -289,9 +300,9 @@ export class NodeAgent {
       line,
       ns: pod.metadata!.namespace!,
       name: pod.metadata!.name!,
-      ambient: { ips, ztPid: zt, keyedMs: Date.now() },
+      ambient: { ips, ztPid: ready ? zt! : 0, keyedMs: Date.now() },
     });
-    this.waiting.delete(uid);
+    if (ready) this.waiting.delete(uid);
     if (!now)
       this.log("info", "pod enrolled (ambient)", {
         pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`,
