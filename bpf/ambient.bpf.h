@@ -72,6 +72,17 @@ struct {
 	__type(value, __u64);
 } ambient_netns SEC(".maps");
 
+/* The node's own addresses: traffic the host originates (kubelet probes, hostNetwork pods) is
+ * not captured inbound, as istio-cni's host rule SNATs it to 169.254.7.127 (hostprobe.golden:
+ * POSTROUTING `-m owner --socket-exists -j SNAT`), which the in-pod rules then accept. Written by
+ * the agent (`pods nodeips`). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct mt_addr);
+	__type(value, __u8);
+} node_ips SEC(".maps");
+
 /* The DNS server a UDP socket asked, so the reply from 127.0.0.1:15053 reads as from it (the
  * socket's last query; resolvers ask their servers one at a time). */
 struct {
@@ -361,9 +372,11 @@ int mt_ambient_lookup(struct bpf_sk_lookup *ctx)
 	/* A delivery's tuple is used once: its SYN's retransmissions match the request socket
 	 * before any listener lookup, and a later connection reusing the tuple is not ztunnel's. */
 	int delivery = bpf_map_delete_elem(&zt_delivery, &t) == 0;
+	struct mt_addr from = { .family = ctx->family };
+	__builtin_memcpy(from.ip, remote, sizeof(remote));
 	if (ctx->local_port == tunnel_port || ctx->ingress_ifindex == LOOPBACK_IFINDEX ||
 	    is_localhost(ctx->family, a.ip) || from_self || is_probe_addr(ctx->family, remote) ||
-	    delivery) {
+	    delivery || bpf_map_lookup_elem(&node_ips, &from)) {
 		count(MT_AMBIENT_INBOUND_PASS);
 		return SK_PASS;
 	}

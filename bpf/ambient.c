@@ -290,6 +290,44 @@ void cmd_unambient(char *args)
 	       unlinked ? "true" : "false", removed);
 }
 
+/* `nodeips A[,B]`: the node's own addresses, replacing the previous set (hostprobe.golden's
+ * equivalent: host-originated traffic is not captured inbound). */
+void cmd_nodeips(char *args)
+{
+	char p[256], *save = NULL, *list = strtok_r(args, " ", &save);
+	struct mt_addr ips[MAX_IPS], k, next, *prev = NULL;
+	int n = list ? parse_ips(list, ips) : 0;
+	__u8 one = 1;
+	if (n < 0) {
+		reply_error("%s", "usage: nodeips A[,B] (at most 8)");
+		return;
+	}
+	pin_path(p, sizeof(p), "node_ips");
+	int fd = bpf_obj_get(p);
+	if (fd < 0) {
+		reply_error("%s", "datapath not loaded (no pinned node_ips)");
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		bpf_map_update_elem(fd, &ips[i], &one, BPF_ANY);
+	/* Then drop what is no longer the node's (keys collected first: deleting restarts walks). */
+	struct mt_addr stale[64];
+	int ns = 0;
+	while (ns < 64 && bpf_map_get_next_key(fd, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		int keep = 0;
+		for (int i = 0; i < n; i++)
+			keep |= !memcmp(&k, &ips[i], sizeof(k));
+		if (!keep)
+			stale[ns++] = k;
+	}
+	for (int i = 0; i < ns; i++)
+		bpf_map_delete_elem(fd, &stale[i]);
+	close(fd);
+	printf("{\"ok\":true,\"nodeIps\":%d,\"removed\":%d}\n", n, ns);
+}
+
 /* Every pod's link: used when the whole datapath is unloaded. */
 void ambient_unpin_all(void)
 {

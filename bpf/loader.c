@@ -48,6 +48,7 @@ static const char *map_names[] = { "counters",
 				   "ztunnel_inbound",
 				   "zt_delivery",
 				   "ambient_netns",
+				   "node_ips",
 				   "dns_orig" };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -7,6 +7,7 @@
  *   del ID      remove every entry of pod ID (and its L4 edges)
  *   ambient ID NETNS PID ips=…   steer an ambient pod's inbound to ztunnel (ambient.c)
  *   unambient ID ips=…           stop steering it
+ *   nodeips A[,B]                the node's addresses: host-originated traffic is not captured
  *   list        pods in the maps: id, cgroup id, flags (an agent restart re-adopts them)
  *   edges       connect-time L4 edges: pod, family, destination, count, first/last (monotonic ns)
  *   counters    per-reason counters
@@ -436,6 +437,8 @@ int cmd_pods(void)
 			cmd_ambient(rest);
 		else if (!strcmp(cmd, "unambient"))
 			cmd_unambient(rest);
+		else if (!strcmp(cmd, "nodeips"))
+			cmd_nodeips(rest);
 		else if (!strcmp(cmd, "list"))
 			cmd_list();
 		else if (!strcmp(cmd, "edges"))

@@ -11,6 +11,7 @@ void reply_error(const char *fmt, const char *arg);
 /* An ambient pod's inbound steering (ambient.c). */
 void cmd_ambient(char *args);
 void cmd_unambient(char *args);
+void cmd_nodeips(char *args);
 void ambient_unpin_all(void);
 
 #endif

@@ -137,6 +137,25 @@ if (why && process.env.CI !== "true") {
       (n) => ({ MTZT_INBOUND_SOURCE: n.deliverySource }),
     ));
 
+  test("host-originated traffic (kubelet probes, hostNetwork pods) is not captured inbound once the node's addresses are known, as istio-cni's hostprobe SNAT arranges", () =>
+    node(async (n) => {
+      const b = n.pod("b");
+      const fromNode = () =>
+        sh("ip", ["netns", "exec", n.nodeNs, MTNET, "pingpong", hostport(b.ip4, 8080), "8", "1"], { timeout: 10_000 });
+      const before = await seen(n, () => assert.is(fromNode().code, 0));
+      assert.is(
+        before.filter((l) => l.startsWith("in 1 ")).length,
+        1,
+        "unknown host address: captured like any client",
+      );
+      const [r] = n.pods_(`nodeips 10.${n.net}.${b.index}.1`); // the node's address towards b
+      assert.ok(r.ok, JSON.stringify(r));
+      const after = await seen(n, () => assert.is(fromNode().code, 0));
+      assert.equal(after, [], "from the node: straight to the app");
+      const still = await seen(n, () => assert.is(ping(n, "p", hostport(b.ip4, 8080)).code, 0));
+      assert.is(still.filter((l) => l.startsWith("in 1 ")).length, 1, "pods are still captured");
+    }));
+
   test("inbound exemptions: HBONE 15008 reaches ztunnel's own listener (`--dport 15008 … TPROXY --on-port 15008`); lo arrivals (`-i lo -j ACCEPT`)", () =>
     node(async (n) => {
       const b = n.pod("b");

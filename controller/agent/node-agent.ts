@@ -11,6 +11,7 @@ import type { Logger } from "../log.js";
 import { podCapture, setLine } from "./pod-capture.js";
 import { ambientPod, isZtunnel, POD_AMBIENT, POD_AMBIENT_DNS } from "./ambient-pod.js";
 import { syncProxyPriority, wantsPriority, type CpuRoots } from "./proxy-priority.js";
+import { hostAddresses } from "./host-addresses.js";
 import { findPodCgroup, listening, podPid, podPids } from "./pod-cgroups.js";
 import type { PodMaps, Reply } from "./datapath.js";
 import type { AgentReport } from "../collector/agent-report.js";
@@ -101,8 +102,19 @@ export class NodeAgent {
     else this.namespaces.set(name, ns);
   }
 
+  private nodeIps = "";
+
   /** One pass over every pod of the node (cheap: a directory walk and a /proc read per new pod). */
   async sync(initial = false): Promise<void> {
+    if (this.o.ambient) {
+      // Host-originated traffic (kubelet probes) is not captured inbound: the node's addresses.
+      const ips = hostAddresses(this.o.procRoot).join(",");
+      if (ips && ips !== this.nodeIps) {
+        const r = await this.maps.send(`nodeips ${ips}`);
+        if (r.ok) this.nodeIps = ips;
+        else this.mapErrors.inc();
+      }
+    }
     for (const [uid, pod] of this.pods) {
       try {
         await this.syncPod(uid, pod);
