@@ -69,7 +69,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
 	__type(key, struct mt_addr);
-	__type(value, __u64);
+	__type(value, struct mt_ambient_ip);
 } ambient_netns SEC(".maps");
 
 /* The node's own addresses: traffic the host originates (kubelet probes, hostNetwork pods) is
@@ -183,8 +183,8 @@ static __always_inline void ambient_note_connect(struct bpf_sock_ops *s)
 	t.server_port = bpf_ntohl(s->remote_port);
 	struct mt_addr dst = { .family = t.family };
 	__builtin_memcpy(dst.ip, t.server, sizeof(dst.ip));
-	__u64 *ns = bpf_map_lookup_elem(&ambient_netns, &dst);
-	if (!ns || *ns != bpf_get_netns_cookie(s))
+	struct mt_ambient_ip *owner = bpf_map_lookup_elem(&ambient_netns, &dst);
+	if (!owner || owner->netns != bpf_get_netns_cookie(s))
 		return;
 	bpf_map_update_elem(&zt_delivery, &t, &one, BPF_ANY);
 }

@@ -208,8 +208,9 @@ void cmd_ambient(char *args)
 		}
 		for (int i = 0; i < n_ips; i++) {
 			__u64 v = ips[i].family == AF_INET ? v4_fd : in[1];
+			struct mt_ambient_ip owner = { .netns = cookie, .pod = (__u32)id };
 			if (bpf_map_update_elem(map, &ips[i], &v, BPF_ANY) ||
-			    bpf_map_update_elem(nsmap, &ips[i], &cookie, BPF_ANY)) {
+			    bpf_map_update_elem(nsmap, &ips[i], &owner, BPF_ANY)) {
 				int e = errno;
 				for (int j = 0; j <= i; j++) {
 					bpf_map_delete_elem(map, &ips[j]);
@@ -278,6 +279,11 @@ void cmd_unambient(char *args)
 	pin_path(p, sizeof(p), "ambient_netns");
 	int nsmap = bpf_obj_get(p);
 	for (int i = 0; map >= 0 && i < n; i++) {
+		/* Only this pod's keys: a pod that took over the IP keeps its own. */
+		struct mt_ambient_ip owner;
+		if (nsmap >= 0 && bpf_map_lookup_elem(nsmap, &ips[i], &owner) == 0 &&
+		    owner.pod != id)
+			continue;
 		removed += bpf_map_delete_elem(map, &ips[i]) == 0;
 		if (nsmap >= 0)
 			bpf_map_delete_elem(nsmap, &ips[i]);

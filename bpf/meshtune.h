@@ -131,6 +131,14 @@ struct mt_edge {
 	__u64 last_ns;
 };
 
+/* An ambient pod IP's owner: its netns cookie (deliveries are recognised inside it) and the pod
+ * id (`unambient` removes only its own keys, never those of a pod that reuses the IP). */
+struct mt_ambient_ip {
+	__u64 netns;
+	__u32 pod;
+	__u32 pad;
+};
+
 /* Recorded by the loader next to the programs, read back by `status`. */
 struct mt_meta {
 	char cgroup[MT_MAX_CGROUP_PATH];

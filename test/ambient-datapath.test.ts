@@ -229,6 +229,11 @@ if (why && process.env.CI !== "true") {
 
   test("enrol and un-enrol live: an established connection is untouched either way; new ones follow the change; ztunnel not ready means not enrolled", () =>
     node(async (n, zt) => {
+      // Another pod's id never removes b's keys (an IP reused by a new pod keeps its steering).
+      const [other] = n.pods_(`unambient 999 ips=${n.pod("b").ip4},${n.pod("b").ip6}`);
+      assert.is(other.removed, 0, JSON.stringify(other));
+      const kept = await seen(n, () => assert.is(ping(n, "p", hostport(n.pod("b").ip4, 8080)).code, 0));
+      assert.is(kept.filter((l) => l.startsWith("in 1 ")).length, 1, kept.join("\n"));
       // Established before un-enrolment: keeps flowing through ztunnel, uninterrupted.
       const steady = await n.start({ pod: "a" }, process.execPath, [STEADY, n.remote4, "8080", "1500"]);
       for (const r of n.unenrol("a")) assert.ok(r.ok, JSON.stringify(r));
