@@ -156,6 +156,24 @@ test("rules: throttled server → node-pressure; retransmits → network; v1 rep
   assert.match(fastV1.rule, /total 3\.0 ms mean, but v1 reports carry no upstream time/);
 });
 
+test("a client with kernel signals and no proxy timings (an ambient pod): the network judged from the kernel, the rest said to be unknown", () => {
+  const at = Date.now();
+  const run = (retrans: number) => {
+    const st = new DiagnoseStore();
+    st.addKernel("node-a", (agentReport({ retrans }) as { kernel: never }).kernel, at);
+    return runDiagnose(st, { fromMs: at - 60_000, toMs: at });
+  };
+  // No reports name the pods' workloads: the pod-name rule does (client-1 → client).
+  const calm = run(0).find((d) => d.client === "demo/client")!;
+  assert.ok(calm, "the edge exists from the kernel view alone");
+  assert.is(calm.server, "demo/server", "server found by the pod IP the client's sockets reached");
+  assert.is(calm.verdict, "unknown");
+  assert.match(calm.rule, /kernel view only: smoothed RTT 200 µs, no loss; no proxy timings for this client/);
+  const lossy = run(9).find((d) => d.client === "demo/client")!;
+  assert.is(lossy.verdict, "network");
+  assert.match(lossy.rule, /18 retransmits for 80 RTT samples: packets are being lost.*no proxy timings/);
+});
+
 test("agent kernel sections are schema-checked: a forged histogram or pressure field is refused with its path", () => {
   const good = agentReport({});
   assert.ok(validateAgentReport(good).ok);

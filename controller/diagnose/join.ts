@@ -9,6 +9,7 @@
 // pilot/pkg/xds/endpoints/endpoint_builder.go, 1.25), else those whose inbound requests carried the same
 // service host (Istio sets the inbound request's Host as the client sent it).
 import { parseCluster, stripPort, hostNamespace } from "../model/cluster-name.js";
+import { workloadFromPod } from "../model/workload.js";
 import { TS_SLOTS, type RemoteSignals } from "../agent/kernel-signals.js";
 import type { Pressure } from "../agent/pod-pressure.js";
 import {
@@ -61,15 +62,23 @@ function sumPressure(pods: PodKernel[]): { p: Pressure | null; windowMs: number 
 
 const firstLabel = (h: string) => stripPort(h).toLowerCase().split(".")[0];
 
+/** A pod's workload: from its filter reports, else (a pod with no proxy reports, such as an
+ * ambient pod) guessed from its name by the pod-name rule. */
+const workloadOf = (p: PodKernel): string => {
+  if (p.workload) return p.workload;
+  const [ns, pod] = p.key.split("/");
+  return `${ns}/${workloadFromPod(pod)}`;
+};
+
 export function joinEdges(edges: EdgeTiming[], pods: PodKernel[]): JoinedEdge[] {
   const podsOf = new Map<string, PodKernel[]>();
   const workloadOfIp = new Map<string, string>();
   for (const p of pods) {
-    if (!p.workload) continue;
-    const l = podsOf.get(p.workload);
+    const w = workloadOf(p);
+    const l = podsOf.get(w);
     if (l) l.push(p);
-    else podsOf.set(p.workload, [p]);
-    for (const ip of p.ips) workloadOfIp.set(ip, p.workload);
+    else podsOf.set(w, [p]);
+    for (const ip of p.ips) workloadOfIp.set(ip, w);
   }
   const inbound = edges.filter((e) => e.dir === "inbound");
   const out: JoinedEdge[] = [];
@@ -132,6 +141,47 @@ export function joinEdges(edges: EdgeTiming[], pods: PodKernel[]): JoinedEdge[] 
       serverPressure: sp.p,
       serverWindowMs: sp.windowMs,
     });
+  }
+  // Clients with kernel signals but no proxy timings (ambient pods: ztunnel records no per-request
+  // time; or pods whose reports are missing): one L4-only edge per server they reached.
+  const timed = new Set(edges.filter((e) => e.dir === "outbound").map((e) => e.workload));
+  for (const [client, clientPods] of podsOf) {
+    if (timed.has(client)) continue;
+    const byServer = new Map<string, { net: RemoteSignals; port: number }>();
+    for (const p of clientPods)
+      for (const r of p.remotes.values()) {
+        if (r.dir !== "out") continue;
+        const server = workloadOfIp.get(r.ip) ?? `${r.ip}:${r.port}`;
+        if (server === client) continue;
+        const cur = byServer.get(server) ?? { net: emptyRemote(), port: r.port };
+        addRemote(cur.net, r);
+        byServer.set(server, cur);
+      }
+    for (const [server, { net, port }] of byServer) {
+      const known = podsOf.has(server);
+      const serverPods = known ? podsOf.get(server)! : [];
+      const clientIps = new Set(clientPods.flatMap((p) => p.ips));
+      let serverNet: RemoteSignals | null = null;
+      for (const p of serverPods)
+        for (const r of p.remotes.values())
+          if (r.dir === "in" && clientIps.has(r.ip)) addRemote((serverNet ??= { ...emptyRemote(), dir: "in" }), r);
+      const cp = sumPressure(clientPods),
+        sp = sumPressure(serverPods);
+      out.push({
+        client,
+        server: known ? server : null,
+        host: server,
+        port,
+        clientSide: emptySide(),
+        serverSide: null,
+        clientNet: net,
+        serverNet,
+        clientPressure: cp.p,
+        clientWindowMs: cp.windowMs,
+        serverPressure: sp.p,
+        serverWindowMs: sp.windowMs,
+      });
+    }
   }
   return out;
 }

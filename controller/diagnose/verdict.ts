@@ -114,12 +114,15 @@ export function diagnose(j: JoinedEdge, b: Budgets = DEFAULT_BUDGETS): Diagnosis
     verdict: "unknown",
     rule: "",
   };
-  if (!c.count) {
-    d.rule = "no requests in the window";
-    return d;
-  }
   const ev = d.evidence;
   const net = j.clientNet ?? j.serverNet;
+  if (!c.count) {
+    if (!net) {
+      d.rule = "no requests in the window";
+      return d;
+    }
+    return l4Only(d, j, net, b);
+  }
   if (net && net.rttSamples) {
     ev.srttMeanUs = Math.round(net.rttSumUs / net.rttSamples);
     ev.srttP99Us = Math.round(quantileLog2Us(net.rttHist, 0.99));
@@ -225,6 +228,37 @@ export function diagnose(j: JoinedEdge, b: Budgets = DEFAULT_BUDGETS): Diagnosis
   }
   over.sort((x, y) => y[0] - x[0]);
   [, d.verdict, d.rule] = over[0];
+  return d;
+}
+
+/**
+ * A client with kernel signals but no proxy timings: an ambient pod (ztunnel records no
+ * per-request time) or a pod whose reports are missing. The network can still be judged from
+ * the kernel (loss, failed connects, RTT against its minimum); the proxies and the application
+ * cannot, and the rule says so.
+ */
+function l4Only(d: Diagnosis, j: JoinedEdge, net: NonNullable<JoinedEdge["clientNet"]>, b: Budgets): Diagnosis {
+  const ev = d.evidence;
+  const retrans = (j.clientNet?.retrans ?? 0) + (j.serverNet?.retrans ?? 0);
+  const samples = (j.clientNet?.rttSamples ?? 0) + (j.serverNet?.rttSamples ?? 0);
+  const fails = j.clientNet?.connectFail ?? 0;
+  if (net.rttSamples) {
+    ev.srttMeanUs = Math.round(net.rttSumUs / net.rttSamples);
+    ev.minRttUs = net.rttMinUs;
+    ev.rttSamples = net.rttSamples;
+  }
+  ev.retransmits = retrans;
+  ev.connectFailures = fails;
+  const cannot =
+    "no proxy timings for this client (an ambient pod's ztunnel records none): proxies and application not split";
+  const lossy = retrans >= 3 && retrans / Math.max(1, samples) >= b.retransRatio;
+  if (lossy || fails) {
+    d.verdict = "network";
+    d.rule = `${fails ? `${fails} failed connects` : `${retrans} retransmits for ${samples} RTT samples`}: packets are being lost between the pods; ${cannot}`;
+    return d;
+  }
+  d.verdict = "unknown";
+  d.rule = `kernel view only: smoothed RTT ${ev.srttMeanUs !== undefined ? ms(Number(ev.srttMeanUs)) : "–"}, no loss; ${cannot}`;
   return d;
 }
 
