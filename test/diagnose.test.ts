@@ -160,7 +160,7 @@ test("a client with kernel signals and no proxy timings (an ambient pod): the ne
   const at = Date.now();
   const run = (retrans: number) => {
     const st = new DiagnoseStore();
-    st.addKernel("node-a", (agentReport({ retrans }) as { kernel: never }).kernel, at);
+    st.addKernel("node-a", (agentReport({ retrans }) as unknown as { kernel: never }).kernel, at);
     return runDiagnose(st, { fromMs: at - 60_000, toMs: at });
   };
   // No reports name the pods' workloads: the pod-name rule does (client-1 → client).
