@@ -17,8 +17,8 @@
  *  original destination as its local address, as TPROXY gives ztunnel)
  *    mangle PRERT -s 169.254.7.127 -p tcp -j ACCEPT                  -> probe: untouched
  *                 ! -d 127.0.0.1 -p tcp -i lo -j ACCEPT              -> arrivals on lo: untouched
- *                 -p tcp --dport 15008 -j TPROXY 15008               -> HBONE: the normal lookup
- *                                                                      finds ztunnel's 15008
+ *                 -p tcp --dport 15008 -j TPROXY 15008               -> HBONE: ztunnel's 15008
+ *                                                                      listener, assigned
  *                 --ctstate RELATED,ESTABLISHED -j ACCEPT            -> sk_lookup sees new
  *                                                                      connections only
  *                 ! -d 127.0.0.1 -p tcp ! --mark 0x539 -j TPROXY 15006 -> ztunnel's 15006 listener
@@ -82,6 +82,15 @@ struct {
 	__type(key, struct mt_addr);
 	__type(value, __u8);
 } node_ips SEC(".maps");
+
+/* ztunnel's in-pod HBONE listener (15008), by pod IP: assigned explicitly, as TPROXY --on-port
+ * 15008 does, so no other socket on that port in the pod ever receives a tunnel connection. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 8192);
+	__type(key, struct mt_addr);
+	__type(value, __u64);
+} ztunnel_hbone SEC(".maps");
 
 /* The DNS server a UDP socket asked, so the reply from 127.0.0.1:15053 reads as from it (the
  * socket's last query; resolvers ask their servers one at a time). */
@@ -374,13 +383,16 @@ int mt_ambient_lookup(struct bpf_sk_lookup *ctx)
 	int delivery = bpf_map_delete_elem(&zt_delivery, &t) == 0;
 	struct mt_addr from = { .family = ctx->family };
 	__builtin_memcpy(from.ip, remote, sizeof(remote));
-	if (ctx->local_port == tunnel_port || ctx->ingress_ifindex == LOOPBACK_IFINDEX ||
-	    is_localhost(ctx->family, a.ip) || from_self || is_probe_addr(ctx->family, remote) ||
-	    delivery || bpf_map_lookup_elem(&node_ips, &from)) {
+	if (ctx->ingress_ifindex == LOOPBACK_IFINDEX || is_localhost(ctx->family, a.ip) ||
+	    from_self || is_probe_addr(ctx->family, remote) || delivery ||
+	    bpf_map_lookup_elem(&node_ips, &from)) {
 		count(MT_AMBIENT_INBOUND_PASS);
 		return SK_PASS;
 	}
-	sk = bpf_map_lookup_elem(&ztunnel_inbound, &a);
+	/* HBONE to ztunnel's 15008 listener, everything else to its 15006 one. */
+	sk = bpf_map_lookup_elem(ctx->local_port == tunnel_port ? (void *)&ztunnel_hbone :
+								  (void *)&ztunnel_inbound,
+				 &a);
 	if (!sk) {
 		/* Enrolled but ztunnel is not there: refuse, as TPROXY to a missing listener does,
 		 * rather than hand the app a connection that skipped ztunnel's policy. */

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* An ambient pod's inbound for the agent's line protocol (pods.c):
- *   ambient ID NETNS_PATH ZTUNNEL_PID ips=A[,B] [in=15006] [out=15001] [closed=1]
+ *   ambient ID NETNS_PATH ZTUNNEL_PID ips=A[,B] [in=15006] [out=15001] [closed=1] [dns=1]
  *       Find ztunnel's listeners inside the pod's network namespace by taking its sockets with
  *       pidfd_getfd(2) (the agent is root with CAP_SYS_PTRACE), require both the outbound and
  *       the inbound one (ztunnel is ready for this pod), key the inbound listener by each pod IP
@@ -132,7 +132,8 @@ void cmd_ambient(char *args)
 	unsigned long id = id_s ? strtoul(id_s, NULL, 10) : 0;
 	long pid = pid_s ? strtol(pid_s, NULL, 10) : 0;
 	int n_ips, pidfd = -1, in[2] = { -1, -1 }, out[2] = { -1, -1 }, dual, odual, nsfd = -1,
-		   map = -1, nsmap = -1, prog = -1, lk = -1, closed = 0;
+		   map = -1, nsmap = -1, prog = -1, lk = -1, closed = 0, dns = 0,
+		   hb[2] = { -1, -1 }, hdual = 0, dnsl[2] = { -1, -1 }, ddual = 0, hbmap = -1;
 	struct stat st;
 
 	for (char *kv = strtok_r(NULL, " ", &save); kv; kv = strtok_r(NULL, " ", &save)) {
@@ -144,6 +145,8 @@ void cmd_ambient(char *args)
 			out_port = strtol(kv + 4, NULL, 10);
 		else if (!strcmp(kv, "closed=1"))
 			closed = 1;
+		else if (!strcmp(kv, "dns=1"))
+			dns = 1;
 		else {
 			reply_error("unknown key %s", kv);
 			return;
@@ -164,9 +167,11 @@ void cmd_ambient(char *args)
 	nsmap = bpf_obj_get(p);
 	pin_path(p, sizeof(p), "ztunnel_inbound");
 	map = bpf_obj_get(p);
+	pin_path(p, sizeof(p), "ztunnel_hbone");
+	hbmap = bpf_obj_get(p);
 	pin_path(p, sizeof(p), "prog_ambient_lookup");
 	prog = bpf_obj_get(p);
-	if (map < 0 || prog < 0 || nsmap < 0) {
+	if (map < 0 || prog < 0 || nsmap < 0 || hbmap < 0) {
 		reply_error("%s", "datapath not loaded (no pinned ambient program or map)");
 		goto out;
 	}
@@ -181,20 +186,29 @@ void cmd_ambient(char *args)
 		}
 		take_listeners(pidfd, pid, st.st_ino, in_port, in, &dual);
 		take_listeners(pidfd, pid, st.st_ino, out_port, out, &odual);
+		take_listeners(pidfd, pid, st.st_ino, 15008, hb, &hdual);
+		if (dns) /* ztunnel's DNS proxy also listens on TCP 15053 */
+			take_listeners(pidfd, pid, st.st_ino, 15053, dnsl, &ddual);
 		/* Each pod IP needs an inbound listener of its family (or a dual-stack one for IPv4). */
 		int need_v4 = 0, need_v6 = 0;
 		for (int i = 0; i < n_ips; i++)
 			*(ips[i].family == AF_INET ? &need_v4 : &need_v6) = 1;
 		int v4_fd = in[0] >= 0 ? in[0] : dual ? in[1] : -1;
+		int hb4 = hb[0] >= 0 ? hb[0] : hdual ? hb[1] : -1;
+		int hb_ok = (!need_v4 || hb4 >= 0) && (!need_v6 || hb[1] >= 0);
+		int dns_ok = !dns || dnsl[0] >= 0 || dnsl[1] >= 0;
 		/* Outbound is redirected to 127.0.0.1 (IPv4) and ::1 (IPv6): a listener per family used. */
 		int out_ok = (!need_v4 || out[0] >= 0 || (out[1] >= 0 && odual)) &&
 			     (!need_v6 || out[1] >= 0);
-		if ((need_v4 && v4_fd < 0) || (need_v6 && in[1] < 0) || !out_ok) {
-			snprintf(p, sizeof(p), "%ld%s%s", pid,
+		if ((need_v4 && v4_fd < 0) || (need_v6 && in[1] < 0) || !out_ok || !hb_ok ||
+		    !dns_ok) {
+			snprintf(p, sizeof(p), "%ld%s%s%s%s", pid,
 				 (need_v4 && v4_fd < 0) || (need_v6 && in[1] < 0) ?
 					 " (no inbound listener)" :
 					 "",
-				 !out_ok ? " (no outbound listener for every family)" : "");
+				 !out_ok ? " (no outbound listener for every family)" : "",
+				 !hb_ok ? " (no HBONE listener)" : "",
+				 !dns_ok ? " (no DNS listener)" : "");
 			reply_error("ztunnel %s in this pod's netns: not ready; pod not enrolled",
 				    p);
 			goto out;
@@ -207,13 +221,16 @@ void cmd_ambient(char *args)
 			goto out;
 		}
 		for (int i = 0; i < n_ips; i++) {
-			__u64 v = ips[i].family == AF_INET ? v4_fd : in[1];
+			__u64 v = ips[i].family == AF_INET ? v4_fd : in[1],
+			      h = ips[i].family == AF_INET ? hb4 : hb[1];
 			struct mt_ambient_ip owner = { .netns = cookie, .pod = (__u32)id };
 			if (bpf_map_update_elem(map, &ips[i], &v, BPF_ANY) ||
+			    bpf_map_update_elem(hbmap, &ips[i], &h, BPF_ANY) ||
 			    bpf_map_update_elem(nsmap, &ips[i], &owner, BPF_ANY)) {
 				int e = errno;
 				for (int j = 0; j <= i; j++) {
 					bpf_map_delete_elem(map, &ips[j]);
+					bpf_map_delete_elem(hbmap, &ips[j]);
 					bpf_map_delete_elem(nsmap, &ips[j]);
 				}
 				reply_error("ztunnel_inbound update: %s", strerror(e));
@@ -243,6 +260,7 @@ void cmd_ambient(char *args)
 			int e = errno;
 			for (int i = 0; i < n_ips; i++) {
 				bpf_map_delete_elem(map, &ips[i]);
+				bpf_map_delete_elem(hbmap, &ips[i]);
 				bpf_map_delete_elem(nsmap, &ips[i]);
 			}
 			reply_error("attach sk_lookup to the pod's netns: %s", strerror(e));
@@ -253,9 +271,10 @@ void cmd_ambient(char *args)
 	       "\"listener\":%s}\n",
 	       id, already ? "true" : "false", n_ips, closed ? "false" : "true");
 out:
-	for (int *f = (int[]){ pidfd, in[0], in[1], out[0], out[1], nsfd, map, nsmap, prog, lk },
+	for (int *f = (int[]){ pidfd, in[0], in[1], out[0], out[1], hb[0], hb[1], dnsl[0], dnsl[1],
+			       nsfd, map, nsmap, hbmap, prog, lk },
 		 k = 0;
-	     k < 10; k++)
+	     k < 15; k++)
 		if (f[k] >= 0)
 			close(f[k]);
 }
@@ -278,6 +297,8 @@ void cmd_unambient(char *args)
 	int map = bpf_obj_get(p);
 	pin_path(p, sizeof(p), "ambient_netns");
 	int nsmap = bpf_obj_get(p);
+	pin_path(p, sizeof(p), "ztunnel_hbone");
+	int hbmap = bpf_obj_get(p);
 	for (int i = 0; map >= 0 && i < n; i++) {
 		/* Only this pod's keys: a pod that took over the IP keeps its own. */
 		struct mt_ambient_ip owner;
@@ -285,9 +306,13 @@ void cmd_unambient(char *args)
 		    owner.pod != id)
 			continue;
 		removed += bpf_map_delete_elem(map, &ips[i]) == 0;
+		if (hbmap >= 0)
+			bpf_map_delete_elem(hbmap, &ips[i]);
 		if (nsmap >= 0)
 			bpf_map_delete_elem(nsmap, &ips[i]);
 	}
+	if (hbmap >= 0)
+		close(hbmap);
 	if (map >= 0)
 		close(map);
 	if (nsmap >= 0)

@@ -156,9 +156,10 @@ if (why && process.env.CI !== "true") {
       assert.is(still.filter((l) => l.startsWith("in 1 ")).length, 1, "pods are still captured");
     }));
 
-  test("inbound exemptions: HBONE 15008 reaches ztunnel's own listener (`--dport 15008 … TPROXY --on-port 15008`); lo arrivals (`-i lo -j ACCEPT`)", () =>
+  test("inbound exemptions: HBONE 15008 is assigned to ztunnel's own listener (`--dport 15008 … TPROXY --on-port 15008`), never left to a normal lookup; lo arrivals (`-i lo -j ACCEPT`)", () =>
     node(async (n) => {
       const b = n.pod("b");
+      const c = counters();
       const lines = await seen(n, () => {
         assert.is(ping(n, "p", hostport(b.ip4, 15008)).code, 0);
         assert.is(ping(n, "b", hostport(b.ip4, 8080)).code, 0, "b to its own IP: over lo, the app directly");
@@ -167,6 +168,7 @@ if (why && process.env.CI !== "true") {
         lines.some((l) => l.startsWith(`hbone 1 ${b.ip4}:15008`)),
         lines.join("\n"),
       );
+      assert.ok(delta(c, "ambient_inbound") >= 1, "assigned by sk_lookup, not left to the normal lookup");
       assert.not.ok(
         lines.some((l) => l.startsWith("in ")),
         lines.join("\n"),

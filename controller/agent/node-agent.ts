@@ -287,7 +287,7 @@ export class NodeAgent {
     if (now && now.line === line && now.ambient?.ztPid === (zt ?? 0) && now.cgroupId === cgroupId && fresh) return;
     const netns = `${this.o.procRoot}/${pid}/ns/net`;
     let inbound = zt
-      ? await this.maps.send(`ambient ${id} ${netns} ${zt} ips=${ips}`)
+      ? await this.maps.send(`ambient ${id} ${netns} ${zt} ips=${ips}${amb.ambient.dns ? " dns=1" : ""}`)
       : ({ ok: false, error: "ztunnel not running on this node" } as Reply);
     const ready = inbound.ok;
     if (!inbound.ok) {

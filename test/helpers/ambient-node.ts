@@ -194,7 +194,7 @@ export class AmbientNode {
     const p = this.pod(name);
     const ips = `ips=${p.ip4},${p.ip6}`;
     return this.pods_(
-      `ambient ${p.id} /run/netns/${p.netns} ${ztPid} ${ips}`,
+      `ambient ${p.id} /run/netns/${p.netns} ${ztPid} ${ips}${o.dns ? " dns=1" : ""}`,
       `set ${p.cgroup} id=${p.id} flags=${8 | (o.dns ? 16 : 0)} ${ips}`,
     );
   }
