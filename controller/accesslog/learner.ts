@@ -162,7 +162,7 @@ export class AccessLogLearner {
     if (
       rec.cluster.startsWith("outbound_tunnel_clus_") ||
       rec.cluster.startsWith("inbound_tunnel_clus_") ||
-      /\bvirtual_inbound\b/.test(line)
+      line.includes("virtual_inbound")
     ) {
       this.skipped["ztunnel-log"]++;
       if (pod)

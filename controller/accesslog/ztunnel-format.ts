@@ -22,7 +22,12 @@ export interface ZtunnelRecord {
 const HEAD = /^\S+\s+\w+\s+access\s+connection (opened|complete)\s/;
 const KV = /([a-z_.]+)=("(?:[^"\\]|\\.)*"|\S+)/g;
 
-export const isZtunnelLine = (line: string) => HEAD.test(line);
+/** Its lines start with the timestamp's digit; Envoy's start with "[" (TEXT) or "{" (JSON): the
+ * regex runs only where it can match (it was 7 % of the learner's time on every line). */
+export const isZtunnelLine = (line: string) => {
+  const c = line.charCodeAt(0);
+  return c >= 48 && c <= 57 && HEAD.test(line);
+};
 
 /** null when the line is not ztunnel's connection log. */
 export function parseZtunnel(line: string): ZtunnelRecord | null {
