@@ -26,7 +26,8 @@ cleanup() {
   $B/meshtune-bpf unload >/dev/null 2>&1
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
   for d in $(find $CG -name cgroup.procs 2>/dev/null); do xargs -r kill -9 < $d 2>/dev/null; done; wait 2>/dev/null
-  for n in "${NS[@]}"; do ip netns del $n 2>/dev/null; done
+  # Processes started in a namespace by a shell function (bg innet …) are not in $pids: by netns.
+  for n in "${NS[@]}"; do ip netns pids $n 2>/dev/null | xargs -r kill -9 2>/dev/null; ip netns del $n 2>/dev/null; done
   for _ in $(seq 50); do [ -d $CG ] || break; find $CG -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null; rmdir $CG 2>/dev/null || sleep 0.1; done
   rm -f /tmp/mt-bench-$ID.sock
 }
