@@ -66,6 +66,18 @@ test("ambient decisions follow Istio's labels and never take a sidecar or an ist
     (ambientPod(base({}, { "ambient.istio.io/redirection": "enabled" }), amb, true) as { skip: string }).skip,
     /istio-cni/,
   );
+  // A tenant's pod labelled app=ztunnel is not ztunnel: the label does not opt it out.
+  assert.equal(ambientPod(base({ app: "ztunnel" }), amb, true), { ambient: { ips: ["10.1.2.3"], dns: true } });
+  const zt = {
+    ...base({ app: "ztunnel" }),
+    metadata: { name: "z", namespace: "istio-system", uid: "z", labels: { app: "ztunnel" } },
+  };
+  assert.equal(
+    ambientPod(zt, { metadata: { name: "istio-system", labels: { "istio.io/dataplane-mode": "ambient" } } }, true),
+    {
+      skip: "ztunnel",
+    },
+  );
   assert.equal(ambientPod(base({}, { "ambient.istio.io/dns-capture": "false" }), amb, true), {
     ambient: { ips: ["10.1.2.3"], dns: false },
   });

@@ -4,7 +4,7 @@
 //    DataplaneModeLabel, DataplaneModeAmbient, DataplaneModeNone);
 //  - never a sidecar pod: an injected pod (sidecar.istio.io/status or an istio-proxy container)
 //    is the sidecar capture's (pod-capture.ts), so one pod is never captured both ways;
-//  - not hostNetwork, not finished, not ztunnel itself (label app=ztunnel);
+//  - not hostNetwork, not finished, not ztunnel itself (label app=ztunnel in its namespace);
 //  - istio-cni already redirected it (its annotation ambient.istio.io/redirection=enabled, set
 //    by istio-cni's node agent once its in-pod rules are in): left to istio-cni, with the reason,
 //    so the two never fight over one pod;
@@ -22,7 +22,12 @@ export type AmbientDecision = { ambient: { ips: string[]; dns: boolean } } | { s
 const MODE = "istio.io/dataplane-mode";
 
 /** null: not an ambient pod at all (the sidecar decision applies). */
-export function ambientPod(pod: V1Pod, ns: V1Namespace | undefined, dnsDefault: boolean): AmbientDecision {
+export function ambientPod(
+  pod: V1Pod,
+  ns: V1Namespace | undefined,
+  dnsDefault: boolean,
+  ztunnelNamespace = "istio-system",
+): AmbientDecision {
   const l = pod.metadata?.labels ?? {},
     a = pod.metadata?.annotations ?? {};
   const nsMode = ns?.metadata?.labels?.[MODE];
@@ -34,7 +39,8 @@ export function ambientPod(pod: V1Pod, ns: V1Namespace | undefined, dnsDefault: 
   if (injected) return null;
   if (pod.spec?.hostNetwork) return { skip: "ambient-host-network" };
   if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") return { skip: "finished" };
-  if (l.app === "ztunnel") return { skip: "ztunnel" };
+  // Only ztunnel's own pod: the label alone, in a tenant's namespace, must not opt a pod out.
+  if (isZtunnelPod(pod, ztunnelNamespace)) return { skip: "ztunnel" };
   if (a["meshtune.io/datapath"] === "false") return { skip: "opted-out" };
   if (a["ambient.istio.io/redirection"] === "enabled")
     return { skip: "istio-cni: ambient.istio.io/redirection=enabled, its in-pod rules own this pod" };
@@ -46,7 +52,7 @@ export function ambientPod(pod: V1Pod, ns: V1Namespace | undefined, dnsDefault: 
   return { ambient: { ips: ips.slice(0, 8), dns: dnsA === "true" ? true : dnsA === "false" ? false : dnsDefault } };
 }
 
-/** ztunnel's pod on this node: the one Istio's chart labels app=ztunnel, running. */
-export function isZtunnel(pod: V1Pod): boolean {
-  return pod.metadata?.labels?.app === "ztunnel" && pod.status?.phase === "Running";
+/** ztunnel's pod: the one Istio's chart labels app=ztunnel, in Istio's system namespace. */
+export function isZtunnelPod(pod: V1Pod, ztunnelNamespace: string): boolean {
+  return pod.metadata?.labels?.app === "ztunnel" && pod.metadata?.namespace === ztunnelNamespace;
 }

@@ -9,7 +9,7 @@ import type { Counter, Gauge, Registry } from "prom-client";
 import { agentMetrics } from "../metrics.js";
 import type { Logger } from "../log.js";
 import { podCapture, setLine } from "./pod-capture.js";
-import { ambientPod, isZtunnel, POD_AMBIENT, POD_AMBIENT_DNS } from "./ambient-pod.js";
+import { ambientPod, isZtunnelPod, POD_AMBIENT, POD_AMBIENT_DNS } from "./ambient-pod.js";
 import { syncProxyPriority, wantsPriority, type CpuRoots } from "./proxy-priority.js";
 import { hostAddresses } from "./host-addresses.js";
 import { findPodCgroup, listening, podPid, podPids } from "./pod-cgroups.js";
@@ -202,7 +202,7 @@ export class NodeAgent {
    * pod's pause process, which holds no sockets), or null while it is not running. */
   private ztunnelPid(): number | null {
     for (const [uid, p] of this.pods)
-      if (isZtunnel(p) && p.metadata?.namespace === (this.o.ztunnelNamespace ?? "istio-system")) {
+      if (isZtunnelPod(p, this.o.ztunnelNamespace ?? "istio-system") && p.status?.phase === "Running") {
         const dir = this.podDir(uid);
         if (!dir) continue;
         let fallback: number | null = null;
@@ -223,7 +223,12 @@ export class NodeAgent {
 
   private async syncPod(uid: string, pod: V1Pod): Promise<void> {
     const cur = this.meshed.get(uid);
-    const amb = ambientPod(pod, this.namespaces.get(pod.metadata?.namespace ?? ""), this.o.ambientDns ?? true);
+    const amb = ambientPod(
+      pod,
+      this.namespaces.get(pod.metadata?.namespace ?? ""),
+      this.o.ambientDns ?? true,
+      this.o.ztunnelNamespace ?? "istio-system",
+    );
     if (amb) return this.syncAmbient(uid, pod, amb, cur);
     const d = podCapture(pod, { proxyPort: this.o.proxyPort, inboundPort: this.o.inboundPort ?? 15006 });
     if ("skip" in d) {
