@@ -60,6 +60,31 @@ function sumPressure(pods: PodKernel[]): { p: Pressure | null; windowMs: number 
   return { p, windowMs: Math.max(...pods.map((x) => x.windowMs)) };
 }
 
+/** The kernel's view of one client → server pair: each side's TCP signals towards the other's
+ * pod IPs, and each side's cgroup pressure. */
+function kernelSides(clientPods: PodKernel[], serverPods: PodKernel[]) {
+  const serverIps = new Set(serverPods.flatMap((p) => p.ips)),
+    clientIps = new Set(clientPods.flatMap((p) => p.ips));
+  let clientNet: RemoteSignals | null = null,
+    serverNet: RemoteSignals | null = null;
+  for (const p of clientPods)
+    for (const r of p.remotes.values())
+      if (r.dir === "out" && serverIps.has(r.ip)) addRemote((clientNet ??= emptyRemote()), r);
+  for (const p of serverPods)
+    for (const r of p.remotes.values())
+      if (r.dir === "in" && clientIps.has(r.ip)) addRemote((serverNet ??= { ...emptyRemote(), dir: "in" }), r);
+  const cp = sumPressure(clientPods),
+    sp = sumPressure(serverPods);
+  return {
+    clientNet,
+    serverNet,
+    clientPressure: cp.p,
+    clientWindowMs: cp.windowMs,
+    serverPressure: sp.p,
+    serverWindowMs: sp.windowMs,
+  };
+}
+
 const firstLabel = (h: string) => stripPort(h).toLowerCase().split(".")[0];
 
 /** A pod's workload: from its filter reports, else (a pod with no proxy reports, such as an
@@ -114,19 +139,6 @@ export function joinEdges(edges: EdgeTiming[], pods: PodKernel[]): JoinedEdge[] 
         for (const i of use) addSide(serverSide, i.t);
       }
     }
-    const serverPods = server ? (podsOf.get(server) ?? []) : [];
-    const serverIps = new Set(serverPods.flatMap((p) => p.ips)),
-      clientIps = new Set(clientPods.flatMap((p) => p.ips));
-    let clientNet: RemoteSignals | null = null,
-      serverNet: RemoteSignals | null = null;
-    for (const p of clientPods)
-      for (const r of p.remotes.values())
-        if (r.dir === "out" && serverIps.has(r.ip)) addRemote((clientNet ??= emptyRemote()), r);
-    for (const p of serverPods)
-      for (const r of p.remotes.values())
-        if (r.dir === "in" && clientIps.has(r.ip)) addRemote((serverNet ??= { ...emptyRemote(), dir: "in" }), r);
-    const cp = sumPressure(clientPods),
-      sp = sumPressure(serverPods);
     out.push({
       client: e.workload,
       server,
@@ -134,12 +146,7 @@ export function joinEdges(edges: EdgeTiming[], pods: PodKernel[]): JoinedEdge[] 
       port: c.port,
       clientSide: e.t,
       serverSide,
-      clientNet,
-      serverNet,
-      clientPressure: cp.p,
-      clientWindowMs: cp.windowMs,
-      serverPressure: sp.p,
-      serverWindowMs: sp.windowMs,
+      ...kernelSides(clientPods, server ? (podsOf.get(server) ?? []) : []),
     });
   }
   // Clients with kernel signals but no proxy timings (ambient pods: ztunnel records no per-request
@@ -159,14 +166,6 @@ export function joinEdges(edges: EdgeTiming[], pods: PodKernel[]): JoinedEdge[] 
       }
     for (const [server, { net, port }] of byServer) {
       const known = podsOf.has(server);
-      const serverPods = known ? podsOf.get(server)! : [];
-      const clientIps = new Set(clientPods.flatMap((p) => p.ips));
-      let serverNet: RemoteSignals | null = null;
-      for (const p of serverPods)
-        for (const r of p.remotes.values())
-          if (r.dir === "in" && clientIps.has(r.ip)) addRemote((serverNet ??= { ...emptyRemote(), dir: "in" }), r);
-      const cp = sumPressure(clientPods),
-        sp = sumPressure(serverPods);
       out.push({
         client,
         server: known ? server : null,
@@ -174,12 +173,8 @@ export function joinEdges(edges: EdgeTiming[], pods: PodKernel[]): JoinedEdge[] 
         port,
         clientSide: emptySide(),
         serverSide: null,
-        clientNet: net,
-        serverNet,
-        clientPressure: cp.p,
-        clientWindowMs: cp.windowMs,
-        serverPressure: sp.p,
-        serverWindowMs: sp.windowMs,
+        ...kernelSides(clientPods, known ? podsOf.get(server)! : []),
+        clientNet: net, // every outbound socket to that server, known as a workload or not
       });
     }
   }

@@ -4,11 +4,11 @@
 // a "remote" address outside every pod, and the ztunnel stand-in (build/mtztunnel) that opens its
 // listeners inside the enrolled pods' namespaces as ztunnel's in-pod mode does. Everything is
 // torn down in close(), whatever the test did: unload, kill, delete namespaces, rmdir cgroups.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { CGROUP_ROOT, LOADER, loader, removeCgroups, sh } from "./bpf.js";
+import { CGROUP_ROOT, LOADER, loader, removeCgroups, sh, spawnReady } from "./bpf.js";
 export { MTNET, MTPROXY } from "./bpf.js";
 import { ROOT } from "./cli.js";
 
@@ -116,28 +116,7 @@ export class AmbientNode {
     if (where.nodeNs) argv = ["ip", "netns", "exec", this.nodeNs, ...argv];
     const cg = pod ? pod.cgroup : where.ztunnel ? join(this.cgroup, `pod${this.ztunnelUid}`) : null;
     if (cg) argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg, ...argv];
-    const proc = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
-    this.procs.push(proc);
-    let out = "",
-      err = "";
-    proc.stdout!.on("data", (d) => (out += d));
-    proc.stderr!.on("data", (d) => (err += d));
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${cmd} not ready: ${err}`)), 10_000);
-      const check = () => {
-        if (out.includes(ready)) {
-          clearTimeout(t);
-          resolve();
-        }
-      };
-      check();
-      proc.stdout!.on("data", check);
-      proc.on("exit", (c) => {
-        clearTimeout(t);
-        reject(new Error(`${cmd} exited ${c}: ${err}`));
-      });
-    });
-    return { proc, out: () => out, err: () => err };
+    return spawnReady(argv, ready, cmd, (p) => this.procs.push(p));
   }
 
   /** Run to completion inside a pod (cgroup and netns). */

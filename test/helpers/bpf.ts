@@ -41,6 +41,41 @@ export function counters(): Record<string, number> {
   return loader("status").json?.counters ?? {};
 }
 
+/**
+ * Start a long-running process and resolve once its stdout holds `ready`; reject with its stderr
+ * when it exits first or is silent for 10 s. `track` receives it at once, so a fixture's close()
+ * kills it whatever happens next. The fixtures' one way to start their servers and proxies.
+ */
+export async function spawnReady(
+  argv: string[],
+  ready: string,
+  label: string,
+  track: (p: ChildProcess) => void,
+): Promise<{ proc: ChildProcess; out: () => string; err: () => string }> {
+  const proc = spawn(argv[0], argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
+  track(proc);
+  let out = "",
+    err = "";
+  proc.stdout!.on("data", (d) => (out += d));
+  proc.stderr!.on("data", (d) => (err += d));
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${label} not ready: ${err}`)), 10_000);
+    const check = () => {
+      if (out.includes(ready)) {
+        clearTimeout(t);
+        resolve();
+      }
+    };
+    check();
+    proc.stdout!.on("data", check);
+    proc.on("exit", (c) => {
+      clearTimeout(t);
+      reject(new Error(`${label} exited ${c}: ${err}`));
+    });
+  });
+  return { proc, out: () => out, err: () => err };
+}
+
 export class Fixture {
   readonly id = randomBytes(3).toString("hex");
   readonly cgroup = join(CGROUP_ROOT, `meshtune-test-${this.id}`);
@@ -86,27 +121,8 @@ export class Fixture {
     let argv = [cmd, ...args];
     if (o.netns) argv = ["ip", "netns", "exec", this.netns, ...argv];
     if (o.inCgroup !== false) argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.pod, ...argv];
-    const proc = spawn(argv[0], argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
-    this.procs.push(proc);
-    let out = "",
-      err = "";
-    proc.stdout!.on("data", (d) => (out += d));
-    proc.stderr!.on("data", (d) => (err += d));
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${cmd} not ready: ${err}`)), 10_000);
-      const check = () => {
-        if (out.includes(o.ready ?? "ready")) {
-          clearTimeout(t);
-          resolve();
-        }
-      };
-      proc.stdout!.on("data", check);
-      proc.on("exit", (c) => {
-        clearTimeout(t);
-        reject(new Error(`${cmd} exited ${c}: ${err}`));
-      });
-    });
-    return { proc, out: () => out };
+    const r = await spawnReady(argv, o.ready ?? "ready", cmd, (p) => this.procs.push(p));
+    return { proc: r.proc, out: r.out };
   }
 
   /** Run a command to completion inside the pod cgroup (or outside). */

@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { randomBytes, randomUUID } from "node:crypto";
 import { join } from "node:path";
-import { CGROUP_ROOT, LOADER, removeCgroups, sh } from "./bpf.js";
+import { CGROUP_ROOT, LOADER, removeCgroups, sh, spawnReady } from "./bpf.js";
 
 export interface TestPod {
   name: string;
@@ -97,26 +97,8 @@ export class TestNode {
     ready = "ready",
   ): Promise<{ proc: ChildProcess; out: () => string }> {
     const [c, ...a] = this.argv(pod, cmd, args);
-    const proc = spawn(c, a, { stdio: ["pipe", "pipe", "pipe"] });
-    this.procs.push(proc);
-    let out = "",
-      err = "";
-    proc.stdout!.on("data", (d) => (out += d));
-    proc.stderr!.on("data", (d) => (err += d));
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${cmd} in ${pod.name} not ready: ${err}`)), 10_000);
-      proc.stdout!.on("data", () => {
-        if (out.includes(ready)) {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-      proc.on("exit", (code) => {
-        clearTimeout(t);
-        reject(new Error(`${cmd} in ${pod.name} exited ${code}: ${err}`));
-      });
-    });
-    return { proc, out: () => out };
+    const r = await spawnReady([c, ...a], ready, `${cmd} in ${pod.name}`, (p) => this.procs.push(p));
+    return { proc: r.proc, out: r.out };
   }
 
   /** Run to completion in the pod (async, so several pods can run at once). */
