@@ -2,7 +2,9 @@
 // latency (p50/p99 of sequential keep-alive requests) and throughput (16 concurrent clients)
 // through `meshtune fallback` against a direct request to the same upstream, in the same run.
 // Upstream and fallback are separate processes pinned to CPU 1 (taskset), the client to CPU 0;
-// variants interleave round by round, 5 rounds, median and spread printed. What this leaves out:
+// variants interleave round by round, 5 rounds, median and spread printed. A third variant, a
+// bare Node http proxy with the same kept-alive upstream pool and no checks at all, is the floor
+// any forwarder on Node's http stack sharing the upstream's CPU can reach. What this leaves out:
 // the sidecars on both sides of the fallback hop (mTLS, Envoy), which a real hop adds too.
 import { spawn, type ChildProcess } from "node:child_process";
 import { Agent, request } from "node:http";
@@ -85,7 +87,8 @@ const spread = (xs: number[]) => `${Math.min(...xs).toFixed(2)}–${Math.max(...
 async function main() {
   const upPort = await freePort(),
     fbPort = await freePort(),
-    metrics = await freePort();
+    metrics = await freePort(),
+    floorPort = await freePort();
   const procs: ChildProcess[] = [];
   try {
     procs.push(
@@ -97,6 +100,22 @@ async function main() {
           "node",
           "-e",
           `require("http").createServer((q,s)=>{q.resume();s.end('{"ratings":{"reviewer1":5}}')}).listen(${upPort},"127.0.0.1")`,
+        ],
+        { stdio: "inherit" },
+      ),
+    );
+    // The floor: parse, re-serialise, pool; no caller, route, policy, header or deadline checks.
+    procs.push(
+      spawn(
+        "taskset",
+        [
+          "-c",
+          "1",
+          "node",
+          "-e",
+          `const h=require("http");const a=new h.Agent({keepAlive:true,maxSockets:32,maxFreeSockets:32});` +
+            `h.createServer((q,s)=>{const u=h.request({host:"127.0.0.1",port:${upPort},method:q.method,path:q.url,headers:q.headers,agent:a},` +
+            `(r)=>{s.writeHead(r.statusCode,r.headers);r.pipe(s)});q.pipe(u)}).listen(${floorPort},"127.0.0.1")`,
         ],
         { stdio: "inherit" },
       ),
@@ -148,15 +167,18 @@ async function main() {
       ),
     );
     await waitFor(`http://127.0.0.1:${upPort}/`);
+    await waitFor(`http://127.0.0.1:${floorPort}/`);
     await waitFor(`http://127.0.0.1:${metrics}/healthz`);
     const r = {
       direct: { p50: [] as number[], p99: [] as number[], rps: [] as number[] },
       fallback: { p50: [] as number[], p99: [] as number[], rps: [] as number[] },
+      floor: { p50: [] as number[], p99: [] as number[], rps: [] as number[] },
     };
     // The fallback needs a caller namespace for "ratings:9080"; a fully qualified Host needs none.
     const variants: [keyof typeof r, number, string][] = [
       ["direct", upPort, "ratings:9080"],
       ["fallback", fbPort, "ratings.bookinfo.svc.cluster.local:9080"],
+      ["floor", floorPort, "ratings:9080"],
     ];
     for (const [, port, host] of variants) await latency(port, host); // warm-up
     for (let round = 0; round < ROUNDS; round++) {
@@ -167,17 +189,22 @@ async function main() {
         r[name].rps.push(await throughput(port, host));
       }
     }
-    const ratio = (k: "p50" | "p99" | "rps") => r.fallback[k].map((v, i) => v / r.direct[k][i]);
+    const ratio = (v: "fallback" | "floor", k: "p50" | "p99" | "rps") => r[v][k].map((x, i) => x / r.direct[k][i]);
     console.log(
-      `fallback hop (client CPU 0; upstream + fallback CPU 1; ${ROUNDS} interleaved rounds; ${SEQ} sequential, ${PAR_TOTAL} at concurrency ${PAR})`,
+      `fallback hop (client CPU 0; upstream + forwarder CPU 1; ${ROUNDS} interleaved rounds; ${SEQ} sequential, ${PAR_TOTAL} at concurrency ${PAR})`,
     );
-    for (const k of ["p50", "p99"] as const)
+    for (const v of ["fallback", "floor"] as const) {
       console.log(
-        `  ${k}: direct ${med(r.direct[k]).toFixed(0)} µs, via fallback ${med(r.fallback[k]).toFixed(0)} µs — ${med(ratio(k)).toFixed(2)}× (${spread(ratio(k))}); added ${(med(r.fallback[k]) - med(r.direct[k])).toFixed(0)} µs`,
+        v === "fallback" ? "  via meshtune fallback:" : "  via a bare Node http proxy (the floor on Node, no checks):",
       );
-    console.log(
-      `  throughput: direct ${med(r.direct.rps).toFixed(0)} req/s, via fallback ${med(r.fallback.rps).toFixed(0)} req/s — ${med(ratio("rps")).toFixed(2)}× (${spread(ratio("rps"))})`,
-    );
+      for (const k of ["p50", "p99"] as const)
+        console.log(
+          `    ${k}: direct ${med(r.direct[k]).toFixed(0)} µs, via ${med(r[v][k]).toFixed(0)} µs — ${med(ratio(v, k)).toFixed(2)}× (${spread(ratio(v, k))}); added ${(med(r[v][k]) - med(r.direct[k])).toFixed(0)} µs`,
+        );
+      console.log(
+        `    throughput: direct ${med(r.direct.rps).toFixed(0)} req/s, via ${med(r[v].rps).toFixed(0)} req/s — ${med(ratio(v, "rps")).toFixed(2)}× (${spread(ratio(v, "rps"))})`,
+      );
+    }
   } finally {
     for (const p of procs) p.kill("SIGKILL");
   }

@@ -268,6 +268,11 @@ export function buildCli(): Command {
     .option("--idle-timeout <d>", "close a forwarded connection idle this long", "5m")
     .option("--connect-timeout <d>", "give up connecting upstream after this long", "5s")
     .option("--report-delay <d>", "coalesce learned edges this long before reporting", "200ms")
+    .option(
+      "--decision-ttl <d>",
+      "reuse a caller identity's route decision for a host this long (a catalog or policy change ends it at once)",
+      "5s",
+    )
     .action((o) => runFallback(o));
 
   const agent = program

@@ -10,6 +10,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { FallbackServer } from "../fallback/server.js";
 import type { DestinationPods, Policy } from "../fallback/authz.js";
 import { refusedAddress } from "../fallback/address.js";
+import type { RouteContext } from "../fallback/route.js";
 import { LearnReporter } from "../fallback/reporter.js";
 import { TokenFile } from "../collector/token-file.js";
 import { HostIndex } from "../istio/hosts.js";
@@ -41,6 +42,7 @@ export interface FallbackFlags {
   idleTimeout: string;
   connectTimeout: string;
   reportDelay: string;
+  decisionTtl?: string;
   catalog?: string;
 }
 
@@ -82,9 +84,13 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
   let entries: Map<string, ServiceEntryObj[]> | null = null;
   let stopped = false;
   let ready = false;
+  // One RouteContext per state of the informers: a new object is what tells the fallback's
+  // decision cache (fallback/decision-cache.ts) that what it decided may no longer hold.
+  let context: RouteContext | null = null;
   const changed = (t: string, o: KubernetesObject) => {
     const k = `${o.kind}/${o.metadata?.namespace}/${o.metadata?.name}`;
     if (o.kind === "Pod") return podChanged(t, o as V1Pod, k);
+    context = null; // the fallback's cached decisions end with the context they were made under
     if (o.kind === "AuthorizationPolicy") {
       if (t === "delete") policies.delete(k);
       else policies.set(k, o as Policy);
@@ -171,18 +177,19 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
   const entriesOf = (host: string) => (entries ??= entriesByHost(objects)).get(host) ?? [];
   const server = new FallbackServer(
     {
-      context: () => ({
-        index: catalogIndex(),
-        clusterDomain: f.clusterDomain,
-        trustDomain: f.trustDomain,
-        rootNamespace: f.rootNamespace,
-        denyNamespaces,
-        policies: () => [...policies.values()],
-        destination: (host) => destinationPods(host, objects, entriesOf(host), f.clusterDomain),
-        hazard: (host) => hazardOf(host, objects, entriesOf(host), f.clusterDomain, ownAddresses),
-        pinned: (host, port) => pinned.has(`${host}:${port}`),
-        ownAddresses,
-      }),
+      context: () =>
+        (context ??= {
+          index: catalogIndex(),
+          clusterDomain: f.clusterDomain,
+          trustDomain: f.trustDomain,
+          rootNamespace: f.rootNamespace,
+          denyNamespaces,
+          policies: () => [...policies.values()],
+          destination: (host) => destinationPods(host, objects, entriesOf(host), f.clusterDomain),
+          hazard: (host) => hazardOf(host, objects, entriesOf(host), f.clusterDomain, ownAddresses),
+          pinned: (host, port) => pinned.has(`${host}:${port}`),
+          ownAddresses,
+        }),
       podOf: (ip) => podsByIp.get(ip) ?? null,
       connect: (host, port) => {
         const p = pinned.get(`${host}:${port}`);
@@ -196,6 +203,7 @@ export async function runFallback(f: FallbackFlags): Promise<void> {
       maxConnectionMs: duration("--max-connection-age", f.maxConnectionAge),
       idleTimeoutMs: duration("--idle-timeout", f.idleTimeout),
       connectTimeoutMs: duration("--connect-timeout", f.connectTimeout),
+      decisionTtlMs: duration("--decision-ttl", f.decisionTtl ?? "5s"),
     },
     registry,
   );

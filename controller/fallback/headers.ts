@@ -31,16 +31,24 @@ export function dropHeader(name: string, connectionListed: ReadonlySet<string>):
   return HOP_BY_HOP.has(n) || connectionListed.has(n) || DROP_PREFIXES.some((p) => n.startsWith(p));
 }
 
-/** The headers to send on, from Node's parsed request/response headers. */
+const NONE: ReadonlySet<string> = new Set();
+
+/** The headers to send on, from Node's parsed request/response headers (lower-case names). */
 export function forwardable(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const listed = new Set(
-    String(headers.connection ?? "")
-      .split(",")
-      .map((s) => s.trim().toLowerCase())
-      .filter(Boolean),
-  );
+  const c = headers.connection;
+  const listed = c
+    ? new Set(
+        String(c)
+          .split(",")
+          .map((s) => s.trim().toLowerCase())
+          .filter(Boolean),
+      )
+    : NONE;
   const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !dropHeader(k, listed)) out[k] = v;
+  for (const k in headers) {
+    const v = headers[k];
+    if (v !== undefined && !dropHeader(k, listed)) out[k] = v;
+  }
   return out;
 }
 

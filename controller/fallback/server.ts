@@ -34,6 +34,7 @@ import { verifyCaller, type PodOfAddress } from "./caller.js";
 import { forwardable, originForm, HOP_HEADER } from "./headers.js";
 import { H2Forwarder, H2_PREFACE } from "./h2.js";
 import { UpstreamPool } from "./upstream-pool.js";
+import { DecisionCache } from "./decision-cache.js";
 import { limitPerSource } from "../collector/limits.js";
 
 export interface Learned {
@@ -60,6 +61,8 @@ export interface FallbackOptions {
   idleTimeoutMs?: number;
   connectTimeoutMs?: number;
   maxConnectionMs?: number;
+  /** How long a route decision is reused for one caller identity and authority (decision-cache.ts). */
+  decisionTtlMs?: number;
 }
 
 export type FallbackReason =
@@ -94,6 +97,8 @@ export class FallbackServer {
   private readonly h2: H2Forwarder;
   /** Kept-alive upstream connections for HTTP/1.1 forwarding (bounded: upstream-pool.ts). */
   private readonly pool = new UpstreamPool((host, port) => this.dialer(host, port));
+  /** Route decisions per caller identity and authority, dropped when the context changes (decision-cache.ts). */
+  private readonly decisions: DecisionCache;
   readonly o: Required2;
 
   constructor(opts: FallbackOptions, registry: Registry) {
@@ -105,8 +110,10 @@ export class FallbackServer {
       idleTimeoutMs: 300_000,
       connectTimeoutMs: 5_000,
       maxConnectionMs: 3_600_000,
+      decisionTtlMs: 5_000,
       ...opts,
     };
+    this.decisions = new DecisionCache(10_000, this.o.decisionTtlMs);
     ({ requests: this.requests, refused: this.refused } = fallbackMetrics(registry));
     this.http = createHttpServer({ requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: 0 }, (req, res) =>
       this.onRequest(req, res),
@@ -212,22 +219,37 @@ export class FallbackServer {
     s.on("data", onData);
   }
 
-  /** Each HTTP/1 request's headers must be complete within headersTimeoutMs of its first chance. */
-  private readonly deadlines = new WeakMap<Socket, NodeJS.Timeout>();
+  /**
+   * Each HTTP/1 request's headers must be complete within headersTimeoutMs of its first chance.
+   * One timer per connection, re-armed per request (a timer and a close listener per request
+   * would pile up on a long keep-alive connection); while a request is being answered it does
+   * not count (a timer once cleared cannot be re-armed, so `busy` holds it off instead).
+   */
+  private readonly deadlines = new WeakMap<Socket, { timer: NodeJS.Timeout; busy: boolean }>();
   private headersDeadline(s: Socket): void {
-    clearTimeout(this.deadlines.get(s));
-    const t = setTimeout(() => {
-      this.refuse("headers-timeout");
-      if (s.writable) s.end("HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
-      s.destroySoon();
-    }, this.o.headersTimeoutMs);
-    this.deadlines.set(s, t);
-    s.once("close", () => clearTimeout(t));
+    const armed = this.deadlines.get(s);
+    if (armed) {
+      armed.busy = false;
+      armed.timer.refresh();
+      return;
+    }
+    const d = {
+      busy: false,
+      timer: setTimeout(() => {
+        if (d.busy) return;
+        this.refuse("headers-timeout");
+        if (s.writable) s.end("HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+        s.destroySoon();
+      }, this.o.headersTimeoutMs),
+    };
+    this.deadlines.set(s, d);
+    s.once("close", () => clearTimeout(d.timer));
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const s = req.socket;
-    clearTimeout(this.deadlines.get(s));
+    const deadline = this.deadlines.get(s);
+    if (deadline) deadline.busy = true;
     // Keep-alive: the next request's headers are due within the same deadline after this answer.
     res.once("finish", () => {
       if (!s.destroyed) this.headersDeadline(s);
@@ -265,7 +287,12 @@ export class FallbackServer {
       return { ok: false, status: 508, reason: "loop", detail: "request already passed through the fallback" };
     const caller = verifyCaller(remote, this.o.podOf);
     if (typeof caller === "string") return { ok: false, status: 403, reason: "unverified-caller", detail: caller };
-    const r = await route(authority, caller, proto, this.o.context());
+    const ctx = this.o.context();
+    let r = this.decisions.get(ctx, authority, proto, caller);
+    if (!r) {
+      r = await route(authority, caller, proto, ctx);
+      this.decisions.set(ctx, authority, proto, caller, r);
+    }
     if (!r.ok) {
       if (r.learn) this.o.learn({ caller, proto, ...r.learn });
       return {

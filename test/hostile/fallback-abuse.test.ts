@@ -165,6 +165,8 @@ const fb: ChildProcess = spawn(
     ...["--port", String(fbPort), "--metrics-port", "0", "--kubeconfig", join(dir, "kubeconfig")],
     ...["--collector", `http://127.0.0.1:${collectorPort}/v1/reports`, "--self", "meshtune-system/meshtune-fallback"],
     ...["--report-delay", "50ms", "--headers-timeout", "1s", "--max-connections-per-source", "40"],
+    // Decisions never expire here: only a changed policy may end one (the test of the cache).
+    ...["--decision-ttl", "1h"],
     ...pins.flatMap((p) => ["--resolve", p]),
   ],
   { stdio: ["ignore", "pipe", "pipe"] },
@@ -517,6 +519,52 @@ test("item 11: HTTP/2 prior knowledge and gRPC reach an unlearned destination, t
   assert.is(res.body, `grpc /shop.Payments/Charge via ${fq("grpc", "shop")}:50051`);
   assert.is((res.trailers as any)["grpc-status"], "0");
   await until("grpc learned for frontend", () => learnedHosts().includes(`shop:${fq("grpc", "shop")}:50051`));
+});
+
+test("cached decisions end with the policy they were made under; a keep-alive connection keeps one deadline", async () => {
+  // One keep-alive connection from the admitted caller: 30 forwarded requests, then a policy
+  // change, then requests on the same connection until the refusal shows. Decisions are cached
+  // per caller identity (fallback/decision-cache.ts), so this is the case that would go stale.
+  const s = netConnect({ host: "127.0.0.1", port: fbPort, localAddress: POD.frontend });
+  await new Promise((r) => s.on("connect", r));
+  let buf = "";
+  s.on("data", (d) => (buf += d));
+  const ask = async (): Promise<number> => {
+    buf = "";
+    s.write(`GET /ka HTTP/1.1\r\nhost: payments.shop:8080\r\n\r\n`);
+    await until("an answer on the kept-alive connection", () => {
+      const head = buf.indexOf("\r\n\r\n");
+      if (head < 0) return false;
+      const len = /content-length: (\d+)\r\n/i.exec(buf.slice(0, head));
+      return len ? buf.length >= head + 4 + Number(len[1]) : buf.endsWith("\r\n0\r\n\r\n");
+    });
+    return Number(/^HTTP\/1\.1 (\d+)/.exec(buf)?.[1] ?? 0);
+  };
+  for (let i = 0; i < 30; i++) assert.is(await ask(), 200, `request ${i}`);
+  policy("payments-allow", "shop", {
+    selector: { matchLabels: { app: "payments" } },
+    action: "ALLOW",
+    rules: [{ from: [{ source: { principals: ["cluster.local/ns/shop/sa/checkout"] } }] }],
+  });
+  const askUntil = async (want: number) => {
+    const end = Date.now() + 10_000;
+    let got: number;
+    while ((got = await ask()) !== want && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    return got;
+  };
+  assert.is(await askUntil(403), 403, "the new policy refuses frontend");
+  // Put the policy back: the next decision admits frontend again.
+  policy("payments-allow", "shop", {
+    selector: { matchLabels: { app: "payments" } },
+    action: "ALLOW",
+    rules: [{ from: [{ source: { principals: ["cluster.local/ns/shop/sa/frontend"] } }] }],
+  });
+  assert.is(await askUntil(200), 200, "the restored policy admits frontend");
+  // Idle past the headers deadline (1 s here): the fallback answers 408 and closes.
+  const closed = new Promise((r) => s.on("close", r));
+  await closed;
+  assert.match(buf, /408 Request Timeout/);
+  assert.not.match(logs, /MaxListenersExceeded/, "no listener per request piles up on the connection");
 });
 
 test.after(async () => {
