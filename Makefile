@@ -65,6 +65,9 @@ build/netfault.bpf.o: bpf/tools/netfault.bpf.c $(BPF_OUT)/vmlinux.h
 build/foreign.bpf.o: bpf/tools/foreign.bpf.c $(BPF_OUT)/vmlinux.h
 	@mkdir -p build
 	clang $(BPF_CFLAGS) -c $< -o $@
+build/foreign-sockmap.bpf.o: bpf/tools/foreign-sockmap.bpf.c $(BPF_OUT)/vmlinux.h
+	@mkdir -p build
+	clang $(BPF_CFLAGS) -c $< -o $@
 build/mtproxy: bpf/tools/mtproxy.c | sysdeps
 	@mkdir -p build
 	gcc -O2 -Wall -pthread $< -o $@
@@ -74,7 +77,7 @@ build/mtnet: bpf/tools/mtnet.c | sysdeps
 build/mtztunnel: bpf/tools/mtztunnel.c | sysdeps
 	@mkdir -p build
 	gcc -O2 -Wall -pthread $< -o $@
-bpf: build/meshtune-bpf build/meshtune-tcpstats build/mtproxy build/mtnet build/mtztunnel build/netfault.bpf.o build/foreign.bpf.o
+bpf: build/meshtune-bpf build/meshtune-tcpstats build/mtproxy build/mtnet build/mtztunnel build/netfault.bpf.o build/foreign.bpf.o build/foreign-sockmap.bpf.o
 .PHONY: bpf
 
 typecheck: deps

@@ -153,8 +153,15 @@ static int cmd_load(struct load_opts *o)
 	uname(&u);
 	int verdict = o->skb_verdict < 0 ? wakeup_hazard(u.release) : o->skb_verdict;
 	const char *no_splice_why = splice_hazard(u.release);
+	static char others[192];
+	const char *f = no_splice_why ? NULL : foreign_sockmap_users();
+	if (f) {
+		snprintf(others, sizeof(others), "another sockmap user on this node: %s", f);
+		no_splice_why = others;
+	}
 	if (no_splice_why)
-		o->no_splice = 1; /* capture only on kernels with known sockmap defects */
+		o->no_splice =
+			1; /* capture only: known sockmap defects, or sockets someone else splices */
 	int level = cgroup_level(real);
 	if (level < 1) {
 		fail("cgroup %s: cannot tell its level in the hierarchy", real);

@@ -45,6 +45,34 @@ const char *splice_hazard(const char *release)
 	return NULL;
 }
 
+/* A socket has one psock, whose sk_msg and sk_skb programs come from the first sockmap that
+ * took it: a second owner's insert fails with EBUSY (net/core/sock_map.c sock_map_link), so
+ * two splicers on one node silently split the sockets between them and each breaks the other's
+ * on the sockets it won. Sockmap programs are attached to maps, not cgroups, so the only way
+ * to see them is the node's program list. Where another exists meshtune stays capture-only. */
+const char *foreign_sockmap_users(void)
+{
+	static char found[160];
+	__u32 id = 0;
+	found[0] = 0;
+	while (!bpf_prog_get_next_id(id, &id)) {
+		struct bpf_prog_info pi = {};
+		__u32 len = sizeof(pi);
+		int fd = bpf_prog_get_fd_by_id(id);
+		if (fd < 0)
+			continue;
+		if (!bpf_obj_get_info_by_fd(fd, &pi, &len) &&
+		    (pi.type == BPF_PROG_TYPE_SK_MSG || pi.type == BPF_PROG_TYPE_SK_SKB) &&
+		    strncmp(pi.name, "mt_", 3) && strlen(found) + 48 < sizeof(found))
+			snprintf(found + strlen(found), sizeof(found) - strlen(found),
+				 "%s%s %s (id %u)", found[0] ? ", " : "",
+				 pi.type == BPF_PROG_TYPE_SK_MSG ? "sk_msg" : "sk_skb",
+				 pi.name[0] ? pi.name : "(unnamed)", id);
+		close(fd);
+	}
+	return found[0] ? found : NULL;
+}
+
 static struct probe_check *add(struct probe_result *r, const char *group, const char *feature,
 			       int ok)
 {
@@ -97,6 +125,11 @@ static void probe_all(const char *cgroup, const char *release, struct probe_resu
 	struct probe_check *sp = add(r, "splice", "kernel:sockmap-splice", !sh);
 	if (sh)
 		snprintf(sp->detail, sizeof(sp->detail), "%s: capture stays, splice off", sh);
+	const char *others = foreign_sockmap_users();
+	sp = add(r, "splice", "foreign-sockmap", !others);
+	if (others)
+		snprintf(sp->detail, sizeof(sp->detail), "another sockmap user on this node: %s",
+			 others);
 	struct probe_check *c = add(r, "node", "btf", access("/sys/kernel/btf/vmlinux", R_OK) == 0);
 	if (!c->ok)
 		snprintf(c->detail, sizeof(c->detail),

@@ -76,6 +76,48 @@ if (why && process.env.CI !== "true") {
       }
     }));
 
+  // A socket has one psock: with two splicers on a node each would silently lose the sockets the
+  // other took first (sock_map_link: EBUSY). Sockmap programs hang off maps, not cgroups, so the
+  // probe lists the node's programs; meshtune then captures and does not splice.
+  test("another sockmap user on the node (an sk_msg on its own sockhash): probe and load say so; capture works, nothing spliced; gone, splice is back", () =>
+    withFixture(async (f) => {
+      const pin = `/sys/fs/bpf/meshtune-test-sockmap-${f.id}`,
+        maps = `${pin}-maps`;
+      const bpftool = (...a: string[]) => {
+        const r = sh("bpftool", a);
+        if (r.code !== 0) throw new Error(`bpftool ${a.join(" ")}: ${r.stderr}`);
+      };
+      sh("mkdir", ["-p", maps]);
+      try {
+        bpftool("prog", "load", join(ROOT, "build", "foreign-sockmap.bpf.o"), pin, "type", "sk_msg", "pinmaps", maps);
+        bpftool("prog", "attach", "pinned", pin, "msg_verdict", "pinned", `${maps}/other_socks`);
+        const p = loader("probe", "--cgroup", f.cgroup);
+        assert.is(p.code, 0, "capture is unaffected: probe passes");
+        const check = p.json.checks.find((c: { feature: string }) => c.feature === "foreign-sockmap");
+        assert.is(check.ok, false);
+        assert.match(check.detail, /another sockmap user on this node: sk_msg other_sk_msg \(id \d+\)/);
+        f.netnsUp();
+        await f.start(MTNET, ["serve", `${f.remote4}:8080`], { inCgroup: false, netns: true });
+        const l = f.load("--proxy-port", PROXY_PORT);
+        assert.is(l.code, 0, l.stderr);
+        assert.is(l.json.splice, false);
+        assert.match(l.json.spliceOff, /^another sockmap user on this node: sk_msg other_sk_msg/);
+        await f.start(MTPROXY, [PROXY_PORT, "1337"]);
+        const before = counters();
+        const r = f.run(MTNET, ["integrity", `${f.remote4}:8080`, "200", "4", "5"]);
+        assert.is(r.code, 0, r.stdout + r.stderr);
+        assert.is(delta(before, "redirected"), 4, "captured");
+        assert.is(delta(before, "sockmap_inserted"), 0, "nothing spliced");
+        loader("unload");
+      } finally {
+        sh("bpftool", ["prog", "detach", "pinned", pin, "msg_verdict", "pinned", `${maps}/other_socks`]);
+        sh("rm", ["-rf", pin, maps]);
+      }
+      const again = f.load("--proxy-port", PROXY_PORT);
+      assert.is(again.code, 0, again.stderr);
+      assert.is(again.json.splice, true, "nothing foreign left: splice is back");
+    }));
+
   test("meshtune bpf wraps the loader: one-line errors, JSON status", () => {
     const r = meshtune(["bpf", "load", "--cgroup", CGROUP_ROOT]);
     assert.is(r.code, 1);
