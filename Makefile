@@ -152,7 +152,8 @@ bench: build bpf oracle
 	CLIENT_CPU=0 SERVER_CPU=1 bench/ambient.sh # ambient: istio-cni-style iptables vs eBPF into ztunnel; enrolment time
 	bench/proxy-priority.sh # the proxy's CPU weight as the kubelet sets it vs meshtune's priority, app saturating the CPU
 	SOAK_SECS=600 bench/soak.sh # 10 minutes of connection churn through the eBPF capture: no stall, the bound printed
-	$(NODE_BIN)/esbuild bench/filter.ts bench/reconcile.ts bench/collector.ts bench/fallback.ts bench/xds-savings.ts $(ESBUILD_NODE) --outdir=build/bench --out-extension:.js=.mjs --log-level=warning
+	$(NODE_BIN)/esbuild bench/filter.ts bench/reconcile.ts bench/collector.ts bench/fallback.ts bench/xds-savings.ts bench/priority-diagnose.ts $(ESBUILD_NODE) --outdir=build/bench --out-extension:.js=.mjs --log-level=warning
+	node build/bench/priority-diagnose.mjs # the same priority as diagnose sees it: HTTP through both sidecars, timings through the real filter
 	taskset -c 1 node build/bench/filter.mjs
 	node build/bench/reconcile.mjs
 	taskset -c 1 node --max-old-space-size=320 build/bench/collector.mjs # the heap cap the controller manifest sets

@@ -138,6 +138,15 @@ test("rules: throttled server → node-pressure; retransmits → network; v1 rep
     run(reports({ total: 62, up: 60, sTotal: 58, app: 57 }), agentReport({ throttled: 30 })).verdict,
     "node-pressure",
   );
+  // A starved server proxy's run-queue wait precedes its own timer: it shows as network time.
+  const starved = run(reports({ total: 20, up: 19, sTotal: 2, app: 1 }), agentReport({ throttled: 30 }));
+  assert.is(starved.verdict, "node-pressure", starved.rule);
+  assert.match(
+    starved.rule,
+    /^network time 17 ms per request exceeds 5\.0 ms while the server pod is under pressure: .*throttled.*its wait shows as network/,
+  );
+  const slowWire = run(reports({ total: 20, up: 19, sTotal: 2, app: 1 }), agentReport({}));
+  assert.is(slowWire.verdict, "network", "no pressure on the server pod: the network it is");
   const lossy = run(reports({ total: 3, up: 2.5, sTotal: 1.2, app: 1 }), agentReport({ retrans: 9 }));
   assert.is(lossy.verdict, "network");
   assert.match(lossy.rule, /18 retransmits for 80 RTT samples/, "both ends' retransmits");

@@ -179,15 +179,27 @@ export function diagnose(j: JoinedEdge, b: Budgets = DEFAULT_BUDGETS): Diagnosis
             ? `server proxy adds ${ms(serverProxy.meanUs)} while the server pod is under pressure: ${sp.what}`
             : `server proxy adds ${ms(serverProxy.meanUs)} per request (budget ${ms(b.proxyUs)})`,
         ]);
+      // A server proxy waiting for CPU has not started its own clock (Envoy's request.duration
+      // begins when it reads the request), so its run-queue wait lands here, not in its share:
+      // with the server pod under pressure the "network" time is that wait until shown otherwise.
+      const rtt =
+        ev.srttMeanUs !== undefined
+          ? `; kernel smoothed RTT ${ms(Number(ev.srttMeanUs))} (min ${ms(Number(ev.minRttUs))})`
+          : "; no kernel RTT for this edge";
       if (network.meanUs > netBudget)
-        over.push([
-          network.meanUs / netBudget,
-          "network",
-          `network time ${ms(network.meanUs)} per request exceeds ${ms(netBudget)}` +
-            (ev.srttMeanUs !== undefined
-              ? `; kernel smoothed RTT ${ms(Number(ev.srttMeanUs))} (min ${ms(Number(ev.minRttUs))})`
-              : "; no kernel RTT for this edge"),
-        ]);
+        over.push(
+          sp
+            ? [
+                network.meanUs / netBudget,
+                "node-pressure",
+                `network time ${ms(network.meanUs)} per request exceeds ${ms(netBudget)} while the server pod is under pressure: ${sp.what}; a proxy waiting for CPU has not started its timer, so its wait shows as network${rtt}`,
+              ]
+            : [
+                network.meanUs / netBudget,
+                "network",
+                `network time ${ms(network.meanUs)} per request exceeds ${ms(netBudget)}${rtt}`,
+              ],
+        );
     } else {
       const beyond = upOf(c);
       d.components.beyondClientProxy = beyond;
