@@ -77,6 +77,12 @@ const mt = await run(process.execPath, [
   "-o",
   "json",
 ]);
+// The work happened: every line read and counted, entries learned, Sidecars written.
+const seen = /input [^:]+: ([\d,]+) lines, ([\d,]+) access-log entries/.exec(mt.stderr);
+const n = (x) => Number(x.replace(/,/g, ""));
+if (!seen || n(seen[1]) !== lines || n(seen[2]) < lines / 2 || !JSON.parse(mt.stdout).items.length)
+  throw new Error(`access-log bench: the learner did not do the work: ${mt.stderr.slice(0, 300)}`);
+const shards = /learning the access logs in (\d+) shards/.exec(mt.stderr)?.[1] ?? "1";
 const lps = lines / mt.sec,
   mbps = bytes / 1e6 / mt.sec;
 console.log(`access-log bench: ${(bytes / 1e9).toFixed(2)} GB, ${lines.toLocaleString()} lines`);
@@ -84,10 +90,10 @@ console.log(
   `  baseline wc -l : ${wc.sec.toFixed(2)} s  ${(lines / wc.sec / 1e6).toFixed(1)} M lines/s  ${(bytes / 1e6 / wc.sec).toFixed(0)} MB/s`,
 );
 console.log(
-  `  meshtune       : ${mt.sec.toFixed(2)} s  ${Math.round(lps).toLocaleString()} lines/s  ${mbps.toFixed(0)} MB/s  peak RSS ${mt.rssMB.toFixed(0)} MB`,
+  `  meshtune       : ${mt.sec.toFixed(2)} s  ${Math.round(lps).toLocaleString()} lines/s  ${mbps.toFixed(0)} MB/s  peak RSS ${mt.rssMB.toFixed(0)} MB  (${shards} shard(s); ${n(seen[2]).toLocaleString()} entries learned)`,
 );
 console.log(
-  `  ratio meshtune/wc time: ${(mt.sec / wc.sec).toFixed(1)}x   target >= 300k lines/s: ${lps >= 3e5 ? "met" : "MISSED"}; RSS < 150 MB: ${mt.rssMB < 150 ? "met" : "MISSED"}`,
+  `  ratio meshtune/wc time: ${(mt.sec / wc.sec).toFixed(1)}x   target >= 400k lines/s (issue 25): ${lps >= 4e5 ? "met" : "MISSED"}; RSS < 150 MB: ${mt.rssMB < 150 ? "met" : "MISSED"}`,
 );
 
 // The worst case for memory: every line a pod never seen before (issue 23 item 15: <= 150 MB

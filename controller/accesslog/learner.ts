@@ -37,6 +37,23 @@ export interface LearnOptions {
   clusterDomain: string;
   /** Pods from the catalog: when present they decide namespace, workload, labels and proxy kind. */
   pods?: PodCatalog;
+  /**
+   * Learn only the lines of buckets [from, to) of `count` (parallel learning, accesslog/parallel.ts):
+   * a prefixed line belongs to the bucket its pod hashes to, every other line to bucket 0, so
+   * each pod, with all its votes, is learned by exactly one learner, and the learners' counts add
+   * up to the input's.
+   */
+  shard?: { from: number; to: number; count: number };
+}
+
+/** The bucket a line's bytes belong to (see LearnOptions.shard): FNV-1a over the pod name. */
+export function shardOf(b: Buffer, start: number, end: number, count: number): number {
+  // "[pod/" = 5b 70 6f 64 2f
+  if (end - start < 6 || b[start] !== 0x5b || b[start + 1] !== 0x70 || b[start + 2] !== 0x6f) return 0;
+  if (b[start + 3] !== 0x64 || b[start + 4] !== 0x2f) return 0;
+  let h = 0x811c9dc5;
+  for (let i = start + 5; i < end && b[i] !== 0x2f; i++) h = Math.imul(h ^ b[i], 0x01000193);
+  return (h >>> 0) % count;
 }
 
 interface PodBuffer {
@@ -91,10 +108,17 @@ export class AccessLogLearner {
    * Keyed "?/pod" until finish(); up to SCRATCH_PODS pods, evicting pods the catalog does not know
    * (or the idlest), counted in the report.
    */
-  private readonly scratch = new Graph({ ...DEFAULT_LIMITS, maxWorkloads: SCRATCH_PODS, maxEdgesTotal: SCRATCH_EDGES });
+  private readonly scratch: Graph;
   private readonly fixed: PodBuffer | null; // --workload: every unprefixed line belongs to it
 
   constructor(readonly opts: LearnOptions) {
+    // Shards share the bound: together they hold what one learner would.
+    const share = opts.shard ? (opts.shard.to - opts.shard.from) / opts.shard.count : 1;
+    this.scratch = new Graph({
+      ...DEFAULT_LIMITS,
+      maxWorkloads: Math.ceil(SCRATCH_PODS * share),
+      maxEdgesTotal: Math.ceil(SCRATCH_EDGES * share),
+    });
     const pods = opts.pods;
     if (pods?.size) this.scratch.backed = (k) => (k.startsWith("?/") ? pods.lookup(k.slice(2), null) !== null : true);
     this.scratch.onEvict = (n) => {
@@ -106,8 +130,16 @@ export class AccessLogLearner {
   }
 
   async learnStream(input: AsyncIterable<Buffer>): Promise<void> {
-    for await (const batch of readLineBatches(input))
+    const shard = this.opts.shard;
+    const keep =
+      shard &&
+      ((b: Buffer, s: number, e: number) => {
+        const k = shardOf(b, s, e, shard.count);
+        return k >= shard.from && k < shard.to;
+      });
+    for await (const batch of readLineBatches(input, undefined, keep))
       for (const l of batch) {
+        if (shard && shard.from !== 0 && "tooLong" in l) continue; // bucket 0's learner counts those
         this.lines++;
         if ("tooLong" in l) {
           this.skipped["too-long"]++;
@@ -360,13 +392,7 @@ export class AccessLogLearner {
       this.pods.delete(pod);
       this.scratch.nodes.delete(b.node.key);
     }
-    // A workload whose own istio-proxy wrote access-log lines is a sidecar workload, whatever a
-    // ztunnel line says about it (ztunnel names the client of every connection it carries).
-    for (const p of placements)
-      if (p.proxy.kind === "sidecar") {
-        const n = into.nodes.get(`${p.namespace}/${p.workload}`);
-        if (n?.proxy.kind === "ambient") n.proxy = p.proxy;
-      }
+    preferSidecars(into, placements);
     // What the per-pod stage had to drop or evict is the result's too.
     for (const r of DROP_REASONS) into.dropped[r] += this.scratch.dropped[r];
     into.evicted.unbacked += this.scratch.evicted.unbacked;
@@ -374,6 +400,18 @@ export class AccessLogLearner {
     into.evicted.fairness += this.scratch.evicted.fairness;
     return { graph: into, placements };
   }
+}
+
+/**
+ * A workload whose own istio-proxy wrote access-log lines is a sidecar workload, whatever a
+ * ztunnel line says about it (ztunnel names the client of every connection it carries).
+ */
+export function preferSidecars(graph: Graph, placements: Placement[]): void {
+  for (const p of placements)
+    if (p.proxy.kind === "sidecar") {
+      const n = graph.nodes.get(`${p.namespace}/${p.workload}`);
+      if (n?.proxy.kind === "ambient") n.proxy = p.proxy;
+    }
 }
 
 function topVote(votes: Map<string, number>): string {

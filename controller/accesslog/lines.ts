@@ -9,10 +9,13 @@ export const MAX_LINE_BYTES = 64 * 1024;
 export type Line = { text: string } | { tooLong: number };
 
 /** Lines in batches, one batch per input chunk: one await per chunk rather than per line keeps
- * millions of short-lived objects from surviving across awaits (speed, and a flat RSS). */
+ * millions of short-lived objects from surviving across awaits (speed, and a flat RSS). `keep`,
+ * given, decides from a line's bytes whether it is wanted at all: an unwanted line never becomes
+ * a string (a learner shard skips most lines: accesslog/parallel.ts). */
 export async function* readLineBatches(
   input: AsyncIterable<Buffer>,
   maxBytes = MAX_LINE_BYTES,
+  keep?: (b: Buffer, start: number, end: number) => boolean,
 ): AsyncGenerator<Line[]> {
   let carry: Buffer | null = null; // partial line from the previous chunk
   let skipping = 0; // > 0 while discarding an over-long line
@@ -34,11 +37,14 @@ export async function* readLineBatches(
       } else if (carry) {
         const total = carry.length + nl - start;
         if (total > maxBytes) batch.push({ tooLong: total });
-        else batch.push({ text: Buffer.concat([carry, chunk.subarray(start, nl)]).toString("utf8") });
+        else {
+          const b = Buffer.concat([carry, chunk.subarray(start, nl)]);
+          if (!keep || keep(b, 0, b.length)) batch.push({ text: b.toString("utf8") });
+        }
         carry = null;
       } else if (nl - start > maxBytes) {
         batch.push({ tooLong: nl - start });
-      } else {
+      } else if (!keep || keep(chunk, start, nl)) {
         batch.push({ text: chunk.toString("utf8", start, nl) });
       }
       if (chunk[nl] === 13) {
@@ -57,7 +63,8 @@ export async function* readLineBatches(
     if (batch.length) yield batch;
   }
   if (skipping > 0) yield [{ tooLong: skipping }];
-  else if (carry && carry.length > 0) yield [{ text: carry.toString("utf8") }];
+  else if (carry && carry.length > 0 && (!keep || keep(carry, 0, carry.length)))
+    yield [{ text: carry.toString("utf8") }];
 }
 
 /** One line at a time (tests, small inputs). */

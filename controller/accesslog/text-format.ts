@@ -67,6 +67,26 @@ function headTokens(line: string): number {
   return -1;
 }
 
+// The tail's bare fields (after the upstream host's closing quote), split on spaces and tabs into
+// reused arrays like the head's tokens; returns how many (at most MAX_TOK).
+const fs = new Int32Array(MAX_TOK),
+  fe = new Int32Array(MAX_TOK);
+function tailFields(line: string, from: number, to: number): number {
+  let k = 0,
+    i = from;
+  while (i < to && k < MAX_TOK) {
+    while (i < to && (line.charCodeAt(i) === SPACE || line.charCodeAt(i) === 9)) i++;
+    if (i >= to) break;
+    let j = i + 1;
+    while (j < to && line.charCodeAt(j) !== SPACE && line.charCodeAt(j) !== 9) j++;
+    fs[k] = i;
+    fe[k] = j;
+    k++;
+    i = j;
+  }
+  return k;
+}
+
 // Timestamps share their leading seconds with neighbouring lines: parse those once.
 let lastSec = "",
   lastSecMs = NaN;
@@ -92,8 +112,14 @@ export function parseText(line: string): AccessRecord | null {
   const tok = (k: number) => line.slice(ts[k], te[k]);
   const startMs = parseTime(tok(0));
   if (Number.isNaN(startMs)) return null;
-  const req = tok(1).split(" ");
-  if (req.length !== 3) return null;
+  // "METHOD PATH PROTOCOL" (or "- - -" for TCP): exactly three space-separated parts.
+  const r0 = ts[1],
+    r1 = te[1];
+  const sp1 = line.indexOf(" ", r0),
+    sp2 = sp1 < 0 || sp1 >= r1 ? -1 : line.indexOf(" ", sp1 + 1);
+  if (sp2 < 0 || sp2 >= r1) return null;
+  const sp3 = line.indexOf(" ", sp2 + 1);
+  if (sp3 >= 0 && sp3 < r1) return null;
   // Tail, from the right: bare fields, then "authority" "upstream host".
   let end = line.length;
   while (end > 0 && isSpace(line.charCodeAt(end - 1))) end--;
@@ -103,27 +129,25 @@ export function parseText(line: string): AccessRecord | null {
   const au2 = uh1 - 2,
     au1 = line.lastIndexOf('"', au2 - 1);
   if (au1 < te[xff]) return null; // the authority must come after XFF's opening quote
-  const tail = line
-    .slice(uh2 + 1, end)
-    .trim()
-    .split(/[ \t]+/);
-  if (tail.length < 4) return null;
+  const nt = tailFields(line, uh2 + 1, end);
+  if (nt < 4) return null;
   const codeTok = tok(2);
   const code = codeTok === "-" ? 0 : Number(codeTok);
   if (!Number.isInteger(code)) return null;
-  const isTcp = req[0] === "-";
+  const isTcp = sp1 === r0 + 1 && line.charCodeAt(r0) === 45; /* "-" */
+  const field = (k: number) => dash(line.slice(fs[k], fe[k]));
   return {
     startMs,
-    method: isTcp ? "" : req[0],
-    protocol: dash(req[2]),
+    method: isTcp ? "" : line.slice(r0, sp1),
+    protocol: dash(line.slice(sp2 + 1, r1)),
     code,
     flags: tq[3] ? "-" : tok(3),
     durationMs: num(tok(xff - 2)),
     authority: dash(line.slice(au1 + 1, au2)),
     upstreamHost: dash(line.slice(uh1 + 1, uh2)),
-    cluster: dash(tail[0]),
-    downstreamLocal: dash(tail[2]),
-    sni: tail.length > 4 ? dash(tail[4]) : "",
-    route: tail.length > 5 ? dash(tail[5]) : "",
+    cluster: field(0),
+    downstreamLocal: field(2),
+    sni: nt > 4 ? field(4) : "",
+    route: nt > 5 ? field(5) : "",
   };
 }

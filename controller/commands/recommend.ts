@@ -3,6 +3,8 @@ import { toYaml } from "../k8s/yaml.js";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { AccessLogLearner } from "../accesslog/learner.js";
+import { PARALLEL_MIN_BYTES, learnFiles, learnParallel, shardCount } from "../accesslog/parallel.js";
+import { cliEntry } from "../cli-entry.js";
 import { inputChunks } from "../accesslog/lines.js";
 import { Graph } from "../model/graph.js";
 import { workloadOfPod } from "../model/identity.js";
@@ -123,40 +125,36 @@ async function* withProgress(input: AsyncIterable<Buffer>, name: string): AsyncG
   if (bytes > 2 ** 26) process.stderr.write(`\rmeshtune: ${name}: ${(bytes / 2 ** 20).toFixed(0)} MB read\n`);
 }
 
-/** All files through one learner: a pod's namespace is inferred from every input, so one pod is one workload. */
+/**
+ * All files through one learner: a pod's namespace is inferred from every input, so one pod is
+ * one workload. Large plain files are learned on every core (accesslog/parallel.ts), with the
+ * same result.
+ */
 export async function learnAccessLogs(
   paths: string[],
   opts: Pick<RecommendOptions, "workload" | "defaultNamespace" | "clusterDomain"> & { pods?: PodCatalog },
   graph: Graph,
 ) {
-  const inputs: InputSummary[] = [];
-  const l = new AccessLogLearner({
-    workload: opts.workload,
-    defaultNamespace: opts.defaultNamespace,
-    clusterDomain: opts.clusterDomain,
-    pods: opts.pods,
-  });
-  for (const p of paths) {
-    const before = { lines: l.lines, records: l.records, bytes: l.bytes, skipped: { ...l.skipped } };
-    const stream = withProgress(p === "-" ? process.stdin : inputChunks(p), p === "-" ? "stdin" : p);
-    try {
-      await l.learnStream(stream);
-    } catch (e) {
-      throw new UserError(`--access-log ${describeFsError(p === "-" ? "stdin" : p, e)}`);
-    }
-    const skipped: Record<string, number> = {};
-    for (const [k, v] of Object.entries(l.skipped))
-      skipped[k] = v - (before.skipped[k as keyof typeof before.skipped] ?? 0);
-    inputs.push({
-      name: p === "-" ? "stdin" : p,
-      lines: l.lines - before.lines,
-      records: l.records - before.records,
-      bytes: l.bytes - before.bytes,
-      skipped,
-    });
+  const base = { workload: opts.workload, defaultNamespace: opts.defaultNamespace, clusterDomain: opts.clusterDomain };
+  // MESHTUNE_LEARN_SHARDS caps the threads (1: never split); MESHTUNE_PARALLEL_MIN_BYTES moves
+  // the size from which a split pays (tests split the small samples with it).
+  const script = cliEntry();
+  const minBytes = Number(process.env.MESHTUNE_PARALLEL_MIN_BYTES ?? PARALLEL_MIN_BYTES);
+  const cap = Number(process.env.MESHTUNE_LEARN_SHARDS ?? 0);
+  const shards = script ? shardCount(paths, minBytes, cap > 0 ? cap : undefined) : 1;
+  if (shards > 1) process.stderr.write(`meshtune: learning the access logs in ${shards} shards, one thread each\n`);
+  const open = (p: string) => withProgress(p === "-" ? process.stdin : inputChunks(p), p === "-" ? "stdin" : p);
+  try {
+    if (shards > 1) return await learnParallel(paths, { ...base, pods: opts.pods }, graph, shards, script!, open);
+    const l = new AccessLogLearner({ ...base, pods: opts.pods });
+    const inputs = await learnFiles(l, paths, open);
+    const { placements } = l.finish(graph);
+    return { inputs, placements };
+  } catch (e) {
+    const input = (e as { input?: string }).input;
+    if (input === undefined) throw e;
+    throw new UserError(`--access-log ${describeFsError(input === "-" ? "stdin" : input, e)}`);
   }
-  const { placements } = l.finish(graph);
-  return { inputs, placements };
 }
 
 type Obj = Record<string, unknown>;

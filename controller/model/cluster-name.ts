@@ -49,8 +49,25 @@ function parseClusterUncached(name: string): ClusterRef {
   return { kind: dir, port: p, subset, host, egressGateway: dir === "outbound" && isEgressGatewayHost(host) };
 }
 
+// Hosts repeat too (every line's cluster and SNI): memoised per cluster domain, bounded.
+const nsMemo = new Map<string, string | null>();
+let nsMemoDomain = "";
+
 /** Namespace of a Kubernetes service host ("reviews.bookinfo.svc.cluster.local" → "bookinfo"), or null. */
 export function hostNamespace(host: string, clusterDomain = "cluster.local"): string | null {
+  if (clusterDomain !== nsMemoDomain) {
+    nsMemo.clear();
+    nsMemoDomain = clusterDomain;
+  }
+  const hit = nsMemo.get(host);
+  if (hit !== undefined) return hit;
+  const r = hostNamespaceUncached(host, clusterDomain);
+  if (nsMemo.size >= MEMO_MAX) nsMemo.clear();
+  nsMemo.set(host, r);
+  return r;
+}
+
+function hostNamespaceUncached(host: string, clusterDomain: string): string | null {
   const suffix = ".svc." + clusterDomain;
   if (!host.endsWith(suffix)) return null;
   const labels = host.slice(0, -suffix.length).split(".");

@@ -30,6 +30,15 @@ export class PodCatalog {
   get size(): number {
     return this.byName.size;
   }
+  /** The facts by pod name, as plain data (to hand to a worker thread). */
+  facts(): [string, PodFacts[]][] {
+    return [...this.byName];
+  }
+  static fromFacts(facts: [string, PodFacts[]][]): PodCatalog {
+    const c = new PodCatalog([]);
+    for (const [name, list] of facts) c.byName.set(name, list);
+    return c;
+  }
   /** The pod's facts; `ambiguous` when the name exists in several namespaces and no vote decides. */
   lookup(pod: string, votedNs: string | null): PodFacts | { ambiguous: true } | null {
     const l = this.byName.get(pod);
