@@ -10,6 +10,8 @@
 #   g  same-node pod -> pod through both proxies, iptables on both sides (OUTPUT REDIRECT to
 #      15001 in the client pod, PREROUTING REDIRECT to 15006 in the server pod, as istio-iptables)
 #   h  same path, eBPF: capture, proxy -> peer inbound 15006, 127.0.0.6 delivery, all spliced
+#   i  same pods, no proxy at all (a port neither side captures): the floor that skipping both
+#      proxy hops for pass-through flows could reach (issue 25 item 2; not shipped, see README)
 # a, b, c, e use a one-connection-at-a-time echo (mtnet serve1), so their connect rate measures
 # the datapath rather than thread creation; the proxies of d, f, g, h start a thread per
 # connection, as mtproxy does, which caps those rates alike.
@@ -77,6 +79,7 @@ ip netns exec $S-gb iptables -t nat -A PREROUTING -p tcp --dport 8080 -j REDIREC
 bg innet $S-ga $SC $B/mtproxy 15001 1337 15006
 bg innet $S-gb $SC $B/mtproxy 15001 1337 15006
 bg innet $S-gb $SC $B/mtnet serve $GB:8080
+bg innet $S-gb $SC $B/mtnet serve $GB:8081   # i: not captured (the rules match 8080 only)
 
 # eBPF variants (b, f, h): one load, pods registered as the agent registers them (flags 7:
 # capture all outbound, all inbound, REDIRECT mode).
@@ -103,6 +106,7 @@ variants=(
   "f.ebpf-full-path|10.198.3.2:8080|inpod $CG/ebf $S-ebf $CC|1"
   "g.iptables-pod-to-pod|$GB:8080|innet $S-ga $CC|1"
   "h.ebpf-pod-to-pod|$HB:8080|inpod $CG/ha $S-ha $CC|1"
+  "i.no-proxy-pod-to-pod|$GB:8081|innet $S-ga $CC|1"
 )
 OUT=$(mktemp)
 for r in $(seq $ROUNDS); do
@@ -163,12 +167,16 @@ def target(name, got, op, want):
     print(f"  {name:58} {got:5.2f}x  (target {op} {want})  {'met' if ok else 'MISSED'}")
 print("targets (same run):")
 target("same-node pod->pod p50, eBPF / iptables (h/g)", med(h, 0) / med(g, 0), "<=", 0.5)
-target("app<->proxy RTT p50, eBPF splice / loopback (b/a)", med(b, 0) / med(a, 0), "<=", 0.6)
+# The issue's RTT goal depends on placement: <= 0.6x with client and proxy on one CPU, <= 1.0x split.
+target("app<->proxy RTT p50, eBPF splice / loopback (b/a)", med(b, 0) / med(a, 0), "<=", 0.6 if sys.argv[4] == sys.argv[5] else 1.0)
 target("app<->proxy 4 KB throughput, eBPF splice / loopback (b/a)", med(b, 2) / med(a, 2), ">=", 1.5)
 target("connection setup rate, app->proxy eBPF / iptables (b/e)", med(b, 3) / med("e.iptables-app-proxy", 3), ">=", 1.3)
 target("connection setup rate, full path eBPF / iptables (f/d)", med(f, 3) / med(d, 3), ">=", 1.3)
 target("connection setup rate, pod->pod eBPF / iptables (h/g)", med(h, 3) / med(g, 3), ">=", 1.3)
 target("full path p50, eBPF / iptables (f/d)", med(f, 0) / med(d, 0), "<=", 1.0)
+i = "i.no-proxy-pod-to-pod"
+print(f"  floor if both proxy hops were skipped (i/g): p50 {med(i, 0) / med(g, 0):.2f}x, conn/s {med(i, 3) / med(g, 3):.2f}x  (not shipped)")
+print(f"  the copy floor for app<->proxy bytes: a Unix socket (c/a) {med('c.unix-socket', 2) / med(a, 2):.2f}x throughput, {med('c.unix-socket', 0) / med(a, 0):.2f}x p50")
 sp, ri, idl = sys.argv[3].split()
 print(f"splice evidence: {sp} messages spliced, {ri} proxy->peer inbound captures, {idl} inbound deliveries")
 PY
