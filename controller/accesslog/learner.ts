@@ -165,7 +165,8 @@ export class AccessLogLearner {
       line = p.rest;
     }
     // `kubectl logs --timestamps` puts the kubelet's RFC 3339 time before each line.
-    const ts = KUBELET_TS.exec(line);
+    const c0 = line.charCodeAt(0);
+    const ts = c0 >= 48 && c0 <= 57 ? KUBELET_TS.exec(line) : null; // it starts with a digit
     if (ts) line = line.slice(ts[0].length);
     if (isZtunnelLine(line)) {
       // ztunnel's own pod, never a Sidecar; its connection lines teach the ambient pods' L4 edges.
