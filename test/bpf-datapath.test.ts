@@ -3,6 +3,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { join } from "node:path";
+import { statSync } from "node:fs";
 import {
   bpfUnavailable,
   counters,
@@ -210,6 +211,9 @@ if (why && process.env.CI !== "true") {
       const res = JSON.parse(r.stdout);
       assert.ok(res.ok && res.bytesEachWay > 100e6, r.stdout);
       assert.is(delta(before, "sockmap_inserted"), 8, "app socket + proxy's accepted socket, 4 connections");
+      // Only meshtune's sock_ops (TCP, at ESTABLISHED) fills the sockhash; its pin is root's alone,
+      // so no one else can put a socket of another family (CVE-2026-43016 needs AF_UNIX) in it.
+      assert.is(statSync("/sys/fs/bpf/meshtune/sock_pairs").mode & 0o077, 0, "sockhash pin is 0600");
       assert.ok(delta(before, "sockmap_redirected") >= 10000, `redirected ${delta(before, "sockmap_redirected")}`);
       const many = f.run(MTNET, ["integrity", `${f.remote4}:8080`, "2000", "200", "9"]);
       assert.is(many.code, 0, many.stdout + many.stderr);
