@@ -25,8 +25,10 @@ export interface ReporterOptions {
 
 type Entry = FallbackReport["edges"][number];
 const callerKey = (e: Pick<Entry, "caller">) => `${e.caller.namespace}/${e.caller.serviceAccount}/${e.caller.podIp}`;
+// Joined with NUL, which none of these holds (Kubernetes names, an address, a vetted host): no
+// JSON.stringify on the request path.
 const keyOf = (e: Pick<Entry, "caller" | "host" | "port" | "proto">) =>
-  JSON.stringify([e.caller.namespace, e.caller.serviceAccount, e.caller.podIp, e.host, e.port, e.proto]);
+  `${e.caller.namespace}\0${e.caller.serviceAccount}\0${e.caller.podIp}\0${e.host}\0${e.port}\0${e.proto}`;
 
 export class LearnReporter {
   private pending = new Map<string, Entry>();

@@ -29,7 +29,7 @@ import {
 import type { Counter, Registry } from "prom-client";
 import { fallbackMetrics } from "../metrics.js";
 import { parseClientHelloSni, looksLikeTls } from "./sni.js";
-import { route, type RouteContext, type VerifiedCaller } from "./route.js";
+import { route, type Route, type RouteContext, type VerifiedCaller } from "./route.js";
 import { verifyCaller, type PodOfAddress } from "./caller.js";
 import { forwardable, originForm, HOP_HEADER } from "./headers.js";
 import { H2Forwarder, H2_PREFACE } from "./h2.js";
@@ -65,6 +65,10 @@ export interface FallbackOptions {
   decisionTtlMs?: number;
 }
 
+export type Decision =
+  | { ok: true; caller: VerifiedCaller; host: string; port: number; dial: string; registered: boolean }
+  | { ok: false; status: number; reason: FallbackReason; detail: string; retryAfter?: number };
+
 export type FallbackReason =
   | "not-ready"
   | "sniff-timeout"
@@ -91,6 +95,8 @@ type Required2 = Required<Omit<FallbackOptions, "connect" | "ready">> & Pick<Fal
 
 export class FallbackServer {
   readonly requests: Counter<"proto" | "outcome">;
+  /** The per-request counter's child, resolved once (labels hashed per inc cost a few µs). */
+  private readonly forwardedHttp: { inc: () => void };
   readonly refused: Counter<"reason">;
   private readonly net: NetServer;
   private readonly http: HttpServer;
@@ -115,6 +121,7 @@ export class FallbackServer {
     };
     this.decisions = new DecisionCache(10_000, this.o.decisionTtlMs);
     ({ requests: this.requests, refused: this.refused } = fallbackMetrics(registry));
+    this.forwardedHttp = this.requests.labels({ proto: "HTTP", outcome: "forwarded" });
     this.http = createHttpServer({ requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: 0 }, (req, res) =>
       this.onRequest(req, res),
     );
@@ -254,7 +261,11 @@ export class FallbackServer {
     res.once("finish", () => {
       if (!s.destroyed) this.headersDeadline(s);
     });
-    this.forwardHttp(req, res).catch((e) => this.fail(res, 502, "upstream-error", (e as Error).message));
+    try {
+      this.forwardHttp(req, res);
+    } catch (e) {
+      this.fail(res, 502, "upstream-error", (e as Error).message);
+    }
   }
 
   private fail(res: ServerResponse, status: number, reason: FallbackReason, detail: string, retryAfter?: number): void {
@@ -265,16 +276,17 @@ export class FallbackServer {
     res.writeHead(status, h).end(`meshtune fallback: ${detail.split("\n")[0]}\n`);
   }
 
-  /** The caller, routed destination and headers for one request (HTTP/1 and HTTP/2 alike), or a refusal. */
-  async decide(
+  /**
+   * The caller, routed destination and headers for one request (HTTP/1 and HTTP/2 alike), or a
+   * refusal. Synchronous when the route decision is cached (the common case: no promise, no
+   * microtask per request); a promise when route() has to run.
+   */
+  decide(
     remote: string | undefined,
     authority: string,
     hopHeader: unknown,
     proto: "HTTP" | "TLS",
-  ): Promise<
-    | { ok: true; caller: VerifiedCaller; host: string; port: number; dial: string; registered: boolean }
-    | { ok: false; status: number; reason: FallbackReason; detail: string; retryAfter?: number }
-  > {
+  ): Decision | Promise<Decision> {
     if (this.o.ready && !this.o.ready())
       return {
         ok: false,
@@ -288,11 +300,15 @@ export class FallbackServer {
     const caller = verifyCaller(remote, this.o.podOf);
     if (typeof caller === "string") return { ok: false, status: 403, reason: "unverified-caller", detail: caller };
     const ctx = this.o.context();
-    let r = this.decisions.get(ctx, authority, proto, caller);
-    if (!r) {
-      r = await route(authority, caller, proto, ctx);
+    const cached = this.decisions.get(ctx, authority, proto, caller);
+    if (cached) return this.decided(cached, caller, proto);
+    return route(authority, caller, proto, ctx).then((r) => {
       this.decisions.set(ctx, authority, proto, caller, r);
-    }
+      return this.decided(r, caller, proto);
+    });
+  }
+
+  private decided(r: Route, caller: VerifiedCaller, proto: "HTTP" | "TLS"): Decision {
     if (!r.ok) {
       if (r.learn) this.o.learn({ caller, proto, ...r.learn });
       return {
@@ -306,11 +322,19 @@ export class FallbackServer {
     return { ok: true, caller, host: r.host, port: r.port, dial: r.dial, registered: r.registered };
   }
 
-  private async forwardHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private forwardHttp(req: IncomingMessage, res: ServerResponse): void {
     const host = req.headers.host ?? "";
     const target = originForm(req.method ?? "GET", req.url ?? "/", host);
     if ("error" in target) return this.fail(res, 400, "bad-target", target.error);
-    const d = await this.decide(req.socket.remoteAddress, host, req.headers[HOP_HEADER], "HTTP");
+    const d = this.decide(req.socket.remoteAddress, host, req.headers[HOP_HEADER], "HTTP");
+    if (d instanceof Promise)
+      d.then((x) => this.sendHttp(req, res, target.path, x)).catch((e) =>
+        this.fail(res, 502, "upstream-error", (e as Error).message),
+      );
+    else this.sendHttp(req, res, target.path, d);
+  }
+
+  private sendHttp(req: IncomingMessage, res: ServerResponse, path: string, d: Decision): void {
     if (!d.ok) return this.fail(res, d.status, d.reason, d.detail, d.retryAfter);
     const headers = forwardable(req.headers);
     // The fallback's sidecar routes by Host among *its* virtual hosts: short names only match in
@@ -319,7 +343,7 @@ export class FallbackServer {
     headers[HOP_HEADER] = "1";
     const up = httpRequest({
       method: req.method,
-      path: target.path,
+      path,
       headers,
       agent: this.pool.agent(d.dial, d.port),
     });
@@ -329,7 +353,7 @@ export class FallbackServer {
       this.o.learn({ caller: d.caller, host: d.host, port: d.port, proto: "HTTP", registered: d.registered });
       res.writeHead(r.statusCode ?? 502, forwardable(r.headers));
       r.pipe(res);
-      r.on("end", () => this.requests.inc({ proto: "HTTP", outcome: "forwarded" }));
+      r.on("end", () => this.forwardedHttp.inc());
       r.on("error", () => res.destroy());
     });
     up.on("error", (e) => {
