@@ -47,4 +47,16 @@ test("a decision lives ttlMs; at most `max` are kept, the oldest dropped first",
   assert.is(cache.size(), 2);
 });
 
+test("only registry and policy decisions are kept: a bad or address Host, or a failed lookup, is decided again", () => {
+  const c = ctx();
+  const cache = new DecisionCache();
+  cache.get(c, "x", "HTTP", frontend);
+  const no = (reason: string): Route => ({ ok: false, status: 403, reason, detail: "" }) as Route;
+  for (const r of ["bad-host", "address-host", "dns"]) cache.set(c, r, "HTTP", frontend, no(r));
+  assert.is(cache.size(), 0);
+  for (const r of ["policy", "not-exported", "meshtune-endpoint", "refused-address"])
+    cache.set(c, r, "HTTP", frontend, no(r));
+  assert.is(cache.size(), 4);
+});
+
 test.run();

@@ -7,6 +7,8 @@
 // a caller cycling through distinct names only costs misses).
 import type { Route, RouteContext, VerifiedCaller } from "./route.js";
 
+const CACHED_REFUSALS = new Set(["meshtune-endpoint", "not-exported", "policy", "refused-address"]);
+
 export class DecisionCache {
   private readonly entries = new Map<string, { route: Route; until: number }>();
   private context: RouteContext | null = null;
@@ -38,6 +40,10 @@ export class DecisionCache {
 
   set(c: RouteContext, authority: string, proto: string, caller: VerifiedCaller, route: Route): void {
     if (c !== this.context) return; // decided under a context that has since changed
+    // Only what the registry and policies decided is kept: a malformed or address Host is cheap
+    // to refuse again and its caller chose it (it would only churn the cache), and a failed DNS
+    // lookup is retried on the next request rather than remembered for the TTL.
+    if (!route.ok && !CACHED_REFUSALS.has(route.reason)) return;
     if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value as string);
     this.entries.set(DecisionCache.key(authority, proto, caller), { route, until: this.now() + this.ttlMs });
   }

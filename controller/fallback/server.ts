@@ -65,6 +65,9 @@ export interface FallbackOptions {
   decisionTtlMs?: number;
 }
 
+/** The longest authority a registry or DNS name can make: 253 bytes of name, ":", 5 digits. */
+const MAX_AUTHORITY = 253 + 6;
+
 export type Decision =
   | { ok: true; caller: VerifiedCaller; host: string; port: number; dial: string; registered: boolean }
   | { ok: false; status: number; reason: FallbackReason; detail: string; retryAfter?: number };
@@ -227,23 +230,18 @@ export class FallbackServer {
   }
 
   /**
-   * Each HTTP/1 request's headers must be complete within headersTimeoutMs of its first chance.
-   * One timer per connection, re-armed per request (a timer and a close listener per request
-   * would pile up on a long keep-alive connection); while a request is being answered it does
-   * not count (a timer once cleared cannot be re-armed, so `busy` holds it off instead).
+   * Each HTTP/1 request's headers must be complete within headersTimeoutMs of its first chance:
+   * the connection's first bytes, or the moment it has no request in flight again (keep-alive).
+   * One timer per connection, re-armed with refresh() (a timer and a close listener per request
+   * would pile up on a long keep-alive connection); it does not fire while any request is being
+   * answered, pipelined ones included (a cleared timer cannot be re-armed, so it checks instead).
    */
-  private readonly deadlines = new WeakMap<Socket, { timer: NodeJS.Timeout; busy: boolean }>();
+  private readonly deadlines = new WeakMap<Socket, { timer: NodeJS.Timeout; inflight: number }>();
   private headersDeadline(s: Socket): void {
-    const armed = this.deadlines.get(s);
-    if (armed) {
-      armed.busy = false;
-      armed.timer.refresh();
-      return;
-    }
     const d = {
-      busy: false,
+      inflight: 0,
       timer: setTimeout(() => {
-        if (d.busy) return;
+        if (d.inflight > 0) return;
         this.refuse("headers-timeout");
         if (s.writable) s.end("HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
         s.destroySoon();
@@ -255,12 +253,19 @@ export class FallbackServer {
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const s = req.socket;
-    const deadline = this.deadlines.get(s);
-    if (deadline) deadline.busy = true;
-    // Keep-alive: the next request's headers are due within the same deadline after this answer.
-    res.once("finish", () => {
-      if (!s.destroyed) this.headersDeadline(s);
-    });
+    const d = this.deadlines.get(s);
+    if (d) {
+      d.inflight++;
+      let done = false;
+      const answered = () => {
+        if (done) return;
+        done = true;
+        // The next request's headers are due within the deadline once nothing is in flight.
+        if (--d.inflight === 0 && !s.destroyed) d.timer.refresh();
+      };
+      res.once("finish", answered);
+      res.once("close", answered);
+    }
     try {
       this.forwardHttp(req, res);
     } catch (e) {
@@ -299,6 +304,10 @@ export class FallbackServer {
       return { ok: false, status: 508, reason: "loop", detail: "request already passed through the fallback" };
     const caller = verifyCaller(remote, this.o.podOf);
     if (typeof caller === "string") return { ok: false, status: 403, reason: "unverified-caller", detail: caller };
+    // No host name is longer (RFC 1035: 253, plus ":65535"): refused before anything is
+    // decided or cached, so a caller cannot fill the cache with 16 KB Host headers.
+    if (authority.length > MAX_AUTHORITY)
+      return { ok: false, status: 400, reason: "bad-host", detail: `authority of ${authority.length} bytes` };
     const ctx = this.o.context();
     const cached = this.decisions.get(ctx, authority, proto, caller);
     if (cached) return this.decided(cached, caller, proto);

@@ -44,8 +44,13 @@ const seen: { path: string; headers: IncomingMessage["headers"] }[] = [];
 const echo = createHttpServer((req, res) => {
   seen.push({ path: req.url ?? "", headers: req.headers });
   req.resume();
-  res.writeHead(200, { "content-type": "application/json", "x-envoy-upstream-service-time": "1" });
-  res.end(JSON.stringify({ path: req.url }));
+  const answer = () => {
+    res.writeHead(200, { "content-type": "application/json", "x-envoy-upstream-service-time": "1" });
+    res.end(JSON.stringify({ path: req.url }));
+  };
+  // /slow answers after the fallback's headers deadline (1 s here) has passed.
+  if (req.url?.startsWith("/slow")) setTimeout(answer, 1600);
+  else answer();
 });
 const echoPort = await listen(echo);
 let adminHits = 0;
@@ -565,6 +570,27 @@ test("cached decisions end with the policy they were made under; a keep-alive co
   await closed;
   assert.match(buf, /408 Request Timeout/);
   assert.not.match(logs, /MaxListenersExceeded/, "no listener per request piles up on the connection");
+  // Hosts no name can be are refused before anything is decided or kept.
+  const long = await get(POD.frontend, `${"a".repeat(300)}.shop:8080`);
+  assert.is(long.status, 400);
+  assert.match(long.text, /bad-host/);
+});
+
+test("pipelined requests: the headers deadline waits while any of them is being answered", async () => {
+  const s = netConnect({ host: "127.0.0.1", port: fbPort, localAddress: POD.victim });
+  await new Promise((r) => s.on("connect", r));
+  let buf = "";
+  s.on("data", (d) => (buf += d));
+  const closed = new Promise((r) => s.on("close", r));
+  // Both at once: /fast is answered at once, /slow after the 1 s deadline would have fired.
+  s.write(
+    "GET /fast HTTP/1.1\r\nhost: ratings.bookinfo:9080\r\n\r\nGET /slow HTTP/1.1\r\nhost: ratings.bookinfo:9080\r\n\r\n",
+  );
+  await until("both answers", () => (buf.match(/HTTP\/1\.1 200/g) ?? []).length >= 2 || /408/.test(buf), 5000);
+  assert.equal(buf.match(/HTTP\/1\.1 \d+/g)?.slice(0, 2), ["HTTP/1.1 200", "HTTP/1.1 200"], buf);
+  assert.match(buf, /"path":"\/slow"/);
+  await closed; // then idle: the deadline closes it
+  assert.match(buf, /408 Request Timeout/);
 });
 
 test.after(async () => {
