@@ -154,8 +154,8 @@ static int cmd_load(struct load_opts *o)
 	int verdict = o->skb_verdict < 0 ? wakeup_hazard(u.release) : o->skb_verdict;
 	const char *no_splice_why = splice_hazard(u.release);
 	static char others[192];
-	const char *f = no_splice_why ? NULL : foreign_sockmap_users();
-	if (f) {
+	char f[160];
+	if (!no_splice_why && foreign_sockmap_users(f, sizeof(f)) > 0) {
 		snprintf(others, sizeof(others), "another sockmap user on this node: %s", f);
 		no_splice_why = others;
 	}

@@ -15,8 +15,11 @@
 #include <sys/utsname.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include "probe.h"
 #include "common.h"
+#include "meshtune.h"
+#include "tcpstats.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -45,32 +48,112 @@ const char *splice_hazard(const char *release)
 	return NULL;
 }
 
+/* The IDs of meshtune's own programs, from its pins (MT_PIN_DIR, TS_PIN_DIR): link_* pins give
+ * the program they attach, prog_* pins the program itself. Pins open with CAP_BPF and access to
+ * bpffs, unlike the kernel's program list and BPF_PROG_GET_FD_BY_ID, which need CAP_SYS_ADMIN
+ * (kernel/bpf/syscall.c), a capability the agent is not given: names cannot tell ours apart. */
+static int own_prog_ids(__u32 *ids, int max)
+{
+	static const char *dirs[] = { MT_PIN_DIR, TS_PIN_DIR };
+	int n = 0;
+	for (size_t d = 0; d < N(dirs); d++) {
+		DIR *dir = opendir(dirs[d]);
+		if (!dir)
+			continue;
+		struct dirent *e;
+		while ((e = readdir(dir)) && n < max) {
+			int link = !strncmp(e->d_name, "link_", 5),
+			    prog = !strncmp(e->d_name, "prog_", 5);
+			if (!link && !prog)
+				continue;
+			char p[512];
+			snprintf(p, sizeof(p), "%s/%s", dirs[d], e->d_name);
+			int fd = bpf_obj_get(p);
+			if (fd < 0)
+				continue;
+			if (link) {
+				struct bpf_link_info li = {};
+				__u32 len = sizeof(li);
+				if (!bpf_obj_get_info_by_fd(fd, &li, &len))
+					ids[n++] = li.prog_id;
+			} else {
+				struct bpf_prog_info pi = {};
+				__u32 len = sizeof(pi);
+				if (!bpf_obj_get_info_by_fd(fd, &pi, &len))
+					ids[n++] = pi.id;
+			}
+			close(fd);
+		}
+		closedir(dir);
+	}
+	return n;
+}
+
+static int has_id(const __u32 *ids, int n, __u32 id)
+{
+	for (int i = 0; i < n; i++)
+		if (ids[i] == id)
+			return 1;
+	return 0;
+}
+
+/* A program's name for a report, or why it cannot be read. */
+static void prog_name(__u32 id, char *out, size_t n)
+{
+	struct bpf_prog_info pi = {};
+	__u32 len = sizeof(pi);
+	int fd = bpf_prog_get_fd_by_id(id);
+	if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &pi, &len) && pi.name[0])
+		snprintf(out, n, "%s", pi.name);
+	else if (fd < 0 && errno == EPERM)
+		snprintf(out, n, "id %u (its name needs CAP_SYS_ADMIN)", id);
+	else
+		snprintf(out, n, "id %u", id);
+	if (fd >= 0)
+		close(fd);
+}
+
 /* A socket has one psock, whose sk_msg and sk_skb programs come from the first sockmap that
  * took it: a second owner's insert fails with EBUSY (net/core/sock_map.c sock_map_link), so
  * two splicers on one node silently split the sockets between them and each breaks the other's
  * on the sockets it won. Sockmap programs are attached to maps, not cgroups, so the only way
- * to see them is the node's program list. Where another exists meshtune stays capture-only. */
-const char *foreign_sockmap_users(void)
+ * to see them is the node's program list, which needs CAP_SYS_ADMIN. Returns 1 and names them
+ * when there are others, 0 when there are none, -1 (with the reason) when it cannot tell. */
+int foreign_sockmap_users(char *out, size_t n)
 {
-	static char found[160];
-	__u32 id = 0;
-	found[0] = 0;
-	while (!bpf_prog_get_next_id(id, &id)) {
+	__u32 own[64], id = 0;
+	int nown = own_prog_ids(own, 64);
+	out[0] = 0;
+	for (;;) {
+		if (bpf_prog_get_next_id(id, &id)) {
+			if (errno == ENOENT)
+				break;
+			if (errno == EPERM)
+				snprintf(out, n, "listing BPF programs needs CAP_SYS_ADMIN");
+			else
+				snprintf(out, n, "listing BPF programs: %s", strerror(errno));
+			return -1;
+		}
 		struct bpf_prog_info pi = {};
 		__u32 len = sizeof(pi);
 		int fd = bpf_prog_get_fd_by_id(id);
-		if (fd < 0)
-			continue;
-		if (!bpf_obj_get_info_by_fd(fd, &pi, &len) &&
-		    (pi.type == BPF_PROG_TYPE_SK_MSG || pi.type == BPF_PROG_TYPE_SK_SKB) &&
-		    strncmp(pi.name, "mt_", 3) && strlen(found) + 48 < sizeof(found))
-			snprintf(found + strlen(found), sizeof(found) - strlen(found),
-				 "%s%s %s (id %u)", found[0] ? ", " : "",
-				 pi.type == BPF_PROG_TYPE_SK_MSG ? "sk_msg" : "sk_skb",
-				 pi.name[0] ? pi.name : "(unnamed)", id);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue; /* unloaded since it was listed */
+			snprintf(out, n, "cannot inspect BPF program id %u (%s)", id,
+				 strerror(errno));
+			return -1;
+		}
+		int got = !bpf_obj_get_info_by_fd(fd, &pi, &len);
 		close(fd);
+		if (!got || (pi.type != BPF_PROG_TYPE_SK_MSG && pi.type != BPF_PROG_TYPE_SK_SKB) ||
+		    has_id(own, nown, id) || !strncmp(pi.name, "mt_", 3) || strlen(out) + 48 >= n)
+			continue;
+		snprintf(out + strlen(out), n - strlen(out), "%s%s %s (id %u)", out[0] ? ", " : "",
+			 pi.type == BPF_PROG_TYPE_SK_MSG ? "sk_msg" : "sk_skb",
+			 pi.name[0] ? pi.name : "(unnamed)", id);
 	}
-	return found[0] ? found : NULL;
+	return out[0] ? 1 : 0;
 }
 
 static struct probe_check *add(struct probe_result *r, const char *group, const char *feature,
@@ -125,10 +208,17 @@ static void probe_all(const char *cgroup, const char *release, struct probe_resu
 	struct probe_check *sp = add(r, "splice", "kernel:sockmap-splice", !sh);
 	if (sh)
 		snprintf(sp->detail, sizeof(sp->detail), "%s: capture stays, splice off", sh);
-	const char *others = foreign_sockmap_users();
-	sp = add(r, "splice", "foreign-sockmap", !others);
-	if (others)
+	char others[160];
+	int fsu = foreign_sockmap_users(others, sizeof(others));
+	sp = add(r, "splice", "foreign-sockmap", fsu <= 0);
+	if (fsu > 0)
 		snprintf(sp->detail, sizeof(sp->detail), "another sockmap user on this node: %s",
+			 others);
+	else if (fsu < 0) /* passes, says so: a socket another sockmap owns is refused, counted */
+		snprintf(sp->detail, sizeof(sp->detail),
+			 "not checked: %s; another sockmap's sockets are refused (EBUSY), counted "
+			 "in "
+			 "sockmap_insert_failed",
 			 others);
 	struct probe_check *c = add(r, "node", "btf", access("/sys/kernel/btf/vmlinux", R_OK) == 0);
 	if (!c->ok)
@@ -275,34 +365,39 @@ static void foreign_programs(struct probe_result *r, const char *cgroup)
 		{ BPF_CGROUP_SOCK_OPS, "sock_ops" },
 		{ BPF_CGROUP_INET4_GETPEERNAME, "getpeername4" },
 	};
-	char found[160] = "";
+	char found[160] = "", why[96] = "";
+	__u32 own[64];
+	int nown = own_prog_ids(own, 64);
 	int cg = open(cgroup, O_RDONLY | O_DIRECTORY);
 	if (cg < 0)
 		return;
 	for (size_t i = 0; i < N(types); i++) {
 		__u32 ids[64], n = 64, flags = 0;
-		if (bpf_prog_query(cg, types[i].t, BPF_F_QUERY_EFFECTIVE, &flags, ids, &n))
+		if (bpf_prog_query(cg, types[i].t, BPF_F_QUERY_EFFECTIVE, &flags, ids, &n)) {
+			/* EINVAL: an attach type this kernel lacks (its own check says so). Anything
+			 * else means the cgroup's programs cannot be seen: not "none". */
+			if (errno != EINVAL && !why[0])
+				snprintf(why, sizeof(why), "cannot query %s programs: %s",
+					 types[i].name, strerror(errno));
 			continue;
+		}
 		for (__u32 k = 0; k < n; k++) {
-			struct bpf_prog_info pi = {};
-			__u32 len = sizeof(pi);
-			int fd = bpf_prog_get_fd_by_id(ids[k]);
-			if (fd < 0)
+			char name[64];
+			if (has_id(own, nown, ids[k]))
 				continue;
-			if (!bpf_obj_get_info_by_fd(fd, &pi, &len) && strncmp(pi.name, "mt_", 3) &&
-			    strncmp(pi.name, "ts_", 3) && strlen(found) + 40 < sizeof(found)) {
+			prog_name(ids[k], name, sizeof(name));
+			if (strlen(found) + strlen(name) + 16 < sizeof(found))
 				snprintf(found + strlen(found), sizeof(found) - strlen(found),
-					 "%s%s %s", found[0] ? ", " : "", types[i].name,
-					 pi.name[0] ? pi.name : "(unnamed)");
-			}
-			close(fd);
+					 "%s%s %s", found[0] ? ", " : "", types[i].name, name);
 		}
 	}
 	close(cg);
-	struct probe_check *c = add(r, "datapath", "foreign-programs", !found[0]);
-	if (!c->ok)
+	struct probe_check *c = add(r, "datapath", "foreign-programs", !found[0] && !why[0]);
+	if (found[0])
 		snprintf(c->detail, sizeof(c->detail),
 			 "other BPF programs attached where meshtune would attach: %s", found);
+	else if (why[0])
+		snprintf(c->detail, sizeof(c->detail), "%s", why);
 }
 
 const struct probe_check *probe_first_failure(const struct probe_result *r, const char *group)
@@ -340,7 +435,8 @@ void probe_print_json(const struct probe_result *r)
 		printf("%s{\"group\":\"%s\",\"feature\":", i ? "," : "", c->group);
 		json_str(c->feature);
 		printf(",\"ok\":%s", c->ok ? "true" : "false");
-		if (!c->ok) {
+		if (!c->ok ||
+		    c->detail[0]) { /* a passing check may still say what it could not see */
 			printf(",\"detail\":");
 			json_str(c->detail[0] ? c->detail : "not supported by this kernel");
 		}

@@ -22,9 +22,9 @@ struct probe_result {
 /* Kernels carrying 929e30f93125 lose sockmap receive wakeups without a verdict program. */
 int wakeup_hazard(const char *release);
 const char *splice_hazard(const char *release);
-/* Sockmap programs (sk_msg, sk_skb) of others on this node, as "sk_msg NAME (id N), ...";
- * NULL when there are none. Points into a static buffer. */
-const char *foreign_sockmap_users(void);
+/* Sockmap programs (sk_msg, sk_skb) of others on this node into `out` ("sk_msg NAME (id N), ..."):
+ * 1 when there are some, 0 when none, -1 when the node's programs cannot be listed (`out` says why). */
+int foreign_sockmap_users(char *out, size_t n);
 /* Run every check; `release` overrides uname for the hazard range (recorded fixtures). */
 void probe_run(const char *cgroup, const char *release, struct probe_result *r);
 /* The first failed check of `group` (a "node" check fails every group), or NULL. */

@@ -14,6 +14,7 @@ import {
   MTNET,
   MTPROXY,
   CGROUP_ROOT,
+  LOADER,
 } from "./helpers/bpf.js";
 import { ROOT, meshtune } from "./helpers/cli.js";
 
@@ -29,6 +30,10 @@ if (why && process.env.CI !== "true") {
   });
 } else {
   const delta = (before: Record<string, number>, k: string) => (counters()[k] ?? 0) - (before[k] ?? 0);
+  // The loader as the node DaemonSet runs it: root with only CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON
+  // (manifests/node-daemonset.yaml), so no CAP_SYS_ADMIN.
+  const asDaemonSet = (...args: string[]) =>
+    sh("setpriv", ["--bounding-set", "-all,+bpf,+net_admin,+perfmon", "--", LOADER, ...args]);
 
   test("refuses the root cgroup with one line; probe passes here", () => {
     const r = loader("load", "--cgroup", CGROUP_ROOT);
@@ -64,6 +69,14 @@ if (why && process.env.CI !== "true") {
           const p = loader("probe", "--cgroup", f.cgroup);
           assert.is(p.code, 1);
           assert.match(p.stderr, /other BPF programs attached where meshtune would attach: connect4 other_sock_lb/);
+          // With only the DaemonSet's capabilities, names cannot be read (CAP_SYS_ADMIN): the
+          // program is still found, by id, and still keeps the datapath off.
+          const limited = asDaemonSet("probe", "--cgroup", f.cgroup);
+          assert.is(limited.code, 1, limited.stdout + limited.stderr);
+          assert.match(
+            limited.stderr,
+            /other BPF programs attached where meshtune would attach: connect4 id \d+ \(its name needs CAP_SYS_ADMIN\)/,
+          );
           const l = loader("load", "--cgroup", f.cgroup);
           assert.is(l.code, 1, "the datapath stays off rather than guess how the two compose");
           assert.match(l.stderr, /other_sock_lb/);
@@ -72,6 +85,15 @@ if (why && process.env.CI !== "true") {
           bpftool("cgroup", "detach", f.cgroup, "connect4", "pinned", pin);
         }
         assert.is(f.load().code, 0, "nothing foreign left: load works");
+        // meshtune's own programs are told apart by its pins, not by names it may not read.
+        const own = asDaemonSet("probe", "--cgroup", f.cgroup);
+        assert.is(own.code, 0, own.stdout + own.stderr);
+        assert.ok(
+          JSON.parse(own.stdout).checks.some(
+            (c: { feature: string; ok: boolean }) => c.feature === "foreign-programs" && c.ok,
+          ),
+          own.stdout,
+        );
       } finally {
         sh("rm", ["-f", pin]);
       }
@@ -94,6 +116,11 @@ if (why && process.env.CI !== "true") {
         bpftool("prog", "attach", "pinned", pin, "msg_verdict", "pinned", `${maps}/other_socks`);
         const p = loader("probe", "--cgroup", f.cgroup);
         assert.is(p.code, 0, "capture is unaffected: probe passes");
+        // Listing the node's programs needs CAP_SYS_ADMIN: with the DaemonSet's capabilities the
+        // check says it could not look, rather than "none".
+        const limited = asDaemonSet("probe", "--cgroup", f.cgroup);
+        const lc = JSON.parse(limited.stdout).checks.find((c: { feature: string }) => c.feature === "foreign-sockmap");
+        assert.match(lc.detail, /^not checked: listing BPF programs needs CAP_SYS_ADMIN; .*sockmap_insert_failed$/);
         const check = p.json.checks.find((c: { feature: string }) => c.feature === "foreign-sockmap");
         assert.is(check.ok, false);
         assert.match(check.detail, /another sockmap user on this node: sk_msg other_sk_msg \(id \d+\)/);
