@@ -24,6 +24,12 @@ const a = [...sample];
 a.splice(5, 0, zt("ztunnel-aaaaa", "2026-11-20T10:00:06.830000Z", "outbound"));
 a.splice(9, 0, zt("ztunnel-bbbbb", "2026-11-20T10:00:06.842000Z", "inbound"));
 a.splice(12, 0, "x".repeat(70_000), "an unprefixed line", "[pod/productpage-v1-6987489c74-6fgz8/productpage] app log");
+// A ztunnel naming a pod that also has its own sidecar lines: whichever shard holds the ztunnel's
+// lines, the pod must be learned once, where its own lines are (and with kubelet timestamps).
+// ztunnel-fffff hashes to another shard than ratings-v1-… for both 2 and 3 shards.
+const named = (pod: string, t: string) =>
+  `[pod/ztunnel-fffff/istio-proxy] 2026-11-20T10:00:07.000000001Z ${t}\tinfo\taccess\tconnection complete\tsrc.addr=10.244.1.5:52332 src.workload=sleep-7bf8c9648f-2lcgn src.namespace=demo dst.addr=10.244.2.9:15008 dst.hbone_addr=10.244.2.9:9080 dst.service=ratings.bookinfo.svc.cluster.local dst.workload=${pod} dst.namespace=demo direction="inbound" bytes_sent=1 bytes_recv=1 duration="2ms"`;
+for (let i = 0; i < 3; i++) a.splice(20 + i, 0, named("ratings-v1-7dc98c7588-zj5cz", `2026-11-20T10:00:07.00${i}000Z`));
 writeFileSync(join(dir, "a.log"), a.join("\n") + "\n");
 writeFileSync(
   join(dir, "b.log"),
@@ -33,14 +39,14 @@ writeFileSync(
     .join("\r\n"),
 );
 
-function recommend(env: Record<string, string>) {
+function recommend(env: Record<string, string>, catalog = true) {
   const r = spawnSync(
     process.execPath,
     [
       CLI,
       "recommend",
-      ...["--access-log", join(dir, "a.log"), "--access-log", join(dir, "b.log")],
-      ...["--catalog", join(ROOT, "samples", "bookinfo", "catalog.json"), "-o", "json"],
+      ...["--access-log", join(dir, "a.log"), "--access-log", join(dir, "b.log"), "-o", "json"],
+      ...(catalog ? ["--catalog", join(ROOT, "samples", "bookinfo", "catalog.json")] : []),
     ],
     { env: { ...process.env, ...env }, maxBuffer: 64 << 20 },
   );
@@ -64,19 +70,25 @@ const normal = (report: string) =>
     })
     .join("\n");
 
-test("one thread and three shards learn the same Sidecars and report the same counts", () => {
-  const one = recommend({ MESHTUNE_LEARN_SHARDS: "1" });
-  const three = recommend({ MESHTUNE_LEARN_SHARDS: "3", MESHTUNE_PARALLEL_MIN_BYTES: "0" });
-  assert.is(one.code, 0, one.stderr);
-  assert.is(three.code, 0, three.stderr);
-  assert.match(three.stderr, /^meshtune: learning the access logs in 3 shards, one thread each$/m);
-  assert.not.match(one.stderr, /shards/);
-  assert.ok(JSON.parse(one.stdout).items.length >= 5, "the sample taught Sidecars");
-  assert.is(three.stdout, one.stdout);
-  assert.is(normal(three.stderr), normal(one.stderr));
-  assert.match(one.stderr, /too-long 1/);
-  assert.match(one.stderr, /ambient skipped: demo\/sleep/);
-});
+for (const catalog of [true, false])
+  test(`one thread, two and three shards learn the same Sidecars and report the same counts (${catalog ? "with" : "without"} a pod catalog)`, () => {
+    const one = recommend({ MESHTUNE_LEARN_SHARDS: "1" }, catalog);
+    assert.is(one.code, 0, one.stderr);
+    assert.not.match(one.stderr, /shards/);
+    assert.ok(JSON.parse(one.stdout).items.length >= 5, "the sample taught Sidecars");
+    assert.match(one.stderr, /too-long 1/);
+    assert.match(one.stderr, /ambient skipped: demo\/sleep/);
+    for (const n of ["2", "3"]) {
+      const many = recommend({ MESHTUNE_LEARN_SHARDS: n, MESHTUNE_PARALLEL_MIN_BYTES: "0" }, catalog);
+      assert.is(many.code, 0, many.stderr);
+      assert.match(
+        many.stderr,
+        new RegExp(`^meshtune: learning the access logs in ${n} shards, one thread each$`, "m"),
+      );
+      assert.is(many.stdout, one.stdout, `${n} shards`);
+      assert.is(normal(many.stderr), normal(one.stderr), `${n} shards`);
+    }
+  });
 
 test("only plain files big enough are split: stdin, gzip and small inputs stay on one thread", () => {
   const gz = join(dir, "a.log.gz");

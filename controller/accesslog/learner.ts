@@ -46,6 +46,36 @@ export interface LearnOptions {
   shard?: { from: number; to: number; count: number };
 }
 
+/** FNV-1a over a pod name's characters: the same as shardOf's over its bytes, since pod names
+ * are ASCII (DNS-1123). For the pods a ztunnel line names, not its prefix. */
+export function shardOfName(name: string, count: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % count;
+}
+
+/**
+ * Whether a line another shard owns could be a ztunnel connection line: those teach the pods
+ * they name (ambientEdge), which may hash to this shard. After the "[pod/…] " prefix, a ztunnel
+ * line starts with its timestamp (a digit), and with kubelet timestamps (`--timestamps`) a second
+ * token follows that is not Envoy's "[" or "{". Anything passed here is checked for real by
+ * isZtunnelLine; this only keeps the common lines from becoming strings.
+ */
+function mayBeZtunnel(b: Buffer, start: number, end: number): boolean {
+  let i = start + 5;
+  const stop = Math.min(end, start + 320);
+  while (i < stop && !(b[i] === 0x5d && b[i + 1] === 0x20)) i++; // "] "
+  i += 2;
+  if (i >= end || b[i] < 0x30 || b[i] > 0x39) return false;
+  const tsEnd = Math.min(end, i + 48);
+  while (i < tsEnd && b[i] !== 0x20 && b[i] !== 0x09) i++;
+  i++;
+  return i < end && b[i] !== 0x5b && b[i] !== 0x7b; // not "[" / "{": Envoy after a kubelet timestamp
+}
+
+const OWNED = 1,
+  ZTUNNEL_ONLY = 2;
+
 /** The bucket a line's bytes belong to (see LearnOptions.shard): FNV-1a over the pod name. */
 export function shardOf(b: Buffer, start: number, end: number, count: number): number {
   // "[pod/" = 5b 70 6f 64 2f
@@ -135,11 +165,16 @@ export class AccessLogLearner {
       shard &&
       ((b: Buffer, s: number, e: number) => {
         const k = shardOf(b, s, e, shard.count);
-        return k >= shard.from && k < shard.to;
+        if (k >= shard.from && k < shard.to) return OWNED;
+        return mayBeZtunnel(b, s, e) ? ZTUNNEL_ONLY : 0;
       });
     for await (const batch of readLineBatches(input, undefined, keep))
       for (const l of batch) {
         if (shard && shard.from !== 0 && "tooLong" in l) continue; // bucket 0's learner counts those
+        if ("text" in l && l.mark === ZTUNNEL_ONLY) {
+          this.ambientOnly(l.text); // another shard counts it; this one learns the pods it owns
+          continue;
+        }
         this.lines++;
         if ("tooLong" in l) {
           this.skipped["too-long"]++;
@@ -149,6 +184,20 @@ export class AccessLogLearner {
         this.bytes += l.text.length + 1;
         this.learnLine(l.text);
       }
+  }
+
+  /** A ztunnel line another shard counts: only the ambient edges of pods this shard owns. */
+  private ambientOnly(raw: string): void {
+    const p = splitPrefix(raw);
+    if (!p || p.container !== "istio-proxy") return;
+    let line = p.rest;
+    const c0 = line.charCodeAt(0);
+    const ts = c0 >= 48 && c0 <= 57 ? KUBELET_TS.exec(line) : null;
+    if (ts) line = line.slice(ts[0].length);
+    if (!isZtunnelLine(line)) return;
+    const z = parseZtunnel(line);
+    const t = Date.parse(line.slice(0, line.search(/\s/)));
+    if (z?.complete) this.ambientEdge(z, Number.isNaN(t) ? Date.now() : t);
   }
 
   learnLine(raw: string): void {
@@ -320,6 +369,12 @@ export class AccessLogLearner {
     const pod = out ? z.srcPod : z.dstPod,
       ns = out ? z.srcNamespace : z.dstNamespace;
     if (!pod || !ns || (out && !z.dstService) || !z.dstPort) return;
+    // Sharded: the pod is learned where its own lines are, whichever shard holds the ztunnel's.
+    const shard = this.opts.shard;
+    if (shard) {
+      const k = shardOfName(pod, shard.count);
+      if (k < shard.from || k >= shard.to) return;
+    }
     const b = this.bufferFor(pod);
     if (!b) return;
     b.ns = ns;

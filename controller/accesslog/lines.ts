@@ -6,16 +6,17 @@ import { createGunzip } from "node:zlib";
 
 export const MAX_LINE_BYTES = 64 * 1024;
 
-export type Line = { text: string } | { tooLong: number };
+/** A line, or the length of one too long to keep; `mark` is what `keep` said of it (when given). */
+export type Line = { text: string; mark?: number } | { tooLong: number };
 
 /** Lines in batches, one batch per input chunk: one await per chunk rather than per line keeps
  * millions of short-lived objects from surviving across awaits (speed, and a flat RSS). `keep`,
- * given, decides from a line's bytes whether it is wanted at all: an unwanted line never becomes
- * a string (a learner shard skips most lines: accesslog/parallel.ts). */
+ * given, decides from a line's bytes whether it is wanted at all (0: never made a string; a
+ * learner shard skips most lines: accesslog/parallel.ts), and marks the wanted ones. */
 export async function* readLineBatches(
   input: AsyncIterable<Buffer>,
   maxBytes = MAX_LINE_BYTES,
-  keep?: (b: Buffer, start: number, end: number) => boolean,
+  keep?: (b: Buffer, start: number, end: number) => number,
 ): AsyncGenerator<Line[]> {
   let carry: Buffer | null = null; // partial line from the previous chunk
   let skipping = 0; // > 0 while discarding an over-long line
@@ -39,13 +40,20 @@ export async function* readLineBatches(
         if (total > maxBytes) batch.push({ tooLong: total });
         else {
           const b = Buffer.concat([carry, chunk.subarray(start, nl)]);
-          if (!keep || keep(b, 0, b.length)) batch.push({ text: b.toString("utf8") });
+          if (!keep) batch.push({ text: b.toString("utf8") });
+          else {
+            const mark = keep(b, 0, b.length);
+            if (mark) batch.push({ text: b.toString("utf8"), mark });
+          }
         }
         carry = null;
       } else if (nl - start > maxBytes) {
         batch.push({ tooLong: nl - start });
-      } else if (!keep || keep(chunk, start, nl)) {
+      } else if (!keep) {
         batch.push({ text: chunk.toString("utf8", start, nl) });
+      } else {
+        const mark = keep(chunk, start, nl);
+        if (mark) batch.push({ text: chunk.toString("utf8", start, nl), mark });
       }
       if (chunk[nl] === 13) {
         if (nl + 1 === chunk.length) lastWasCR = true;
@@ -63,8 +71,10 @@ export async function* readLineBatches(
     if (batch.length) yield batch;
   }
   if (skipping > 0) yield [{ tooLong: skipping }];
-  else if (carry && carry.length > 0 && (!keep || keep(carry, 0, carry.length)))
-    yield [{ text: carry.toString("utf8") }];
+  else if (carry && carry.length > 0) {
+    const mark = keep ? keep(carry, 0, carry.length) : 1;
+    if (mark) yield [keep ? { text: carry.toString("utf8"), mark } : { text: carry.toString("utf8") }];
+  }
 }
 
 /** One line at a time (tests, small inputs). */
