@@ -143,10 +143,15 @@ test("rules: throttled server → node-pressure; retransmits → network; v1 rep
   assert.is(starved.verdict, "node-pressure", starved.rule);
   assert.match(
     starved.rule,
-    /^network time 17 ms per request exceeds 5\.0 ms while the server pod is under pressure: .*throttled.*its wait shows as network/,
+    /^network time 17 ms per request exceeds 5\.0 ms while the server pod's CPU is contended: .*throttled.*its wait shows as network/,
   );
   const slowWire = run(reports({ total: 20, up: 19, sTotal: 2, app: 1 }), agentReport({}));
   assert.is(slowWire.verdict, "network", "no pressure on the server pod: the network it is");
+  const memOnly = agentReport({}) as unknown as { kernel: { pods: { pressure: Record<string, number> }[] } };
+  memOnly.kernel.pods[1].pressure.memSomeUs = 20_000_000;
+  memOnly.kernel.pods[1].pressure.oomKills = 1;
+  const notCpu = run(reports({ total: 20, up: 19, sTotal: 2, app: 1 }), memOnly);
+  assert.is(notCpu.verdict, "network", `memory pressure does not delay a proxy's timer: ${notCpu.rule}`);
   const lossy = run(reports({ total: 3, up: 2.5, sTotal: 1.2, app: 1 }), agentReport({ retrans: 9 }));
   assert.is(lossy.verdict, "network");
   assert.match(lossy.rule, /18 retransmits for 80 RTT samples/, "both ends' retransmits");

@@ -73,7 +73,12 @@ const minus = (a: Component, b: Component) => comp(a.meanUs - b.meanUs, a.p50Us 
 const pct = (x: number) => Math.round(x * 1000) / 10;
 
 /** The pressure signals of a pod group over its window that pass their limits, strongest first. */
-function pressureOf(p: Pressure | null, windowMs: number, b: Budgets): { ratio: number; what: string } | null {
+function pressureOf(
+  p: Pressure | null,
+  windowMs: number,
+  b: Budgets,
+  cpuOnly = false,
+): { ratio: number; what: string } | null {
   if (!p) return null;
   const winUs = Math.max(1, windowMs * 1000);
   const cands: [number, number, string][] = [
@@ -83,7 +88,7 @@ function pressureOf(p: Pressure | null, windowMs: number, b: Budgets): { ratio: 
       `CPU throttled in ${p.cpuThrottled}/${p.cpuPeriods} CFS periods (${(p.cpuThrottledUs / 1000).toFixed(0)} ms)`,
     ],
     [p.cpuSomeUs / winUs, b.psiRatio, `cpu.pressure some ${pct(p.cpuSomeUs / winUs)}% of the window`],
-    [p.memSomeUs / winUs, b.psiRatio, `memory.pressure some ${pct(p.memSomeUs / winUs)}% of the window`],
+    [cpuOnly ? 0 : p.memSomeUs / winUs, b.psiRatio, `memory.pressure some ${pct(p.memSomeUs / winUs)}% of the window`],
     // Short absolute waits (a process start) are a large share of little runnable time: measured
     // against the window instead, as PSI does.
     [
@@ -91,7 +96,7 @@ function pressureOf(p: Pressure | null, windowMs: number, b: Budgets): { ratio: 
       b.runDelayRatio,
       `threads waited ${(p.runDelayUs / 1000).toFixed(0)} ms on run queues (${pct(p.runDelayUs / winUs)}% of the window)`,
     ],
-    [p.oomKills ? Infinity : 0, 1, `${p.oomKills} OOM kill(s)`],
+    [p.oomKills && !cpuOnly ? Infinity : 0, 1, `${p.oomKills} OOM kill(s)`],
   ];
   const hits = cands.filter(([r, lim]) => r >= lim).sort((x, y) => y[0] / y[1] - x[0] / x[1]);
   return hits.length ? { ratio: hits[0][0], what: hits.map((h) => h[2]).join("; ") } : null;
@@ -137,7 +142,9 @@ export function diagnose(j: JoinedEdge, b: Budgets = DEFAULT_BUDGETS): Diagnosis
   }
   if (j.clientNet?.connects) ev.connectMeanUs = Math.round(j.clientNet.connectSumUs / j.clientNet.connects);
   const sp = pressureOf(j.serverPressure, j.serverWindowMs, b),
-    cp = pressureOf(j.clientPressure, j.clientWindowMs, b);
+    cp = pressureOf(j.clientPressure, j.clientWindowMs, b),
+    // Only CPU contention delays a proxy before its timer starts; memory pressure does not.
+    spCpu = pressureOf(j.serverPressure, j.serverWindowMs, b, true);
   if (sp) ev.serverPressure = sp.what;
   if (cp) ev.clientPressure = cp.what;
   const netBudget = Math.max(b.networkUs, 4 * Number(ev.minRttUs ?? 0));
@@ -181,18 +188,18 @@ export function diagnose(j: JoinedEdge, b: Budgets = DEFAULT_BUDGETS): Diagnosis
         ]);
       // A server proxy waiting for CPU has not started its own clock (Envoy's request.duration
       // begins when it reads the request), so its run-queue wait lands here, not in its share:
-      // with the server pod under pressure the "network" time is that wait until shown otherwise.
+      // with the server pod's CPU contended the "network" time is that wait until shown otherwise.
       const rtt =
         ev.srttMeanUs !== undefined
           ? `; kernel smoothed RTT ${ms(Number(ev.srttMeanUs))} (min ${ms(Number(ev.minRttUs))})`
           : "; no kernel RTT for this edge";
       if (network.meanUs > netBudget)
         over.push(
-          sp
+          spCpu
             ? [
                 network.meanUs / netBudget,
                 "node-pressure",
-                `network time ${ms(network.meanUs)} per request exceeds ${ms(netBudget)} while the server pod is under pressure: ${sp.what}; a proxy waiting for CPU has not started its timer, so its wait shows as network${rtt}`,
+                `network time ${ms(network.meanUs)} per request exceeds ${ms(netBudget)} while the server pod's CPU is contended: ${spCpu.what}; a proxy waiting for CPU has not started its timer, so its wait shows as network${rtt}`,
               ]
             : [
                 network.meanUs / netBudget,
