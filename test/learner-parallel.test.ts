@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { CLI, ROOT } from "./helpers/cli.js";
 import { learnParallel, shardCount } from "../controller/accesslog/parallel.js";
 import { Graph } from "../controller/model/graph.js";
+import { fileChunks } from "../controller/accesslog/lines.js";
 
 const dir = mkdtempSync(join(tmpdir(), "meshtune-parallel-"));
 const sample = readFileSync(join(ROOT, "samples", "bookinfo", "access.log"), "utf8")
@@ -98,6 +99,14 @@ test("only plain files big enough are split: stdin, gzip and small inputs stay o
   assert.is(shardCount([join(dir, "a.log"), "-"], 0, 2), 1, "stdin");
   assert.is(shardCount([join(dir, "a.log"), gz], 0, 2), 1, "gzip");
   assert.is(shardCount([join(dir, "missing.log")], 0, 2), 1, "the serial path names the missing file");
+});
+
+test("every shard reads the bytes the file had when the run began, however it grows", async () => {
+  const f = join(dir, "growing.log");
+  writeFileSync(f, "0123456789abcdef");
+  const got: Buffer[] = [];
+  for await (const c of fileChunks(f, 4, 10)) got.push(Buffer.from(c));
+  assert.is(Buffer.concat(got).toString(), "0123456789");
 });
 
 test("a shard's read error names its file; every thread settles first", async () => {

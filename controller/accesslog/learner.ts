@@ -43,13 +43,13 @@ export interface LearnOptions {
    * each pod, with all its votes, is learned by exactly one learner, and the learners' counts add
    * up to the input's.
    */
-  shard?: { from: number; to: number; count: number };
+  shard?: { from: number; to: number; count: number; seed: number };
 }
 
 /** FNV-1a over a pod name's characters: the same as shardOf's over its bytes, since pod names
  * are ASCII (DNS-1123). For the pods a ztunnel line names, not its prefix. */
-export function shardOfName(name: string, count: number): number {
-  let h = 0x811c9dc5;
+export function shardOfName(name: string, count: number, seed = 0): number {
+  let h = (0x811c9dc5 ^ seed) >>> 0;
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
   return (h >>> 0) % count;
 }
@@ -76,12 +76,13 @@ function mayBeZtunnel(b: Buffer, start: number, end: number): boolean {
 const OWNED = 1,
   ZTUNNEL_ONLY = 2;
 
-/** The bucket a line's bytes belong to (see LearnOptions.shard): FNV-1a over the pod name. */
-export function shardOf(b: Buffer, start: number, end: number, count: number): number {
+/** The bucket a line's bytes belong to (see LearnOptions.shard): FNV-1a over the pod name,
+ * from a per-run seed, so no one can name pods to crowd one shard's share of the bound. */
+export function shardOf(b: Buffer, start: number, end: number, count: number, seed = 0): number {
   // "[pod/" = 5b 70 6f 64 2f
   if (end - start < 6 || b[start] !== 0x5b || b[start + 1] !== 0x70 || b[start + 2] !== 0x6f) return 0;
   if (b[start + 3] !== 0x64 || b[start + 4] !== 0x2f) return 0;
-  let h = 0x811c9dc5;
+  let h = (0x811c9dc5 ^ seed) >>> 0;
   for (let i = start + 5; i < end && b[i] !== 0x2f; i++) h = Math.imul(h ^ b[i], 0x01000193);
   return (h >>> 0) % count;
 }
@@ -164,7 +165,7 @@ export class AccessLogLearner {
     const keep =
       shard &&
       ((b: Buffer, s: number, e: number) => {
-        const k = shardOf(b, s, e, shard.count);
+        const k = shardOf(b, s, e, shard.count, shard.seed);
         if (k >= shard.from && k < shard.to) return OWNED;
         return mayBeZtunnel(b, s, e) ? ZTUNNEL_ONLY : 0;
       });
@@ -372,7 +373,7 @@ export class AccessLogLearner {
     // Sharded: the pod is learned where its own lines are, whichever shard holds the ztunnel's.
     const shard = this.opts.shard;
     if (shard) {
-      const k = shardOfName(pod, shard.count);
+      const k = shardOfName(pod, shard.count, shard.seed);
       if (k < shard.from || k >= shard.to) return;
     }
     const b = this.bufferFor(pod);

@@ -83,17 +83,18 @@ export async function* readLines(input: AsyncIterable<Buffer>, maxBytes = MAX_LI
 }
 
 /**
- * A file's bytes through one reused buffer: no per-chunk garbage, so RSS stays flat instead of
+ * A file's bytes (its first `limit`) through one reused buffer: no per-chunk garbage, so RSS stays flat instead of
  * waiting for the GC to free a fresh 1 MB buffer per read. Safe because readLineBatches copies
  * everything it keeps (strings, carry) before asking for the next chunk.
  */
-export async function* fileChunks(path: string, size = 1 << 20): AsyncGenerator<Buffer> {
+export async function* fileChunks(path: string, size = 1 << 20, limit = Infinity): AsyncGenerator<Buffer> {
   const fh = await fs.open(path, "r");
   try {
     const buf = Buffer.allocUnsafe(size);
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, size, null);
+    for (let left = limit; left > 0;) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(size, left), null);
       if (bytesRead === 0) return;
+      left -= bytesRead;
       yield buf.subarray(0, bytesRead);
     }
   } finally {

@@ -10,8 +10,9 @@
 import { Worker, parentPort, workerData } from "node:worker_threads";
 import { availableParallelism } from "node:os";
 import { openSync, readSync, closeSync, statSync } from "node:fs";
-import { AccessLogLearner, preferSidecars, type LearnOptions, type Placement } from "./learner.js";
-import { inputChunks } from "./lines.js";
+import { randomInt } from "node:crypto";
+import { AccessLogLearner, preferSidecars, shardOfName, type LearnOptions, type Placement } from "./learner.js";
+import { fileChunks } from "./lines.js";
 import { DROP_REASONS, Graph, type DropReason, type WorkloadNode } from "../model/graph.js";
 import { PodCatalog, type PodFacts } from "../sidecar/pod-catalog.js";
 import type { InputSummary } from "../report.js";
@@ -24,7 +25,9 @@ interface ShardJob {
   paths: string[];
   opts: Opts;
   pods: [string, PodFacts[]][] | null;
-  shard: { from: number; to: number; count: number };
+  shard: { from: number; to: number; count: number; seed: number };
+  /** Each file's size when the run began: every shard reads the same bytes, however it grows. */
+  sizes: number[];
 }
 interface ShardResult {
   inputs: InputSummary[];
@@ -89,15 +92,12 @@ export function shardCount(paths: string[], minBytes = PARALLEL_MIN_BYTES, shard
   return total >= minBytes ? cores : 1;
 }
 
-function learnShard(
-  job: ShardJob,
-  pods: PodCatalog | undefined,
-  into: Graph,
-  open: (p: string) => AsyncIterable<Buffer> = inputChunks,
-) {
+function learnShard(job: ShardJob, pods: PodCatalog | undefined, into: Graph, progress: Progress = (input) => input) {
   const l = new AccessLogLearner({ ...job.opts, pods, shard: job.shard });
+  const open = (p: string) => progress(fileChunks(p, 1 << 20, job.sizes[job.paths.indexOf(p)]), p);
   return learnFiles(l, job.paths, open).then((inputs) => ({ inputs, ...l.finish(into) }));
 }
+type Progress = (input: AsyncIterable<Buffer>, name: string) => AsyncIterable<Buffer>;
 
 /** The worker thread's side: learn its shard, post the result (structured clone), exit. */
 export function runShardWorker(): void {
@@ -118,12 +118,16 @@ export function runShardWorker(): void {
   );
 }
 
-function startWorker(script: string, job: ShardJob): Promise<ShardResult> {
+function startWorker(script: string, job: ShardJob, catalogBytes: number): Promise<ShardResult> {
   return new Promise((resolve, reject) => {
-    // Its share of the learner's bound, like this thread's (heap-bound.ts sizes the main one).
+    // Its share of the learner's bound, like this thread's (heap-bound.ts sizes the main one),
+    // plus room for its part of the pod catalog (parsed objects take a few times their JSON).
     const w = new Worker(script, {
       workerData: { meshtuneShard: job },
-      resourceLimits: { maxYoungGenerationSizeMb: 16, maxOldGenerationSizeMb: 32 },
+      resourceLimits: {
+        maxYoungGenerationSizeMb: 16,
+        maxOldGenerationSizeMb: 32 + Math.ceil((4 * catalogBytes) / 2 ** 20),
+      },
       stdout: false,
       stderr: false,
     });
@@ -144,8 +148,8 @@ function startWorker(script: string, job: ShardJob): Promise<ShardResult> {
 
 /**
  * Learn `paths` in `count` shards (shard 0 here, the rest on worker threads of `script`) into
- * `graph`; the same inputs and placements one learner would report. `open` reads a file for
- * shard 0 (which reads all of every file, so its progress is the whole run's).
+ * `graph`; the same inputs and placements one learner would report. `progress` wraps shard 0's
+ * reads (it reads all of every file, so its progress is the whole run's).
  */
 export async function learnParallel(
   paths: string[],
@@ -153,20 +157,32 @@ export async function learnParallel(
   graph: Graph,
   count: number,
   script: string,
-  open: (p: string) => AsyncIterable<Buffer> = inputChunks,
+  progress?: Progress,
 ): Promise<{ inputs: InputSummary[]; placements: Placement[] }> {
   const { pods, ...plain } = opts;
-  // One bucket of pods per thread. (Fewer for this thread, which also merges and writes the
-  // result, measured slower: the hash spreads few, uneven pods less evenly over more buckets.)
+  const seed = randomInt(2 ** 31);
+  const sizes = paths.map((p) => {
+    try {
+      return statSync(p).size;
+    } catch (e) {
+      throw Object.assign(e as Error, { input: p });
+    }
+  });
+  // A worker looks up only the pods of its own bucket: it gets just those of the catalog.
+  const facts = pods?.facts() ?? null;
   const job = (index: number): ShardJob => ({
     paths,
+    sizes,
     opts: plain,
-    pods: pods ? pods.facts() : null,
-    shard: { from: index, to: index + 1, count },
+    pods: facts && index > 0 ? facts.filter(([name]) => shardOfName(name, count, seed) === index) : null,
+    shard: { from: index, to: index + 1, count, seed },
   });
-  const workers = Array.from({ length: count - 1 }, (_, i) => startWorker(script, job(i + 1)));
+  const workers = Array.from({ length: count - 1 }, (_, i) => {
+    const j = job(i + 1);
+    return startWorker(script, j, j.pods ? JSON.stringify(j.pods).length : 0);
+  });
   // Settle every shard before deciding: a failed one must not leave the others' threads running.
-  const [mine, ...theirs] = await Promise.allSettled([learnShard(job(0), pods, graph, open), ...workers]);
+  const [mine, ...theirs] = await Promise.allSettled([learnShard(job(0), pods, graph, progress), ...workers]);
   for (const r of [mine, ...theirs]) if (r.status === "rejected") throw r.reason;
   const own = (mine as PromiseFulfilledResult<Awaited<ReturnType<typeof learnShard>>>).value;
   const inputs = own.inputs.map((i) => ({ ...i, skipped: { ...i.skipped } }));

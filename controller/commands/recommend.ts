@@ -145,7 +145,8 @@ export async function learnAccessLogs(
   if (shards > 1) process.stderr.write(`meshtune: learning the access logs in ${shards} shards, one thread each\n`);
   const open = (p: string) => withProgress(p === "-" ? process.stdin : inputChunks(p), p === "-" ? "stdin" : p);
   try {
-    if (shards > 1) return await learnParallel(paths, { ...base, pods: opts.pods }, graph, shards, script!, open);
+    if (shards > 1)
+      return await learnParallel(paths, { ...base, pods: opts.pods }, graph, shards, script!, withProgress);
     const l = new AccessLogLearner({ ...base, pods: opts.pods });
     const inputs = await learnFiles(l, paths, open);
     const { placements } = l.finish(graph);
