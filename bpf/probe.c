@@ -97,20 +97,21 @@ static int has_id(const __u32 *ids, int n, __u32 id)
 	return 0;
 }
 
-/* A program's name for a report, or why it cannot be read. */
-static void prog_name(__u32 id, char *out, size_t n)
+/* A program's name for a report, or "id N"; 0 when its name could not be read (EPERM: reading
+ * another program needs CAP_SYS_ADMIN). */
+static int prog_name(__u32 id, char *out, size_t n)
 {
 	struct bpf_prog_info pi = {};
 	__u32 len = sizeof(pi);
-	int fd = bpf_prog_get_fd_by_id(id);
-	if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &pi, &len) && pi.name[0])
+	int fd = bpf_prog_get_fd_by_id(id), named = 0;
+	if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &pi, &len) && pi.name[0]) {
 		snprintf(out, n, "%s", pi.name);
-	else if (fd < 0 && errno == EPERM)
-		snprintf(out, n, "id %u (its name needs CAP_SYS_ADMIN)", id);
-	else
+		named = 1;
+	} else
 		snprintf(out, n, "id %u", id);
 	if (fd >= 0)
 		close(fd);
+	return named;
 }
 
 /* A socket has one psock, whose sk_msg and sk_skb programs come from the first sockmap that
@@ -367,12 +368,12 @@ static void foreign_programs(struct probe_result *r, const char *cgroup)
 	};
 	char found[160] = "", why[96] = "";
 	__u32 own[64];
-	int nown = own_prog_ids(own, 64);
+	int nown = own_prog_ids(own, 64), unnamed = 0;
 	int cg = open(cgroup, O_RDONLY | O_DIRECTORY);
 	if (cg < 0)
 		return;
 	for (size_t i = 0; i < N(types); i++) {
-		__u32 ids[64], n = 64, flags = 0;
+		__u32 ids[256], n = 256, flags = 0;
 		if (bpf_prog_query(cg, types[i].t, BPF_F_QUERY_EFFECTIVE, &flags, ids, &n)) {
 			/* EINVAL: an attach type this kernel lacks (its own check says so). Anything
 			 * else means the cgroup's programs cannot be seen: not "none". */
@@ -385,7 +386,7 @@ static void foreign_programs(struct probe_result *r, const char *cgroup)
 			char name[64];
 			if (has_id(own, nown, ids[k]))
 				continue;
-			prog_name(ids[k], name, sizeof(name));
+			unnamed |= !prog_name(ids[k], name, sizeof(name));
 			if (strlen(found) + strlen(name) + 16 < sizeof(found))
 				snprintf(found + strlen(found), sizeof(found) - strlen(found),
 					 "%s%s %s", found[0] ? ", " : "", types[i].name, name);
@@ -395,7 +396,8 @@ static void foreign_programs(struct probe_result *r, const char *cgroup)
 	struct probe_check *c = add(r, "datapath", "foreign-programs", !found[0] && !why[0]);
 	if (found[0])
 		snprintf(c->detail, sizeof(c->detail),
-			 "other BPF programs attached where meshtune would attach: %s", found);
+			 "other BPF programs attached where meshtune would attach: %s%s", found,
+			 unnamed ? " (names need CAP_SYS_ADMIN)" : "");
 	else if (why[0])
 		snprintf(c->detail, sizeof(c->detail), "%s", why);
 }

@@ -75,7 +75,7 @@ if (why && process.env.CI !== "true") {
           assert.is(limited.code, 1, limited.stdout + limited.stderr);
           assert.match(
             limited.stderr,
-            /other BPF programs attached where meshtune would attach: connect4 id \d+ \(its name needs CAP_SYS_ADMIN\)/,
+            /other BPF programs attached where meshtune would attach: connect4 id \d+ \(names need CAP_SYS_ADMIN\)/,
           );
           const l = loader("load", "--cgroup", f.cgroup);
           assert.is(l.code, 1, "the datapath stays off rather than guess how the two compose");

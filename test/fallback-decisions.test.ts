@@ -47,16 +47,29 @@ test("a decision lives ttlMs; at most `max` are kept, the oldest dropped first",
   assert.is(cache.size(), 2);
 });
 
-test("only registry and policy decisions are kept: a bad or address Host, or a failed lookup, is decided again", () => {
+test("only registry, policy and DNS outcomes are kept: a bad or address Host is decided again", () => {
   const c = ctx();
   const cache = new DecisionCache();
   cache.get(c, "x", "HTTP", frontend);
   const no = (reason: string): Route => ({ ok: false, status: 403, reason, detail: "" }) as Route;
-  for (const r of ["bad-host", "address-host", "dns"]) cache.set(c, r, "HTTP", frontend, no(r));
+  for (const r of ["bad-host", "address-host"]) cache.set(c, r, "HTTP", frontend, no(r));
   assert.is(cache.size(), 0);
   for (const r of ["policy", "not-exported", "meshtune-endpoint", "refused-address"])
     cache.set(c, r, "HTTP", frontend, no(r));
   assert.is(cache.size(), 4);
+});
+
+test("a failed lookup is kept one second: retries do not each take a resolver thread", () => {
+  let now = 0;
+  const c = ctx();
+  const cache = new DecisionCache(10, 5000, () => now);
+  cache.get(c, "x", "HTTP", frontend);
+  const dns = { ok: false, status: 502, reason: "dns", detail: "timed out" } as Route;
+  cache.set(c, "slow.example:80", "HTTP", frontend, dns);
+  now = 999;
+  assert.equal(cache.get(c, "slow.example:80", "HTTP", frontend), dns);
+  now = 1000;
+  assert.is(cache.get(c, "slow.example:80", "HTTP", frontend), undefined);
 });
 
 test.run();

@@ -14,6 +14,7 @@ import { CLI, ROOT } from "./helpers/cli.js";
 import { learnParallel, shardCount } from "../controller/accesslog/parallel.js";
 import { Graph } from "../controller/model/graph.js";
 import { fileChunks } from "../controller/accesslog/lines.js";
+import { shardOfName } from "../controller/accesslog/learner.js";
 
 const dir = mkdtempSync(join(tmpdir(), "meshtune-parallel-"));
 const sample = readFileSync(join(ROOT, "samples", "bookinfo", "access.log"), "utf8")
@@ -40,13 +41,27 @@ writeFileSync(
     .join("\r\n"),
 );
 
+// A ztunnel log without kubectl's prefix (plain `kubectl logs ztunnel-x`): every line belongs to
+// shard 0, yet names pods of every shard; one line space-separated rather than tab-separated.
+const zline = (pod: string, sep: string) =>
+  ["2026-11-20T10:00:08.000000Z", "info", "access", "connection complete"].join(sep) +
+  `${sep}src.addr=10.244.1.5:52332 src.workload=${pod} src.namespace=demo dst.addr=10.244.2.7:15008 dst.hbone_addr=10.244.2.7:8080 dst.service=httpbin.demo.svc.cluster.local dst.workload=httpbin-5d8f7c9b4-x9q2z dst.namespace=demo direction="outbound" bytes_sent=1 bytes_recv=1 duration="1ms"`;
+writeFileSync(
+  join(dir, "c.log"),
+  [
+    ...Array.from({ length: 12 }, (_, i) => zline(`client${i}-7bf8c9648f-2lcgn`, "\t")),
+    zline("spaced-6d5c4b3a2-xyz12", " "),
+  ].join("\n") + "\n",
+);
+
 function recommend(env: Record<string, string>, catalog = true) {
   const r = spawnSync(
     process.execPath,
     [
       CLI,
       "recommend",
-      ...["--access-log", join(dir, "a.log"), "--access-log", join(dir, "b.log"), "-o", "json"],
+      ...["--access-log", join(dir, "a.log"), "--access-log", join(dir, "b.log"), "--access-log", join(dir, "c.log")],
+      ...["-o", "json"],
       ...(catalog ? ["--catalog", join(ROOT, "samples", "bookinfo", "catalog.json")] : []),
     ],
     { env: { ...process.env, ...env }, maxBuffer: 64 << 20 },
@@ -79,6 +94,12 @@ for (const catalog of [true, false])
     assert.ok(JSON.parse(one.stdout).items.length >= 5, "the sample taught Sidecars");
     assert.match(one.stderr, /too-long 1/);
     assert.match(one.stderr, /ambient skipped: demo\/sleep/);
+    assert.match(one.stderr, /ambient skipped: .*demo\/client11/, "unprefixed ztunnel lines teach their pods");
+    assert.match(
+      one.stderr,
+      /ambient skipped: .*demo\/spaced/,
+      "a space-separated ztunnel line keeps its own timestamp",
+    );
     for (const n of ["2", "3"]) {
       const many = recommend({ MESHTUNE_LEARN_SHARDS: n, MESHTUNE_PARALLEL_MIN_BYTES: "0" }, catalog);
       assert.is(many.code, 0, many.stderr);
@@ -107,6 +128,18 @@ test("every shard reads the bytes the file had when the run began, however it gr
   const got: Buffer[] = [];
   for await (const c of fileChunks(f, 4, 10)) got.push(Buffer.from(c));
   assert.is(Buffer.concat(got).toString(), "0123456789");
+});
+
+test("no choice of pod names crowds one shard, whatever the seed: the hash is mixed before it is reduced", () => {
+  // FNV alone keeps the low bits of the seed and of each character apart: these names all shared
+  // a bucket mod 2 and mod 4 for every seed before the mix.
+  const names: string[] = [];
+  for (const a of "aeimquy") for (const b of "aeimquy") names.push(`p${a}${b}`);
+  for (let seed = 1; seed <= 20; seed++)
+    for (const count of [2, 4]) {
+      const used = new Set(names.map((n) => shardOfName(n, count, seed * 2654435761)));
+      assert.is(used.size, count, `seed ${seed}, ${count} shards`);
+    }
 });
 
 test("a shard's read error names its file; every thread settles first", async () => {

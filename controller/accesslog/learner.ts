@@ -44,6 +44,8 @@ export interface LearnOptions {
    * up to the input's.
    */
   shard?: { from: number; to: number; count: number; seed: number };
+  /** With `shard`: how many pods the whole catalog has (`pods` is this shard's part of it). */
+  catalogPods?: number;
 }
 
 /** FNV-1a over a pod name's characters: the same as shardOf's over its bytes, since pod names
@@ -51,21 +53,38 @@ export interface LearnOptions {
 export function shardOfName(name: string, count: number, seed = 0): number {
   let h = (0x811c9dc5 ^ seed) >>> 0;
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  return bucket(h, count);
+}
+
+/**
+ * FNV's low bits depend only on the low bits of the seed and of each character, so names can be
+ * chosen to share a bucket mod 2 or 4 whatever the seed; murmur3's finaliser (fmix32) makes
+ * every bit of the seeded state count before the reduction.
+ */
+function bucket(h: number, count: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
   return (h >>> 0) % count;
 }
 
 /**
  * Whether a line another shard owns could be a ztunnel connection line: those teach the pods
- * they name (ambientEdge), which may hash to this shard. After the "[pod/…] " prefix, a ztunnel
- * line starts with its timestamp (a digit), and with kubelet timestamps (`--timestamps`) a second
- * token follows that is not Envoy's "[" or "{". Anything passed here is checked for real by
- * isZtunnelLine; this only keeps the common lines from becoming strings.
+ * they name (ambientEdge), which may hash to this shard. After the "[pod/…] " prefix, if there is
+ * one, a ztunnel line starts with its timestamp (a digit), and with kubelet timestamps
+ * (`--timestamps`) a second token follows that is not Envoy's "[" or "{". Anything passed here is
+ * checked for real by isZtunnelLine; this only keeps the common lines from becoming strings.
  */
 function mayBeZtunnel(b: Buffer, start: number, end: number): boolean {
-  let i = start + 5;
-  const stop = Math.min(end, start + 320);
-  while (i < stop && !(b[i] === 0x5d && b[i + 1] === 0x20)) i++; // "] "
-  i += 2;
+  let i = start;
+  if (end - start > 5 && b[start] === 0x5b && b[start + 1] === 0x70 && b[start + 4] === 0x2f) {
+    i = start + 5;
+    const stop = Math.min(end, start + 320);
+    while (i < stop && !(b[i] === 0x5d && b[i + 1] === 0x20)) i++; // "] "
+    i += 2;
+  }
   if (i >= end || b[i] < 0x30 || b[i] > 0x39) return false;
   const tsEnd = Math.min(end, i + 48);
   while (i < tsEnd && b[i] !== 0x20 && b[i] !== 0x09) i++;
@@ -84,7 +103,7 @@ export function shardOf(b: Buffer, start: number, end: number, count: number, se
   if (b[start + 3] !== 0x64 || b[start + 4] !== 0x2f) return 0;
   let h = (0x811c9dc5 ^ seed) >>> 0;
   for (let i = start + 5; i < end && b[i] !== 0x2f; i++) h = Math.imul(h ^ b[i], 0x01000193);
-  return (h >>> 0) % count;
+  return bucket(h, count);
 }
 
 interface PodBuffer {
@@ -113,6 +132,20 @@ export interface Placement {
  */
 /** The kubelet's timestamp `kubectl logs --timestamps` adds: 2026-11-20T10:00:06.830123456Z (or an offset). */
 const KUBELET_TS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d) /;
+
+/**
+ * The line without the kubelet's timestamp. Only a timestamp followed by what starts an access
+ * log (Envoy's "[" or "{", or ztunnel's own timestamp) is the kubelet's: a space-separated
+ * ztunnel line starts with its own timestamp and "info", which must stay.
+ */
+function stripKubeletTs(line: string): string {
+  const c0 = line.charCodeAt(0);
+  if (c0 < 48 || c0 > 57) return line;
+  const ts = KUBELET_TS.exec(line);
+  if (!ts) return line;
+  const next = line.charCodeAt(ts[0].length);
+  return next === 91 || next === 123 || (next >= 48 && next <= 57) ? line.slice(ts[0].length) : line;
+}
 
 export const SCRATCH_PODS = 8_000;
 /** Edges held while learning (~1 KB each): with SCRATCH_PODS, what the heap bound is sized for. */
@@ -151,7 +184,10 @@ export class AccessLogLearner {
       maxEdgesTotal: Math.ceil(SCRATCH_EDGES * share),
     });
     const pods = opts.pods;
-    if (pods?.size) this.scratch.backed = (k) => (k.startsWith("?/") ? pods.lookup(k.slice(2), null) !== null : true);
+    // A shard gets only its part of the catalog, possibly none of it: whether pods back the
+    // workloads is decided by the whole catalog's having pods.
+    if ((opts.catalogPods ?? pods?.size ?? 0) > 0 && pods)
+      this.scratch.backed = (k) => (k.startsWith("?/") ? pods.lookup(k.slice(2), null) !== null : true);
     this.scratch.onEvict = (n) => {
       for (const p of n.pods) this.pods.delete(p);
     };
@@ -190,11 +226,9 @@ export class AccessLogLearner {
   /** A ztunnel line another shard counts: only the ambient edges of pods this shard owns. */
   private ambientOnly(raw: string): void {
     const p = splitPrefix(raw);
-    if (!p || p.container !== "istio-proxy") return;
-    let line = p.rest;
-    const c0 = line.charCodeAt(0);
-    const ts = c0 >= 48 && c0 <= 57 ? KUBELET_TS.exec(line) : null;
-    if (ts) line = line.slice(ts[0].length);
+    if (p && p.container !== "istio-proxy") return;
+    let line = p ? p.rest : raw;
+    line = stripKubeletTs(line);
     if (!isZtunnelLine(line)) return;
     const z = parseZtunnel(line);
     const t = Date.parse(line.slice(0, line.search(/\s/)));
@@ -215,9 +249,7 @@ export class AccessLogLearner {
       line = p.rest;
     }
     // `kubectl logs --timestamps` puts the kubelet's RFC 3339 time before each line.
-    const c0 = line.charCodeAt(0);
-    const ts = c0 >= 48 && c0 <= 57 ? KUBELET_TS.exec(line) : null; // it starts with a digit
-    if (ts) line = line.slice(ts[0].length);
+    line = stripKubeletTs(line);
     if (isZtunnelLine(line)) {
       // ztunnel's own pod, never a Sidecar; its connection lines teach the ambient pods' L4 edges.
       this.skipped["ztunnel-log"]++;

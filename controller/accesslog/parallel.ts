@@ -23,7 +23,7 @@ export const PARALLEL_MIN_BYTES = 64 * 2 ** 20;
 type Opts = Pick<LearnOptions, "workload" | "defaultNamespace" | "clusterDomain">;
 interface ShardJob {
   paths: string[];
-  opts: Opts;
+  opts: Opts & { catalogPods?: number };
   pods: [string, PodFacts[]][] | null;
   shard: { from: number; to: number; count: number; seed: number };
   /** Each file's size when the run began: every shard reads the same bytes, however it grows. */
@@ -173,7 +173,7 @@ export async function learnParallel(
   const job = (index: number): ShardJob => ({
     paths,
     sizes,
-    opts: plain,
+    opts: { ...plain, catalogPods: pods?.size },
     pods: facts && index > 0 ? facts.filter(([name]) => shardOfName(name, count, seed) === index) : null,
     shard: { from: index, to: index + 1, count, seed },
   });

@@ -17,7 +17,8 @@ export function featuresCommand(f: FeaturesFlags): void {
     process.stdout.write(JSON.stringify({ features: feats, labels }, null, 2) + "\n");
     return;
   }
-  const v = (x: { ok: boolean; reason?: string }) => (x.ok ? "enabled" : `DISABLED: ${x.reason}`);
+  const v = (x: { ok: boolean; reason?: string; note?: string }) =>
+    x.ok ? (x.note ? `enabled (${x.note})` : "enabled") : `DISABLED: ${x.reason}`;
   process.stdout.write(
     [
       `kernel     ${feats.kernel.release}${feats.kernel.wakeupHazard ? " (sockmap wakeup hazard: no-op SK_SKB verdict)" : ""}`,

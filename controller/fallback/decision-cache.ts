@@ -40,12 +40,15 @@ export class DecisionCache {
 
   set(c: RouteContext, authority: string, proto: string, caller: VerifiedCaller, route: Route): void {
     if (c !== this.context) return; // decided under a context that has since changed
-    // Only what the registry and policies decided is kept: a malformed or address Host is cheap
-    // to refuse again and its caller chose it (it would only churn the cache), and a failed DNS
-    // lookup is retried on the next request rather than remembered for the TTL.
-    if (!route.ok && !CACHED_REFUSALS.has(route.reason)) return;
+    // Only what the registry, policies and DNS decided is kept: a malformed or address Host is
+    // cheap to refuse again and its caller chose it (it would only churn the cache).
+    if (!route.ok && !CACHED_REFUSALS.has(route.reason) && route.reason !== "dns") return;
     if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value as string);
-    this.entries.set(DecisionCache.key(authority, proto, caller), { route, until: this.now() + this.ttlMs });
+    // A failed lookup is kept a second only: long enough that retries do not each hold one of
+    // libuv's four resolver threads (a lookup that times out is not cancelled), short enough to
+    // recover at once.
+    const ttl = !route.ok && route.reason === "dns" ? Math.min(this.ttlMs, 1000) : this.ttlMs;
+    this.entries.set(DecisionCache.key(authority, proto, caller), { route, until: this.now() + ttl });
   }
 
   size(): number {

@@ -39,7 +39,20 @@ export function wildcardDomainError(domain: string): string | null {
 }
 
 /** One Sidecar egress host ("ns/dnsName"); null when Istio accepts it, else the first reason. */
+// Every Sidecar of a reconcile pass checks its hosts, and the same hosts recur across workloads:
+// the answers are memoised (a pure function of the string), bounded.
+const egressMemo = new Map<string, string | null>();
+
 export function egressHostError(h: string): string | null {
+  const hit = egressMemo.get(h);
+  if (hit !== undefined) return hit;
+  const r = egressHostErrorUncached(h);
+  if (egressMemo.size >= 50_000) egressMemo.clear();
+  egressMemo.set(h, r);
+  return r;
+}
+
+function egressHostErrorUncached(h: string): string | null {
   const slash = h.indexOf("/");
   if (slash < 0) return "host must be of form namespace/dnsName";
   const ns = h.slice(0, slash),

@@ -38,6 +38,8 @@ export interface NodeInputs {
 export interface Verdict {
   ok: boolean;
   reason?: string;
+  /** What a passing check could not see (e.g. the node's programs, without CAP_SYS_ADMIN). */
+  note?: string;
 }
 export interface NodeFeatures {
   kernel: { release: string; version: string; wakeupHazard: boolean; config: Record<string, string> };
@@ -125,7 +127,9 @@ export function gatherNodeInputs(o: {
 
 function why(p: BpfProbe, group: "datapath" | "tcpstats" | "ambient" | "splice"): Verdict {
   const f = p.checks.find((c) => !c.ok && (c.group === group || c.group === "node"));
-  return f ? { ok: false, reason: `${f.feature}: ${f.detail ?? "not supported by this kernel"}` } : { ok: true };
+  if (f) return { ok: false, reason: `${f.feature}: ${f.detail ?? "not supported by this kernel"}` };
+  const n = p.checks.find((c) => c.ok && c.detail && c.group === group);
+  return n ? { ok: true, note: `${n.feature}: ${n.detail}` } : { ok: true };
 }
 
 export function evaluate(i: NodeInputs): NodeFeatures {
