@@ -11,12 +11,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
-import { CGROUP_ROOT, bpfUnavailable, waitFor } from "../test/helpers/bpf.js";
-import { CPU_V1, TCPSTATS, TwoNodes, filterReport, records } from "../test/helpers/two-nodes.js";
+import { CGROUP_ROOT, bpfUnavailable } from "../test/helpers/bpf.js";
+import { CPU_V1, TCPSTATS, TwoNodes, diagnoseWindow } from "../test/helpers/two-nodes.js";
 import { syncProxyPriority } from "../controller/agent/proxy-priority.js";
-import { KernelSignals, dumpTcpStats, type MeshedPod } from "../controller/agent/kernel-signals.js";
-import { DiagnoseStore } from "../controller/diagnose/store.js";
-import { runDiagnose } from "../controller/diagnose/diagnose.js";
+import { KernelSignals, dumpTcpStats } from "../controller/agent/kernel-signals.js";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3),
   N = Number(process.env.REQUESTS ?? 200);
@@ -82,10 +80,7 @@ async function main() {
       ],
       { stdio: "ignore" },
     );
-    const pods: MeshedPod[] = [
-      { id: 1, namespace: "demo", name: "client-7d9f-abcde", ips: [t.ipA], cgroupDir: t.clientCg },
-      { id: 2, namespace: "demo", name: "server-5c6b-fghij", ips: [t.ipB], cgroupDir: t.serverCg },
-    ];
+    const pods = t.meshedPods();
     const kernel = new KernelSignals({ unified: CGROUP_ROOT, cpuV1: CPU_V1, proc: "/proc" }, dumpTcpStats);
     kernel.pending(pods).commit();
 
@@ -102,40 +97,13 @@ async function main() {
       for (const v of round % 2 ? (["priority", "kubelet"] as const) : (["kubelet", "priority"] as const)) {
         const r = syncProxyPriority({ unified: CGROUP_ROOT, cpuV1: CPU_V1 }, t.serverCg, serverPod, v === "priority");
         if (!r.proxy) throw new Error(`proxy priority not applied: ${r.why}`);
-        const c0 = cproxy.out().length,
-          s0 = sproxy.out().length;
-        const client = await t.start(t.nsA, [t.clientCg], ["client", `http://${t.ipB}:8080/`, String(N), "{}"], {
-          cpu: 0,
-        });
-        await new Promise((res) => client.p.once("exit", res));
-        await waitFor(
-          () => records(sproxy.out(), s0).length + records(cproxy.out(), c0).length,
-          (k) => k >= 2 * N,
-          10_000,
-        );
-        const cr = records(cproxy.out(), c0),
-          sr = records(sproxy.out(), s0);
+        const { done, cr, sr } = await t.exchange(cproxy, sproxy, N, {}, 0);
         // The work happened: every request through both sidecars (capture on both pods), answered.
-        if (!client.out().includes("done") || cr.length !== N || sr.length !== N || cr.some((x) => x.code !== 200))
+        if (!done || cr.length !== N || sr.length !== N || cr.some((x) => x.code !== 200))
           throw new Error(`${v}: ${cr.length} client-proxy and ${sr.length} server-proxy records of ${N}`);
         const k = kernel.pending(pods);
         k.commit();
-        const store = new DiagnoseStore();
-        const now = Date.now();
-        store.addReport(
-          filterReport(
-            { WORKLOAD_NAME: "client", NAMESPACE: "demo", NAME: pods[0].name },
-            "outbound|8080||server.demo.svc.cluster.local",
-            cr,
-          ),
-          now,
-        );
-        store.addReport(
-          filterReport({ WORKLOAD_NAME: "server", NAMESPACE: "demo", NAME: pods[1].name }, "inbound|8080||", sr),
-          now,
-        );
-        store.addKernel("node-a", k.section, now);
-        const [d] = runDiagnose(store, { fromMs: now - 60_000, toMs: now });
+        const [d] = diagnoseWindow(pods, cr, sr, k.section);
         const sp = d?.components.serverProxy;
         if (!d || !sp) throw new Error(`${v}: diagnose gave no server-proxy component: ${JSON.stringify(d)}`);
         const totals = cr.map((x) => x.totalUs);

@@ -11,12 +11,10 @@ import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
 import { writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { CGROUP_ROOT, bpfUnavailable, sh, waitFor } from "./helpers/bpf.js";
+import { CGROUP_ROOT, bpfUnavailable, sh } from "./helpers/bpf.js";
 import { ROOT } from "./helpers/cli.js";
-import { CPU_V1, TCPSTATS, TwoNodes, filterReport, records } from "./helpers/two-nodes.js";
-import { KernelSignals, dumpTcpStats, type MeshedPod } from "../controller/agent/kernel-signals.js";
-import { DiagnoseStore } from "../controller/diagnose/store.js";
-import { runDiagnose } from "../controller/diagnose/diagnose.js";
+import { CPU_V1, TCPSTATS, TwoNodes, diagnoseWindow } from "./helpers/two-nodes.js";
+import { KernelSignals, dumpTcpStats } from "../controller/agent/kernel-signals.js";
 import type { Diagnosis } from "../controller/diagnose/verdict.js";
 
 const NETFAULT = join(ROOT, "build", "netfault.bpf.o");
@@ -44,10 +42,7 @@ test("diagnose names each injected fault: app, network delay, packet loss, proxy
       uid: 1337,
       ready: "ready",
     });
-    const pods: MeshedPod[] = [
-      { id: 1, namespace: "demo", name: "client-7d9f-abcde", ips: [t.ipA], cgroupDir: t.clientCg },
-      { id: 2, namespace: "demo", name: "server-5c6b-fghij", ips: [t.ipB], cgroupDir: t.serverCg },
-    ];
+    const pods = t.meshedPods();
     const kernel = new KernelSignals(
       { unified: CGROUP_ROOT, cpuV1: v1 ? CPU_V1 : undefined, proc: "/proc" },
       dumpTcpStats,
@@ -55,42 +50,13 @@ test("diagnose names each injected fault: app, network delay, packet loss, proxy
     kernel.pending(pods).commit(); // start of the first window
 
     const phase = async (name: string, headers: Record<string, string>, n = N): Promise<Diagnosis> => {
-      const c0 = cproxy.out().length,
-        s0 = sproxy.out().length;
-      const client = await t.start(
-        t.nsA,
-        [t.clientCg],
-        ["client", `http://${t.ipB}:8080/`, String(n), JSON.stringify(headers)],
-      );
-      await new Promise((r) => client.p.once("exit", r));
-      assert.ok(client.out().includes("done"), `${name}: client finished`);
-      await waitFor(
-        () => records(cproxy.out(), c0).length,
-        (k) => k >= n,
-        5000,
-      );
-      const cr = records(cproxy.out(), c0),
-        sr = records(sproxy.out(), s0);
+      const { done, cr, sr } = await t.exchange(cproxy, sproxy, n, headers);
+      assert.ok(done, `${name}: client finished`);
       assert.is(cr.length, n, `${name}: every request went through the client proxy (datapath capture)`);
       assert.is(sr.length, n, `${name}: and the server proxy (same-node peer → inbound port)`);
       const k = kernel.pending(pods);
       k.commit();
-      const store = new DiagnoseStore();
-      const now = Date.now();
-      store.addReport(
-        filterReport(
-          { WORKLOAD_NAME: "client", NAMESPACE: "demo", NAME: pods[0].name },
-          "outbound|8080||server.demo.svc.cluster.local",
-          cr,
-        ),
-        now,
-      );
-      store.addReport(
-        filterReport({ WORKLOAD_NAME: "server", NAMESPACE: "demo", NAME: pods[1].name }, "inbound|8080||", sr),
-        now,
-      );
-      store.addKernel("node-a", k.section, now);
-      const ds = runDiagnose(store, { fromMs: now - 60_000, toMs: now });
+      const ds = diagnoseWindow(pods, cr, sr, k.section);
       assert.is(ds.length, 1, `${name}: one edge`);
       const d = ds[0];
       console.log(`  ${name.padEnd(14)} ${d.verdict.padEnd(13)} ${d.rule}  evidence ${JSON.stringify(d.evidence)}`);

@@ -11,6 +11,10 @@ import { join } from "node:path";
 import { CGROUP_ROOT, LOADER, loader, removeCgroups, sh, waitFor } from "./bpf.js";
 import { ROOT } from "./cli.js";
 import { filterHost, request, bodyOf } from "./filter.js";
+import type { MeshedPod } from "../../controller/agent/kernel-signals.js";
+import { DiagnoseStore } from "../../controller/diagnose/store.js";
+import { runDiagnose } from "../../controller/diagnose/diagnose.js";
+import type { Diagnosis } from "../../controller/diagnose/verdict.js";
 
 export const TCPSTATS = join(ROOT, "build", "meshtune-tcpstats");
 export const MESH_PROC = join(ROOT, "test", "helpers", "mesh-proc.mjs");
@@ -115,6 +119,33 @@ export class TwoNodes {
     return { p, out: () => out };
   }
 
+  /** The two pods as the node agent registers them (kernel signals are read per pod). */
+  meshedPods(): MeshedPod[] {
+    return [
+      { id: 1, namespace: "demo", name: "client-7d9f-abcde", ips: [this.ipA], cgroupDir: this.clientCg },
+      { id: 2, namespace: "demo", name: "server-5c6b-fghij", ips: [this.ipB], cgroupDir: this.serverCg },
+    ];
+  }
+
+  /** `n` requests from the client pod's app to the server pod; what each proxy recorded of them. */
+  async exchange(cproxy: Proc, sproxy: Proc, n: number, headers: Record<string, string> = {}, cpu?: number) {
+    const c0 = cproxy.out().length,
+      s0 = sproxy.out().length;
+    const client = await this.start(
+      this.nsA,
+      [this.clientCg],
+      ["client", `http://${this.ipB}:8080/`, String(n), JSON.stringify(headers)],
+      { cpu },
+    );
+    await new Promise((r) => client.p.once("exit", r));
+    await waitFor(
+      () => records(cproxy.out(), c0).length + records(sproxy.out(), s0).length,
+      (k) => k >= 2 * n,
+      10_000,
+    );
+    return { done: client.out().includes("done"), cr: records(cproxy.out(), c0), sr: records(sproxy.out(), s0) };
+  }
+
   async close(): Promise<void> {
     loader("unload"); // the datapath and the TCP probes with it
     for (const p of this.procs) if (p.exitCode === null) p.kill("SIGKILL");
@@ -155,4 +186,29 @@ export function filterReport(md: Record<string, string>, cluster: string, recs: 
     );
   h.tick();
   return bodyOf(h);
+}
+
+/** diagnose over one window: both proxies' records through the real filter, and the kernel's section. */
+export function diagnoseWindow(
+  pods: MeshedPod[],
+  cr: ReturnType<typeof records>,
+  sr: ReturnType<typeof records>,
+  kernel: Parameters<DiagnoseStore["addKernel"]>[1],
+): Diagnosis[] {
+  const store = new DiagnoseStore();
+  const now = Date.now();
+  store.addReport(
+    filterReport(
+      { WORKLOAD_NAME: "client", NAMESPACE: "demo", NAME: pods[0].name },
+      "outbound|8080||server.demo.svc.cluster.local",
+      cr,
+    ),
+    now,
+  );
+  store.addReport(
+    filterReport({ WORKLOAD_NAME: "server", NAMESPACE: "demo", NAME: pods[1].name }, "inbound|8080||", sr),
+    now,
+  );
+  store.addKernel("node-a", kernel, now);
+  return runDiagnose(store, { fromMs: now - 60_000, toMs: now });
 }
