@@ -90,36 +90,21 @@ async function main() {
     metrics = await freePort(),
     floorPort = await freePort();
   const procs: ChildProcess[] = [];
+  // Every server of the bench runs pinned to CPU 1; the client stays on CPU 0.
+  const onCpu1 = (args: string[], stdio: "inherit" | "ignore" = "inherit") =>
+    procs.push(spawn("taskset", ["-c", "1", "node", ...args], { stdio }));
   try {
-    procs.push(
-      spawn(
-        "taskset",
-        [
-          "-c",
-          "1",
-          "node",
-          "-e",
-          `require("http").createServer((q,s)=>{q.resume();s.end('{"ratings":{"reviewer1":5}}')}).listen(${upPort},"127.0.0.1")`,
-        ],
-        { stdio: "inherit" },
-      ),
-    );
+    onCpu1([
+      "-e",
+      `require("http").createServer((q,s)=>{q.resume();s.end('{"ratings":{"reviewer1":5}}')}).listen(${upPort},"127.0.0.1")`,
+    ]);
     // The floor: parse, re-serialise, pool; no caller, route, policy, header or deadline checks.
-    procs.push(
-      spawn(
-        "taskset",
-        [
-          "-c",
-          "1",
-          "node",
-          "-e",
-          `const h=require("http");const a=new h.Agent({keepAlive:true,maxSockets:32,maxFreeSockets:32});` +
-            `h.createServer((q,s)=>{const u=h.request({host:"127.0.0.1",port:${upPort},method:q.method,path:q.url,headers:q.headers,agent:a},` +
-            `(r)=>{s.writeHead(r.statusCode,r.headers);r.pipe(s)});q.pipe(u)}).listen(${floorPort},"127.0.0.1")`,
-        ],
-        { stdio: "inherit" },
-      ),
-    );
+    onCpu1([
+      "-e",
+      `const h=require("http");const a=new h.Agent({keepAlive:true,maxSockets:32,maxFreeSockets:32});` +
+        `h.createServer((q,s)=>{const u=h.request({host:"127.0.0.1",port:${upPort},method:q.method,path:q.url,headers:q.headers,agent:a},` +
+        `(r)=>{s.writeHead(r.statusCode,r.headers);r.pipe(s)});q.pipe(u)}).listen(${floorPort},"127.0.0.1")`,
+    ]);
     // A fixed catalog (no API server); learned edges go to a collector that is not there (the
     // reporter counts its failures off the request path).
     const cat = join(mkdtempSync(join(tmpdir(), "meshtune-bench-")), "catalog.json");
@@ -141,30 +126,24 @@ async function main() {
         ],
       }),
     );
-    procs.push(
-      spawn(
-        "taskset",
-        [
-          "-c",
-          "1",
-          "node",
-          CLI,
-          "fallback",
-          "--port",
-          String(fbPort),
-          "--metrics-port",
-          String(metrics),
-          "--catalog",
-          cat,
-          "--collector",
-          "http://127.0.0.1:9/v1/reports",
-          "--self",
-          "meshtune-system/meshtune-fallback",
-          "--resolve",
-          `ratings.bookinfo.svc.cluster.local:9080=127.0.0.1:${upPort}`,
-        ],
-        { stdio: ["ignore", "ignore", "ignore"] },
-      ),
+    onCpu1(
+      [
+        CLI,
+        "fallback",
+        "--port",
+        String(fbPort),
+        "--metrics-port",
+        String(metrics),
+        "--catalog",
+        cat,
+        "--collector",
+        "http://127.0.0.1:9/v1/reports",
+        "--self",
+        "meshtune-system/meshtune-fallback",
+        "--resolve",
+        `ratings.bookinfo.svc.cluster.local:9080=127.0.0.1:${upPort}`,
+      ],
+      "ignore",
     );
     await waitFor(`http://127.0.0.1:${upPort}/`);
     await waitFor(`http://127.0.0.1:${floorPort}/`);
