@@ -16,23 +16,15 @@ B=$PWD/build; CC=${CLIENT_CPU:-0}; SC=${SERVER_CPU:-1}; ROUNDS=${ROUNDS:-3}; ITE
 ID=$$; CG=/sys/fs/cgroup/unified/meshtune-amb-bench-$ID; S=mta$ID
 NS=($S-up $S-i $S-e)
 pids=()
+. bench/lib.sh
 cleanup() {
-  set +e
-  $B/meshtune-bpf unload >/dev/null 2>&1
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  for d in $(find $CG -name cgroup.procs 2>/dev/null); do xargs -r kill -9 < $d 2>/dev/null; done; wait 2>/dev/null
-  for n in "${NS[@]}"; do ip netns del $n 2>/dev/null; done
-  for k in $(seq $PODS); do ip netns del $S-en$k 2>/dev/null; done
-  for _ in $(seq 50); do [ -d $CG ] || break; find $CG -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null; rmdir $CG 2>/dev/null || sleep 0.1; done
+  bench_teardown $CG "${NS[@]}" $(for k in $(seq $PODS); do echo $S-en$k; done)
   [ -n "${KEEP_LOGS:-}" ] || rm -f /tmp/mt-amb-$ID.*
 }
 trap cleanup EXIT
 [ "$(id -u)" = 0 ] || { echo "ambient bench needs root"; exit 1; }
 command -v iptables-restore >/dev/null || { echo "ambient bench needs iptables-restore"; exit 1; }
 
-inpod() { local cg=$1 ns=$2 cpu=$3; shift 3; sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" ip netns exec "$ns" taskset -c "$cpu" "$@"; }
-bg() { "$@" > /dev/null 2>&1 & pids+=($!); sleep 0.2; }
-field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1'])"; }
 
 mkdir -p $CG/i $CG/e $CG/zt
 for n in "${NS[@]}"; do ip netns add $n; ip -n $n link set lo up; ip netns exec $n sysctl -qw net.ipv4.tcp_tw_reuse=1; done

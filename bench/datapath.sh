@@ -23,14 +23,9 @@ B=$PWD/build; CC=${CLIENT_CPU:-0}; SC=${SERVER_CPU:-1}; ROUNDS=${ROUNDS:-3}; ITE
 ID=$$; CG=/sys/fs/cgroup/unified/meshtune-bench-$ID; S=mtb$ID
 NS=($S-up $S-ipt $S-ebf $S-node $S-ga $S-gb $S-ha $S-hb $S-pb $S-pe)
 pids=()
+. bench/lib.sh
 cleanup() {
-  set +e
-  $B/meshtune-bpf unload >/dev/null 2>&1
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  for d in $(find $CG -name cgroup.procs 2>/dev/null); do xargs -r kill -9 < $d 2>/dev/null; done; wait 2>/dev/null
-  # Processes started in a namespace by a shell function (bg innet …) are not in $pids: by netns.
-  for n in "${NS[@]}"; do ip netns pids $n 2>/dev/null | xargs -r kill -9 2>/dev/null; ip netns del $n 2>/dev/null; done
-  for _ in $(seq 50); do [ -d $CG ] || break; find $CG -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null; rmdir $CG 2>/dev/null || sleep 0.1; done
+  bench_teardown $CG "${NS[@]}"
   rm -f /tmp/mt-bench-$ID.sock
 }
 trap cleanup EXIT
@@ -42,11 +37,7 @@ sysctl -q kernel.bpf_stats_enabled=1
 [ "$(id -u)" = 0 ] || { echo "datapath bench needs root"; exit 1; }
 command -v taskset >/dev/null || { echo "datapath bench needs taskset (util-linux)"; exit 1; }
 
-# run-in-pod: cgroup first (`ip netns exec` remounts /sys), then netns, then CPU.
-inpod() { local cg=$1 ns=$2 cpu=$3; shift 3; sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" ip netns exec "$ns" taskset -c "$cpu" "$@"; }
 innet() { local ns=$1 cpu=$2; shift 2; ip netns exec "$ns" taskset -c "$cpu" "$@"; }
-bg() { "$@" > /dev/null 2>&1 & pids+=($!); sleep 0.2; }
-field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1'])"; }
 veth() { # netnsA ifA addrA netnsB ifB addrB
   ip link add $2 netns $1 type veth peer name $5 netns $4
   ip -n $1 addr add $3 dev $2; ip -n $1 link set $2 up; ip -n $4 addr add $6 dev $5; ip -n $4 link set $5 up

@@ -10,13 +10,9 @@ cd "$(dirname "$0")/.."
 B=$PWD/build; SECS=${SOAK_SECS:-600}; CC=${CLIENT_CPU:-0}; SC=${SERVER_CPU:-1}
 ID=$$; CG=/sys/fs/cgroup/unified/meshtune-soak-$ID; S=mts$ID
 pids=()
+. bench/lib.sh
 cleanup() {
-  set +e
-  $B/meshtune-bpf unload >/dev/null 2>&1
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  for d in $(find $CG -name cgroup.procs 2>/dev/null); do xargs -r kill -9 < $d 2>/dev/null; done; wait 2>/dev/null
-  ip netns del $S-p 2>/dev/null; ip netns del $S-up 2>/dev/null
-  for _ in $(seq 50); do [ -d $CG ] || break; find $CG -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null; rmdir $CG 2>/dev/null || sleep 0.1; done
+  bench_teardown $CG $S-p $S-up
   rm -f /tmp/mt-soak-$ID.*
 }
 trap cleanup EXIT
@@ -32,13 +28,13 @@ sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' $CG/zt taskset -c $SC $B/mtztun
 for _ in $(seq 50); do grep -q ready $LOG && break; sleep 0.1; done
 $B/meshtune-bpf load --cgroup $CG > /dev/null
 printf '%s\n' "ambient 1 /run/netns/$S-p $ZT ips=10.195.1.2" "set $CG/pod id=1 flags=8 ips=10.195.1.2" | $B/meshtune-bpf pods | grep -q '"ok":false' && { echo "soak: enrolment failed"; exit 1; }
-inpod() { sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' $CG/pod ip netns exec $S-p taskset -c $CC "$@"; }
+client() { inpod $CG/pod $S-p $CC "$@"; }
 # ztunnel's log is not needed for the figures and would grow by a line per connection.
 : > $LOG
 end=$(( $(date +%s) + SECS )); slices=0; conns=0; minrate=999999999; maxus=0; worstp99=0
 while [ $(date +%s) -lt $end ]; do
-  r=$(inpod $B/mtnet connrate 10.195.99.1:8080 5) || { echo "soak: STALL: connection churn failed in slice $slices"; exit 1; }
-  pp=$(inpod $B/mtnet pingpong 10.195.99.1:8080 64 2000) || { echo "soak: STALL: round trips failed in slice $slices"; exit 1; }
+  r=$(client $B/mtnet connrate 10.195.99.1:8080 5) || { echo "soak: STALL: connection churn failed in slice $slices"; exit 1; }
+  pp=$(client $B/mtnet pingpong 10.195.99.1:8080 64 2000) || { echo "soak: STALL: round trips failed in slice $slices"; exit 1; }
   read -r n rate <<< "$(echo "$r" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(d["connections"], int(d["perSecond"]))')"
   read -r mx p99 <<< "$(echo "$pp" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(d["maxus"], d["p99us"])')"
   [ "$n" -gt 0 ] || { echo "soak: STALL: no connection in slice $slices"; exit 1; }
