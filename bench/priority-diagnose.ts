@@ -10,10 +10,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { V1Pod } from "@kubernetes/client-node";
 import { CGROUP_ROOT, bpfUnavailable } from "../test/helpers/bpf.js";
 import { CPU_V1, TCPSTATS, TwoNodes, diagnoseWindow } from "../test/helpers/two-nodes.js";
 import { syncProxyPriority } from "../controller/agent/proxy-priority.js";
+import { prioritisedPod } from "../test/fixtures/pods.js";
 import { KernelSignals, dumpTcpStats } from "../controller/agent/kernel-signals.js";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3),
@@ -23,20 +23,7 @@ const APP_ID = "0a0a0a0a0a0a",
 process.env.MESHTUNE_TCPSTATS_LOADER = TCPSTATS;
 
 // The server pod as the kubelet created it: app requests 1 CPU (cpu.shares 1024), istio-proxy 100m (102).
-const serverPod = {
-  spec: {
-    containers: [
-      { name: "app", resources: { requests: { cpu: "1" } } },
-      { name: "istio-proxy", resources: { requests: { cpu: "100m" } } },
-    ],
-  },
-  status: {
-    containerStatuses: [
-      { name: "app", containerID: `containerd://${APP_ID}` },
-      { name: "istio-proxy", containerID: `containerd://${PROXY_ID}` },
-    ],
-  },
-} as unknown as V1Pod;
+const serverPod = prioritisedPod({ app: APP_ID, proxy: PROXY_ID });
 
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const span = (xs: number[], d = 0) => `${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)}`;

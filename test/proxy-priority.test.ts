@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
 import { kubeletShares, sharesToWeight, syncProxyPriority, wantsPriority } from "../controller/agent/proxy-priority.js";
+import { prioritisedPod } from "./fixtures/pods.js";
 
 const UNIFIED = "/sys/fs/cgroup/unified",
   CPU_V1 = "/sys/fs/cgroup/cpu";
@@ -54,21 +55,12 @@ else
     const procs: ChildProcess[] = [];
     try {
       for (const d of dirs) mkdirSync(d, { recursive: true });
-      const pod: V1Pod = {
-        metadata: { name: "web", namespace: "shop", uid, annotations: { "meshtune.io/proxy-priority": "true" } },
-        spec: {
-          containers: [
-            { name: "web", resources: { requests: { cpu: "1" } } },
-            { name: "istio-proxy", resources: { requests: { cpu: "100m" } } },
-          ],
-        },
-        status: {
-          containerStatuses: [
-            { name: "web", containerID: `containerd://${ids.app}` },
-            { name: "istio-proxy", containerID: `containerd://${ids.proxy}` },
-          ] as never,
-        },
-      };
+      const pod = prioritisedPod(ids, "web", {
+        name: "web",
+        namespace: "shop",
+        uid,
+        annotations: { "meshtune.io/proxy-priority": "true" },
+      });
       const shares = (id: string) => Number(readFileSync(join(CPU_V1, podRel, id, "cpu.shares"), "utf8"));
       writeFileSync(join(CPU_V1, podRel, ids.app, "cpu.shares"), "1024"); // what the kubelet sets for 1 CPU
       writeFileSync(join(CPU_V1, podRel, ids.proxy, "cpu.shares"), "102");
