@@ -65,6 +65,9 @@ export interface FallbackOptions {
   decisionTtlMs?: number;
 }
 
+/** Unanswered requests one HTTP/1.1 connection may have in flight (browsers pipeline none; curl 0). */
+const MAX_PIPELINED = 16;
+
 /** The longest authority a registry or DNS name can make: 253 bytes of name, ":", 5 digits. */
 const MAX_AUTHORITY = 253 + 6;
 
@@ -92,6 +95,7 @@ export type FallbackReason =
   | "unverified-caller"
   | "upstream-error"
   | "connections"
+  | "pipelining"
   | "idle-timeout";
 
 type Required2 = Required<Omit<FallbackOptions, "connect" | "ready">> & Pick<FallbackOptions, "connect" | "ready">;
@@ -255,6 +259,14 @@ export class FallbackServer {
     const s = req.socket;
     const d = this.deadlines.get(s);
     if (d) {
+      // Node's parser turns every pipelined request of a chunk into a request at once, and each
+      // would be forwarded: one write of 200k pipelined GETs took the fallback to 1 GB. A
+      // connection with more than MAX_PIPELINED unanswered requests is closed, counted.
+      if (d.inflight >= MAX_PIPELINED) {
+        this.refuse("pipelining");
+        s.destroy();
+        return;
+      }
       d.inflight++;
       let done = false;
       const answered = () => {

@@ -593,6 +593,21 @@ test("pipelined requests: the headers deadline waits while any of them is being 
   assert.match(buf, /408 Request Timeout/);
 });
 
+test("a pipelining flood on one connection is cut off, not forwarded: at most 16 requests of a connection are in flight", async () => {
+  const n = seen.length;
+  const s = netConnect({ host: "127.0.0.1", port: fbPort, localAddress: POD.evil });
+  s.on("error", () => {});
+  const closed = new Promise((r) => s.on("close", r));
+  await new Promise((r) => s.on("connect", r));
+  s.write("GET /flood HTTP/1.1\r\nhost: ratings.bookinfo:9080\r\n\r\n".repeat(5000));
+  const cut = await Promise.race([closed.then(() => true), new Promise((r) => setTimeout(() => r(false), 10_000))]);
+  s.destroy();
+  assert.ok(cut, "the flooding connection is closed by the fallback");
+  assert.ok(seen.length - n <= 16, `${seen.length - n} of 5000 reached the upstream`);
+  const other = await get(POD.victim, "ratings.bookinfo:9080");
+  assert.is(other.status, 200, "the fallback still serves");
+});
+
 test.after(async () => {
   fb.kill("SIGTERM");
   for (const s of [echo, admin, collector]) {
