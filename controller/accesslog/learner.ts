@@ -229,7 +229,11 @@ export class AccessLogLearner {
     if (p && p.container !== "istio-proxy") return;
     let line = p ? p.rest : raw;
     line = stripKubeletTs(line);
-    if (!isZtunnelLine(line)) return;
+    if (isZtunnelLine(line)) this.ztunnelLine(line);
+  }
+
+  /** One ztunnel connection line: the ambient edge of the pod it names (ambientEdge). */
+  private ztunnelLine(line: string): void {
     const z = parseZtunnel(line);
     const t = Date.parse(line.slice(0, line.search(/\s/)));
     if (z?.complete) this.ambientEdge(z, Number.isNaN(t) ? Date.now() : t);
@@ -254,9 +258,7 @@ export class AccessLogLearner {
       // ztunnel's own pod, never a Sidecar; its connection lines teach the ambient pods' L4 edges.
       this.skipped["ztunnel-log"]++;
       if (pod) this.shapeOf(pod, { kind: "ztunnel", why: "ztunnel access-log lines" });
-      const z = parseZtunnel(line);
-      const t = Date.parse(line.slice(0, line.search(/\s/)));
-      if (z?.complete) this.ambientEdge(z, Number.isNaN(t) ? Date.now() : t);
+      this.ztunnelLine(line);
       return;
     }
     let rec: AccessRecord | null;
