@@ -186,8 +186,9 @@ export async function learnParallel(
   for (const r of [mine, ...theirs]) if (r.status === "rejected") throw r.reason;
   const own = (mine as PromiseFulfilledResult<Awaited<ReturnType<typeof learnShard>>>).value;
   const inputs = own.inputs.map((i) => ({ ...i, skipped: { ...i.skipped } }));
+  // Every pod is learned by exactly one shard (its own lines and the ztunnel lines naming it):
+  // the shards' placements never overlap.
   const placements = [...own.placements];
-  const placed = new Set(placements.map((p) => p.pod));
   for (const r of theirs) {
     const s = (r as PromiseFulfilledResult<ShardResult>).value;
     for (const n of s.nodes) graph.mergeNode(n, n.namespace, n.name);
@@ -202,8 +203,7 @@ export async function learnParallel(
       t.bytes += i.bytes;
       for (const [reason, v] of Object.entries(i.skipped)) t.skipped[reason] = (t.skipped[reason] ?? 0) + v;
     });
-    // A pod named only by ztunnel lines can be held by two shards (two nodes' ztunnels): one placement.
-    for (const p of s.placements) if (!placed.has(p.pod) && placed.add(p.pod)) placements.push(p);
+    placements.push(...s.placements);
   }
   preferSidecars(graph, placements);
   return { inputs, placements };
