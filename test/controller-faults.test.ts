@@ -155,6 +155,9 @@ test("a user Sidecar that starts selecting a managed workload: meshtune deletes 
     await until(() => fake.list("events", "bookinfo").some((e) => e.reason === "Deleted"));
     const ev = fake.list("events", "bookinfo").find((e) => e.reason === "Deleted");
     assert.match(ev?.message ?? "", /user-owned Sidecar bookinfo\/team-reviews now selects this workload .*IST0110/);
+    // The user's Sidecar goes: meshtune's comes back (the view forgets user Sidecars on delete).
+    fake.remove("sidecars", "bookinfo", "team-reviews");
+    assert.ok(await until(() => !!fake.get("sidecars", "bookinfo", "reviews-v2")), "own Sidecar re-applied");
   } finally {
     await ctl.stop();
     await fake.stop();

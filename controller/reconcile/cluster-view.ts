@@ -20,6 +20,7 @@ import { virtualServiceRef, type VirtualServiceRef } from "../istio/virtual-serv
 import { parseCatalog, type CatalogService } from "../sidecar/catalog.js";
 import type { ScopeContext } from "../sidecar/scope.js";
 import type { Logger } from "../log.js";
+import { isManaged } from "./decide.js";
 
 export type Obj = KubernetesObject & { spec?: any; data?: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -63,6 +64,9 @@ export class ClusterView {
   readonly namespaces = new Map<string, V1Namespace>();
   /** Sidecars by namespace then name. */
   readonly sidecars = new Map<string, Map<string, Obj>>();
+  /** The user's (not meshtune's) Sidecars, likewise: each workload's reconcile reads its
+   * namespace's, so they are kept apart from the one-per-workload managed ones. */
+  readonly userSidecars = new Map<string, Map<string, Obj>>();
   /** Services and ServiceEntries: the live catalog behind each Sidecar's savings estimate. */
   readonly catalogObjects = new Map<string, Obj>();
   readonly virtualServices = new Map<string, VirtualServiceRef>();
@@ -95,6 +99,7 @@ export class ClusterView {
   /** The informer cache after this replica's own write (apply, delete). */
   recordSidecar(ns: string, name: string, o: Obj | null): void {
     indexObj(this.sidecars, ns, name, o);
+    indexObj(this.userSidecars, ns, name, o && !isManaged(o) ? o : null);
   }
 
   /** Start every informer; resolves once each has listed. */
@@ -178,7 +183,7 @@ export class ClusterView {
   }
 
   private sidecarChanged(t: WatchEvent, o: Obj): void {
-    indexObj(this.sidecars, o.metadata!.namespace!, o.metadata!.name!, t === "delete" ? null : o);
+    this.recordSidecar(o.metadata!.namespace!, o.metadata!.name!, t === "delete" ? null : o);
     // A user Sidecar can block several workloads of its namespace: recheck them all; a
     // root-namespace default concerns every namespace.
     const ns = o.metadata!.namespace!;

@@ -3,10 +3,15 @@
 // dependency), delete on opt-out, the egressProxy fallback (ALLOW_ANY meshes only), and a scope
 // that keeps the proxy whole (sidecar/scope.ts: collector, fallback, providers, VS namespaces).
 import { buildSidecar, type SidecarObj } from "../sidecar/generate.js";
+import { FIELD_MANAGER } from "../k8s/kube.js";
 import { scopeHosts, type Rejected, type ScopeContext } from "../sidecar/scope.js";
 import type { NamespaceDefault } from "../sidecar/namespace-default.js";
 
 export const MANAGED_LABEL = "app.kubernetes.io/managed-by";
+
+/** A Sidecar meshtune wrote (and may replace or delete); any other is the user's. */
+export const isManaged = (s: { metadata?: { labels?: Record<string, string> } }) =>
+  s.metadata?.labels?.[MANAGED_LABEL] === FIELD_MANAGER;
 export const ANNOTATION = "meshtune.io/";
 
 export interface HostSeen {

@@ -3,11 +3,10 @@
 // out by the writer; a workload still in its observation window is requeued for when it ends.
 import { proxyOfPod, selectorOfPod } from "../model/identity.js";
 import { namespaceDefault } from "../sidecar/namespace-default.js";
-import { FIELD_MANAGER } from "../k8s/kube.js";
 import type { LearnedStore } from "../k8s/learned-store.js";
 import type { Graph } from "../model/graph.js";
-import { decide, CARRIED, MANAGED_LABEL, type ExistingSidecar } from "./decide.js";
-import type { ClusterView } from "./cluster-view.js";
+import { decide, isManaged, CARRIED, type ExistingSidecar } from "./decide.js";
+import type { ClusterView, Obj } from "./cluster-view.js";
 import type { SidecarWriter } from "./sidecar-writer.js";
 import type { ControllerOptions } from "./options.js";
 import { learnedHosts } from "./learned-flush.js";
@@ -22,6 +21,14 @@ export interface ReconcileContext {
   now: () => number;
 }
 
+const existingOf = (s: Obj): ExistingSidecar => ({
+  name: s.metadata!.name!,
+  managed: isManaged(s),
+  hosts: s.spec?.egress?.[0]?.hosts ?? [],
+  selector: s.spec?.workloadSelector?.labels ?? null,
+  carried: s.metadata?.annotations?.[CARRIED]?.split(",").filter(Boolean),
+});
+
 export async function reconcileWorkload(
   c: ReconcileContext,
   key: string,
@@ -30,13 +37,13 @@ export async function reconcileWorkload(
 ): Promise<void> {
   const [ns, name] = key.split("/");
   const pods = [...(c.view.pods.get(key)?.values() ?? [])];
-  const existing: ExistingSidecar[] = [...(c.view.sidecars.get(ns)?.values() ?? [])].map((s) => ({
-    name: s.metadata!.name!,
-    managed: s.metadata?.labels?.[MANAGED_LABEL] === FIELD_MANAGER,
-    hosts: s.spec?.egress?.[0]?.hosts ?? [],
-    selector: s.spec?.workloadSelector?.labels ?? null,
-    carried: s.metadata?.annotations?.[CARRIED]?.split(",").filter(Boolean),
-  }));
+  // decide() looks at the workload's own Sidecar and at the user's with a selector; the
+  // namespace's other managed Sidecars (one per workload) never change its answer, so they are
+  // not read, which keeps a namespace's reconcile linear rather than quadratic.
+  const own = c.view.sidecars.get(ns)?.get(name);
+  const existing: ExistingSidecar[] = own ? [existingOf(own)] : [];
+  for (const s of c.view.userSidecars.get(ns)?.values() ?? [])
+    if (s !== own && s.spec?.workloadSelector?.labels) existing.push(existingOf(s));
   if (pods.length === 0) {
     // Workload gone: clean up what we generated for it.
     const mine = existing.find((s) => s.name === name && s.managed);
@@ -62,10 +69,10 @@ export async function reconcileWorkload(
       observedSinceMs: learned.since,
       learned: learned.hosts,
       namespaceDefault: namespaceDefault(
-        (n) => [...(c.view.sidecars.get(n)?.values() ?? [])],
+        (n) => c.view.userSidecars.get(n)?.values() ?? [],
         ns,
         scope.mesh.rootNamespace,
-        (s) => s.metadata?.labels?.[MANAGED_LABEL] === FIELD_MANAGER,
+        isManaged,
       ),
     },
     existing,

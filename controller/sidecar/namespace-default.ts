@@ -26,19 +26,31 @@ export interface NamespaceDefault {
 
 const hasSelector = (s: Obj) => Object.keys(s.spec?.workloadSelector?.labels ?? {}).length > 0;
 
-function oldest(list: Obj[]): Obj | undefined {
-  const t = (s: Obj) => Date.parse(s.metadata?.creationTimestamp ?? "") || 0;
-  return [...list].sort((a, b) => t(a) - t(b) || String(a.metadata?.name).localeCompare(String(b.metadata?.name)))[0];
+const created = (s: Obj) => Date.parse(s.metadata?.creationTimestamp ?? "") || 0;
+
+/** The oldest default candidate (ties: by name): one pass, no copy, as it runs per workload. */
+function oldestDefault(list: Iterable<Obj>, managed: (s: Obj) => boolean): Obj | undefined {
+  let best: Obj | undefined;
+  for (const s of list) {
+    if (managed(s) || hasSelector(s)) continue;
+    if (
+      !best ||
+      created(s) - created(best) < 0 ||
+      (created(s) === created(best) && String(s.metadata?.name).localeCompare(String(best.metadata?.name)) < 0)
+    )
+      best = s;
+  }
+  return best;
 }
 
 /** `managed` tells meshtune's own Sidecars apart: they are never a default. */
 export function namespaceDefault(
-  sidecarsOf: (ns: string) => Obj[],
+  sidecarsOf: (ns: string) => Iterable<Obj>,
   ns: string,
   rootNs: string,
   managed: (s: Obj) => boolean,
 ): NamespaceDefault | null {
-  const pick = (n: string) => oldest(sidecarsOf(n).filter((s) => !hasSelector(s) && !managed(s)));
+  const pick = (n: string) => oldestDefault(sidecarsOf(n), managed);
   const s = pick(ns) ?? (ns === rootNs ? undefined : pick(rootNs));
   if (!s) return null;
   const spec: Obj = s.spec ?? {};
