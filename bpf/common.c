@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/magic.h>
 #include <sys/mount.h>
@@ -99,6 +100,8 @@ static const char *reason_names[MT_REASON_MAX] = {
 	"ambient_inbound",
 	"ambient_inbound_passed",
 	"ambient_no_ztunnel",
+	"sockmap_insert_busy",
+	"sockmap_gated",
 };
 _Static_assert(sizeof(reason_names) / sizeof(reason_names[0]) == MT_REASON_MAX,
 	       "a name per reason");
@@ -158,4 +161,42 @@ void print_datapath_counters(void)
 	free(vals);
 	if (cfd >= 0)
 		close(cfd);
+}
+
+int splice_gate_json(int set)
+{
+	char p[256];
+	struct mt_gate g = {};
+	struct timespec now;
+	__u32 k = 0;
+	int fd, r;
+
+	pin_path(p, sizeof(p), "splice_gate");
+	fd = bpf_obj_get(p);
+	if (fd < 0)
+		return -1;
+	r = bpf_map_lookup_elem(fd, &k, &g);
+	if (!r && set >= 0) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		g = (struct mt_gate){ .reason = (__u32)set };
+		if (set != MT_GATE_OPEN)
+			g.closed_ns = (__u64)now.tv_sec * 1000000000ull + (__u64)now.tv_nsec;
+		r = bpf_map_update_elem(fd, &k, &g, BPF_ANY);
+	}
+	close(fd);
+	if (r)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	__u64 now_ns = (__u64)now.tv_sec * 1000000000ull + (__u64)now.tv_nsec;
+	if (g.reason == MT_GATE_OPEN) {
+		printf("{\"open\":true}");
+		return 0;
+	}
+	printf("{\"open\":false,\"reason\":\"%s\",\"closedSecondsAgo\":%llu}",
+	       g.reason == MT_GATE_BUSY ?
+		       "another program holds the psock of a socket meshtune would splice (EBUSY): "
+		       "splicing stopped so as not to take its sockets; capture goes on" :
+		       "closed by meshtune-bpf splice-gate close",
+	       (unsigned long long)((now_ns - g.closed_ns) / 1000000000ull));
+	return 0;
 }

@@ -19,5 +19,8 @@ void pin_path(char *buf, size_t n, const char *name);
 int parse_cidr(const char *s, unsigned int ip[4], unsigned int *plen);
 /* Per-reason datapath counters as one JSON object on stdout. */
 void print_datapath_counters(void);
+/* The splice gate (meshtune.h mt_gate) as one JSON object on stdout; with set >= 0, first set its
+ * reason (MT_GATE_OPEN reopens). 0, or -1 with errno when the gate is not pinned. */
+int splice_gate_json(int set);
 
 #endif

@@ -50,7 +50,8 @@ static const char *map_names[] = { "counters",
 				   "zt_delivery",
 				   "ambient_netns",
 				   "node_ips",
-				   "dns_orig" };
+				   "dns_orig",
+				   "splice_gate" };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 /* One-line refusal on nodes that cannot run the datapath (the first failed check); 0 when
@@ -349,7 +350,26 @@ static int cmd_status(void)
 	}
 	printf("],\"counters\":");
 	print_datapath_counters();
+	printf(",\"spliceGate\":");
+	if (splice_gate_json(-1))
+		printf("null");
 	printf("}\n");
+	return 0;
+}
+
+/* splice-gate [open|close]: show the gate, or set it first. */
+static int cmd_splice_gate(const char *arg)
+{
+	int set = -1;
+	if (arg && !strcmp(arg, "open"))
+		set = MT_GATE_OPEN;
+	else if (arg && !strcmp(arg, "close"))
+		set = MT_GATE_CLOSED;
+	else if (arg)
+		return fail("splice-gate: unknown argument %s (open or close)", arg);
+	if (splice_gate_json(set))
+		return fail("splice-gate: %s (is the datapath loaded?)", strerror(errno));
+	printf("\n");
 	return 0;
 }
 
@@ -361,6 +381,7 @@ static void usage(void)
 		"                         [--exclude-cidr CIDR]... [--no-splice] [--skb-verdict "
 		"auto|on|off]\n"
 		"       meshtune-bpf unload | status | probe [--cgroup PATH] [--release R]\n"
+		"       meshtune-bpf splice-gate [open|close]\n"
 		"       meshtune-bpf pods    (line protocol on stdin: set | del | list | edges | "
 		"counters)\n");
 }
@@ -456,6 +477,8 @@ int main(int argc, char **argv)
 		return cmd_status();
 	if (!strcmp(cmd, "pods"))
 		return cmd_pods();
+	if (!strcmp(cmd, "splice-gate"))
+		return cmd_splice_gate(optind < argc ? argv[optind] : NULL);
 	if (!strcmp(cmd, "probe")) {
 		/* Every check as JSON (the agent publishes it); exit 1 with the first datapath failure. */
 		static struct probe_result r;

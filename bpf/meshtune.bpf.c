@@ -142,6 +142,13 @@ struct {
 } sock_pairs SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mt_gate);
+} splice_gate SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct mt_edge_key);
@@ -468,14 +475,36 @@ static __always_inline void pair_of(struct bpf_sock_ops *s, __u32 family, struct
 	p->remote_port = bpf_ntohl(s->remote_port); /* network order in the upper half */
 }
 
+#define EBUSY 16
+
 static __always_inline void insert(struct bpf_sock_ops *s, struct mt_pair *p)
 {
+	__u32 k = 0;
+	struct mt_gate *g;
+	long err;
+
 	if (!splice)
 		return;
-	if (bpf_sock_hash_update(s, &sock_pairs, p, BPF_NOEXIST) == 0)
+	g = bpf_map_lookup_elem(&splice_gate, &k);
+	if (!g)
+		return;
+	if (g->reason != MT_GATE_OPEN) {
+		count(MT_SOCKMAP_GATED);
+		return;
+	}
+	err = bpf_sock_hash_update(s, &sock_pairs, p, BPF_NOEXIST);
+	if (err == 0) {
 		count(MT_SOCKMAP_INSERTED);
-	else
-		count(MT_SOCKMAP_INSERT_FAIL);
+		return;
+	}
+	count(MT_SOCKMAP_INSERT_FAIL);
+	if (err == -EBUSY) {
+		/* Someone else's psock: stop taking sockets from them (see mt_gate). */
+		count(MT_SOCKMAP_INSERT_BUSY);
+		g->closed_ns = bpf_ktime_get_ns();
+		g->cookie = bpf_get_socket_cookie(s);
+		g->reason = MT_GATE_BUSY;
+	}
 }
 
 SEC("sockops")

@@ -38,6 +38,8 @@ enum mt_reason {
 	MT_AMBIENT_INBOUND, /* sk_lookup: inbound connection handed to ztunnel's inbound listener */
 	MT_AMBIENT_INBOUND_PASS, /* sk_lookup: HBONE port, loopback, lo or probe: normal lookup */
 	MT_AMBIENT_NO_ZTUNNEL, /* sk_lookup: enrolled pod with no ztunnel listener: refused */
+	MT_SOCKMAP_INSERT_BUSY, /* EBUSY: another program owns the socket's psock; splice gate closed */
+	MT_SOCKMAP_GATED, /* a pair not spliced because the splice gate is closed */
 	MT_REASON_MAX,
 };
 
@@ -137,6 +139,21 @@ struct mt_ambient_ip {
 	__u64 netns;
 	__u32 pod;
 	__u32 pad;
+};
+
+/* The splice gate: open (reason 0) until the kernel refuses meshtune a socket with EBUSY, which
+ * means another program already holds that socket's psock (net/core/sock_map.c sock_map_link: a
+ * socket takes one msg_parser / verdict program, whoever inserts it second gets -EBUSY). Whoever
+ * that is, splicing on would take from it the sockets meshtune reaches first, so new pairs stop
+ * being spliced (capture goes on) until `meshtune-bpf splice-gate open`. Spliced pairs keep going. */
+#define MT_GATE_OPEN   0
+#define MT_GATE_BUSY   1 /* closed by the datapath on EBUSY */
+#define MT_GATE_CLOSED 2 /* closed by `meshtune-bpf splice-gate close` */
+struct mt_gate {
+	__u32 reason;
+	__u32 pad;
+	__u64 closed_ns; /* CLOCK_MONOTONIC */
+	__u64 cookie; /* the refused socket's cookie (MT_GATE_BUSY) */
 };
 
 /* Recorded by the loader next to the programs, read back by `status`. */

@@ -11,6 +11,7 @@
  *   list        pods in the maps: id, cgroup id, flags (an agent restart re-adopts them)
  *   edges       connect-time L4 edges: pod, family, destination, count, first/last (monotonic ns)
  *   counters    per-reason counters
+ *   gate        the splice gate (meshtune.h mt_gate): open, or closed and why
  * Errors answer {"ok":false,"error":"..."} and the loop goes on: one bad line never stops it. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include <bpf/bpf.h>
 #include "meshtune.h"
 #include "pods.h"
+#include "common.h"
 
 #define MAX_ITEMS 64
 
@@ -446,6 +448,11 @@ int cmd_pods(void)
 		else if (!strcmp(cmd, "counters")) {
 			printf("{\"ok\":true,\"counters\":");
 			print_datapath_counters();
+			printf("}\n");
+		} else if (!strcmp(cmd, "gate")) {
+			printf("{\"ok\":true,\"gate\":");
+			if (splice_gate_json(-1))
+				printf("null");
 			printf("}\n");
 		} else
 			reply_error("unknown command %s", cmd);

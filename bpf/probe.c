@@ -217,9 +217,8 @@ static void probe_all(const char *cgroup, const char *release, struct probe_resu
 			 others);
 	else if (fsu < 0) /* passes, says so: a socket another sockmap owns is refused, counted */
 		snprintf(sp->detail, sizeof(sp->detail),
-			 "not checked: %s; another sockmap's sockets are refused (EBUSY), counted "
-			 "in "
-			 "sockmap_insert_failed",
+			 "not checked: %s; the first socket another sockmap owns is refused "
+			 "(EBUSY) and closes the splice gate",
 			 others);
 	struct probe_check *c = add(r, "node", "btf", access("/sys/kernel/btf/vmlinux", R_OK) == 0);
 	if (!c->ok)

@@ -335,6 +335,12 @@ export function buildCli(): Command {
     .description("programs, attach points and per-reason counters (JSON)")
     .action(() => bpfCommand("status", []));
   bpf
+    .command("splice-gate [action]")
+    .description(
+      "show the splice gate, which the datapath closes when another program holds a socket's psock (EBUSY); `open` reopens it once that program is gone, `close` stops splicing new connections",
+    )
+    .action((action?: string) => bpfCommand("splice-gate", action ? [action] : []));
+  bpf
     .command("probe")
     .description("check kernel support")
     .option("--cgroup <path>")

@@ -112,15 +112,18 @@ if (why && process.env.CI !== "true") {
       };
       sh("mkdir", ["-p", maps]);
       try {
-        bpftool("prog", "load", join(ROOT, "build", "foreign-sockmap.bpf.o"), pin, "type", "sk_msg", "pinmaps", maps);
-        bpftool("prog", "attach", "pinned", pin, "msg_verdict", "pinned", `${maps}/other_socks`);
+        bpftool("prog", "loadall", join(ROOT, "build", "foreign-sockmap.bpf.o"), pin, "pinmaps", maps);
+        bpftool("prog", "attach", "pinned", `${pin}/other_sk_msg`, "msg_verdict", "pinned", `${maps}/other_socks`);
         const p = loader("probe", "--cgroup", f.cgroup);
         assert.is(p.code, 0, "capture is unaffected: probe passes");
         // Listing the node's programs needs CAP_SYS_ADMIN: with the DaemonSet's capabilities the
         // check says it could not look, rather than "none".
         const limited = asDaemonSet("probe", "--cgroup", f.cgroup);
         const lc = JSON.parse(limited.stdout).checks.find((c: { feature: string }) => c.feature === "foreign-sockmap");
-        assert.match(lc.detail, /^not checked: listing BPF programs needs CAP_SYS_ADMIN; .*sockmap_insert_failed$/);
+        assert.match(
+          lc.detail,
+          /^not checked: listing BPF programs needs CAP_SYS_ADMIN; .*refused \(EBUSY\) and closes the splice gate$/,
+        );
         const check = p.json.checks.find((c: { feature: string }) => c.feature === "foreign-sockmap");
         assert.is(check.ok, false);
         assert.match(check.detail, /another sockmap user on this node: sk_msg other_sk_msg \(id \d+\)/);
@@ -138,12 +141,89 @@ if (why && process.env.CI !== "true") {
         assert.is(delta(before, "sockmap_inserted"), 0, "nothing spliced");
         loader("unload");
       } finally {
-        sh("bpftool", ["prog", "detach", "pinned", pin, "msg_verdict", "pinned", `${maps}/other_socks`]);
+        sh("bpftool", [
+          "prog",
+          "detach",
+          "pinned",
+          `${pin}/other_sk_msg`,
+          "msg_verdict",
+          "pinned",
+          `${maps}/other_socks`,
+        ]);
         sh("rm", ["-rf", pin, maps]);
       }
       const again = f.load("--proxy-port", PROXY_PORT);
       assert.is(again.code, 0, again.stderr);
       assert.is(again.json.splice, true, "nothing foreign left: splice is back");
+    }));
+
+  // The load-time checks list the attach cgroup, its ancestors and (with CAP_SYS_ADMIN) the node's
+  // sockmap programs; a program on a pod's own cgroup, below the attach point, arriving later, is
+  // none of these. Its sock_ops runs before meshtune's (a descendant cgroup's programs run first)
+  // and takes the pod's sockets into its sockhash, so meshtune's insert is refused with EBUSY: the
+  // datapath then closes its splice gate in the kernel and never takes a socket from it.
+  test("a foreign sock_ops + sk_msg on a pod's own cgroup: EBUSY closes the splice gate in the kernel; capture goes on; splice-gate open reopens", () =>
+    withFixture(async (f) => {
+      const pin = `/sys/fs/bpf/meshtune-test-busy-${f.id}`,
+        maps = `${pin}-maps`;
+      const bpftool = (...a: string[]) => {
+        const r = sh("bpftool", a);
+        if (r.code !== 0) throw new Error(`bpftool ${a.join(" ")}: ${r.stderr}`);
+      };
+      f.netnsUp();
+      const dst = `${f.remote4}:8080`;
+      await f.start(MTNET, ["serve", dst], { inCgroup: false, netns: true });
+      assert.is(f.load("--proxy-port", PROXY_PORT).code, 0);
+      await f.start(MTPROXY, [PROXY_PORT, "1337"]);
+      assert.equal(loader("status").json.spliceGate, { open: true });
+      let before = counters();
+      assert.is(f.run(MTNET, ["integrity", dst, "20", "2", "3"]).code, 0);
+      assert.is(delta(before, "sockmap_inserted"), 4, "spliced while alone");
+      sh("mkdir", ["-p", maps]);
+      try {
+        bpftool("prog", "loadall", join(ROOT, "build", "foreign-sockmap.bpf.o"), pin, "pinmaps", maps);
+        bpftool("prog", "attach", "pinned", `${pin}/other_sk_msg`, "msg_verdict", "pinned", `${maps}/other_socks`);
+        bpftool("cgroup", "attach", f.pod, "sock_ops", "pinned", `${pin}/other_sockops`, "multi");
+        before = counters();
+        const r = f.run(MTNET, ["integrity", dst, "200", "4", "5"]);
+        assert.is(r.code, 0, r.stdout + r.stderr);
+        assert.is(delta(before, "redirected"), 4, "capture goes on");
+        assert.ok(delta(before, "sockmap_insert_busy") >= 1, "the kernel refused meshtune a socket (EBUSY)");
+        assert.is(delta(before, "sockmap_inserted"), 0, "no socket taken from the other user");
+        const gate = loader("status").json.spliceGate;
+        assert.is(gate.open, false);
+        assert.match(gate.reason, /^another program holds the psock of a socket meshtune would splice \(EBUSY\)/);
+        assert.match(
+          f.pods("gate"),
+          /^\{"ok":true,"gate":\{"open":false,"reason":"another program/,
+          "the agent's view",
+        );
+        const shown = meshtune(["bpf", "splice-gate"]);
+        assert.is(shown.code, 0, shown.stderr);
+        assert.is(JSON.parse(shown.stdout).open, false, "meshtune bpf splice-gate shows it");
+        const busy = delta(before, "sockmap_insert_busy");
+        assert.is(f.run(MTNET, ["integrity", dst, "20", "2", "3"]).code, 0);
+        assert.is(delta(before, "sockmap_insert_busy"), busy, "closed: no more inserts tried");
+        assert.ok(delta(before, "sockmap_gated") >= 4, "both sockets of each new pair left alone");
+      } finally {
+        sh("bpftool", ["cgroup", "detach", f.pod, "sock_ops", "pinned", `${pin}/other_sockops`]);
+        sh("bpftool", [
+          "prog",
+          "detach",
+          "pinned",
+          `${pin}/other_sk_msg`,
+          "msg_verdict",
+          "pinned",
+          `${maps}/other_socks`,
+        ]);
+        sh("rm", ["-rf", pin, maps]);
+      }
+      // The other user is gone: the operator reopens, and new pairs are spliced again.
+      assert.equal(loader("splice-gate", "open").json, { open: true });
+      before = counters();
+      assert.is(f.run(MTNET, ["integrity", dst, "20", "2", "3"]).code, 0);
+      assert.is(delta(before, "sockmap_inserted"), 4, "spliced again");
+      assert.is(loader("splice-gate", "sideways").code, 1, "a bad argument is refused");
     }));
 
   test("meshtune bpf wraps the loader: one-line errors, JSON status", () => {

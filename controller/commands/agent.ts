@@ -15,6 +15,7 @@ import { jsonLogger as log } from "../log.js";
 import { UserError } from "../errors.js";
 import { duration } from "./common-flags.js";
 import { loadDatapath, PodMaps } from "../agent/datapath.js";
+import { SpliceGateWatch } from "../agent/splice-gate.js";
 import type { DatapathFlags } from "./bpf.js";
 import { NodeAgent } from "../agent/node-agent.js";
 import { TokenFile } from "../collector/token-file.js";
@@ -73,24 +74,28 @@ function kubepods(flag?: string): string {
   );
 }
 
-/** Publish the node's features; an API error is logged and retried, never fatal. */
-function publishUntilDone(
-  kc: ReturnType<typeof loadKubeConfig>,
-  node: string,
-  namespace: string,
-  feats: NodeFeatures,
-  retryMs = 30_000,
-): void {
+/**
+ * Publish the node's features; an API error is logged and retried, never fatal. Call again when
+ * they change: each attempt publishes the latest, and an older call's retries stop.
+ */
+function featurePublisher(kc: ReturnType<typeof loadKubeConfig>, node: string, namespace: string, retryMs = 30_000) {
   const api = objectApi(kc);
-  const attempt = () =>
-    publishNodeFeatures(api, node, namespace, feats).then(
-      (r) => log("info", "node features published", { node, labels: r.labels }),
-      (e) => {
-        log("warn", "publishing node features failed; retrying", { node, error: (e as Error).message?.slice(0, 300) });
-        setTimeout(attempt, retryMs).unref();
-      },
-    );
-  void attempt();
+  let generation = 0;
+  return (feats: NodeFeatures) => {
+    const mine = ++generation;
+    const attempt = () =>
+      publishNodeFeatures(api, node, namespace, feats).then(
+        (r) => log("info", "node features published", { node, labels: r.labels }),
+        (e) => {
+          log("warn", "publishing node features failed; retrying", {
+            node,
+            error: (e as Error).message?.slice(0, 300),
+          });
+          setTimeout(() => mine === generation && attempt(), retryMs).unref();
+        },
+      );
+    void attempt();
+  };
 }
 
 export async function runAgent(f: AgentFlags): Promise<void> {
@@ -124,7 +129,8 @@ export async function runAgent(f: AgentFlags): Promise<void> {
   enabled.set({ feature: "datapath" }, feats.datapath.ok ? 1 : 0);
   enabled.set({ feature: "tcpstats" }, feats.datapath.ok && feats.tcpstats.ok && !f.noKernelSignals ? 1 : 0);
   enabled.set({ feature: "cryptomb" }, feats.cryptomb.capable ? 1 : 0);
-  publishUntilDone(kc, node, f.namespace ?? process.env.POD_NAMESPACE ?? "meshtune-system", feats);
+  const publish = featurePublisher(kc, node, f.namespace ?? process.env.POD_NAMESPACE ?? "meshtune-system");
+  publish(feats);
   if (!feats.datapath.ok) {
     // Nothing is loaded; pods on this node keep Istio's iptables capture.
     log("warn", `datapath disabled on this node: ${feats.datapath.reason}`, { node });
@@ -211,8 +217,21 @@ export async function runAgent(f: AgentFlags): Promise<void> {
     ready = true;
     log("info", "pods synced; ready", { node });
   });
+  // The kernel closes the splice gate on its own (another program's psock); the node says so.
+  const splicing = feats.datapath.ok && feats.splice.ok && loaded.splice !== false;
+  enabled.set({ feature: "splice" }, splicing ? 1 : 0);
+  const gate = new SpliceGateWatch(
+    (l) => maps.send(l),
+    (v) => {
+      if (v.ok) log("info", "sockmap splice back on: the splice gate was reopened", { node });
+      else log("warn", `sockmap splice off on this node: ${v.reason}`, { node });
+      enabled.set({ feature: "splice" }, v.ok ? 1 : 0);
+      publish({ ...feats, splice: v });
+    },
+  );
   const syncTimer = setInterval(() => {
     if (ready) void tick();
+    if (splicing) void gate.check().catch((e) => log("warn", "reading the splice gate failed", { error: String(e) }));
   }, resyncMs);
 
   const report = async () => {
