@@ -102,6 +102,7 @@ static const char *reason_names[MT_REASON_MAX] = {
 	"ambient_no_ztunnel",
 	"sockmap_insert_busy",
 	"sockmap_gated",
+	"sockmap_reconnected",
 };
 _Static_assert(sizeof(reason_names) / sizeof(reason_names[0]) == MT_REASON_MAX,
 	       "a name per reason");
@@ -163,40 +164,87 @@ void print_datapath_counters(void)
 		close(cfd);
 }
 
+static __u64 monotonic_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (__u64)t.tv_sec * 1000000000ull + (__u64)t.tv_nsec;
+}
+
 int splice_gate_json(int set)
 {
 	char p[256];
 	struct mt_gate g = {};
-	struct timespec now;
 	__u32 k = 0;
-	int fd, r;
+	int fd, r = 0;
 
 	pin_path(p, sizeof(p), "splice_gate");
 	fd = bpf_obj_get(p);
 	if (fd < 0)
 		return -1;
-	r = bpf_map_lookup_elem(fd, &k, &g);
-	if (!r && set >= 0) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		g = (struct mt_gate){ .reason = (__u32)set };
+	if (set >= 0) {
+		g.reason = (__u32)set;
 		if (set != MT_GATE_OPEN)
-			g.closed_ns = (__u64)now.tv_sec * 1000000000ull + (__u64)now.tv_nsec;
+			g.closed_ns = monotonic_ns();
 		r = bpf_map_update_elem(fd, &k, &g, BPF_ANY);
 	}
+	/* What the gate holds now, not what was written: the datapath may have closed it since. */
+	if (!r)
+		r = bpf_map_lookup_elem(fd, &k, &g);
 	close(fd);
 	if (r)
 		return -1;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	__u64 now_ns = (__u64)now.tv_sec * 1000000000ull + (__u64)now.tv_nsec;
 	if (g.reason == MT_GATE_OPEN) {
 		printf("{\"open\":true}");
 		return 0;
 	}
-	printf("{\"open\":false,\"reason\":\"%s\",\"closedSecondsAgo\":%llu}",
+	printf("{\"open\":false,\"reason\":\"%s\"",
 	       g.reason == MT_GATE_BUSY ?
 		       "another program holds the psock of a socket meshtune would splice (EBUSY): "
 		       "splicing stopped so as not to take its sockets; capture goes on" :
-		       "closed by meshtune-bpf splice-gate close",
-	       (unsigned long long)((now_ns - g.closed_ns) / 1000000000ull));
+	       g.reason == MT_GATE_FOREIGN ? "another program was attached where meshtune "
+					     "attaches, or to a sockmap, after "
+					     "load (the agent's recheck; its log names it): "
+					     "splicing stopped; capture goes "
+					     "on" :
+					     "closed by meshtune-bpf splice-gate close");
+	__u64 now = monotonic_ns();
+	if (g.closed_ns && g.closed_ns <= now)
+		printf(",\"closedSecondsAgo\":%llu",
+		       (unsigned long long)((now - g.closed_ns) / 1000000000ull));
+	printf("}");
 	return 0;
+}
+
+int read_meta(struct mt_meta *m)
+{
+	char p[256];
+	__u32 k = 0;
+	pin_path(p, sizeof(p), "meta");
+	int fd = bpf_obj_get(p);
+	if (fd < 0)
+		return -1;
+	int r = bpf_map_lookup_elem(fd, &k, m);
+	close(fd);
+	return r;
+}
+
+int splice_gate_close(__u32 reason)
+{
+	char p[256];
+	struct mt_gate g = {};
+	__u32 k = 0;
+	int r;
+
+	pin_path(p, sizeof(p), "splice_gate");
+	int fd = bpf_obj_get(p);
+	if (fd < 0)
+		return -1;
+	r = bpf_map_lookup_elem(fd, &k, &g);
+	if (!r && g.reason == MT_GATE_OPEN) {
+		g = (struct mt_gate){ .reason = reason, .closed_ns = monotonic_ns() };
+		r = bpf_map_update_elem(fd, &k, &g, BPF_ANY);
+	}
+	close(fd);
+	return r;
 }

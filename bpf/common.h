@@ -22,5 +22,10 @@ void print_datapath_counters(void);
 /* The splice gate (meshtune.h mt_gate) as one JSON object on stdout; with set >= 0, first set its
  * reason (MT_GATE_OPEN reopens). 0, or -1 with errno when the gate is not pinned. */
 int splice_gate_json(int set);
+/* Close the gate with `reason` unless it is closed already (the first reason stays). */
+int splice_gate_close(unsigned int reason);
+struct mt_meta;
+/* What the loader recorded next to the programs (meshtune.h mt_meta); 0, or -1 when not loaded. */
+int read_meta(struct mt_meta *m);
 
 #endif

@@ -51,7 +51,8 @@ static const char *map_names[] = { "counters",
 				   "ambient_netns",
 				   "node_ips",
 				   "dns_orig",
-				   "splice_gate" };
+				   "splice_gate",
+				   "spliced_sk" };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 /* One-line refusal on nodes that cannot run the datapath (the first failed check); 0 when
@@ -98,19 +99,6 @@ static void unpin_all(void)
 	rmdir(MT_PIN_DIR);
 }
 
-static int read_meta(struct mt_meta *m)
-{
-	char p[256];
-	__u32 k = 0;
-	pin_path(p, sizeof(p), "meta");
-	int fd = bpf_obj_get(p);
-	if (fd < 0)
-		return -1;
-	int r = bpf_map_lookup_elem(fd, &k, m);
-	close(fd);
-	return r;
-}
-
 struct load_opts {
 	const char *cgroup;
 	const char *release; /* probe: judge this release instead of uname's (recorded fixtures) */
@@ -138,7 +126,9 @@ static int cmd_load(struct load_opts *o)
 		return 1;
 	if (read_meta(&meta) == 0) {
 		if (strcmp(meta.cgroup, real) == 0) {
-			printf("{\"loaded\":true,\"already\":true,\"cgroup\":\"%s\"}\n", real);
+			printf("{\"loaded\":true,\"already\":true,\"cgroup\":\"%s\",\"splice\":%s}"
+			       "\n",
+			       real, meta.splice ? "true" : "false");
 			return 0; /* idempotent */
 		}
 		return fail("already loaded on cgroup %s; unload first", meta.cgroup);
@@ -214,6 +204,7 @@ static int cmd_load(struct load_opts *o)
 	meta.inbound_port = o->inbound_port;
 	meta.skb_verdict = verdict && !o->no_splice;
 	meta.ambient = !no_ambient;
+	meta.splice = !o->no_splice;
 	__u32 zero = 0;
 	bpf_map__update_elem(skel->maps.meta, &zero, sizeof(zero), &meta, sizeof(meta), BPF_ANY);
 

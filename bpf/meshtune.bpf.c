@@ -148,6 +148,17 @@ struct {
 	__type(value, struct mt_gate);
 } splice_gate SEC(".maps");
 
+/* Sockets meshtune put in sock_pairs. A TCP socket stays in a sockhash across connect(AF_UNSPEC)
+ * (tcp_bpf has no unhash handler since 5.16), so its next connection's insert meets meshtune's own
+ * psock (EBUSY): this mark tells that from another program's, which any pod could otherwise use to
+ * close the node's gate. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u32);
+} spliced_sk SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -479,11 +490,13 @@ static __always_inline void pair_of(struct bpf_sock_ops *s, __u32 family, struct
 
 static __always_inline void insert(struct bpf_sock_ops *s, struct mt_pair *p)
 {
-	__u32 k = 0;
+	struct bpf_sock *sk =
+		s->sk; /* read once: the verifier tracks the null check on this copy */
+	__u32 k = 0, *mark;
 	struct mt_gate *g;
 	long err;
 
-	if (!splice)
+	if (!splice || !sk)
 		return;
 	g = bpf_map_lookup_elem(&splice_gate, &k);
 	if (!g)
@@ -494,17 +507,26 @@ static __always_inline void insert(struct bpf_sock_ops *s, struct mt_pair *p)
 	}
 	err = bpf_sock_hash_update(s, &sock_pairs, p, BPF_NOEXIST);
 	if (err == 0) {
+		mark = bpf_sk_storage_get(&spliced_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (mark)
+			*mark = 1;
 		count(MT_SOCKMAP_INSERTED);
 		return;
 	}
 	count(MT_SOCKMAP_INSERT_FAIL);
-	if (err == -EBUSY) {
-		/* Someone else's psock: stop taking sockets from them (see mt_gate). */
-		count(MT_SOCKMAP_INSERT_BUSY);
-		g->closed_ns = bpf_ktime_get_ns();
-		g->cookie = bpf_get_socket_cookie(s);
-		g->reason = MT_GATE_BUSY;
+	if (err != -EBUSY)
+		return;
+	if (bpf_sk_storage_get(&spliced_sk, sk, 0, 0)) {
+		count(MT_SOCKMAP_RECONNECTED);
+		return;
 	}
+	/* Someone else's psock: stop taking sockets from them (see mt_gate). The reason is written
+	 * last (in program order; readers only show the age, and only when it is sane). */
+	count(MT_SOCKMAP_INSERT_BUSY);
+	g->closed_ns = bpf_ktime_get_ns();
+	g->cookie = bpf_get_socket_cookie(s);
+	asm volatile("" ::: "memory");
+	g->reason = MT_GATE_BUSY;
 }
 
 SEC("sockops")

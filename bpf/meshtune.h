@@ -40,6 +40,8 @@ enum mt_reason {
 	MT_AMBIENT_NO_ZTUNNEL, /* sk_lookup: enrolled pod with no ztunnel listener: refused */
 	MT_SOCKMAP_INSERT_BUSY, /* EBUSY: another program owns the socket's psock; splice gate closed */
 	MT_SOCKMAP_GATED, /* a pair not spliced because the splice gate is closed */
+	MT_SOCKMAP_RECONNECTED, /* EBUSY on a socket meshtune spliced before (connect(AF_UNSPEC), then
+				   connect again): its own psock; not spliced again, gate untouched */
 	MT_REASON_MAX,
 };
 
@@ -146,9 +148,10 @@ struct mt_ambient_ip {
  * socket takes one msg_parser / verdict program, whoever inserts it second gets -EBUSY). Whoever
  * that is, splicing on would take from it the sockets meshtune reaches first, so new pairs stop
  * being spliced (capture goes on) until `meshtune-bpf splice-gate open`. Spliced pairs keep going. */
-#define MT_GATE_OPEN   0
-#define MT_GATE_BUSY   1 /* closed by the datapath on EBUSY */
-#define MT_GATE_CLOSED 2 /* closed by `meshtune-bpf splice-gate close` */
+#define MT_GATE_OPEN	0
+#define MT_GATE_BUSY	1 /* closed by the datapath on EBUSY */
+#define MT_GATE_CLOSED	2 /* closed by `meshtune-bpf splice-gate close` */
+#define MT_GATE_FOREIGN 3 /* closed by the agent's recheck: another program attached after load */
 struct mt_gate {
 	__u32 reason;
 	__u32 pad;
@@ -164,6 +167,7 @@ struct mt_meta {
 	__u32 inbound_port;
 	__u32 skb_verdict;
 	__u32 ambient; /* the ambient programs were loaded (the node passed the "ambient" probes) */
+	__u32 splice; /* loaded with sockmap splicing (not --no-splice, no hazard, no other user) */
 };
 
 #endif

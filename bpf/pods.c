@@ -12,6 +12,8 @@
  *   edges       connect-time L4 edges: pod, family, destination, count, first/last (monotonic ns)
  *   counters    per-reason counters
  *   gate        the splice gate (meshtune.h mt_gate): open, or closed and why
+ *   recheck     programs of others attached since load where meshtune attaches or to a sockmap
+ *               (probe.c foreign_recheck); found, the splice gate is closed (MT_GATE_FOREIGN)
  * Errors answer {"ok":false,"error":"..."} and the loop goes on: one bad line never stops it. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,6 +29,7 @@
 #include "meshtune.h"
 #include "pods.h"
 #include "common.h"
+#include "probe.h"
 
 #define MAX_ITEMS 64
 
@@ -366,6 +369,28 @@ static void cmd_del(const char *arg)
 	printf("{\"ok\":true,\"id\":%lld,\"deleted\":%d}\n", id, deleted);
 }
 
+static void cmd_recheck(void)
+{
+	struct mt_meta meta = {};
+	char found[512];
+	if (read_meta(&meta)) {
+		reply_error("%s", "datapath not loaded");
+		return;
+	}
+	if (!foreign_recheck(meta.cgroup, found, sizeof(found))) {
+		printf("{\"ok\":true,\"foreign\":null}\n");
+		return;
+	}
+	printf("{\"ok\":true,\"foreign\":\"");
+	for (const char *c = found; *c; c++) /* names are the kernel's: [A-Za-z0-9_.] */
+		putchar(*c == '"' || *c == '\\' || (unsigned char)*c < 0x20 ? '?' : *c);
+	printf("\",\"gate\":");
+	splice_gate_close(MT_GATE_FOREIGN);
+	if (splice_gate_json(-1))
+		printf("null");
+	printf("}\n");
+}
+
 static void cmd_list(void)
 {
 	int fd = fd_of("pods"), n = 0;
@@ -449,6 +474,8 @@ int cmd_pods(void)
 			printf("{\"ok\":true,\"counters\":");
 			print_datapath_counters();
 			printf("}\n");
+		} else if (!strcmp(cmd, "recheck")) {
+			cmd_recheck();
 		} else if (!strcmp(cmd, "gate")) {
 			printf("{\"ok\":true,\"gate\":");
 			if (splice_gate_json(-1))

@@ -401,6 +401,22 @@ static void foreign_programs(struct probe_result *r, const char *cgroup)
 		snprintf(c->detail, sizeof(c->detail), "%s", why);
 }
 
+int foreign_recheck(const char *cgroup, char *out, size_t n)
+{
+	static struct probe_result r;
+	char others[160];
+	r.n = 0;
+	foreign_programs(&r, cgroup);
+	int fsu = foreign_sockmap_users(others, sizeof(others));
+	out[0] = 0;
+	if (r.n && !r.checks[0].ok && !strncmp(r.checks[0].detail, "other BPF", 9))
+		snprintf(out, n, "%s", r.checks[0].detail);
+	if (fsu > 0)
+		snprintf(out + strlen(out), n - strlen(out),
+			 "%sanother sockmap user on this node: %s", out[0] ? "; " : "", others);
+	return out[0] ? 1 : 0;
+}
+
 const struct probe_check *probe_first_failure(const struct probe_result *r, const char *group)
 {
 	for (int i = 0; i < r->n; i++)

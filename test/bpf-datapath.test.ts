@@ -189,7 +189,11 @@ if (why && process.env.CI !== "true") {
         assert.is(r.code, 0, r.stdout + r.stderr);
         assert.is(delta(before, "redirected"), 4, "capture goes on");
         assert.ok(delta(before, "sockmap_insert_busy") >= 1, "the kernel refused meshtune a socket (EBUSY)");
-        assert.is(delta(before, "sockmap_inserted"), 0, "no socket taken from the other user");
+        assert.is(
+          delta(before, "sockmap_inserted"),
+          0,
+          "its sock_ops runs first (a descendant cgroup's do) and takes them all",
+        );
         const gate = loader("status").json.spliceGate;
         assert.is(gate.open, false);
         assert.match(gate.reason, /^another program holds the psock of a socket meshtune would splice \(EBUSY\)/);
@@ -224,6 +228,82 @@ if (why && process.env.CI !== "true") {
       assert.is(f.run(MTNET, ["integrity", dst, "20", "2", "3"]).code, 0);
       assert.is(delta(before, "sockmap_inserted"), 4, "spliced again");
       assert.is(loader("splice-gate", "sideways").code, 1, "a bad argument is refused");
+    }));
+
+  // A socket stays in a sockhash across connect(AF_UNSPEC) (tcp_bpf has no unhash handler since
+  // 5.16), so its next connection's insert meets meshtune's own psock: EBUSY, but not another
+  // program's. Any pod can do this; it must not close the node's gate.
+  test("an app that reconnects one socket (connect(AF_UNSPEC), connect) meets its own psock: counted, the gate stays open", () =>
+    withFixture(async (f) => {
+      f.netnsUp();
+      const dst = `${f.remote4}:8080`;
+      await f.start(MTNET, ["serve", dst], { inCgroup: false, netns: true });
+      assert.is(f.load("--proxy-port", PROXY_PORT).code, 0);
+      await f.start(MTPROXY, [PROXY_PORT, "1337"]);
+      const before = counters();
+      const r = f.run(MTNET, ["reconnect", dst, "5"]);
+      assert.is(r.code, 0, r.stdout + r.stderr);
+      assert.is(delta(before, "redirected"), 6, "every connection captured");
+      assert.ok(delta(before, "sockmap_reconnected") >= 1, "the kernel kept the socket in meshtune's sockhash");
+      assert.is(delta(before, "sockmap_insert_busy"), 0);
+      assert.equal(loader("status").json.spliceGate, { open: true }, "one pod cannot stop the node's splicing");
+      assert.is(f.run(MTNET, ["integrity", dst, "20", "2", "3"]).code, 0);
+      assert.is(delta(before, "sockmap_gated"), 0);
+    }));
+
+  // A sock_ops attached after load on the attach cgroup (or an ancestor) runs after meshtune's: it
+  // is the one refused, so the kernel's EBUSY never reaches meshtune. The agent's periodic
+  // recheck (the load-time query, again) finds it and closes the gate.
+  test("a foreign sock_ops + sk_msg attached after load on the attach cgroup: recheck names it and closes the gate", () =>
+    withFixture(async (f) => {
+      const pin = `/sys/fs/bpf/meshtune-test-later-${f.id}`,
+        maps = `${pin}-maps`;
+      const bpftool = (...a: string[]) => {
+        const r = sh("bpftool", a);
+        if (r.code !== 0) throw new Error(`bpftool ${a.join(" ")}: ${r.stderr}`);
+      };
+      f.netnsUp();
+      const dst = `${f.remote4}:8080`;
+      await f.start(MTNET, ["serve", dst], { inCgroup: false, netns: true });
+      assert.is(f.load("--proxy-port", PROXY_PORT).code, 0);
+      await f.start(MTPROXY, [PROXY_PORT, "1337"]);
+      assert.match(f.pods("recheck"), /^\{"ok":true,"foreign":null\}/, "nothing foreign: nothing closed");
+      sh("mkdir", ["-p", maps]);
+      try {
+        bpftool("prog", "loadall", join(ROOT, "build", "foreign-sockmap.bpf.o"), pin, "pinmaps", maps);
+        bpftool("prog", "attach", "pinned", `${pin}/other_sk_msg`, "msg_verdict", "pinned", `${maps}/other_socks`);
+        bpftool("cgroup", "attach", f.cgroup, "sock_ops", "pinned", `${pin}/other_sockops`, "multi");
+        let before = counters();
+        assert.is(f.run(MTNET, ["integrity", dst, "20", "2", "3"]).code, 0);
+        assert.is(
+          delta(before, "sockmap_inserted"),
+          4,
+          "meshtune's sock_ops runs first: it wins, the other is refused",
+        );
+        assert.equal(loader("status").json.spliceGate, { open: true }, "so the kernel alone never closes the gate");
+        const re = JSON.parse(f.pods("recheck"));
+        assert.match(re.foreign, /other BPF programs attached where meshtune would attach: sock_ops other_sockops/);
+        assert.is(re.gate.open, false);
+        assert.match(re.gate.reason, /^another program was attached where meshtune attaches/);
+        before = counters();
+        assert.is(f.run(MTNET, ["integrity", dst, "20", "2", "3"]).code, 0);
+        assert.is(delta(before, "redirected"), 2, "capture goes on");
+        assert.is(delta(before, "sockmap_inserted"), 0, "closed: nothing taken from it");
+        assert.ok(delta(before, "sockmap_gated") >= 4);
+        assert.equal(JSON.parse(f.pods("recheck")).gate.reason, re.gate.reason, "the first reason stays");
+      } finally {
+        sh("bpftool", ["cgroup", "detach", f.cgroup, "sock_ops", "pinned", `${pin}/other_sockops`]);
+        sh("bpftool", [
+          "prog",
+          "detach",
+          "pinned",
+          `${pin}/other_sk_msg`,
+          "msg_verdict",
+          "pinned",
+          `${maps}/other_socks`,
+        ]);
+        sh("rm", ["-rf", pin, maps]);
+      }
     }));
 
   test("meshtune bpf wraps the loader: one-line errors, JSON status", () => {

@@ -250,6 +250,24 @@ if (why && process.env.CI !== "true") {
         "each connection counted once",
       );
 
+      // The splice gate as the agent follows it: closed (here by hand; the kernel closes it on
+      // EBUSY), the node's splice label turns false with the reason in the log; reopened, true.
+      const spliceLabel = () =>
+        (fake.get("nodes", null, "node-1")?.metadata?.labels ?? {})["meshtune.io/sockmap-splice"];
+      assert.is(await waitFor(spliceLabel, (v) => v === "true", 5000), "true", agent.out);
+      assert.is(loader("splice-gate", "close").code, 0);
+      assert.is(await waitFor(spliceLabel, (v) => v === "false", 5000), "false", agent.out);
+      assert.match(
+        agent.out,
+        /sockmap splice off on this node: splice gate closed: closed by meshtune-bpf splice-gate close/,
+      );
+      before = counters();
+      assert.is((await node.run(a, MTNET, ["integrity", `${b.ip4}:8080`, "20", "1", "78"])).code, 0);
+      assert.is(delta(before, "sockmap_inserted"), 0, "closed: captured, not spliced");
+      assert.is(loader("splice-gate", "open").code, 0);
+      assert.is(await waitFor(spliceLabel, (v) => v === "true", 5000), "true", agent.out);
+      assert.match(agent.out, /sockmap splice back on/);
+
       // Agent restart mid-traffic: the pinned datapath keeps capturing; the new agent re-adopts.
       const long = node.run(a, MTNET, ["integrity", `${b.ip4}:8080`, "4000", "4", "91"]);
       await agent.stop("SIGKILL");

@@ -9,14 +9,16 @@ import type { Verdict } from "../controller/node/features.js";
 function watch(replies: Reply[]) {
   const seen: Verdict[] = [];
   const sent: string[] = [];
+  const foreign: string[] = [];
   const w = new SpliceGateWatch(
     async (l) => {
       sent.push(l);
       return replies.shift() ?? { ok: false, error: "no more replies" };
     },
     (v) => seen.push(v),
+    (what) => foreign.push(what),
   );
-  return { w, seen, sent };
+  return { w, seen, sent, foreign };
 }
 
 const REASON = "another program holds the psock of a socket meshtune would splice (EBUSY)";
@@ -50,6 +52,26 @@ test("loader errors and malformed answers change nothing (the next look retries)
   ]);
   for (let i = 0; i < 5; i++) await w.check();
   assert.equal(seen, [{ ok: false, reason: `splice gate closed: ${REASON}` }]);
+});
+
+const LATER = "another program was attached where meshtune attaches, or to a sockmap, after load";
+const FOUND = "other BPF programs attached where meshtune would attach: sock_ops cilium_sockops (id 91)";
+
+test("recheck: nothing found says nothing; found: named once, and the gate it closed is published", async () => {
+  const { w, seen, sent, foreign } = watch([
+    { ok: true, foreign: null },
+    { ok: true, foreign: FOUND, gate: { open: false, reason: LATER } },
+    { ok: true, foreign: FOUND, gate: { open: false, reason: LATER } },
+    { ok: true, gate: { open: false, reason: LATER } },
+  ]);
+  await w.recheck();
+  assert.equal([seen, foreign], [[], []]);
+  await w.recheck();
+  await w.recheck();
+  await w.check();
+  assert.equal(sent, ["recheck", "recheck", "recheck", "gate"]);
+  assert.equal(foreign, [FOUND], "named once, not every 30 s");
+  assert.equal(seen, [{ ok: false, reason: `splice gate closed: ${LATER}` }], "one change, one publish");
 });
 
 test.run();

@@ -8,6 +8,8 @@
  *   mtnet pingpong ADDR SIZE ITERS         request/response RTT: p50/p99 in µs
  *   mtnet stream ADDR SIZE MB              one-way throughput (echo discarded by a reader thread)
  *   mtnet connrate ADDR SECONDS            connect+1 B echo+close per second
+ *   mtnet reconnect ADDR TIMES             1 B echo, connect(AF_UNSPEC), connect again on the same
+ *                                          socket, TIMES times, then a last echo
  * ADDR: 1.2.3.4:PORT | [::1]:PORT | unix:/path. Results are one JSON line on stdout.
  * MTNET_BIND_PORT=N binds client sockets to source port N first; MTNET_MARK=N sets SO_MARK on
  * them (ztunnel's own sockets carry 0x539). */
@@ -396,6 +398,26 @@ static int connrate(double seconds)
 	return 0;
 }
 
+static int reconnect(int times)
+{
+	int fd = dial();
+	char b = 'x';
+	for (int i = 0; i <= times; i++) {
+		if (writen(fd, &b, 1) || readn(fd, &b, 1))
+			die("reconnect echo");
+		if (i == times)
+			break;
+		struct sockaddr un = { .sa_family = AF_UNSPEC };
+		if (connect(fd, &un, sizeof(un)))
+			die("connect AF_UNSPEC");
+		if (connect(fd, (void *)&addr, addrlen))
+			die("connect again");
+	}
+	printf("{\"ok\":true,\"reconnects\":%d}\n", times);
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -414,6 +436,8 @@ int main(int argc, char **argv)
 		return pingpong(atoi(argv[3]), atoi(argv[4]));
 	if (!strcmp(argv[1], "stream") && argc == 5)
 		return stream(atoi(argv[3]), atoi(argv[4]));
+	if (!strcmp(argv[1], "reconnect") && argc == 4)
+		return reconnect(atoi(argv[3]));
 	if (!strcmp(argv[1], "connrate") && argc == 4)
 		return connrate(atof(argv[3]));
 	fprintf(stderr, "mtnet: bad arguments\n");

@@ -58,6 +58,9 @@ export interface AgentFlags extends DatapathFlags {
   sys: string;
 }
 
+/** How often the agent repeats the load-time query for programs of others (a few ms of bpf(2)). */
+const RECHECK_MS = 30_000;
+
 const port = (flag: string, v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UserError(`${flag} ${v}: not a port`, 2);
@@ -76,25 +79,28 @@ function kubepods(flag?: string): string {
 
 /**
  * Publish the node's features; an API error is logged and retried, never fatal. Call again when
- * they change: each attempt publishes the latest, and an older call's retries stop.
+ * they change: publishes run one at a time, each sends the latest features, and a failed one is
+ * retried only while nothing newer is waiting.
  */
 function featurePublisher(kc: ReturnType<typeof loadKubeConfig>, node: string, namespace: string, retryMs = 30_000) {
   const api = objectApi(kc);
-  let generation = 0;
+  let latest: NodeFeatures | null = null,
+    chain: Promise<void> = Promise.resolve();
+  const once = async (): Promise<void> => {
+    const feats = latest;
+    if (!feats) return;
+    try {
+      const r = await publishNodeFeatures(api, node, namespace, feats);
+      if (latest === feats) latest = null;
+      log("info", "node features published", { node, labels: r.labels });
+    } catch (e) {
+      log("warn", "publishing node features failed; retrying", { node, error: (e as Error).message?.slice(0, 300) });
+      setTimeout(() => (chain = chain.then(once)), retryMs).unref();
+    }
+  };
   return (feats: NodeFeatures) => {
-    const mine = ++generation;
-    const attempt = () =>
-      publishNodeFeatures(api, node, namespace, feats).then(
-        (r) => log("info", "node features published", { node, labels: r.labels }),
-        (e) => {
-          log("warn", "publishing node features failed; retrying", {
-            node,
-            error: (e as Error).message?.slice(0, 300),
-          });
-          setTimeout(() => mine === generation && attempt(), retryMs).unref();
-        },
-      );
-    void attempt();
+    latest = feats;
+    chain = chain.then(once);
   };
 }
 
@@ -217,7 +223,8 @@ export async function runAgent(f: AgentFlags): Promise<void> {
     ready = true;
     log("info", "pods synced; ready", { node });
   });
-  // The kernel closes the splice gate on its own (another program's psock); the node says so.
+  // The kernel closes the splice gate on its own (another program's psock), the recheck when a
+  // program of others appears after load; the node says so.
   const splicing = feats.datapath.ok && feats.splice.ok && loaded.splice !== false;
   enabled.set({ feature: "splice" }, splicing ? 1 : 0);
   const gate = new SpliceGateWatch(
@@ -226,13 +233,18 @@ export async function runAgent(f: AgentFlags): Promise<void> {
       if (v.ok) log("info", "sockmap splice back on: the splice gate was reopened", { node });
       else log("warn", `sockmap splice off on this node: ${v.reason}`, { node });
       enabled.set({ feature: "splice" }, v.ok ? 1 : 0);
-      publish({ ...feats, splice: v });
+      publish({ ...feats, splice: v.ok ? feats.splice : v });
     },
+    (what) => log("warn", `program of others found after load: ${what}`, { node }),
   );
+  const watchGate = (look: () => Promise<void>) =>
+    splicing ? look().catch((e) => log("warn", "reading the splice gate failed", { error: String(e) })) : undefined;
+  await watchGate(() => gate.check()); // closed before this agent started: say so now
   const syncTimer = setInterval(() => {
     if (ready) void tick();
-    if (splicing) void gate.check().catch((e) => log("warn", "reading the splice gate failed", { error: String(e) }));
+    void watchGate(() => gate.check());
   }, resyncMs);
+  const recheckTimer = setInterval(() => void watchGate(() => gate.recheck()), RECHECK_MS);
 
   const report = async () => {
     if (!f.collector || !ready) return;
@@ -282,6 +294,7 @@ export async function runAgent(f: AgentFlags): Promise<void> {
   const shutdown = async () => {
     stopped = true;
     clearInterval(syncTimer);
+    clearInterval(recheckTimer);
     clearInterval(reportTimer);
     await syncing;
     await report();
