@@ -155,7 +155,7 @@ bench: build bpf oracle
 	$(NODE_BIN)/esbuild bench/filter.ts bench/reconcile.ts bench/collector.ts bench/fallback.ts bench/xds-savings.ts bench/priority-diagnose.ts $(ESBUILD_NODE) --outdir=build/bench --out-extension:.js=.mjs --log-level=warning
 	node build/bench/priority-diagnose.mjs # the same priority as diagnose sees it: HTTP through both sidecars, timings through the real filter
 	taskset -c 1 node build/bench/filter.mjs
-	node build/bench/reconcile.mjs
+	taskset -c 1 node build/bench/reconcile.mjs # 5 rounds, a fresh controller each
 	taskset -c 1 node --max-old-space-size=320 build/bench/collector.mjs # the heap cap the controller manifest sets
 	taskset -c 0 node build/bench/fallback.mjs
 	node bench/accesslog.mjs
