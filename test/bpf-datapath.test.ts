@@ -11,6 +11,7 @@ import {
   sh,
   waitFor,
   withFixture,
+  type Fixture,
   MTNET,
   MTPROXY,
   CGROUP_ROOT,
@@ -34,6 +35,37 @@ if (why && process.env.CI !== "true") {
   // (manifests/node-daemonset.yaml), so no CAP_SYS_ADMIN.
   const asDaemonSet = (...args: string[]) =>
     sh("setpriv", ["--bounding-set", "-all,+bpf,+net_admin,+perfmon", "--", LOADER, ...args]);
+  const bpftool = (...a: string[]) => {
+    const r = sh("bpftool", a);
+    if (r.code !== 0) throw new Error(`bpftool ${a.join(" ")}: ${r.stderr}`);
+  };
+  // The fixture's pod meshed, its proxy up, a server in the netns: the server's address.
+  async function capturedPod(f: Fixture): Promise<string> {
+    f.netnsUp();
+    const dst = `${f.remote4}:8080`;
+    await f.start(MTNET, ["serve", dst], { inCgroup: false, netns: true });
+    assert.is(f.load("--proxy-port", PROXY_PORT).code, 0);
+    await f.start(MTPROXY, [PROXY_PORT, "1337"]);
+    return dst;
+  }
+  // Another sockmap user (bpf/tools/foreign-sockmap.bpf.c): its sk_msg on its own sockhash and,
+  // when `sockOpsOn` names a cgroup, its sock_ops there; always detached and unpinned after `fn`.
+  async function withForeignSockmap(f: Fixture, sockOpsOn: string | null, fn: () => Promise<void>): Promise<void> {
+    const pin = `/sys/fs/bpf/meshtune-test-sockmap-${f.id}`,
+      maps = `${pin}-maps`,
+      msg = ["pinned", `${pin}/other_sk_msg`, "msg_verdict", "pinned", `${maps}/other_socks`];
+    sh("mkdir", ["-p", maps]);
+    try {
+      bpftool("prog", "loadall", join(ROOT, "build", "foreign-sockmap.bpf.o"), pin, "pinmaps", maps);
+      bpftool("prog", "attach", ...msg);
+      if (sockOpsOn) bpftool("cgroup", "attach", sockOpsOn, "sock_ops", "pinned", `${pin}/other_sockops`, "multi");
+      await fn();
+    } finally {
+      if (sockOpsOn) sh("bpftool", ["cgroup", "detach", sockOpsOn, "sock_ops", "pinned", `${pin}/other_sockops`]);
+      sh("bpftool", ["prog", "detach", ...msg]);
+      sh("rm", ["-rf", pin, maps]);
+    }
+  }
 
   test("refuses the root cgroup with one line; probe passes here", () => {
     const r = loader("load", "--cgroup", CGROUP_ROOT);
@@ -58,10 +90,6 @@ if (why && process.env.CI !== "true") {
   test("another program on the cgroup where meshtune attaches (a socket LB's connect hook): probe and load refuse, naming it; gone, load works", () =>
     withFixture(async (f) => {
       const pin = `/sys/fs/bpf/meshtune-test-foreign-${f.id}`;
-      const bpftool = (...a: string[]) => {
-        const r = sh("bpftool", a);
-        if (r.code !== 0) throw new Error(`bpftool ${a.join(" ")}: ${r.stderr}`);
-      };
       bpftool("prog", "load", join(ROOT, "build", "foreign.bpf.o"), pin, "type", "cgroup/connect4");
       try {
         bpftool("cgroup", "attach", f.cgroup, "connect4", "pinned", pin, "multi");
@@ -104,16 +132,7 @@ if (why && process.env.CI !== "true") {
   // probe lists the node's programs; meshtune then captures and does not splice.
   test("another sockmap user on the node (an sk_msg on its own sockhash): probe and load say so; capture works, nothing spliced; gone, splice is back", () =>
     withFixture(async (f) => {
-      const pin = `/sys/fs/bpf/meshtune-test-sockmap-${f.id}`,
-        maps = `${pin}-maps`;
-      const bpftool = (...a: string[]) => {
-        const r = sh("bpftool", a);
-        if (r.code !== 0) throw new Error(`bpftool ${a.join(" ")}: ${r.stderr}`);
-      };
-      sh("mkdir", ["-p", maps]);
-      try {
-        bpftool("prog", "loadall", join(ROOT, "build", "foreign-sockmap.bpf.o"), pin, "pinmaps", maps);
-        bpftool("prog", "attach", "pinned", `${pin}/other_sk_msg`, "msg_verdict", "pinned", `${maps}/other_socks`);
+      await withForeignSockmap(f, null, async () => {
         const p = loader("probe", "--cgroup", f.cgroup);
         assert.is(p.code, 0, "capture is unaffected: probe passes");
         // Listing the node's programs needs CAP_SYS_ADMIN: with the DaemonSet's capabilities the
@@ -140,18 +159,7 @@ if (why && process.env.CI !== "true") {
         assert.is(delta(before, "redirected"), 4, "captured");
         assert.is(delta(before, "sockmap_inserted"), 0, "nothing spliced");
         loader("unload");
-      } finally {
-        sh("bpftool", [
-          "prog",
-          "detach",
-          "pinned",
-          `${pin}/other_sk_msg`,
-          "msg_verdict",
-          "pinned",
-          `${maps}/other_socks`,
-        ]);
-        sh("rm", ["-rf", pin, maps]);
-      }
+      });
       const again = f.load("--proxy-port", PROXY_PORT);
       assert.is(again.code, 0, again.stderr);
       assert.is(again.json.splice, true, "nothing foreign left: splice is back");
@@ -164,26 +172,12 @@ if (why && process.env.CI !== "true") {
   // datapath then closes its splice gate in the kernel and never takes a socket from it.
   test("a foreign sock_ops + sk_msg on a pod's own cgroup: EBUSY closes the splice gate in the kernel; capture goes on; splice-gate open reopens", () =>
     withFixture(async (f) => {
-      const pin = `/sys/fs/bpf/meshtune-test-busy-${f.id}`,
-        maps = `${pin}-maps`;
-      const bpftool = (...a: string[]) => {
-        const r = sh("bpftool", a);
-        if (r.code !== 0) throw new Error(`bpftool ${a.join(" ")}: ${r.stderr}`);
-      };
-      f.netnsUp();
-      const dst = `${f.remote4}:8080`;
-      await f.start(MTNET, ["serve", dst], { inCgroup: false, netns: true });
-      assert.is(f.load("--proxy-port", PROXY_PORT).code, 0);
-      await f.start(MTPROXY, [PROXY_PORT, "1337"]);
+      const dst = await capturedPod(f);
       assert.equal(loader("status").json.spliceGate, { open: true });
       let before = counters();
       assert.is(f.run(MTNET, ["integrity", dst, "20", "2", "3"]).code, 0);
       assert.is(delta(before, "sockmap_inserted"), 4, "spliced while alone");
-      sh("mkdir", ["-p", maps]);
-      try {
-        bpftool("prog", "loadall", join(ROOT, "build", "foreign-sockmap.bpf.o"), pin, "pinmaps", maps);
-        bpftool("prog", "attach", "pinned", `${pin}/other_sk_msg`, "msg_verdict", "pinned", `${maps}/other_socks`);
-        bpftool("cgroup", "attach", f.pod, "sock_ops", "pinned", `${pin}/other_sockops`, "multi");
+      await withForeignSockmap(f, f.pod, async () => {
         before = counters();
         const r = f.run(MTNET, ["integrity", dst, "200", "4", "5"]);
         assert.is(r.code, 0, r.stdout + r.stderr);
@@ -209,19 +203,7 @@ if (why && process.env.CI !== "true") {
         assert.is(f.run(MTNET, ["integrity", dst, "20", "2", "3"]).code, 0);
         assert.is(delta(before, "sockmap_insert_busy"), busy, "closed: no more inserts tried");
         assert.ok(delta(before, "sockmap_gated") >= 4, "both sockets of each new pair left alone");
-      } finally {
-        sh("bpftool", ["cgroup", "detach", f.pod, "sock_ops", "pinned", `${pin}/other_sockops`]);
-        sh("bpftool", [
-          "prog",
-          "detach",
-          "pinned",
-          `${pin}/other_sk_msg`,
-          "msg_verdict",
-          "pinned",
-          `${maps}/other_socks`,
-        ]);
-        sh("rm", ["-rf", pin, maps]);
-      }
+      });
       // The other user is gone: the operator reopens, and new pairs are spliced again.
       assert.equal(loader("splice-gate", "open").json, { open: true });
       before = counters();
@@ -235,11 +217,7 @@ if (why && process.env.CI !== "true") {
   // program's. Any pod can do this; it must not close the node's gate.
   test("an app that reconnects one socket (connect(AF_UNSPEC), connect) meets its own psock: counted, the gate stays open", () =>
     withFixture(async (f) => {
-      f.netnsUp();
-      const dst = `${f.remote4}:8080`;
-      await f.start(MTNET, ["serve", dst], { inCgroup: false, netns: true });
-      assert.is(f.load("--proxy-port", PROXY_PORT).code, 0);
-      await f.start(MTPROXY, [PROXY_PORT, "1337"]);
+      const dst = await capturedPod(f);
       const before = counters();
       const r = f.run(MTNET, ["reconnect", dst, "5"]);
       assert.is(r.code, 0, r.stdout + r.stderr);
@@ -256,23 +234,9 @@ if (why && process.env.CI !== "true") {
   // recheck (the load-time query, again) finds it and closes the gate.
   test("a foreign sock_ops + sk_msg attached after load on the attach cgroup: recheck names it and closes the gate", () =>
     withFixture(async (f) => {
-      const pin = `/sys/fs/bpf/meshtune-test-later-${f.id}`,
-        maps = `${pin}-maps`;
-      const bpftool = (...a: string[]) => {
-        const r = sh("bpftool", a);
-        if (r.code !== 0) throw new Error(`bpftool ${a.join(" ")}: ${r.stderr}`);
-      };
-      f.netnsUp();
-      const dst = `${f.remote4}:8080`;
-      await f.start(MTNET, ["serve", dst], { inCgroup: false, netns: true });
-      assert.is(f.load("--proxy-port", PROXY_PORT).code, 0);
-      await f.start(MTPROXY, [PROXY_PORT, "1337"]);
+      const dst = await capturedPod(f);
       assert.match(f.pods("recheck"), /^\{"ok":true,"foreign":null\}/, "nothing foreign: nothing closed");
-      sh("mkdir", ["-p", maps]);
-      try {
-        bpftool("prog", "loadall", join(ROOT, "build", "foreign-sockmap.bpf.o"), pin, "pinmaps", maps);
-        bpftool("prog", "attach", "pinned", `${pin}/other_sk_msg`, "msg_verdict", "pinned", `${maps}/other_socks`);
-        bpftool("cgroup", "attach", f.cgroup, "sock_ops", "pinned", `${pin}/other_sockops`, "multi");
+      await withForeignSockmap(f, f.cgroup, async () => {
         let before = counters();
         assert.is(f.run(MTNET, ["integrity", dst, "20", "2", "3"]).code, 0);
         assert.is(
@@ -291,19 +255,7 @@ if (why && process.env.CI !== "true") {
         assert.is(delta(before, "sockmap_inserted"), 0, "closed: nothing taken from it");
         assert.ok(delta(before, "sockmap_gated") >= 4);
         assert.equal(JSON.parse(f.pods("recheck")).gate.reason, re.gate.reason, "the first reason stays");
-      } finally {
-        sh("bpftool", ["cgroup", "detach", f.cgroup, "sock_ops", "pinned", `${pin}/other_sockops`]);
-        sh("bpftool", [
-          "prog",
-          "detach",
-          "pinned",
-          `${pin}/other_sk_msg`,
-          "msg_verdict",
-          "pinned",
-          `${maps}/other_socks`,
-        ]);
-        sh("rm", ["-rf", pin, maps]);
-      }
+      });
     }));
 
   test("meshtune bpf wraps the loader: one-line errors, JSON status", () => {
