@@ -148,15 +148,19 @@ struct {
 	__type(value, struct mt_gate);
 } splice_gate SEC(".maps");
 
-/* Sockets meshtune put in sock_pairs. A TCP socket stays in a sockhash across connect(AF_UNSPEC)
- * (tcp_bpf has no unhash handler since 5.16), so its next connection's insert meets meshtune's own
- * psock (EBUSY): this mark tells that from another program's, which any pod could otherwise use to
- * close the node's gate. */
+/* Each spliced socket's entry and its peer's key (mt_spliced). A TCP socket stays in a sockhash
+ * until close() (sock_map_close; tcp_bpf has had no unhash handler since 5.16), also across
+ * connect(AF_UNSPEC) and after the kernel has ended the connection; keys carry the connection's
+ * generation (mt_pair.gen), so such an entry never meets a new connection. A socket that connects
+ * again has its old entry removed first: its insert would otherwise meet meshtune's own psock
+ * (EBUSY), which must not read as someone else's, and the old connection's queued bytes would be
+ * read on the new one. Entries are never removed at TCP_CLOSE: dropping the psock drops the bytes
+ * spliced to a reader that has not read them yet. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, __u32);
+	__type(value, struct mt_spliced);
 } spliced_sk SEC(".maps");
 
 struct {
@@ -488,12 +492,29 @@ static __always_inline void pair_of(struct bpf_sock_ops *s, __u32 family, struct
 
 #define EBUSY 16
 
+/* The key of the connection's other end: the same 4-tuple seen from there, same netns and gen. */
+static __always_inline void reverse(const struct mt_pair *p, struct mt_pair *r)
+{
+	*r = *p;
+	r->local_ip[0] = p->remote_ip[0];
+	r->local_ip[1] = p->remote_ip[1];
+	r->local_ip[2] = p->remote_ip[2];
+	r->local_ip[3] = p->remote_ip[3];
+	r->remote_ip[0] = p->local_ip[0];
+	r->remote_ip[1] = p->local_ip[1];
+	r->remote_ip[2] = p->local_ip[2];
+	r->remote_ip[3] = p->local_ip[3];
+	r->local_port = p->remote_port;
+	r->remote_port = p->local_port;
+}
+
 static __always_inline void insert(struct bpf_sock_ops *s, struct mt_pair *p)
 {
 	struct bpf_sock *sk =
 		s->sk; /* read once: the verifier tracks the null check on this copy */
-	__u32 k = 0, *mark;
+	struct mt_spliced *mine;
 	struct mt_gate *g;
+	__u32 k = 0;
 	long err;
 
 	if (!splice || !sk)
@@ -505,21 +526,29 @@ static __always_inline void insert(struct bpf_sock_ops *s, struct mt_pair *p)
 		count(MT_SOCKMAP_GATED);
 		return;
 	}
+	/* No record, no splice: a psock of meshtune's without one would read as another program's,
+	 * and sk_msg would not know the peer. */
+	mine = bpf_sk_storage_get(&spliced_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!mine) {
+		count(MT_SOCKMAP_INSERT_FAIL);
+		return;
+	}
+	if (mine->self.family) {
+		bpf_map_delete_elem(&sock_pairs, &mine->self);
+		mine->self.family = 0;
+		mine->peer.family = 0;
+		count(MT_SOCKMAP_RECONNECTED);
+	}
 	err = bpf_sock_hash_update(s, &sock_pairs, p, BPF_NOEXIST);
 	if (err == 0) {
-		mark = bpf_sk_storage_get(&spliced_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (mark)
-			*mark = 1;
+		mine->self = *p;
+		reverse(p, &mine->peer);
 		count(MT_SOCKMAP_INSERTED);
 		return;
 	}
 	count(MT_SOCKMAP_INSERT_FAIL);
 	if (err != -EBUSY)
 		return;
-	if (bpf_sk_storage_get(&spliced_sk, sk, 0, 0)) {
-		count(MT_SOCKMAP_RECONNECTED);
-		return;
-	}
 	/* Someone else's psock: stop taking sockets from them (see mt_gate). The reason is written
 	 * last (in program order; readers only show the age, and only when it is sane). */
 	count(MT_SOCKMAP_INSERT_BUSY);
@@ -558,12 +587,16 @@ int mt_sockops(struct bpf_sock_ops *s)
 	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
 		/* A socket we redirected (or marked): hand its destination to the accepting side. */
 		__u64 cookie = bpf_get_socket_cookie(s);
+		struct mt_orig handed;
 		o = bpf_map_lookup_elem(&origdst_by_cookie, &cookie);
 		if (!o)
 			return 1;
+		handed = *o;
+		handed.gen = cookie;
 		endpoint(&peer.ep, family, p.local_ip, p.local_port);
-		bpf_map_update_elem(&origdst_by_peer, &peer, o, BPF_ANY);
+		bpf_map_update_elem(&origdst_by_peer, &peer, &handed, BPF_ANY);
 		bpf_map_delete_elem(&origdst_by_cookie, &cookie);
+		p.gen = cookie;
 		insert(s, &p);
 		return 1;
 	}
@@ -581,6 +614,7 @@ int mt_sockops(struct bpf_sock_ops *s)
 			count(MT_ORIGDST_SAVED);
 		}
 	}
+	p.gen = o->gen;
 	bpf_map_delete_elem(&origdst_by_peer, &peer);
 	insert(s, &p);
 	return 1;
@@ -589,25 +623,17 @@ int mt_sockops(struct bpf_sock_ops *s)
 SEC("sk_msg")
 int mt_sk_msg(struct sk_msg_md *m)
 {
-	struct mt_pair peer = { .family = m->family };
+	struct bpf_sock *sk = m->sk;
+	struct mt_spliced *mine;
+	struct mt_pair peer;
 
-	if (m->family == AF_INET) {
-		peer.local_ip[0] = m->remote_ip4;
-		peer.remote_ip[0] = m->local_ip4;
-	} else {
-		peer.local_ip[0] = m->remote_ip6[0];
-		peer.local_ip[1] = m->remote_ip6[1];
-		peer.local_ip[2] = m->remote_ip6[2];
-		peer.local_ip[3] = m->remote_ip6[3];
-		peer.remote_ip[0] = m->local_ip6[0];
-		peer.remote_ip[1] = m->local_ip6[1];
-		peer.remote_ip[2] = m->local_ip6[2];
-		peer.remote_ip[3] = m->local_ip6[3];
+	/* The peer's key was written when this socket was spliced (insert). */
+	mine = sk ? bpf_sk_storage_get(&spliced_sk, sk, 0, 0) : NULL;
+	if (!mine || !mine->peer.family) {
+		count(MT_SOCKMAP_MISS);
+		return SK_PASS;
 	}
-	peer.local_port = bpf_ntohl(m->remote_port);
-	peer.remote_port = m->local_port;
-	if (pod_local(peer.family, peer.local_ip) || pod_local(peer.family, peer.remote_ip))
-		peer.netns = bpf_get_netns_cookie(m);
+	peer = mine->peer;
 	/* On failure the helper leaves the message alone: SK_PASS then takes the normal TCP path. */
 	if (bpf_msg_redirect_hash(m, &sock_pairs, &peer, BPF_F_INGRESS) == SK_PASS)
 		count(MT_SOCKMAP_REDIRECTED);

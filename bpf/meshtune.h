@@ -40,8 +40,8 @@ enum mt_reason {
 	MT_AMBIENT_NO_ZTUNNEL, /* sk_lookup: enrolled pod with no ztunnel listener: refused */
 	MT_SOCKMAP_INSERT_BUSY, /* EBUSY: another program owns the socket's psock; splice gate closed */
 	MT_SOCKMAP_GATED, /* a pair not spliced because the splice gate is closed */
-	MT_SOCKMAP_RECONNECTED, /* EBUSY on a socket meshtune spliced before (connect(AF_UNSPEC), then
-				   connect again): its own psock; not spliced again, gate untouched */
+	MT_SOCKMAP_RECONNECTED, /* a spliced socket connected again (connect(AF_UNSPEC), connect): its
+				   old entry removed first, then spliced as new */
 	MT_REASON_MAX,
 };
 
@@ -109,6 +109,7 @@ struct mt_orig {
 	struct mt_endpoint dst;
 	__u32 kind;
 	__u32 pod;
+	__u64 gen; /* the client socket's cookie, handed to the accepting side (mt_pair.gen) */
 };
 
 /* sockhash key: the socket's own 4-tuple, plus netns as in mt_peer. */
@@ -120,6 +121,18 @@ struct mt_pair {
 	__u32 remote_port; /* host order */
 	__u32 family;
 	__u32 pad;
+	/* The connection's generation: its client socket's cookie, which both ends learn at
+	 * ESTABLISHED. An entry stays until its socket is closed by its owner (sock_map_close), also
+	 * after the connection ended; a new connection reusing the 4-tuple gets a new key, so it is
+	 * never spliced into the old socket. */
+	__u64 gen;
+};
+
+/* A spliced socket's own entry and its peer's (sk_storage): sk_msg redirects by `peer` without
+ * rebuilding it per message; `self` is removed when the socket connects again. */
+struct mt_spliced {
+	struct mt_pair self;
+	struct mt_pair peer;
 };
 
 /* Connect-time L4 learning: per pod and original destination. */

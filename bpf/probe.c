@@ -186,7 +186,7 @@ static int load_tiny(enum bpf_prog_type t, enum bpf_attach_type at)
 }
 
 static void probe_all(const char *cgroup, const char *release, struct probe_result *r);
-static void foreign_programs(struct probe_result *r, const char *cgroup);
+static void foreign_programs(struct probe_result *r, const char *cgroup, int sock_ops_only);
 
 void probe_run(const char *cgroup, const char *release, struct probe_result *r)
 {
@@ -339,7 +339,7 @@ static void probe_all(const char *cgroup, const char *release, struct probe_resu
 			 "refusing to attach to the root cgroup %s: pass a child cgroup", cgroup);
 		return;
 	}
-	foreign_programs(r, cgroup);
+	foreign_programs(r, cgroup, 0);
 }
 
 /* Programs of others where meshtune attaches (this cgroup's effective programs: its own and its
@@ -349,7 +349,9 @@ static void probe_all(const char *cgroup, const char *release, struct probe_resu
  * address before or after meshtune's changes what the proxy sees as the original destination:
  * the datapath stays off and names them rather than guess how the two compose. Meshtune's own are
  * mt_* (datapath) and ts_* (TCP probes). */
-static void foreign_programs(struct probe_result *r, const char *cgroup)
+/* With sock_ops_only, just the programs that can own a socket's psock (a sock_ops inserting into
+ * its own sockmap): the others change what meshtune captures, which a load-time refusal covers. */
+static void foreign_programs(struct probe_result *r, const char *cgroup, int sock_ops_only)
 {
 	static const struct {
 		enum bpf_attach_type t;
@@ -373,6 +375,8 @@ static void foreign_programs(struct probe_result *r, const char *cgroup)
 		return;
 	for (size_t i = 0; i < N(types); i++) {
 		__u32 ids[256], n = 256, flags = 0;
+		if (sock_ops_only && types[i].t != BPF_CGROUP_SOCK_OPS)
+			continue;
 		if (bpf_prog_query(cg, types[i].t, BPF_F_QUERY_EFFECTIVE, &flags, ids, &n)) {
 			/* EINVAL: an attach type this kernel lacks (its own check says so). Anything
 			 * else means the cgroup's programs cannot be seen: not "none". */
@@ -406,7 +410,7 @@ int foreign_recheck(const char *cgroup, char *out, size_t n)
 	static struct probe_result r;
 	char others[160];
 	r.n = 0;
-	foreign_programs(&r, cgroup);
+	foreign_programs(&r, cgroup, 1);
 	int fsu = foreign_sockmap_users(others, sizeof(others));
 	out[0] = 0;
 	if (r.n && !r.checks[0].ok && !strncmp(r.checks[0].detail, "other BPF", 9))

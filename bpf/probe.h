@@ -25,8 +25,8 @@ const char *splice_hazard(const char *release);
 /* Sockmap programs (sk_msg, sk_skb) of others on this node into `out` ("sk_msg NAME (id N), ..."):
  * 1 when there are some, 0 when none, -1 when the node's programs cannot be listed (`out` says why). */
 int foreign_sockmap_users(char *out, size_t n);
-/* After load: programs of others now attached on `cgroup` (or its ancestors) or to the node's
- * sockmaps; 1 and `out` names them, else 0 (what cannot be listed counts as none: the kernel's
+/* After load: programs of others that can own a psock, now attached on `cgroup` (or its
+ * ancestors: sock_ops) or to the node's sockmaps; 1 and `out` names them, else 0 (what cannot be listed counts as none: the kernel's
  * EBUSY still closes the splice gate). */
 int foreign_recheck(const char *cgroup, char *out, size_t n);
 /* Run every check; `release` overrides uname for the hazard range (recorded fixtures). */

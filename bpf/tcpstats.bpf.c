@@ -232,13 +232,14 @@ int ts_sockops(struct bpf_sock_ops *s)
 	switch (op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 		st->connect_ns = bpf_ktime_get_ns();
-		bpf_sock_ops_cb_flags_set(s, BPF_SOCK_OPS_RTT_CB_FLAG |
+		/* OR'd with what is set: the datapath's sock_ops sets its own (the state callback). */
+		bpf_sock_ops_cb_flags_set(s, s->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_RTT_CB_FLAG |
 						     BPF_SOCK_OPS_RETRANS_CB_FLAG |
 						     BPF_SOCK_OPS_STATE_CB_FLAG);
 		return 1;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-		bpf_sock_ops_cb_flags_set(s,
-					  BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_RETRANS_CB_FLAG);
+		bpf_sock_ops_cb_flags_set(s, s->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_RTT_CB_FLAG |
+						     BPF_SOCK_OPS_RETRANS_CB_FLAG);
 		key_of(&peer, st->pod, 1, &k);
 		v = stats(&k);
 		if (v)

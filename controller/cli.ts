@@ -290,6 +290,11 @@ export function buildCli(): Command {
     .option("--collector <url>", "collector reports URL for L4 edges (none: no reports)")
     .option("--token-file <file>", "bearer token for the collector")
     .option("--report-interval <d>", "how often L4 edges are reported", "10s")
+    .option(
+      "--recheck-interval <d>",
+      "how often programs of others attached since load are looked for (a sock_ops or sockmap user closes the splice gate)",
+      "30s",
+    )
     .option("--resync <d>", "how often pods waiting for their proxy are rechecked", "1s")
     .option("--metrics-port <n>", "/healthz, /readyz and /metrics", "15030")
     .option("--no-kernel-signals", "do not load the TCP probes (diagnose then has no kernel evidence from this node)")

@@ -6,11 +6,13 @@ import { join } from "node:path";
 import { statSync } from "node:fs";
 import {
   bpfUnavailable,
+  bpftool,
   counters,
   loader,
   sh,
   waitFor,
   withFixture,
+  withForeignSockmap,
   type Fixture,
   MTNET,
   MTPROXY,
@@ -35,10 +37,6 @@ if (why && process.env.CI !== "true") {
   // (manifests/node-daemonset.yaml), so no CAP_SYS_ADMIN.
   const asDaemonSet = (...args: string[]) =>
     sh("setpriv", ["--bounding-set", "-all,+bpf,+net_admin,+perfmon", "--", LOADER, ...args]);
-  const bpftool = (...a: string[]) => {
-    const r = sh("bpftool", a);
-    if (r.code !== 0) throw new Error(`bpftool ${a.join(" ")}: ${r.stderr}`);
-  };
   // The fixture's pod meshed, its proxy up, a server in the netns: the server's address.
   async function capturedPod(f: Fixture): Promise<string> {
     f.netnsUp();
@@ -47,24 +45,6 @@ if (why && process.env.CI !== "true") {
     assert.is(f.load("--proxy-port", PROXY_PORT).code, 0);
     await f.start(MTPROXY, [PROXY_PORT, "1337"]);
     return dst;
-  }
-  // Another sockmap user (bpf/tools/foreign-sockmap.bpf.c): its sk_msg on its own sockhash and,
-  // when `sockOpsOn` names a cgroup, its sock_ops there; always detached and unpinned after `fn`.
-  async function withForeignSockmap(f: Fixture, sockOpsOn: string | null, fn: () => Promise<void>): Promise<void> {
-    const pin = `/sys/fs/bpf/meshtune-test-sockmap-${f.id}`,
-      maps = `${pin}-maps`,
-      msg = ["pinned", `${pin}/other_sk_msg`, "msg_verdict", "pinned", `${maps}/other_socks`];
-    sh("mkdir", ["-p", maps]);
-    try {
-      bpftool("prog", "loadall", join(ROOT, "build", "foreign-sockmap.bpf.o"), pin, "pinmaps", maps);
-      bpftool("prog", "attach", ...msg);
-      if (sockOpsOn) bpftool("cgroup", "attach", sockOpsOn, "sock_ops", "pinned", `${pin}/other_sockops`, "multi");
-      await fn();
-    } finally {
-      if (sockOpsOn) sh("bpftool", ["cgroup", "detach", sockOpsOn, "sock_ops", "pinned", `${pin}/other_sockops`]);
-      sh("bpftool", ["prog", "detach", ...msg]);
-      sh("rm", ["-rf", pin, maps]);
-    }
   }
 
   test("refuses the root cgroup with one line; probe passes here", () => {
@@ -132,7 +112,7 @@ if (why && process.env.CI !== "true") {
   // probe lists the node's programs; meshtune then captures and does not splice.
   test("another sockmap user on the node (an sk_msg on its own sockhash): probe and load say so; capture works, nothing spliced; gone, splice is back", () =>
     withFixture(async (f) => {
-      await withForeignSockmap(f, null, async () => {
+      await withForeignSockmap(f.id, null, async () => {
         const p = loader("probe", "--cgroup", f.cgroup);
         assert.is(p.code, 0, "capture is unaffected: probe passes");
         // Listing the node's programs needs CAP_SYS_ADMIN: with the DaemonSet's capabilities the
@@ -177,7 +157,7 @@ if (why && process.env.CI !== "true") {
       let before = counters();
       assert.is(f.run(MTNET, ["integrity", dst, "20", "2", "3"]).code, 0);
       assert.is(delta(before, "sockmap_inserted"), 4, "spliced while alone");
-      await withForeignSockmap(f, f.pod, async () => {
+      await withForeignSockmap(f.id, f.pod, async () => {
         before = counters();
         const r = f.run(MTNET, ["integrity", dst, "200", "4", "5"]);
         assert.is(r.code, 0, r.stdout + r.stderr);
@@ -212,21 +192,36 @@ if (why && process.env.CI !== "true") {
       assert.is(loader("splice-gate", "sideways").code, 1, "a bad argument is refused");
     }));
 
-  // A socket stays in a sockhash across connect(AF_UNSPEC) (tcp_bpf has no unhash handler since
-  // 5.16), so its next connection's insert meets meshtune's own psock: EBUSY, but not another
-  // program's. Any pod can do this; it must not close the node's gate.
-  test("an app that reconnects one socket (connect(AF_UNSPEC), connect) meets its own psock: counted, the gate stays open", () =>
+  // A socket stays in a sockhash until close(), also across connect(AF_UNSPEC) (tcp_bpf has had
+  // no unhash handler since 5.16). Its next connect meets meshtune's own psock unless the old
+  // entry goes first (EBUSY then must not close the node's gate: any pod can do this); and a new
+  // connection reusing its old 4-tuple must not be spliced into it (keys carry the generation).
+  test("an app that disconnects a socket (connect(AF_UNSPEC)) and connects it again: spliced afresh each time, the gate stays open", () =>
     withFixture(async (f) => {
       const dst = await capturedPod(f);
       const before = counters();
       const r = f.run(MTNET, ["reconnect", dst, "5"]);
       assert.is(r.code, 0, r.stdout + r.stderr);
       assert.is(delta(before, "redirected"), 6, "every connection captured");
-      assert.ok(delta(before, "sockmap_reconnected") >= 1, "the kernel kept the socket in meshtune's sockhash");
+      assert.is(delta(before, "sockmap_reconnected"), 5, "each reconnect removed the socket's old entry first");
+      assert.is(delta(before, "sockmap_inserted"), 12, "then spliced afresh, with the proxy's side");
       assert.is(delta(before, "sockmap_insert_busy"), 0);
+      assert.is(delta(before, "sockmap_insert_failed"), 0);
       assert.equal(loader("status").json.spliceGate, { open: true }, "one pod cannot stop the node's splicing");
-      assert.is(f.run(MTNET, ["integrity", dst, "20", "2", "3"]).code, 0);
-      assert.is(delta(before, "sockmap_gated"), 0);
+    }));
+
+  test("a disconnected socket left open, its port reused for the same destination: the new connection gets its own replies", () =>
+    withFixture(async (f) => {
+      const dst = await capturedPod(f);
+      const before = counters();
+      const r = f.run("env", [`MTNET_BIND_PORT=${40000 + (process.pid % 5000)}`, MTNET, "portreuse", dst], {
+        timeout: 20_000,
+      });
+      assert.is(r.code, 0, r.stdout + r.stderr);
+      assert.equal(JSON.parse(r.stdout), { ok: true });
+      assert.is(delta(before, "redirected"), 2);
+      assert.is(delta(before, "sockmap_insert_failed"), 0, "the new connection's keys are its own");
+      assert.is(delta(before, "sockmap_inserted"), 4, "both connections spliced");
     }));
 
   // A sock_ops attached after load on the attach cgroup (or an ancestor) runs after meshtune's: it
@@ -236,7 +231,7 @@ if (why && process.env.CI !== "true") {
     withFixture(async (f) => {
       const dst = await capturedPod(f);
       assert.match(f.pods("recheck"), /^\{"ok":true,"foreign":null\}/, "nothing foreign: nothing closed");
-      await withForeignSockmap(f, f.cgroup, async () => {
+      await withForeignSockmap(f.id, f.cgroup, async () => {
         let before = counters();
         assert.is(f.run(MTNET, ["integrity", dst, "20", "2", "3"]).code, 0);
         assert.is(

@@ -12,7 +12,7 @@ import { createServer, type Server } from "node:http";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { bpfUnavailable, counters, loader, waitFor, MTNET, MTPROXY } from "./helpers/bpf.js";
+import { bpfUnavailable, counters, loader, waitFor, withForeignSockmap, MTNET, MTPROXY } from "./helpers/bpf.js";
 import { TestNode, type TestPod } from "./helpers/test-node.js";
 import { CLI } from "./helpers/cli.js";
 import { FakeApiServer } from "./k8s/fake-apiserver.js";
@@ -135,6 +135,8 @@ if (why && process.env.CI !== "true") {
         "300ms",
         "--resync",
         "100ms",
+        "--recheck-interval",
+        "200ms",
         "--metrics-port",
         "0",
       ]).start();
@@ -267,6 +269,18 @@ if (why && process.env.CI !== "true") {
       assert.is(loader("splice-gate", "open").code, 0);
       assert.is(await waitFor(spliceLabel, (v) => v === "true", 5000), "true", agent.out);
       assert.match(agent.out, /sockmap splice back on/);
+      // A sock_ops of others attached after load above the pods (it runs after meshtune's, so
+      // the kernel never refuses meshtune): the agent's recheck finds it and closes the gate.
+      await withForeignSockmap("node", node.kubepods, async () => {
+        assert.is(await waitFor(spliceLabel, (v) => v === "false", 5000), "false", agent!.out);
+        assert.match(
+          agent!.out,
+          /program of others found after load: other BPF programs attached where meshtune would attach: sock_ops other_sockops/,
+        );
+        assert.match(agent!.out, /sockmap splice off on this node: splice gate closed: another program was attached/);
+      });
+      assert.is(loader("splice-gate", "open").code, 0);
+      assert.is(await waitFor(spliceLabel, (v) => v === "true", 5000), "true", "gone and reopened: on again");
 
       // Agent restart mid-traffic: the pinned datapath keeps capturing; the new agent re-adopts.
       const long = node.run(a, MTNET, ["integrity", `${b.ip4}:8080`, "4000", "4", "91"]);

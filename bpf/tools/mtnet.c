@@ -10,6 +10,9 @@
  *   mtnet connrate ADDR SECONDS            connect+1 B echo+close per second
  *   mtnet reconnect ADDR TIMES             1 B echo, connect(AF_UNSPEC), connect again on the same
  *                                          socket, TIMES times, then a last echo
+ *   mtnet portreuse ADDR                   (with MTNET_BIND_PORT) 1 B echo, connect(AF_UNSPEC) and
+ *                                          keep that socket open; then a second socket on the same
+ *                                          port and destination must get its own echo within 3 s
  * ADDR: 1.2.3.4:PORT | [::1]:PORT | unix:/path. Results are one JSON line on stdout.
  * MTNET_BIND_PORT=N binds client sockets to source port N first; MTNET_MARK=N sets SO_MARK on
  * them (ztunnel's own sockets carry 0x539). */
@@ -418,6 +421,29 @@ static int reconnect(int times)
 	return 0;
 }
 
+static int portreuse(void)
+{
+	if (!getenv("MTNET_BIND_PORT"))
+		die("portreuse needs MTNET_BIND_PORT");
+	char b = 'a', got = 0;
+	int idle = dial();
+	if (writen(idle, &b, 1) || readn(idle, &b, 1))
+		die("first echo");
+	struct sockaddr un = { .sa_family = AF_UNSPEC };
+	if (connect(idle, &un, sizeof(un)))
+		die("connect AF_UNSPEC");
+	usleep(300000); /* the proxy closes its side of the first connection meanwhile */
+	int fd = dial(); /* the same 4-tuple as the idle socket had */
+	struct timeval tv = { .tv_sec = 3 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	b = 'b';
+	int ok = !writen(fd, &b, 1) && read(fd, &got, 1) == 1 && got == 'b';
+	printf("{\"ok\":%s}\n", ok ? "true" : "false");
+	close(fd);
+	close(idle);
+	return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -436,6 +462,8 @@ int main(int argc, char **argv)
 		return pingpong(atoi(argv[3]), atoi(argv[4]));
 	if (!strcmp(argv[1], "stream") && argc == 5)
 		return stream(atoi(argv[3]), atoi(argv[4]));
+	if (!strcmp(argv[1], "portreuse") && argc == 3)
+		return portreuse();
 	if (!strcmp(argv[1], "reconnect") && argc == 4)
 		return reconnect(atoi(argv[3]));
 	if (!strcmp(argv[1], "connrate") && argc == 4)

@@ -23,7 +23,7 @@ import { postReport } from "../collector/post-report.js";
 import type { AgentReport } from "../collector/agent-report.js";
 import { KernelSignals, loadTcpStats } from "../agent/kernel-signals.js";
 import { objectApi } from "../k8s/kube.js";
-import { gatherNodeInputs, evaluate, type NodeFeatures } from "../node/features.js";
+import { gatherNodeInputs, evaluate, type NodeFeatures, type Verdict } from "../node/features.js";
 import { publishNodeFeatures } from "../node/publish.js";
 import { runProbe } from "../node/probe.js";
 
@@ -48,6 +48,7 @@ export interface AgentFlags extends DatapathFlags {
   collector?: string;
   tokenFile?: string;
   reportInterval: string;
+  recheckInterval: string;
   resync: string;
   metricsPort: string;
   noKernelSignals?: boolean;
@@ -57,9 +58,6 @@ export interface AgentFlags extends DatapathFlags {
   namespace?: string;
   sys: string;
 }
-
-/** How often the agent repeats the load-time query for programs of others (a few ms of bpf(2)). */
-const RECHECK_MS = 30_000;
 
 const port = (flag: string, v: string) => {
   const n = Number(v);
@@ -110,7 +108,8 @@ export async function runAgent(f: AgentFlags): Promise<void> {
   const cgroup = kubepods(f.cgroup);
   const proxyPort = port("--proxy-port", f.proxyPort),
     resyncMs = duration("--resync", f.resync),
-    reportMs = duration("--report-interval", f.reportInterval);
+    reportMs = duration("--report-interval", f.reportInterval),
+    recheckMs = duration("--recheck-interval", f.recheckInterval);
   const token = f.tokenFile ? new TokenFile(f.tokenFile) : null;
   const kc = loadKubeConfig({ file: f.kubeconfig });
   const core = kc.makeApiClient(CoreV1Api);
@@ -136,8 +135,8 @@ export async function runAgent(f: AgentFlags): Promise<void> {
   enabled.set({ feature: "tcpstats" }, feats.datapath.ok && feats.tcpstats.ok && !f.noKernelSignals ? 1 : 0);
   enabled.set({ feature: "cryptomb" }, feats.cryptomb.capable ? 1 : 0);
   const publish = featurePublisher(kc, node, f.namespace ?? process.env.POD_NAMESPACE ?? "meshtune-system");
-  publish(feats);
   if (!feats.datapath.ok) {
+    publish(feats);
     // Nothing is loaded; pods on this node keep Istio's iptables capture.
     log("warn", `datapath disabled on this node: ${feats.datapath.reason}`, { node });
     const admin = await listenAdmin(Number(f.metricsPort), registry, () => null);
@@ -147,7 +146,13 @@ export async function runAgent(f: AgentFlags): Promise<void> {
     });
     return;
   }
-  const loaded = loadDatapath(cgroup, f);
+  let loaded: Record<string, unknown>;
+  try {
+    loaded = loadDatapath(cgroup, f);
+  } catch (e) {
+    publish(feats); // what the node supports, though this load failed
+    throw e;
+  }
   log("info", "datapath loaded", { node, ...loaded });
   // Kernel TCP signals for diagnose: optional, the datapath works without them.
   let kernel: KernelSignals | null = null;
@@ -224,27 +229,37 @@ export async function runAgent(f: AgentFlags): Promise<void> {
     log("info", "pods synced; ready", { node });
   });
   // The kernel closes the splice gate on its own (another program's psock), the recheck when a
-  // program of others appears after load; the node says so.
+  // program of others appears after load; the node says so. Published once the gate has been read,
+  // so a restart with the gate closed never says "on" first.
   const splicing = feats.datapath.ok && feats.splice.ok && loaded.splice !== false;
+  const loadedFeats: NodeFeatures =
+    feats.splice.ok && loaded.splice === false
+      ? { ...feats, splice: { ok: false, reason: String(loaded.spliceOff || "loaded without splicing (--no-splice)") } }
+      : feats;
   enabled.set({ feature: "splice" }, splicing ? 1 : 0);
+  let gateClosed: Verdict | null = null,
+    starting = true;
   const gate = new SpliceGateWatch(
     (l) => maps.send(l),
     (v) => {
       if (v.ok) log("info", "sockmap splice back on: the splice gate was reopened", { node });
       else log("warn", `sockmap splice off on this node: ${v.reason}`, { node });
       enabled.set({ feature: "splice" }, v.ok ? 1 : 0);
-      publish({ ...feats, splice: v.ok ? feats.splice : v });
+      gateClosed = v.ok ? null : v;
+      if (!starting) publish(gateClosed ? { ...loadedFeats, splice: gateClosed } : loadedFeats);
     },
     (what) => log("warn", `program of others found after load: ${what}`, { node }),
   );
   const watchGate = (look: () => Promise<void>) =>
     splicing ? look().catch((e) => log("warn", "reading the splice gate failed", { error: String(e) })) : undefined;
-  await watchGate(() => gate.check()); // closed before this agent started: say so now
+  await watchGate(() => gate.check()); // closed before this agent started: say so in the first publish
+  starting = false;
+  publish(gateClosed ? { ...loadedFeats, splice: gateClosed } : loadedFeats);
   const syncTimer = setInterval(() => {
     if (ready) void tick();
     void watchGate(() => gate.check());
   }, resyncMs);
-  const recheckTimer = setInterval(() => void watchGate(() => gate.recheck()), RECHECK_MS);
+  const recheckTimer = setInterval(() => void watchGate(() => gate.recheck()), recheckMs);
 
   const report = async () => {
     if (!f.collector || !ready) return;

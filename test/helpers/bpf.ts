@@ -32,6 +32,32 @@ export function sh(cmd: string, args: string[], opts: { timeout?: number; input?
   return { code: r.status ?? -1, stdout: r.stdout ?? "", stderr: r.stderr ?? "", error: r.error };
 }
 
+export const bpftool = (...a: string[]) => {
+  const r = sh("bpftool", a);
+  if (r.code !== 0) throw new Error(`bpftool ${a.join(" ")}: ${r.stderr}`);
+};
+
+/**
+ * Another sockmap user (bpf/tools/foreign-sockmap.bpf.c): its sk_msg on its own sockhash and,
+ * when `sockOpsOn` names a cgroup, its sock_ops there; always detached and unpinned after `fn`.
+ */
+export async function withForeignSockmap(id: string, sockOpsOn: string | null, fn: () => Promise<void>): Promise<void> {
+  const pin = `/sys/fs/bpf/meshtune-test-sockmap-${id}`,
+    maps = `${pin}-maps`,
+    msg = ["pinned", `${pin}/other_sk_msg`, "msg_verdict", "pinned", `${maps}/other_socks`];
+  sh("mkdir", ["-p", maps]);
+  try {
+    bpftool("prog", "loadall", join(ROOT, "build", "foreign-sockmap.bpf.o"), pin, "pinmaps", maps);
+    bpftool("prog", "attach", ...msg);
+    if (sockOpsOn) bpftool("cgroup", "attach", sockOpsOn, "sock_ops", "pinned", `${pin}/other_sockops`, "multi");
+    await fn();
+  } finally {
+    if (sockOpsOn) sh("bpftool", ["cgroup", "detach", sockOpsOn, "sock_ops", "pinned", `${pin}/other_sockops`]);
+    sh("bpftool", ["prog", "detach", ...msg]);
+    sh("rm", ["-rf", pin, maps]);
+  }
+}
+
 export function loader(...args: string[]) {
   const r = sh(LOADER, args);
   return { ...r, json: r.code === 0 && r.stdout.trim() ? JSON.parse(r.stdout) : null };
