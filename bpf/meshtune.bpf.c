@@ -118,11 +118,13 @@ struct {
 	__type(value, struct mt_orig);
 } origdst_by_cookie SEC(".maps");
 
-/* Client endpoint -> original destination, from the client's ESTABLISHED to the server's. */
+/* The connection (the client's 4-tuple and netns, gen 0) -> original destination, from the
+ * client's ESTABLISHED to the server's. Not the client endpoint alone: Linux gives one ephemeral
+ * port to connections to different destinations, which would then overwrite each other's. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct mt_peer);
+	__type(key, struct mt_pair);
 	__type(value, struct mt_orig);
 } origdst_by_peer SEC(".maps");
 
@@ -278,10 +280,17 @@ static __always_inline int in_cidrs(void *trie, __u32 pod, __u32 family, const _
 	return bpf_map_lookup_elem(trie, &k) != NULL;
 }
 
+/* Connection generations (mt_pair.gen): one per recorded connect(), so a socket that connects
+ * again, on the same 4-tuple even, is a new connection to the sockhash. */
+__u64 next_gen = 1;
+
 static __always_inline void save(void *ctx, __u32 family, const __u32 ip[4], __u16 port, __u32 kind,
 				 __u32 pod)
 {
-	struct mt_orig o = { .dst = { .port = port, .family = family }, .kind = kind, .pod = pod };
+	struct mt_orig o = { .dst = { .port = port, .family = family },
+			     .kind = kind,
+			     .pod = pod,
+			     .gen = __sync_fetch_and_add(&next_gen, 1) };
 	__u64 cookie = bpf_get_socket_cookie(ctx);
 	o.dst.ip[0] = ip[0];
 	o.dst.ip[1] = ip[1];
@@ -508,6 +517,21 @@ static __always_inline void reverse(const struct mt_pair *p, struct mt_pair *r)
 	r->remote_port = p->local_port;
 }
 
+/* A socket that connects again (connect(AF_UNSPEC), then connect), captured or not: its old entry
+ * goes, with the psock and whatever of the old connection it still queues. */
+static __always_inline void forget_old(struct bpf_sock_ops *s)
+{
+	struct bpf_sock *sk = s->sk;
+	struct mt_spliced *mine = sk ? bpf_sk_storage_get(&spliced_sk, sk, 0, 0) : NULL;
+
+	if (!mine || !mine->self.family)
+		return;
+	bpf_map_delete_elem(&sock_pairs, &mine->self);
+	mine->self.family = 0;
+	mine->peer.family = 0;
+	count(MT_SOCKMAP_RECONNECTED);
+}
+
 static __always_inline void insert(struct bpf_sock_ops *s, struct mt_pair *p)
 {
 	struct bpf_sock *sk =
@@ -533,12 +557,6 @@ static __always_inline void insert(struct bpf_sock_ops *s, struct mt_pair *p)
 		count(MT_SOCKMAP_INSERT_FAIL);
 		return;
 	}
-	if (mine->self.family) {
-		bpf_map_delete_elem(&sock_pairs, &mine->self);
-		mine->self.family = 0;
-		mine->peer.family = 0;
-		count(MT_SOCKMAP_RECONNECTED);
-	}
 	err = bpf_sock_hash_update(s, &sock_pairs, p, BPF_NOEXIST);
 	if (err == 0) {
 		mine->self = *p;
@@ -561,8 +579,7 @@ static __always_inline void insert(struct bpf_sock_ops *s, struct mt_pair *p)
 SEC("sockops")
 int mt_sockops(struct bpf_sock_ops *s)
 {
-	struct mt_pair p = {};
-	struct mt_peer peer = {};
+	struct mt_pair p = {}, conn;
 	struct mt_orig *o;
 	__u32 op = s->op;
 	__u32 family = s->family;
@@ -578,7 +595,6 @@ int mt_sockops(struct bpf_sock_ops *s)
 	pair_of(s, family, &p);
 	if (pod_local(family, p.local_ip) || pod_local(family, p.remote_ip))
 		p.netns = bpf_get_netns_cookie(s);
-	peer.netns = p.netns;
 
 	/* The client is ESTABLISHED on the SYN-ACK, before it sends the ACK that makes the accepted
 	 * socket ESTABLISHED (RFC 9293 3.5), so the entry below is there when the server side looks.
@@ -587,21 +603,18 @@ int mt_sockops(struct bpf_sock_ops *s)
 	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
 		/* A socket we redirected (or marked): hand its destination to the accepting side. */
 		__u64 cookie = bpf_get_socket_cookie(s);
-		struct mt_orig handed;
+		forget_old(s);
 		o = bpf_map_lookup_elem(&origdst_by_cookie, &cookie);
 		if (!o)
 			return 1;
-		handed = *o;
-		handed.gen = cookie;
-		endpoint(&peer.ep, family, p.local_ip, p.local_port);
-		bpf_map_update_elem(&origdst_by_peer, &peer, &handed, BPF_ANY);
+		bpf_map_update_elem(&origdst_by_peer, &p, o, BPF_ANY); /* p.gen is 0 here */
+		p.gen = o->gen;
 		bpf_map_delete_elem(&origdst_by_cookie, &cookie);
-		p.gen = cookie;
 		insert(s, &p);
 		return 1;
 	}
-	endpoint(&peer.ep, family, p.remote_ip, p.remote_port);
-	o = bpf_map_lookup_elem(&origdst_by_peer, &peer);
+	reverse(&p, &conn); /* the client's view of this connection */
+	o = bpf_map_lookup_elem(&origdst_by_peer, &conn);
 	if (!o)
 		return 1;
 	struct bpf_sock *sk =
@@ -615,9 +628,22 @@ int mt_sockops(struct bpf_sock_ops *s)
 		}
 	}
 	p.gen = o->gen;
-	bpf_map_delete_elem(&origdst_by_peer, &peer);
+	bpf_map_delete_elem(&origdst_by_peer, &conn);
 	insert(s, &p);
 	return 1;
+}
+
+static __always_inline int same_tuple(struct sk_msg_md *m, const struct mt_pair *k)
+{
+	if (m->family != k->family || m->local_port != k->local_port ||
+	    bpf_ntohl(m->remote_port) != k->remote_port)
+		return 0;
+	if (m->family == AF_INET)
+		return m->local_ip4 == k->local_ip[0] && m->remote_ip4 == k->remote_ip[0];
+	return m->local_ip6[0] == k->local_ip[0] && m->local_ip6[1] == k->local_ip[1] &&
+	       m->local_ip6[2] == k->local_ip[2] && m->local_ip6[3] == k->local_ip[3] &&
+	       m->remote_ip6[0] == k->remote_ip[0] && m->remote_ip6[1] == k->remote_ip[1] &&
+	       m->remote_ip6[2] == k->remote_ip[2] && m->remote_ip6[3] == k->remote_ip[3];
 }
 
 SEC("sk_msg")
@@ -627,9 +653,10 @@ int mt_sk_msg(struct sk_msg_md *m)
 	struct mt_spliced *mine;
 	struct mt_pair peer;
 
-	/* The peer's key was written when this socket was spliced (insert). */
+	/* The peer's key was written when this socket was spliced (insert), for the 4-tuple it had
+	 * then: a socket connected elsewhere since (and not seen again at ESTABLISHED) is not spliced. */
 	mine = sk ? bpf_sk_storage_get(&spliced_sk, sk, 0, 0) : NULL;
-	if (!mine || !mine->peer.family) {
+	if (!mine || !mine->peer.family || !same_tuple(m, &mine->self)) {
 		count(MT_SOCKMAP_MISS);
 		return SK_PASS;
 	}

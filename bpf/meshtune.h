@@ -94,14 +94,6 @@ struct mt_endpoint {
 	__u32 family;
 };
 
-/* Client socket endpoint as the accepting side sees it. netns is the namespace cookie when
- * either end is pod-local (loopback, 127.0.0.6, ::6: the same in every pod), else 0 (pod IPs
- * are unique on the node), so keys of different pods never collide. */
-struct mt_peer {
-	__u64 netns;
-	struct mt_endpoint ep;
-};
-
 #define MT_ORIG_APP	 1 /* app -> own proxy (outbound capture) */
 #define MT_ORIG_INBOUND	 2 /* proxy -> same-node peer's inbound port */
 #define MT_ORIG_DELIVERY 4 /* proxy -> own app (inbound passthrough) */
@@ -109,10 +101,12 @@ struct mt_orig {
 	struct mt_endpoint dst;
 	__u32 kind;
 	__u32 pod;
-	__u64 gen; /* the client socket's cookie, handed to the accepting side (mt_pair.gen) */
+	__u64 gen; /* this connect()'s generation, handed to the accepting side (mt_pair.gen) */
 };
 
-/* sockhash key: the socket's own 4-tuple, plus netns as in mt_peer. */
+/* sockhash key: the socket's own 4-tuple, plus netns: the namespace cookie when either end is
+ * pod-local (loopback, 127.0.0.6, ::6: the same in every pod), else 0 (pod IPs are unique on the
+ * node), so keys of different pods never collide. */
 struct mt_pair {
 	__u64 netns;
 	__u32 local_ip[4];
@@ -121,10 +115,10 @@ struct mt_pair {
 	__u32 remote_port; /* host order */
 	__u32 family;
 	__u32 pad;
-	/* The connection's generation: its client socket's cookie, which both ends learn at
-	 * ESTABLISHED. An entry stays until its socket is closed by its owner (sock_map_close), also
-	 * after the connection ended; a new connection reusing the 4-tuple gets a new key, so it is
-	 * never spliced into the old socket. */
+	/* The connection's generation: a number the datapath gives each recorded connect(), which
+	 * both ends learn at ESTABLISHED. An entry stays until its socket is closed by its owner
+	 * (sock_map_close), also after the connection ended; a new connection reusing the 4-tuple,
+	 * even on the same socket, gets a new key, so it is never spliced into the old socket. */
 	__u64 gen;
 };
 

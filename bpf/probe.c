@@ -297,8 +297,8 @@ static void probe_all(const char *cgroup, const char *release, struct probe_resu
 	} helpers[] = {
 		{ "datapath", "helper:sock_ops/get_netns_cookie", BPF_PROG_TYPE_SOCK_OPS,
 		  BPF_FUNC_get_netns_cookie },
-		{ "datapath", "helper:sk_msg/get_netns_cookie", BPF_PROG_TYPE_SK_MSG,
-		  BPF_FUNC_get_netns_cookie },
+		{ "datapath", "helper:sk_msg/sk_storage_get", BPF_PROG_TYPE_SK_MSG,
+		  BPF_FUNC_sk_storage_get },
 		{ "datapath", "helper:sk_msg/msg_redirect_hash", BPF_PROG_TYPE_SK_MSG,
 		  BPF_FUNC_msg_redirect_hash },
 		{ "datapath", "helper:sock_ops/sock_hash_update", BPF_PROG_TYPE_SOCK_OPS,

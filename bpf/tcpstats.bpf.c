@@ -232,7 +232,7 @@ int ts_sockops(struct bpf_sock_ops *s)
 	switch (op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 		st->connect_ns = bpf_ktime_get_ns();
-		/* OR'd with what is set: the datapath's sock_ops sets its own (the state callback). */
+		/* OR'd with what is set: another sock_ops on the cgroup may have set its own. */
 		bpf_sock_ops_cb_flags_set(s, s->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_RTT_CB_FLAG |
 						     BPF_SOCK_OPS_RETRANS_CB_FLAG |
 						     BPF_SOCK_OPS_STATE_CB_FLAG);

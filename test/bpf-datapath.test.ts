@@ -208,6 +208,14 @@ if (why && process.env.CI !== "true") {
       assert.is(delta(before, "sockmap_insert_busy"), 0);
       assert.is(delta(before, "sockmap_insert_failed"), 0);
       assert.equal(loader("status").json.spliceGate, { open: true }, "one pod cannot stop the node's splicing");
+      // Bound to one port, each reconnect has the very same 4-tuple as the last connection, whose
+      // accepted socket the proxy may not have closed yet: the echo still comes back to it.
+      const bound = f.run("env", [`MTNET_BIND_PORT=${45000 + (process.pid % 5000)}`, MTNET, "reconnect", dst, "5"], {
+        timeout: 30_000,
+      });
+      assert.is(bound.code, 0, bound.stdout + bound.stderr);
+      assert.is(delta(before, "sockmap_reconnected"), 10);
+      assert.is(delta(before, "sockmap_insert_failed"), 0, "a new generation, a new key");
     }));
 
   test("a disconnected socket left open, its port reused for the same destination: the new connection gets its own replies", () =>
