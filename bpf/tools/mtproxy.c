@@ -52,36 +52,51 @@ static int listen_on(int family, int port, int any)
 	return fd;
 }
 
-/* Copy until EOF on both sides, forwarding each EOF as a half-close. */
-static void relay(int a, int b)
+/* One direction: copy until EOF (or an error), then forward the EOF as a half-close. */
+struct half {
+	int from, to;
+};
+
+static void *copy_half(void *arg)
 {
+	const struct half *h = arg;
 	char buf[65536];
-	struct pollfd p[2] = { { a, POLLIN, 0 }, { b, POLLIN, 0 } };
-	int open_in[2] = { 1, 1 };
-	while (open_in[0] || open_in[1]) {
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
+	struct pollfd p = { h->from, POLLIN, 0 };
+	for (;;) {
+		ssize_t n = read(h->from, buf, sizeof(buf));
+		/* A spliced (sockmap) socket can report readable and then return EAGAIN. */
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			poll(&p, 1, -1);
+			continue;
+		}
+		if (n <= 0)
 			break;
-		for (int i = 0; i < 2; i++) {
-			if (!open_in[i] || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			ssize_t n = read(p[i].fd, buf, sizeof(buf));
-			/* A spliced (sockmap) socket can report readable and then return EAGAIN. */
-			if (n < 0 && (errno == EAGAIN || errno == EINTR))
-				continue;
-			if (n <= 0) {
-				open_in[i] = 0;
-				p[i].fd = -1;
-				shutdown(p[!i].fd == -1 ? (i ? a : b) : p[!i].fd, SHUT_WR);
-				continue;
-			}
-			for (ssize_t off = 0; off < n;) {
-				ssize_t w = write(i ? a : b, buf + off, n - off);
-				if (w <= 0)
-					return;
-				off += w;
-			}
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(h->to, buf + off, n - off);
+			if (w <= 0)
+				goto out;
+			off += w;
 		}
 	}
+out:
+	shutdown(h->to, SHUT_WR);
+	return NULL;
+}
+
+/* Copy both ways until EOF on both, each direction in its own thread. One thread with blocking
+ * writes deadlocks under a bulk echo: blocked writing upstream, it stops reading the upstream's
+ * echo, whose writes then block too (seen in make bench: a 500 MB stream stuck for 12 minutes). */
+static void relay(int a, int b)
+{
+	struct half up = { a, b }, down = { b, a };
+	pthread_t t;
+	if (pthread_create(&t, NULL, copy_half, &up)) {
+		copy_half(&up); /* no thread: this direction first (enough for request/response) */
+		copy_half(&down);
+		return;
+	}
+	copy_half(&down);
+	pthread_join(t, NULL);
 }
 
 static void *serve(void *arg)
