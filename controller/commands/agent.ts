@@ -110,6 +110,13 @@ export async function runAgent(f: AgentFlags): Promise<void> {
     resyncMs = duration("--resync", f.resync),
     reportMs = duration("--report-interval", f.reportInterval),
     recheckMs = duration("--recheck-interval", f.recheckInterval);
+  // Each drives a timer: zero would spin.
+  for (const [flag, ms] of [
+    ["--resync", resyncMs],
+    ["--report-interval", reportMs],
+    ["--recheck-interval", recheckMs],
+  ] as const)
+    if (ms <= 0) throw new UserError(`${flag}: must be longer than 0`, 2);
   const token = f.tokenFile ? new TokenFile(f.tokenFile) : null;
   const kc = loadKubeConfig({ file: f.kubeconfig });
   const core = kc.makeApiClient(CoreV1Api);
