@@ -5,6 +5,7 @@ import * as assert from "uvu/assert";
 import { SpliceGateWatch } from "../controller/agent/splice-gate.js";
 import type { Reply } from "../controller/agent/datapath.js";
 import type { Verdict } from "../controller/node/features.js";
+import { meshtune } from "./helpers/cli.js";
 
 function watch(replies: Reply[]) {
   const seen: Verdict[] = [];
@@ -72,6 +73,14 @@ test("recheck: nothing found says nothing; found: named once, and the gate it cl
   assert.equal(sent, ["recheck", "recheck", "recheck", "gate"]);
   assert.equal(foreign, [FOUND], "named once, not every 30 s");
   assert.equal(seen, [{ ok: false, reason: `splice gate closed: ${LATER}` }], "one change, one publish");
+});
+
+test("the agent refuses a zero interval for any of its timers, with one line", () => {
+  for (const flag of ["--resync", "--report-interval", "--recheck-interval"]) {
+    const r = meshtune(["agent", "--node", "n", "--cgroup", "/sys/fs/cgroup/unified", flag, "0s"]);
+    assert.is(r.code, 2, r.stderr);
+    assert.is(r.stderr.trim(), `meshtune: ${flag}: must be longer than 0`);
+  }
 });
 
 test.run();
