@@ -259,25 +259,32 @@ if (why && process.env.CI !== "true") {
       assert.is(await waitFor(spliceLabel, (v) => v === "true", 5000), "true", agent.out);
       assert.is(loader("splice-gate", "close").code, 0);
       assert.is(await waitFor(spliceLabel, (v) => v === "false", 5000), "false", agent.out);
+      // The agent's log reaches this process over a pipe, not in step with its API calls: wait.
+      const logged = (re: RegExp) =>
+        waitFor(
+          () => agent!.out,
+          (o) => re.test(o),
+          5000,
+        );
       assert.match(
-        agent.out,
-        /sockmap splice off on this node: splice gate closed: closed by meshtune-bpf splice-gate close/,
+        await logged(/sockmap splice off on this node: splice gate closed: closed by meshtune-bpf splice-gate close/),
+        /splice gate closed/,
       );
       before = counters();
       assert.is((await node.run(a, MTNET, ["integrity", `${b.ip4}:8080`, "20", "1", "78"])).code, 0);
       assert.is(delta(before, "sockmap_inserted"), 0, "closed: captured, not spliced");
       assert.is(loader("splice-gate", "open").code, 0);
       assert.is(await waitFor(spliceLabel, (v) => v === "true", 5000), "true", agent.out);
-      assert.match(agent.out, /sockmap splice back on/);
+      assert.match(await logged(/sockmap splice back on/), /sockmap splice back on/);
       // A sock_ops of others attached after load above the pods (it runs after meshtune's, so
       // the kernel never refuses meshtune): the agent's recheck finds it and closes the gate.
       await withForeignSockmap("node", node.kubepods, async () => {
         assert.is(await waitFor(spliceLabel, (v) => v === "false", 5000), "false", agent!.out);
-        assert.match(
-          agent!.out,
-          /program of others found after load: other BPF programs attached where meshtune would attach: sock_ops other_sockops/,
-        );
-        assert.match(agent!.out, /sockmap splice off on this node: splice gate closed: another program was attached/);
+        const found =
+          /program of others found after load: other BPF programs attached where meshtune would attach: sock_ops other_sockops/;
+        assert.match(await logged(found), found);
+        const off = /sockmap splice off on this node: splice gate closed: another program was attached/;
+        assert.match(await logged(off), off);
       });
       assert.is(loader("splice-gate", "open").code, 0);
       assert.is(await waitFor(spliceLabel, (v) => v === "true", 5000), "true", "gone and reopened: on again");
