@@ -571,7 +571,6 @@ static __always_inline void insert(struct bpf_sock_ops *s, struct mt_pair *p)
 	 * last (in program order; readers only show the age, and only when it is sane). */
 	count(MT_SOCKMAP_INSERT_BUSY);
 	g->closed_ns = bpf_ktime_get_ns();
-	g->cookie = bpf_get_socket_cookie(s);
 	asm volatile("" ::: "memory");
 	g->reason = MT_GATE_BUSY;
 }

@@ -163,7 +163,6 @@ struct mt_gate {
 	__u32 reason;
 	__u32 pad;
 	__u64 closed_ns; /* CLOCK_MONOTONIC */
-	__u64 cookie; /* the refused socket's cookie (MT_GATE_BUSY) */
 };
 
 /* Recorded by the loader next to the programs, read back by `status`. */

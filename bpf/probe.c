@@ -186,7 +186,7 @@ static int load_tiny(enum bpf_prog_type t, enum bpf_attach_type at)
 }
 
 static void probe_all(const char *cgroup, const char *release, struct probe_result *r);
-static void foreign_programs(struct probe_result *r, const char *cgroup, int sock_ops_only);
+static void foreign_programs(struct probe_result *r, const char *cgroup);
 
 void probe_run(const char *cgroup, const char *release, struct probe_result *r)
 {
@@ -339,7 +339,7 @@ static void probe_all(const char *cgroup, const char *release, struct probe_resu
 			 "refusing to attach to the root cgroup %s: pass a child cgroup", cgroup);
 		return;
 	}
-	foreign_programs(r, cgroup, 0);
+	foreign_programs(r, cgroup);
 }
 
 /* Programs of others where meshtune attaches (this cgroup's effective programs: its own and its
@@ -348,10 +348,12 @@ static void probe_all(const char *cgroup, const char *release, struct probe_resu
  * chain as meshtune's (BPF_F_ALLOW_MULTI order), and a connect hook that rewrites a service
  * address before or after meshtune's changes what the proxy sees as the original destination:
  * the datapath stays off and names them rather than guess how the two compose. Meshtune's own are
- * mt_* (datapath) and ts_* (TCP probes). */
-/* With sock_ops_only, just the programs that can own a socket's psock (a sock_ops inserting into
- * its own sockmap): the others change what meshtune captures, which a load-time refusal covers. */
-static void foreign_programs(struct probe_result *r, const char *cgroup, int sock_ops_only)
+ * told apart by the ids its pins hold (own_prog_ids). With sock_ops_only, just the programs that
+ * can own a socket's psock (a sock_ops inserting into its own sockmap). Into `found` ("type name,
+ * ..."), with `why` saying what could not be queried; -1 when the cgroup cannot be opened, else
+ * whether any was found. */
+static int cgroup_programs_of_others(const char *cgroup, int sock_ops_only, char *found, size_t fn,
+				     char *why, size_t wn)
 {
 	static const struct {
 		enum bpf_attach_type t;
@@ -367,12 +369,13 @@ static void foreign_programs(struct probe_result *r, const char *cgroup, int soc
 		{ BPF_CGROUP_SOCK_OPS, "sock_ops" },
 		{ BPF_CGROUP_INET4_GETPEERNAME, "getpeername4" },
 	};
-	char found[160] = "", why[96] = "";
+	char list[160] = "";
 	__u32 own[64];
 	int nown = own_prog_ids(own, 64), unnamed = 0;
 	int cg = open(cgroup, O_RDONLY | O_DIRECTORY);
+	found[0] = why[0] = 0;
 	if (cg < 0)
-		return;
+		return -1;
 	for (size_t i = 0; i < N(types); i++) {
 		__u32 ids[256], n = 256, flags = 0;
 		if (sock_ops_only && types[i].t != BPF_CGROUP_SOCK_OPS)
@@ -381,8 +384,8 @@ static void foreign_programs(struct probe_result *r, const char *cgroup, int soc
 			/* EINVAL: an attach type this kernel lacks (its own check says so). Anything
 			 * else means the cgroup's programs cannot be seen: not "none". */
 			if (errno != EINVAL && !why[0])
-				snprintf(why, sizeof(why), "cannot query %s programs: %s",
-					 types[i].name, strerror(errno));
+				snprintf(why, wn, "cannot query %s programs: %s", types[i].name,
+					 strerror(errno));
 			continue;
 		}
 		for (__u32 k = 0; k < n; k++) {
@@ -390,32 +393,33 @@ static void foreign_programs(struct probe_result *r, const char *cgroup, int soc
 			if (has_id(own, nown, ids[k]))
 				continue;
 			unnamed |= !prog_name(ids[k], name, sizeof(name));
-			if (strlen(found) + strlen(name) + 16 < sizeof(found))
-				snprintf(found + strlen(found), sizeof(found) - strlen(found),
-					 "%s%s %s", found[0] ? ", " : "", types[i].name, name);
+			if (strlen(list) + strlen(name) + 16 < sizeof(list))
+				snprintf(list + strlen(list), sizeof(list) - strlen(list),
+					 "%s%s %s", list[0] ? ", " : "", types[i].name, name);
 		}
 	}
 	close(cg);
+	if (list[0])
+		snprintf(found, fn, "other BPF programs attached where meshtune would attach: %s%s",
+			 list, unnamed ? " (names need CAP_SYS_ADMIN)" : "");
+	return list[0] != 0;
+}
+
+static void foreign_programs(struct probe_result *r, const char *cgroup)
+{
+	char found[sizeof(r->checks[0].detail)], why[96];
+	if (cgroup_programs_of_others(cgroup, 0, found, sizeof(found), why, sizeof(why)) < 0)
+		return;
 	struct probe_check *c = add(r, "datapath", "foreign-programs", !found[0] && !why[0]);
-	if (found[0])
-		snprintf(c->detail, sizeof(c->detail),
-			 "other BPF programs attached where meshtune would attach: %s%s", found,
-			 unnamed ? " (names need CAP_SYS_ADMIN)" : "");
-	else if (why[0])
-		snprintf(c->detail, sizeof(c->detail), "%s", why);
+	snprintf(c->detail, sizeof(c->detail), "%s", found[0] ? found : why);
 }
 
 int foreign_recheck(const char *cgroup, char *out, size_t n)
 {
-	static struct probe_result r;
-	char others[160];
-	r.n = 0;
-	foreign_programs(&r, cgroup, 1);
-	int fsu = foreign_sockmap_users(others, sizeof(others));
+	char others[160], why[96];
 	out[0] = 0;
-	if (r.n && !r.checks[0].ok && !strncmp(r.checks[0].detail, "other BPF", 9))
-		snprintf(out, n, "%s", r.checks[0].detail);
-	if (fsu > 0)
+	cgroup_programs_of_others(cgroup, 1, out, n, why, sizeof(why));
+	if (foreign_sockmap_users(others, sizeof(others)) > 0)
 		snprintf(out + strlen(out), n - strlen(out),
 			 "%sanother sockmap user on this node: %s", out[0] ? "; " : "", others);
 	return out[0] ? 1 : 0;
