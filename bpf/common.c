@@ -171,23 +171,39 @@ static __u64 monotonic_ns(void)
 	return (__u64)t.tv_sec * 1000000000ull + (__u64)t.tv_nsec;
 }
 
-int splice_gate_json(int set)
+static int gate_fd(void)
 {
 	char p[256];
+	pin_path(p, sizeof(p), "splice_gate");
+	return bpf_obj_get(p);
+}
+
+/* Give the gate `reason` (closing it records when); with only_if_open a closed gate keeps the
+ * reason it was closed for. */
+static int gate_set(int fd, __u32 reason, int only_if_open)
+{
 	struct mt_gate g = {};
 	__u32 k = 0;
-	int fd, r = 0;
+	if (only_if_open) {
+		int r = bpf_map_lookup_elem(fd, &k, &g);
+		if (r || g.reason != MT_GATE_OPEN)
+			return r;
+	}
+	g = (struct mt_gate){ .reason = reason,
+			      .closed_ns = reason == MT_GATE_OPEN ? 0 : monotonic_ns() };
+	return bpf_map_update_elem(fd, &k, &g, BPF_ANY);
+}
 
-	pin_path(p, sizeof(p), "splice_gate");
-	fd = bpf_obj_get(p);
+int splice_gate_json(int set)
+{
+	struct mt_gate g = {};
+	__u32 k = 0;
+	int fd = gate_fd(), r = 0;
+
 	if (fd < 0)
 		return -1;
-	if (set >= 0) {
-		g.reason = (__u32)set;
-		if (set != MT_GATE_OPEN)
-			g.closed_ns = monotonic_ns();
-		r = bpf_map_update_elem(fd, &k, &g, BPF_ANY);
-	}
+	if (set >= 0)
+		r = gate_set(fd, (__u32)set, 0);
 	/* What the gate holds now, not what was written: the datapath may have closed it since. */
 	if (!r)
 		r = bpf_map_lookup_elem(fd, &k, &g);
@@ -231,20 +247,10 @@ int read_meta(struct mt_meta *m)
 
 int splice_gate_close(__u32 reason)
 {
-	char p[256];
-	struct mt_gate g = {};
-	__u32 k = 0;
-	int r;
-
-	pin_path(p, sizeof(p), "splice_gate");
-	int fd = bpf_obj_get(p);
+	int fd = gate_fd(), r;
 	if (fd < 0)
 		return -1;
-	r = bpf_map_lookup_elem(fd, &k, &g);
-	if (!r && g.reason == MT_GATE_OPEN) {
-		g = (struct mt_gate){ .reason = reason, .closed_ns = monotonic_ns() };
-		r = bpf_map_update_elem(fd, &k, &g, BPF_ANY);
-	}
+	r = gate_set(fd, reason, 1);
 	close(fd);
 	return r;
 }
