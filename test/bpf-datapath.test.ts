@@ -232,6 +232,25 @@ if (why && process.env.CI !== "true") {
       assert.is(delta(before, "sockmap_inserted"), 4, "both connections spliced");
     }));
 
+  // An app that fills its socket's option memory (net.core.optmem_max, which socket storage is
+  // charged to: net/core/bpf_sk_storage.c) before connecting, so the datapath cannot record the
+  // socket: it is not spliced, its connection works, and nothing reads as another program's psock.
+  test("an app that exhausts its socket's option memory (TCP-MD5 keys) before connecting: not spliced, served, the gate stays open", () =>
+    withFixture(async (f) => {
+      const dst = await capturedPod(f);
+      const [host, port] = dst.split(":");
+      const before = counters();
+      const r = f.run("python3", [join(ROOT, "test", "fixtures", "optmem-full.py"), host, port]);
+      assert.is(r.code, 0, r.stdout + r.stderr);
+      const out = JSON.parse(r.stdout);
+      assert.ok(out.echo, r.stdout);
+      assert.ok(out.keys > 100, `option memory filled with ${out.keys} keys`);
+      assert.is(delta(before, "redirected"), 1);
+      assert.ok(delta(before, "sockmap_insert_failed") >= 1, "the app's socket could not be recorded");
+      assert.is(delta(before, "sockmap_insert_busy"), 0);
+      assert.equal(loader("status").json.spliceGate, { open: true });
+    }));
+
   // A sock_ops attached after load on the attach cgroup (or an ancestor) runs after meshtune's: it
   // is the one refused, so the kernel's EBUSY never reaches meshtune. The agent's periodic
   // recheck (the load-time query, again) finds it and closes the gate.
