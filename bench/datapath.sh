@@ -91,25 +91,32 @@ bg inpod $CG/hb $S-hb $SC $B/mtnet serve $HB:8080
 bg taskset -c $SC $B/mtnet serve1 127.0.0.1:19501
 bg taskset -c $SC $B/mtnet serve1 unix:/tmp/mt-bench-$ID.sock
 
-# label | addr | client runner (pinned to CPU 0) | measure connrate?
+# label | addr | client runner (pinned to CPU 0) | measure connrate? | datapath counter that must
+# grow while it runs (the eBPF variants took the path they name), or -
 variants=(
-  "a.loopback-tcp|127.0.0.1:19501|taskset -c $CC|0"
-  "c.unix-socket|unix:/tmp/mt-bench-$ID.sock|taskset -c $CC|0"
-  "e.iptables-app-proxy|10.198.9.9:8080|innet $S-pe $CC|1"
-  "b.ebpf-app-proxy-splice|10.198.9.9:8080|inpod $CG/pb $S-pb $CC|1"
-  "d.iptables-full-path|10.198.2.2:8080|innet $S-ipt $CC|1"
-  "f.ebpf-full-path|10.198.3.2:8080|inpod $CG/ebf $S-ebf $CC|1"
-  "g.iptables-pod-to-pod|$GB:8080|innet $S-ga $CC|1"
-  "h.ebpf-pod-to-pod|$HB:8080|inpod $CG/ha $S-ha $CC|1"
-  "i.no-proxy-pod-to-pod|$GB:8081|innet $S-ga $CC|1"
-  "j.ebpf-client-hop-skipped|$HB:8080|inpod $CG/ha $S-ha $CC setpriv --reuid=1337 --regid=1337 --clear-groups|1"
+  "a.loopback-tcp|127.0.0.1:19501|taskset -c $CC|0|-"
+  "c.unix-socket|unix:/tmp/mt-bench-$ID.sock|taskset -c $CC|0|-"
+  "e.iptables-app-proxy|10.198.9.9:8080|innet $S-pe $CC|1|-"
+  "b.ebpf-app-proxy-splice|10.198.9.9:8080|inpod $CG/pb $S-pb $CC|1|sockmap_redirected"
+  "d.iptables-full-path|10.198.2.2:8080|innet $S-ipt $CC|1|-"
+  "f.ebpf-full-path|10.198.3.2:8080|inpod $CG/ebf $S-ebf $CC|1|sockmap_redirected"
+  "g.iptables-pod-to-pod|$GB:8080|innet $S-ga $CC|1|-"
+  "h.ebpf-pod-to-pod|$HB:8080|inpod $CG/ha $S-ha $CC|1|inbound_delivery"
+  "i.no-proxy-pod-to-pod|$GB:8081|innet $S-ga $CC|1|-"
+  "j.ebpf-client-hop-skipped|$HB:8080|inpod $CG/ha $S-ha $CC setpriv --reuid=1337 --regid=1337 --clear-groups|1|redirected_inbound"
 )
+counter() { $B/meshtune-bpf status | field counters | python3 -c "import sys,ast; print(ast.literal_eval(sys.stdin.read())['$1'])"; }
 OUT=$(mktemp)
 for r in $(seq $ROUNDS); do
   for v in "${variants[@]}"; do
-    IFS='|' read -r label addr runner cr <<< "$v"
+    IFS='|' read -r label addr runner cr must <<< "$v"
+    [ "$must" = - ] || c0=$(counter $must)
     pp=$($runner $B/mtnet pingpong "$addr" 64 "$ITERS"); st=$($runner $B/mtnet stream "$addr" 4096 "$MB")
     rate=0; [ "$cr" = 1 ] && rate=$($runner $B/mtnet connrate "$addr" "$SECS" | field perSecond)
+    # The work happened on the path the row names, or no ratio is printed.
+    if [ "$must" != - ] && [ "$(counter $must)" -le "$c0" ]; then
+      echo "datapath bench: $label ran without $must growing: it did not take the eBPF path" >&2; exit 1
+    fi
     echo "$r $label $(echo "$pp" | field p50us) $(echo "$pp" | field p99us) $(echo "$st" | field MBps) $rate" >> $OUT
   done
   echo "round $r/$ROUNDS done" >&2
@@ -138,7 +145,7 @@ for p in progs:
     name, runs, ns = p["program"], p["runCount"], p["runTimeNs"] / p["runCount"]
     print(f"  {name:16} {runs:>12,} runs  {ns:7.0f} ns/run")
 PY
-spliced=$($B/meshtune-bpf status | field counters | python3 -c "import sys,ast; c=ast.literal_eval(sys.stdin.read()); print(c['sockmap_redirected'], c['redirected_inbound'], c['inbound_delivery'])")
+spliced="$(counter sockmap_redirected) $(counter redirected_inbound) $(counter inbound_delivery)"
 
 python3 - "$OUT" "$ROUNDS" "$spliced" "$CC" "$SC" <<'PY'
 import sys, statistics as st

@@ -88,6 +88,9 @@ async function main() {
         // The work happened: every request through both sidecars (capture on both pods), answered.
         if (!done || cr.length !== N || sr.length !== N || cr.some((x) => x.code !== 200))
           throw new Error(`${v}: ${cr.length} client-proxy and ${sr.length} server-proxy records of ${N}`);
+        // ... and under contention: the spinner still runs (it exits at once if its cgroups refuse it).
+        if (spinner.exitCode !== null || spinner.signalCode !== null)
+          throw new Error(`${v}: the app's spinner exited (${spinner.exitCode ?? spinner.signalCode}): no contention`);
         const k = kernel.pending(pods);
         k.commit();
         const [d] = diagnoseWindow(pods, cr, sr, k.section);
