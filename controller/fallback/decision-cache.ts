@@ -7,7 +7,8 @@
 // a caller cycling through distinct names only costs misses).
 import type { Route, RouteContext, VerifiedCaller } from "./route.js";
 
-const CACHED_REFUSALS = new Set(["meshtune-endpoint", "not-exported", "policy", "refused-address"]);
+// Refusals decided by the registry, policies or DNS (see `set`).
+const CACHED_REFUSALS = new Set(["meshtune-endpoint", "not-exported", "policy", "refused-address", "dns"]);
 
 export class DecisionCache {
   private readonly entries = new Map<string, { route: Route; until: number }>();
@@ -42,7 +43,7 @@ export class DecisionCache {
     if (c !== this.context) return; // decided under a context that has since changed
     // Only what the registry, policies and DNS decided is kept: a malformed or address Host is
     // cheap to refuse again and its caller chose it (it would only churn the cache).
-    if (!route.ok && !CACHED_REFUSALS.has(route.reason) && route.reason !== "dns") return;
+    if (!route.ok && !CACHED_REFUSALS.has(route.reason)) return;
     if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value as string);
     // A failed lookup is kept a second only: long enough that retries do not each hold one of
     // libuv's four resolver threads (a lookup that times out is not cancelled), short enough to

@@ -159,7 +159,7 @@ export class H2Forwarder {
       );
       stream.on("wantTrailers", () => stream.sendTrailers(trailers ?? {}));
       up.pipe(stream);
-      up.on("end", () => this.fb.requests.inc({ proto: "HTTP", outcome: "forwarded" }));
+      up.on("end", () => this.fb.forwardedHttp.inc());
     });
     stream.pipe(up);
     stream.on("close", () => {

@@ -103,7 +103,8 @@ type Required2 = Required<Omit<FallbackOptions, "connect" | "ready">> & Pick<Fal
 export class FallbackServer {
   readonly requests: Counter<"proto" | "outcome">;
   /** The per-request counter's child, resolved once (labels hashed per inc cost a few µs). */
-  private readonly forwardedHttp: { inc: () => void };
+  /** requests{proto="HTTP",outcome="forwarded"}, resolved once: it counts every answer (h2.ts too). */
+  readonly forwardedHttp: { inc: () => void };
   readonly refused: Counter<"reason">;
   private readonly net: NetServer;
   private readonly http: HttpServer;
@@ -257,6 +258,9 @@ export class FallbackServer {
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const s = req.socket;
+    // A connection closed for pipelining still hands over the rest of the chunk already parsed:
+    // nothing of it is forwarded, and the refusal was counted once, for the connection.
+    if (s.destroyed) return;
     const d = this.deadlines.get(s);
     if (d) {
       // Node's parser turns every pipelined request of a chunk into a request at once, and each
