@@ -102,7 +102,10 @@ export async function* fileChunks(path: string, size = 1 << 20, limit = Infinity
   }
 }
 
-/** A file's bytes, gunzipped when it starts with gzip's magic bytes (`kubectl logs … | gzip`). */
+/** gzip's magic bytes (RFC 1952 2.3.1: ID1 0x1f, ID2 0x8b): `kubectl logs … | gzip`. */
+export const isGzip = (head: Buffer) => head[0] === 0x1f && head[1] === 0x8b;
+
+/** A file's bytes, gunzipped when it starts with gzip's magic bytes. */
 export async function* inputChunks(path: string): AsyncGenerator<Buffer> {
   const fh = await fs.open(path, "r");
   const head = Buffer.alloc(2);
@@ -111,6 +114,6 @@ export async function* inputChunks(path: string): AsyncGenerator<Buffer> {
   } finally {
     await fh.close();
   }
-  if (head[0] === 0x1f && head[1] === 0x8b) yield* createReadStream(path).pipe(createGunzip());
+  if (isGzip(head)) yield* createReadStream(path).pipe(createGunzip());
   else yield* fileChunks(path);
 }

@@ -12,7 +12,7 @@ import { availableParallelism } from "node:os";
 import { openSync, readSync, closeSync, statSync } from "node:fs";
 import { randomInt } from "node:crypto";
 import { AccessLogLearner, preferSidecars, shardOfName, type LearnOptions, type Placement } from "./learner.js";
-import { fileChunks } from "./lines.js";
+import { fileChunks, isGzip } from "./lines.js";
 import { DROP_REASONS, Graph, type DropReason, type WorkloadNode } from "../model/graph.js";
 import { PodCatalog, type PodFacts } from "../sidecar/pod-catalog.js";
 import type { InputSummary } from "../report.js";
@@ -81,7 +81,7 @@ export function shardCount(paths: string[], minBytes = PARALLEL_MIN_BYTES, shard
       fd = openSync(p, "r");
       const head = Buffer.alloc(2);
       readSync(fd, head, 0, 2, 0);
-      if (head[0] === 0x1f && head[1] === 0x8b) return 1; // gzip: one decompression, on one thread
+      if (isGzip(head)) return 1; // gzip: one decompression, on one thread
       total += st.size;
     } catch {
       return 1; // the serial path reports the error, naming the file

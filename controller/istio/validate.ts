@@ -7,6 +7,7 @@
 //  - istio/istio pkg/config/labels/instance.go: IsDNS1123Label, IsWildcardDNS1123Label
 //  - kubernetes apimachinery validation: IsDNS1123Subdomain (object names), IsQualifiedName and
 //    IsValidLabelValue (labels)
+import { boundedMemo } from "../model/bounded-memo.js";
 
 const DNS1123_LABEL = /^[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?$/; // labels.dns1123LabelFmt (Istio accepts upper case)
 const WILDCARD_LABEL = /^(?:\*|(?:\*|\*-)?[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?)$/; // labels.wildcardPrefix
@@ -38,19 +39,11 @@ export function wildcardDomainError(domain: string): string | null {
   return i < 0 ? null : dnsLabelsError(domain.slice(i + 1));
 }
 
-/** One Sidecar egress host ("ns/dnsName"); null when Istio accepts it, else the first reason. */
-// Every Sidecar of a reconcile pass checks its hosts, and the same hosts recur across workloads:
-// the answers are memoised (a pure function of the string), bounded.
-const egressMemo = new Map<string, string | null>();
-
-export function egressHostError(h: string): string | null {
-  const hit = egressMemo.get(h);
-  if (hit !== undefined) return hit;
-  const r = egressHostErrorUncached(h);
-  if (egressMemo.size >= 50_000) egressMemo.clear();
-  egressMemo.set(h, r);
-  return r;
-}
+/**
+ * One Sidecar egress host ("ns/dnsName"); null when Istio accepts it, else the first reason.
+ * Memoised: every Sidecar of a reconcile pass checks its hosts, and hosts recur across workloads.
+ */
+export const egressHostError: (h: string) => string | null = boundedMemo((h) => egressHostErrorUncached(h));
 
 function egressHostErrorUncached(h: string): string | null {
   const slash = h.indexOf("/");

@@ -1,5 +1,6 @@
 // Istio cluster names: "direction|port|subset|host", the SNI form
 // "outbound_.9080_.v1_.reviews.default.svc.cluster.local", and Envoy's specials.
+import { boundedMemo } from "./bounded-memo.js";
 export type ClusterKind = "outbound" | "inbound" | "passthrough" | "blackhole" | "other";
 
 export interface ClusterRef {
@@ -20,18 +21,10 @@ const SPECIAL: Record<string, ClusterKind> = {
 
 const OTHER: ClusterRef = { kind: "other", port: 0, subset: "", host: "", egressGateway: false };
 
-// Cluster names repeat on nearly every line of a log: memoise, bounded.
-const memo = new Map<string, ClusterRef>();
 const MEMO_MAX = 50_000;
 
-export function parseCluster(name: string): ClusterRef {
-  let r = memo.get(name);
-  if (r) return r;
-  r = parseClusterUncached(name);
-  if (memo.size >= MEMO_MAX) memo.clear();
-  memo.set(name, r);
-  return r;
-}
+// Cluster names repeat on nearly every line of a log.
+export const parseCluster: (name: string) => ClusterRef = boundedMemo((n) => parseClusterUncached(n), MEMO_MAX);
 
 function parseClusterUncached(name: string): ClusterRef {
   const special = SPECIAL[name];
