@@ -6,7 +6,7 @@ import { parseText } from "./text-format.js";
 import { parseJson } from "./json-format.js";
 import { splitPrefix } from "./kubectl-prefix.js";
 import type { AccessRecord } from "./record.js";
-import { DEFAULT_LIMITS, DROP_REASONS, Graph, type Stats, emptyStats, type WorkloadNode } from "../model/graph.js";
+import { DEFAULT_LIMITS, Graph, type Stats, emptyStats, type WorkloadNode } from "../model/graph.js";
 import { bucketOf } from "../model/histogram.js";
 import { isZtunnelLine, parseZtunnel, type ZtunnelRecord } from "./ztunnel-format.js";
 import { hostNamespace, parseCluster } from "../model/cluster-name.js";
@@ -76,6 +76,10 @@ function bucket(h: number, count: number): number {
  * one, a ztunnel line starts with its timestamp (a digit), and with kubelet timestamps
  * (`--timestamps`) a second token follows that is not Envoy's "[" or "{". Anything passed here is
  * checked for real by isZtunnelLine; this only keeps the common lines from becoming strings.
+ * Windows: the prefix is looked for within 320 bytes, past the longest a ztunnel line can carry
+ * ("[pod/" + a 253-byte pod name, DNS-1123 subdomain + "/istio-proxy] ", 271 bytes: only the
+ * istio-proxy container writes access logs); a timestamp within 48 bytes, past the longest
+ * RFC 3339 one (35). The ztunnel line's own shape: ztunnel-format.ts.
  */
 function mayBeZtunnel(b: Buffer, start: number, end: number): boolean {
   let i = start;
@@ -485,10 +489,7 @@ export class AccessLogLearner {
     }
     preferSidecars(into, placements);
     // What the per-pod stage had to drop or evict is the result's too.
-    for (const r of DROP_REASONS) into.dropped[r] += this.scratch.dropped[r];
-    into.evicted.unbacked += this.scratch.evicted.unbacked;
-    into.evicted.idle += this.scratch.evicted.idle;
-    into.evicted.fairness += this.scratch.evicted.fairness;
+    into.addLosses(this.scratch);
     return { graph: into, placements };
   }
 }

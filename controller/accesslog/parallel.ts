@@ -13,7 +13,7 @@ import { openSync, readSync, closeSync, statSync } from "node:fs";
 import { randomInt } from "node:crypto";
 import { AccessLogLearner, preferSidecars, shardOfName, type LearnOptions, type Placement } from "./learner.js";
 import { fileChunks, isGzip } from "./lines.js";
-import { DROP_REASONS, Graph, type DropReason, type WorkloadNode } from "../model/graph.js";
+import { Graph, type DropReason, type WorkloadNode } from "../model/graph.js";
 import { PodCatalog, type PodFacts } from "../sidecar/pod-catalog.js";
 import type { InputSummary } from "../report.js";
 
@@ -192,10 +192,7 @@ export async function learnParallel(
   for (const r of theirs) {
     const s = (r as PromiseFulfilledResult<ShardResult>).value;
     for (const n of s.nodes) graph.mergeNode(n, n.namespace, n.name);
-    for (const d of DROP_REASONS) graph.dropped[d] += s.dropped[d];
-    graph.evicted.unbacked += s.evicted.unbacked;
-    graph.evicted.idle += s.evicted.idle;
-    graph.evicted.fairness += s.evicted.fairness;
+    graph.addLosses(s);
     s.inputs.forEach((i, k) => {
       const t = inputs[k];
       t.lines += i.lines;

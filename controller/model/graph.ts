@@ -405,6 +405,14 @@ export class Graph {
     return true;
   }
 
+  /** Count another graph's drops and evictions as this one's (a learner stage or shard merged in). */
+  addLosses(from: { dropped: Record<DropReason, number>; evicted: Graph["evicted"] }): void {
+    for (const r of DROP_REASONS) this.dropped[r] += from.dropped[r];
+    this.evicted.unbacked += from.evicted.unbacked;
+    this.evicted.idle += from.evicted.idle;
+    this.evicted.fairness += from.evicted.fairness;
+  }
+
   /** Merge another graph (e.g. one input file) into this one. */
   merge(other: Graph): void {
     for (const o of other.nodes.values()) this.mergeNode(o, o.namespace);
