@@ -77,7 +77,7 @@ function bucket(h: number, count: number): number {
  * (`--timestamps`) a second token follows that is not Envoy's "[" or "{". Anything passed here is
  * checked for real by isZtunnelLine; this only keeps the common lines from becoming strings.
  * Windows: the prefix is looked for within 320 bytes, past the longest a ztunnel line can carry
- * ("[pod/" + a 253-byte pod name, DNS-1123 subdomain + "/istio-proxy] ", 271 bytes: only the
+ * ("[pod/" + a 253-byte pod name, DNS-1123 subdomain + "/istio-proxy] ", 272 bytes: only the
  * istio-proxy container writes access logs); a timestamp within 48 bytes, past the longest
  * RFC 3339 one (35). The ztunnel line's own shape: ztunnel-format.ts.
  */
